@@ -1,0 +1,56 @@
+/**
+ * The Dataplane port: the host network. Linux bridge and veth (`@isthmus/dataplane-linux`),
+ * HNS on Windows. Every `ensure` returns what exists when it exists; every delete of something
+ * absent succeeds.
+ */
+import type * as TE from 'fp-ts/lib/TaskEither.js'
+import type { CoreError } from '../errors.js'
+import type { IfName, SandboxKey } from '../ids.js'
+import type { MacAddress } from '../model/Address.js'
+import type { Endpoint, PortMapping } from '../model/Endpoint.js'
+import type { Network } from '../model/Network.js'
+import type { Placement } from '../model/Sandbox.js'
+
+/** @category ports */
+export interface HostNetwork {
+  /** The host-side device endpoints attach to (a bridge on Linux, an HNS network on Windows). */
+  readonly device: IfName | string
+  /** Whether isthmus created it now (and so removes it with the network). */
+  readonly created: boolean
+}
+
+/** What the dataplane needs to make an endpoint's host side. @category ports */
+export interface EndpointSpec {
+  readonly endpoint: Endpoint
+  readonly network: Network
+}
+
+/** The interface as it ended up after placement. @category ports */
+export interface PlacedInterface {
+  /** The link the runtime must move (RuntimeMoves) or the name inside the sandbox (PluginMoves). */
+  readonly ifName: IfName
+  readonly mac: MacAddress
+  readonly sandbox?: SandboxKey
+}
+
+/** What on the host belongs to isthmus, for garbage collection. @category ports */
+export interface DataplaneInventory {
+  readonly links: ReadonlyArray<IfName>
+  readonly networks: ReadonlyArray<string>
+}
+
+/** @category ports */
+export interface Dataplane {
+  readonly ensureNetwork: (network: Network) => TE.TaskEither<CoreError, HostNetwork>
+  readonly deleteNetwork: (network: Network) => TE.TaskEither<CoreError, void>
+  /** Make the endpoint's links (veth pair on the network's device); returns the sandbox-side MAC. */
+  readonly ensureEndpoint: (spec: EndpointSpec) => TE.TaskEither<CoreError, { readonly mac: MacAddress }>
+  /** Put the sandbox side where the placement says, with the endpoint's addresses and routes. */
+  readonly place: (spec: EndpointSpec, placement: Placement) => TE.TaskEither<CoreError, PlacedInterface>
+  readonly deleteEndpoint: (spec: EndpointSpec) => TE.TaskEither<CoreError, void>
+  readonly publishPorts: (spec: EndpointSpec, ports: ReadonlyArray<PortMapping>) => TE.TaskEither<CoreError, void>
+  readonly unpublishPorts: (spec: EndpointSpec) => TE.TaskEither<CoreError, void>
+  readonly inventory: () => TE.TaskEither<CoreError, DataplaneInventory>
+  /** Remove a link found by `inventory` that no endpoint owns; absent succeeds. */
+  readonly removeLink: (name: IfName) => TE.TaskEither<CoreError, void>
+}

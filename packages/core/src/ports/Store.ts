@@ -1,0 +1,70 @@
+/**
+ * The Store port: where networks, endpoints, sandboxes, pools and leases live. Adapters: the
+ * in-memory store (`@isthmus/core/testing`), files under a state directory (`@isthmus/store-fs`,
+ * the default), etcd. Every operation is safe under concurrent use by several processes.
+ */
+import type * as O from 'fp-ts/lib/Option.js'
+import type * as TE from 'fp-ts/lib/TaskEither.js'
+import type { CoreError } from '../errors.js'
+import type { AddressSpace, EndpointId, NetworkId, PoolId, SandboxKey } from '../ids.js'
+import type { IpAddress } from '../model/Address.js'
+import type { Endpoint } from '../model/Endpoint.js'
+import type { Lease, LeaseOwner, Pool } from '../model/Ipam.js'
+import type { Network } from '../model/Network.js'
+import type { Sandbox } from '../model/Sandbox.js'
+
+/**
+ * A keyed collection of records. `put` replaces the whole record atomically; `delete` of an
+ * absent key succeeds.
+ *
+ * @category ports
+ */
+export interface Collection<K extends string, A> {
+  readonly get: (id: K) => TE.TaskEither<CoreError, O.Option<A>>
+  readonly put: (record: A) => TE.TaskEither<CoreError, void>
+  readonly delete: (id: K) => TE.TaskEither<CoreError, void>
+  readonly list: () => TE.TaskEither<CoreError, ReadonlyArray<A>>
+}
+
+/**
+ * Address reservations. `reserve` is the one atomic create-if-absent that makes an address
+ * unique in its space across processes; everything else in IPAM is a hint.
+ *
+ * @category ports
+ */
+export interface LeaseStore {
+  /** Take `lease.address` in `lease.addressSpace`: `true` if taken now, `false` if someone holds it. */
+  readonly reserve: (lease: Lease) => TE.TaskEither<CoreError, boolean>
+  /** Give an address back; absent succeeds. With `owner`, only a lease held by that owner is removed. */
+  readonly release: (space: AddressSpace, address: IpAddress, owner?: LeaseOwner) => TE.TaskEither<CoreError, void>
+  /** Hand a lease from one owner to another atomically (Docker: RequestAddress, then CreateEndpoint). */
+  readonly transfer: (
+    space: AddressSpace,
+    address: IpAddress,
+    from: LeaseOwner,
+    to: LeaseOwner
+  ) => TE.TaskEither<CoreError, boolean>
+  readonly get: (space: AddressSpace, address: IpAddress) => TE.TaskEither<CoreError, O.Option<Lease>>
+  /** Every lease of a space, or of one pool of it. */
+  readonly list: (space: AddressSpace, pool?: PoolId) => TE.TaskEither<CoreError, ReadonlyArray<Lease>>
+  /** The round-robin cursor of a pool: the address handed out last (a hint, not a lock). */
+  readonly getCursor: (pool: PoolId) => TE.TaskEither<CoreError, O.Option<IpAddress>>
+  readonly setCursor: (pool: PoolId, address: IpAddress) => TE.TaskEither<CoreError, void>
+}
+
+/** @category ports */
+export interface Store {
+  readonly networks: Collection<NetworkId, Network>
+  readonly endpoints: Collection<EndpointId, Endpoint>
+  readonly sandboxes: Collection<SandboxKey, Sandbox>
+  readonly pools: Collection<PoolId, Pool>
+  readonly leases: LeaseStore
+  /**
+   * Run `task` while holding the named lock, across processes (pool creation checks overlaps in
+   * a space under `space:<name>`). The lock is released whatever `task` returns.
+   */
+  readonly withLock: <A>(name: string, task: TE.TaskEither<CoreError, A>) => TE.TaskEither<CoreError, A>
+  /** Whether the store is usable now (CNI STATUS, readiness). */
+  readonly ping: () => TE.TaskEither<CoreError, void>
+  readonly close: () => Promise<void>
+}

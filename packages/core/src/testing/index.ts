@@ -1,0 +1,7 @@
+/**
+ * @isthmus/core/testing: in-memory fakes of every port, for isthmus's own tests and for
+ * integrators testing their code against the core. Each fake records its calls and can be told
+ * to fail at a given call (see `instrument`).
+ */
+export * from './instrument.js'
+export * from './memoryStore.js'
