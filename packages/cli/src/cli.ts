@@ -1,0 +1,31 @@
+/**
+ * The `isthmus` command line: one yargs program whose subcommands run the Docker plugin,
+ * install the CNI plugin and inspect state. Built as a function of argv and output streams so
+ * tests drive it without a process.
+ */
+import { readFileSync } from 'node:fs'
+import yargs, { type Argv } from 'yargs'
+
+/** The version of this package, the one `isthmus --version` prints. */
+export const version: string = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version
+
+const epilogue = [
+  'isthmus serves Docker (CNM remote network + IPAM plugin) and CNI runtimes from one core.',
+  'State lives under --state-dir (default /var/lib/isthmus).'
+].join('\n')
+
+/** The yargs program, without parsing. @category constructors */
+export const buildCli = (argv: ReadonlyArray<string>): Argv =>
+  yargs([...argv])
+    .scriptName('isthmus')
+    .usage('$0 <command> [options]')
+    .version(version)
+    .alias('v', 'version')
+    .help()
+    .alias('h', 'help')
+    .epilogue(epilogue)
+    .demandCommand(1, 'Name a command; see --help.')
+    .strict()
+    .wrap(Math.min(100, process.stdout.columns ?? 100))

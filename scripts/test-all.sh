@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The test command (README): installs what the tests need, then runs every test in one node:test
+# run with one closing summary; exits non-zero on any failure. CI runs exactly this (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+need_root
+apt_need ca-certificates iproute2 util-linux
+pnpm_need
+workspace_build
+pnpm --silent exec tsc -p tsconfig.tests.json >&2
+exec node scripts/test.mjs "$@"
