@@ -19,8 +19,8 @@ apt_need() {
   [ ${#missing[@]} -eq 0 ] && return 0
   echo "isthmus: installing Debian packages: ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >&2
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  apt-get -o DPkg::Lock::Timeout=600 update -qq >&2
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >&2
 }
 
 # pnpm at the version the workspace pins, through npm (corepack fails here without disabling signatures).

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 need_root
-apt_need ca-certificates iproute2 util-linux
+apt_need ca-certificates iproute2 util-linux iptables
 pnpm_need
 workspace_build
 exec pnpm --silent isthmus "${@:---help}"

@@ -113,6 +113,8 @@ export const DEFAULT_GLOBAL_SPACE = 'isthmus-global' as AddressSpace
 export const HOST_IF_PREFIX = 'istv'
 /** Prefix of the sandbox-side veth while it is still in the host namespace. @category constants */
 export const PEER_IF_PREFIX = 'istc'
+/** Prefix of the bridges isthmus names itself (when the user names none). @category constants */
+export const BRIDGE_IF_PREFIX = 'istb'
 
 // FNV-1a 64: core has no crypto import, and the name only needs to spread well, not to be secret.
 const fnv1a64 = (s: string): bigint => {
@@ -135,6 +137,9 @@ export const hostIfName = (id: EndpointId): IfName => `${HOST_IF_PREFIX}${suffix
 
 /** The sandbox-side veth name before it is moved and renamed. @category utils */
 export const peerIfName = (id: EndpointId): IfName => `${PEER_IF_PREFIX}${suffix(id)}` as IfName
+
+/** The bridge name of a network the user gave no bridge name: `istb` plus 11 hex digits. @category utils */
+export const bridgeIfName = (id: NetworkId): IfName => `${BRIDGE_IF_PREFIX}${fnv1a64(`net\0${id}`).toString(16).padStart(16, '0').slice(0, 11)}` as IfName
 
 /**
  * The endpoint id of a CNI attachment: a CNI network, container and interface name identify one

@@ -1,1 +1,14 @@
-export {}
+/**
+ * The flows both frontends drive: each one a `Flow<A>` over the ports of an `Env`. CNI ADD is
+ * ensureNetwork, createEndpoint, join (PluginMoves); CNI DEL is leave, deleteEndpoint; CNI GC is
+ * gc. Docker's CreateNetwork, CreateEndpoint, Join (RuntimeMoves), Leave, DeleteEndpoint and
+ * DeleteNetwork map one to one.
+ */
+export * from './ensureNetwork.js'
+export * from './deleteNetwork.js'
+export * from './createEndpoint.js'
+export * from './join.js'
+export * from './leave.js'
+export * from './deleteEndpoint.js'
+export * from './gc.js'
+export { getEndpoint, getNetwork, listEndpoints, loadEndpoint, loadNetwork } from './records.js'

@@ -3,9 +3,14 @@ import * as t from 'io-ts'
 import { ContainerId, EndpointId, IfName, NetworkId, PoolId, SandboxKey } from '../ids.js'
 import { Cidr, IpAddress, MacAddress, Subnet } from './Address.js'
 
-/** @category codecs */
+/**
+ * An address of an endpoint. `fromRuntime`: the runtime's own IPAM call reserved it (Docker
+ * RequestAddress) and the runtime will release it (ReleaseAddress after DeleteEndpoint).
+ *
+ * @category codecs
+ */
 export const EndpointAddress = t.intersection(
-  [t.type({ cidr: Cidr }), t.partial({ poolId: PoolId, gateway: IpAddress })],
+  [t.type({ cidr: Cidr }), t.partial({ poolId: PoolId, gateway: IpAddress, fromRuntime: t.boolean })],
   'EndpointAddress'
 )
 /** @category model */

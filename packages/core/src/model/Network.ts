@@ -6,11 +6,13 @@ import { IpAddress, Subnet } from './Address.js'
 /**
  * One subnet of a network. `poolId` is set when isthmus's IPAM owns the addresses; without it
  * the runtime's IPAM assigns them (Docker with another --ipam-driver) and isthmus only records.
+ * `ownedPool` is true when the control plane requested the pool itself (and so releases it with
+ * the network); a pool the runtime requested (Docker RequestPool) is the runtime's to release.
  *
  * @category codecs
  */
 export const NetworkSubnet = t.intersection(
-  [t.type({ subnet: Subnet }), t.partial({ poolId: PoolId, gateway: IpAddress })],
+  [t.type({ subnet: Subnet }), t.partial({ poolId: PoolId, gateway: IpAddress, ownedPool: t.boolean })],
   'NetworkSubnet'
 )
 /** @category model */

@@ -36,15 +36,26 @@ export interface PlacedInterface {
 /** What on the host belongs to isthmus, for garbage collection. @category ports */
 export interface DataplaneInventory {
   readonly links: ReadonlyArray<IfName>
+  /** Host devices isthmus created for its networks (bridges on Linux); `removeLink` removes one. */
   readonly networks: ReadonlyArray<string>
+  /** Packet-filter objects of isthmus's own, for operators (Linux: `iptables:nat/ISTHMUS-DNAT`). */
+  readonly chains?: ReadonlyArray<string>
 }
 
 /** @category ports */
 export interface Dataplane {
   readonly ensureNetwork: (network: Network) => TE.TaskEither<CoreError, HostNetwork>
   readonly deleteNetwork: (network: Network) => TE.TaskEither<CoreError, void>
-  /** Make the endpoint's links (veth pair on the network's device); returns the sandbox-side MAC. */
-  readonly ensureEndpoint: (spec: EndpointSpec) => TE.TaskEither<CoreError, { readonly mac: MacAddress }>
+  /**
+   * Make the endpoint's links (veth pair on the network's device); returns the sandbox-side MAC.
+   * `placement`, when already known (CNI ADD), lets the dataplane make the sandbox side where it
+   * will end up: on Linux that saves moving it between namespaces, which waits for an RCU grace
+   * period (~20 ms) in the kernel. `place` must still be called with the same placement.
+   */
+  readonly ensureEndpoint: (
+    spec: EndpointSpec,
+    placement?: Placement
+  ) => TE.TaskEither<CoreError, { readonly mac: MacAddress }>
   /** Put the sandbox side where the placement says, with the endpoint's addresses and routes. */
   readonly place: (spec: EndpointSpec, placement: Placement) => TE.TaskEither<CoreError, PlacedInterface>
   readonly deleteEndpoint: (spec: EndpointSpec) => TE.TaskEither<CoreError, void>

@@ -5,3 +5,5 @@
  */
 export * from './instrument.js'
 export * from './memoryStore.js'
+export * from './fakes.js'
+export * from './storeContract.js'

@@ -23,9 +23,10 @@ const collection = <K extends string, A, Out>(
   const rows = new Map<K, string>()
   const read = (s: string): TE.TaskEither<CoreError, A> => TE.fromEither(decodeWith(codec)(JSON.parse(s)))
   return {
-    get: (id) => {
+    // Read when the task runs, not when it is built: a task may run later, or twice.
+    get: (id) => () => {
       const s = rows.get(id)
-      return s === undefined ? TE.right(O.none) : TE.map((a: A) => O.some(a))(read(s))
+      return s === undefined ? TE.right(O.none)() : TE.map((a: A) => O.some(a))(read(s))()
     },
     put: (a) =>
       TE.fromIO(() => {
@@ -35,7 +36,7 @@ const collection = <K extends string, A, Out>(
       TE.fromIO(() => {
         rows.delete(id)
       }),
-    list: () => TE.traverseArray(read)([...rows.values()])
+    list: () => () => TE.traverseArray(read)([...rows.values()])()
   }
 }
 

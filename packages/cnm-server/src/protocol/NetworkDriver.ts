@@ -1,0 +1,98 @@
+/**
+ * The NetworkDriver API as dockerd 20.10 speaks it (libnetwork docs/remote.md, checked on a real
+ * daemon: shared/reference/cnm-protocol.md §3). Wire names stay as on the wire.
+ */
+import * as t from 'io-ts'
+import { nullable, Options } from './common.js'
+
+/** `IPAMData`: Gateway and aux addresses carry the pool's prefix length (`10.1.0.1/24`). */
+export const IPAMData = t.intersection(
+  [
+    t.type({ AddressSpace: t.string, Pool: t.string }),
+    t.partial({ Gateway: t.string, AuxAddresses: nullable(t.record(t.string, t.string)) })
+  ],
+  'IPAMData'
+)
+export type IPAMData = t.TypeOf<typeof IPAMData>
+
+const NetworkRef = { NetworkID: t.string }
+const EndpointRef = { NetworkID: t.string, EndpointID: t.string }
+
+export const GetCapabilitiesResponse = t.type(
+  { Scope: t.keyof({ local: null, global: null }), ConnectivityScope: t.keyof({ local: null, global: null }) },
+  'GetCapabilitiesResponse'
+)
+export type GetCapabilitiesResponse = t.TypeOf<typeof GetCapabilitiesResponse>
+
+export const CreateNetworkRequest = t.intersection(
+  [
+    t.type(NetworkRef),
+    t.partial({ Options, IPv4Data: nullable(t.array(IPAMData)), IPv6Data: nullable(t.array(IPAMData)) })
+  ],
+  'CreateNetworkRequest'
+)
+export type CreateNetworkRequest = t.TypeOf<typeof CreateNetworkRequest>
+
+export const AllocateNetworkRequest = CreateNetworkRequest
+export const AllocateNetworkResponse = t.type({ Options: t.record(t.string, t.string) }, 'AllocateNetworkResponse')
+
+export const NetworkRequest = t.type(NetworkRef, 'NetworkRequest')
+export type NetworkRequest = t.TypeOf<typeof NetworkRequest>
+
+export const EndpointInterface = t.partial(
+  { Address: t.string, AddressIPv6: t.string, MacAddress: t.string },
+  'EndpointInterface'
+)
+export type EndpointInterface = t.TypeOf<typeof EndpointInterface>
+
+export const CreateEndpointRequest = t.intersection(
+  [t.type(EndpointRef), t.partial({ Interface: nullable(EndpointInterface), Options })],
+  'CreateEndpointRequest'
+)
+export type CreateEndpointRequest = t.TypeOf<typeof CreateEndpointRequest>
+
+/** Only fields dockerd left empty may be returned (cnm-protocol.md §3.1). */
+export const CreateEndpointResponse = t.partial({ Interface: EndpointInterface }, 'CreateEndpointResponse')
+export type CreateEndpointResponse = t.TypeOf<typeof CreateEndpointResponse>
+
+export const EndpointRequest = t.type(EndpointRef, 'EndpointRequest')
+export type EndpointRequest = t.TypeOf<typeof EndpointRequest>
+
+export const EndpointOperInfoResponse = t.type({ Value: t.record(t.string, t.unknown) }, 'EndpointOperInfoResponse')
+export type EndpointOperInfoResponse = t.TypeOf<typeof EndpointOperInfoResponse>
+
+export const JoinRequest = t.intersection(
+  [t.type({ ...EndpointRef, SandboxKey: t.string }), t.partial({ Options })],
+  'JoinRequest'
+)
+export type JoinRequest = t.TypeOf<typeof JoinRequest>
+
+/** RouteType 0: via NextHop; 1: connected. */
+export const StaticRoute = t.intersection(
+  [t.type({ Destination: t.string, RouteType: t.union([t.literal(0), t.literal(1)]) }), t.partial({ NextHop: t.string })],
+  'StaticRoute'
+)
+export type StaticRoute = t.TypeOf<typeof StaticRoute>
+
+export const JoinResponse = t.intersection(
+  [
+    t.type({ InterfaceName: t.type({ SrcName: t.string, DstPrefix: t.string }) }),
+    t.partial({
+      Gateway: t.string,
+      GatewayIPv6: t.string,
+      StaticRoutes: t.array(StaticRoute),
+      DisableGatewayService: t.boolean
+    })
+  ],
+  'JoinResponse'
+)
+export type JoinResponse = t.TypeOf<typeof JoinResponse>
+
+export const ExternalConnectivityRequest = t.intersection(
+  [t.type(EndpointRef), t.partial({ Options })],
+  'ExternalConnectivityRequest'
+)
+export type ExternalConnectivityRequest = t.TypeOf<typeof ExternalConnectivityRequest>
+
+export const DiscoveryRequest = t.type({ DiscoveryType: t.number, DiscoveryData: t.unknown }, 'DiscoveryRequest')
+export type DiscoveryRequest = t.TypeOf<typeof DiscoveryRequest>

@@ -1,0 +1,87 @@
+/**
+ * The plugin server: the route table of both APIs behind one express app, and listening on a
+ * unix socket (a stale socket file replaced, mode 0660) or on a socket systemd passed as fd 3.
+ */
+import { chmod, lstat, mkdir, unlink } from 'node:fs/promises'
+import { createConnection } from 'node:net'
+import { dirname } from 'node:path'
+import type { Server } from 'node:http'
+import * as TE from 'fp-ts/lib/TaskEither.js'
+import type express from 'express'
+import type { CoreError, Env, Ipam } from '@isthmus/core'
+import { ipamRoutes } from './ipamDriver.js'
+import { networkRoutes } from './networkDriver.js'
+import { IMPLEMENTS } from './protocol/Plugin.js'
+import { route, buildApp, type Route } from './router.js'
+import * as t from 'io-ts'
+
+/** Where the plugin default socket lives: dockerd looks for `<name>.sock` here (cnm-protocol.md §2.1). */
+export const DEFAULT_SOCKET = '/run/docker/plugins/isthmus.sock'
+
+/** What the plugin serves: the core's ports and the built-in IPAM. */
+export interface PluginDeps {
+  readonly env: Env
+  readonly ipam: Ipam
+}
+
+/** Every route: Plugin.Activate, the NetworkDriver and the IpamDriver. */
+export const pluginRoutes = (deps: PluginDeps): ReadonlyArray<Route> => [
+  route('Plugin', 'Activate', t.unknown, () => TE.right<CoreError, object>(IMPLEMENTS)),
+  ...networkRoutes(deps.env),
+  ...ipamRoutes(deps.ipam)
+]
+
+/** The express app of the plugin, for embedding or for tests. */
+export const createPluginApp = (deps: PluginDeps): express.Express => buildApp(pluginRoutes(deps), deps.env.log)
+
+/** Where to listen: a socket path, or an inherited fd (systemd socket activation). */
+export type ListenOn = { readonly socket: string; readonly mode?: number } | { readonly fd: number }
+
+/** A listening plugin server. */
+export interface PluginServer {
+  readonly server: Server
+  /** Stop accepting, finish in-flight requests, close idle keep-alive connections. */
+  readonly close: () => Promise<void>
+}
+
+// A socket file nobody answers on is left by a killed daemon: replace it. One that answers
+// belongs to a running daemon: refuse, rather than steal its clients.
+const clearStaleSocket = async (path: string): Promise<void> => {
+  const st = await lstat(path).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)))
+  if (st === undefined) return
+  if (!st.isSocket()) throw new Error(`${path} exists and is not a socket`)
+  const alive = await new Promise<boolean>((resolve) => {
+    const c = createConnection(path)
+    c.once('connect', () => {
+      c.destroy()
+      resolve(true)
+    })
+    c.once('error', () => resolve(false))
+  })
+  if (alive) throw new Error(`another process is serving ${path}`)
+  await unlink(path)
+}
+
+/** Listen with `app`. Rejects with a plain Error naming the problem (the bin prints it). */
+export const listen = async (app: express.Express, on: ListenOn): Promise<PluginServer> => {
+  if ('socket' in on) {
+    await mkdir(dirname(on.socket), { recursive: true })
+    await clearStaleSocket(on.socket)
+  }
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen('socket' in on ? on.socket : { fd: on.fd })
+    s.once('listening', () => resolve(s))
+    s.once('error', reject)
+  })
+  if ('socket' in on) await chmod(on.socket, on.mode ?? 0o660)
+  // dockerd keeps connections open; an idle one must not hold shutdown up.
+  server.keepAliveTimeout = 60_000
+  return {
+    server,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        server.closeIdleConnections()
+      })
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * ensureNetwork: make a network exist (Docker CreateNetwork; the first step of every CNI ADD).
+ * Idempotent by id: a stored network is returned as it is, without touching any port, so CNI's
+ * ADD after ADD costs one store read.
+ */
+import * as E from 'fp-ts/lib/Either.js'
+import * as O from 'fp-ts/lib/Option.js'
+import * as RTE from 'fp-ts/lib/ReaderTaskEither.js'
+import { pipe } from 'fp-ts/lib/function.js'
+import { alreadyExists, type CoreError } from '../errors.js'
+import { IfName } from '../ids.js'
+import { familyOf } from '../model/Address.js'
+import type { Network } from '../model/Network.js'
+import type { NetworkBinding, NetworkSpec } from '../ports/ControlPlane.js'
+import type { HostNetwork } from '../ports/Dataplane.js'
+import type { Flow } from '../ports/Env.js'
+import { call } from './call.js'
+import { getNetwork, locked } from './records.js'
+import { begin, bindStep } from './saga.js'
+
+/**
+ * Create the network, or return the stored one with the same id. A stored network whose subnets
+ * differ from the spec's fails with AlreadyExists: silently answering with other subnets would
+ * hand out addresses the caller does not expect.
+ *
+ * Steps: 1. the control plane takes pools and identity, 2. the dataplane makes the host device,
+ * 3. the record is stored. A failing step undoes the finished ones in reverse.
+ *
+ * @category flows
+ */
+export const ensureNetwork = (spec: NetworkSpec): Flow<Network> =>
+  pipe(
+    getNetwork(spec.id),
+    RTE.chain(
+      O.match(
+        () => create(spec),
+        (stored) => RTE.fromEither(sameSubnets(spec, stored))
+      )
+    ),
+    locked(`network:${spec.id}`)
+  )
+
+const create = (spec: NetworkSpec): Flow<Network> =>
+  pipe(
+    begin('ensureNetwork'),
+    // 1. The control plane takes the pools (or learns the runtime's) and names the network; the
+    //    record is built from its answer, and the undo gives the pools back.
+    bindStep(
+      'network',
+      () =>
+        pipe(
+          call((env) => env.controlPlane.ensureNetwork(spec)),
+          RTE.chain((binding) => RTE.asks((env) => toNetwork(spec, binding, env.clock.now())))
+        ),
+      ({ network }) =>
+        (env) =>
+          env.controlPlane.deleteNetwork(network)
+    ),
+    // 2. The host side: a bridge on Linux, an HNS network on Windows. A device that was there
+    //    before (an operator's bridge) is not ours to remove on rollback.
+    bindStep(
+      'host',
+      ({ network }) =>
+        (env) =>
+          env.dataplane.ensureNetwork(network),
+      ({ network, host }) =>
+        host.created ? (env) => env.dataplane.deleteNetwork(network) : RTE.right(undefined)
+    ),
+    // 3. The record, last: once it is stored, the network exists for every later call.
+    bindStep('stored', ({ network, host }) => {
+      const record = withDevice(network, host)
+      return pipe(
+        call((env) => env.store.networks.put(record)),
+        RTE.map(() => record)
+      )
+    }),
+    RTE.map(({ stored }) => stored)
+  )
+
+const toNetwork = (spec: NetworkSpec, binding: NetworkBinding, now: Date): Network => {
+  const controller = binding.controller ?? spec.controller
+  return {
+    id: spec.id,
+    name: spec.name,
+    addressSpace: binding.addressSpace,
+    ipv4: [...binding.ipv4],
+    ipv6: [...binding.ipv6],
+    internal: spec.internal,
+    ipMasquerade: spec.ipMasquerade,
+    options: { ...spec.options },
+    createdAt: now.toISOString(),
+    ...(spec.mtu !== undefined ? { mtu: spec.mtu } : {}),
+    ...(spec.bridge !== undefined ? { bridge: spec.bridge } : {}),
+    ...(controller !== undefined ? { controller } : {})
+  }
+}
+
+// The device name is recorded only when it is an interface name: an HNS network's name is not.
+const withDevice = (network: Network, host: HostNetwork): Network =>
+  network.bridge === undefined && IfName.is(host.device) ? { ...network, bridge: host.device } : network
+
+/**
+ * Whether a stored network answers the spec. Subnets the spec names must all be stored, and each
+ * family must have as many subnets as the spec asks for: a subnet the control plane picked
+ * ("any IPv4 subnet") cannot be compared by value, only counted.
+ */
+const sameSubnets = (spec: NetworkSpec, stored: Network): E.Either<CoreError, Network> => {
+  const have = [...stored.ipv4, ...stored.ipv6].map((s) => s.subnet)
+  const named = spec.subnets.flatMap((r) => (r.subnet !== undefined ? [r.subnet] : []))
+  const familyOfRequest = (r: NetworkSpec['subnets'][number]): 4 | 6 =>
+    r.subnet !== undefined ? familyOf(r.subnet) : r.family
+  const count = (f: 4 | 6): number => spec.subnets.filter((r) => familyOfRequest(r) === f).length
+  const same =
+    named.every((s) => have.includes(s)) && count(4) === stored.ipv4.length && count(6) === stored.ipv6.length
+  if (same) return E.right(stored)
+  const asked = spec.subnets.map((r) => r.subnet ?? `any IPv${r.family} subnet`)
+  return E.left(
+    alreadyExists(
+      'network',
+      spec.id,
+      `exists with subnets ${have.join(', ') || 'none'}; asked for ${asked.join(', ') || 'none'}`
+    )
+  )
+}

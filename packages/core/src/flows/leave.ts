@@ -1,0 +1,41 @@
+/**
+ * leave: take an endpoint out of its sandbox in the records (Docker Leave; the first half of CNI DEL).
+ */
+import * as O from 'fp-ts/lib/Option.js'
+import * as RTE from 'fp-ts/lib/ReaderTaskEither.js'
+import { pipe } from 'fp-ts/lib/function.js'
+import type { EndpointId } from '../ids.js'
+import type { Endpoint } from '../model/Endpoint.js'
+import type { Flow } from '../ports/Env.js'
+import { detachFromSandbox, getEndpoint, locked, putEndpoint } from './records.js'
+
+/**
+ * Forget the endpoint's sandbox. An absent endpoint, or one in no sandbox, succeeds.
+ *
+ * No dataplane call: when Docker sends Leave the link is still inside the container, and it is
+ * back in the host namespace only at DeleteEndpoint (cnm-protocol §3.3), which deletes it; CNI
+ * DEL runs leave and then deleteEndpoint. The links live exactly as long as the endpoint.
+ *
+ * Steps: 1. the Sandbox record drops the interface (and goes when it has none left), 2. the
+ * endpoint record drops the sandbox. In this order, a failure at 2 leaves the key in the
+ * endpoint record, so a retry still knows which sandbox to clean.
+ *
+ * @category flows
+ */
+export const leave = (endpointId: EndpointId): Flow<void> =>
+  pipe(
+    getEndpoint(endpointId),
+    RTE.chain(O.match((): Flow<void> => RTE.right(undefined), detach)),
+    locked(`endpoint:${endpointId}`)
+  )
+
+const detach = (endpoint: Endpoint): Flow<void> => {
+  const { sandbox, sandboxIfName, ...rest } = endpoint
+  if (sandbox === undefined && sandboxIfName === undefined) return RTE.right(undefined)
+  return pipe(
+    // 1. The Sandbox record.
+    sandbox === undefined ? RTE.right(undefined) : detachFromSandbox(sandbox, endpoint.id),
+    // 2. The endpoint record.
+    RTE.chain(() => putEndpoint(rest))
+  )
+}

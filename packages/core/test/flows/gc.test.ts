@@ -1,0 +1,178 @@
+import { strict as assert } from 'node:assert'
+import { describe, it } from 'node:test'
+import {
+  createEndpoint,
+  ensureNetwork,
+  gc,
+  io,
+  join,
+  type AddressSpace,
+  type EndpointId,
+  type IfName,
+  type IpAddress,
+  type LeaseOwner,
+  type NetworkId,
+  type PoolId
+} from '@isthmus/core'
+import { testEnv, type TestEnv } from '@isthmus/core/testing'
+import {
+  cid,
+  cniRequest,
+  dockerRequest,
+  ifn,
+  NET,
+  NET2,
+  netns,
+  plugin,
+  right,
+  spec,
+  storedEndpoint,
+  storedEndpoints,
+  subnet
+} from './fixtures.js'
+
+const SPACE = 'isthmus-local' as AddressSpace
+const POOL1 = 'fake/isthmus-local/10.1.0.0/24' as PoolId
+const POOL2 = 'fake/isthmus-local/10.2.0.0/24' as PoolId
+
+const c1 = cniRequest('c1', 'eth0')
+const c2 = cniRequest('c2', 'eth0')
+const c3 = cniRequest('c3', 'eth1')
+const c3eth0 = cniRequest('c3', 'eth0')
+const dock = dockerRequest('dock1')
+const other = cniRequest('c9', 'eth0', NET2)
+
+/** net1: c1/eth0, c2/eth0, c3/eth1, c3/eth0 and a Docker endpoint; net2: c9/eth0. */
+const world = async (): Promise<TestEnv> => {
+  const t = testEnv()
+  await right(t.run(ensureNetwork(spec())))
+  await right(
+    t.run(ensureNetwork(spec({ id: NET2, name: 'net2', subnets: [subnet('10.2.0.0/24')] })))
+  )
+  for (const r of [c1, c2, c3, c3eth0, dock]) await right(t.run(createEndpoint(NET, r)))
+  await right(t.run(createEndpoint(NET2, other)))
+  await right(t.run(join(c1.id, plugin('c1'))))
+  return t
+}
+
+const lease = async (t: TestEnv, pool: PoolId, address: string, owner: LeaseOwner): Promise<void> => {
+  const taken = await right(
+    t.env.store.leases.reserve({
+      address: address as IpAddress,
+      addressSpace: SPACE,
+      poolId: pool,
+      owner,
+      since: '2024-01-01T00:00:00.000Z'
+    })()
+  )
+  assert.ok(taken)
+}
+
+const leases = async (t: TestEnv): Promise<ReadonlyArray<string>> =>
+  (await right(t.env.store.leases.list(SPACE)())).map((l) => l.address).sort()
+
+const ghost = (id: string): LeaseOwner => ({ kind: 'endpoint', id: id as EndpointId })
+const valid = [
+  { containerId: cid('c1'), ifName: ifn('eth0') },
+  { containerId: cid('c3'), ifName: ifn('eth1') }
+]
+
+describe('gc', () => {
+  it('deletes exactly the container attachments not named valid, on the network asked', async () => {
+    const t = await world()
+    const report = await right(t.run(gc({ networkId: NET, valid })))
+    assert.deepEqual([...report.endpointsRemoved].sort(), [c2.id, c3eth0.id].sort())
+    for (const gone of [c2, c3eth0]) {
+      assert.equal(await storedEndpoint(t, gone.id), undefined)
+      assert.deepEqual(t.dataplane.state.linksOf(gone.id), [])
+      assert.deepEqual(t.controlPlane.state.heldBy(gone.id), [])
+    }
+    for (const kept of [c1, c3, dock, other]) {
+      assert.ok(await storedEndpoint(t, kept.id), `${kept.id} kept`)
+      assert.equal(t.dataplane.state.linksOf(kept.id).length, 2)
+    }
+    assert.equal(t.dataplane.state.linkIn(netns('c1'), ifn('eth0'))?.endpointId, c1.id)
+    assert.deepEqual(report.linksRemoved, [])
+    assert.deepEqual(report.failures, [])
+  })
+
+  it('keeps every endpoint with keep-all-endpoints, and collects every network when none is named', async () => {
+    const t = await world()
+    const keepAll = await right(t.run(gc({ valid: 'keep-all-endpoints' })))
+    assert.deepEqual(keepAll.endpointsRemoved, [])
+    assert.equal((await storedEndpoints(t)).length, 6)
+    const all = await right(t.run(gc({ valid })))
+    assert.deepEqual([...all.endpointsRemoved].sort(), [c2.id, c3eth0.id, other.id].sort())
+    assert.ok(await storedEndpoint(t, dock.id), 'Docker endpoints are kept')
+  })
+
+  it('releases leases of endpoints that have no record, in the networks’ pools only', async () => {
+    const t = await world()
+    await lease(t, POOL1, '10.1.0.200', ghost('ghost1'))
+    await lease(t, POOL1, '10.1.0.201', ghost(c1.id))
+    await lease(t, POOL1, '10.1.0.254', { kind: 'gateway' })
+    await lease(t, POOL1, '10.1.0.202', { kind: 'runtime', ref: 'docker-req-1' })
+    await lease(t, POOL2, '10.2.0.200', ghost('ghost2'))
+
+    const scoped = await right(t.run(gc({ networkId: NET, valid: 'keep-all-endpoints' })))
+    assert.deepEqual(scoped.leasesReleased, [{ addressSpace: SPACE, address: '10.1.0.200', endpointId: 'ghost1' }])
+    assert.deepEqual(await leases(t), ['10.1.0.201', '10.1.0.202', '10.1.0.254', '10.2.0.200'])
+
+    const all = await right(t.run(gc({ valid: 'keep-all-endpoints' })))
+    assert.deepEqual(
+      all.leasesReleased.map((l) => l.address),
+      ['10.2.0.200']
+    )
+    assert.deepEqual(await leases(t), ['10.1.0.201', '10.1.0.202', '10.1.0.254'])
+  })
+
+  it('removes links of ours that no endpoint owns, on any network, and nothing else', async () => {
+    const t = await world()
+    t.dataplane.state.addStrayLink('istv0000000000a' as IfName, 'istc0000000000a' as IfName)
+    t.dataplane.state.addStrayLink('istc0000000000b' as IfName)
+    t.dataplane.state.addStrayLink('veth1234' as IfName)
+    const report = await right(t.run(gc({ networkId: NET, valid: 'keep-all-endpoints' })))
+    assert.deepEqual([...report.linksRemoved].sort(), ['istc0000000000a', 'istc0000000000b', 'istv0000000000a'])
+    assert.ok(t.dataplane.state.link('veth1234' as IfName), 'a link not ours stays')
+    for (const kept of [c1, c2, c3, c3eth0, dock, other]) assert.equal(t.dataplane.state.linksOf(kept.id).length, 2)
+    assert.deepEqual(report.failures, [])
+  })
+
+  it('keeps going past failures and reports each one', async () => {
+    const t = await world()
+    t.dataplane.state.addStrayLink('istv0000000000a' as IfName)
+    t.dataplane.state.addStrayLink('istv0000000000b' as IfName)
+    const linkFailure = io('ip link del', 'busy')
+    const endpointFailure = io('controller', 'unreachable')
+    t.dataplane.probe.failAt({ method: 'removeLink', nth: 1, error: linkFailure })
+    t.controlPlane.probe.failAt({ method: 'deleteEndpoint', nth: 1, error: endpointFailure })
+
+    const report = await right(t.run(gc({ networkId: NET, valid })))
+    assert.equal(report.endpointsRemoved.length, 1, 'the second stale endpoint was still deleted')
+    assert.equal(report.linksRemoved.length, 1, 'the second stray link was still removed')
+    assert.deepEqual(
+      report.failures.map((f) => [f.step, f.error]),
+      [
+        ['endpoint', endpointFailure],
+        ['link', linkFailure]
+      ]
+    )
+    // The endpoint that failed keeps its record, and so its links are not taken for orphans.
+    const failed = [c2, c3eth0].find((r) => r.id === report.failures[0]?.target)
+    assert.ok(failed && (await storedEndpoint(t, failed.id)))
+    assert.equal(t.dataplane.state.linksOf(failed.id).length, 0, 'deleteEndpoint got as far as the links')
+  })
+
+  it('reports a failed inventory and still returns what it did', async () => {
+    const t = await world()
+    await lease(t, POOL1, '10.1.0.200', ghost('ghost1'))
+    t.dataplane.probe.failAt({ method: 'inventory' })
+    const report = await right(t.run(gc({ networkId: 'nonet' as NetworkId, valid: [] })))
+    assert.deepEqual(report.endpointsRemoved, [], 'no network, no endpoint of it')
+    assert.deepEqual(report.leasesReleased, [])
+    assert.deepEqual(
+      report.failures.map((f) => f.step),
+      ['inventory']
+    )
+  })
+})

@@ -1,0 +1,236 @@
+/**
+ * Bench: isthmus's Linux dataplane against the reference CNI bridge plugin, in one run.
+ *
+ * Each round runs four cases in a shuffled order (isthmus and reference, without and with
+ * masquerade), each into a fresh network namespace (made and removed untimed), as
+ * baseline/scripts/02-cni-add-del.mjs does:
+ *  - isthmus ADD: `ensureEndpoint(spec, placement)` + `place(PluginMoves)` (veth made with its
+ *    sandbox end inside the netns, renamed eth0, addressed, up, default route), in process;
+ *    `ensureNetwork` on the existing network is timed on its own, and the sum of the three is what
+ *    a CNI ADD through isthmus costs in dataplane work. "moved": ensureEndpoint without the
+ *    placement, so place moves the link between namespaces (the kernel's RCU wait, ~20 ms).
+ *  - isthmus DEL: `deleteEndpoint`.
+ *  - reference ADD/DEL: `/usr/lib/cni/bridge` with host-local IPAM, whole process (spawnSync).
+ * Medians over RUNS rounds (default 30) after 2 warm-up rounds. Root only; everything lives in
+ * 10.240.50.0/22, bridges `itb<hex>*`, netns `isthmus-bench-<hex>-*`, chains `IBN<hex>-*`, and is
+ * removed at the end (also on failure).
+ *
+ * Usage: pnpm bench:dataplane   (RUNS=30)
+ */
+import { execFileSync, spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdirSync, rmSync } from 'node:fs'
+import { loadavg } from 'node:os'
+import * as E from 'fp-ts/lib/Either.js'
+import type * as TE from 'fp-ts/lib/TaskEither.js'
+import {
+  describe as describeError,
+  Endpoint,
+  hostIfName,
+  Network,
+  peerIfName,
+  type CoreError,
+  type EndpointId,
+  type IfName,
+  type SandboxKey
+} from '@isthmus/core'
+import { linuxDataplane } from '@isthmus/dataplane-linux'
+
+const RUNS = Number(process.env['RUNS'] ?? 30)
+const WARMUP = 2
+const CNI = process.env['CNI_PATH_DIR'] ?? '/usr/lib/cni'
+const id = randomBytes(3).toString('hex')
+const dataDir = `/tmp/isthmus-bench-${id}`
+
+if (process.getuid?.() !== 0) {
+  console.error('bench:dataplane needs root (it creates bridges, namespaces and iptables rules)')
+  process.exit(1)
+}
+
+const dp = linuxDataplane({ chainPrefix: `IBN${id}` })
+
+const decode = <A>(r: E.Either<unknown, A>): A => {
+  if (E.isLeft(r)) throw new Error('bad bench fixture')
+  return r.right
+}
+const mustOk = async <A>(te: TE.TaskEither<CoreError, A>): Promise<A> => {
+  const r = await te()
+  if (E.isLeft(r)) throw new Error(describeError(r.left))
+  return r.right
+}
+
+const isthmusNet = (masq: boolean, octet: number) =>
+  decode(
+    Network.decode({
+      id: `bench-${masq ? 'masq' : 'nomasq'}-${id}`,
+      name: 'bench',
+      addressSpace: 'isthmus-local',
+      ipv4: [{ subnet: `10.240.${octet}.0/24`, gateway: `10.240.${octet}.1` }],
+      ipv6: [],
+      internal: false,
+      ipMasquerade: masq,
+      options: {},
+      createdAt: new Date(0).toISOString(),
+      bridge: `itb${id}i${masq ? 1 : 0}`
+    })
+  )
+
+const isthmusEndpoint = (net: Network, octet: number, i: number) => {
+  const eid = `bench-${net.ipMasquerade ? 'm' : 'n'}-${i}` as EndpointId
+  return decode(
+    Endpoint.decode({
+      id: eid,
+      networkId: net.id,
+      owner: { kind: 'docker', endpointId: eid },
+      addresses: [{ cidr: `10.240.${octet}.${2 + (i % 200)}/24` }],
+      hostIfName: hostIfName(eid),
+      peerIfName: peerIfName(eid),
+      routes: [],
+      portMappings: [],
+      createdAt: new Date(0).toISOString()
+    })
+  )
+}
+
+const refConf = (masq: boolean, octet: number) =>
+  JSON.stringify({
+    cniVersion: '1.0.0',
+    name: `isthmus-bench-ref-${masq ? 'masq' : 'nomasq'}-${id}`,
+    type: 'bridge',
+    bridge: `itb${id}r${masq ? 1 : 0}`,
+    isGateway: true,
+    ipMasq: masq,
+    ipam: { type: 'host-local', ranges: [[{ subnet: `10.240.${octet}.0/24` }]], dataDir }
+  })
+
+const refCall = (command: 'ADD' | 'DEL', conf: string, container: string, ns: string): number => {
+  const t0 = process.hrtime.bigint()
+  const r = spawnSync(`${CNI}/bridge`, [], {
+    input: conf,
+    encoding: 'utf8',
+    env: {
+      PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: container,
+      CNI_NETNS: `/var/run/netns/${ns}`,
+      CNI_IFNAME: 'eth0',
+      CNI_PATH: CNI
+    }
+  })
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6
+  if (r.status !== 0) throw new Error(`reference ${command} failed: ${r.stdout} ${r.stderr}`)
+  return ms
+}
+
+const time = async <A>(te: TE.TaskEither<CoreError, A>): Promise<number> => {
+  const t0 = process.hrtime.bigint()
+  await mustOk(te)
+  return Number(process.hrtime.bigint() - t0) / 1e6
+}
+
+const sh = (file: string, args: string[]): void => {
+  execFileSync(file, args, { stdio: 'ignore' })
+}
+const quiet = (file: string, args: string[]): void => {
+  try {
+    sh(file, args)
+  } catch {
+    // already gone
+  }
+}
+
+const samples = new Map<string, number[]>()
+const record = (k: string, ms: number): void => {
+  const xs = samples.get(k) ?? []
+  xs.push(ms)
+  samples.set(k, xs)
+}
+
+const nets = { nomasq: isthmusNet(false, 50), masq: isthmusNet(true, 51) }
+const refs = { nomasq: refConf(false, 52), masq: refConf(true, 53) }
+const netns = (i: number, c: string): string => `isthmus-bench-${id}-${c}-${i}`
+
+type Case = 'isthmus nomasq' | 'isthmus masq' | 'isthmus nomasq moved' | 'reference nomasq' | 'reference masq'
+
+const runCase = async (c: Case, i: number, keep: boolean): Promise<void> => {
+  const masq = c.includes(' masq')
+  const ns = netns(i, c.replaceAll(' ', '-'))
+  sh('ip', ['netns', 'add', ns])
+  try {
+    if (c.startsWith('isthmus')) {
+      const net = masq ? nets.masq : nets.nomasq
+      const spec = { endpoint: isthmusEndpoint(net, masq ? 51 : 50, i), network: net }
+      const placement = { _tag: 'PluginMoves', sandbox: `/var/run/netns/${ns}` as SandboxKey, ifName: 'eth0' as IfName } as const
+      const tNet = await time(dp.ensureNetwork(net))
+      const t0 = process.hrtime.bigint()
+      await mustOk(dp.ensureEndpoint(spec, c.includes('moved') ? undefined : placement))
+      await mustOk(dp.place(spec, placement))
+      const tAdd = Number(process.hrtime.bigint() - t0) / 1e6
+      const tDel = await time(dp.deleteEndpoint(spec))
+      if (keep) {
+        record(`${c}: ADD (ensureEndpoint + place)`, tAdd)
+        record(`${c}: ensureNetwork, existing`, tNet)
+        record(`${c}: ADD incl. ensureNetwork`, tAdd + tNet)
+        record(`${c}: DEL (deleteEndpoint)`, tDel)
+      }
+    } else {
+      const conf = masq ? refs.masq : refs.nomasq
+      const tAdd = refCall('ADD', conf, `bench-${i}`, ns)
+      const tDel = refCall('DEL', conf, `bench-${i}`, ns)
+      if (keep) {
+        record(`${c}: ADD (bridge plugin)`, tAdd)
+        record(`${c}: DEL (bridge plugin)`, tDel)
+      }
+    }
+  } finally {
+    quiet('ip', ['netns', 'del', ns])
+  }
+}
+
+const median = (xs: ReadonlyArray<number>): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 === 1 ? (s[m] ?? NaN) : ((s[m - 1] ?? NaN) + (s[m] ?? NaN)) / 2
+}
+const quantile = (xs: ReadonlyArray<number>, q: number): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.floor((s.length - 1) * q))] ?? NaN
+}
+
+const main = async (): Promise<void> => {
+  mkdirSync(dataDir, { recursive: true })
+  await mustOk(dp.ensureNetwork(nets.nomasq))
+  await mustOk(dp.ensureNetwork(nets.masq))
+  const cases: Case[] = ['isthmus nomasq', 'isthmus masq', 'isthmus nomasq moved', 'reference nomasq', 'reference masq']
+  for (let i = 0; i < WARMUP + RUNS; i++) {
+    const order = [...cases].sort(() => Math.random() - 0.5)
+    for (const c of order) await runCase(c, i, i >= WARMUP)
+    // The harness floor: what one process costs from Node here.
+    const t0 = process.hrtime.bigint()
+    spawnSync('/bin/true')
+    if (i >= WARMUP) record('harness floor: spawnSync /bin/true', Number(process.hrtime.bigint() - t0) / 1e6)
+  }
+  console.log(`RUNS=${RUNS}, load ${loadavg().map((x) => x.toFixed(2)).join(' ')}\n`)
+  console.log('| case | n | median ms | p10 | p90 |')
+  console.log('|---|---|---|---|---|')
+  const keys = [...samples.keys()].sort()
+  for (const k of keys) {
+    const xs = samples.get(k) ?? []
+    console.log(`| ${k} | ${xs.length} | **${median(xs).toFixed(2)}** | ${quantile(xs, 0.1).toFixed(2)} | ${quantile(xs, 0.9).toFixed(2)} |`)
+  }
+}
+
+const cleanup = async (): Promise<void> => {
+  await dp.deleteNetwork(nets.nomasq)()
+  await dp.deleteNetwork(nets.masq)()
+  await dp.removeFirewall()()
+  quiet('ip', ['link', 'del', `itb${id}r0`])
+  quiet('ip', ['link', 'del', `itb${id}r1`])
+  rmSync(dataDir, { recursive: true, force: true })
+}
+
+try {
+  await main()
+} finally {
+  await cleanup()
+}

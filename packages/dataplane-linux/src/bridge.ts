@@ -1,0 +1,202 @@
+/**
+ * A network's Linux bridge: created with its MTU, a fixed MAC, the gateway address of each subnet
+ * and an ownership mark, or adopted when it already exists (an operator's `cni0`).
+ *
+ * Ownership is written into the kernel, not into a file: the bridge's alias (IFLA_IFALIAS, `ip link
+ * set dev B alias ...`, shown as `ifalias` by `ip -json`) is `isthmus:net:<network id>`. A later
+ * process (every CNI call is a new one) reads it back and removes only bridges isthmus made for
+ * that network.
+ */
+import { createHash } from 'node:crypto'
+import { existsSync, readFileSync } from 'node:fs'
+import { networkInterfaces } from 'node:os'
+import * as E from 'fp-ts/lib/Either.js'
+import { pipe } from 'fp-ts/lib/function.js'
+import * as TE from 'fp-ts/lib/TaskEither.js'
+import * as t from 'io-ts'
+import { IfName, invalidConfig, type CoreError, type Network } from '@isthmus/core'
+import { deleteLinks, findLink, host, ipBatch, isExists, isSafeToken, type IpCommand, type Tools } from './ip.js'
+import { isUp, kindOf, type IpLink } from './iproute.js'
+import { networkTag } from './nat.js'
+
+/** The alias that marks a bridge as made by isthmus for `network`. @category utils */
+export const ownerMark = (network: Network): string => networkTag(network)
+
+/** Prefix of every owner mark (for inventory). @category constants */
+export const OWNER_MARK_PREFIX = 'isthmus:net:'
+
+/** The network's bridge name, checked before it reaches a command. @category utils */
+export const bridgeName = (network: Network): string | CoreError => {
+  const b = network.bridge
+  if (b === undefined) return invalidConfig(`network ${network.id} has no bridge name`)
+  return IfName.is(b) && isSafeToken(b) ? b : invalidConfig(`bad bridge name ${JSON.stringify(b)}`)
+}
+
+/**
+ * A locally administered MAC derived from the network id. Without a MAC of its own a bridge takes
+ * the lowest MAC of its ports, so the gateway's MAC would change as sandboxes come and go and
+ * their ARP caches would point at the old one (Docker sets one for the same reason).
+ *
+ * @category utils
+ */
+export const bridgeMac = (network: Network): string => {
+  const h = createHash('sha256').update(`isthmus-bridge\0${network.id}`).digest()
+  return ['02', ...[...h.subarray(0, 5)].map((b) => b.toString(16).padStart(2, '0'))].join(':')
+}
+
+/** `gateway/prefix` for each subnet that has a gateway, in order (IPv4 first). */
+const gatewayCidrs = (network: Network): ReadonlyArray<{ readonly cidr: string; readonly v6: boolean }> =>
+  [...network.ipv4, ...network.ipv6].flatMap((s) =>
+    s.gateway === undefined ? [] : [{ cidr: `${s.gateway}/${s.subnet.split('/')[1] ?? ''}`, v6: s.gateway.includes(':') }]
+  )
+
+// Gateway addresses skip duplicate address detection: the bridge is the only holder of the
+// gateway on a segment isthmus made, and DAD would leave the IPv6 gateway tentative (unusable)
+// for about a second after creation.
+const addAddr = (bridge: string, a: { cidr: string; v6: boolean }): IpCommand => [
+  'addr',
+  'add',
+  a.cidr,
+  'dev',
+  bridge,
+  ...(a.v6 ? ['nodad'] : [])
+]
+
+/** @category model */
+export interface EnsuredBridge {
+  readonly name: string
+  readonly created: boolean
+}
+
+/**
+ * Create the bridge, or bring an existing one to what the network needs (addresses, MTU, up).
+ * `created` is true only when this call made it. A bridge made here whose set-up fails is removed
+ * before the error is returned.
+ *
+ * @category utils
+ */
+export const ensureBridge = (tools: Tools, network: Network, bridge: string): TE.TaskEither<CoreError, EnsuredBridge> =>
+  pipe(
+    TE.fromIO(() => alreadyReady(network, bridge)),
+    TE.chain((ready) =>
+      ready
+        ? TE.right({ name: bridge, created: false })
+        : pipe(
+            findLink(tools, host, bridge, true),
+            TE.chain((existing) => (existing === undefined ? create(tools, network, bridge) : adopt(tools, network, bridge, existing)))
+          )
+    )
+  )
+
+/** What /sys/class/net says of a link (strings as the kernel prints them). @category codecs */
+export const SysfsLink = t.type(
+  { address: t.string, mtu: t.string, flags: t.string, isBridge: t.boolean },
+  'SysfsLink'
+)
+
+// Synchronous: sysfs attributes are a few bytes from kernel memory (see sysctl.ts).
+const readSysfs = (name: string): unknown => {
+  const dir = `/sys/class/net/${name}`
+  return {
+    address: readFileSync(`${dir}/address`, 'utf8').trim(),
+    mtu: readFileSync(`${dir}/mtu`, 'utf8').trim(),
+    flags: readFileSync(`${dir}/flags`, 'utf8').trim(),
+    isBridge: existsSync(`${dir}/bridge`)
+  }
+}
+
+const IFF_UP = 0x1
+
+/**
+ * The common case of a CNI ADD, checked without starting a process: the bridge exists, is a bridge,
+ * is up with the right MTU and carries every gateway address. Addresses come from getifaddrs(3)
+ * (`os.networkInterfaces()`, netlink in this process's namespace; it lists only links that are up
+ * and have carrier, so a bridge without live ports takes the slow path), the rest from sysfs; the
+ * MAC must agree between the two, so both describe the same device. Anything else (absent, down,
+ * missing an address, unreadable) answers false and `ip` decides.
+ */
+const alreadyReady = (network: Network, bridge: string): boolean => {
+  const entries = networkInterfaces()[bridge]
+  if (entries === undefined || entries.length === 0) return false
+  let raw: unknown
+  try {
+    raw = readSysfs(bridge)
+  } catch {
+    return false
+  }
+  const decoded = SysfsLink.decode(raw)
+  if (E.isLeft(decoded)) return false
+  const link = decoded.right
+  const cidrs = new Set(entries.map((e) => e.cidr ?? ''))
+  return (
+    link.isBridge &&
+    (Number.parseInt(link.flags, 16) & IFF_UP) !== 0 &&
+    (network.mtu === undefined || Number(link.mtu) === network.mtu) &&
+    entries.every((e) => e.mac === link.address) &&
+    gatewayCidrs(network).every((g) => cidrs.has(g.cidr))
+  )
+}
+
+const create = (tools: Tools, network: Network, bridge: string): TE.TaskEither<CoreError, EnsuredBridge> => {
+  const mtu = network.mtu === undefined ? [] : ['mtu', String(network.mtu)]
+  const lines: IpCommand[] = [
+    ['link', 'add', 'name', bridge, ...mtu, 'address', bridgeMac(network), 'type', 'bridge'],
+    ['link', 'set', 'dev', bridge, 'alias', ownerMark(network)],
+    ...gatewayCidrs(network).map((a) => addAddr(bridge, a)),
+    ['link', 'set', 'dev', bridge, 'up']
+  ]
+  return pipe(
+    ipBatch(tools, host, lines),
+    TE.map((): EnsuredBridge => ({ name: bridge, created: true })),
+    TE.orElse((e) =>
+      isExists(e) && e._tag === 'Dataplane' && e.argv.includes('type')
+        ? // Another process created it between our read and our add (parallel CNI ADDs): adopt it.
+          pipe(
+            findLink(tools, host, bridge, true),
+            TE.chain((l) => (l === undefined ? TE.left(e) : adopt(tools, network, bridge, l)))
+          )
+        : pipe(
+            deleteLinks(tools, host, [bridge]),
+            TE.chain(() => TE.left(e))
+          )
+    )
+  )
+}
+
+const adopt = (tools: Tools, network: Network, bridge: string, link: IpLink): TE.TaskEither<CoreError, EnsuredBridge> => {
+  if (kindOf(link) !== 'bridge') {
+    return TE.left(invalidConfig(`${bridge} already exists and is not a bridge (${kindOf(link) ?? 'unknown kind'})`))
+  }
+  const have = new Set((link.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`))
+  const fixes: IpCommand[] = [
+    ...(network.mtu !== undefined && link.mtu !== network.mtu ? [['link', 'set', 'dev', bridge, 'mtu', String(network.mtu)]] : []),
+    ...gatewayCidrs(network)
+      .filter((a) => !have.has(a.cidr))
+      .map((a) => addAddr(bridge, a)),
+    ...(isUp(link) ? [] : [['link', 'set', 'dev', bridge, 'up']])
+  ]
+  const done: EnsuredBridge = { name: bridge, created: false }
+  return fixes.length === 0
+    ? TE.right(done)
+    : pipe(
+        ipBatch(tools, host, fixes),
+        // A parallel caller may have added the same address first.
+        TE.orElse((e) => (isExists(e) ? ipBatch(tools, host, fixes.filter((f) => f[0] !== 'addr')) : TE.left(e))),
+        TE.map(() => done)
+      )
+}
+
+/** Whether the bridge carries this network's owner mark. @category utils */
+export const isOwnedBy = (link: IpLink, network: Network): boolean => link.ifalias === ownerMark(network)
+
+/**
+ * Delete the network's bridge if isthmus made it for this network; an adopted bridge stays, and
+ * a missing one is fine.
+ *
+ * @category utils
+ */
+export const deleteBridge = (tools: Tools, network: Network, bridge: string): TE.TaskEither<CoreError, void> =>
+  pipe(
+    findLink(tools, host, bridge, true),
+    TE.chain((l) => (l !== undefined && kindOf(l) === 'bridge' && isOwnedBy(l, network) ? deleteLinks(tools, host, [bridge]) : TE.right(undefined)))
+  )

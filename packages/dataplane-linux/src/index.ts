@@ -1,0 +1,16 @@
+/**
+ * @isthmus/dataplane-linux: the isthmus Dataplane port on Linux. Bridges, veth pairs, network
+ * namespaces and iptables, driven through iproute2 (`ip -json`, `ip -batch -`), `nsenter` and
+ * `iptables-save`/`iptables-restore`, all run with `execFile` (no shell, no native addon).
+ */
+export {
+  DEFAULT_CHAIN_PREFIX,
+  linuxDataplane,
+  type LinuxDataplane,
+  type LinuxDataplaneOptions
+} from './linuxDataplane.js'
+export { execFileExec, TIMEOUT_EXIT, type Exec, type ExecOptions, type ExecOutput } from './exec.js'
+export { procSysctl, type Sysctl, type SysctlKey } from './sysctl.js'
+export { bridgeMac, OWNER_MARK_PREFIX } from './bridge.js'
+export { chainNames } from './iptables.js'
+export { endpointTag, networkTag } from './nat.js'

@@ -1,0 +1,311 @@
+/**
+ * The Dataplane port on Linux, assembled from the bridge, veth, iptables and sysctl modules.
+ * Independent steps run in parallel (the bridge and the iptables transaction of a network; the
+ * veth deletion and the port rules of an endpoint), since each is a process of its own.
+ */
+import * as E from 'fp-ts/lib/Either.js'
+import { pipe } from 'fp-ts/lib/function.js'
+import * as TE from 'fp-ts/lib/TaskEither.js'
+import {
+  HOST_IF_PREFIX,
+  invalidConfig,
+  PEER_IF_PREFIX,
+  type CoreError,
+  type Dataplane,
+  type DataplaneInventory,
+  type EndpointSpec,
+  type HostNetwork,
+  type IfName,
+  type Network,
+  type PortMapping
+} from '@isthmus/core'
+import { bridgeName, deleteBridge, ensureBridge, OWNER_MARK_PREFIX } from './bridge.js'
+import { execFileExec, type Exec } from './exec.js'
+import { deleteLinks, findLink, host, showLinks, type Tools } from './ip.js'
+import { kindOf } from './iproute.js'
+import { ownChains, removeAll, sync, type Iptables, type IpFamily, type Rule } from './iptables.js'
+import { endpointFamilies, endpointTag, networkFamilies, networkRules, networkTag, portRules } from './nat.js'
+import { ensureSysctl, procSysctl, type Sysctl } from './sysctl.js'
+import { deleteVeth, ensureVeth, placeForRuntime, placeInSandbox } from './veth.js'
+
+// -------------------------------------------------------------------------------------
+// model
+// -------------------------------------------------------------------------------------
+
+/** @category model */
+export interface LinuxDataplaneOptions {
+  /** How commands run; wrap it to log, count or fail commands. Default: `execFileExec()`. */
+  readonly exec?: Exec
+  /** Kernel settings under /proc/sys. Default: the host's. */
+  readonly sysctl?: Sysctl
+  /** Command names or paths. Defaults: `ip`, `nsenter`, `iptables-save`, ... found on PATH. */
+  readonly commands?: {
+    readonly ip?: string
+    readonly nsenter?: string
+    readonly iptablesSave?: string
+    readonly iptablesRestore?: string
+    readonly ip6tablesSave?: string
+    readonly ip6tablesRestore?: string
+  }
+  /**
+   * Prefix of isthmus's iptables chains (`<prefix>-POSTROUTING`, `-DNAT`, `-FORWARD`, `-INPUT`).
+   * Letters, digits and `_`, at most 16. Default `ISTHMUS`. Two dataplanes with different
+   * prefixes never touch each other's rules (tests use one per run).
+   */
+  readonly chainPrefix?: string
+  /**
+   * Turn on IPv6 forwarding (`net.ipv6.conf.all.forwarding=1`) for non-internal networks with an
+   * IPv6 subnet, as dockerd does. On a host that takes its own IPv6 address from router
+   * advertisements this stops it accepting them (unless accept_ra=2), so it can be turned off.
+   * Default true.
+   */
+  readonly ipv6Forwarding?: boolean
+}
+
+/**
+ * The Linux dataplane: the port, plus `removeFirewall`, which removes isthmus's chains and jumps
+ * (to uninstall, and for tests; published ports and masquerade of live networks go with them).
+ *
+ * @category model
+ */
+export interface LinuxDataplane extends Dataplane {
+  readonly removeFirewall: () => TE.TaskEither<CoreError, void>
+  /** The iptables chain prefix in use. */
+  readonly chainPrefix: string
+}
+
+/** The default iptables chain prefix. @category constants */
+export const DEFAULT_CHAIN_PREFIX = 'ISTHMUS'
+
+const PREFIX = /^[A-Za-z0-9_]{1,16}$/
+
+// -------------------------------------------------------------------------------------
+// constructors
+// -------------------------------------------------------------------------------------
+
+/**
+ * The Dataplane port over iproute2 and iptables. Needs CAP_NET_ADMIN (root) on the host.
+ * A bad `chainPrefix` makes every call fail with `InvalidConfig` (nothing here throws).
+ *
+ * @example
+ * import { linuxDataplane } from '@isthmus/dataplane-linux'
+ * const dataplane = linuxDataplane()
+ * // await dataplane.ensureNetwork(network)()
+ *
+ * @category constructors
+ */
+export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDataplane => {
+  const exec = options.exec ?? execFileExec()
+  const cmd = options.commands ?? {}
+  const tools: Tools = { exec, ip: cmd.ip ?? 'ip', nsenter: cmd.nsenter ?? 'nsenter' }
+  const prefix = options.chainPrefix ?? DEFAULT_CHAIN_PREFIX
+  const ipt: Iptables = {
+    exec,
+    prefix,
+    commands: {
+      4: { save: cmd.iptablesSave ?? 'iptables-save', restore: cmd.iptablesRestore ?? 'iptables-restore' },
+      6: { save: cmd.ip6tablesSave ?? 'ip6tables-save', restore: cmd.ip6tablesRestore ?? 'ip6tables-restore' }
+    }
+  }
+  const sysctl = options.sysctl ?? procSysctl()
+  const ipv6Forwarding = options.ipv6Forwarding ?? true
+
+  // Every entry point goes through this: a bad prefix fails the call instead of throwing.
+  const guarded = <A>(f: () => TE.TaskEither<CoreError, A>): TE.TaskEither<CoreError, A> =>
+    PREFIX.test(prefix) ? f() : TE.left(invalidConfig(`bad iptables chain prefix ${JSON.stringify(prefix)}`))
+
+  const withBridge = <A>(network: Network, f: (bridge: string) => TE.TaskEither<CoreError, A>): TE.TaskEither<CoreError, A> =>
+    guarded(() => {
+      const b = bridgeName(network)
+      return typeof b === 'string' ? f(b) : TE.left(b)
+    })
+
+  const syncAll = (
+    families: ReadonlyArray<IpFamily>,
+    tag: string,
+    rules: (f: IpFamily) => ReadonlyArray<Rule>
+  ): TE.TaskEither<CoreError, boolean> =>
+    pipe(
+      TE.sequenceArray(families.map((f) => sync(ipt, f, tag, rules(f)))),
+      TE.map((changed) => changed.includes(true))
+    )
+
+  // ---------------------------------------------------------------------------------
+  // networks
+  // ---------------------------------------------------------------------------------
+
+  const networkSysctls = (network: Network, bridge: string): TE.TaskEither<CoreError, void> => {
+    const v4 = network.ipv4.length > 0
+    const v6 = network.ipv6.length > 0
+    const steps = [
+      // 127.0.0.1:<port> → sandbox DNAT is routed out of the bridge only with route_localnet.
+      ...(v4 ? [ensureSysctl(sysctl, ['net', 'ipv4', 'conf', bridge, 'route_localnet'], '1')] : []),
+      ...(v4 && !network.internal ? [ensureSysctl(sysctl, ['net', 'ipv4', 'ip_forward'], '1')] : []),
+      ...(v6 && !network.internal && ipv6Forwarding ? [ensureSysctl(sysctl, ['net', 'ipv6', 'conf', 'all', 'forwarding'], '1')] : [])
+    ]
+    return pipe(
+      TE.sequenceSeqArray(steps),
+      TE.map(() => undefined)
+    )
+  }
+
+  const networkFirewall = (network: Network, bridge: string): TE.TaskEither<CoreError, boolean> =>
+    syncAll(networkFamilies(network), networkTag(network), (f) => networkRules(prefix, network, bridge, f))
+
+  const removeNetworkRules = (network: Network): TE.TaskEither<CoreError, boolean> =>
+    syncAll(networkFamilies(network), networkTag(network), () => [])
+
+  const ensureNetwork = (network: Network): TE.TaskEither<CoreError, HostNetwork> =>
+    withBridge(network, (bridge) => async () => {
+      // The bridge and the iptables transaction are independent: run them side by side.
+      const [made, firewall] = await Promise.all([ensureBridge(tools, network, bridge)(), networkFirewall(network, bridge)()])
+      if (E.isLeft(made)) {
+        // ensureBridge removes a bridge it made and failed to set up. Rules this call wrote for a
+        // network without a usable bridge go too; rules that were there before stay.
+        if (E.isLeft(firewall) || firewall.right) await removeNetworkRules(network)()
+        return made
+      }
+      const result = E.isLeft(firewall) ? firewall : await networkSysctls(network, bridge)()
+      if (E.isRight(result)) return E.right({ device: bridge, created: made.right.created })
+      // Leave nothing half made: what this call created goes again.
+      if (made.right.created) {
+        await removeNetworkRules(network)()
+        await deleteBridge(tools, network, bridge)()
+      }
+      return result
+    })
+
+  const deleteNetwork = (network: Network): TE.TaskEither<CoreError, void> =>
+    withBridge(network, (bridge) =>
+      inParallel([removeNetworkRules(network), deleteBridge(tools, network, bridge)])
+    )
+
+  // ---------------------------------------------------------------------------------
+  // endpoints
+  // ---------------------------------------------------------------------------------
+
+  const ensureEndpoint: Dataplane['ensureEndpoint'] = ({ endpoint, network }, placement) =>
+    withBridge(network, (bridge) =>
+      pipe(
+        ensureVeth(tools, network, endpoint, bridge, placement),
+        TE.map((mac) => ({ mac }))
+      )
+    )
+
+  const place: Dataplane['place'] = ({ endpoint, network }, placement) =>
+    withBridge(network, (bridge) =>
+      placement._tag === 'RuntimeMoves'
+        ? placeForRuntime(tools, endpoint)
+        : placeInSandbox(tools, network, endpoint, bridge, placement.sandbox, placement.ifName)
+    )
+
+  const unpublish = ({ endpoint }: EndpointSpec): TE.TaskEither<CoreError, void> =>
+    pipe(
+      syncAll(endpointFamilies(endpoint), endpointTag(endpoint.hostIfName), () => []),
+      TE.map(() => undefined)
+    )
+
+  const deleteEndpoint = (spec: EndpointSpec): TE.TaskEither<CoreError, void> =>
+    // The veth deletion waits for the kernel (RCU, ~10-30 ms); the rules go meanwhile.
+    withBridge(spec.network, (bridge) => inParallel([deleteVeth(tools, spec.endpoint, bridge), unpublish(spec)]))
+
+  const publishPorts = (spec: EndpointSpec, ports: ReadonlyArray<PortMapping>): TE.TaskEither<CoreError, void> =>
+    withBridge(spec.network, (bridge) =>
+      pipe(
+        TE.fromEither(checkPorts(ports)),
+        TE.chain(() => (spec.network.ipv4.length > 0 ? networkSysctls(spec.network, bridge) : TE.right(undefined))),
+        TE.chain(() =>
+          syncAll(endpointFamilies(spec.endpoint), endpointTag(spec.endpoint.hostIfName), (f) =>
+            portRules(prefix, spec.endpoint, ports, f)
+          )
+        ),
+        TE.map(() => undefined)
+      )
+    )
+
+  // ---------------------------------------------------------------------------------
+  // inventory
+  // ---------------------------------------------------------------------------------
+
+  const inventory = (): TE.TaskEither<CoreError, DataplaneInventory> =>
+    guarded(() =>
+      pipe(
+        TE.Do,
+        TE.apS('links', showLinks(tools, host, undefined, true)),
+        TE.apS('v4', ownChains(ipt, 4)),
+        TE.apS('v6', ownChains(ipt, 6)),
+        TE.map(
+          ({ links, v4, v6 }): DataplaneInventory => ({
+            links: links
+              .map((l) => l.ifname)
+              .filter((n) => n.startsWith(HOST_IF_PREFIX) || n.startsWith(PEER_IF_PREFIX)) as IfName[],
+            networks: links
+              .filter((l) => kindOf(l) === 'bridge' && (l.ifalias ?? '').startsWith(OWNER_MARK_PREFIX))
+              .map((l) => l.ifname),
+            chains: [...v4.map((c) => `iptables:${c}`), ...v6.map((c) => `ip6tables:${c}`)]
+          })
+        )
+      )
+    )
+
+  const removeLink = (name: IfName): TE.TaskEither<CoreError, void> =>
+    guarded(() =>
+      pipe(
+        findLink(tools, host, name, true),
+        TE.chain((l) => {
+          if (l === undefined) return TE.right(undefined)
+          const both: ReadonlyArray<IpFamily> = [4, 6]
+          if (name.startsWith(HOST_IF_PREFIX) || name.startsWith(PEER_IF_PREFIX)) {
+            // Both ends and the endpoint's port rules (tagged with the host end's name).
+            const suffix = name.slice(name.startsWith(HOST_IF_PREFIX) ? HOST_IF_PREFIX.length : PEER_IF_PREFIX.length)
+            return inParallel([
+              deleteLinks(tools, host, [`${HOST_IF_PREFIX}${suffix}`, `${PEER_IF_PREFIX}${suffix}`]),
+              syncAll(both, endpointTag(`${HOST_IF_PREFIX}${suffix}`), () => [])
+            ])
+          }
+          const mark = l.ifalias ?? ''
+          if (kindOf(l) === 'bridge' && mark.startsWith(OWNER_MARK_PREFIX)) {
+            return inParallel([deleteLinks(tools, host, [name]), syncAll(both, mark, () => [])])
+          }
+          return TE.left(invalidConfig(`refusing to remove ${name}: isthmus did not create it`))
+        })
+      )
+    )
+
+  return {
+    ensureNetwork,
+    deleteNetwork,
+    ensureEndpoint,
+    place,
+    deleteEndpoint,
+    publishPorts,
+    unpublishPorts: (spec) => guarded(() => unpublish(spec)),
+    inventory,
+    removeLink,
+    removeFirewall: () =>
+      guarded(() =>
+        inParallel([removeAll(ipt, 4), removeAll(ipt, 6)])
+      ),
+    chainPrefix: prefix
+  }
+}
+
+// -------------------------------------------------------------------------------------
+// utils
+// -------------------------------------------------------------------------------------
+
+/** Run independent steps side by side (each is a process); fails with the first failure. */
+const inParallel = (steps: ReadonlyArray<TE.TaskEither<CoreError, unknown>>): TE.TaskEither<CoreError, void> =>
+  pipe(
+    TE.sequenceArray(steps),
+    TE.map(() => undefined)
+  )
+
+const isPort = (n: number): boolean => Number.isInteger(n) && n >= 1 && n <= 65535
+
+const checkPorts = (ports: ReadonlyArray<PortMapping>): E.Either<CoreError, void> => {
+  const bad = ports.find((p) => !isPort(p.hostPort) || !isPort(p.containerPort))
+  return bad === undefined
+    ? E.right(undefined)
+    : E.left(invalidConfig(`bad port mapping ${bad.hostPort}->${bad.containerPort}/${bad.protocol}`))
+}

@@ -1,0 +1,179 @@
+import { strict as assert } from 'node:assert'
+import { after, before, describe, it } from 'node:test'
+import { linuxDataplane } from '@isthmus/dataplane-linux'
+import type { IfName, SandboxKey } from '@isthmus/core'
+import { call, endpoint, fails, link, linkNames, neighbour, network, ok, requireRoot, routes, Scope, serveIn, sh } from './helpers.js'
+
+const scope = new Scope()
+const dp = linuxDataplane({ chainPrefix: scope.chainPrefix })
+const eth0 = 'eth0' as IfName
+
+const net = network({
+  id: `ep-${scope.id}`,
+  bridge: scope.bridge('e'),
+  v4: { subnet: '10.240.20.0/24', gateway: '10.240.20.1' },
+  v6: { subnet: 'fd00:240:20::/64', gateway: 'fd00:240:20::1' },
+  mtu: 1400
+})
+
+describe('endpoints on a bridge (real kernel)', () => {
+  before(async () => {
+    requireRoot()
+    await ok(dp.ensureNetwork(net))
+  })
+  after(async () => {
+    await dp.deleteNetwork(net)()
+    await dp.removeFirewall()()
+    await scope.cleanup()
+  })
+
+  it('connects two sandboxes over TCP, IPv4 and IPv6, and to the gateway', async () => {
+    const a = scope.addNetns('a')
+    const b = scope.addNetns('b')
+    const epA = endpoint({ id: `a-${scope.id}`, network: net, v4: '10.240.20.2/24', v6: 'fd00:240:20::2/64', mac: '02:42:0a:f0:14:02' })
+    const epB = endpoint({ id: `b-${scope.id}`, network: net, v4: '10.240.20.3/24', v6: 'fd00:240:20::3/64' })
+    // A is made in the host namespace and moved; B is made inside its sandbox (placement known).
+    for (const [ep, ns, hint] of [
+      [epA, a, false],
+      [epB, b, true]
+    ] as const) {
+      const placement = { _tag: 'PluginMoves', sandbox: ns.path as SandboxKey, ifName: eth0 } as const
+      const { mac } = await ok(dp.ensureEndpoint({ endpoint: ep, network: net }, hint ? placement : undefined))
+      const placed = await ok(dp.place({ endpoint: ep, network: net }, placement))
+      assert.equal(placed.ifName, 'eth0')
+      assert.equal(placed.mac, mac)
+      const inside = link('eth0', ns.name)
+      assert.ok(inside !== undefined, 'eth0 exists in the sandbox')
+      assert.equal(inside.address, mac)
+      assert.equal(inside.mtu, 1400)
+      assert.ok(inside.flags.includes('UP'))
+      assert.deepEqual(
+        (inside.addr_info ?? []).filter((x) => !x.local.startsWith('fe80')).map((x) => `${x.local}/${x.prefixlen}`),
+        ep.addresses.map((x) => x.cidr)
+      )
+      const hostSide = link(ep.hostIfName)
+      assert.equal(hostSide?.master, net.bridge)
+      assert.equal(hostSide?.mtu, 1400)
+      assert.ok(!linkNames().includes(ep.peerIfName), 'the sandbox end left the host namespace')
+      assert.ok(routes(ns.name, 4).includes('default via 10.240.20.1 dev eth0'))
+      assert.ok(routes(ns.name, 6).some((r) => r.startsWith('default via fd00:240:20::1 dev eth0')))
+      assert.deepEqual([...linkNames(ns.name)].sort(), ['eth0', 'lo'], 'lo untouched, nothing else inside')
+      // The host knows each address's MAC up front (bridged hairpin DNAT needs it; see veth.ts).
+      for (const a of ep.addresses) {
+        assert.deepEqual(neighbour(a.cidr.split('/')[0] ?? '', net.bridge ?? ''), { lladdr: mac, state: ['PERMANENT'] })
+      }
+    }
+    assert.equal(link('eth0', a.name)?.address, '02:42:0a:f0:14:02', 'the requested MAC is the sandbox MAC')
+
+    await serveIn(scope, b.name, 7000, 'B')
+    assert.equal(await call(a.name, '10.240.20.3', 7000), 'B 10.240.20.2')
+    assert.equal(await call(a.name, 'fd00:240:20::3', 7000), 'B fd00:240:20::2')
+
+    // The gateway is the host's address on the bridge: a server on it is reachable from a sandbox.
+    const { createServer } = await import('node:net')
+    for (const gw of ['10.240.20.1', 'fd00:240:20::1']) {
+      const server = createServer((s) => s.end(`GW ${s.remoteAddress ?? ''}`))
+      await new Promise<void>((r) => server.listen(7001, gw, r))
+      try {
+        assert.equal(await call(b.name, gw, 7001), `GW ${gw === '10.240.20.1' ? '10.240.20.3' : 'fd00:240:20::3'}`)
+      } finally {
+        server.close()
+      }
+    }
+
+    await ok(dp.deleteEndpoint({ endpoint: epA, network: net }))
+    await ok(dp.deleteEndpoint({ endpoint: epB, network: net }))
+    assert.equal(neighbour('10.240.20.2', net.bridge ?? ''), undefined, 'neighbour entries go with the endpoint')
+    assert.equal(neighbour('fd00:240:20::3', net.bridge ?? ''), undefined)
+    assert.ok(!linkNames().includes(epA.hostIfName))
+    assert.deepEqual(linkNames(a.name), ['lo'], 'deleting the host end removed the sandbox end')
+  })
+
+  it('is idempotent: ensure twice gives one pair and one MAC, place twice converges, delete twice succeeds', async () => {
+    const ns = scope.addNetns('idem')
+    const ep = endpoint({ id: `idem-${scope.id}`, network: net, v4: '10.240.20.10/24', routes: [{ dst: '10.240.120.0/24', gw: '10.240.20.1' }] })
+    const spec = { endpoint: ep, network: net }
+    const first = await ok(dp.ensureEndpoint(spec))
+    const second = await ok(dp.ensureEndpoint(spec))
+    assert.equal(second.mac, first.mac)
+    assert.equal(link(ep.peerIfName)?.address, first.mac, 'a MAC is chosen when none was asked for')
+    assert.match(first.mac, /^[0-9a-f][26ae]:/, 'locally administered, unicast')
+    const placement = { _tag: 'PluginMoves', sandbox: ns.path as SandboxKey, ifName: eth0 } as const
+    // Told the placement after the pair exists: it stays where it is and place moves it.
+    assert.equal((await ok(dp.ensureEndpoint(spec, placement))).mac, first.mac)
+    const p1 = await ok(dp.place(spec, placement))
+    const p2 = await ok(dp.place(spec, placement))
+    assert.deepEqual(p2, p1)
+    assert.ok(routes(ns.name, 4).includes('10.240.120.0/24 via 10.240.20.1 dev eth0'), 'extra routes installed')
+    // Asked again after the move, with the MAC the flows recorded.
+    assert.equal((await ok(dp.ensureEndpoint({ endpoint: { ...ep, mac: p1.mac }, network: net }))).mac, p1.mac)
+    await ok(dp.deleteEndpoint(spec))
+    await ok(dp.deleteEndpoint(spec))
+    assert.ok(!linkNames().includes(ep.hostIfName))
+    assert.deepEqual(linkNames(ns.name), ['lo'])
+
+    // Made inside the sandbox: ensured again before and after place, the same MAC every time.
+    const made = await ok(dp.ensureEndpoint(spec, placement))
+    assert.equal(link(ep.peerIfName, ns.name)?.address, made.mac, 'made inside the sandbox, under its own name')
+    assert.ok(!linkNames().includes(ep.peerIfName))
+    assert.equal((await ok(dp.ensureEndpoint(spec, placement))).mac, made.mac)
+    assert.equal((await ok(dp.place(spec, placement))).mac, made.mac)
+    assert.equal((await ok(dp.ensureEndpoint(spec, placement))).mac, made.mac)
+    assert.equal((await ok(dp.place(spec, placement))).mac, made.mac)
+    assert.deepEqual([...linkNames(ns.name)].sort(), ['eth0', 'lo'])
+    await ok(dp.deleteEndpoint(spec))
+    assert.deepEqual(linkNames(ns.name), ['lo'])
+  })
+
+  it('takes netns paths outside /var/run/netns (nsenter), such as /proc/<pid>/ns/net', async () => {
+    const ns = scope.addNetns('proc')
+    const holder = scope.process(
+      (await import('node:child_process')).spawn('ip', ['netns', 'exec', ns.name, 'sleep', '30'], { stdio: 'ignore' })
+    )
+    await new Promise((r) => setTimeout(r, 100))
+    const path = `/proc/${holder.pid ?? 0}/ns/net` as SandboxKey
+    const ep = endpoint({ id: `proc-${scope.id}`, network: net, v4: '10.240.20.11/24' })
+    const spec = { endpoint: ep, network: net }
+    const placement = { _tag: 'PluginMoves', sandbox: path, ifName: 'net1' as IfName } as const
+    await ok(dp.ensureEndpoint(spec, placement))
+    const placed = await ok(dp.place(spec, placement))
+    assert.equal(placed.sandbox, path)
+    assert.equal(link('net1', ns.name)?.addr_info?.[0]?.local, '10.240.20.11')
+    await ok(dp.deleteEndpoint(spec))
+  })
+
+  it('leaves the sandbox end in the host namespace for Docker (RuntimeMoves)', async () => {
+    const ns = scope.addNetns('docker')
+    const ep = endpoint({ id: `dock-${scope.id}`, network: net, v4: '10.240.20.12/24', mac: '02:42:0a:f0:14:0c' })
+    const spec = { endpoint: ep, network: net }
+    await ok(dp.ensureEndpoint(spec))
+    const placed = await ok(dp.place(spec, { _tag: 'RuntimeMoves', dstPrefix: 'eth' }))
+    assert.deepEqual(placed, { ifName: ep.peerIfName, mac: '02:42:0a:f0:14:0c' })
+    assert.ok(linkNames().includes(ep.peerIfName), 'SrcName exists in the host namespace when Join returns')
+    // What dockerd then does, and DeleteEndpoint arriving while the link is inside the container
+    // (Leave) or back in the host namespace: both ends go.
+    sh('ip', ['link', 'set', 'dev', ep.peerIfName, 'netns', ns.name, 'name', 'eth0'])
+    await ok(dp.deleteEndpoint(spec))
+    assert.deepEqual(linkNames(ns.name), ['lo'])
+    assert.ok(!linkNames().includes(ep.hostIfName))
+    assert.equal((await fails(dp.place(spec, { _tag: 'RuntimeMoves', dstPrefix: 'eth' })))._tag, 'NotFound')
+  })
+
+  it('gives an internal network no way out: no default route in the sandbox', async () => {
+    const internal = network({
+      id: `int-${scope.id}`,
+      bridge: scope.bridge('i'),
+      v4: { subnet: '10.240.21.0/24', gateway: '10.240.21.1' },
+      internal: true
+    })
+    await ok(dp.ensureNetwork(internal))
+    const ns = scope.addNetns('int')
+    const ep = endpoint({ id: `int-${scope.id}`, network: internal, v4: '10.240.21.2/24' })
+    await ok(dp.ensureEndpoint({ endpoint: ep, network: internal }))
+    await ok(dp.place({ endpoint: ep, network: internal }, { _tag: 'PluginMoves', sandbox: ns.path as SandboxKey, ifName: eth0 }))
+    assert.deepEqual(routes(ns.name, 4), ['10.240.21.0/24 dev eth0 proto kernel scope link src 10.240.21.2'])
+    assert.match(await call(ns.name, '192.0.2.1', 9), /^ERR ENETUNREACH/)
+    await ok(dp.deleteEndpoint({ endpoint: ep, network: internal }))
+    await ok(dp.deleteNetwork(internal))
+  })
+})

@@ -1,0 +1,61 @@
+/**
+ * The Logger port on winston. Lines are JSON (`{"ts","level","msg",...fields}`) on stderr and/or
+ * in a file; never on stdout, which a CNI plugin reserves for its one result document. winston's
+ * Console transport writes every level to stdout unless told otherwise (ecosystem.md §2.4).
+ */
+import winston from 'winston'
+import type { LogFields, Logger } from '@isthmus/core'
+
+export const LEVELS = ['error', 'warn', 'info', 'debug'] as const
+export type Level = (typeof LEVELS)[number]
+
+export interface LogOptions {
+  readonly level: Level
+  /** Write to stderr (the daemon under journald; a CNI plugin's diagnostics). */
+  readonly stderr: boolean
+  /** Also append to this file (a CNI netconf's `logFile`). */
+  readonly file?: string
+}
+
+export interface ClosableLogger {
+  readonly logger: Logger
+  /** Flush file transports; call before the process ends (never process.exit: winston#228). */
+  readonly close: () => Promise<void>
+}
+
+/** A Logger writing JSON lines as `opts` says. */
+export const winstonLogger = (opts: LogOptions): ClosableLogger => {
+  const transports: winston.transport[] = []
+  if (opts.stderr) transports.push(new winston.transports.Console({ stderrLevels: [...LEVELS] }))
+  if (opts.file !== undefined) transports.push(new winston.transports.File({ filename: opts.file }))
+  const w = winston.createLogger({
+    level: opts.level,
+    levels: winston.config.npm.levels,
+    format: winston.format.combine(
+      winston.format.timestamp({ alias: 'ts' }),
+      winston.format((info) => {
+        // `timestamp` with an alias writes both names: keep one
+        delete (info as Record<string, unknown>)['timestamp']
+        return info
+      })(),
+      winston.format.json()
+    ),
+    transports,
+    // with no destination at all winston warns on every line; a silent logger is what was asked
+    silent: transports.length === 0
+  })
+  const at =
+    (level: Level) =>
+    (msg: string, fields?: LogFields): void => {
+      w.log(level, msg, fields === undefined ? {} : { ...fields })
+    }
+  return {
+    logger: { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') },
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (opts.file === undefined) return resolve()
+        w.on('finish', () => resolve())
+        w.end()
+      })
+  }
+}

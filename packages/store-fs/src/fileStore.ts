@@ -1,0 +1,154 @@
+/**
+ * The file store: the Store port over a state directory, for one long-running daemon and many
+ * short CNI processes at once. Opening creates the layout (layout.ts) and sweeps crash litter.
+ */
+import { isAbsolute, join } from 'node:path'
+import * as TE from 'fp-ts/lib/TaskEither.js'
+import { pipe } from 'fp-ts/lib/function.js'
+import {
+  Endpoint,
+  Network,
+  Pool,
+  Sandbox,
+  invalidConfig,
+  type CoreError,
+  type EndpointId,
+  type NetworkId,
+  type PoolId,
+  type SandboxKey,
+  type Store
+} from '@isthmus/core'
+import { fileCollection } from './collection.js'
+import { mkdirp, readNames, removeFile, writeTemp } from './fsio.js'
+import { fileLeases } from './leases.js'
+import { DEFAULT_STATE_DIR, layout, type CollectionDir, type Layout } from './layout.js'
+import { makeLocks } from './locks.js'
+import { sweepDir, sweepLocks } from './sweep.js'
+
+/** @category model */
+export interface FileStoreOptions {
+  /** Absolute path of the state directory; default `/var/lib/isthmus`. */
+  readonly stateDir?: string
+  /** A lock not refreshed for this long belongs to a dead process and is taken over (default 10 s, at least 2 s). */
+  readonly lockStaleMs?: number
+  /** How long `withLock`, `release` and `transfer` wait for a lock before `Transient` (default 15 s). */
+  readonly lockTimeoutMs?: number
+  /** Temp files older than this are crash litter and removed (default 60 s). */
+  readonly tempMaxAgeMs?: number
+  /** Sweep every directory when opening (default true); listing sweeps what it reads anyway. */
+  readonly sweepOnOpen?: boolean
+}
+
+/** The options with their defaults filled in. @category model */
+export interface FileStoreSettings {
+  readonly stateDir: string
+  readonly lockStaleMs: number
+  readonly lockTimeoutMs: number
+  readonly tempMaxAgeMs: number
+  readonly sweepOnOpen: boolean
+}
+
+const COLLECTIONS: ReadonlyArray<CollectionDir> = ['networks', 'endpoints', 'sandboxes', 'pools']
+
+/** @category utils */
+export const settingsOf = (o: FileStoreOptions = {}): TE.TaskEither<CoreError, FileStoreSettings> => {
+  const s: FileStoreSettings = {
+    stateDir: o.stateDir ?? DEFAULT_STATE_DIR,
+    lockStaleMs: Math.max(o.lockStaleMs ?? 10_000, 2_000),
+    lockTimeoutMs: o.lockTimeoutMs ?? 15_000,
+    tempMaxAgeMs: o.tempMaxAgeMs ?? 60_000,
+    sweepOnOpen: o.sweepOnOpen ?? true
+  }
+  // A CNI plugin runs with whatever working directory the runtime had: a relative state directory
+  // would name a different place in each caller.
+  if (!isAbsolute(s.stateDir)) return TE.left(invalidConfig(`stateDir must be an absolute path, got "${s.stateDir}"`))
+  if (!(s.lockTimeoutMs >= 0) || !(s.tempMaxAgeMs >= 0)) {
+    return TE.left(invalidConfig('lockTimeoutMs and tempMaxAgeMs must be numbers of milliseconds, 0 or more'))
+  }
+  return TE.right(s)
+}
+
+const directories = (L: Layout): ReadonlyArray<string> => [
+  L.root,
+  ...COLLECTIONS.map((c) => L.collection(c)),
+  L.leaseSpaces,
+  L.cursors,
+  L.locks
+]
+
+// Every temp file and stale lock left by crashed processes, in every directory of the layout.
+const sweep = (L: Layout, s: FileStoreSettings): TE.TaskEither<CoreError, void> =>
+  pipe(
+    readNames(L.leaseSpaces),
+    TE.map((spaces) => [
+      ...directories(L),
+      ...spaces.filter((n) => !n.startsWith('.')).map((n) => join(L.leaseSpaces, n))
+    ]),
+    TE.chain(TE.traverseSeqArray((dir) => sweepDir(dir, s.tempMaxAgeMs))),
+    TE.chain(() => sweepLocks(L.locks, Math.max(10 * s.lockStaleMs, 10 * 60_000)))
+  )
+
+/**
+ * Open the store in `options.stateDir`, creating its directories. Fails with `Io` if the
+ * directory cannot be created or is not a directory, `InvalidConfig` for bad options.
+ *
+ * @category constructors
+ */
+export const fileStore = (options: FileStoreOptions = {}): TE.TaskEither<CoreError, Store> =>
+  pipe(
+    settingsOf(options),
+    TE.bindTo('s'),
+    TE.let('L', ({ s }) => layout(s.stateDir)),
+    TE.chainFirst(({ L }) => TE.traverseSeqArray(mkdirp)(directories(L))),
+    TE.chainFirst(({ s, L }) => (s.sweepOnOpen ? sweep(L, s) : TE.right(undefined))),
+    TE.map(({ s, L }) => build(s, L))
+  )
+
+const build = (s: FileStoreSettings, L: Layout): Store => {
+  const locks = makeLocks({ staleMs: s.lockStaleMs, timeoutMs: s.lockTimeoutMs })
+  const common = { tempMaxAgeMs: s.tempMaxAgeMs }
+  return {
+    networks: fileCollection({
+      ...common,
+      kind: 'network',
+      codec: Network,
+      keyOf: (n) => n.id,
+      dir: L.collection('networks'),
+      pathOf: (id: NetworkId) => L.record('networks', id)
+    }),
+    endpoints: fileCollection({
+      ...common,
+      kind: 'endpoint',
+      codec: Endpoint,
+      keyOf: (e) => e.id,
+      dir: L.collection('endpoints'),
+      pathOf: (id: EndpointId) => L.record('endpoints', id)
+    }),
+    sandboxes: fileCollection({
+      ...common,
+      kind: 'sandbox',
+      codec: Sandbox,
+      keyOf: (x) => x.key,
+      dir: L.collection('sandboxes'),
+      pathOf: (key: SandboxKey) => L.record('sandboxes', key)
+    }),
+    pools: fileCollection({
+      ...common,
+      kind: 'pool',
+      codec: Pool,
+      keyOf: (p) => p.id,
+      dir: L.collection('pools'),
+      pathOf: (id: PoolId) => L.record('pools', id)
+    }),
+    leases: fileLeases({ layout: L, locks, tempMaxAgeMs: s.tempMaxAgeMs }),
+    withLock: (name, task) => locks.withLock(L.namedLock(name), `"${name}"`, task),
+    // Usable means: the directories are there, readable, and a file can be written in the root.
+    ping: () =>
+      pipe(
+        TE.traverseSeqArray(readNames)(directories(L)),
+        TE.chain(() => writeTemp(L.root, 'ping\n', false)),
+        TE.chain(removeFile)
+      ),
+    close: () => locks.close()
+  }
+}

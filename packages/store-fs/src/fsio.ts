@@ -1,0 +1,204 @@
+/**
+ * The file-system edge: each node:fs promise call wrapped once with `TE.tryCatch`, errno mapped
+ * to a CoreError, and the two atomic writes every record goes through:
+ *
+ * - `replaceFile`: temp file in the same directory, write, fsync, rename over the target, fsync the
+ *   directory. A reader sees the old or the new content, never a mix, and after the call returns
+ *   the new content survives a crash of the process or of the machine.
+ * - `createFile`: temp file, write, fsync, then link(2) to the target, which fails with EEXIST
+ *   atomically. So creation is create-if-absent across processes (like host-local's O_EXCL), and
+ *   unlike O_EXCL + write the target never exists with partial content: it appears complete or
+ *   not at all.
+ */
+import { randomBytes } from 'node:crypto'
+import { promises as fs } from 'node:fs'
+import { join } from 'node:path'
+import * as E from 'fp-ts/lib/Either.js'
+import * as O from 'fp-ts/lib/Option.js'
+import * as TE from 'fp-ts/lib/TaskEither.js'
+import { pipe } from 'fp-ts/lib/function.js'
+import { causeText, io, transient, type CoreError } from '@isthmus/core'
+import { TEMP_PREFIX, TOMB_PREFIX } from './layout.js'
+
+/** The errno code of a thrown value, if it has one. @category utils */
+export const errnoOf = (e: unknown): string | undefined =>
+  typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string'
+    ? (e as { code: string }).code
+    : undefined
+
+// Conditions that go away by themselves: the caller may try again (CNI code 11).
+const TRANSIENT = new Set(['EAGAIN', 'EWOULDBLOCK', 'EBUSY', 'EINTR', 'EMFILE', 'ENFILE', 'ETIMEDOUT'])
+
+/** The CoreError of a failed file-system call. @category utils */
+export const fsError =
+  (op: string, path: string) =>
+  (e: unknown): CoreError => {
+    const code = errnoOf(e)
+    return code !== undefined && TRANSIENT.has(code)
+      ? transient(`${op} ${path}: ${causeText(e)}`)
+      : io(`${op} ${path}`, e)
+  }
+
+/** One fs call as a TaskEither. @category utils */
+export const attempt = <A>(op: string, path: string, f: () => Promise<A>): TE.TaskEither<CoreError, A> =>
+  TE.tryCatch(f, fsError(op, path))
+
+// Like `attempt`, but one errno is an expected answer rather than a failure.
+const attemptUnless = <A, B>(
+  op: string,
+  path: string,
+  f: () => Promise<A>,
+  code: string,
+  instead: B
+): TE.TaskEither<CoreError, A | B> =>
+  TE.tryCatch(
+    () =>
+      f().then(
+        (a): A | B => a,
+        (e: unknown) => {
+          if (errnoOf(e) === code) return instead
+          throw e
+        }
+      ),
+    fsError(op, path)
+  )
+
+/**
+ * On failure, run `cleanup` and keep the original error whatever the cleanup does (the first
+ * error says what went wrong; a failed cleanup only leaves a temp file, which the sweep removes).
+ *
+ * @category utils
+ */
+export const cleanupOnError =
+  (cleanup: () => TE.TaskEither<CoreError, unknown>) =>
+  <A>(ma: TE.TaskEither<CoreError, A>): TE.TaskEither<CoreError, A> =>
+    pipe(
+      ma,
+      TE.orElse(
+        (e): TE.TaskEither<CoreError, A> =>
+          async () => {
+            await cleanup()()
+            return E.left(e)
+          }
+      )
+    )
+
+let counter = 0
+/** A name no other process or call uses: pid, a counter and randomness (pids are reused across crashes). */
+const uniqueSuffix = (): string => `${process.pid}-${(counter++).toString(36)}-${randomBytes(6).toString('hex')}`
+
+/** @category utils */
+export const tempPath = (dir: string): string => join(dir, `${TEMP_PREFIX}${uniqueSuffix()}`)
+/** @category utils */
+export const tombPath = (dir: string): string => join(dir, `${TOMB_PREFIX}${uniqueSuffix()}`)
+
+/** The text of a file, or none when it does not exist. @category utils */
+export const readText = (path: string): TE.TaskEither<CoreError, O.Option<string>> =>
+  attemptUnless('read', path, () => fs.readFile(path, 'utf8').then(O.some), 'ENOENT', O.none as O.Option<string>)
+
+/** The entries of a directory; a missing directory has none. @category utils */
+export const readNames = (dir: string): TE.TaskEither<CoreError, ReadonlyArray<string>> =>
+  attemptUnless('readdir', dir, () => fs.readdir(dir), 'ENOENT', [] as ReadonlyArray<string>)
+
+/** @category utils */
+export const mkdirp = (dir: string): TE.TaskEither<CoreError, void> =>
+  attempt('mkdir', dir, () => fs.mkdir(dir, { recursive: true, mode: 0o750 }).then(() => undefined))
+
+/** Whether a path exists (a hint: it may change right after). @category utils */
+export const exists = (path: string): TE.TaskEither<CoreError, boolean> =>
+  attemptUnless('stat', path, () => fs.lstat(path).then(() => true), 'ENOENT', false)
+
+/** Remove a file; absent is fine. @category utils */
+export const removeFile = (path: string): TE.TaskEither<CoreError, void> =>
+  attemptUnless('unlink', path, () => fs.unlink(path), 'ENOENT', undefined)
+
+/** Rename; `false` when the source is gone. @category utils */
+export const renameIfExists = (from: string, to: string): TE.TaskEither<CoreError, boolean> =>
+  attemptUnless('rename', from, () => fs.rename(from, to).then(() => true), 'ENOENT', false)
+
+/**
+ * fsync a directory, so that a rename, link or unlink in it is on disk. Filesystems that cannot
+ * fsync a directory (EINVAL) have nothing more to offer, so that is not an error.
+ *
+ * @category utils
+ */
+export const syncDir = (dir: string): TE.TaskEither<CoreError, void> =>
+  attemptUnless(
+    'fsync',
+    dir,
+    async () => {
+      const handle = await fs.open(dir, 'r')
+      try {
+        await handle.sync()
+      } finally {
+        await handle.close()
+      }
+    },
+    'EINVAL',
+    undefined
+  )
+
+/**
+ * Write `text` to a new temporary file in `dir` (fsynced when `durable`) and return its path.
+ * A failed write removes the temp file.
+ *
+ * @category utils
+ */
+export const writeTemp = (dir: string, text: string, durable: boolean): TE.TaskEither<CoreError, string> =>
+  pipe(
+    // The name is drawn when the task runs, so one task value can run twice, even at once.
+    TE.fromIO(() => tempPath(dir)),
+    TE.chain((path) =>
+      pipe(
+        attempt('write', path, async () => {
+          const handle = await fs.open(path, 'wx', 0o640)
+          try {
+            await handle.writeFile(text, 'utf8')
+            if (durable) await handle.sync()
+          } finally {
+            await handle.close()
+          }
+        }),
+        TE.map(() => path),
+        cleanupOnError(() => removeFile(path))
+      )
+    )
+  )
+
+/**
+ * Replace (or create) `path` with `text` atomically; see the module comment. Without `durable`
+ * the fsyncs are skipped: the rename is still atomic for readers, but a power loss may keep the
+ * old content (used for the cursor, a hint).
+ *
+ * @category utils
+ */
+export const replaceFile = (path: string, dir: string, text: string, durable = true): TE.TaskEither<CoreError, void> =>
+  pipe(
+    writeTemp(dir, text, durable),
+    TE.chain((temp) =>
+      pipe(
+        attempt('rename', temp, () => fs.rename(temp, path)),
+        cleanupOnError(() => removeFile(temp))
+      )
+    ),
+    TE.chain(() => (durable ? syncDir(dir) : TE.right(undefined)))
+  )
+
+/**
+ * Create `path` with `text` only if it does not exist: `true` if this call created it, `false`
+ * if it was there. The temp file is removed either way; the directory is fsynced before `true`.
+ *
+ * @category utils
+ */
+export const createFile = (path: string, dir: string, text: string): TE.TaskEither<CoreError, boolean> =>
+  pipe(
+    writeTemp(dir, text, true),
+    TE.chain((temp) =>
+      pipe(
+        attemptUnless('link', path, () => fs.link(temp, path).then(() => true), 'EEXIST', false),
+        cleanupOnError(() => removeFile(temp)),
+        TE.chainFirst(() => removeFile(temp))
+      )
+    ),
+    TE.chainFirst((created) => (created ? syncDir(dir) : TE.right(undefined)))
+  )
