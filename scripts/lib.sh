@@ -35,3 +35,28 @@ workspace_build() {
   pnpm install --frozen-lockfile --reporter=silent >&2
   pnpm --silent build >&2
 }
+
+# Start dockerd unless one answers already; the EXIT trap stops only the one started here.
+dockerd_need() {
+  if /usr/bin/docker info >/dev/null 2>&1; then return 0; fi
+  local log
+  log=$(mktemp /tmp/isthmus-dockerd.XXXXXX.log)
+  dockerd --host unix:///var/run/docker.sock >"$log" 2>&1 &
+  ISTHMUS_DOCKERD_PID=$!
+  trap 'dockerd_stop' EXIT
+  for _ in $(seq 1 120); do
+    /usr/bin/docker info >/dev/null 2>&1 && return 0
+    kill -0 "$ISTHMUS_DOCKERD_PID" 2>/dev/null || { echo "isthmus: dockerd exited; its log:" >&2; cat "$log" >&2; exit 1; }
+    sleep 0.5
+  done
+  echo "isthmus: dockerd did not answer within 60 s; its log:" >&2
+  cat "$log" >&2
+  exit 1
+}
+
+dockerd_stop() {
+  [ -n "${ISTHMUS_DOCKERD_PID:-}" ] || return 0
+  kill "$ISTHMUS_DOCKERD_PID" 2>/dev/null || true
+  for _ in $(seq 1 60); do kill -0 "$ISTHMUS_DOCKERD_PID" 2>/dev/null || return 0; sleep 0.5; done
+  kill -9 "$ISTHMUS_DOCKERD_PID" 2>/dev/null || true
+}

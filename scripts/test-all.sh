@@ -6,8 +6,14 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 need_root
-apt_need ca-certificates iproute2 util-linux iptables
+apt_need ca-certificates iproute2 util-linux iptables docker.io busybox-static
 pnpm_need
 workspace_build
 pnpm --silent exec tsc -p tsconfig.tests.json >&2
-exec node scripts/test.mjs "$@"
+
+# One dockerd for the whole run, unless one already answers; stopped by PID at the end.
+dockerd_need
+
+status=0
+node scripts/test.mjs "$@" || status=$?
+exit $status

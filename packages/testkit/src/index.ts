@@ -1,0 +1,5 @@
+/** @isthmus/testkit: support for isthmus's own end-to-end tests (not published). */
+export * from './proc.js'
+export * from './names.js'
+export * from './docker.js'
+export * from './plugin.js'

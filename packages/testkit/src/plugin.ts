@@ -1,0 +1,105 @@
+/**
+ * The isthmus Docker plugin daemon run from source (`isthmus serve`), on its own socket name so
+ * that each test run is a fresh plugin to dockerd (it caches activations per name).
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { request } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { stopChild, waitUntil } from './proc.js'
+
+const root = fileURLToPath(new URL('../../../', import.meta.url))
+const BIN = join(root, 'packages/cli/src/bin/isthmus.ts')
+
+/** POST to the plugin socket as dockerd does (no Content-Type); resolves status and parsed body. */
+export const pluginCall = (socket: string, path: string, body?: unknown) =>
+  new Promise<{ status: number; body: unknown }>((resolve, reject) => {
+    const data = body === undefined ? '' : `${JSON.stringify(body)}\n`
+    const req = request(
+      {
+        socketPath: socket,
+        path,
+        method: 'POST',
+        headers: { Accept: 'application/vnd.docker.plugins.v1.2+json', 'Content-Length': Buffer.byteLength(data) }
+      },
+      (res) => {
+        let text = ''
+        res.setEncoding('utf8')
+        res.on('data', (c: string) => (text += c))
+        res.on('end', () => {
+          try {
+            resolve({ status: res.statusCode ?? 0, body: text === '' ? undefined : JSON.parse(text) })
+          } catch (e) {
+            reject(e)
+          }
+        })
+      }
+    )
+    req.on('error', reject)
+    req.end(data)
+  })
+
+export interface PluginProcess {
+  /** The driver name for `docker network create -d` and `--ipam-driver`. */
+  readonly name: string
+  readonly socket: string
+  readonly stateDir: string
+  readonly pid: () => number
+  /** Everything the daemon wrote to stderr (JSON log lines). */
+  readonly logs: () => string
+  /** Start it again on the same socket and state (after `kill`). */
+  readonly start: () => Promise<void>
+  readonly kill: (signal?: NodeJS.Signals) => Promise<void>
+  /** Stop it and remove its state directory. */
+  readonly dispose: () => Promise<void>
+}
+
+/** Start `isthmus serve` as plugin `name` with a fresh state directory. */
+export const startPlugin = async (name: string, extraArgs: ReadonlyArray<string> = []): Promise<PluginProcess> => {
+  const socket = `/run/docker/plugins/${name}.sock`
+  const stateDir = await mkdtemp(join(tmpdir(), `${name}-state-`))
+  let child: ChildProcess | undefined
+  let log = ''
+  const start = async () => {
+    child = spawn(
+      process.execPath,
+      ['--import', 'tsx', '--conditions=@isthmus/source', BIN, 'serve', '--socket', socket, '--state-dir', stateDir, '--log-level', 'debug', ...extraArgs],
+      { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] }
+    )
+    child.stderr!.setEncoding('utf8')
+    child.stderr!.on('data', (c: string) => (log += c))
+    const c = child
+    await waitUntil(
+      `plugin ${name} to answer on ${socket}`,
+      async () => {
+        if (c.exitCode !== null) throw new Error(`isthmus serve exited ${c.exitCode}: ${log}`)
+        return pluginCall(socket, '/Plugin.Activate').then(
+          (r) => r.status === 200,
+          () => false
+        )
+      },
+      30_000,
+      100
+    )
+  }
+  await start()
+  const kill = async (signal: NodeJS.Signals = 'SIGTERM') => {
+    if (child !== undefined) await stopChild(child, signal)
+  }
+  return {
+    name,
+    socket,
+    stateDir,
+    pid: () => child?.pid ?? -1,
+    logs: () => log,
+    start,
+    kill,
+    dispose: async () => {
+      await kill('SIGTERM')
+      await rm(stateDir, { recursive: true, force: true })
+      await rm(socket, { force: true })
+    }
+  }
+}
