@@ -9,4 +9,6 @@ need_root
 apt_need ca-certificates iproute2 util-linux iptables
 pnpm_need
 workspace_build
-exec pnpm --silent isthmus "${@:---help}"
+[ $# -gt 0 ] || set -- serve
+# node itself, not through pnpm: pnpm does not pass SIGTERM on, and the daemon stops cleanly on it
+exec node packages/cli/dist/bin/isthmus.js "$@"
