@@ -1,8 +1,8 @@
 import { strict as assert } from 'node:assert'
-import { after, before, describe, it } from 'node:test'
+import { describe, it } from 'node:test'
 import { linuxDataplane } from '@isthmus/dataplane-linux'
 import type { IfName, SandboxKey } from '@isthmus/core'
-import { call, endpoint, fails, link, linkNames, neighbour, network, ok, requireRoot, routes, Scope, serveIn, sh } from './helpers.js'
+import { call, endpoint, fails, link, linkNames, neighbour, network, ok, routes, Scope, serveIn, sh, withNetwork } from './helpers.js'
 
 const scope = new Scope()
 const dp = linuxDataplane({ chainPrefix: scope.chainPrefix })
@@ -17,15 +17,7 @@ const net = network({
 })
 
 describe('endpoints on a bridge (real kernel)', () => {
-  before(async () => {
-    requireRoot()
-    await ok(dp.ensureNetwork(net))
-  })
-  after(async () => {
-    await dp.deleteNetwork(net)()
-    await dp.removeFirewall()()
-    await scope.cleanup()
-  })
+  withNetwork(scope, dp, net)
 
   it('connects two sandboxes over TCP, IPv4 and IPv6, and to the gateway', async () => {
     const a = scope.addNetns('a')

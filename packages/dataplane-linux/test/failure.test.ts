@@ -1,10 +1,10 @@
 import { strict as assert } from 'node:assert'
-import { after, before, describe, it } from 'node:test'
+import { describe, it } from 'node:test'
 import { writeFileSync, rmSync } from 'node:fs'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { execFileExec, linuxDataplane, type Exec } from '@isthmus/dataplane-linux'
 import { dataplane, type IfName, type SandboxKey } from '@isthmus/core'
-import { endpoint, fails, linkNames, network, ok, requireRoot, Scope, sh } from './helpers.js'
+import { endpoint, fails, linkNames, network, ok, Scope, sh, withNetwork } from './helpers.js'
 
 const scope = new Scope()
 const real = execFileExec()
@@ -39,15 +39,7 @@ const leftovers = (names: ReadonlyArray<string>, ns: string): ReadonlyArray<stri
 ]
 
 describe('failures leave no link behind (real kernel)', () => {
-  before(async () => {
-    requireRoot()
-    await ok(dp.ensureNetwork(net))
-  })
-  after(async () => {
-    await dp.deleteNetwork(net)()
-    await dp.removeFirewall()()
-    await scope.cleanup()
-  })
+  withNetwork(scope, dp, net)
 
   it('fails at every command of ensureEndpoint + place, before or after the kernel ran it, and cleans up', async () => {
     const ns = scope.addNetns('nth')

@@ -8,6 +8,7 @@
  * fd00:240::/48).
  */
 import { strict as assert } from 'node:assert'
+import { after, before } from 'node:test'
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import * as E from 'fp-ts/lib/Either.js'
@@ -23,6 +24,7 @@ import {
   type Endpoint as EndpointT,
   type Network as NetworkT
 } from '@isthmus/core'
+import type { LinuxDataplane } from '../src/index.js'
 
 /** Fail (never skip) when the tests cannot touch the kernel. */
 export const requireRoot = (): void => {
@@ -65,6 +67,22 @@ export const fails = async <A>(te: TE.TaskEither<CoreError, A>): Promise<CoreErr
 // -------------------------------------------------------------------------------------
 // the run's names and cleanup
 // -------------------------------------------------------------------------------------
+
+/**
+ * The network a describe block works on: made before its tests (as root), removed after them
+ * with the firewall chains and everything `scope` created, also when a test failed.
+ */
+export const withNetwork = (scope: Scope, dp: LinuxDataplane, net: NetworkT): void => {
+  before(async () => {
+    requireRoot()
+    await ok(dp.ensureNetwork(net))
+  })
+  after(async () => {
+    await dp.deleteNetwork(net)()
+    await dp.removeFirewall()()
+    await scope.cleanup()
+  })
+}
 
 /** Everything one test file creates, and its removal. */
 export class Scope {

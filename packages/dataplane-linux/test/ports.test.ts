@@ -1,9 +1,9 @@
 import { strict as assert } from 'node:assert'
-import { after, before, describe, it } from 'node:test'
+import { describe, it } from 'node:test'
 import { createServer } from 'node:net'
 import { linuxDataplane } from '@isthmus/dataplane-linux'
 import type { IfName, PortMapping, SandboxKey } from '@isthmus/core'
-import { call, endpoint, network, ok, ourRules, requireRoot, Scope, serveIn } from './helpers.js'
+import { call, endpoint, network, ok, ourRules, Scope, serveIn, withNetwork } from './helpers.js'
 
 const scope = new Scope()
 const dp = linuxDataplane({ chainPrefix: scope.chainPrefix })
@@ -27,15 +27,7 @@ const freePort = async (): Promise<number> =>
   })
 
 describe('published ports (real kernel)', () => {
-  before(async () => {
-    requireRoot()
-    await ok(dp.ensureNetwork(net))
-  })
-  after(async () => {
-    await dp.deleteNetwork(net)()
-    await dp.removeFirewall()()
-    await scope.cleanup()
-  })
+  withNetwork(scope, dp, net)
 
   it('reaches a mapped port from the host (127.0.0.1 and the gateway) and from other sandboxes (hairpin), until unpublished or deleted', async () => {
     const client = scope.addNetns('client')

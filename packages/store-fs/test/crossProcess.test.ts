@@ -18,11 +18,13 @@ describe('fileStore across processes', () => {
     await Promise.all(dirs.map(removeDir))
   })
 
-  it('2 processes x 500 concurrent reservations in one pool of 1,000: no address acknowledged twice', async (t) => {
+  // Start two children on one fresh state dir, let them go at the same moment, and collect the
+  // addresses each acknowledged.
+  const race = async (args: (tag: string, i: number) => string[]) => {
     const dir = await tempDir()
     dirs.push(dir)
     await openStore(dir).then((s) => s.close())
-    const procs = [startChild(['allocate', dir, 'p0', '11', '500']), startChild(['allocate', dir, 'p1', '29', '500'])]
+    const procs = [startChild(args('p0', 0).map((a) => a.replace('$DIR', dir))), startChild(args('p1', 1).map((a) => a.replace('$DIR', dir)))]
     children.push(...procs)
     await Promise.all(procs.map((p) => p.waitFor('ready')))
     const t0 = Date.now()
@@ -30,8 +32,12 @@ describe('fileStore across processes', () => {
     const exits = await Promise.all(procs.map((p) => p.exited))
     const ms = Date.now() - t0
     exits.forEach((x, i) => assert.deepEqual(x, { code: 0, signal: null }, procs[i]!.stderr()))
-
     const acked = procs.map((p) => p.lines.filter((l) => l.startsWith('ok ')).map((l) => l.slice(3)))
+    return { dir, ms, acked }
+  }
+
+  it('2 processes x 500 concurrent reservations in one pool of 1,000: no address acknowledged twice', async (t) => {
+    const { dir, ms, acked } = await race((tag, i) => ['allocate', '$DIR', tag, i === 0 ? '11' : '29', '500'])
     assert.deepEqual(
       acked.map((a) => a.length),
       [500, 500]
@@ -59,19 +65,7 @@ describe('fileStore across processes', () => {
   })
 
   it('2 processes x 500 concurrent IPAM allocations in one /22 pool: 0 duplicate addresses', async (t) => {
-    const dir = await tempDir()
-    dirs.push(dir)
-    await openStore(dir).then((s) => s.close())
-    const procs = [startChild(['ipam', dir, 'p0', '500']), startChild(['ipam', dir, 'p1', '500'])]
-    children.push(...procs)
-    await Promise.all(procs.map((p) => p.waitFor('ready')))
-    const t0 = Date.now()
-    for (const p of procs) p.proc.stdin!.write('go\n')
-    const exits = await Promise.all(procs.map((p) => p.exited))
-    const ms = Date.now() - t0
-    exits.forEach((x, i) => assert.deepEqual(x, { code: 0, signal: null }, procs[i]!.stderr()))
-
-    const acked = procs.map((p) => p.lines.filter((l) => l.startsWith('ok ')).map((l) => l.slice(3)))
+    const { dir, ms, acked } = await race((tag) => ['ipam', '$DIR', tag, '500'])
     assert.deepEqual(
       acked.map((a) => a.length),
       [500, 500]
