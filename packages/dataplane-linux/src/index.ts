@@ -14,3 +14,6 @@ export { procSysctl, type Sysctl, type SysctlKey } from './sysctl.js'
 export { bridgeMac, OWNER_MARK_PREFIX } from './bridge.js'
 export { chainNames } from './iptables.js'
 export { endpointTag, networkTag } from './nat.js'
+// Read-only helpers for frontends that inspect what the dataplane made (CNI CHECK, results).
+export { findLink, host, inNetns, ip as runIp, type Tools, type Where } from './ip.js'
+export { decodeLinks, IpLink, type IpAddrInfo } from './iproute.js'

@@ -195,8 +195,8 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
   const place: Dataplane['place'] = ({ endpoint, network }, placement) =>
     withBridge(network, (bridge) =>
       placement._tag === 'RuntimeMoves'
-        ? placeForRuntime(tools, endpoint)
-        : placeInSandbox(tools, network, endpoint, bridge, placement.sandbox, placement.ifName)
+        ? placeForRuntime(endpoint)
+        : placeInSandbox(tools, endpoint, bridge, placement.sandbox, placement.ifName)
     )
 
   const unpublish = ({ endpoint }: EndpointSpec): TE.TaskEither<CoreError, void> =>
@@ -206,8 +206,15 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
     )
 
   const deleteEndpoint = (spec: EndpointSpec): TE.TaskEither<CoreError, void> =>
-    // The veth deletion waits for the kernel (RCU, ~10-30 ms); the rules go meanwhile.
-    withBridge(spec.network, (bridge) => inParallel([deleteVeth(tools, spec.endpoint, bridge), unpublish(spec)]))
+    // The veth deletion waits for the kernel (RCU, ~10-30 ms); the rules go meanwhile. An endpoint
+    // whose record publishes nothing has no rules: no iptables-save then (DeleteEndpoint runs on
+    // every `docker run --rm`). Rules a crash left behind go with gc's removeLink, by tag.
+    withBridge(spec.network, (bridge) =>
+      inParallel([
+        deleteVeth(tools, spec.endpoint, bridge),
+        ...(spec.endpoint.portMappings.length > 0 ? [unpublish(spec)] : [])
+      ])
+    )
 
   const publishPorts = (spec: EndpointSpec, ports: ReadonlyArray<PortMapping>): TE.TaskEither<CoreError, void> =>
     withBridge(spec.network, (bridge) =>

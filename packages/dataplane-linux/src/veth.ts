@@ -12,12 +12,12 @@
  * 1 `ip -batch`.
  */
 import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import * as E from 'fp-ts/lib/Either.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import {
   alreadyExists,
-  contains,
   familyOf,
   IfName,
   invalidConfig,
@@ -26,7 +26,6 @@ import {
   splitCidr,
   type CoreError,
   type Endpoint,
-  type IpAddress,
   type Network,
   type PlacedInterface,
   type Placement,
@@ -246,36 +245,33 @@ const macInSandbox = (
  *
  * @category utils
  */
-export const placeForRuntime = (tools: Tools, endpoint: Endpoint): TE.TaskEither<CoreError, PlacedInterface> =>
+export const placeForRuntime = (endpoint: Endpoint): TE.TaskEither<CoreError, PlacedInterface> =>
   pipe(
     TE.fromEither(pairNames(endpoint)),
-    TE.chain((n) =>
-      pipe(
-        findLink(tools, host, n.peer),
-        TE.chain((l) =>
-          l === undefined
-            ? TE.left(notFound('endpoint', endpoint.id))
-            : pipe(
-                TE.fromEither(macOf(l)),
-                TE.map((mac): PlacedInterface => ({ ifName: endpoint.peerIfName, mac }))
-              )
-        )
-      )
-    )
+    // dockerd needs SrcName in the host namespace when Join returns. sysfs answers that, and the
+    // MAC, without starting a process (Join is on every `docker run`).
+    TE.chain((n) => TE.fromEither(sysfsMac(n.peer, endpoint))),
+    TE.map((mac): PlacedInterface => ({ ifName: endpoint.peerIfName, mac }))
   )
 
-/** The gateway for an address: its own, else the gateway of the network subnet containing it. */
-const gatewayFor = (network: Network, cidr: Endpoint['addresses'][number]): IpAddress | undefined => {
-  if (cidr.gateway !== undefined) return cidr.gateway
-  const { address } = splitCidr(cidr.cidr)
-  return [...network.ipv4, ...network.ipv6].find((s) => contains(s.subnet, address))?.gateway
+const sysfsMac = (name: string, endpoint: Endpoint): E.Either<CoreError, MacAddress> => {
+  let text: string
+  try {
+    text = readFileSync(`/sys/class/net/${name}/address`, 'utf8').trim()
+  } catch {
+    return E.left(notFound('endpoint', endpoint.id))
+  }
+  return pipe(
+    MacAddress.decode(text),
+    E.mapLeft(() => invalidConfig(`link ${name} has no Ethernet address (${text})`))
+  )
 }
 
 /**
  * The commands that configure the moved link inside the sandbox. `replace` rather than `add`, so a
  * retried ADD converges instead of failing on what the first one did.
  */
-const configureLines = (network: Network, endpoint: Endpoint, ifName: string): ReadonlyArray<IpCommand> => {
+const configureLines = (endpoint: Endpoint, ifName: string): ReadonlyArray<IpCommand> => {
   const addrs = endpoint.addresses.map((a): IpCommand => [
     'addr',
     'replace',
@@ -286,14 +282,9 @@ const configureLines = (network: Network, endpoint: Endpoint, ifName: string): R
     // IPv6 address by a second, which is why the reference plugin sets accept_dad=0.
     ...(familyOf(a.cidr) === 6 ? ['nodad'] : [])
   ])
-  // One default route per family, through the first address's gateway; none on an internal network.
-  const defaults = network.internal
-    ? []
-    : ([4, 6] as const).flatMap((f): IpCommand[] => {
-        const a = endpoint.addresses.find((x) => familyOf(x.cidr) === f)
-        const gw = a === undefined ? undefined : gatewayFor(network, a)
-        return gw === undefined ? [] : [['route', 'replace', 'default', 'via', gw, 'dev', ifName]]
-      })
+  // Exactly the endpoint's routes: createEndpoint already put a default route per family there
+  // when the caller gave none, and a CNI netconf's explicit `routes` must be all there is (as the
+  // reference bridge plugin installs only ipam.routes).
   const routes = endpoint.routes.map((r): IpCommand => [
     'route',
     'replace',
@@ -302,12 +293,12 @@ const configureLines = (network: Network, endpoint: Endpoint, ifName: string): R
     'dev',
     ifName
   ])
-  return [...addrs, ['link', 'set', 'dev', ifName, 'up'], ...defaults, ...routes, ['link', 'show', 'dev', ifName]]
+  return [...addrs, ['link', 'set', 'dev', ifName, 'up'], ...routes, ['link', 'show', 'dev', ifName]]
 }
 
 /**
  * CNI (PluginMoves): the sandbox end becomes `ifName` inside the namespace at `sandbox`, addressed,
- * up, with a default route per family (not on an internal network) and the endpoint's routes;
+ * up, with the endpoint's routes (createEndpoint's defaults, or the caller's);
  * returns its MAC as the sandbox shows it. If ensureVeth made it there already, one batch inside
  * the namespace renames and configures it; otherwise it is moved in from the host namespace,
  * renamed in the same netlink request (so it never clashes with a host link of that name), and
@@ -318,7 +309,6 @@ const configureLines = (network: Network, endpoint: Endpoint, ifName: string): R
  */
 export const placeInSandbox = (
   tools: Tools,
-  network: Network,
   endpoint: Endpoint,
   bridge: string,
   sandbox: SandboxKey,
@@ -334,7 +324,7 @@ export const placeInSandbox = (
         // rename is the first line and names our unique peerIfName, so a sandbox without our link
         // fails the batch before anything of its own is touched.
         TE.chain(() =>
-          ipBatch(tools, inNetns(sandbox), [['link', 'set', 'dev', n.peer, 'name', ifName], ...configureLines(network, endpoint, ifName)], {
+          ipBatch(tools, inNetns(sandbox), [['link', 'set', 'dev', n.peer, 'name', ifName], ...configureLines(endpoint, ifName)], {
             json: true
           })
         ),
@@ -344,7 +334,7 @@ export const placeInSandbox = (
               // move it in, renamed in the same request, then configure it.
               pipe(
                 moveIn(tools, endpoint, n, sandbox, ifName),
-                TE.chain(() => ipBatch(tools, inNetns(sandbox), configureLines(network, endpoint, ifName), { json: true }))
+                TE.chain(() => ipBatch(tools, inNetns(sandbox), configureLines(endpoint, ifName), { json: true }))
               )
             : TE.left(e)
         ),

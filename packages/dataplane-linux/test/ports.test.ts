@@ -70,11 +70,14 @@ describe('published ports (real kernel)', () => {
     await ok(dp.unpublishPorts(spec))
 
     // Published again, then removed with the endpoint.
-    await ok(dp.publishPorts(spec, [...ports, { protocol: 'udp', containerPort: 53, hostPort, hostIp: '127.0.0.1' as PortMapping['hostIp'] & string }]))
+    // (the endpoint record names what it publishes, as the flows keep it)
+    const both: PortMapping[] = [...ports, { protocol: 'udp', containerPort: 53, hostPort, hostIp: '127.0.0.1' as PortMapping['hostIp'] & string }]
+    const published = { endpoint: { ...epS, portMappings: both }, network: net }
+    await ok(dp.publishPorts(published, both))
     assert.equal(await call(client.name, '10.240.30.1', hostPort), 'S 10.240.30.1')
     assert.equal(ourRules(P).filter((r) => r.includes(tag)).length, 2)
     assert.ok(ourRules(P).some((r) => r.includes(tag) && r.startsWith(`-A ${P}-DNAT -d 127.0.0.1/32 -p udp -m udp --dport ${hostPort}`)))
-    await ok(dp.deleteEndpoint(spec))
+    await ok(dp.deleteEndpoint(published))
     assert.deepEqual(ourRules(P).filter((r) => r.includes(tag)), [])
     assert.deepEqual(ourRules(P, 6).filter((r) => r.includes(tag)), [])
     assert.equal(await call(undefined, '127.0.0.1', hostPort), 'ERR ECONNREFUSED')

@@ -54,8 +54,12 @@ const remove = (endpoint: Endpoint): Flow<void> =>
     ),
     // 1. The agent.
     RTE.tap(({ network }) => absentOk((env) => env.agent.deletePort(network, endpoint))),
-    // 2. Published ports.
-    RTE.tap(({ network }) => absentOk((env) => env.dataplane.unpublishPorts({ endpoint, network }))),
+    // 2. Published ports, when the record has any (this runs on every `docker run --rm`).
+    RTE.tap(({ network }) =>
+      endpoint.portMappings.length === 0
+        ? RTE.right(undefined)
+        : absentOk((env) => env.dataplane.unpublishPorts({ endpoint, network }))
+    ),
     // 3. The veth pair.
     RTE.tap(({ network }) => absentOk((env) => env.dataplane.deleteEndpoint({ endpoint, network }))),
     // 4. The addresses.
