@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 need_root
-apt_need ca-certificates iproute2 util-linux iptables docker.io busybox-static
+apt_need ca-certificates iproute2 util-linux iptables docker.io busybox-static \
+  podman containernetworking-plugins golang-go golang-github-appc-cni-dev
 pnpm_need
 workspace_build
 pnpm --silent exec tsc -p tsconfig.tests.json >&2

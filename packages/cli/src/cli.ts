@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs'
 import yargs, { type Argv } from 'yargs'
+import { cniCommand } from './commands/cni.js'
 import { serveCommand } from './commands/serve.js'
 
 /** The version of this package, the one `isthmus --version` prints. */
@@ -19,7 +20,7 @@ const epilogue = [
 
 /** The yargs program, without parsing. @category constructors */
 export const buildCli = (argv: ReadonlyArray<string>): Argv =>
-  serveCommand(yargs([...argv]))
+  cniCommand(serveCommand(yargs([...argv])))
     .scriptName('isthmus')
     .usage('$0 <command> [options]')
     .version(version)

@@ -16,6 +16,7 @@ import {
   PoolId,
   Subnet,
   decodeWith,
+  invalidConfig,
   isNotFound,
   joinCidr,
   poolRangeOfSubnet,
@@ -89,12 +90,26 @@ export const ipamRoutes = (ipam: Ipam): ReadonlyArray<Route> => [
       TE.bind('address', () => optionalField(IpAddress, 'Address', req.Address)),
       TE.bind('mac', () => optionalField(MacAddress, MAC_OPTION, req.Options?.[MAC_OPTION])),
       TE.bind('pool', ({ poolId }) => ipam.getPool(poolId)),
-      TE.bind('lease', ({ poolId, address, mac }) =>
+      TE.bind('gateway', ({ pool, address }) => {
+        const gateway = req.Options?.['RequestAddressType'] === GATEWAY_TYPE
+        // A pool with more than one reference serves another network already (an identical
+        // RequestPool): moving its gateway would pull it from under that network, and Docker's
+        // rollback (ReleaseAddress) would not move it back.
+        return gateway && pool.refs > 1 && address !== undefined && address !== pool.gateway
+          ? TE.left(invalidConfig(`subnet ${pool.subnet} is already used by another network, with gateway ${pool.gateway ?? 'none'}`))
+          : TE.right(gateway)
+      }),
+      TE.bind('lease', ({ poolId, address, mac, gateway }) =>
         ipam.allocate(
           poolId,
           // the gateway of a network: the pool's own lease, moved if --gateway names another
-          req.Options?.['RequestAddressType'] === GATEWAY_TYPE ? { kind: 'gateway' } : DOCKER_RUNTIME_OWNER,
-          { ...(address === undefined ? {} : { address }), ...(mac === undefined ? {} : { mac }) }
+          gateway ? { kind: 'gateway' } : DOCKER_RUNTIME_OWNER,
+          {
+            ...(address === undefined ? {} : { address }),
+            ...(mac === undefined ? {} : { mac }),
+            // --ip and --aux-address may lie outside --ip-range (only dynamic picks stay inside)
+            anywhereInSubnet: true
+          }
         )
       ),
       TE.map(

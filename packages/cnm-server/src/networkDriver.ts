@@ -20,15 +20,18 @@ import {
   deleteEndpoint,
   deleteNetwork,
   ensureNetwork,
+  invalidConfig,
   join,
   leave,
   loadEndpoint,
   loadNetwork,
+  overlaps,
   splitCidr,
   type AddressRequest,
   type CoreError,
   type Env,
   type Flow,
+  type Network,
   type NetworkSpec,
   type Pool,
   type SubnetRequest
@@ -79,6 +82,30 @@ const addressRequests = (iface: Nd.EndpointInterface | null | undefined): TE.Tas
     )
   )
 
+/**
+ * A subnet of another stored network that overlaps one of `subnets`, as an error. Each network's
+ * gateway is an address of the host on its bridge, so two networks on overlapping subnets make
+ * the host's routes ambiguous; and two on the same subnet would share one pool of our IPAM
+ * (Docker's identical RequestPool gets the same pool, ref-counted), gateway included. Docker does
+ * not check this for remote drivers (cnm-protocol.md §4: it created two networks on one subnet).
+ */
+const overlapWith = (
+  id: NetworkId,
+  subnets: ReadonlyArray<SubnetRequest>,
+  networks: ReadonlyArray<Network>
+): CoreError | undefined => {
+  for (const n of networks) {
+    if (n.id === id) continue
+    for (const theirs of [...n.ipv4, ...n.ipv6]) {
+      const mine = subnets.find((r) => r.subnet !== undefined && overlaps(r.subnet, theirs.subnet))
+      if (mine?.subnet !== undefined) {
+        return invalidConfig(`subnet ${mine.subnet} overlaps ${theirs.subnet} of network ${n.name} on this host`)
+      }
+    }
+  }
+  return undefined
+}
+
 /** The NetworkDriver routes over one Env. */
 export const networkRoutes = (env: Env): ReadonlyArray<Route> => {
   const flow = <A>(f: Flow<A>): TE.TaskEither<CoreError, A> => f(env)
@@ -95,6 +122,15 @@ export const networkRoutes = (env: Env): ReadonlyArray<Route> => {
         TE.bind('pools', () => env.store.pools.list()),
         TE.bind('v4', ({ pools }) => A.traverse(TE.ApplicativeSeq)(subnetRequest(4, pools))(req.IPv4Data ?? [])),
         TE.bind('v6', ({ pools }) => A.traverse(TE.ApplicativeSeq)(subnetRequest(6, pools))(req.IPv6Data ?? [])),
+        TE.tap(({ id, v4, v6 }) =>
+          pipe(
+            env.store.networks.list(),
+            TE.chain((networks) => {
+              const clash = overlapWith(id, [...v4, ...v6], networks)
+              return clash === undefined ? TE.right(undefined) : TE.left(clash)
+            })
+          )
+        ),
         TE.chain(({ id, opts, v4, v6 }) => {
           const spec: NetworkSpec = {
             id,

@@ -203,7 +203,15 @@ export const deleteAll = (tools: Tools, where: Where, lines: ReadonlyArray<IpCom
     TE.chain((r) => {
       const errors = r.stderr
         .split('\n')
-        .filter((l) => l.trim() !== '' && !/^Command failed/.test(l) && !/Cannot find device|No such file or directory/.test(l))
+        .filter(
+          (l) =>
+            l.trim() !== '' &&
+            !/^Command failed/.test(l) &&
+            !/Cannot find device|No such file or directory/.test(l) &&
+            // A warning, not a failure: iproute2 prints it when links change during its netlink dump
+            // (parallel CNI DELs on one bridge); the command itself went on.
+            !/^Dump was interrupted and may be inconsistent/.test(l)
+        )
       if (r.failed.length === 0 || errors.length === 0) return TE.right(undefined)
       const line = lines[r.failed[0] ?? 0] ?? lines[0] ?? []
       const [file, argv] = ipArgv(tools, where, line)

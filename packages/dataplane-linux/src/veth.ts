@@ -96,8 +96,20 @@ const randomMac = (): MacAddress => {
  * IPv6 and for IPv4). Entries made up front close that gap; `replace` fixes an entry left by an
  * earlier endpoint with the same address, and deleteVeth removes them.
  */
-const neighbours = (endpoint: Endpoint, bridge: string, mac: string): ReadonlyArray<IpCommand> =>
-  endpoint.addresses.map((a) => ['neigh', 'replace', splitCidr(a.cidr).address, 'lladdr', mac, 'dev', bridge, 'nud', 'permanent'])
+const neighbours = (endpoint: Endpoint, bridge: string, mac: string, placement: Placement | undefined): ReadonlyArray<IpCommand> =>
+  wantsNeighbours(endpoint, placement)
+    ? endpoint.addresses.map((a) => ['neigh', 'replace', splitCidr(a.cidr).address, 'lladdr', mac, 'dev', bridge, 'nud', 'permanent'])
+    : []
+
+/**
+ * Only an endpoint that is a DNAT target needs them. A CNI endpoint (PluginMoves) publishes ports
+ * only when created with its port mappings; without them it gets none, because a permanent entry
+ * also pins the MAC: a chained plugin that changes it later (the reference `tuning`, CNI `mac`
+ * capability) would leave the host sending to the old MAC, and ARP cannot correct a permanent
+ * entry. Docker endpoints learn their ports after creation, so they always get them.
+ */
+const wantsNeighbours = (endpoint: Endpoint, placement: Placement | undefined): boolean =>
+  placement?._tag !== 'PluginMoves' || endpoint.portMappings.length > 0
 
 /**
  * Make the pair: the host end on `bridge` and up, the sandbox end with the endpoint's MAC (or a
@@ -137,7 +149,7 @@ export const ensureVeth = (
           ...(target === undefined ? [] : ['netns', target])
         ],
         hairpin(n.host),
-        ...neighbours(endpoint, bridge, mac)
+        ...neighbours(endpoint, bridge, mac, placement)
       ]
       return pipe(
         target === undefined ? TE.right(undefined) : checkNetns(target),
@@ -205,7 +217,7 @@ const adoptPair = (
               : notOurs(`${n.peer} has already been moved into a sandbox and no MAC was recorded`)
       return pipe(
         mac,
-        TE.chainFirst((m) => ipBatch(tools, host, [...fixes, ...neighbours(endpoint, bridge, m)]))
+        TE.chainFirst((m) => ipBatch(tools, host, [...fixes, ...neighbours(endpoint, bridge, m, placement)]))
       )
     })
   )

@@ -193,7 +193,16 @@ export const endpoint = (p: EndpointParams): EndpointT => {
     addresses: [...(p.v4 === undefined ? [] : [{ cidr: p.v4 }]), ...(p.v6 === undefined ? [] : [{ cidr: p.v6 }])],
     hostIfName: hostIfName(id),
     peerIfName: peerIfName(id),
-    routes: p.routes ?? [],
+    // Without explicit routes, what createEndpoint records: a default route per family via the
+    // network's gateway, none on an internal network (the dataplane installs exactly these).
+    routes:
+      p.routes ??
+      (p.network.internal
+        ? []
+        : [
+            ...(p.v4 !== undefined && p.network.ipv4[0]?.gateway !== undefined ? [{ dst: '0.0.0.0/0', gw: p.network.ipv4[0].gateway }] : []),
+            ...(p.v6 !== undefined && p.network.ipv6[0]?.gateway !== undefined ? [{ dst: '::/0', gw: p.network.ipv6[0].gateway }] : [])
+          ]),
     portMappings: [],
     createdAt: new Date(0).toISOString(),
     ...(p.mac === undefined ? {} : { mac: p.mac })

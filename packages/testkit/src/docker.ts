@@ -71,3 +71,39 @@ export const removeDockerObjects = async (prefix: string): Promise<void> => {
   const nets = (await docker('network', 'ls', '-q', '--filter', `name=^${prefix}`)).stdout.split('\n').filter(Boolean)
   for (const n of nets) await docker('network', 'rm', n)
 }
+
+/** What `docker inspect` says about one network attachment of a container. */
+export interface ContainerNetwork {
+  readonly NetworkID: string
+  readonly EndpointID: string
+  readonly IPAddress: string
+  readonly IPPrefixLen: number
+  readonly Gateway: string
+  readonly GlobalIPv6Address: string
+  readonly IPv6Gateway: string
+  readonly MacAddress: string
+}
+
+/** A container's network attachments by network name (`NetworkSettings.Networks`). */
+export const containerNetworks = async (container: string): Promise<Readonly<Record<string, ContainerNetwork>>> =>
+  JSON.parse((await mustDocker('inspect', '--format', '{{json .NetworkSettings.Networks}}', container)).stdout) as Record<
+    string,
+    ContainerNetwork
+  >
+
+/** One attachment, failing when the container is not on that network. */
+export const containerNetwork = async (container: string, network: string): Promise<ContainerNetwork> => {
+  const n = (await containerNetworks(container))[network]
+  if (n === undefined) throw new Error(`container ${container} is not on network ${network}`)
+  return n
+}
+
+/** Run a command inside a running container (`docker exec`). */
+export const inContainer = (container: string, ...argv: string[]): Promise<RunResult> => docker('exec', container, ...argv)
+
+/**
+ * GET `path` from `host:port` inside `container` with busybox `nc` (busybox `wget` of the test
+ * image crashes on this host); the response text, empty when nothing answered within 3 s.
+ */
+export const httpGetFrom = async (container: string, host: string, port: number, path = '/'): Promise<string> =>
+  (await inContainer(container, 'sh', '-c', `printf 'GET ${path} HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${host} ${port}`)).stdout

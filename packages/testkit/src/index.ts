@@ -2,4 +2,5 @@
 export * from './proc.js'
 export * from './names.js'
 export * from './docker.js'
+export * from './host.js'
 export * from './plugin.js'

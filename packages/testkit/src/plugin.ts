@@ -13,33 +13,43 @@ import { stopChild, waitUntil } from './proc.js'
 const root = fileURLToPath(new URL('../../../', import.meta.url))
 const BIN = join(root, 'packages/cli/src/bin/isthmus.ts')
 
-/** POST to the plugin socket as dockerd does (no Content-Type); resolves status and parsed body. */
-export const pluginCall = (socket: string, path: string, body?: unknown) =>
-  new Promise<{ status: number; body: unknown }>((resolve, reject) => {
-    const data = body === undefined ? '' : `${JSON.stringify(body)}\n`
+/** One raw reply of the plugin: status, headers and the body text as sent. */
+export interface RawReply {
+  readonly status: number
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>
+  readonly text: string
+}
+
+/**
+ * POST `raw` (exact bytes) to the plugin socket the way dockerd 20.10 does: `Accept` v1.2,
+ * `Content-Length`, no `Content-Type` (cnm-protocol.md §1).
+ */
+export const pluginRequest = (socket: string, path: string, raw: string) =>
+  new Promise<RawReply>((resolve, reject) => {
     const req = request(
       {
         socketPath: socket,
         path,
         method: 'POST',
-        headers: { Accept: 'application/vnd.docker.plugins.v1.2+json', 'Content-Length': Buffer.byteLength(data) }
+        headers: { Accept: 'application/vnd.docker.plugins.v1.2+json', 'Content-Length': Buffer.byteLength(raw) }
       },
       (res) => {
         let text = ''
         res.setEncoding('utf8')
         res.on('data', (c: string) => (text += c))
-        res.on('end', () => {
-          try {
-            resolve({ status: res.statusCode ?? 0, body: text === '' ? undefined : JSON.parse(text) })
-          } catch (e) {
-            reject(e)
-          }
-        })
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }))
       }
     )
     req.on('error', reject)
-    req.end(data)
+    req.end(raw)
   })
+
+/** POST to the plugin socket as dockerd does (no Content-Type); resolves status and parsed body. */
+export const pluginCall = async (socket: string, path: string, body?: unknown) => {
+  // Go's json.Encoder ends each body with a newline; argument-less calls send none at all
+  const r = await pluginRequest(socket, path, body === undefined ? '' : `${JSON.stringify(body)}\n`)
+  return { status: r.status, body: r.text === '' ? undefined : (JSON.parse(r.text) as unknown) }
+}
 
 export interface PluginProcess {
   /** The driver name for `docker network create -d` and `--ipam-driver`. */

@@ -9,11 +9,14 @@ import { createPluginApp, DEFAULT_SOCKET, listen, type ListenOn } from '@isthmus
 import { linuxDataplane } from '@isthmus/dataplane-linux'
 import { LEVELS, winstonLogger, type Level } from '@isthmus/log'
 import { DEFAULT_STATE_DIR, fileStore } from '@isthmus/store-fs'
+import { contrailFlags, contrailSettings, withContrail, type ContrailArgs } from './contrailOptions.js'
 
 export interface ServeArgs {
   readonly socket: string
   readonly stateDir: string
   readonly logLevel: Level
+  /** Contrail: used when `contrailApi` is set. */
+  readonly contrail?: ContrailArgs
 }
 
 /** systemd socket activation: LISTEN_FDS sockets start at fd 3 and are meant for LISTEN_PID. */
@@ -29,14 +32,30 @@ export const serve = async (args: ServeArgs): Promise<void> => {
     return
   }
   const store = opened.right
-  const ipam = makeIpam({ store, clock: systemClock })
-  const env: Env = {
+  const builtinIpam = makeIpam({ store, clock: systemClock })
+  const builtin = builtinControlPlane(builtinIpam, store)
+  let env: Env = {
     store,
     dataplane: linuxDataplane(),
-    controlPlane: builtinControlPlane(ipam, store),
+    controlPlane: builtin,
     agent: noopAgent,
     log,
     clock: systemClock
+  }
+  let ipam = builtinIpam
+  const contrail = args.contrail === undefined ? E.right(undefined) : contrailSettings(args.contrail, process.env)
+  if (E.isLeft(contrail)) {
+    log.error('invalid Contrail configuration', { detail: contrail.left })
+    await store.close()
+    process.exitCode = 1
+    return
+  }
+  if (contrail.right !== undefined) {
+    const c = withContrail(contrail.right, { env, ipam, store, builtin, log })
+    env = c.env
+    ipam = c.ipam
+    log.info('contrail', { api: contrail.right.api, agent: contrail.right.agent, auth: contrail.right.auth.kind, owner: contrail.right.owner })
+    await c.reconcile()
   }
   const on = inheritedSocket() ?? { socket: args.socket }
   const server = await listen(createPluginApp({ env, ipam }), on).catch((e: unknown) => {
@@ -69,9 +88,22 @@ export const serveCommand = (y: Argv): Argv =>
     'serve',
     'Run the Docker network and IPAM plugin (remote driver "isthmus") on its socket',
     (c) =>
-      c
+      contrailFlags(c)
         .option('socket', { type: 'string', default: DEFAULT_SOCKET, describe: 'unix socket dockerd finds the plugin on' })
         .option('state-dir', { type: 'string', default: DEFAULT_STATE_DIR, describe: 'where networks, endpoints and leases are kept' })
         .option('log-level', { choices: LEVELS, default: 'info' as Level, describe: 'JSON log lines on stderr from this level up' }),
-    (a) => serve({ socket: a.socket, stateDir: a.stateDir, logLevel: a.logLevel as Level })
+    (a) =>
+      serve({
+        socket: a.socket,
+        stateDir: a.stateDir,
+        logLevel: a.logLevel as Level,
+        contrail: {
+          contrailApi: a.contrailApi,
+          keystoneUrl: a.keystoneUrl,
+          keystoneVersion: a.keystoneVersion,
+          contrailCredentialsFile: a.contrailCredentialsFile,
+          vrouterAgent: a.vrouterAgent,
+          contrailOwner: a.contrailOwner
+        }
+      })
   )

@@ -53,6 +53,13 @@ export interface AllocateOptions {
   /** A given address (Docker --ip, CNI `ips`/`IP=`): exactly this one or an error. */
   readonly address?: IpAddress
   readonly mac?: MacAddress
+  /**
+   * Let `address` lie anywhere in the subnet, outside the pool's ranges too. Docker's --ip-range
+   * only bounds the addresses the IPAM picks itself: --ip and --aux-address may name any address
+   * of the subnet (libnetwork's allocator marks them in a subnet-wide bitmap). Excluded
+   * addresses, the gateway, the network and broadcast addresses stay refused.
+   */
+  readonly anywhereInSubnet?: boolean
 }
 
 /** @category model */
@@ -242,7 +249,8 @@ export const makeIpam = (deps: IpamDeps): Ipam => {
     st: PoolState,
     owner: LeaseOwner,
     address: IpAddress,
-    mac?: MacAddress
+    mac?: MacAddress,
+    anywhereInSubnet = false
   ): Promise<E.Either<CoreError, Lease>> => {
     const pool = st.pool
     const i = indexOf(st.span, address)
@@ -253,7 +261,9 @@ export const makeIpam = (deps: IpamDeps): Ipam => {
         ? undefined
         : excludedOf(pool).includes(address)
           ? 'excluded from the pool'
-          : 'outside the ranges of the pool')
+          : anywhereInSubnet
+            ? undefined
+            : 'outside the ranges of the pool')
     if (why !== undefined) {
       return E.left(invalidConfig(`requested address ${address} cannot be handed out by pool ${pool.id}: it is ${why}`))
     }
@@ -345,7 +355,7 @@ export const makeIpam = (deps: IpamDeps): Ipam => {
     if (E.isLeft(s)) return s
     if (owner.kind === 'gateway') return gatewayLease(s.right, opts.address)
     return opts.address !== undefined
-      ? staticLease(s.right, owner, opts.address, opts.mac)
+      ? staticLease(s.right, owner, opts.address, opts.mac, opts.anywhereInSubnet)
       : dynamicLease(s.right, owner, opts.mac)
   }
 

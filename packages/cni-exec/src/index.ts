@@ -1,0 +1,16 @@
+/**
+ * @isthmus/cni-exec: the CNI plugin over the isthmus core. The envelope (`runSkel`), the
+ * translator, the commands and the ports they need; the wire codecs are in `./protocol`.
+ */
+export { runSkel, decodeNetConf, ABOUT, type SkelOutput, type Stdin } from './skel.js'
+export * from './runtime.js'
+export * from './translate.js'
+export { linuxRuntime, ipProbe, execDelegate, findExecutable, systemCommand, type LinuxRuntimeOptions } from './linux.js'
+export { recordOnlyDataplane } from './recordOnly.js'
+export { add } from './commands/add.js'
+export { del } from './commands/del.js'
+export { check } from './commands/check.js'
+export { gc, validOf } from './commands/gc.js'
+export { status } from './commands/status.js'
+export type { CommandContext, CommandOutcome } from './commands/context.js'
+export * as Cni from './protocol/index.js'

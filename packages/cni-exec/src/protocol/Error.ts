@@ -1,0 +1,50 @@
+/**
+ * The CNI error document (CNI SPEC §Error): what goes on stdout, with exit code 1, whenever a
+ * command fails. The reserved codes are named here; `translate.ts` owns the one mapping from
+ * core errors onto them.
+ */
+import * as t from 'io-ts'
+
+/** CNI SPEC §Error codes (0-99 reserved; 100+ are this plugin's own). @category constants */
+export const Code = {
+  IncompatibleVersion: 1,
+  UnsupportedField: 2,
+  UnknownContainer: 3,
+  InvalidEnv: 4,
+  Io: 5,
+  Decode: 6,
+  InvalidConfig: 7,
+  InvalidNetns: 8,
+  TryAgainLater: 11,
+  Unavailable: 50,
+  UnavailableLimited: 51,
+  // plugin-specific (100+)
+  PoolExhausted: 100,
+  Dataplane: 101,
+  Controller: 102,
+  AddressInUse: 103,
+  // CHECK found the attachment differs from prevResult or from what ADD made
+  CheckFailed: 104,
+  // what libcni reports for errors of unknown origin; also a delegate's non-JSON failure
+  Internal: 999
+} as const
+
+/**
+ * The error document. `code` is a number (the to_docker shim's string code was a spec bug that a
+ * codec catches); `cniVersion` is the request's, or the newest when the request had none.
+ *
+ * @category codecs
+ */
+export const CniError = t.intersection(
+  [t.type({ code: t.number, msg: t.string }), t.partial({ cniVersion: t.string, details: t.string })],
+  'CniError'
+)
+/** @category model */
+export type CniError = t.TypeOf<typeof CniError>
+
+/** @category constructors */
+export const cniError = (code: number, msg: string, details?: string): CniError =>
+  details === undefined || details === '' ? { code, msg } : { code, msg, details }
+
+/** Whether a value is already an error document (a delegate's error passes through unchanged). @category utils */
+export const isCniError = (u: unknown): u is CniError => CniError.is(u)

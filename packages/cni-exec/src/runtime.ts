@@ -1,0 +1,92 @@
+/**
+ * What the envelope and the commands need from the outside world, as one record of ports: the
+ * bin wires the real ones (linux.ts), tests wire fakes or the real ones with their own state
+ * directory. Nothing here touches `process`.
+ */
+import type * as TE from 'fp-ts/lib/TaskEither.js'
+import type { Clock, CoreError, Env, IfName, Logger, SandboxKey } from '@isthmus/core'
+import type { Level } from '@isthmus/log'
+import type { RawEnv } from './protocol/Env.js'
+
+/** Where the core keeps its state and how the dataplane names its firewall chains. @category ports */
+export interface CoreSettings {
+  readonly stateDir: string
+  readonly chainPrefix?: string
+}
+
+/** An opened core: the flows' Env, and how to close its store. @category ports */
+export interface CoreSession {
+  readonly env: Env
+  readonly close: () => Promise<void>
+}
+
+/** @category ports */
+export interface LogSettings {
+  readonly level: Level
+  readonly stderr: boolean
+  readonly file?: string
+}
+
+/** A logger that must be flushed before the process ends (winston file transport). @category ports */
+export interface ClosableLogger {
+  readonly logger: Logger
+  readonly close: () => Promise<void>
+}
+
+/** The outcome of running another plugin. @category ports */
+export interface PluginRun {
+  readonly exitCode: number
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/**
+ * Running other CNI plugins (a delegated IPAM): found by `type` in CNI_PATH, given the same
+ * environment with CNI_COMMAND possibly replaced, and the same stdin. `undefined` when no
+ * executable of that name is in the path.
+ *
+ * @category ports
+ */
+export interface Delegate {
+  readonly exec: (
+    plugin: string,
+    path: ReadonlyArray<string>,
+    env: RawEnv,
+    stdin: string
+  ) => Promise<PluginRun | undefined>
+}
+
+/** A link as CHECK and the result need it. @category ports */
+export interface LinkState {
+  readonly name: string
+  readonly mac?: string
+  readonly up: boolean
+  readonly master?: string
+  /** `address/prefix`, link-local IPv6 included. */
+  readonly addresses: ReadonlyArray<string>
+}
+
+/** Read-only looks at links (CHECK, the MACs of the host-side links in the result, GC scope). @category ports */
+export interface Probe {
+  /** A link in the host namespace, or undefined when absent. */
+  readonly hostLink: (name: string) => TE.TaskEither<CoreError, LinkState | undefined>
+  /** A link inside a sandbox, or undefined when absent. A missing namespace is InvalidNetns. */
+  readonly sandboxLink: (netns: SandboxKey, name: IfName) => TE.TaskEither<CoreError, LinkState | undefined>
+  /** The names of the links enslaved to a bridge (empty when the bridge is absent). */
+  readonly bridgePorts: (bridge: string) => TE.TaskEither<CoreError, ReadonlyArray<string>>
+}
+
+/**
+ * The ports of the CNI frontend.
+ *
+ * @category ports
+ */
+export interface Runtime {
+  readonly open: (settings: CoreSettings, log: Logger) => TE.TaskEither<CoreError, CoreSession>
+  readonly logger: (settings: LogSettings) => ClosableLogger
+  readonly delegate: Delegate
+  readonly probe: Probe
+  readonly clock: Clock
+  /** The `type` names this executable answers to (`isthmus`, and its own file name). */
+  readonly selfNames: ReadonlyArray<string>
+}

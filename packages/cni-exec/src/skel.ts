@@ -1,0 +1,171 @@
+/**
+ * The envelope (house style H9 layer 1), as the reference's `pkg/skel`: a pure function of the
+ * environment and stdin to `{stdout, stderr, exitCode}`. It decodes the environment with the
+ * per-command table, answers VERSION without reading stdin, checks the netconf's shared keys in
+ * the reference's order and words, runs the command, and prints either the result in the
+ * requested `cniVersion` or the error document. Only `bin/cni-exec.ts` touches the process.
+ */
+import * as E from 'fp-ts/lib/Either.js'
+import { NetworkId, report, type Logger } from '@isthmus/core'
+import { add } from './commands/add.js'
+import type { CommandContext, CommandOutcome } from './commands/context.js'
+import { check } from './commands/check.js'
+import { del } from './commands/del.js'
+import { gc } from './commands/gc.js'
+import { status } from './commands/status.js'
+import { decodeCommand, decodeEnv, type CmdArgs, type Command, type RawEnv } from './protocol/Env.js'
+import { Code, cniError, type CniError } from './protocol/Error.js'
+import { IsthmusConf, type NetConf } from './protocol/NetConf.js'
+import { toVersion } from './protocol/Result.js'
+import {
+  atLeast,
+  CURRENT_VERSION,
+  IMPLICIT_VERSION,
+  SUPPORTED_VERSIONS,
+  versionInfo,
+  type SupportedVersion
+} from './protocol/Version.js'
+import type { Runtime } from './runtime.js'
+
+/** What the process must do: write `stdout` (one JSON document or nothing), `stderr`, exit with `exitCode`. @category model */
+export interface SkelOutput {
+  readonly stdout: string
+  readonly stderr: string
+  readonly exitCode: number
+}
+
+/** stdin, read only when needed (VERSION reads none). @category model */
+export type Stdin = string | (() => Promise<string>)
+
+/** What the reference prints on stderr when CNI_COMMAND is unset. @category constants */
+export const ABOUT = `CNI isthmus plugin\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}\n`
+
+// The reference prints results and errors with 4-space indent and no newline, VERSION compact
+// with one (cni-protocol.md §4); consumers must not depend on it, but matching costs nothing.
+const pretty = (doc: unknown): string => JSON.stringify(doc, null, 4)
+
+const fail = (e: CniError, version: string): SkelOutput => ({
+  stdout: pretty({ cniVersion: version, code: e.code, msg: e.msg, ...(e.details === undefined ? {} : { details: e.details }), ...(e.cniVersion === undefined ? {} : { cniVersion: e.cniVersion }) }),
+  stderr: '',
+  exitCode: 1
+})
+
+const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/
+
+/**
+ * The shared keys, in the reference skel's order: JSON (6), `name` present (7), `name` format (7),
+ * `cniVersion` supported (1), the command allowed at that version (1); then this plugin's keys (7).
+ *
+ * @category utils
+ */
+export const decodeNetConf = (command: Command, text: string): E.Either<CniError, NetConf> => {
+  let raw: unknown
+  try {
+    raw = JSON.parse(text)
+  } catch (e) {
+    return E.left(cniError(Code.Decode, `error unmarshall network config: ${e instanceof Error ? e.message : String(e)}`))
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    return E.left(cniError(Code.Decode, 'error unmarshall network config: not a JSON object'))
+  }
+  const obj = raw as Record<string, unknown>
+  const name = obj['name']
+  if (name === undefined || name === null || name === '') return E.left(cniError(Code.InvalidConfig, 'missing network name'))
+  if (typeof name !== 'string' || !NAME_RE.test(name) || !NetworkId.is(name)) {
+    return E.left(cniError(Code.InvalidConfig, 'invalid characters found in network name', typeof name === 'string' ? name : JSON.stringify(name)))
+  }
+  const v = obj['cniVersion']
+  const version = v === undefined || v === null || v === '' ? IMPLICIT_VERSION : String(v)
+  if (!(SUPPORTED_VERSIONS as ReadonlyArray<string>).includes(version)) {
+    return E.left(
+      cniError(
+        Code.IncompatibleVersion,
+        'incompatible CNI versions',
+        `config is ${JSON.stringify(version)}, plugin supports [${SUPPORTED_VERSIONS.map((s) => JSON.stringify(s)).join(' ')}]`
+      )
+    )
+  }
+  // From here on the request's version is known, and errors carry it.
+  const versioned = (e: CniError): E.Either<CniError, NetConf> => E.left({ ...e, cniVersion: version })
+  if (command === 'CHECK' && !atLeast(version, '0.4.0')) return versioned(cniError(Code.IncompatibleVersion, 'config version does not allow CHECK'))
+  if ((command === 'GC' || command === 'STATUS') && !atLeast(version, '1.1.0')) {
+    return versioned(cniError(Code.IncompatibleVersion, `config version does not allow ${command}`))
+  }
+  const conf = IsthmusConf.decode(obj)
+  if (E.isLeft(conf)) return versioned(cniError(Code.InvalidConfig, 'invalid network config', report(conf.left).join('; ')))
+  return E.right({ cniVersion: version, name: name as NetworkId, conf: conf.right, raw: obj, text })
+}
+
+const COMMANDS: Readonly<Record<Exclude<Command, 'VERSION'>, (ctx: CommandContext) => Promise<CommandOutcome>>> = {
+  ADD: add,
+  DEL: del,
+  CHECK: check,
+  GC: gc,
+  STATUS: status
+}
+
+const logFields = (args: CmdArgs, nc: NetConf): Record<string, unknown> => ({
+  op: args.command,
+  networkId: nc.name,
+  ...(args.containerId === undefined ? {} : { containerId: args.containerId }),
+  ...(args.ifName === undefined ? {} : { ifName: args.ifName }),
+  ...(args.netns === undefined ? {} : { netns: args.netns }),
+  ...args.args.k8s
+})
+
+/**
+ * The plugin's entry point as a function. Never throws for bad input; the bin adds only a
+ * last-resort handler for bugs.
+ *
+ * @example
+ * const out = await runSkel(runtime)({ CNI_COMMAND: 'VERSION' }, '')
+ * // out.stdout === '{"cniVersion":"1.1.0","supportedVersions":["0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"]}\n'
+ *
+ * @category constructors
+ */
+export const runSkel =
+  (runtime: Runtime) =>
+  async (env: RawEnv, stdin: Stdin): Promise<SkelOutput> => {
+    const rawCommand = env['CNI_COMMAND']
+    if (rawCommand === undefined || rawCommand === '') return { stdout: '', stderr: ABOUT, exitCode: 0 }
+    const command = decodeCommand(rawCommand)
+    if (E.isLeft(command)) return fail(command.left, CURRENT_VERSION)
+    if (command.right === 'VERSION') return { stdout: `${JSON.stringify(versionInfo())}\n`, stderr: '', exitCode: 0 }
+
+    const args = decodeEnv(command.right, env)
+    if (E.isLeft(args)) return fail(args.left, CURRENT_VERSION)
+
+    let text: string
+    try {
+      text = typeof stdin === 'string' ? stdin : await stdin()
+    } catch (e) {
+      return fail(cniError(Code.Io, 'error reading from stdin', e instanceof Error ? e.message : String(e)), CURRENT_VERSION)
+    }
+    const nc = decodeNetConf(command.right, text)
+    if (E.isLeft(nc)) return fail(nc.left, CURRENT_VERSION)
+    const version = nc.right.cniVersion as SupportedVersion
+
+    // Logs go to the netconf's logFile, else to stderr; never to stdout (ecosystem.md §2.4).
+    const file = nc.right.conf.logFile
+    const { logger, close } = runtime.logger({
+      level: nc.right.conf.logLevel ?? (file === undefined ? 'warn' : 'info'),
+      stderr: file === undefined,
+      ...(file === undefined ? {} : { file })
+    })
+    const started = Date.now()
+    const fields = logFields(args.right, nc.right)
+    logger.debug('request', { ...fields, stdin: text })
+    const outcome = await COMMANDS[command.right]({ args: args.right, netconf: nc.right, env, runtime, log: logger })
+    const out: SkelOutput = E.isLeft(outcome)
+      ? fail(outcome.left, version)
+      : { stdout: outcome.right === undefined ? '' : pretty(toVersion(outcome.right, version)), stderr: '', exitCode: 0 }
+    done(logger, fields, started, outcome)
+    await close()
+    return out
+  }
+
+const done = (log: Logger, fields: Record<string, unknown>, started: number, outcome: CommandOutcome): void => {
+  const durationMs = Date.now() - started
+  if (E.isLeft(outcome)) log.warn('failed', { ...fields, durationMs, code: outcome.left.code, msg: outcome.left.msg, details: outcome.left.details })
+  else log.info('done', { ...fields, durationMs, ...(outcome.right === undefined ? {} : { result: outcome.right }) })
+}

@@ -1,0 +1,140 @@
+/**
+ * Keystone authentication for the config API: one token at a time, fetched on first use,
+ * fetched again once half its lifetime has passed (as contrail-go-api's keep-alive client does)
+ * or when the API answers 401. Concurrent callers share one token request.
+ */
+import * as E from 'fp-ts/lib/Either.js'
+import * as TE from 'fp-ts/lib/TaskEither.js'
+import { controller, decodeWith, transient, type CoreError } from '@isthmus/core'
+import { failureText, send, withRetries, type HttpPolicy } from '../http.js'
+import { shortBody, type Redactor } from '../secrets.js'
+import * as K from './Keystone.js'
+
+/** Keystone password credentials. @category model */
+export interface KeystoneAuth {
+  readonly kind: 'keystone'
+  /** OS_AUTH_URL, version path included: `http://host:5000/v2.0` or `http://host:5000/v3`. */
+  readonly url: string
+  readonly version: 'v2' | 'v3'
+  readonly username: string
+  readonly password: string
+  /** The project (v2: tenant) the token is scoped to. */
+  readonly project: string
+  /** v3 only; `Default` when absent. */
+  readonly userDomain?: string
+  readonly projectDomain?: string
+}
+
+/** No authentication (`AuthMethod=noauth`). @category model */
+export interface NoAuth {
+  readonly kind: 'none'
+}
+
+/** @category model */
+export type Auth = KeystoneAuth | NoAuth
+
+/** Where request tokens come from. @category ports */
+export interface TokenSource {
+  /** The token to send, or undefined without authentication. */
+  readonly token: () => TE.TaskEither<CoreError, string | undefined>
+  /** The API refused `token` (401): the next `token()` fetches a new one. */
+  readonly invalidate: (token: string) => void
+}
+
+const OP = 'authenticate with keystone'
+
+interface Issued {
+  readonly token: string
+  /** When to fetch a new one: half-way between issue and expiry. */
+  readonly refreshAt: number
+}
+
+const refreshAt = (now: number, issued: string | undefined, expires: string | undefined): number => {
+  const exp = expires === undefined ? NaN : Date.parse(expires)
+  if (Number.isNaN(exp)) return Number.POSITIVE_INFINITY
+  const iss = issued === undefined || Number.isNaN(Date.parse(issued)) ? now : Date.parse(issued)
+  return iss + (exp - iss) / 2
+}
+
+const requestOf = (a: KeystoneAuth): { path: string; body: unknown } => {
+  if (a.version === 'v2') {
+    const body: K.V2PasswordAuth = {
+      auth: { tenantName: a.project, passwordCredentials: { username: a.username, password: a.password } }
+    }
+    return { path: '/tokens', body: K.V2PasswordAuth.encode(body) }
+  }
+  const body: K.V3PasswordAuth = {
+    auth: {
+      identity: {
+        methods: ['password'],
+        password: { user: { name: a.username, domain: { name: a.userDomain ?? 'Default' }, password: a.password } }
+      },
+      scope: { project: { name: a.project, domain: { name: a.projectDomain ?? 'Default' } } }
+    }
+  }
+  return { path: '/auth/tokens', body: K.V3PasswordAuth.encode(body) }
+}
+
+/**
+ * A TokenSource for `auth`. Every token it obtains is added to `secrets`, so that no later error
+ * text or log line can carry it.
+ *
+ * @category constructors
+ */
+export const tokenSource = (
+  auth: Auth,
+  policy: HttpPolicy,
+  secrets: Redactor,
+  now: () => number = Date.now
+): TokenSource => {
+  if (auth.kind === 'none') return { token: () => TE.right(undefined), invalidate: () => undefined }
+  secrets.add(auth.password)
+  let current: Issued | undefined
+  let pending: Promise<E.Either<CoreError, string>> | undefined
+
+  const fetchToken = async (): Promise<E.Either<CoreError, string>> => {
+    const { path, body } = requestOf(auth)
+    const url = `${auth.url.replace(/\/+$/, '')}${path}`
+    const sent = await withRetries(
+      policy,
+      () => true,
+      send({ method: 'POST', url, body }, policy.timeoutMs)
+    )()
+    if (E.isLeft(sent)) return E.left(transient(`keystone at ${auth.url} is ${failureText(sent.left)}`))
+    const res = sent.right
+    if (res.status !== 200 && res.status !== 201) {
+      return E.left(controller(OP, res.status, secrets.redact(shortBody(res.text))))
+    }
+    const at = now()
+    if (auth.version === 'v2') {
+      const d = decodeWith(K.V2TokenResponse, 'keystone v2 token response')(res.json)
+      if (E.isLeft(d)) return d
+      const tok = d.right.access.token
+      secrets.add(tok.id)
+      current = { token: tok.id, refreshAt: refreshAt(at, tok.issued_at, tok.expires) }
+      return E.right(tok.id)
+    }
+    const header = res.headers.get(K.SUBJECT_TOKEN)
+    if (header === null || header === '') {
+      return E.left(controller(OP, res.status, 'the response carries no X-Subject-Token header'))
+    }
+    secrets.add(header)
+    const d = decodeWith(K.V3TokenResponse, 'keystone v3 token response')(res.json)
+    if (E.isLeft(d)) return d
+    current = { token: header, refreshAt: refreshAt(at, d.right.token.issued_at, d.right.token.expires_at) }
+    return E.right(header)
+  }
+
+  return {
+    token: () => () => {
+      if (current !== undefined && now() < current.refreshAt) return Promise.resolve(E.right(current.token))
+      pending ??= fetchToken().finally(() => {
+        pending = undefined
+      })
+      return pending
+    },
+    invalidate: (token) => {
+      if (current?.token === token) current = undefined
+    }
+  }
+}

@@ -1,0 +1,92 @@
+/** HNS: codecs, the naming convention and its escaping, and the client over the simulator transport. */
+import { strict as assert } from 'node:assert'
+import { describe, it } from 'node:test'
+import * as E from 'fp-ts/lib/Either.js'
+import fc from 'fast-check'
+import { describe as describeError } from '@isthmus/core'
+import { escapeField, fromHnsMac, HnsEndpoint, HnsNetwork, hnsClient, hostNetworkName, parseHostNetworkName, toHnsMac, unescapeField } from '@isthmus/contrail'
+import { hnsSimulator } from '@isthmus/contrail/testing'
+import { left, right } from './support/helpers.js'
+
+describe('HNS v1 codecs', () => {
+  it('decode hcsshim JSON with upper-case ID and keep what they do not name', () => {
+    const n = HnsNetwork.decode({ ID: 'A1', Name: 'Contrail:t:n:10.0.0.0/24', Type: 'transparent', Subnets: [{ AddressPrefix: '10.0.0.0/24', GatewayAddress: '10.0.0.1' }], DNSServerList: '10.0.0.2', Extra: 1 })
+    assert.ok(E.isRight(n))
+    assert.equal(n.right.Subnets?.[0]?.GatewayAddress, '10.0.0.1')
+    assert.ok(E.isLeft(HnsNetwork.decode({ Id: 'A1', Name: 'x', Type: 'nat' })), 'a lower-case Id is not an ID')
+    const ep = HnsEndpoint.decode({ ID: 'E1', Name: 'ep', VirtualNetwork: 'A1', MacAddress: '02-AB-CD-EF-01-23', IPAddress: '10.0.0.5', PrefixLength: 24 })
+    assert.ok(E.isRight(ep))
+  })
+
+  it('MACs convert between Contrail and HNS formats', () => {
+    assert.equal(toHnsMac('02:ab:cd:ef:01:23'), '02-AB-CD-EF-01-23')
+    assert.equal(fromHnsMac('02-AB-CD-EF-01-23'), '02:ab:cd:ef:01:23')
+  })
+})
+
+describe('host network names: Contrail:<tenant>:<network>:<subnet>', () => {
+  it('are the Go driver’s names when no field holds : or %', () => {
+    assert.equal(hostNetworkName({ tenant: 'demo', network: 'blue', subnet: '10.0.0.0/24' }), 'Contrail:demo:blue:10.0.0.0/24')
+  })
+
+  it('escape : and % so a name always has four fields', () => {
+    const name = hostNetworkName({ tenant: 'a:b', network: '50%', subnet: 'fd00::/64' })
+    assert.equal(name, 'Contrail:a%3Ab:50%25:fd00%3A%3A/64')
+    assert.deepEqual(parseHostNetworkName(name), { tenant: 'a:b', network: '50%', subnet: 'fd00::/64' })
+  })
+
+  it('round-trip any fields (property)', () => {
+    fc.assert(
+      fc.property(fc.string(), fc.string(), fc.string(), (tenant, network, subnet) => {
+        const name = hostNetworkName({ tenant, network, subnet })
+        assert.equal(name.split(':').length, 4)
+        assert.deepEqual(parseHostNetworkName(name), { tenant, network, subnet })
+      }),
+      { numRuns: 500 }
+    )
+    fc.assert(fc.property(fc.string(), (s) => unescapeField(escapeField(s)) === s))
+  })
+
+  it('refuse names isthmus did not make instead of failing on them', () => {
+    for (const bad of ['Contrail:a:b', 'Contrail:a:b:c:d', 'Other:a:b:c', 'Contrail:a%zz:b:c', 'ContrailRootNetwork']) {
+      assert.equal(parseHostNetworkName(bad), undefined, bad)
+    }
+  })
+})
+
+describe('the Hns client over the simulator transport', () => {
+  it('creates, finds by name, gets and deletes networks and endpoints with the HNS call shapes', async () => {
+    const sim = hnsSimulator()
+    const hns = hnsClient(sim.transport)
+    const name = hostNetworkName({ tenant: 'demo', network: 'blue', subnet: '10.253.30.0/24' })
+    const net = await right(hns.createNetwork({ Name: name, Type: 'transparent', Subnets: [{ AddressPrefix: '10.253.30.0/24', GatewayAddress: '10.253.30.1' }], DNSServerList: '10.253.30.2' })())
+    assert.match(net.ID, /^[0-9A-F-]{36}$/)
+    assert.deepEqual(sim.journal[0], { method: 'POST', path: '/networks/', request: JSON.stringify({ Name: name, Type: 'transparent', Subnets: [{ AddressPrefix: '10.253.30.0/24', GatewayAddress: '10.253.30.1' }], DNSServerList: '10.253.30.2' }) })
+    assert.equal((await right(hns.findNetworkByName(name)()))?.ID, net.ID)
+    const ep = await right(hns.createEndpoint({ Name: 'endpoint-1', VirtualNetwork: net.ID, IPAddress: '10.253.30.3', GatewayAddress: '10.253.30.1', MacAddress: toHnsMac('02:ab:cd:ef:01:23') })())
+    assert.equal(ep.VirtualNetworkName, name)
+    assert.equal((await right(hns.getEndpoint(ep.ID)())).MacAddress, '02-AB-CD-EF-01-23')
+    assert.equal((await right(hns.listEndpoints()())).length, 1)
+    await right(hns.deleteEndpoint(ep.ID)())
+    await right(hns.deleteEndpoint(ep.ID)()) // absent succeeds
+    await right(hns.deleteNetwork(net.ID)())
+    assert.deepEqual(sim.networks(), [])
+  })
+
+  it('maps HNS errors: Element not found → NotFound, Unspecified error → Transient, others → one sentence', async () => {
+    const sim = hnsSimulator()
+    const hns = hnsClient(sim.transport)
+    const nf = await left(hns.getNetwork('NOPE')())
+    assert.equal(nf._tag, 'NotFound')
+    const noNet = await left(hns.createEndpoint({ Name: 'e', VirtualNetwork: 'NOPE' })())
+    assert.equal(noNet._tag, 'NotFound')
+    sim.failNextNetworkCreates(1)
+    const flaky = await left(hns.createNetwork({ Name: 'n', Type: 'transparent' })())
+    assert.equal(flaky._tag, 'Transient')
+    const net = await right(hns.createNetwork({ Name: 'n', Type: 'transparent', Subnets: [{ AddressPrefix: '10.253.31.0/24' }] })())
+    const outside = await left(hns.createEndpoint({ Name: 'e', VirtualNetwork: net.ID, IPAddress: '10.253.32.3' })())
+    assert.equal(describeError(outside), 'I/O failure during create endpoint e: HNS failed with error : The IP address is not in the network subnets.')
+    const badMac = await left(hns.createEndpoint({ Name: 'e', VirtualNetwork: net.ID, MacAddress: 'XX-YY-ZZ-00-11-22' })())
+    assert.equal(badMac._tag, 'Io')
+  })
+})
