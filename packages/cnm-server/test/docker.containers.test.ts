@@ -156,7 +156,7 @@ describe('docker containers on isthmus', { timeout: 280_000 }, () => {
 
   it('fails the container after the last free address of a /29 with one sentence, and keeps no state of it', async () => {
     const small = name('n29')
-    await create(small, '--subnet', `${v4(2)}.0/29`)
+    const smallId = await create(small, '--subnet', `${v4(2)}.0/29`)
     // 8 addresses: network, broadcast, gateway, and 5 for containers
     await Promise.all([1, 2, 3, 4, 5].map((i) => runDetached(`s${i}`, small)))
     const before = summary(await readState(plugin!.stateDir))
@@ -165,6 +165,8 @@ describe('docker containers on isthmus', { timeout: 280_000 }, () => {
     assert.equal(r.stderr, `docker: Error response from daemon: IpamDriver.RequestAddress: no free address left in pool isthmus-local/${v4(2)}.0/29.\n`)
     assert.deepEqual(summary(await readState(plugin!.stateDir)), before)
     await mustDocker('rm', '-f', ...[1, 2, 3, 4, 5].map((i) => name(`s${i}`)))
+    const left = (await readState(plugin!.stateDir)).endpoints.filter((e) => e.networkId === smallId)
+    assert.deepEqual(left.map((e) => e.id), [], `endpoints left after docker rm; failed calls: ${JSON.stringify(failedRequestsInLog(plugin!.logs()))}\n${plugin!.logs().split('\n').filter((l) => left.some((e) => l.includes(e.id))).join('\n')}`)
     await mustDocker('network', 'rm', small)
   })
 

@@ -30,7 +30,7 @@ const pings = async (from: string, to: string): Promise<boolean> => {
 }
 
 describe('docker on a Contrail network (real dockerd, simulated controller and agent)', { timeout: 180_000 }, () => {
-  const prefix = uniquePrefix('istc')
+  const prefix = uniquePrefix('ctrl')
   const name = (s: string) => `${prefix}-${s}`
   const third = 128 + Math.floor(Math.random() * 120)
   const cidr = `10.253.${third}.0/24`

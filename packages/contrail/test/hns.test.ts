@@ -90,3 +90,26 @@ describe('the Hns client over the simulator transport', () => {
     assert.equal(badMac._tag, 'Io')
   })
 })
+
+describe('HNS requests from core records (the Contrail driver’s shapes)', () => {
+  it('a Contrail network becomes a transparent HNS network; its endpoint one named by the endpoint id', async () => {
+    const { hnsEndpointRequest, hnsNetworkRequest } = await import('@isthmus/contrail')
+    const network = {
+      id: 'n1', name: 'n1', addressSpace: 'isthmus-local', ipv6: [], internal: false, ipMasquerade: false, options: {}, createdAt: '',
+      ipv4: [{ subnet: '10.253.33.0/24', gateway: '10.253.33.1' }],
+      controller: { tenant: 'a:b', network: 'blue', hostNetworkName: hostNetworkName({ tenant: 'a:b', network: 'blue', subnet: '10.253.33.0/24' }) }
+    } as never
+    const sim = hnsSimulator()
+    const hns = hnsClient(sim.transport)
+    const netReq = hnsNetworkRequest(network)
+    assert.ok(E.isRight(netReq))
+    const net = await right(hns.createNetwork(netReq.right)())
+    assert.equal(net.Name, 'Contrail:a%3Ab:blue:10.253.33.0/24')
+    const endpoint = { id: 'ep-hns-1', addresses: [{ cidr: '10.253.33.7/24', gateway: '10.253.33.1' }], mac: '02:ab:cd:ef:01:23' } as never
+    const epReq = hnsEndpointRequest(endpoint, net.ID)
+    assert.ok(E.isRight(epReq))
+    const ep = await right(hns.createEndpoint(epReq.right)())
+    assert.deepEqual([ep.Name, ep.IPAddress, ep.PrefixLength, ep.GatewayAddress, ep.MacAddress, ep.VirtualNetworkName], ['ep-hns-1', '10.253.33.7', 24, '10.253.33.1', '02-AB-CD-EF-01-23', net.Name])
+    assert.deepEqual(parseHostNetworkName(ep.VirtualNetworkName!), { tenant: 'a:b', network: 'blue', subnet: '10.253.33.0/24' })
+  })
+})
