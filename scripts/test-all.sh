@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 need_root
-apt_need ca-certificates iproute2 util-linux iptables docker.io busybox-static \
+apt_need ca-certificates iproute2 util-linux iptables docker.io busybox-static systemd \
   podman containernetworking-plugins golang-go golang-github-appc-cni-dev
 pnpm_need
 workspace_build

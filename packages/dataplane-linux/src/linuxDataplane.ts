@@ -22,7 +22,7 @@ import {
 import { bridgeName, deleteBridge, ensureBridge, OWNER_MARK_PREFIX } from './bridge.js'
 import { execFileExec, type Exec } from './exec.js'
 import { deleteLinks, findLink, host, showLinks, type Tools } from './ip.js'
-import { kindOf } from './iproute.js'
+import { kindOf, type IpLink } from './iproute.js'
 import { ownChains, removeAll, sync, type Iptables, type IpFamily, type Rule } from './iptables.js'
 import { endpointFamilies, endpointTag, networkFamilies, networkRules, networkTag, portRules } from './nat.js'
 import { ensureSysctl, procSysctl, type Sysctl } from './sysctl.js'
@@ -234,7 +234,7 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
   // inventory
   // ---------------------------------------------------------------------------------
 
-  const inventory = (): TE.TaskEither<CoreError, DataplaneInventory> =>
+  const inventory = (scope?: ReadonlyArray<Network>): TE.TaskEither<CoreError, DataplaneInventory> =>
     guarded(() =>
       pipe(
         TE.Do,
@@ -244,6 +244,7 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
         TE.map(
           ({ links, v4, v6 }): DataplaneInventory => ({
             links: links
+              .filter((l) => scope === undefined || inScope(l, scope))
               .map((l) => l.ifname)
               .filter((n) => n.startsWith(HOST_IF_PREFIX) || n.startsWith(PEER_IF_PREFIX)) as IfName[],
             networks: links
@@ -300,6 +301,11 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
 // -------------------------------------------------------------------------------------
 // utils
 // -------------------------------------------------------------------------------------
+
+// A host end on one of the networks' bridges. Removing it removes its peer too, wherever that is,
+// so peers need not be listed.
+const inScope = (l: IpLink, scope: ReadonlyArray<Network>): boolean =>
+  l.ifname.startsWith(HOST_IF_PREFIX) && l.master !== undefined && scope.some((n) => n.bridge === l.master)
 
 /** Run independent steps side by side (each is a process); fails with the first failure. */
 const inParallel = (steps: ReadonlyArray<TE.TaskEither<CoreError, unknown>>): TE.TaskEither<CoreError, void> =>

@@ -219,6 +219,10 @@ describe('networks: bridge, forwarding and masquerade (real kernel)', () => {
     assert.ok(inv.links.includes(ep.hostIfName) && inv.links.includes(ep.peerIfName))
     assert.ok(inv.networks.includes(net.bridge ?? ''))
     assert.ok(!inv.networks.includes('eth0'))
+    // Scoped to networks: the host end on their bridges, nothing on another network's bridge.
+    assert.deepEqual((await ok(dp.inventory([net]))).links, [ep.hostIfName])
+    const elsewhere = network({ id: `inv2-${scope.id}`, bridge: scope.bridge('w'), v4: { subnet: '10.240.19.0/24', gateway: '10.240.19.1' } })
+    assert.deepEqual((await ok(dp.inventory([elsewhere]))).links, [])
     for (const c of [`iptables:nat/${P}-POSTROUTING`, `iptables:nat/${P}-DNAT`, `iptables:filter/${P}-FORWARD`]) {
       assert.ok(inv.chains?.includes(c), c)
     }

@@ -93,7 +93,7 @@ export const gc = (options: GcOptions): Flow<GcReport> =>
     // 3. and 4. judge orphans by what is stored now, on any network.
     RTE.bind('remaining', () => listEndpoints),
     RTE.bind('leases', ({ networks, remaining }) => releaseOrphanLeases(networks, remaining)),
-    RTE.bind('links', ({ remaining }) => removeOrphanLinks(remaining)),
+    RTE.bind('links', ({ networks, remaining }) => removeOrphanLinks(networks, remaining)),
     RTE.map(
       ({ endpoints, leases, links }): GcReport => ({
         endpointsRemoved: endpoints.done,
@@ -216,14 +216,15 @@ const releaseOrphanLeases = (
   )
 }
 
-const removeOrphanLinks = (remaining: ReadonlyArray<Endpoint>): Flow<Outcome<IfName>> => {
+const removeOrphanLinks = (networks: ReadonlyArray<Network>, remaining: ReadonlyArray<Endpoint>): Flow<Outcome<IfName>> => {
   const owned = new Set<string>(remaining.flatMap((e) => [e.hostIfName, e.peerIfName]))
   // Our prefixes are checked here too: a dataplane's inventory that lists too much must not
   // make gc delete an operator's link.
   const orphan = (name: IfName): boolean =>
     !owned.has(name) && (name.startsWith(HOST_IF_PREFIX) || name.startsWith(PEER_IF_PREFIX))
   return pipe(
-    call((env) => env.dataplane.inventory()),
+    // Only the links on this store's networks: another isthmus instance may share the host.
+    call((env) => env.dataplane.inventory(networks)),
     RTE.map((inv): Outcome<ReadonlyArray<IfName>> => outcome([inv.links.filter(orphan)], [])),
     RTE.orElse((error) =>
       RTE.right(outcome<ReadonlyArray<IfName>>([], [{ step: 'inventory', target: 'dataplane', error }]))

@@ -61,7 +61,12 @@ export interface Dataplane {
   readonly deleteEndpoint: (spec: EndpointSpec) => TE.TaskEither<CoreError, void>
   readonly publishPorts: (spec: EndpointSpec, ports: ReadonlyArray<PortMapping>) => TE.TaskEither<CoreError, void>
   readonly unpublishPorts: (spec: EndpointSpec) => TE.TaskEither<CoreError, void>
-  readonly inventory: () => TE.TaskEither<CoreError, DataplaneInventory>
+  /**
+   * What on the host belongs to isthmus. With `scope`, only the links on those networks' devices:
+   * other isthmus instances (another state directory, another runtime) may share the host, and
+   * their links are not ours to judge.
+   */
+  readonly inventory: (scope?: ReadonlyArray<Network>) => TE.TaskEither<CoreError, DataplaneInventory>
   /** Remove a link found by `inventory` that no endpoint owns; absent succeeds. */
   readonly removeLink: (name: IfName) => TE.TaskEither<CoreError, void>
 }

@@ -158,7 +158,7 @@ export interface FakeDataplaneState {
   /** Set-up: a device that existed before isthmus (an operator's bridge); ensureNetwork reuses it. */
   readonly addDevice: (name: string) => void
   /** Set-up: a link left behind by a crashed run; with `peer`, a veth pair both in the host. */
-  readonly addStrayLink: (name: IfName, peer?: IfName) => void
+  readonly addStrayLink: (name: IfName, peer?: IfName, device?: string) => void
   /** Set-up: the runtime moves a link itself (Docker at Join, and back at DeleteEndpoint). */
   readonly runtimeMove: (name: IfName, to: LinkLocation) => void
 }
@@ -289,11 +289,14 @@ export const fakeDataplane = (options: FakeDataplaneOptions = {}, shared?: Journ
         published.delete(endpoint.id)
         return ok
       }),
-    inventory: () =>
+    inventory: (scope) =>
       task(() =>
         E.right({
           // Only the host namespace is visible from the host: a link inside a sandbox is not listed.
-          links: [...links.values()].filter((l) => l.location._tag === 'Host' && isOurs(l.name)).map((l) => l.name),
+          links: [...links.values()]
+            .filter((l) => l.location._tag === 'Host' && isOurs(l.name))
+            .filter((l) => scope === undefined || (l.side === 'host' && scope.some((n) => deviceName(n) === l.device)))
+            .map((l) => l.name),
           networks: [...devices.entries()].filter(([, d]) => d.createdByUs).map(([name]) => name)
         })
       ),
@@ -316,11 +319,12 @@ export const fakeDataplane = (options: FakeDataplaneOptions = {}, shared?: Journ
     addDevice: (name) => {
       devices.set(name, { createdByUs: false })
     },
-    addStrayLink: (name, peer) => {
+    addStrayLink: (name, peer, device) => {
       const stray = (n: IfName, p: IfName | undefined, side: FakeLink['side']): FakeLink => ({
         name: n,
         side,
         ...(p !== undefined ? { peer: p } : {}),
+        ...(device !== undefined && side === 'host' ? { device } : {}),
         mac: fakeMac(`stray:${n}`),
         location: { _tag: 'Host' },
         addresses: [],

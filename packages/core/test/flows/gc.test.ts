@@ -126,13 +126,16 @@ describe('gc', () => {
     assert.deepEqual(await leases(t), ['10.1.0.201', '10.1.0.202', '10.1.0.254'])
   })
 
-  it('removes links of ours that no endpoint owns, on any network, and nothing else', async () => {
+  it('removes links of ours on its networks that no endpoint owns, and nothing else', async () => {
     const t = await world()
-    t.dataplane.state.addStrayLink('istv0000000000a' as IfName, 'istc0000000000a' as IfName)
-    t.dataplane.state.addStrayLink('istc0000000000b' as IfName)
-    t.dataplane.state.addStrayLink('veth1234' as IfName)
+    t.dataplane.state.addStrayLink('istv0000000000a' as IfName, 'istc0000000000a' as IfName, 'br-net1')
+    // another isthmus instance's link (another state directory) on a bridge this store does not know
+    t.dataplane.state.addStrayLink('istv0000000000b' as IfName, 'istc0000000000b' as IfName, 'br-elsewhere')
+    t.dataplane.state.addStrayLink('veth1234' as IfName, undefined, 'br-net1')
     const report = await right(t.run(gc({ networkId: NET, valid: 'keep-all-endpoints' })))
-    assert.deepEqual([...report.linksRemoved].sort(), ['istc0000000000a', 'istc0000000000b', 'istv0000000000a'])
+    assert.deepEqual([...report.linksRemoved], ['istv0000000000a'])
+    assert.equal(t.dataplane.state.link('istc0000000000a' as IfName), undefined, 'the peer went with it')
+    assert.ok(t.dataplane.state.link('istv0000000000b' as IfName), "another instance's link stays")
     assert.ok(t.dataplane.state.link('veth1234' as IfName), 'a link not ours stays')
     for (const kept of [c1, c2, c3, c3eth0, dock, other]) assert.equal(t.dataplane.state.linksOf(kept.id).length, 2)
     assert.deepEqual(report.failures, [])
@@ -140,8 +143,8 @@ describe('gc', () => {
 
   it('keeps going past failures and reports each one', async () => {
     const t = await world()
-    t.dataplane.state.addStrayLink('istv0000000000a' as IfName)
-    t.dataplane.state.addStrayLink('istv0000000000b' as IfName)
+    t.dataplane.state.addStrayLink('istv0000000000a' as IfName, undefined, 'br-net1')
+    t.dataplane.state.addStrayLink('istv0000000000b' as IfName, undefined, 'br-net1')
     const linkFailure = io('ip link del', 'busy')
     const endpointFailure = io('controller', 'unreachable')
     t.dataplane.probe.failAt({ method: 'removeLink', nth: 1, error: linkFailure })
