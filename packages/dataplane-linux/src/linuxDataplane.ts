@@ -60,6 +60,14 @@ export interface LinuxDataplaneOptions {
    * Default true.
    */
   readonly ipv6Forwarding?: boolean
+  /**
+   * Let `deleteEndpoint` answer before the kernel has removed the veth pair: removing a veth waits
+   * for an RCU grace period (~20 ms), which a long-running daemon need not make its caller wait
+   * for (Docker's DeleteEndpoint is on the path of every `docker run --rm`). Published ports go
+   * before the answer; the pair goes in the background. Later calls on the same bridge wait for
+   * it, and `drain()` waits for all. Off by default: a CNI process exits after its answer.
+   */
+  readonly deferLinkRemoval?: boolean
 }
 
 /**
@@ -70,6 +78,8 @@ export interface LinuxDataplaneOptions {
  */
 export interface LinuxDataplane extends Dataplane {
   readonly removeFirewall: () => TE.TaskEither<CoreError, void>
+  /** Wait for link removals still running in the background (`deferLinkRemoval`). */
+  readonly drain: () => Promise<void>
   /** The iptables chain prefix in use. */
   readonly chainPrefix: string
 }
@@ -114,10 +124,28 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
   const guarded = <A>(f: () => TE.TaskEither<CoreError, A>): TE.TaskEither<CoreError, A> =>
     PREFIX.test(prefix) ? f() : TE.left(invalidConfig(`bad iptables chain prefix ${JSON.stringify(prefix)}`))
 
-  const withBridge = <A>(network: Network, f: (bridge: string) => TE.TaskEither<CoreError, A>): TE.TaskEither<CoreError, A> =>
+  // Link removals running in the background, by bridge (deferLinkRemoval).
+  const pending = new Map<string, Set<Promise<unknown>>>()
+  const settled = (bridge: string): Promise<unknown> => Promise.all([...(pending.get(bridge) ?? [])])
+  const inBackground = (bridge: string, task: TE.TaskEither<CoreError, void>): void => {
+    const running = pending.get(bridge) ?? new Set<Promise<unknown>>()
+    pending.set(bridge, running)
+    // A failure here leaves a stray link on the bridge, which gc's removeLink takes away.
+    const p: Promise<unknown> = task().finally(() => running.delete(p))
+    running.add(p)
+  }
+
+  const withBridge = <A>(
+    network: Network,
+    f: (bridge: string) => TE.TaskEither<CoreError, A>,
+    // What a deferred removal on this bridge still does (its neighbour entries, the port) must be
+    // done before anything else sets the bridge up; other removals need not wait for it.
+    waitForRemovals = true
+  ): TE.TaskEither<CoreError, A> =>
     guarded(() => {
       const b = bridgeName(network)
-      return typeof b === 'string' ? f(b) : TE.left(b)
+      if (typeof b !== 'string') return TE.left(b)
+      return waitForRemovals && pending.get(b)?.size ? pipe(TE.fromTask(() => settled(b)), TE.chain(() => f(b))) : f(b)
     })
 
   const syncAll = (
@@ -209,12 +237,12 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
     // The veth deletion waits for the kernel (RCU, ~10-30 ms); the rules go meanwhile. An endpoint
     // whose record publishes nothing has no rules: no iptables-save then (DeleteEndpoint runs on
     // every `docker run --rm`). Rules a crash left behind go with gc's removeLink, by tag.
-    withBridge(spec.network, (bridge) =>
-      inParallel([
-        deleteVeth(tools, spec.endpoint, bridge),
-        ...(spec.endpoint.portMappings.length > 0 ? [unpublish(spec)] : [])
-      ])
-    )
+    withBridge(spec.network, (bridge) => {
+      const rules = spec.endpoint.portMappings.length > 0 ? [unpublish(spec)] : []
+      if (options.deferLinkRemoval !== true) return inParallel([deleteVeth(tools, spec.endpoint, bridge), ...rules])
+      inBackground(bridge, deleteVeth(tools, spec.endpoint, bridge))
+      return inParallel(rules)
+    }, false)
 
   const publishPorts = (spec: EndpointSpec, ports: ReadonlyArray<PortMapping>): TE.TaskEither<CoreError, void> =>
     withBridge(spec.network, (bridge) =>
@@ -290,6 +318,9 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
     unpublishPorts: (spec) => guarded(() => unpublish(spec)),
     inventory,
     removeLink,
+    drain: async () => {
+      await Promise.all([...pending.keys()].map(settled))
+    },
     removeFirewall: () =>
       guarded(() =>
         inParallel([removeAll(ipt, 4), removeAll(ipt, 6)])

@@ -155,6 +155,27 @@ describe('endpoints on a bridge (real kernel)', () => {
     assert.equal((await fails(dp.place(spec, { _tag: 'RuntimeMoves', dstPrefix: 'eth' })))._tag, 'NotFound')
   })
 
+  it('with deferLinkRemoval, answers delete before the kernel is done, and the next endpoint on the bridge waits for it', async () => {
+    // A second dataplane on the same chains stands for the daemon (`isthmus serve`).
+    const daemon = linuxDataplane({ chainPrefix: scope.chainPrefix, deferLinkRemoval: true })
+    const first = endpoint({ id: `def1-${scope.id}`, network: net, v4: '10.240.20.20/24', mac: '02:42:0a:f0:14:14' })
+    const second = endpoint({ id: `def2-${scope.id}`, network: net, v4: '10.240.20.20/24', mac: '02:42:0a:f0:14:15' })
+    await ok(daemon.ensureEndpoint({ endpoint: first, network: net }))
+    await ok(daemon.place({ endpoint: first, network: net }, { _tag: 'RuntimeMoves', dstPrefix: 'eth' }))
+    await ok(daemon.deleteEndpoint({ endpoint: first, network: net }))
+    // The same address at once: ensureEndpoint waits for the first pair's removal (its neighbour
+    // entry for that address) before it sets up the second.
+    await ok(daemon.ensureEndpoint({ endpoint: second, network: net }))
+    await ok(daemon.place({ endpoint: second, network: net }, { _tag: 'RuntimeMoves', dstPrefix: 'eth' }))
+    await daemon.drain()
+    assert.ok(!linkNames().includes(first.hostIfName) && !linkNames().includes(first.peerIfName), 'the first pair is gone')
+    assert.ok(linkNames().includes(second.hostIfName) && linkNames().includes(second.peerIfName))
+    assert.equal(neighbour('10.240.20.20', net.bridge ?? '')?.lladdr, '02:42:0a:f0:14:15', "the neighbour entry is the second endpoint's")
+    await ok(daemon.deleteEndpoint({ endpoint: second, network: net }))
+    await daemon.drain()
+    assert.ok(!linkNames().includes(second.hostIfName))
+  })
+
   it('gives an internal network no way out: no default route in the sandbox', async () => {
     const internal = network({
       id: `int-${scope.id}`,

@@ -34,9 +34,11 @@ export const serve = async (args: ServeArgs): Promise<void> => {
   const store = opened.right
   const builtinIpam = makeIpam({ store, clock: systemClock })
   const builtin = builtinControlPlane(builtinIpam, store)
+  // A daemon answers DeleteEndpoint before the kernel's ~20 ms veth removal is over.
+  const dataplane = linuxDataplane({ deferLinkRemoval: true })
   let env: Env = {
     store,
-    dataplane: linuxDataplane(),
+    dataplane,
     controlPlane: builtin,
     agent: noopAgent,
     log,
@@ -78,6 +80,7 @@ export const serve = async (args: ServeArgs): Promise<void> => {
     process.once('SIGINT', stop)
   })
   await server.close()
+  await dataplane.drain()
   await store.close()
   log.info('stopped', {})
   await closeLog()
