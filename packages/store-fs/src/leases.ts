@@ -211,6 +211,7 @@ export const fileLeases = ({ layout: L, locks, tempMaxAgeMs }: LeaseSpec): Lease
     // Written atomically but without fsync: losing the latest cursor to a power cut only moves the
     // round-robin back, and saves two fsyncs per allocation.
     setCursor: (pool, address) =>
-      replaceFile(L.cursor(pool), L.cursors, encodeEnvelope('cursor', Cursor, { pool, address }), false)
+      replaceFile(L.cursor(pool), L.cursors, encodeEnvelope('cursor', Cursor, { pool, address }), false),
+    deleteCursor: (pool) => removeFile(L.cursor(pool))
   }
 }

@@ -457,6 +457,8 @@ export const makeIpam = (deps: IpamDeps): Ipam => {
       const del = await store.pools.delete(id)()
       if (E.isLeft(del)) return del
       states.delete(id)
+      // A hint only: a cursor left behind by a failure here is harmless.
+      await store.leases.deleteCursor(id)()
       return E.right(undefined)
     })()
   }

@@ -50,6 +50,8 @@ export interface LeaseStore {
   /** The round-robin cursor of a pool: the address handed out last (a hint, not a lock). */
   readonly getCursor: (pool: PoolId) => TE.TaskEither<CoreError, O.Option<IpAddress>>
   readonly setCursor: (pool: PoolId, address: IpAddress) => TE.TaskEither<CoreError, void>
+  /** Forget a pool's cursor (the pool is gone); absent succeeds. */
+  readonly deleteCursor: (pool: PoolId) => TE.TaskEither<CoreError, void>
 }
 
 /** @category ports */

@@ -78,6 +78,10 @@ const leaseStore = (): LeaseStore => {
     setCursor: (pool, address) =>
       TE.fromIO(() => {
         cursors.set(pool, address)
+      }),
+    deleteCursor: (pool) =>
+      TE.fromIO(() => {
+        cursors.delete(pool)
       })
   }
 }

@@ -378,6 +378,10 @@ export const storeContract = (
           assert.deepEqual(await expectRight(L.getCursor(p1)), O.some('10.1.0.8'))
           assert.deepEqual(await expectRight(L.getCursor(p2)), O.some('fd00:1::9'))
           assert.deepEqual(await expectRight(L.getCursor('other' as PoolId)), O.none)
+          await expectRight(L.deleteCursor(p1))
+          await expectRight(L.deleteCursor(p1))
+          assert.deepEqual(await expectRight(L.getCursor(p1)), O.none)
+          assert.deepEqual(await expectRight(L.getCursor(p2)), O.some('fd00:1::9'))
         }))
 
       it('behaves like a map from (space, address) to lease under any sequence of calls', async () => {

@@ -35,12 +35,16 @@ describe('Ipam: pools', () => {
     assert.equal((await right(ipam.getPool(a.id))).refs, 2)
     assert.equal(a.gateway, '10.1.0.1')
     // the first release keeps the pool and its gateway lease, the last one removes both
+    await right(ipam.allocate(a.id, { kind: 'runtime', ref: 'r' }))
+    await right(ipam.release(SPACE, ip('10.1.0.128'), { kind: 'runtime', ref: 'r' }))
     await right(ipam.releasePool(a.id))
     assert.equal((await right(ipam.getPool(a.id))).refs, 1)
     assert.ok(O.isSome(await right(store.leases.get(SPACE, ip('10.1.0.1')))))
+    assert.ok(O.isSome(await right(store.leases.getCursor(a.id))))
     await right(ipam.releasePool(a.id))
     assert.equal((await left(ipam.getPool(a.id)))._tag, 'NotFound')
     assert.ok(O.isNone(await right(store.leases.get(SPACE, ip('10.1.0.1')))))
+    assert.ok(O.isNone(await right(store.leases.getCursor(a.id))), 'the cursor goes with the pool')
     // an unknown pool releases fine
     await right(ipam.releasePool(a.id))
   })
