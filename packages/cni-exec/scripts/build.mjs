@@ -6,7 +6,7 @@
 //   dist/sea/isthmus           Node SEA: a copy of this `node` with the bundle injected (postject)
 //
 // Incremental: nothing is rebuilt when both outputs are newer than every source file the bundle
-// reads (this package's, core's, store-fs', dataplane-linux', log's) and than the node binary.
+// reads (this package's, core's, store-fs', dataplane-linux', log's, contrail's) and than the node binary.
 // `--force` rebuilds. Prints one JSON line: { bundle, sea, bytes, ms, rebuilt }.
 import { execFileSync } from 'node:child_process'
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
@@ -34,7 +34,7 @@ const newest = (dir) => {
   return t
 }
 const inputs = Math.max(
-  ...['cni-exec', 'core', 'store-fs', 'dataplane-linux', 'log'].map((p) => newest(join(root, 'packages', p, 'src'))),
+  ...['cni-exec', 'core', 'store-fs', 'dataplane-linux', 'log', 'contrail'].map((p) => newest(join(root, 'packages', p, 'src'))),
   statSync(here).mtimeMs,
   statSync(realpathSync(process.execPath)).mtimeMs
 )

@@ -1,6 +1,7 @@
 /**
  * The real ports on Linux: the file store under the netconf's `stateDir`, the iproute2/iptables
- * dataplane, winston logs, delegates run with `execFile`, links read with `ip -json`. Commands
+ * dataplane, the Contrail config API and vRouter agent of a `contrail` section, winston logs,
+ * delegates run with `execFile`, links read with `ip -json`. Commands
  * are found by absolute path, because a runtime may run the plugin with a minimal PATH
  * (containerd's and podman's do not always include /usr/sbin, where iptables lives).
  */
@@ -23,6 +24,7 @@ import {
 } from '@isthmus/dataplane-linux'
 import { winstonLogger } from '@isthmus/log'
 import { fileStore } from '@isthmus/store-fs'
+import { contrailController } from './controller.js'
 import type { RawEnv } from './protocol/Env.js'
 import type { CoreSession, CoreSettings, Delegate, LinkState, Probe, Runtime } from './runtime.js'
 
@@ -150,6 +152,7 @@ export const linuxRuntime = (options: LinuxRuntimeOptions): Runtime => {
     )
   return {
     open,
+    controller: contrailController(),
     logger: (s) => winstonLogger({ level: s.level, stderr: s.stderr, ...(s.file === undefined ? {} : { file: s.file }) }),
     delegate: execDelegate(options.env),
     probe: ipProbe(tools),

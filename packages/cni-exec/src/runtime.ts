@@ -4,7 +4,7 @@
  * directory. Nothing here touches `process`.
  */
 import type * as TE from 'fp-ts/lib/TaskEither.js'
-import type { Clock, CoreError, Env, IfName, Logger, SandboxKey } from '@isthmus/core'
+import type { Agent, Clock, ControlPlane, CoreError, Env, IfName, Logger, SandboxKey } from '@isthmus/core'
 import type { Level } from '@isthmus/log'
 import type { RawEnv } from './protocol/Env.js'
 
@@ -12,6 +12,37 @@ import type { RawEnv } from './protocol/Env.js'
 export interface CoreSettings {
   readonly stateDir: string
   readonly chainPrefix?: string
+}
+
+/**
+ * How to reach a Contrail controller and its vRouter agent (netconf `contrail`), as the
+ * translator reads it: the keystone credentials are not resolved yet, only the `OS_*` variables
+ * of the plugin's environment are carried, and the file is read by the port.
+ *
+ * @category ports
+ */
+export interface ControllerSettings {
+  readonly api: string
+  readonly agent: string
+  readonly domain?: string
+  /** Marks the objects this host creates; the host name when absent. */
+  readonly owner?: string
+  readonly timeoutMs?: number
+  readonly retries?: number
+  readonly keystone?: {
+    readonly url: string
+    readonly version: 'v2' | 'v3'
+    readonly credentialsFile?: string
+    /** The `OS_*` credential variables of the plugin's environment (they win over the file). */
+    readonly vars: Readonly<Record<string, string>>
+  }
+}
+
+/** The controller's side of the core's ports for networks that name one. @category ports */
+export interface ControllerPorts {
+  /** Serves the networks that name a controller; the composite sends the others to the built-in IPAM. */
+  readonly controlPlane: ControlPlane
+  readonly agent: Agent
 }
 
 /** An opened core: the flows' Env, and how to close its store. @category ports */
@@ -83,6 +114,8 @@ export interface Probe {
  */
 export interface Runtime {
   readonly open: (settings: CoreSettings, log: Logger) => TE.TaskEither<CoreError, CoreSession>
+  /** The Contrail config API and vRouter agent of a netconf's `contrail` section (credentials resolved here). */
+  readonly controller: (settings: ControllerSettings, log: Logger) => TE.TaskEither<CoreError, ControllerPorts>
   readonly logger: (settings: LogSettings) => ClosableLogger
   readonly delegate: Delegate
   readonly probe: Probe

@@ -30,10 +30,13 @@ import {
   type Subnet,
   type SubnetRequest
 } from '@isthmus/core'
+import { credentialVars, DEFAULT_AGENT_URL } from '@isthmus/contrail'
 import { addressOfIpArg, type CniArgs } from './protocol/Args.js'
+import type { RawEnv } from './protocol/Env.js'
 import { Code, cniError, type CniError } from './protocol/Error.js'
 import type { IsthmusConf, NetConf, RangeConf, RouteConf } from './protocol/NetConf.js'
 import type { Interface, IpConfig, Result, ResultRoute } from './protocol/Result.js'
+import type { ControllerSettings } from './runtime.js'
 
 // -------------------------------------------------------------------------------------
 // errors
@@ -244,6 +247,97 @@ export const toDelegatedNetworkSpec = (nc: NetConf, ipam: Result): E.Either<CniE
     })
   })
 }
+
+// -------------------------------------------------------------------------------------
+// a network that names a controller (netconf `contrail`)
+// -------------------------------------------------------------------------------------
+
+/**
+ * How to reach the controller: the `contrail` section, with only the `OS_*` credential
+ * variables of the plugin's environment (runtimes pass theirs on: libcni execs plugins with its
+ * own environment plus the CNI_* variables). Undefined without a `contrail` section.
+ *
+ * @category utils
+ */
+export const controllerSettingsOf = (conf: IsthmusConf, env: RawEnv): ControllerSettings | undefined => {
+  const c = conf.contrail
+  if (c === undefined) return undefined
+  const k = c.keystone
+  return {
+    api: c.api,
+    agent: c.agent ?? DEFAULT_AGENT_URL,
+    ...(c.domain === undefined ? {} : { domain: c.domain }),
+    ...(c.owner === undefined ? {} : { owner: c.owner }),
+    ...(c.timeoutMs === undefined ? {} : { timeoutMs: c.timeoutMs }),
+    ...(c.retries === undefined ? {} : { retries: c.retries }),
+    ...(k === undefined
+      ? {}
+      : {
+          keystone: {
+            url: k.url,
+            version: k.version ?? 'v3',
+            ...(k.credentialsFile === undefined ? {} : { credentialsFile: k.credentialsFile }),
+            vars: credentialVars(env)
+          }
+        })
+  }
+}
+
+/**
+ * The network of a netconf with a `contrail` section: the virtual network
+ * `<domain>:<tenant>:<network>` and one of its subnets (`contrail.subnet`, or its only one). The
+ * controller assigns addresses, so host-local-style `ipam.ranges`, `ipam.exclude` and a
+ * delegated IPAM are refused rather than ignored; `ipam.routes` still say what the sandbox
+ * routes. IPv4 only, as the Contrail control plane is.
+ *
+ * @category utils
+ */
+export const toContrailNetworkSpec = (nc: NetConf, selfNames: ReadonlyArray<string>): E.Either<CniError, NetworkSpec> => {
+  const c = nc.conf.contrail
+  if (c === undefined) return E.left(invalid('invalid network config', 'no contrail section'))
+  if (nc.conf.isGateway === false) return E.left(cniError(Code.UnsupportedField, 'unsupported field isGateway=false'))
+  const ipam = nc.conf.ipam
+  if (ipamModeOf(nc.conf, selfNames)._tag === 'Delegated') {
+    return E.left(invalid('invalid network config', `contrail: the controller assigns the addresses, so ipam.type ${JSON.stringify(ipam?.type)} cannot`))
+  }
+  const unused = (['ranges', 'exclude'] as const).filter((k) => ipam?.[k] !== undefined)
+  if (unused.length > 0) {
+    return E.left(invalid('invalid network config', `contrail: the controller assigns the addresses; remove ${unused.map((k) => `ipam.${k}`).join(' and ')} (name a subnet with contrail.subnet)`))
+  }
+  return E.right({
+    ...baseSpec(nc),
+    // The controller picks the virtual network's only subnet when none is named.
+    subnets: [c.subnet === undefined ? { family: 4 } : { family: 4, subnet: c.subnet }],
+    managedAddresses: true,
+    controller: { tenant: c.tenant, network: c.network }
+  })
+}
+
+/** One IPv4 address from the controller: the requested one, else any. @category utils */
+export const contrailAddressRequests = (requested: ReadonlyArray<IpAddress>): E.Either<CniError, ReadonlyArray<AddressRequest>> => {
+  if (requested.some((a) => familyOf(a) !== 4)) return E.left(invalid('invalid network config', 'contrail: Contrail networks are IPv4 only'))
+  if (requested.length > 1) return E.left(invalid('invalid network config', 'contrail: one address per attachment'))
+  const a = requested[0]
+  return E.right([a === undefined ? { _tag: 'Any', family: 4 } : { _tag: 'Static', address: a }])
+}
+
+const bindingText = (c: { readonly tenant: string; readonly network: string } | undefined): string =>
+  c === undefined ? 'no controller' : `Contrail ${c.tenant}:${c.network}`
+
+/**
+ * A stored network answers a netconf only when both name the same controller binding (or
+ * none): one name, one network, as for subnets; otherwise ADD would use what the store says
+ * while the netconf says otherwise.
+ *
+ * @category utils
+ */
+export const controllerMismatch = (spec: NetworkSpec, network: Network): CniError | undefined =>
+  bindingText(spec.controller) === bindingText(network.controller)
+    ? undefined
+    : invalid(
+        'network exists with another controller binding',
+        `network ${network.name} is stored with ${bindingText(network.controller)}, the netconf names ${bindingText(spec.controller)}; use a new name`
+      )
 
 // -------------------------------------------------------------------------------------
 // the endpoint

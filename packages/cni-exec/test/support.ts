@@ -87,6 +87,7 @@ export const fakeRuntime = (): FakeRuntime => {
               },
               close: async () => undefined
             }),
+      controller: () => TE.left({ _tag: 'InvalidConfig', detail: 'the fake runtime has no controller' }),
       logger: () => ({ logger: log.port, close: async () => undefined }),
       delegate: {
         exec: async (plugin, _path, env, stdin) => {

@@ -6,6 +6,7 @@
  */
 export * from './http.js'
 export * from './secrets.js'
+export * from './credentials.js'
 export * from './config/Keystone.js'
 export * from './config/tokens.js'
 export * as Contrail from './config/Objects.js'

@@ -19,6 +19,8 @@ import {
   contrailControlPlane,
   contrailIpam,
   DEFAULT_AGENT_URL,
+  keystoneAuth,
+  parseCredentialsFile,
   reconcileController,
   vrouterAgent,
   type Auth
@@ -44,17 +46,8 @@ export const contrailFlags = <T>(y: Argv<T>) =>
     .option('vrouter-agent', { type: 'string', default: DEFAULT_AGENT_URL, describe: 'vRouter agent port API URL' })
     .option('contrail-owner', { type: 'string', default: hostname(), describe: 'name marking the Contrail objects this host creates (for reconciliation)' })
 
-/** `KEY=VALUE` lines of an openrc file; `export` prefixes, comments and quotes allowed. */
-export const parseCredentialsFile = (text: string): Record<string, string> => {
-  const out: Record<string, string> = {}
-  for (const raw of text.split(/\r?\n/)) {
-    const line = raw.trim().replace(/^export\s+/, '')
-    const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line)
-    if (m === null) continue
-    out[m[1]!] = m[2]!.trim().replace(/^(['"])(.*)\1$/, '$2')
-  }
-  return out
-}
+// The openrc parser is the CNI plugin's too: one reading of the same files everywhere.
+export { parseCredentialsFile }
 
 /** Everything serve needs to reach Contrail. */
 export interface ContrailSettings {
@@ -84,31 +77,10 @@ export const contrailSettings = (
       return E.left(`cannot read --contrail-credentials-file ${a.contrailCredentialsFile}: ${(e as NodeJS.ErrnoException).code ?? 'unreadable'}`)
     }
   }
-  const pick = (...keys: string[]): string | undefined => {
-    for (const k of keys) if (env[k] !== undefined && env[k] !== '') return env[k]
-    for (const k of keys) if (file[k] !== undefined && file[k] !== '') return file[k]
-    return undefined
-  }
-  const username = pick('OS_USERNAME')
-  const password = pick('OS_PASSWORD')
-  const project = pick('OS_PROJECT_NAME', 'OS_TENANT_NAME')
-  const missing = [username === undefined ? 'OS_USERNAME' : '', password === undefined ? 'OS_PASSWORD' : '', project === undefined ? 'OS_PROJECT_NAME' : ''].filter((s) => s !== '')
-  if (missing.length > 0) return E.left(`--keystone-url needs ${missing.join(', ')} in the environment or in --contrail-credentials-file`)
-  const userDomain = pick('OS_USER_DOMAIN_NAME')
-  const projectDomain = pick('OS_PROJECT_DOMAIN_NAME')
-  return E.right({
-    ...base,
-    auth: {
-      kind: 'keystone',
-      url: a.keystoneUrl,
-      version: a.keystoneVersion,
-      username: username!,
-      password: password!,
-      project: project!,
-      ...(userDomain === undefined ? {} : { userDomain }),
-      ...(projectDomain === undefined ? {} : { projectDomain })
-    }
-  })
+  const auth = keystoneAuth({ url: a.keystoneUrl, version: a.keystoneVersion }, env, file)
+  return E.isLeft(auth)
+    ? E.left(`--keystone-url needs ${auth.left.join(', ')} in the environment or in --contrail-credentials-file`)
+    : E.right({ ...base, auth: auth.right })
 }
 
 /** The embedded defaults with Contrail put in: control plane, agent and Docker IPAM. */

@@ -1,8 +1,11 @@
 /**
  * ADD (CNI SPEC §ADD): attach CNI_IFNAME in CNI_NETNS to the netconf's network and print the
  * result. Core flows: ensureNetwork, createEndpoint (placement known, so the sandbox end is made
- * in the namespace directly), join (PluginMoves). A failing ADD removes what it made (the
- * reference leaves the container veth behind, plugins#29) and gives back a delegated address.
+ * in the namespace directly), join (PluginMoves). With a `contrail` section the controller
+ * assigns address, MAC and gateway and the vRouter agent gets the port (both inside
+ * createEndpoint). A failing ADD removes what it made (the reference leaves the container veth
+ * behind, plugins#29; the controller's objects and the agent port go with it) and gives back a
+ * delegated address.
  */
 import * as E from 'fp-ts/lib/Either.js'
 import * as O from 'fp-ts/lib/Option.js'
@@ -14,6 +17,7 @@ import {
   deleteEndpoint,
   ensureNetwork,
   getEndpoint,
+  invalidConfig,
   join,
   leave,
   type AddressRequest,
@@ -29,6 +33,8 @@ import { appendResult, decodeResult, type Result } from '../protocol/Result.js'
 import { recordOnlyDataplane } from '../recordOnly.js'
 import {
   addressRequestsOf,
+  contrailAddressRequests,
+  controllerMismatch,
   ipamModeOf,
   isIpamCall,
   portMappingsOf,
@@ -37,6 +43,7 @@ import {
   routesOf,
   toCniError,
   toCniResult,
+  toContrailNetworkSpec,
   toDelegatedNetworkSpec,
   toIpamNetworkSpec,
   toIpamResult,
@@ -54,14 +61,20 @@ const attachmentOf = (ctx: CommandContext) => ({
 /** @category commands */
 export const add = async (ctx: CommandContext): Promise<CommandOutcome> => {
   const { conf } = ctx.netconf
-  if (isIpamCall(conf, ctx.runtime.selfNames)) return ipamAdd(ctx)
+  if (isIpamCall(conf, ctx.runtime.selfNames)) {
+    return conf.contrail === undefined
+      ? ipamAdd(ctx)
+      : E.left(toCniError(invalidConfig('contrail: isthmus as the IPAM of another plugin cannot use a controller; use "type": "isthmus"')))
+  }
   const prev = conf.prevResult === undefined ? E.right(undefined) : decodeResult(conf.prevResult, ctx.netconf.cniVersion)
   if (E.isLeft(prev)) return prev
   const mode = ipamModeOf(conf, ctx.runtime.selfNames)
   const result =
-    mode._tag === 'Builtin'
-      ? await builtinAdd(ctx)
-      : await delegatedAdd(ctx, mode.plugin)
+    conf.contrail !== undefined
+      ? await contrailAdd(ctx)
+      : mode._tag === 'Builtin'
+        ? await builtinAdd(ctx)
+        : await delegatedAdd(ctx, mode.plugin)
   if (E.isLeft(result) || prev.right === undefined) return result
   // Chained after another plugin: its result first, ours appended (CNI SPEC §prevResult).
   return E.right(appendResult(prev.right, result.right))
@@ -73,6 +86,21 @@ const builtinAdd = async (ctx: CommandContext): Promise<E.Either<CniError, Resul
   const ips = requestedIps(ctx.netconf.conf, ctx.args.args)
   if (E.isLeft(ips)) return ips
   const addresses = addressRequestsOf(spec.right.subnets, ips.right)
+  if (E.isLeft(addresses)) return addresses
+  return withCore(ctx, ({ env }) => attach(ctx, env, spec.right, addresses.right, (network) => routesOf(ctx.netconf.conf, network)))
+}
+
+/**
+ * A network that names a controller: the controller assigns address, MAC and gateway
+ * (ensureNetwork binds the virtual network, createEndpoint makes interface, VM and
+ * instance-ip), and the vRouter agent gets the port as the last step of createEndpoint.
+ */
+const contrailAdd = async (ctx: CommandContext): Promise<E.Either<CniError, Result>> => {
+  const spec = toContrailNetworkSpec(ctx.netconf, ctx.runtime.selfNames)
+  if (E.isLeft(spec)) return spec
+  const ips = requestedIps(ctx.netconf.conf, ctx.args.args)
+  if (E.isLeft(ips)) return ips
+  const addresses = contrailAddressRequests(ips.right)
   if (E.isLeft(addresses)) return addresses
   return withCore(ctx, ({ env }) => attach(ctx, env, spec.right, addresses.right, (network) => routesOf(ctx.netconf.conf, network)))
 }
@@ -124,6 +152,8 @@ const attach = async (
   // 1. The network (created on the first ADD, one store read afterwards).
   const network = await runFlow(env, ensureNetwork(spec))
   if (E.isLeft(network)) return network
+  const mismatch = controllerMismatch(spec, network.right)
+  if (mismatch !== undefined) return E.left(mismatch)
   const id = attachmentEndpointId(network.right.id, containerId, ifName)
 
   // 2. A joined attachment of the same (container, ifname) stays as it is.

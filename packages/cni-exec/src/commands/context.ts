@@ -4,6 +4,7 @@
  * the delegated IPAM plugin.
  */
 import * as E from 'fp-ts/lib/Either.js'
+import { compositeControlPlane } from '@isthmus/contrail'
 import { DEFAULT_STATE_DIR } from '@isthmus/store-fs'
 import type { CoreError, Env, Flow, Logger } from '@isthmus/core'
 import type { CmdArgs, RawEnv } from '../protocol/Env.js'
@@ -12,7 +13,8 @@ import type { NetConf } from '../protocol/NetConf.js'
 import { decodeResult, type Result } from '../protocol/Result.js'
 import { compareVersions } from '../protocol/Version.js'
 import type { CoreSession, Runtime } from '../runtime.js'
-import { toCniError } from '../translate.js'
+import { noController } from '../controller.js'
+import { controllerSettingsOf, toCniError } from '../translate.js'
 
 /** @category model */
 export interface CommandContext {
@@ -27,24 +29,43 @@ export interface CommandContext {
 /** A result to print (ADD), nothing (DEL, CHECK, GC, STATUS), or the error document. @category model */
 export type CommandOutcome = E.Either<CniError, Result | undefined>
 
+/** What could not be opened: the state store, or the controller of the `contrail` section. @category model */
+export type Opening = 'store' | 'controller'
+
 /**
  * Run `f` with the core opened at the netconf's `stateDir`; the store is closed afterwards.
+ * Networks that name a controller go to the `contrail` section's controller and agent (or, when
+ * the netconf has none, to a guard that refuses them); every other network to the built-in
+ * IPAM, with no agent.
  *
  * @category utils
  */
 export const withCore = async <A>(
   ctx: CommandContext,
   f: (s: CoreSession) => Promise<E.Either<CniError, A>>,
-  onOpenError: (e: CoreError) => CniError = toCniError
+  onOpenError: (e: CoreError, what: Opening) => CniError = toCniError
 ): Promise<E.Either<CniError, A>> => {
   const { conf } = ctx.netconf
+  // First, as it holds nothing to close: credentials are read, nothing is contacted.
+  const settings = controllerSettingsOf(conf, ctx.env)
+  const ports = settings === undefined ? E.right(noController) : await ctx.runtime.controller(settings, ctx.log)()
+  if (E.isLeft(ports)) return E.left(onOpenError(ports.left, 'controller'))
   const opened = await ctx.runtime.open(
     { stateDir: conf.stateDir ?? DEFAULT_STATE_DIR, ...(conf.chainPrefix === undefined ? {} : { chainPrefix: conf.chainPrefix }) },
     ctx.log
   )()
-  if (E.isLeft(opened)) return E.left(onOpenError(opened.left))
+  if (E.isLeft(opened)) return E.left(onOpenError(opened.left, 'store'))
+  const { env } = opened.right
+  const session: CoreSession = {
+    ...opened.right,
+    env: {
+      ...env,
+      controlPlane: compositeControlPlane({ controller: ports.right.controlPlane, builtin: env.controlPlane }),
+      agent: ports.right.agent
+    }
+  }
   try {
-    return await f(opened.right)
+    return await f(session)
   } finally {
     await opened.right.close()
   }

@@ -22,7 +22,7 @@ export const status = async (ctx: CommandContext): Promise<CommandOutcome> => {
       const inv = await env.dataplane.inventory()()
       return E.isLeft(inv) ? E.left(down('the dataplane is unusable', describe(inv.left))) : E.right(undefined)
     },
-    (e) => down('the state store cannot be opened', describe(e))
+    (e, what) => down(what === 'store' ? 'the state store cannot be opened' : 'the contrail section cannot be used', describe(e))
   )
   if (E.isLeft(ours)) return ours
   const mode = ipamModeOf(conf, ctx.runtime.selfNames)

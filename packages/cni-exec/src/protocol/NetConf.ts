@@ -105,6 +105,111 @@ export const Dns = t.partial(
 export type Dns = t.TypeOf<typeof Dns>
 
 // -------------------------------------------------------------------------------------
+// contrail (docs/cni.md §Contrail)
+// -------------------------------------------------------------------------------------
+
+const isHttpUrl = (s: string): boolean => {
+  try {
+    const u = new URL(s)
+    // Userinfo in a URL is a credential in the netconf: refused like any other (see KeystoneConf).
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.username === '' && u.password === ''
+  } catch {
+    return false
+  }
+}
+
+/** An http(s) URL (the config API, keystone, the vRouter agent). @category codecs */
+export const HttpUrl = new t.Type<string, string, unknown>(
+  'HttpUrl',
+  (u): u is string => typeof u === 'string' && isHttpUrl(u),
+  (u, c) =>
+    typeof u === 'string' && isHttpUrl(u)
+      ? t.success(u)
+      : // a URL with userinfo holds a password: never echoed into an error
+        t.failure(typeof u === 'string' && u.includes('@') ? '(not shown)' : u, c, 'an http:// or https:// URL without user or password'),
+  (a) => a
+)
+
+/** A Contrail name (project, virtual network, domain): non-empty, no `:` (fq_names are joined with it). @category codecs */
+export const ContrailName = new t.Type<string, string, unknown>(
+  'ContrailName',
+  (u): u is string => typeof u === 'string' && /^[^:\s][^:]*$/.test(u) && u.length <= 255,
+  (u, c) =>
+    typeof u === 'string' && /^[^:\s][^:]*$/.test(u) && u.length <= 255 ? t.success(u) : t.failure(u, c, 'a Contrail name (no ":")'),
+  (a) => a
+)
+
+/** `2`, `3`, `"v2"` or `"v3"`, as the keystone API version is commonly written. @category codecs */
+export const KeystoneVersion = new t.Type<'v2' | 'v3', string, unknown>(
+  'KeystoneVersion',
+  (u): u is 'v2' | 'v3' => u === 'v2' || u === 'v3',
+  (u, c) =>
+    u === 2 || u === '2' || u === 'v2' || u === 'v2.0'
+      ? t.success('v2')
+      : u === 3 || u === '3' || u === 'v3'
+        ? t.success('v3')
+        : t.failure(u, c, '2 or 3'),
+  (a) => a
+)
+
+const KEYSTONE_KEYS = new Set(['url', 'version', 'credentialsFile'])
+
+const KeystoneFields = t.intersection([t.type({ url: HttpUrl }), t.partial({ version: KeystoneVersion, credentialsFile: AbsolutePath })])
+
+/**
+ * `contrail.keystone`: where keystone is; the credentials come from `credentialsFile` or the
+ * `OS_*` variables, never from here. Any other key is refused, a password above all: runtimes
+ * cache the netconf (libcni in /var/lib/cni/results) and log it, and a misspelt
+ * `credentialsFile` would otherwise be ignored silently. The refused value is never echoed.
+ *
+ * @category codecs
+ */
+export const KeystoneConf = new t.Type<t.TypeOf<typeof KeystoneFields>, unknown, unknown>(
+  'KeystoneConf',
+  KeystoneFields.is,
+  (u, c) => {
+    if (typeof u === 'object' && u !== null && !Array.isArray(u)) {
+      const extra = Object.keys(u).filter((k) => !KEYSTONE_KEYS.has(k))
+      if (extra.length > 0) {
+        return t.failure(
+          '(not shown)',
+          c,
+          `only url, version and credentialsFile (credentials come from credentialsFile or OS_* variables, never the netconf), not ${extra.join(', ')}`
+        )
+      }
+    }
+    return KeystoneFields.validate(u, c)
+  },
+  (a) => KeystoneFields.encode(a)
+)
+/** @category model */
+export type KeystoneConf = t.TypeOf<typeof KeystoneConf>
+
+/**
+ * `contrail`: the network is the Contrail virtual network `default-domain:<tenant>:<network>`;
+ * the controller assigns address, MAC and gateway, the vRouter agent at `agent` gets the port.
+ *
+ * @category codecs
+ */
+export const ContrailConf = t.intersection(
+  [
+    t.type({ api: HttpUrl, tenant: ContrailName, network: ContrailName }),
+    t.partial({
+      subnet: Subnet,
+      agent: HttpUrl,
+      keystone: KeystoneConf,
+      domain: ContrailName,
+      owner: t.string,
+      timeoutMs: intIn('TimeoutMs', 100, 600_000),
+      retries: intIn('Retries', 0, 10)
+    })
+  ],
+  'ContrailConf'
+)
+/** @category model */
+export type ContrailConf = t.TypeOf<typeof ContrailConf>
+
+// -------------------------------------------------------------------------------------
 // capabilities and args
 // -------------------------------------------------------------------------------------
 
@@ -169,6 +274,7 @@ export const IsthmusConf = t.partial(
     logFile: AbsolutePath,
     logLevel: LogLevel,
     chainPrefix: ChainPrefix,
+    contrail: ContrailConf,
     runtimeConfig: RuntimeConfig,
     args: ArgsConf,
     prevResult: t.UnknownRecord,

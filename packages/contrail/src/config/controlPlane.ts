@@ -149,7 +149,7 @@ export const contrailControlPlane = (options: ContrailControlPlaneOptions): Cont
       }
       chosen = m
     } else if (subnets.length > 1) {
-      return E.left(invalidConfig(`Contrail virtual network ${name} has ${subnets.length} subnets: name one with --subnet`))
+      return E.left(invalidConfig(`Contrail virtual network ${name} has ${subnets.length} subnets: name one (docker --subnet, CNI contrail.subnet)`))
     }
     const subnetId = chosen.ipam.subnet_uuid
     if (subnetId === undefined) return E.left(invalidConfig(`subnet ${chosen.cidr} of ${name} has no subnet_uuid`))
