@@ -5,7 +5,7 @@
  */
 import type * as TE from 'fp-ts/lib/TaskEither.js'
 import type { Agent, Clock, ControlPlane, CoreError, Env, IfName, Logger, SandboxKey } from '@isthmus/core'
-import type { Level } from '@isthmus/log'
+import type { ClosableLogger, LogOptions as LogSettings } from '@isthmus/log'
 import type { RawEnv } from './protocol/Env.js'
 
 /** Where the core keeps its state and how the dataplane names its firewall chains. @category ports */
@@ -51,18 +51,8 @@ export interface CoreSession {
   readonly close: () => Promise<void>
 }
 
-/** @category ports */
-export interface LogSettings {
-  readonly level: Level
-  readonly stderr: boolean
-  readonly file?: string
-}
-
-/** A logger that must be flushed before the process ends (winston file transport). @category ports */
-export interface ClosableLogger {
-  readonly logger: Logger
-  readonly close: () => Promise<void>
-}
+/** How a run logs, and a logger to flush before the process ends: the ones of @isthmus/log. @category ports */
+export type { ClosableLogger, LogOptions as LogSettings } from '@isthmus/log'
 
 /** The outcome of running another plugin. @category ports */
 export interface PluginRun {
