@@ -21,6 +21,7 @@ import {
   linkExists,
   mustDocker,
   mustRun,
+  pings,
   removeDockerObjects,
   startPlugin,
   uniquePrefix,
@@ -30,8 +31,6 @@ import {
 } from '@isthmus/testkit'
 import { endpointIdsInLog, failedRequestsInLog, linksLeftOf, readState, summary } from './support/state.js'
 
-const pings = async (from: string, to: string): Promise<boolean> =>
-  /1 packets received/.test((await inContainer(from, 'ping', '-c1', '-W2', to)).stdout)
 
 /**
  * The CLI's stderr without the line docker 20.10's client may add after a failed start: its wait

@@ -15,6 +15,7 @@ import {
   ensureDockerd,
   inContainer,
   mustDocker,
+  pings,
   removeDockerObjects,
   startPlugin,
   uniquePrefix,
@@ -24,10 +25,6 @@ import {
 } from '@isthmus/testkit'
 import { startSims, TENANT, VN, type Sims } from './support/helpers.js'
 
-const pings = async (from: string, to: string): Promise<boolean> => {
-  for (let i = 0; i < 3; i++) if (/1 packets received/.test((await inContainer(from, 'ping', '-c1', '-W2', to)).stdout)) return true
-  return false
-}
 
 describe('docker on a Contrail network (real dockerd, simulated controller and agent)', { timeout: 180_000 }, () => {
   const prefix = uniquePrefix('ctrl')
@@ -85,8 +82,8 @@ describe('docker on a Contrail network (real dockerd, simulated controller and a
     const b = await run('b')
     // first free from the bottom, after the gateway (.1) and the DNS address (.2)
     assert.deepEqual([a.n.IPAddress, b.n.IPAddress], [`10.253.${third}.3`, `10.253.${third}.4`])
-    assert.ok(await pings(name('a'), b.n.IPAddress), 'a reaches b')
-    assert.ok(await pings(name('b'), a.n.IPAddress), 'b reaches a')
+    assert.ok(await pings(name('a'), b.n.IPAddress, 3), 'a reaches b')
+    assert.ok(await pings(name('b'), a.n.IPAddress, 3), 'b reaches a')
 
     await mustDocker('rm', '-f', name('a'))
     await waitUntil('the controller to forget container a', async () => s.contrail.get(a.vmi) === undefined, 10_000, 100)

@@ -101,6 +101,14 @@ export const containerNetwork = async (container: string, network: string): Prom
 /** Run a command inside a running container (`docker exec`). */
 export const inContainer = (container: string, ...argv: string[]): Promise<RunResult> => docker('exec', container, ...argv)
 
+/** Whether `container` gets an answer to one ping of `address`, in at most `tries` attempts. */
+export const pings = async (container: string, address: string, tries = 1): Promise<boolean> => {
+  for (let i = 0; i < tries; i++) {
+    if (/1 packets received/.test((await inContainer(container, 'ping', '-c1', '-W2', address)).stdout)) return true
+  }
+  return false
+}
+
 /**
  * GET `path` from `host:port` inside `container` with busybox `nc` (busybox `wget` of the test
  * image crashes on this host); the response text, empty when nothing answered within 3 s.
