@@ -1,7 +1,6 @@
 /** Shared builders for the Contrail tests: simulators, clients with fast retries, results. */
 import { strict as assert } from 'node:assert'
-import * as E from 'fp-ts/lib/Either.js'
-import { describe as describeError, type CoreError, type EndpointId, type NetworkId, type NetworkSpec, type Subnet } from '@isthmus/core'
+import { type EndpointId, type NetworkId, type NetworkSpec, type Subnet } from '@isthmus/core'
 import { configApi, type Auth, type ConfigApi, type HttpPolicy } from '@isthmus/contrail'
 import { startAgentSimulator, startContrailSimulator, type AgentSimulator, type ContrailSimulator, type ContrailSimulatorOptions } from '@isthmus/contrail/testing'
 
@@ -12,18 +11,6 @@ export const TENANT = 'demo'
 export const VN = 'blue'
 export const CIDR = '10.253.10.0/24'
 export const USER = { username: 'isthmus', password: 's3cret-Passw0rd', project: 'admin' }
-
-export const right = async <A>(p: Promise<E.Either<CoreError, A>>): Promise<A> => {
-  const r = await p
-  if (E.isLeft(r)) assert.fail(`expected success, got ${describeError(r.left)}`)
-  return r.right
-}
-
-export const left = async <A>(p: Promise<E.Either<CoreError, A>>): Promise<CoreError> => {
-  const r = await p
-  if (E.isRight(r)) assert.fail(`expected a failure, got ${JSON.stringify(r.right)}`)
-  return r.left
-}
 
 /** One sentence: no line break, some words, ends without a dangling separator. */
 export const assertOneSentence = (s: string): void => {
@@ -87,3 +74,6 @@ export const closedPort = async (): Promise<number> => {
   await new Promise<void>((r) => s.close(() => r()))
   return port
 }
+
+// One pair for every suite: @isthmus/core/testing's.
+export { left, right } from '@isthmus/core/testing'

@@ -4,7 +4,6 @@ import * as E from 'fp-ts/lib/Either.js'
 import * as O from 'fp-ts/lib/Option.js'
 import {
   attachmentEndpointId,
-  describe as describeError,
   type ContainerId,
   type CoreError,
   type CreateEndpointRequest,
@@ -20,7 +19,7 @@ import {
   type Subnet,
   type SubnetRequest
 } from '@isthmus/core'
-import type { TestEnv } from '@isthmus/core/testing'
+import { right, type TestEnv } from '@isthmus/core/testing'
 
 export const NET = 'net1' as NetworkId
 export const NET2 = 'net2' as NetworkId
@@ -65,18 +64,6 @@ export const dockerRequest = (id: string, over: Partial<CreateEndpointRequest> =
   ...over
 })
 
-export const right = async <A>(p: Promise<E.Either<CoreError, A>>): Promise<A> => {
-  const r = await p
-  if (E.isLeft(r)) assert.fail(`expected success, got ${describeError(r.left)}`)
-  return r.right
-}
-
-export const left = async <A>(p: Promise<E.Either<CoreError, A>>): Promise<CoreError> => {
-  const r = await p
-  if (E.isRight(r)) assert.fail(`expected a failure, got ${JSON.stringify(r.right)}`)
-  return r.left
-}
-
 const read = async <A>(p: Promise<E.Either<CoreError, A>>): Promise<A> => right(p)
 
 export const storedNetwork = async (t: TestEnv, id: NetworkId): Promise<Network | undefined> =>
@@ -99,3 +86,6 @@ export const assertNoTraceOf = async (t: TestEnv, id: EndpointId): Promise<void>
   assert.equal(t.agent.state.has(id), false, 'agent port left')
   assert.deepEqual(t.dataplane.state.published(id), [], 'ports still published')
 }
+
+// One pair for every suite: @isthmus/core/testing's.
+export { left, right } from '@isthmus/core/testing'

@@ -1,23 +1,8 @@
 /** Shared helpers of the IPAM tests: unwrapping results and an independent address oracle. */
-import { strict as assert } from 'node:assert'
-import * as E from 'fp-ts/lib/Either.js'
-import type * as TE from 'fp-ts/lib/TaskEither.js'
 import ipaddr from 'ipaddr.js'
-import type { CoreError, IpAddress, Pool } from '@isthmus/core'
+import type { IpAddress, Pool } from '@isthmus/core'
 
 export const clock = { now: () => new Date('2026-01-01T00:00:00Z') }
-
-export const right = async <A>(te: TE.TaskEither<CoreError, A>): Promise<A> => {
-  const r = await te()
-  if (E.isLeft(r)) assert.fail(`expected success, got ${JSON.stringify(r.left)}`)
-  return r.right
-}
-
-export const left = async <A>(te: TE.TaskEither<CoreError, A>): Promise<CoreError> => {
-  const r = await te()
-  if (E.isRight(r)) assert.fail(`expected an error, got ${JSON.stringify(r.right)}`)
-  return r.left
-}
 
 // Address maths through ipaddr.js only, so the oracle shares no code with the engine.
 const bytesToBig = (bytes: number[]): bigint => bytes.reduce((n, b) => (n << 8n) | BigInt(b), 0n)
@@ -50,3 +35,6 @@ export const usableOf = (pool: Pool): IpAddress[] => {
   }
   return out
 }
+
+// One pair for every suite: @isthmus/core/testing's.
+export { left, right } from '@isthmus/core/testing'
