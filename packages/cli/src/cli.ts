@@ -6,6 +6,8 @@
 import { readFileSync } from 'node:fs'
 import yargs, { type Argv } from 'yargs'
 import { cniCommand } from './commands/cni.js'
+import { leasesCommand } from './commands/leases.js'
+import { networksCommand } from './commands/networks.js'
 import { serveCommand } from './commands/serve.js'
 
 /** The version of this package, the one `isthmus --version` prints. */
@@ -20,7 +22,7 @@ const epilogue = [
 
 /** The yargs program, without parsing. @category constructors */
 export const buildCli = (argv: ReadonlyArray<string>): Argv =>
-  cniCommand(serveCommand(yargs([...argv])))
+  networksCommand(leasesCommand(cniCommand(serveCommand(yargs([...argv])))))
     .scriptName('isthmus')
     .usage('$0 <command> [options]')
     .version(version)

@@ -20,6 +20,7 @@ import * as E from 'fp-ts/lib/Either.js'
 import { DEFAULT_LOCAL_SPACE, fromBigInt, makeIpam, systemClock, toBigInt, type EndpointId, type IpAddress, type PoolId } from '@isthmus/core'
 import { linuxDataplane } from '@isthmus/dataplane-linux'
 import { fileStore } from '@isthmus/store-fs'
+import { handoffServer, linuxRuntime, type HandoffServer } from '../src/index.js'
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..')
 const SEA = join(root, 'packages/cni-exec/dist/sea/isthmus')
@@ -37,21 +38,23 @@ interface Side {
   readonly conf: Record<string, unknown>
 }
 
+const ourConf = {
+  cniVersion: '1.0.0',
+  name: `bench-i-${id}`,
+  type: 'isthmus',
+  bridge: bridges[0],
+  isGateway: true,
+  stateDir: join(dir, 'state'),
+  chainPrefix,
+  ipam: { ranges: [[{ subnet: '10.231.96.0/19' }]] }
+}
+const daemonSocket = join(dir, 'cni.sock')
+
 const sides = (): ReadonlyArray<Side> => [
-  {
-    name: 'isthmus',
-    file: SEA,
-    conf: {
-      cniVersion: '1.0.0',
-      name: `bench-i-${id}`,
-      type: 'isthmus',
-      bridge: bridges[0],
-      isGateway: true,
-      stateDir: join(dir, 'state'),
-      chainPrefix,
-      ipam: { ranges: [[{ subnet: '10.231.96.0/19' }]] }
-    }
-  },
+  // The executable running each call itself (no daemon)...
+  { name: 'isthmus', file: SEA, conf: { ...ourConf, daemon: false } },
+  // ...and handing it to a running daemon (handoff/, as `isthmus serve` runs it), same network.
+  { name: 'isthmus → daemon', file: SEA, conf: { ...ourConf, daemon: daemonSocket } },
   {
     name: 'bridge+host-local',
     file: '/usr/lib/cni/bridge',
@@ -132,7 +135,7 @@ const cycles = async (label: string): Promise<Record<string, { add: number; del:
 
 /** Fill both stores with `n` addresses in use (after the first address of each range). */
 const populate = async (n: number): Promise<void> => {
-  const [ours, ref] = sides() as [Side, Side]
+  const [ours, , ref] = sides() as [Side, Side, Side]
   // host-local: one file per address, as it writes them.
   const hl = join(dir, 'host-local', String(ref.conf['name']))
   mkdirSync(hl, { recursive: true })
@@ -175,8 +178,15 @@ const parallel = async (): Promise<Record<string, { add: number; del: number }>>
   return out
 }
 
+let daemon: HandoffServer | undefined
+
 const main = async (): Promise<void> => {
   execFileSync(process.execPath, [join(root, 'packages/cni-exec/scripts/build.mjs')], { stdio: 'ignore' })
+  daemon = await handoffServer({
+    socket: daemonSocket,
+    runtime: (env, selfNames) => linuxRuntime({ env, selfNames, deferLinkRemoval: true }),
+    log: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined }
+  })
   // Warm-up: creates both bridges and the isthmus network (first ADD).
   for (const s of sides()) {
     const ns = netns()
@@ -194,10 +204,12 @@ const main = async (): Promise<void> => {
   console.log('| plugin            | ADD @0  | DEL @0  | ADD @5k  | DEL @5k  | 100 ADD ∥ | 100 DEL ∥ |')
   console.log('|-------------------|---------|---------|----------|----------|-----------|-----------|')
   console.log(row('isthmus'))
+  console.log(row('isthmus → daemon'))
   console.log(row('bridge+host-local'))
 }
 
 const cleanup = async (): Promise<void> => {
+  await daemon?.close()
   for (const n of netnsMade) dropNetns(n)
   for (const b of bridges) {
     try {

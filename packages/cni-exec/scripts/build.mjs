@@ -2,8 +2,11 @@
 // Build the installable CNI plugin: one executable file that needs no node_modules and no `node`
 // on PATH (runtimes run plugins with their own, often minimal, PATH; ecosystem.md §2.1, §2.3).
 //
-//   dist/bundle/cni-exec.cjs   esbuild bundle of src/bin/cni-exec.ts (CommonJS: a SEA's main must be)
-//   dist/sea/isthmus           Node SEA: a copy of this `node` with the bundle injected (postject)
+//   dist/bundle/cni-exec.cjs   esbuild bundle of src/bin/cni-exec.ts (CommonJS: a SEA's main must be):
+//                              the hand-off client, small so a call a daemon takes starts fast
+//   dist/bundle/local.cjs      esbuild bundle of src/bin/local.ts: the whole plugin, run in the process
+//                              when no daemon takes the call; a SEA asset, with its V8 code cache
+//   dist/sea/isthmus           Node SEA: a copy of this `node` with both injected (postject)
 //
 // Incremental: nothing is rebuilt when both outputs are newer than every source file the bundle
 // reads (this package's, core's, store-fs', dataplane-linux', log's, contrail's) and than the node binary.
@@ -19,6 +22,8 @@ const here = dirname(fileURLToPath(import.meta.url))
 const pkg = resolve(here, '..')
 const root = resolve(pkg, '../..')
 const bundle = join(pkg, 'dist/bundle/cni-exec.cjs')
+const localBundle = join(pkg, 'dist/bundle/local.cjs')
+const localCache = join(pkg, 'dist/bundle/local.cache')
 const seaDir = join(pkg, 'dist/sea')
 const sea = join(seaDir, 'isthmus')
 const force = process.argv.includes('--force')
@@ -48,9 +53,7 @@ if (!force && fresh(bundle) && fresh(sea)) {
 const require = createRequire(import.meta.url)
 const { build } = await import('esbuild')
 mkdirSync(dirname(bundle), { recursive: true })
-await build({
-  entryPoints: [join(pkg, 'src/bin/cni-exec.ts')],
-  outfile: bundle,
+const common = {
   bundle: true,
   platform: 'node',
   target: 'node20',
@@ -61,14 +64,39 @@ await build({
   minifySyntax: true,
   legalComments: 'none',
   logLevel: 'warning'
-})
+}
+// The client reaches local.ts through the SEA asset, not an import (bin/loadLocal.sea.ts).
+const seaLoader = {
+  name: 'sea-loader',
+  setup(b) {
+    b.onResolve({ filter: /[/\\]loadLocal\.js$/ }, () => ({ path: join(pkg, 'src/bin/loadLocal.sea.ts') }))
+  }
+}
+await build({ ...common, entryPoints: [join(pkg, 'src/bin/cni-exec.ts')], outfile: bundle, plugins: [seaLoader] })
+await build({ ...common, entryPoints: [join(pkg, 'src/bin/local.ts')], outfile: localBundle })
+// V8's code cache for the wrapped local bundle, as loadLocal.sea.ts compiles it (same node binary).
+{
+  const { Script } = await import('node:vm')
+  const { wrap } = (await import('node:module')).default
+  const { readFileSync } = await import('node:fs')
+  writeFileSync(localCache, new Script(wrap(readFileSync(localBundle, 'utf8')), { filename: 'local.cjs' }).createCachedData())
+}
 
 // 2. The SEA (Node 20: --experimental-sea-config + postject). The code cache saves compiling the
 //    bundle at each start (baseline/README.md §1: 93.9 -> 78.1 ms for a 1 MiB bundle).
 mkdirSync(seaDir, { recursive: true })
 const config = join(seaDir, 'sea-config.json')
 const blob = join(seaDir, 'sea.blob')
-writeFileSync(config, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true }))
+writeFileSync(
+  config,
+  JSON.stringify({
+    main: bundle,
+    output: blob,
+    disableExperimentalSEAWarning: true,
+    useCodeCache: true,
+    assets: { 'local.cjs': localBundle, 'local.cache': localCache }
+  })
+)
 execFileSync(process.execPath, ['--experimental-sea-config', config], { stdio: 'pipe' })
 const tmp = `${sea}.tmp`
 rmSync(tmp, { force: true })
@@ -81,4 +109,4 @@ execFileSync(process.execPath, [postject, tmp, 'NODE_SEA_BLOB', blob, '--sentine
 })
 renameSync(tmp, sea)
 rmSync(blob, { force: true })
-console.log(JSON.stringify({ bundle, sea, bytes: statSync(sea).size, bundleBytes: statSync(bundle).size, ms: Date.now() - started, rebuilt: true }))
+console.log(JSON.stringify({ bundle, sea, bytes: statSync(sea).size, bundleBytes: statSync(bundle).size, localBytes: statSync(localBundle).size, ms: Date.now() - started, rebuilt: true }))

@@ -25,6 +25,7 @@ import {
 import { winstonLogger } from '@isthmus/log'
 import { fileStore } from '@isthmus/store-fs'
 import { contrailController } from './controller.js'
+import { linuxDockerPorts } from './docker/linuxPorts.js'
 import type { RawEnv } from './protocol/Env.js'
 import type { CoreSession, CoreSettings, Delegate, LinkState, Probe, Runtime } from './runtime.js'
 
@@ -116,6 +117,11 @@ export interface LinuxRuntimeOptions {
   readonly env: RawEnv
   /** The names this executable answers to as `type`/`ipam.type`. */
   readonly selfNames?: ReadonlyArray<string>
+  /**
+   * Running inside the daemon (calls handed off): DEL answers before the kernel has removed the
+   * veth pair, and a session's `close` waits for that (linuxDataplane's `deferLinkRemoval`).
+   */
+  readonly deferLinkRemoval?: boolean
 }
 
 /**
@@ -141,12 +147,16 @@ export const linuxRuntime = (options: LinuxRuntimeOptions): Runtime => {
             ip6tablesSave: cmd('ip6tables-save'),
             ip6tablesRestore: cmd('ip6tables-restore')
           },
-          ...(settings.chainPrefix === undefined ? {} : { chainPrefix: settings.chainPrefix })
+          ...(settings.chainPrefix === undefined ? {} : { chainPrefix: settings.chainPrefix }),
+          ...(options.deferLinkRemoval === true ? { deferLinkRemoval: true } : {})
         })
         const ipam = makeIpam({ store, clock: systemClock })
         return {
           env: { store, dataplane, controlPlane: builtinControlPlane(ipam, store), agent: noopAgent, log, clock: systemClock },
-          close: () => store.close()
+          close: async () => {
+            await dataplane.drain()
+            await store.close()
+          }
         }
       })
     )
@@ -157,7 +167,8 @@ export const linuxRuntime = (options: LinuxRuntimeOptions): Runtime => {
     delegate: execDelegate(options.env),
     probe: ipProbe(tools),
     clock: systemClock,
-    selfNames: options.selfNames ?? ['isthmus']
+    selfNames: options.selfNames ?? ['isthmus'],
+    docker: linuxDockerPorts(tools)
   }
 }
 

@@ -6,6 +6,7 @@
 import type * as TE from 'fp-ts/lib/TaskEither.js'
 import type { Agent, Clock, ControlPlane, CoreError, Env, IfName, Logger, SandboxKey } from '@isthmus/core'
 import type { ClosableLogger, LogOptions as LogSettings } from '@isthmus/log'
+import type { DockerPorts } from './docker/ports.js'
 import type { RawEnv } from './protocol/Env.js'
 
 /** Where the core keeps its state and how the dataplane names its firewall chains. @category ports */
@@ -112,4 +113,6 @@ export interface Runtime {
   readonly clock: Clock
   /** The `type` names this executable answers to (`isthmus`, and its own file name). */
   readonly selfNames: ReadonlyArray<string>
+  /** The Docker Engine API and sandbox looks of the `dockerConnect` and `dockerNetwork` modes (absent: refused, code 7). */
+  readonly docker?: DockerPorts
 }

@@ -11,6 +11,7 @@ import { add } from './commands/add.js'
 import type { CommandContext, CommandOutcome } from './commands/context.js'
 import { check } from './commands/check.js'
 import { del } from './commands/del.js'
+import { withDockerModes } from './docker/dispatch.js'
 import { gc } from './commands/gc.js'
 import { status } from './commands/status.js'
 import { decodeCommand, decodeEnv, type CmdArgs, type Command, type RawEnv } from './protocol/Env.js'
@@ -96,13 +97,13 @@ export const decodeNetConf = (command: Command, text: string): E.Either<CniError
   return E.right({ cniVersion: version, name: name as NetworkId, conf: conf.right, raw: obj, text })
 }
 
-const COMMANDS: Readonly<Record<Exclude<Command, 'VERSION'>, (ctx: CommandContext) => Promise<CommandOutcome>>> = {
+const COMMANDS: Readonly<Record<Exclude<Command, 'VERSION'>, (ctx: CommandContext) => Promise<CommandOutcome>>> = withDockerModes({
   ADD: add,
   DEL: del,
   CHECK: check,
   GC: gc,
   STATUS: status
-}
+})
 
 const logFields = (args: CmdArgs, nc: NetConf): Record<string, unknown> => ({
   op: args.command,

@@ -1,8 +1,26 @@
 /**
  * @isthmus/cnm-server: Docker's remote network driver and IPAM driver over the isthmus core.
  * `createPluginApp` builds the express app from the core's ports; `listen` serves it on the
- * plugin socket. The wire protocol is exported on its own as `@isthmus/cnm-server/protocol`.
+ * plugin socket; `embeddedEnv` and `startPluginServer` run it inside an integrator's process
+ * (docs/embedding.md). The wire protocol is exported on its own as `@isthmus/cnm-server/protocol`.
  */
-export { createPluginApp, listen, pluginRoutes, DEFAULT_SOCKET, type ListenOn, type PluginDeps, type PluginServer } from './server.js'
+export { clearStaleSocket, createPluginApp, listen, pluginRoutes, DEFAULT_SOCKET, type ListenOn, type PluginDeps, type PluginServer } from './server.js'
 export { errorReply, type Api, type Reply } from './reply.js'
 export { networkOptions, portMappings, OPT, type NetworkOptions } from './options.js'
+export {
+  embeddedEnv,
+  startPluginServer,
+  PluginName,
+  PLUGIN_SOCKET_DIR,
+  PLUGIN_SPEC_DIR,
+  type EmbeddedEnv,
+  type EmbeddedPlugin,
+  type EmbeddedPorts,
+  type SocketListen,
+  type StartPluginServerOptions,
+  type TcpListen
+} from './embed.js'
+export { ADDRESS_SPACE_OPTION } from './ipamDriver.js'
+export { inspectRoutes, leasesAnswer, metricsAnswer, networksAnswer, type DaemonInfo } from './inspect.js'
+export { METRIC_PREFIX, pluginMetrics, registerProcessMetrics, registerStoreMetrics, type PluginMetrics } from './metrics.js'
+export { listenMetrics, metricsApp, parseMetricsAddr, type MetricsAddress, type MetricsServer } from './metricsServer.js'

@@ -29,6 +29,8 @@ import * as Ipd from './protocol/IpamDriver.js'
 import { route, type Route } from './router.js'
 
 const GATEWAY_TYPE = 'com.docker.network.gateway'
+/** The `--ipam-opt` that names the pool's address space (the tenant's). */
+export const ADDRESS_SPACE_OPTION = 'address-space'
 const MAC_OPTION = 'com.docker.network.endpoint.macaddress'
 
 const decodeOr = <A>(codec: t.Type<A, unknown, unknown>, what: string) => (u: unknown) =>
@@ -60,7 +62,19 @@ export const ipamRoutes = (ipam: Ipam): ReadonlyArray<Route> => [
   route('IpamDriver', 'RequestPool', Ipd.RequestPoolRequest, (req) =>
     pipe(
       TE.Do,
-      TE.bind('space', () => decodeOr(AddressSpace, 'AddressSpace')(req.AddressSpace)),
+      // --ipam-opt address-space=<tenant> puts the pool in the tenant's space: tenants may then
+      // share a subnet (the network names the space too, `-o address-space`: docs/cnm.md).
+      TE.bind('space', () =>
+        pipe(
+          decodeOr(AddressSpace, 'AddressSpace')(req.AddressSpace),
+          TE.chain((docker) =>
+            pipe(
+              optionalField(AddressSpace, `Options.${ADDRESS_SPACE_OPTION}`, req.Options?.[ADDRESS_SPACE_OPTION]),
+              TE.map((named) => named ?? docker)
+            )
+          )
+        )
+      ),
       TE.bind('subnet', () => optionalField(Subnet, 'Pool', req.Pool)),
       TE.bind('sub', () => optionalField(Subnet, 'SubPool', req.SubPool)),
       // --ip-range: the sub-subnet becomes the pool's one range (buildPool checks it lies inside)

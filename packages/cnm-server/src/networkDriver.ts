@@ -8,6 +8,8 @@ import { pipe } from 'fp-ts/lib/function.js'
 import * as t from 'io-ts'
 import {
   Cidr,
+  DEFAULT_GLOBAL_SPACE,
+  DEFAULT_LOCAL_SPACE,
   EndpointId,
   IpAddress,
   MacAddress,
@@ -28,6 +30,7 @@ import {
   overlaps,
   splitCidr,
   type AddressRequest,
+  type AddressSpace,
   type CoreError,
   type Env,
   type Flow,
@@ -36,7 +39,8 @@ import {
   type Pool,
   type SubnetRequest
 } from '@isthmus/core'
-import { networkOptions, OPT, portMappings } from './options.js'
+import { onSharedBridge, sharedCniNetwork, sharedSettings } from './cniNetwork.js'
+import { networkOptions, OPT, portMappings, staticRoutes } from './options.js'
 import * as Nd from './protocol/NetworkDriver.js'
 import { route, type Route } from './router.js'
 
@@ -45,9 +49,14 @@ const decode = <A>(codec: t.Type<A, unknown, unknown>, what: string) => (u: unkn
 
 const empty = (): object => ({})
 
-/** One IPAMData entry as a subnet request; the pool is ours when our IPAM holds that subnet in that space. */
+/**
+ * One IPAMData entry as a subnet request; the pool is ours when our IPAM holds that subnet in the
+ * network's address space. Docker's IPAMData names only the IPAM's default space, never the one
+ * `--ipam-opt address-space` chose, so the network names it too (`-o address-space`); without it,
+ * a subnet our IPAM holds only in other spaces is refused rather than taken for the runtime's.
+ */
 const subnetRequest =
-  (family: 4 | 6, pools: ReadonlyArray<Pool>) =>
+  (family: 4 | 6, pools: ReadonlyArray<Pool>, space: AddressSpace | undefined) =>
   (d: Nd.IPAMData): TE.TaskEither<CoreError, SubnetRequest> =>
     pipe(
       TE.Do,
@@ -60,16 +69,28 @@ const subnetRequest =
               TE.map((c): IpAddress | undefined => splitCidr(c).address)
             )
       ),
-      TE.map(({ subnet, gateway }) => {
-        const pool = pools.find((p) => p.addressSpace === d.AddressSpace && p.subnet === subnet)
-        return {
+      TE.chain(({ subnet, gateway }) => {
+        const inSpace = space ?? d.AddressSpace
+        const pool = pools.find((p) => p.addressSpace === inSpace && p.subnet === subnet)
+        const elsewhere = pools.filter((p) => p.subnet === subnet).map((p) => p.addressSpace)
+        if (pool === undefined && OUR_SPACES.has(d.AddressSpace) && elsewhere.length > 0) {
+          return TE.left(
+            invalidConfig(
+              `subnet ${subnet} is a pool of address space ${elsewhere.join(', ')}, not ${inSpace}: name the space with -o ${OPT.addressSpace[0]}=<space> as in --ipam-opt`
+            )
+          )
+        }
+        return TE.right({
           family,
           subnet,
           ...(pool === undefined ? {} : { poolId: pool.id }),
           ...(gateway === undefined ? {} : { gateway })
-        }
+        })
       })
     )
+
+// The spaces our IPAM driver tells Docker (GetDefaultAddressSpaces): IPAMData in them came from us.
+const OUR_SPACES = new Set<string>([DEFAULT_LOCAL_SPACE, DEFAULT_GLOBAL_SPACE])
 
 const addressRequests = (iface: Nd.EndpointInterface | null | undefined): TE.TaskEither<CoreError, AddressRequest[]> =>
   pipe(
@@ -83,28 +104,36 @@ const addressRequests = (iface: Nd.EndpointInterface | null | undefined): TE.Tas
   )
 
 /**
- * A subnet of another stored network that overlaps one of `subnets`, as an error. Each network's
- * gateway is an address of the host on its bridge, so two networks on overlapping subnets make
- * the host's routes ambiguous; and two on the same subnet would share one pool of our IPAM
- * (Docker's identical RequestPool gets the same pool, ref-counted), gateway included. Docker does
- * not check this for remote drivers (cnm-protocol.md §4: it created two networks on one subnet).
+ * A subnet of another stored network that overlaps one of `subnets`, as an error. Two networks
+ * of one address space never overlap: an address is unique in its space, and Docker's identical
+ * RequestPool gets the same pool (ref-counted), gateway included. Across spaces, overlap is what
+ * address spaces are for, unless the dataplane routes every subnet on the host (Linux bridge: each
+ * gateway is an address of the host), where overlapping subnets make the host's routes ambiguous.
+ * Docker does not check this for remote drivers (cnm-protocol.md §4: two networks on one subnet).
  */
 const overlapWith = (
   id: NetworkId,
+  space: AddressSpace,
   subnets: ReadonlyArray<SubnetRequest>,
-  networks: ReadonlyArray<Network>
+  networks: ReadonlyArray<Network>,
+  routesSubnetsOnHost: boolean
 ): CoreError | undefined => {
   for (const n of networks) {
-    if (n.id === id) continue
+    if (n.id === id || (n.addressSpace !== space && !routesSubnetsOnHost)) continue
     for (const theirs of [...n.ipv4, ...n.ipv6]) {
       const mine = subnets.find((r) => r.subnet !== undefined && overlaps(r.subnet, theirs.subnet))
       if (mine?.subnet !== undefined) {
-        return invalidConfig(`subnet ${mine.subnet} overlaps ${theirs.subnet} of network ${n.name} on this host`)
+        const why = n.addressSpace === space ? '' : ` (address space ${n.addressSpace}; this dataplane routes every subnet on the host)`
+        return invalidConfig(`subnet ${mine.subnet} overlaps ${theirs.subnet} of network ${n.name} on this host${why}`)
       }
     }
   }
   return undefined
 }
+
+/** The address space a network lands in: its pools', else the one it names, else the default. */
+const spaceOf = (subnets: ReadonlyArray<SubnetRequest>, pools: ReadonlyArray<Pool>, named: AddressSpace | undefined): AddressSpace =>
+  pools.find((p) => subnets.some((r) => r.poolId === p.id))?.addressSpace ?? named ?? DEFAULT_LOCAL_SPACE
 
 /** The NetworkDriver routes over one Env. */
 export const networkRoutes = (env: Env): ReadonlyArray<Route> => {
@@ -120,18 +149,27 @@ export const networkRoutes = (env: Env): ReadonlyArray<Route> => {
         TE.bind('id', () => decode(NetworkId, 'NetworkID')(req.NetworkID)),
         TE.bind('opts', () => TE.fromEither(networkOptions(req.Options))),
         TE.bind('pools', () => env.store.pools.list()),
-        TE.bind('v4', ({ pools }) => A.traverse(TE.ApplicativeSeq)(subnetRequest(4, pools))(req.IPv4Data ?? [])),
-        TE.bind('v6', ({ pools }) => A.traverse(TE.ApplicativeSeq)(subnetRequest(6, pools))(req.IPv6Data ?? [])),
-        TE.tap(({ id, v4, v6 }) =>
+        TE.bind('v4', ({ pools, opts }) =>
+          A.traverse(TE.ApplicativeSeq)(subnetRequest(4, pools, opts.addressSpace))(req.IPv4Data ?? [])
+        ),
+        TE.bind('v6', ({ pools, opts }) =>
+          A.traverse(TE.ApplicativeSeq)(subnetRequest(6, pools, opts.addressSpace))(req.IPv6Data ?? [])
+        ),
+        // -o cni-network=<name>: the CNI network's bridge and pool (cniNetwork.ts)
+        TE.bind('shared', ({ opts, v4, v6 }) => sharedCniNetwork(env, opts.generic, [...v4, ...v6])),
+        TE.tap(({ id, opts, pools, v4, v6, shared }) =>
           pipe(
             env.store.networks.list(),
             TE.chain((networks) => {
-              const clash = overlapWith(id, [...v4, ...v6], networks)
+              const subnets = [...v4, ...v6]
+              const space = spaceOf(subnets, pools, opts.addressSpace)
+              const others = networks.filter((n) => !onSharedBridge(shared)(n))
+              const clash = overlapWith(id, space, subnets, others, env.dataplane.routesSubnetsOnHost !== false)
               return clash === undefined ? TE.right(undefined) : TE.left(clash)
             })
           )
         ),
-        TE.chain(({ id, opts, v4, v6 }) => {
+        TE.chain(({ id, opts, v4, v6, shared }) => {
           const spec: NetworkSpec = {
             id,
             name: id.slice(0, 12),
@@ -142,10 +180,12 @@ export const networkRoutes = (env: Env): ReadonlyArray<Route> => {
             ipMasquerade: opts.ipMasquerade,
             bridge: opts.bridge ?? bridgeIfName(id),
             options: opts.generic,
+            ...(opts.addressSpace === undefined ? {} : { addressSpace: opts.addressSpace }),
             ...(opts.mtu === undefined ? {} : { mtu: opts.mtu }),
             ...(opts.tenant !== undefined && opts.network !== undefined
               ? { controller: { tenant: opts.tenant, network: opts.network } }
-              : {})
+              : {}),
+            ...(shared === undefined ? {} : sharedSettings(shared))
           }
           return flow(ensureNetwork(spec))
         }),
@@ -222,15 +262,26 @@ export const networkRoutes = (env: Env): ReadonlyArray<Route> => {
         TE.bind('dstPrefix', ({ network }) =>
           TE.right(OPT.ifacePrefix.map((k) => network.options[k]).find((v) => v !== undefined) ?? 'eth')
         ),
+        TE.bind('routes', ({ network }) => TE.fromEither(staticRoutes(network.options))),
         TE.bind('joined', ({ id, sandboxKey, dstPrefix }) =>
           flow(join(id, { _tag: 'RuntimeMoves', dstPrefix }, { sandboxKey }))
         ),
-        TE.map(({ joined, dstPrefix }): Nd.JoinResponse => {
+        TE.map(({ joined, dstPrefix, routes }): Nd.JoinResponse => {
           const { gateways, network } = joined
           return {
             InterfaceName: { SrcName: joined.placed.ifName, DstPrefix: dstPrefix },
             ...(gateways.v4 === undefined ? {} : { Gateway: gateways.v4 }),
             ...(gateways.v6 === undefined ? {} : { GatewayIPv6: gateways.v6 }),
+            // -o routes: RouteType 0 goes via NextHop, 1 is on-link (cnm-protocol.md §3.2)
+            ...(routes.length === 0
+              ? {}
+              : {
+                  StaticRoutes: routes.map((r): Nd.StaticRoute =>
+                    r.gw === undefined
+                      ? { Destination: r.dst, RouteType: 1 }
+                      : { Destination: r.dst, RouteType: 0, NextHop: r.gw }
+                  )
+                }),
             // an internal network has no way out: no gateway, and no docker_gwbridge either
             ...(network.internal ? { DisableGatewayService: true } : {})
           }

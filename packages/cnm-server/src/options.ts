@@ -5,10 +5,14 @@
  */
 import * as E from 'fp-ts/lib/Either.js'
 import {
+  AddressSpace,
   IfName,
+  IpAddress,
+  Subnet,
   invalidConfig,
   type CoreError,
-  type PortMapping
+  type PortMapping,
+  type Route
 } from '@isthmus/core'
 import type { Options } from './protocol/common.js'
 
@@ -19,7 +23,9 @@ export const OPT = {
   masquerade: ['com.docker.network.bridge.enable_ip_masquerade', 'ip-masquerade'],
   ifacePrefix: ['com.docker.network.container_iface_prefix'],
   tenant: ['tenant'],
-  network: ['network']
+  network: ['network'],
+  addressSpace: ['address-space'],
+  routes: ['routes']
 } as const
 
 export interface NetworkOptions {
@@ -31,6 +37,10 @@ export interface NetworkOptions {
   readonly ifacePrefix: string
   readonly tenant?: string
   readonly network?: string
+  /** The IPAM address space of the network's pools (`--ipam-opt address-space` names it to the IPAM). */
+  readonly addressSpace?: AddressSpace
+  /** Static routes for the containers, besides the default route via the gateway. */
+  readonly routes: ReadonlyArray<Route>
 }
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
@@ -45,6 +55,27 @@ const bool = (key: string, v: string): E.Either<CoreError, boolean> => {
   if (['true', '1', 'yes', 'on'].includes(s)) return E.right(true)
   if (['false', '0', 'no', 'off'].includes(s)) return E.right(false)
   return E.left(invalidConfig(`option ${key}=${v} must be true or false`))
+}
+
+/**
+ * `-o routes=<dst>[ via <gw>],…`: static routes inside the containers, answered at Join (on-link
+ * without `via`). Read again from the network record at each Join.
+ */
+export const staticRoutes = (generic: Readonly<Record<string, string>>): E.Either<CoreError, ReadonlyArray<Route>> => {
+  const opt = pick(generic, OPT.routes)
+  if (opt === undefined) return E.right([])
+  const out: Route[] = []
+  for (const entry of opt[1].split(',').map((e) => e.trim()).filter((e) => e !== '')) {
+    const [dst, via, gw, ...rest] = entry.split(/\s+/)
+    const d = Subnet.decode(dst)
+    const g = gw === undefined ? undefined : IpAddress.decode(gw)
+    const wellFormed = rest.length === 0 && (via === undefined ? gw === undefined : via === 'via' && g !== undefined)
+    if (E.isLeft(d) || !wellFormed || (g !== undefined && E.isLeft(g))) {
+      return E.left(invalidConfig(`option ${opt[0]} entry "${entry}" must be <subnet> or <subnet> via <address>`))
+    }
+    out.push({ dst: d.right, ...(g === undefined || E.isLeft(g) ? {} : { gw: g.right }) })
+  }
+  return E.right(out)
 }
 
 /** Decode CreateNetwork `Options`. */
@@ -84,6 +115,16 @@ export const networkOptions = (options: Options): E.Either<CoreError, NetworkOpt
     return E.left(invalidConfig(`option ${OPT.ifacePrefix[0]}=${ifacePrefix} must be a letter and up to 9 letters, digits, _ or -`))
   }
 
+  const spaceOpt = pick(generic, OPT.addressSpace)
+  let addressSpace: AddressSpace | undefined
+  if (spaceOpt !== undefined) {
+    const d = AddressSpace.decode(spaceOpt[1])
+    if (E.isLeft(d)) return E.left(invalidConfig(`option ${spaceOpt[0]}=${spaceOpt[1]} must be an address space name (letters, digits, _ . -)`))
+    addressSpace = d.right
+  }
+  const routes = staticRoutes(generic)
+  if (E.isLeft(routes)) return routes
+
   const internal = o['com.docker.network.internal'] === true || o['com.docker.network.internal'] === 'true'
   const tenant = pick(generic, OPT.tenant)?.[1]
   const network = pick(generic, OPT.network)?.[1]
@@ -92,6 +133,8 @@ export const networkOptions = (options: Options): E.Either<CoreError, NetworkOpt
     ipMasquerade: masq.right,
     internal,
     ifacePrefix,
+    routes: routes.right,
+    ...(addressSpace === undefined ? {} : { addressSpace }),
     ...(bridge === undefined ? {} : { bridge }),
     ...(mtu === undefined ? {} : { mtu }),
     ...(tenant === undefined ? {} : { tenant }),

@@ -9,7 +9,9 @@ import type { Server } from 'node:http'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import type express from 'express'
 import type { CoreError, Env, Ipam } from '@isthmus/core'
+import { inspectRoutes, type DaemonInfo } from './inspect.js'
 import { ipamRoutes } from './ipamDriver.js'
+import { pluginMetrics, type PluginMetrics } from './metrics.js'
 import { networkRoutes } from './networkDriver.js'
 import { IMPLEMENTS } from './protocol/Plugin.js'
 import { route, buildApp, type Route } from './router.js'
@@ -22,17 +24,25 @@ export const DEFAULT_SOCKET = '/run/docker/plugins/isthmus.sock'
 export interface PluginDeps {
   readonly env: Env
   readonly ipam: Ipam
+  /** What the inspection routes tell about the daemon (version `unknown` without it). */
+  readonly about?: DaemonInfo
+  /** Where requests are counted; the app makes its own without it. */
+  readonly metrics?: PluginMetrics
 }
 
-/** Every route: Plugin.Activate, the NetworkDriver and the IpamDriver. */
+/** Every route: Plugin.Activate, the NetworkDriver, the IpamDriver and isthmus's inspection. */
 export const pluginRoutes = (deps: PluginDeps): ReadonlyArray<Route> => [
   route('Plugin', 'Activate', t.unknown, () => TE.right<CoreError, object>(IMPLEMENTS)),
   ...networkRoutes(deps.env),
-  ...ipamRoutes(deps.ipam)
+  ...ipamRoutes(deps.ipam),
+  ...inspectRoutes(deps.env, deps.about ?? { version: 'unknown', cniVersions: [] }, deps.metrics)
 ]
 
 /** The express app of the plugin, for embedding or for tests. */
-export const createPluginApp = (deps: PluginDeps): express.Express => buildApp(pluginRoutes(deps), deps.env.log)
+export const createPluginApp = (deps: PluginDeps): express.Express => {
+  const metrics = deps.metrics ?? pluginMetrics()
+  return buildApp(pluginRoutes({ ...deps, metrics }), deps.env.log, { onRequest: metrics.observe })
+}
 
 /** Where to listen: a socket path, or an inherited fd (systemd socket activation). */
 export type ListenOn = { readonly socket: string; readonly mode?: number } | { readonly fd: number }
@@ -46,7 +56,7 @@ export interface PluginServer {
 
 // A socket file nobody answers on is left by a killed daemon: replace it. One that answers
 // belongs to a running daemon: refuse, rather than steal its clients.
-const clearStaleSocket = async (path: string): Promise<void> => {
+export const clearStaleSocket = async (path: string): Promise<void> => {
   const st = await lstat(path).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)))
   if (st === undefined) return
   if (!st.isSocket()) throw new Error(`${path} exists and is not a socket`)

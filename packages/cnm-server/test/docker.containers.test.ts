@@ -10,6 +10,7 @@ import { strict as assert } from 'node:assert'
 import { after, before, describe, it } from 'node:test'
 import { bridgeIfName, type NetworkId } from '@isthmus/core'
 import {
+  bridgePorts,
   containerNetwork,
   containerNetworks,
   docker,
@@ -183,10 +184,15 @@ describe('docker containers on isthmus', { timeout: 280_000 }, () => {
     const ids = endpointIdsInLog(plugin!.logs(), id)
     assert.equal(ids.length, 50, 'fifty endpoints were made')
     assert.deepEqual(await linksLeftOf(ids), [], 'no istv/istc link of them on the host')
+    // Most took one of the veth pairs the daemon keeps ready: only its spares are left on the bridge.
+    await waitUntil('the spares to be refilled', async () => (await bridgePorts(bridgeIfName(id as NetworkId))).length === 2, 10_000, 50)
+    const ports = await bridgePorts(bridgeIfName(id as NetworkId))
+    assert.ok(ports.every((p) => p.alias === 'isthmus-spare'), JSON.stringify(ports))
     const state = await readState(plugin!.stateDir)
     assert.deepEqual(state.endpoints.filter((e) => e.networkId === id), [])
     assert.deepEqual(state.leases.filter((l) => l.address.startsWith(`${v4(3)}.`)).map((l) => `${l.address} ${l.owner.kind}`), [`${v4(3)}.1 gateway`])
     await mustDocker('network', 'rm', cycles)
+    for (const p of ports) assert.equal(await linkExists(p.name), false, `spare ${p.name} goes with the network`)
     console.log(`# 50 x docker run --rm: ${ms} ms (${Math.round(ms / 50)} ms each)`)
   })
 
@@ -208,7 +214,9 @@ describe('docker containers on isthmus', { timeout: 280_000 }, () => {
 
     // everything goes, and each call of the teardown succeeds
     await mustDocker('rm', '-f', name('c1'), name('c2'), name('c3'), name('c4'))
+    const ports = (await Promise.all(networkIds.map((n) => bridgePorts(bridgeIfName(n as NetworkId))))).flat()
     await mustDocker('network', 'rm', net1, net2)
+    for (const p of ports) assert.equal(await linkExists(p.name), false, `${p.name} (${p.alias ?? 'no alias'}) goes with its network`)
     const end = await readState(plugin!.stateDir)
     assert.deepEqual(
       { networks: end.networks, endpoints: end.endpoints, sandboxes: end.sandboxes, pools: end.pools, leases: end.leases },

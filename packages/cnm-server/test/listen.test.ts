@@ -75,7 +75,7 @@ describe('listen', () => {
     const child = spawn(
       'systemd-socket-activate',
       ['-l', socket, process.execPath, '--import', 'tsx', '--conditions=@isthmus/source', join(root, 'packages/cli/src/bin/isthmus.ts'),
-        'serve', '--socket', unused, '--state-dir', state, '--log-level', 'info'],
+        'serve', '--socket', unused, '--state-dir', state, '--log-level', 'info', '--cni-socket', ''],
       { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] }
     )
     children.push(child)

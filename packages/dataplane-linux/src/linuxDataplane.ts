@@ -26,6 +26,7 @@ import { kindOf, type IpLink } from './iproute.js'
 import { ownChains, removeAll, sync, type Iptables, type IpFamily, type Rule } from './iptables.js'
 import { endpointFamilies, endpointTag, networkFamilies, networkRules, networkTag, portRules } from './nat.js'
 import { ensureSysctl, procSysctl, type Sysctl } from './sysctl.js'
+import { makeSpares, strayPairs } from './spares.js'
 import { deleteVeth, ensureVeth, placeForRuntime, placeInSandbox } from './veth.js'
 
 // -------------------------------------------------------------------------------------
@@ -68,6 +69,12 @@ export interface LinuxDataplaneOptions {
    * it, and `drain()` waits for all. Off by default: a CNI process exits after its answer.
    */
   readonly deferLinkRemoval?: boolean
+  /**
+   * Keep this many veth pairs ready on each bridge for endpoints that only need a pair (Docker
+   * endpoints without `--mac-address` or published ports), so CreateEndpoint starts no process;
+   * the pool is refilled in the background (see spares.ts). For a long-running daemon; default 0.
+   */
+  readonly spareLinks?: number
 }
 
 /**
@@ -78,10 +85,21 @@ export interface LinuxDataplaneOptions {
  */
 export interface LinuxDataplane extends Dataplane {
   readonly removeFirewall: () => TE.TaskEither<CoreError, void>
-  /** Wait for link removals still running in the background (`deferLinkRemoval`). */
+  /** Wait for link removals and spare refills still running in the background. */
   readonly drain: () => Promise<void>
   /** The iptables chain prefix in use. */
   readonly chainPrefix: string
+  /** Remove the spare pairs (`spareLinks`) this dataplane keeps ready: before the daemon stops. */
+  readonly releaseSpares: () => TE.TaskEither<CoreError, void>
+  /**
+   * Remove the spares an earlier process left behind (killed before it could release them): on
+   * the bridges of `networks`, every spare whose host end is not in `recorded` (the endpoint
+   * records' host ends). Call it before serving; returns their names.
+   */
+  readonly removeStraySpares: (
+    recorded: ReadonlySet<string>,
+    networks: ReadonlyArray<Network>
+  ) => TE.TaskEither<CoreError, ReadonlyArray<string>>
 }
 
 /** The default iptables chain prefix. @category constants */
@@ -123,6 +141,8 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
   // Every entry point goes through this: a bad prefix fails the call instead of throwing.
   const guarded = <A>(f: () => TE.TaskEither<CoreError, A>): TE.TaskEither<CoreError, A> =>
     PREFIX.test(prefix) ? f() : TE.left(invalidConfig(`bad iptables chain prefix ${JSON.stringify(prefix)}`))
+
+  const spares = makeSpares(tools, options.spareLinks ?? 0)
 
   // Link removals running in the background, by bridge (deferLinkRemoval).
   const pending = new Map<string, Set<Promise<unknown>>>()
@@ -194,7 +214,10 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
         return made
       }
       const result = E.isLeft(firewall) ? firewall : await networkSysctls(network, bridge)()
-      if (E.isRight(result)) return E.right({ device: bridge, created: made.right.created })
+      if (E.isRight(result)) {
+        spares.refill(network, bridge)
+        return E.right({ device: bridge, created: made.right.created })
+      }
       // Leave nothing half made: what this call created goes again.
       if (made.right.created) {
         await removeNetworkRules(network)()
@@ -205,7 +228,10 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
 
   const deleteNetwork = (network: Network): TE.TaskEither<CoreError, void> =>
     withBridge(network, (bridge) =>
-      inParallel([removeNetworkRules(network), deleteBridge(tools, network, bridge)])
+      pipe(
+        spares.clear(bridge),
+        TE.chain(() => inParallel([removeNetworkRules(network), deleteBridge(tools, network, bridge)]))
+      )
     )
 
   // ---------------------------------------------------------------------------------
@@ -213,12 +239,18 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
   // ---------------------------------------------------------------------------------
 
   const ensureEndpoint: Dataplane['ensureEndpoint'] = ({ endpoint, network }, placement) =>
-    withBridge(network, (bridge) =>
-      pipe(
-        ensureVeth(tools, network, endpoint, bridge, placement),
-        TE.map((mac) => ({ mac }))
-      )
-    )
+    withBridge(network, (bridge) => {
+      const spare =
+        placement?._tag !== 'PluginMoves' && endpoint.mac === undefined && endpoint.portMappings.length === 0
+          ? spares.take(network, bridge)
+          : undefined
+      return spare !== undefined
+        ? TE.right(spare)
+        : pipe(
+            ensureVeth(tools, network, endpoint, bridge, placement),
+            TE.map((mac) => ({ mac }))
+          )
+    })
 
   const place: Dataplane['place'] = ({ endpoint, network }, placement) =>
     withBridge(network, (bridge) =>
@@ -319,13 +351,19 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
     inventory,
     removeLink,
     drain: async () => {
-      await Promise.all([...pending.keys()].map(settled))
+      await Promise.all([...[...pending.keys()].map(settled), spares.drain()])
     },
     removeFirewall: () =>
       guarded(() =>
         inParallel([removeAll(ipt, 4), removeAll(ipt, 6)])
       ),
-    chainPrefix: prefix
+    chainPrefix: prefix,
+    releaseSpares: () => spares.clearAll(),
+    removeStraySpares: (recorded, networks) =>
+      pipe(
+        strayPairs(tools, recorded, new Set(networks.map(bridgeName).filter((b): b is string => typeof b === 'string'))),
+        TE.chainFirst((names) => deleteLinks(tools, host, names))
+      )
   }
 }
 

@@ -79,10 +79,10 @@ const macOf = (link: IpLink | undefined): E.Either<CoreError, MacAddress> =>
  * for the same reason when it runs without userland-proxy. Looped-back IPv6 DAD probes are
  * recognised by their nonce (enhanced_dad), so hairpin does not break DAD.
  */
-const hairpin = (hostEnd: string): IpCommand => ['link', 'set', 'dev', hostEnd, 'type', 'bridge_slave', 'hairpin', 'on']
+export const hairpin = (hostEnd: string): IpCommand => ['link', 'set', 'dev', hostEnd, 'type', 'bridge_slave', 'hairpin', 'on']
 
-/** A random locally administered unicast MAC: what the kernel gives a veth end (eth_random_addr). */
-const randomMac = (): MacAddress => {
+/** A random locally administered unicast MAC: what the kernel gives a veth end (eth_random_addr). @category utils */
+export const randomMac = (): MacAddress => {
   const b = randomBytes(6)
   b[0] = ((b[0] ?? 0) & 0xfe) | 0x02
   return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':') as MacAddress
@@ -138,16 +138,9 @@ export const ensureVeth = (
     TE.chain((n) => {
       // A path that cannot go on a batch line falls back to making the end in the host namespace.
       const target = placement?._tag === 'PluginMoves' && isSafeToken(placement.sandbox) ? placement.sandbox : undefined
-      const mtu = network.mtu === undefined ? [] : ['mtu', String(network.mtu)]
       const mac = endpoint.mac ?? randomMac()
       const lines: IpCommand[] = [
-        // One netlink request: both ends, the master and the host end up (no window in which the
-        // host end exists off the bridge).
-        [
-          'link', 'add', 'name', n.host, ...mtu, 'master', bridge, 'up', 'type', 'veth',
-          'peer', 'name', n.peer, ...mtu, 'address', mac,
-          ...(target === undefined ? [] : ['netns', target])
-        ],
+        vethAdd(n, bridge, network.mtu, mac, target),
         hairpin(n.host),
         ...neighbours(endpoint, bridge, mac, placement)
       ]
@@ -172,6 +165,27 @@ export const ensureVeth = (
       )
     })
   )
+
+/**
+ * One netlink request for a pair: both ends, the master and the host end up (no window in which
+ * the host end exists off the bridge), the sandbox end down with `mac`, in `netns` when given.
+ *
+ * @category utils
+ */
+export const vethAdd = (
+  n: { readonly host: string; readonly peer: string },
+  bridge: string,
+  mtu: number | undefined,
+  mac: MacAddress,
+  netns?: string
+): IpCommand => {
+  const m = mtu === undefined ? [] : ['mtu', String(mtu)]
+  return [
+    'link', 'add', 'name', n.host, ...m, 'master', bridge, 'up', 'type', 'veth',
+    'peer', 'name', n.peer, ...m, 'address', mac,
+    ...(netns === undefined ? [] : ['netns', netns])
+  ]
+}
 
 const adoptPair = (
   tools: Tools,

@@ -18,6 +18,16 @@ export const hostLinks = async (): Promise<ReadonlyArray<string>> => {
 }
 
 /** Whether a link of that name exists in the host namespace. */
+/** The ports of a bridge with their aliases (none when the bridge is gone). */
+export const bridgePorts = async (bridge: string): Promise<ReadonlyArray<{ readonly name: string; readonly alias?: string }>> => {
+  const r = await run(['ip', '-j', 'link', 'show', 'master', bridge])
+  if (r.code !== 0) return []
+  return (JSON.parse(r.stdout) as Array<{ ifname: string; ifalias?: string }>).map((l) => ({
+    name: l.ifname,
+    ...(l.ifalias === undefined ? {} : { alias: l.ifalias })
+  }))
+}
+
 export const linkExists = async (name: string): Promise<boolean> => (await run(['ip', 'link', 'show', 'dev', name])).code === 0
 
 /** A link's MTU and addresses (`ip -j addr show dev`), or undefined when it does not exist. */

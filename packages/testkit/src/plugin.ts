@@ -70,12 +70,15 @@ export interface PluginProcess {
 export const startPlugin = async (name: string, extraArgs: ReadonlyArray<string> = []): Promise<PluginProcess> => {
   const socket = `/run/docker/plugins/${name}.sock`
   const stateDir = await mkdtemp(join(tmpdir(), `${name}-state-`))
+  const cniSocket = `${stateDir}.cni.sock`
   let child: ChildProcess | undefined
   let log = ''
   const start = async () => {
     child = spawn(
       process.execPath,
-      ['--import', 'tsx', '--conditions=@isthmus/source', BIN, 'serve', '--socket', socket, '--state-dir', stateDir, '--log-level', 'debug', ...extraArgs],
+      ['--import', 'tsx', '--conditions=@isthmus/source', BIN, 'serve', '--socket', socket, '--state-dir', stateDir, '--log-level', 'debug',
+        // its own CNI hand-off socket: CNI tests running meanwhile must not reach this daemon
+        '--cni-socket', cniSocket, ...extraArgs],
       { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] }
     )
     child.stderr!.setEncoding('utf8')
@@ -110,6 +113,7 @@ export const startPlugin = async (name: string, extraArgs: ReadonlyArray<string>
       await kill('SIGTERM')
       await rm(stateDir, { recursive: true, force: true })
       await rm(socket, { force: true })
+      await rm(cniSocket, { force: true })
     }
   }
 }

@@ -3,13 +3,30 @@
  * bridge dataplane and the built-in IPAM. Logs JSON lines to stderr; stops cleanly on SIGTERM.
  */
 import * as E from 'fp-ts/lib/Either.js'
+import { pipe } from 'fp-ts/lib/function.js'
+import * as TE from 'fp-ts/lib/TaskEither.js'
 import type { Argv } from 'yargs'
-import { builtinControlPlane, describe, makeIpam, noopAgent, systemClock, type Env } from '@isthmus/core'
-import { createPluginApp, DEFAULT_SOCKET, listen, type ListenOn } from '@isthmus/cnm-server'
-import { linuxDataplane } from '@isthmus/dataplane-linux'
+import { builtinControlPlane, describe, makeIpam, noopAgent, systemClock, type Env, type Logger, type Store } from '@isthmus/core'
+import {
+  clearStaleSocket,
+  createPluginApp,
+  DEFAULT_SOCKET,
+  listen,
+  listenMetrics,
+  parseMetricsAddr,
+  pluginMetrics,
+  registerProcessMetrics,
+  registerStoreMetrics,
+  type ListenOn,
+  type MetricsServer
+} from '@isthmus/cnm-server'
+import type { Inspect } from '@isthmus/cnm-server/protocol'
+import { Cni, DEFAULT_DAEMON_SOCKET, handoffServer, linuxRuntime, type HandoffServer } from '@isthmus/cni-exec'
+import { DEFAULT_CHAIN_PREFIX, linuxDataplane, type LinuxDataplane } from '@isthmus/dataplane-linux'
 import { LEVELS, winstonLogger, type Level } from '@isthmus/log'
 import { DEFAULT_STATE_DIR, fileStore } from '@isthmus/store-fs'
-import { contrailFlags, contrailSettings, withContrail, type ContrailArgs } from './contrailOptions.js'
+import { version } from '../cli.js'
+import { contrailFlags, contrailSettings, withContrail, type ContrailArgs, type ContrailSettings } from './contrailOptions.js'
 
 export interface ServeArgs {
   readonly socket: string
@@ -17,14 +34,98 @@ export interface ServeArgs {
   readonly logLevel: Level
   /** Contrail: used when `contrailApi` is set. */
   readonly contrail?: ContrailArgs
+  /** `HOST:PORT` on loopback for /metrics, /healthz, /readyz; none without it. */
+  readonly metricsAddr?: string | undefined
+  /** Where the CNI executable hands its calls to this daemon; '' for no hand-off. */
+  readonly cniSocket?: string
 }
 
 /** systemd socket activation: LISTEN_FDS sockets start at fd 3 and are meant for LISTEN_PID. */
 const inheritedSocket = (): ListenOn | undefined =>
   process.env['LISTEN_FDS'] === '1' && process.env['LISTEN_PID'] === String(process.pid) ? { fd: 3 } : undefined
 
+// Spares a killed predecessor kept ready are links nobody records: remove them before serving.
+const removeStraySpares = async (store: Store, dataplane: LinuxDataplane, log: Logger): Promise<void> => {
+  const removed = await pipe(
+    TE.Do,
+    TE.apS('endpoints', store.endpoints.list()),
+    TE.apS('networks', store.networks.list()),
+    TE.chain(({ endpoints, networks }) => dataplane.removeStraySpares(new Set(endpoints.map((e) => e.hostIfName)), networks))
+  )()
+  if (E.isLeft(removed)) log.warn('cannot remove spare links left by an earlier run', { detail: describe(removed.left) })
+  else if (removed.right.length > 0) log.info('removed spare links left by an earlier run', { links: removed.right })
+}
+
+// What /IpamDriver.Configuration reports: the Contrail API without any userinfo, the auth kind only.
+const configurationOf = (args: ServeArgs, on: ListenOn, contrail: ContrailSettings | undefined): Inspect.ConfigurationResponse => {
+  const withoutUserinfo = (url: string): string => {
+    try {
+      const u = new URL(url)
+      u.username = ''
+      u.password = ''
+      return u.toString()
+    } catch {
+      return '(not a URL)'
+    }
+  }
+  return {
+    stateDir: args.stateDir,
+    socket: args.socket,
+    socketActivated: 'fd' in on,
+    logLevel: args.logLevel,
+    chainPrefix: DEFAULT_CHAIN_PREFIX,
+    controlPlane:
+      contrail === undefined
+        ? { kind: 'builtin' }
+        : { kind: 'contrail', api: withoutUserinfo(contrail.api), auth: contrail.auth.kind === 'none' ? 'none' : 'keystone', vrouterAgent: withoutUserinfo(contrail.agent), owner: contrail.owner },
+    ...(args.metricsAddr === undefined ? {} : { metricsAddr: args.metricsAddr })
+  }
+}
+
+/**
+ * The CNI hand-off socket (packages/cni-exec/src/handoff): netconfs on this daemon's state
+ * directory (and default chain prefix) share its store and dataplane; others get sessions of their
+ * own. Not having it is not fatal: the CNI executable then runs its calls itself.
+ */
+const startCniHandoff = async (
+  args: ServeArgs,
+  own: { readonly store: Store; readonly dataplane: LinuxDataplane; readonly log: Logger }
+): Promise<HandoffServer | undefined> => {
+  const socket = args.cniSocket ?? DEFAULT_DAEMON_SOCKET
+  if (socket === '') return undefined
+  const { store, dataplane, log } = own
+  const ipam = makeIpam({ store, clock: systemClock })
+  const seed = {
+    settings: { stateDir: args.stateDir },
+    session: {
+      env: { store, dataplane, controlPlane: builtinControlPlane(ipam, store), agent: noopAgent, log, clock: systemClock },
+      close: () => Promise.resolve()
+    }
+  }
+  try {
+    await clearStaleSocket(socket)
+    const server = await handoffServer({
+      socket,
+      runtime: (env, selfNames) => linuxRuntime({ env, selfNames, deferLinkRemoval: true }),
+      log,
+      seeds: [seed]
+    })
+    log.info('cni hand-off', { socket })
+    return server
+  } catch (e) {
+    log.warn('no CNI hand-off: CNI calls run in their own processes', { socket, detail: e instanceof Error ? e.message : String(e) })
+    return undefined
+  }
+}
+
 export const serve = async (args: ServeArgs): Promise<void> => {
   const { logger: log, close: closeLog } = winstonLogger({ level: args.logLevel, stderr: true })
+  const metricsAt = args.metricsAddr === undefined ? undefined : parseMetricsAddr(args.metricsAddr)
+  if (metricsAt !== undefined && E.isLeft(metricsAt)) {
+    log.error('invalid --metrics-addr', { detail: metricsAt.left })
+    process.exitCode = 1
+    return
+  }
   const opened = await fileStore({ stateDir: args.stateDir })()
   if (E.isLeft(opened)) {
     log.error('cannot open the state directory', { stateDir: args.stateDir, detail: describe(opened.left) })
@@ -34,8 +135,10 @@ export const serve = async (args: ServeArgs): Promise<void> => {
   const store = opened.right
   const builtinIpam = makeIpam({ store, clock: systemClock })
   const builtin = builtinControlPlane(builtinIpam, store)
-  // A daemon answers DeleteEndpoint before the kernel's ~20 ms veth removal is over.
-  const dataplane = linuxDataplane({ deferLinkRemoval: true })
+  // A daemon answers DeleteEndpoint before the kernel's ~20 ms veth removal is over, and keeps
+  // veth pairs ready so CreateEndpoint starts no process.
+  const dataplane = linuxDataplane({ deferLinkRemoval: true, spareLinks: 2 })
+  await removeStraySpares(store, dataplane, log)
   let env: Env = {
     store,
     dataplane,
@@ -60,7 +163,9 @@ export const serve = async (args: ServeArgs): Promise<void> => {
     await c.reconcile()
   }
   const on = inheritedSocket() ?? { socket: args.socket }
-  const server = await listen(createPluginApp({ env, ipam }), on).catch((e: unknown) => {
+  const metrics = pluginMetrics()
+  const about = { version, cniVersions: Cni.SUPPORTED_VERSIONS, configuration: configurationOf(args, on, contrail.right) }
+  const server = await listen(createPluginApp({ env, ipam, about, metrics }), on).catch((e: unknown) => {
     log.error('cannot listen', { ...on, detail: e instanceof Error ? e.message : String(e) })
     return undefined
   })
@@ -70,8 +175,22 @@ export const serve = async (args: ServeArgs): Promise<void> => {
     return
   }
   log.info('serving', { ...on, stateDir: args.stateDir, pid: process.pid })
+  const cni = await startCniHandoff(args, { store, dataplane, log })
+  let metricsServer: MetricsServer | undefined
+  if (metricsAt !== undefined) {
+    registerStoreMetrics(metrics.registry, env)
+    registerProcessMetrics(metrics.registry)
+    metricsServer = await listenMetrics(metricsAt.right, metrics.registry, store).catch((e: unknown) => {
+      log.error('cannot listen for metrics', { metricsAddr: args.metricsAddr, detail: e instanceof Error ? e.message : String(e) })
+      return undefined
+    })
+    if (metricsServer === undefined) process.exitCode = 1
+    else log.info('metrics', { address: metricsServer.address, paths: ['/metrics', '/healthz', '/readyz'] })
+  }
 
-  await new Promise<void>((resolve) => {
+  // a metrics listener asked for and not had stops the daemon at once (exit 1)
+  const metricsFailed = metricsAt !== undefined && metricsServer === undefined
+  if (!metricsFailed) await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals) => {
       log.info('stopping', { signal })
       resolve()
@@ -79,7 +198,10 @@ export const serve = async (args: ServeArgs): Promise<void> => {
     process.once('SIGTERM', stop)
     process.once('SIGINT', stop)
   })
+  await metricsServer?.close()
   await server.close()
+  await cni?.close()
+  await dataplane.releaseSpares()()
   await dataplane.drain()
   await store.close()
   log.info('stopped', {})
@@ -94,12 +216,21 @@ export const serveCommand = (y: Argv): Argv =>
       contrailFlags(c)
         .option('socket', { type: 'string', default: DEFAULT_SOCKET, describe: 'unix socket dockerd finds the plugin on' })
         .option('state-dir', { type: 'string', default: DEFAULT_STATE_DIR, describe: 'where networks, endpoints and leases are kept' })
-        .option('log-level', { choices: LEVELS, default: 'info' as Level, describe: 'JSON log lines on stderr from this level up' }),
+        .option('log-level', { choices: LEVELS, default: 'info' as Level, describe: 'JSON log lines on stderr from this level up' })
+        .option('cni-socket', { type: 'string', default: DEFAULT_DAEMON_SOCKET, describe: "unix socket the CNI executable hands its calls to ('' for none)" })
+        .option('metrics-addr', { type: 'string', describe: 'serve /metrics (Prometheus), /healthz and /readyz on this loopback HOST:PORT' })
+        .check((a) => {
+          const at = typeof a.metricsAddr === 'string' ? parseMetricsAddr(a.metricsAddr) : E.right(undefined)
+          if (E.isLeft(at)) throw new Error(at.left)
+          return true
+        }),
     (a) =>
       serve({
         socket: a.socket,
         stateDir: a.stateDir,
         logLevel: a.logLevel as Level,
+        metricsAddr: a.metricsAddr,
+        cniSocket: a.cniSocket,
         contrail: {
           contrailApi: a.contrailApi,
           keystoneUrl: a.keystoneUrl,

@@ -25,6 +25,8 @@ export const Code = {
   AddressInUse: 103,
   // CHECK found the attachment differs from prevResult or from what ADD made
   CheckFailed: 104,
+  // the Docker Engine API refused a call or answered outside its documented shape (Docker modes)
+  DockerRefused: 105,
   // what libcni reports for errors of unknown origin; also a delegate's non-JSON failure
   Internal: 999
 } as const

@@ -210,6 +210,34 @@ export const ContrailConf = t.intersection(
 export type ContrailConf = t.TypeOf<typeof ContrailConf>
 
 // -------------------------------------------------------------------------------------
+// Docker (docs/cni.md §Docker, docs/one-network.md)
+// -------------------------------------------------------------------------------------
+
+const DOCKER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$/
+
+/** A Docker object name or id (Docker's own name rule; ids are hex). @category codecs */
+export const DockerName = new t.Type<string, string, unknown>(
+  'DockerName',
+  (u): u is string => typeof u === 'string' && DOCKER_NAME.test(u),
+  (u, c) => (typeof u === 'string' && DOCKER_NAME.test(u) ? t.success(u) : t.failure(u, c, 'a Docker network name or id')),
+  (a) => a
+)
+
+/**
+ * A Docker network by name or id, and the Engine API socket to ask about it: the `dockerConnect`
+ * section (Docker attaches the container) and the `dockerNetwork` one (isthmus attaches into a
+ * network Docker made with the isthmus driver).
+ *
+ * @category codecs
+ */
+export const DockerConf = t.intersection(
+  [t.type({ network: DockerName }), t.partial({ socket: AbsolutePath, timeoutMs: intIn('TimeoutMs', 100, 600_000) })],
+  'DockerConf'
+)
+/** @category model */
+export type DockerConf = t.TypeOf<typeof DockerConf>
+
+// -------------------------------------------------------------------------------------
 // capabilities and args
 // -------------------------------------------------------------------------------------
 
@@ -275,6 +303,8 @@ export const IsthmusConf = t.partial(
     logLevel: LogLevel,
     chainPrefix: ChainPrefix,
     contrail: ContrailConf,
+    dockerConnect: DockerConf,
+    dockerNetwork: DockerConf,
     runtimeConfig: RuntimeConfig,
     args: ArgsConf,
     prevResult: t.UnknownRecord,

@@ -83,12 +83,20 @@ const create = (networkId: NetworkId, request: CreateEndpointRequest): Flow<Endp
     ),
     // 3. The veth pair on the network's device. When nobody assigned a MAC, the link's own is
     //    recorded, so CNI results and Docker's Join answer name the MAC the container really has.
+    //    A dataplane that adopted existing links (registered VNICs) names them instead.
     bindStep(
       'endpoint',
       ({ network, assigned }) =>
         pipe(
           call((env) => env.dataplane.ensureEndpoint({ endpoint: assigned, network }, request.placement)),
-          RTE.map(({ mac }): Endpoint => (assigned.mac !== undefined ? assigned : { ...assigned, mac }))
+          RTE.map(
+            ({ mac, hostIfName, peerIfName }): Endpoint => ({
+              ...assigned,
+              ...(assigned.mac !== undefined ? {} : { mac }),
+              ...(hostIfName !== undefined ? { hostIfName } : {}),
+              ...(peerIfName !== undefined ? { peerIfName } : {})
+            })
+          )
         ),
       ({ network, endpoint }) =>
         (env) =>

@@ -33,6 +33,20 @@ export interface PlacedInterface {
   readonly sandbox?: SandboxKey
 }
 
+/**
+ * What `ensureEndpoint` made or found. A dataplane that adopts links someone else created (the
+ * VNICs an integrator registered) names them, and the endpoint record keeps those names instead
+ * of the ones derived from the endpoint id.
+ *
+ * @category ports
+ */
+export interface EnsuredEndpoint {
+  /** The sandbox-side MAC. */
+  readonly mac: MacAddress
+  readonly hostIfName?: IfName
+  readonly peerIfName?: IfName
+}
+
 /** What on the host belongs to isthmus, for garbage collection. @category ports */
 export interface DataplaneInventory {
   readonly links: ReadonlyArray<IfName>
@@ -44,6 +58,14 @@ export interface DataplaneInventory {
 
 /** @category ports */
 export interface Dataplane {
+  /**
+   * Whether this dataplane makes the host a router of every network's subnets (Linux bridge: the
+   * gateway is an address of the host on the bridge). Then two networks may not overlap even in
+   * different address spaces, since the host's routes would be ambiguous. False when each
+   * tenant's gateway lives off the host (ciao's CNCI behind VNICs), so tenants' subnets may
+   * overlap across address spaces. Absent counts as true.
+   */
+  readonly routesSubnetsOnHost?: boolean
   readonly ensureNetwork: (network: Network) => TE.TaskEither<CoreError, HostNetwork>
   readonly deleteNetwork: (network: Network) => TE.TaskEither<CoreError, void>
   /**
@@ -52,10 +74,7 @@ export interface Dataplane {
    * will end up: on Linux that saves moving it between namespaces, which waits for an RCU grace
    * period (~20 ms) in the kernel. `place` must still be called with the same placement.
    */
-  readonly ensureEndpoint: (
-    spec: EndpointSpec,
-    placement?: Placement
-  ) => TE.TaskEither<CoreError, { readonly mac: MacAddress }>
+  readonly ensureEndpoint: (spec: EndpointSpec, placement?: Placement) => TE.TaskEither<CoreError, EnsuredEndpoint>
   /** Put the sandbox side where the placement says, with the endpoint's addresses and routes. */
   readonly place: (spec: EndpointSpec, placement: Placement) => TE.TaskEither<CoreError, PlacedInterface>
   readonly deleteEndpoint: (spec: EndpointSpec) => TE.TaskEither<CoreError, void>

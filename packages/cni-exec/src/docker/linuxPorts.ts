@@ -1,0 +1,51 @@
+/** The Docker modes' ports on Linux: node:fs `stat`, and `ip -json` run inside the namespace. */
+import { stat } from 'node:fs/promises'
+import * as E from 'fp-ts/lib/Either.js'
+import * as TE from 'fp-ts/lib/TaskEither.js'
+import { pipe } from 'fp-ts/lib/function.js'
+import * as t from 'io-ts'
+import { decodeFailure, decodeWith, invalidNetns, type CoreError } from '@isthmus/core'
+import { decodeLinks, inNetns, runIp, type Tools } from '@isthmus/dataplane-linux'
+import { dockerClient } from './client.js'
+import type { DockerPorts, SandboxRoute } from './ports.js'
+
+const IpRoutes = t.array(t.intersection([t.type({ dst: t.string }), t.partial({ gateway: t.string })]), 'IpRoutes')
+
+const asCidr = (dst: string, family: 4 | 6): string =>
+  dst === 'default' ? (family === 4 ? '0.0.0.0/0' : '::/0') : dst.includes('/') ? dst : `${dst}/${family === 4 ? 32 : 128}`
+
+const routesOf = (tools: Tools, netns: string, dev: string, family: 4 | 6): TE.TaskEither<CoreError, ReadonlyArray<SandboxRoute>> =>
+  pipe(
+    runIp(tools, inNetns(netns), [`-${family}`, '-json', 'route', 'show', 'dev', dev]),
+    TE.chainEitherK((out) =>
+      pipe(
+        E.tryCatch((): unknown => JSON.parse(out.trim() === '' ? '[]' : out), (): CoreError => decodeFailure('ip -json route', ['not JSON'])),
+        E.chain(decodeWith(IpRoutes, 'ip -json route'))
+      )
+    ),
+    TE.map((rs) => rs.map((r) => ({ dst: asCidr(r.dst, family), ...(r.gateway === undefined ? {} : { gw: r.gateway }) })))
+  )
+
+/** @category constructors */
+export const linuxDockerPorts = (tools: Tools): DockerPorts => ({
+  client: dockerClient,
+  namespaceOf: (path) =>
+    TE.tryCatch(
+      async () => {
+        const s = await stat(path, { bigint: true })
+        return { dev: s.dev, ino: s.ino }
+      },
+      (e): CoreError => invalidNetns(path, e instanceof Error ? e.message : String(e))
+    ),
+  links: (netns) =>
+    pipe(
+      runIp(tools, inNetns(netns), ['-json', 'link', 'show']),
+      TE.chainEitherK((out) => decodeLinks(out)),
+      TE.map((ls) => ls.map((l) => ({ name: l.ifname, ...(l.address === undefined ? {} : { mac: l.address }) })))
+    ),
+  routes: (netns, dev) =>
+    pipe(
+      TE.sequenceArray([routesOf(tools, netns, dev, 4), routesOf(tools, netns, dev, 6)]),
+      TE.map((both) => both.flat())
+    )
+})

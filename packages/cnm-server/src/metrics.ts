@@ -1,0 +1,118 @@
+/**
+ * The daemon's metrics on prom-client: request counts and durations by method and outcome (fed
+ * by the router's per-request observer), and the store's networks, endpoints, leases and pool
+ * usage, read from the core's inspection query at each scrape. One registry per app, not
+ * prom-client's global one, so several apps (tests, embedders) never clash on metric names.
+ */
+import * as E from 'fp-ts/lib/Either.js'
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { inspectSummary, type CoreError, type Env, type InspectSummary } from '@isthmus/core'
+import type { RequestCount } from './protocol/Inspect.js'
+import type { RequestRecord } from './router.js'
+
+/** The prefix of every metric name. */
+export const METRIC_PREFIX = 'isthmus_'
+
+/** What the plugin app counts. @category model */
+export interface PluginMetrics {
+  readonly registry: Registry
+  /** The router's observer (`buildApp`'s `onRequest`). */
+  readonly observe: (r: RequestRecord) => void
+  /** The request counters as the `/IpamDriver.Metrics` answer lists them. */
+  readonly requests: () => Promise<ReadonlyArray<RequestCount>>
+}
+
+// Seconds; plugin calls take from a millisecond (IPAM) to a few seconds (a bridge with iptables).
+const BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+/** A registry with the request metrics. @category constructors */
+export const pluginMetrics = (): PluginMetrics => {
+  const registry = new Registry()
+  const labelNames = ['op', 'outcome'] as const
+  const total = new Counter({
+    name: `${METRIC_PREFIX}cnm_requests_total`,
+    help: 'Calls answered on the plugin socket, by method and outcome (ok, error, not-implemented)',
+    labelNames,
+    registers: [registry]
+  })
+  const duration = new Histogram({
+    name: `${METRIC_PREFIX}cnm_request_duration_seconds`,
+    help: 'Time to answer a call on the plugin socket, by method and outcome',
+    labelNames,
+    buckets: BUCKETS,
+    registers: [registry]
+  })
+  return {
+    registry,
+    observe: (r) => {
+      // a path no route serves is whatever the caller sent: one label value for all of them
+      const labels = { op: r.op ?? 'other', outcome: r.outcome }
+      total.inc(labels)
+      duration.observe(labels, r.durationMs / 1000)
+    },
+    requests: async () => {
+      const [counts, times] = await Promise.all([total.get(), duration.get()])
+      const key = (l: Partial<Record<string, string | number>>) => `${String(l['op'])} ${String(l['outcome'])}`
+      const sums = new Map(times.values.filter((v) => v.metricName?.endsWith('_sum')).map((v) => [key(v.labels), v.value]))
+      return counts.values
+        .map((v) => ({
+          op: String(v.labels['op']),
+          outcome: String(v.labels['outcome']),
+          count: v.value,
+          durationSeconds: sums.get(key(v.labels)) ?? 0
+        }))
+        .sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0))
+    }
+  }
+}
+
+/**
+ * Gauges of the store's contents, read at each scrape. The gauges of one scrape share one read
+ * (prom-client collects them concurrently); a store that cannot be read sets `store_up` to 0 and
+ * empties the others rather than repeat stale numbers.
+ *
+ * @category constructors
+ */
+export const registerStoreMetrics = (registry: Registry, env: Pick<Env, 'store'>): void => {
+  let inflight: Promise<E.Either<CoreError, InspectSummary>> | undefined
+  const read = () => {
+    inflight ??= inspectSummary(env)().finally(() => {
+      inflight = undefined
+    })
+    return inflight
+  }
+  const gauge = <L extends string>(name: string, help: string, labelNames: ReadonlyArray<L>, set: (g: Gauge<L>, s: InspectSummary) => void) =>
+    new Gauge<L>({
+      name: `${METRIC_PREFIX}${name}`,
+      help,
+      labelNames,
+      registers: [registry],
+      async collect() {
+        const s = await read()
+        this.reset()
+        if (E.isRight(s)) set(this, s.right)
+      }
+    })
+  new Gauge({
+    name: `${METRIC_PREFIX}store_up`,
+    help: '1 when the state store could be read at this scrape, 0 otherwise',
+    registers: [registry],
+    async collect() {
+      this.set(E.isRight(await read()) ? 1 : 0)
+    }
+  })
+  gauge('networks', 'Networks in the store', [], (g, s) => g.set(s.networks))
+  gauge('endpoints', 'Endpoints (live attachments, Docker and CNI) in the store', [], (g, s) => g.set(s.endpoints))
+  gauge('ipam_leases', 'Held addresses by holder: attachment, gateway, aux, runtime (not yet bound), orphan', ['holder'], (g, s) => {
+    for (const [holder, n] of Object.entries(s.leases)) g.set({ holder }, n)
+  })
+  gauge('ipam_pool_size', 'Addresses a pool may hand out (IPv6: approximate above 2^53)', ['pool'], (g, s) => {
+    for (const p of s.pools) g.set({ pool: p.poolId }, Number(p.size))
+  })
+  gauge('ipam_pool_used', 'Addresses of a pool held by a lease', ['pool'], (g, s) => {
+    for (const p of s.pools) g.set({ pool: p.poolId }, p.used)
+  })
+}
+
+/** Node's process metrics (CPU, memory, event loop lag, …), for a daemon that exports metrics. */
+export const registerProcessMetrics = (registry: Registry): void => collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX })

@@ -1,0 +1,150 @@
+/**
+ * Spare veth pairs, made ahead for a long-running daemon: Docker's CreateEndpoint then takes one
+ * that is already on the bridge instead of starting `ip` (a process start plus the kernel work,
+ * ~8-10 ms, on every `docker run`), and the pool is refilled in the background after the answer.
+ *
+ * A spare is an ordinary pair under the endpoint prefixes with a random suffix (`istv…`/`istc…`):
+ * the endpoint record keeps the names it was given, and gc, removeLink and the inventory treat it
+ * like any link on an isthmus bridge. Its host end carries the alias `isthmus-spare`, so a daemon
+ * starting after a crash can tell the spares its predecessor left (`strays`) from the links of CNI
+ * attachments that are being made at that moment and have no record yet.
+ *
+ * Only endpoints that need nothing more than the pair take one: no MAC asked for (the spare has
+ * its own), no published ports (a DNAT target also needs neighbour entries, made with its
+ * addresses), and the sandbox end staying in the host namespace (Docker moves it itself).
+ */
+import { randomBytes } from 'node:crypto'
+import { existsSync, readFileSync } from 'node:fs'
+import { pipe } from 'fp-ts/lib/function.js'
+import * as TE from 'fp-ts/lib/TaskEither.js'
+import { HOST_IF_PREFIX, PEER_IF_PREFIX, type CoreError, type IfName, type MacAddress, type Network } from '@isthmus/core'
+import { deleteLinks, host, ipBatch, showLinks, type IpCommand, type Tools } from './ip.js'
+import { hairpin, randomMac, vethAdd } from './veth.js'
+
+/** A pair on a bridge, ready to be an endpoint's. @category model */
+export interface SparePair {
+  readonly hostIfName: IfName
+  readonly peerIfName: IfName
+  readonly mac: MacAddress
+}
+
+/** The alias of a spare's host end (kept after it is taken: the record then says whose it is). @category constants */
+export const SPARE_ALIAS = 'isthmus-spare'
+
+/** @category model */
+export interface Spares {
+  /** A ready pair on `bridge`, if one is there and still intact; the pool is refilled after. */
+  readonly take: (network: Network, bridge: string) => SparePair | undefined
+  /** Make pairs in the background until `bridge` has its count (no-op when the count is 0). */
+  readonly refill: (network: Network, bridge: string) => void
+  /** Remove `bridge`'s spares (its network goes), after any refill still running. */
+  readonly clear: (bridge: string) => TE.TaskEither<CoreError, void>
+  /** Remove every bridge's spares (the daemon stops). */
+  readonly clearAll: () => TE.TaskEither<CoreError, void>
+  /** Wait for the refills still running. */
+  readonly drain: () => Promise<void>
+}
+
+/**
+ * Spares an earlier process left on `bridges`: host ends with the spare alias whose name no
+ * endpoint record holds. Other bridges are another state directory's business (tests run several
+ * daemons side by side).
+ *
+ * @category utils
+ */
+export const strayPairs = (
+  tools: Tools,
+  recorded: ReadonlySet<string>,
+  bridges: ReadonlySet<string>
+): TE.TaskEither<CoreError, ReadonlyArray<string>> =>
+  pipe(
+    showLinks(tools, host),
+    TE.map((links) =>
+      links
+        .filter((l) => l.ifalias === SPARE_ALIAS && l.master !== undefined && bridges.has(l.master) && !recorded.has(l.ifname))
+        .map((l) => l.ifname)
+    )
+  )
+
+const REFILL_DELAY_MS = 50
+
+const suffix = (): string => randomBytes(6).toString('hex').slice(0, 11)
+
+// The pair is still whole and where it was made: the host end on the bridge, the peer beside it.
+const intact = (p: SparePair, bridge: string): boolean => {
+  try {
+    return (
+      existsSync(`/sys/class/net/${p.peerIfName}`) &&
+      readFileSync(`/sys/class/net/${p.hostIfName}/master/uevent`, 'utf8').includes(`INTERFACE=${bridge}\n`)
+    )
+  } catch {
+    return false
+  }
+}
+
+/** @category constructors */
+export const makeSpares = (tools: Tools, count: number): Spares => {
+  const ready = new Map<string, SparePair[]>()
+  const refilling = new Map<string, Promise<void>>()
+
+  const make = async (network: Network, bridge: string): Promise<void> => {
+    const have = ready.get(bridge)?.length ?? 0
+    if (have >= count) return
+    const pairs: SparePair[] = Array.from({ length: count - have }, () => {
+      const s = suffix()
+      return { hostIfName: `${HOST_IF_PREFIX}${s}` as IfName, peerIfName: `${PEER_IF_PREFIX}${s}` as IfName, mac: randomMac() }
+    })
+    const lines = pairs.flatMap((p): IpCommand[] => [
+      vethAdd({ host: p.hostIfName, peer: p.peerIfName }, bridge, network.mtu, p.mac),
+      hairpin(p.hostIfName),
+      ['link', 'set', 'dev', p.hostIfName, 'alias', SPARE_ALIAS]
+    ])
+    const made = await ipBatch(tools, host, lines)()
+    // A failure (the bridge just went, a name clash) leaves CreateEndpoint on its usual path; what
+    // the batch made before failing is removed, so no link is left that nobody tracks.
+    if (made._tag === 'Left') {
+      await deleteLinks(tools, host, pairs.map((p) => p.hostIfName))()
+      return
+    }
+    ready.set(bridge, [...(ready.get(bridge) ?? []), ...pairs])
+  }
+
+  const refill = (network: Network, bridge: string): void => {
+    if (count <= 0 || refilling.has(bridge)) return
+    // Started a little later, so the process start does not delay the answer being sent, nor the
+    // next call of the same container start (dockerd's Join follows CreateEndpoint at once).
+    const p = new Promise((resolve) => setTimeout(resolve, REFILL_DELAY_MS))
+      .then(() => make(network, bridge))
+      .finally(() => refilling.delete(bridge))
+    refilling.set(bridge, p)
+  }
+
+  return {
+    take: (network, bridge) => {
+      const pool = ready.get(bridge) ?? []
+      let got: SparePair | undefined
+      while (got === undefined && pool.length > 0) {
+        const p = pool.shift()!
+        if (intact(p, bridge)) got = p
+      }
+      refill(network, bridge)
+      return got
+    },
+    refill,
+    clear: (bridge) => async () => {
+      await refilling.get(bridge)
+      const pool = ready.get(bridge) ?? []
+      ready.delete(bridge)
+      return deleteLinks(tools, host, pool.map((p) => p.hostIfName))()
+    },
+    clearAll: () => async () => {
+      await Promise.all([...refilling.values()])
+      const all = [...ready.values()].flat()
+      ready.clear()
+      return deleteLinks(tools, host, all.map((p) => p.hostIfName))()
+    },
+    drain: async () => {
+      await Promise.all([...refilling.values()])
+    }
+  }
+}
