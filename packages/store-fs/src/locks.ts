@@ -9,7 +9,7 @@
  */
 import * as E from 'fp-ts/lib/Either.js'
 import type * as TE from 'fp-ts/lib/TaskEither.js'
-import { lock } from 'proper-lockfile'
+import { lockSync } from 'proper-lockfile'
 import { causeText, io, transient, type CoreError } from '@isthmus/core'
 import { errnoOf, fsError } from './fsio.js'
 
@@ -52,7 +52,9 @@ export const makeLocks = (settings: LockSettings): Locks => {
       if (closed) return E.left(io(`lock ${label}`, 'the store is closed'))
       const state: Held['state'] = { compromised: undefined }
       try {
-        const release = await lock(file, {
+        // The synchronous variant: a lock is a mkdir and a stat, cheaper inline than as two trips
+        // through libuv's thread pool (the daemon takes several locks per Docker call).
+        const release = lockSync(file, {
           realpath: false,
           stale: settings.staleMs,
           retries: 0,
@@ -62,7 +64,7 @@ export const makeLocks = (settings: LockSettings): Locks => {
             state.compromised = causeText(err)
           }
         })
-        return E.right({ release, state })
+        return E.right({ release: () => Promise.resolve().then(release), state })
       } catch (e) {
         if (errnoOf(e) !== 'ELOCKED') return E.left(fsError('lock', `${file}.lock`)(e))
         if (Date.now() >= deadline) {
