@@ -150,8 +150,12 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
   const inBackground = (bridge: string, task: TE.TaskEither<CoreError, void>): void => {
     const running = pending.get(bridge) ?? new Set<Promise<unknown>>()
     pending.set(bridge, running)
-    // A failure here leaves a stray link on the bridge, which gc's removeLink takes away.
-    const p: Promise<unknown> = task().finally(() => running.delete(p))
+    // A failure here leaves a stray link on the bridge, which gc's removeLink takes away. Started
+    // on the next turn of the event loop: starting a process blocks it for a few ms (fork/exec),
+    // which the caller's answer need not wait for.
+    const p: Promise<unknown> = new Promise((resolve) => setImmediate(resolve))
+      .then(() => task())
+      .finally(() => running.delete(p))
     running.add(p)
   }
 

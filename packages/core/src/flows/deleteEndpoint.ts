@@ -66,7 +66,9 @@ const remove = (endpoint: Endpoint): Flow<void> =>
     RTE.tap(({ network }) => absentOk((env) => env.controlPlane.deleteEndpoint(network, endpoint))),
     // 5. The Sandbox record (when leave was skipped, as after a failed join).
     RTE.tap(() =>
-      endpoint.sandbox === undefined ? RTE.right(undefined) : detachFromSandbox(endpoint.sandbox, endpoint.id)
+      endpoint.sandbox === undefined || endpoint.sandboxIfName === undefined
+        ? RTE.right(undefined)
+        : detachFromSandbox(endpoint.sandbox, endpoint.id)
     ),
     // 6. The record.
     RTE.tap(() => absentOk((env) => env.store.endpoints.delete(endpoint.id))),

@@ -46,7 +46,7 @@ export interface JoinResult {
  *
  * Steps: 1. load the endpoint and its network (NotFound), 2. check the sandbox, 3. the dataplane
  * places the interface, 4. its port mappings are published, 5. the endpoint record learns its
- * sandbox, 6. the Sandbox record lists the interface. No rollback: a failed join is followed by
+ * sandbox, 6. with PluginMoves, the Sandbox record lists the interface. No rollback: a failed join is followed by
  * DeleteEndpoint (Docker) or DEL (CNI SPEC: ADD is followed by DEL also when it failed), and
  * those remove whatever this got to.
  *
@@ -87,11 +87,12 @@ export const join = (endpointId: EndpointId, placement: Placement, options: Join
         RTE.map(() => joined)
       )
     }),
-    // 6. The Sandbox record. With RuntimeMoves the runtime picks the name inside (DstPrefix +
-    //    index) and never tells, so the link's own name is recorded: it is also the name the
-    //    link has again when the runtime moves it back before DeleteEndpoint (§3.3).
+    // 6. The Sandbox record, when the plugin placed the interface. With RuntimeMoves the runtime
+    //    owns the sandbox: it picks the name inside (DstPrefix + index) and never tells, and it
+    //    takes the interface out again itself; the endpoint record's sandbox key is all there is
+    //    to know, and Join is on every `docker run`.
     RTE.tap(({ joined, key, placed }) =>
-      key === undefined
+      key === undefined || placement._tag === 'RuntimeMoves'
         ? RTE.right(undefined)
         : attachToSandbox(key, { endpointId: joined.id, ifName: placed.ifName }, containerOf(joined, options))
     ),

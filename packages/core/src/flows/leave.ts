@@ -34,7 +34,8 @@ const detach = (endpoint: Endpoint): Flow<void> => {
   if (sandbox === undefined && sandboxIfName === undefined) return RTE.right(undefined)
   return pipe(
     // 1. The Sandbox record.
-    sandbox === undefined ? RTE.right(undefined) : detachFromSandbox(sandbox, endpoint.id),
+    // Only a plugin-placed interface (sandboxIfName set) is in a Sandbox record (see join).
+    sandbox === undefined || sandboxIfName === undefined ? RTE.right(undefined) : detachFromSandbox(sandbox, endpoint.id),
     // 2. The endpoint record.
     RTE.chain(() => putEndpoint(rest))
   )
