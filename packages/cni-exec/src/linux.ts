@@ -6,11 +6,11 @@
  * (containerd's and podman's do not always include /usr/sbin, where iptables lives).
  */
 import { execFile } from 'node:child_process'
-import { accessSync, constants, statSync } from 'node:fs'
+import { accessSync, constants, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { pipe } from 'fp-ts/lib/function.js'
-import { builtinControlPlane, makeIpam, noopAgent, systemClock, type CoreError, type Logger } from '@isthmus/core'
+import { builtinControlPlane, IfName, makeIpam, noopAgent, systemClock, type CoreError, type Logger } from '@isthmus/core'
 import {
   decodeLinks,
   execFileExec,
@@ -75,6 +75,20 @@ const linkState = (l: IpLink): LinkState => ({
 /** The Probe port over `ip -json`. @category constructors */
 export const ipProbe = (tools: Tools): Probe => ({
   hostLink: (name) => pipe(findLink(tools, host, name), TE.map((l) => (l === undefined ? undefined : linkState(l)))),
+  // sysfs answers without starting `ip` (two of them on every ADD); a name that cannot be a link
+  // name, or no such link, is undefined.
+  hostMac: (name) =>
+    TE.right(
+      IfName.is(name) && !name.includes('/') && !name.startsWith('.')
+        ? (() => {
+            try {
+              return readFileSync(`/sys/class/net/${name}/address`, 'utf8').trim()
+            } catch {
+              return undefined
+            }
+          })()
+        : undefined
+    ),
   sandboxLink: (netns, name) =>
     pipe(
       TE.tryCatch(

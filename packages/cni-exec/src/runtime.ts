@@ -92,6 +92,8 @@ export interface LinkState {
 export interface Probe {
   /** A link in the host namespace, or undefined when absent. */
   readonly hostLink: (name: string) => TE.TaskEither<CoreError, LinkState | undefined>
+  /** Only the MAC of a host link (the ADD result needs no more), or undefined when absent. */
+  readonly hostMac: (name: string) => TE.TaskEither<CoreError, string | undefined>
   /** A link inside a sandbox, or undefined when absent. A missing namespace is InvalidNetns. */
   readonly sandboxLink: (netns: SandboxKey, name: IfName) => TE.TaskEither<CoreError, LinkState | undefined>
   /** The names of the links enslaved to a bridge (empty when the bridge is absent). */

@@ -103,6 +103,12 @@ export const fakeRuntime = (): FakeRuntime => {
           const dev = dataplane.state.devices().find((d) => d.name === name)
           return TE.right(dev === undefined ? undefined : { name, mac: '02:00:00:00:00:01', up: true, addresses: [] })
         },
+        hostMac(name) {
+          return pipe(
+            this.hostLink(name),
+            TE.map((l) => l?.mac)
+          )
+        },
         sandboxLink: (netns: SandboxKey, name: IfName) => {
           const l = dataplane.state.linkIn(netns, name)
           return TE.right(l === undefined ? undefined : linkState({ ...l, name }))

@@ -198,8 +198,8 @@ const attach = async (
   const j = joined.right
   const macOf = async (name: string | undefined): Promise<string | undefined> => {
     if (name === undefined) return undefined
-    const l = await ctx.runtime.probe.hostLink(name)()
-    return E.isRight(l) ? l.right?.mac : undefined
+    const m = await ctx.runtime.probe.hostMac(name)()
+    return E.isRight(m) ? m.right : undefined
   }
   const [bridgeMac, hostMac] = await Promise.all([macOf(j.network.bridge), macOf(j.endpoint.hostIfName)])
   return E.right(
