@@ -47,7 +47,8 @@ export const fileCollection = <K extends string, A, Out>(spec: CollectionSpec<K,
         )
       )
     },
-    put: (record) => replaceFile(pathOf(keyOf(record)), dir, encodeEnvelope(kind, codec, record)),
+    put: (record, options) =>
+      replaceFile(pathOf(keyOf(record)), dir, encodeEnvelope(kind, codec, record), options?.durable ?? true),
     delete: (id) =>
       pipe(
         removeFile(pathOf(id)),

@@ -141,7 +141,7 @@ const build = (s: FileStoreSettings, L: Layout): Store => {
       pathOf: (id: PoolId) => L.record('pools', id)
     }),
     leases: fileLeases({ layout: L, locks, tempMaxAgeMs: s.tempMaxAgeMs }),
-    withLock: (name, task) => locks.withLock(L.namedLock(name), `"${name}"`, task),
+    withLock: (name, task, scope) => locks.withLock(L.namedLock(name), `"${name}"`, task, scope === 'process'),
     // Usable means: the directories are there, readable, and a file can be written in the root.
     ping: () =>
       pipe(

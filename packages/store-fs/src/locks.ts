@@ -23,8 +23,16 @@ export interface LockSettings {
 
 /** @category model */
 export interface Locks {
-  /** Run `task` holding the lock on `file` (`label` names it in errors). */
-  readonly withLock: <A>(file: string, label: string, task: TE.TaskEither<CoreError, A>) => TE.TaskEither<CoreError, A>
+  /**
+   * Run `task` holding the lock on `file` (`label` names it in errors); `processOnly`: queued
+   * behind this process's other callers only, no lock directory (LockScope `process`).
+   */
+  readonly withLock: <A>(
+    file: string,
+    label: string,
+    task: TE.TaskEither<CoreError, A>,
+    processOnly?: boolean
+  ) => TE.TaskEither<CoreError, A>
   /** Release every lock held now and refuse new ones. */
   readonly close: () => Promise<void>
 }
@@ -114,9 +122,13 @@ export const makeLocks = (settings: LockSettings): Locks => {
   }
 
   return {
-    withLock: (file, label, task) => () => {
+    withLock: (file, label, task, processOnly = false) => () => {
       const before = queues.get(file) ?? Promise.resolve()
-      const result = before.then(() => exclusive(file, label, task))
+      const result = before.then(() =>
+        processOnly
+          ? task().catch((e: unknown) => E.left<CoreError, never>(io(`task under lock ${label}`, e)))
+          : exclusive(file, label, task)
+      )
       const tail = result.then(() => undefined)
       queues.set(file, tail)
       void tail.then(() => {

@@ -269,6 +269,33 @@ describe('fileStore locks', () => {
     await b.close()
   })
 
+  it('a process-scoped lock queues this store\'s callers in order and makes no lock directory', async () => {
+    const dir = await fresh()
+    const a = await openStore(dir)
+    const order: number[] = []
+    const step = (i: number, ms: number) =>
+      a.withLock('endpoint:e1', TE.fromTask(() => new Promise<number>((r) => setTimeout(() => (order.push(i), r(i)), ms))), 'process')
+    const all = await Promise.all([step(1, 30)(), step(2, 0)(), step(3, 10)()])
+    assert.deepEqual(all, [E.right(1), E.right(2), E.right(3)])
+    assert.deepEqual(order, [1, 2, 3], 'one at a time, in call order')
+    let seen: string[] = []
+    await a.withLock('endpoint:e2', TE.fromTask(async () => (seen = await walk(dir))), 'process')()
+    assert.deepEqual(seen.filter((f) => f.startsWith('v1/locks/')), [], 'no lock directory while held')
+    await a.close()
+  })
+
+  it('a put that need not be durable is still atomic and read back, also by another store', async () => {
+    const dir = await fresh()
+    const a = await openStore(dir)
+    const net = sampleNetwork('n-light')
+    await expectRight(a.networks.put(net, { durable: false }))
+    const b = await openStore(dir)
+    assert.deepEqual(await expectRight(b.networks.get(net.id)), O.some(net))
+    assert.ok(!(await walk(dir)).some((f) => f.split('/').pop()!.startsWith('.tmp-')), 'no temp file left')
+    await a.close()
+    await b.close()
+  })
+
   it('close releases the locks a store holds', async () => {
     const dir = await fresh()
     const a = await openStore(dir)

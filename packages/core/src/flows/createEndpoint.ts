@@ -13,7 +13,7 @@ import type { Placement } from '../model/Sandbox.js'
 import type { EndpointBinding, EndpointRequest } from '../ports/ControlPlane.js'
 import type { Flow } from '../ports/Env.js'
 import { call } from './call.js'
-import { getEndpoint, loadNetwork, locked } from './records.js'
+import { getEndpoint, loadNetwork, lockedEndpoint } from './records.js'
 import { defaultRoutes } from './routing.js'
 import { begin, bindStep, doStep } from './saga.js'
 
@@ -61,7 +61,7 @@ export const createEndpoint = (networkId: NetworkId, request: CreateEndpointRequ
             : RTE.left(alreadyExists('endpoint', request.id, `is on network ${existing.networkId}, not ${networkId}`))
       )
     ),
-    locked(`endpoint:${request.id}`)
+    lockedEndpoint(request.id, request.owner.kind)
   )
 
 const create = (networkId: NetworkId, request: CreateEndpointRequest): Flow<Endpoint> =>

@@ -10,7 +10,7 @@ import type { EndpointId } from '../ids.js'
 import type { Endpoint } from '../model/Endpoint.js'
 import type { Network } from '../model/Network.js'
 import type { Flow } from '../ports/Env.js'
-import { absentOk, detachFromSandbox, getEndpoint, getNetwork, locked } from './records.js'
+import { absentOk, detachFromSandbox, getEndpoint, getNetwork, lockedEndpoint } from './records.js'
 
 /**
  * Delete the endpoint. Each step treats NotFound as done. Any other failure stops the flow and
@@ -32,7 +32,7 @@ export const deleteEndpoint = (endpointId: EndpointId): Flow<void> =>
   pipe(
     getEndpoint(endpointId),
     RTE.chain(O.match((): Flow<void> => RTE.right(undefined), remove)),
-    locked(`endpoint:${endpointId}`)
+    lockedEndpoint(endpointId)
   )
 
 const remove = (endpoint: Endpoint): Flow<void> =>

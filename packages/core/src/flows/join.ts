@@ -14,7 +14,7 @@ import type { Placement } from '../model/Sandbox.js'
 import type { PlacedInterface } from '../ports/Dataplane.js'
 import type { Flow } from '../ports/Env.js'
 import { call } from './call.js'
-import { attachToSandbox, loadEndpoint, loadNetwork, locked, putEndpoint } from './records.js'
+import { attachToSandbox, loadEndpoint, loadNetwork, lockedEndpoint, putEndpoint } from './records.js'
 import { gatewaysOf, type Gateways } from './routing.js'
 
 export type { Gateways } from './routing.js'
@@ -83,7 +83,8 @@ export const join = (endpointId: EndpointId, placement: Placement, options: Join
         ...(placement._tag === 'PluginMoves' ? { sandboxIfName: placement.ifName } : {})
       }
       return pipe(
-        putEndpoint(joined),
+        // A runtime's sandbox dies with the machine: that record need not outlive a power loss.
+        putEndpoint(joined, { durable: placement._tag === 'PluginMoves' }),
         RTE.map(() => joined)
       )
     }),
@@ -105,7 +106,7 @@ export const join = (endpointId: EndpointId, placement: Placement, options: Join
         routes: joined.routes
       })
     ),
-    locked(`endpoint:${endpointId}`)
+    lockedEndpoint(endpointId)
   )
 
 const sandboxOf = (

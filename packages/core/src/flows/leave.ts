@@ -7,7 +7,7 @@ import { pipe } from 'fp-ts/lib/function.js'
 import type { EndpointId } from '../ids.js'
 import type { Endpoint } from '../model/Endpoint.js'
 import type { Flow } from '../ports/Env.js'
-import { detachFromSandbox, getEndpoint, locked, putEndpoint } from './records.js'
+import { detachFromSandbox, getEndpoint, lockedEndpoint, putEndpoint } from './records.js'
 
 /**
  * Forget the endpoint's sandbox. An absent endpoint, or one in no sandbox, succeeds.
@@ -26,7 +26,7 @@ export const leave = (endpointId: EndpointId): Flow<void> =>
   pipe(
     getEndpoint(endpointId),
     RTE.chain(O.match((): Flow<void> => RTE.right(undefined), detach)),
-    locked(`endpoint:${endpointId}`)
+    lockedEndpoint(endpointId)
   )
 
 const detach = (endpoint: Endpoint): Flow<void> => {
@@ -36,7 +36,8 @@ const detach = (endpoint: Endpoint): Flow<void> => {
     // 1. The Sandbox record.
     // Only a plugin-placed interface (sandboxIfName set) is in a Sandbox record (see join).
     sandbox === undefined || sandboxIfName === undefined ? RTE.right(undefined) : detachFromSandbox(sandbox, endpoint.id),
-    // 2. The endpoint record.
-    RTE.chain(() => putEndpoint(rest))
+    // 2. The endpoint record. A runtime's sandbox (no sandboxIfName) dies with the machine: the
+    //    record need not outlive a power loss (PutOptions).
+    RTE.chain(() => putEndpoint(rest, { durable: sandboxIfName !== undefined }))
   )
 }

@@ -7,10 +7,11 @@ import * as RTE from 'fp-ts/lib/ReaderTaskEither.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import { isNotFound, notFound } from '../errors.js'
 import type { ContainerId, EndpointId, NetworkId, SandboxKey } from '../ids.js'
-import type { Endpoint } from '../model/Endpoint.js'
+import type { Endpoint, EndpointOwner } from '../model/Endpoint.js'
 import type { Network } from '../model/Network.js'
 import type { Sandbox, SandboxInterface } from '../model/Sandbox.js'
 import type { Flow } from '../ports/Env.js'
+import type { PutOptions } from '../ports/Store.js'
 
 /**
  * Run `flow` holding the store lock `name`, across processes. Creating flows lock the id they
@@ -26,6 +27,24 @@ export const locked =
   <A>(flow: Flow<A>): Flow<A> =>
   (env) =>
     env.store.withLock(name, () => flow(env)())
+
+/**
+ * `locked` for an endpoint id. A Docker endpoint is only ever changed by the one process that
+ * serves dockerd (CNI processes and their gc touch container-owned endpoints only), so its lock
+ * is that process's own queue (LockScope `process`): no lock directory on every Docker call.
+ * `owner` when the caller knows it (creation); else the stored record says, read before locking
+ * (an id is one owner's for its whole life).
+ */
+export const lockedEndpoint =
+  (id: EndpointId, owner?: EndpointOwner['kind']) =>
+  <A>(flow: Flow<A>): Flow<A> =>
+  (env) =>
+  async () => {
+    const kind =
+      owner ??
+      (await env.store.endpoints.get(id)().then((r) => (r._tag === 'Right' && O.isSome(r.right) ? r.right.value.owner.kind : undefined)))
+    return env.store.withLock(`endpoint:${id}`, () => flow(env)(), kind === 'docker' ? 'process' : 'host')()
+  }
 
 /** Treat NotFound as success, and forget the result (deletes). */
 export const absentOk = <A>(flow: Flow<A>): Flow<void> =>
@@ -58,9 +77,9 @@ export const loadEndpoint = (id: EndpointId): Flow<Endpoint> =>
   )
 
 export const putEndpoint =
-  (endpoint: Endpoint): Flow<void> =>
+  (endpoint: Endpoint, options?: PutOptions): Flow<void> =>
   (env) =>
-    env.store.endpoints.put(endpoint)
+    env.store.endpoints.put(endpoint, options)
 
 export const listEndpoints: Flow<ReadonlyArray<Endpoint>> = (env) => env.store.endpoints.list()
 

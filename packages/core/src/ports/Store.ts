@@ -14,6 +14,27 @@ import type { Network } from '../model/Network.js'
 import type { Sandbox } from '../model/Sandbox.js'
 
 /**
+ * How a `put` must last. Every put is atomic and survives the death of the process (kill -9);
+ * `durable: false` lets it be lost with the machine (power loss: the old record stays), for facts
+ * that die with the machine anyway, such as which runtime sandbox a Docker endpoint is in. Default
+ * durable.
+ *
+ * @category ports
+ */
+export interface PutOptions {
+  readonly durable?: boolean
+}
+
+/**
+ * Who a lock excludes: `host` (default) every process on the host; `process` only callers in this
+ * process, for names no other process ever takes (a Docker endpoint: only the daemon that serves
+ * dockerd touches it). One name must always be taken with the same scope.
+ *
+ * @category ports
+ */
+export type LockScope = 'host' | 'process'
+
+/**
  * A keyed collection of records. `put` replaces the whole record atomically; `delete` of an
  * absent key succeeds.
  *
@@ -21,7 +42,7 @@ import type { Sandbox } from '../model/Sandbox.js'
  */
 export interface Collection<K extends string, A> {
   readonly get: (id: K) => TE.TaskEither<CoreError, O.Option<A>>
-  readonly put: (record: A) => TE.TaskEither<CoreError, void>
+  readonly put: (record: A, options?: PutOptions) => TE.TaskEither<CoreError, void>
   readonly delete: (id: K) => TE.TaskEither<CoreError, void>
   readonly list: () => TE.TaskEither<CoreError, ReadonlyArray<A>>
 }
@@ -65,7 +86,7 @@ export interface Store {
    * Run `task` while holding the named lock, across processes (pool creation checks overlaps in
    * a space under `space:<name>`). The lock is released whatever `task` returns.
    */
-  readonly withLock: <A>(name: string, task: TE.TaskEither<CoreError, A>) => TE.TaskEither<CoreError, A>
+  readonly withLock: <A>(name: string, task: TE.TaskEither<CoreError, A>, scope?: LockScope) => TE.TaskEither<CoreError, A>
   /** Whether the store is usable now (CNI STATUS, readiness). */
   readonly ping: () => TE.TaskEither<CoreError, void>
   readonly close: () => Promise<void>
