@@ -11,12 +11,16 @@ import { createServer, type Server } from 'node:net'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
-import type { Logger } from '@isthmus/core'
+import * as E from 'fp-ts/lib/Either.js'
+import { builtinControlPlane, deleteNetwork, makeIpam, noopAgent, silentLogger, systemClock, type Env, type Logger, type NetworkId } from '@isthmus/core'
+import { linuxDataplane } from '@isthmus/dataplane-linux'
+import { fileStore } from '@isthmus/store-fs'
 import { daemonSocketOf, DEFAULT_DAEMON_SOCKET, handoffServer, linuxRuntime, type HandoffServer } from '../src/index.js'
+import { startPlugin, type PluginProcess } from '@isthmus/testkit'
 import { addresses, cniEnv, execPlugin, linkNames, pings, requireRoot, Scope } from './support.js'
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..')
-const plugin = join(root, 'packages/cni-exec/dist/sea/isthmus')
+const sea = join(root, 'packages/cni-exec/dist/sea/isthmus')
 const scope = new Scope()
 const dir = scope.tmpDir('handoff')
 const stateDir = scope.tmpDir('state')
@@ -88,15 +92,15 @@ describe('hand-off to a running daemon', () => {
   it('ADD, CHECK and DEL run in the daemon; the sandbox is addressed and reaches its gateway; DEL leaves nothing', async () => {
     const ns = scope.addNetns('a')
     const before = calls.length
-    const add = await execPlugin(plugin, env('ADD', 'h1', ns.path), conf())
+    const add = await execPlugin(sea, env('ADD', 'h1', ns.path), conf())
     assert.equal(add.exitCode, 0, add.stdout + add.stderr)
     const ips = (add.doc?.['ips'] as Array<{ address: string }> | undefined)?.map((i) => i.address)
     assert.deepEqual(ips, ['10.231.40.2/24'])
     assert.deepEqual(addresses('eth0', ns.name), ['10.231.40.2/24'])
     assert.ok(pings(ns.name, '10.231.40.1'))
-    const check = await execPlugin(plugin, env('CHECK', 'h1', ns.path), { ...conf(), prevResult: add.doc })
+    const check = await execPlugin(sea, env('CHECK', 'h1', ns.path), { ...conf(), prevResult: add.doc })
     assert.equal(check.exitCode, 0, check.stdout)
-    const del = await execPlugin(plugin, env('DEL', 'h1', ns.path), conf())
+    const del = await execPlugin(sea, env('DEL', 'h1', ns.path), conf())
     assert.deepEqual([del.exitCode, del.stdout], [0, ''])
     assert.deepEqual(calls.slice(before).map((c) => [c['command'], c['exitCode']]), [['ADD', 0], ['CHECK', 0], ['DEL', 0]])
     assert.deepEqual(addresses('eth0', ns.name), [])
@@ -104,7 +108,7 @@ describe('hand-off to a running daemon', () => {
 
   it('an error is the daemon envelope\'s, in the protocol form', async () => {
     const ns = scope.addNetns('e')
-    const bad = await execPlugin(plugin, env('ADD', 'h2', ns.path), conf({ ipam: { ranges: [] } }))
+    const bad = await execPlugin(sea, env('ADD', 'h2', ns.path), conf({ ipam: { ranges: [] } }))
     assert.deepEqual([bad.exitCode, bad.doc?.['code'], bad.doc?.['msg']], [1, 7, 'invalid network config'])
     assert.equal(calls.at(-1)?.['exitCode'], 1)
   })
@@ -113,10 +117,10 @@ describe('hand-off to a running daemon', () => {
     const ns = scope.addNetns('l')
     const before = calls.length
     const missing = conf({ daemon: join(dir, 'nobody.sock') })
-    const add = await execPlugin(plugin, env('ADD', 'h3', ns.path), missing)
+    const add = await execPlugin(sea, env('ADD', 'h3', ns.path), missing)
     assert.equal(add.exitCode, 0, add.stdout)
     assert.deepEqual(addresses('eth0', ns.name), ['10.231.40.3/24'])
-    const del = await execPlugin(plugin, env('DEL', 'h3', ns.path), conf({ daemon: false }))
+    const del = await execPlugin(sea, env('DEL', 'h3', ns.path), conf({ daemon: false }))
     assert.equal(del.exitCode, 0, del.stdout)
     assert.deepEqual(addresses('eth0', ns.name), [])
     assert.equal(calls.length, before, 'the daemon ran none of them')
@@ -126,11 +130,11 @@ describe('hand-off to a running daemon', () => {
     const path = join(dir, 'refusing.sock')
     const fake = await fakeDaemon(path, (c) => c.end(JSON.stringify({ refused: 'unsupported hand-off version 1' })))
     const ns = scope.addNetns('r')
-    const add = await execPlugin(plugin, env('ADD', 'h4', ns.path), conf({ daemon: path }))
+    const add = await execPlugin(sea, env('ADD', 'h4', ns.path), conf({ daemon: path }))
     assert.equal(add.exitCode, 0, add.stdout)
     assert.equal(fake.accepted(), 1)
     assert.deepEqual(addresses('eth0', ns.name), ['10.231.40.4/24'])
-    const del = await execPlugin(plugin, env('DEL', 'h4', ns.path), conf({ daemon: false }))
+    const del = await execPlugin(sea, env('DEL', 'h4', ns.path), conf({ daemon: false }))
     assert.equal(del.exitCode, 0, del.stdout)
   })
 
@@ -138,7 +142,7 @@ describe('hand-off to a running daemon', () => {
     const path = join(dir, 'mute.sock')
     const fake = await fakeDaemon(path, (c) => c.destroy())
     const ns = scope.addNetns('m')
-    const add = await execPlugin(plugin, env('ADD', 'h5', ns.path), conf({ daemon: path }))
+    const add = await execPlugin(sea, env('ADD', 'h5', ns.path), conf({ daemon: path }))
     assert.deepEqual([add.exitCode, add.doc?.['code'], add.doc?.['cniVersion']], [1, 11, '1.0.0'])
     assert.equal(fake.accepted(), 1)
     assert.ok(!linkNames(ns.name).includes('eth0'), 'nothing was made in the sandbox')
@@ -146,15 +150,65 @@ describe('hand-off to a running daemon', () => {
 
   it('20 parallel ADDs through the daemon: distinct addresses; 20 parallel DELs leave no link on the bridge', async () => {
     const nss = Array.from({ length: 20 }, (_, i) => scope.addNetns(`p${i}`))
-    const adds = await Promise.all(nss.map((ns, i) => execPlugin(plugin, env('ADD', `par${i}`, ns.path), conf())))
+    const adds = await Promise.all(nss.map((ns, i) => execPlugin(sea, env('ADD', `par${i}`, ns.path), conf())))
     for (const a of adds) assert.equal(a.exitCode, 0, a.stdout)
     const got = nss.map((ns) => addresses('eth0', ns.name)[0])
     assert.equal(new Set(got).size, 20, got.join(' '))
-    const dels = await Promise.all(nss.map((ns, i) => execPlugin(plugin, env('DEL', `par${i}`, ns.path), conf())))
+    const dels = await Promise.all(nss.map((ns, i) => execPlugin(sea, env('DEL', `par${i}`, ns.path), conf())))
     for (const d of dels) assert.equal(d.exitCode, 0, d.stdout)
     await daemon?.close()
     daemon = undefined
     const ports = JSON.parse(execFileSync('ip', ['-json', 'link', 'show', 'master', bridge], { encoding: 'utf8' })) as unknown[]
     assert.deepEqual(ports, [], 'the daemon removed every pair before it closed')
+  })
+})
+
+describe('hand-off to `isthmus serve`', () => {
+  let plugin: PluginProcess | undefined
+  const served = new Scope()
+  before(async () => {
+    requireRoot()
+    plugin = await startPlugin(`isthmus-ho-${served.id}`)
+  })
+  after(async () => {
+    // CNI never deletes a network: this one goes through the core, with its rules in the
+    // default chains, before the state directory does.
+    if (plugin !== undefined) {
+      const store = await fileStore({ stateDir: plugin.stateDir })()
+      if (E.isRight(store)) {
+        const ipam = makeIpam({ store: store.right, clock: systemClock })
+        const env: Env = { store: store.right, dataplane: linuxDataplane(), controlPlane: builtinControlPlane(ipam, store.right), agent: noopAgent, log: silentLogger, clock: systemClock }
+        await deleteNetwork(`served-${served.id}` as NetworkId)(env)()
+        await store.right.close()
+      }
+    }
+    await plugin?.dispose()
+    await served.cleanup()
+  })
+
+  it('a netconf on the daemon\'s state directory is served by the daemon, over its own store', async () => {
+    const ns = served.addNetns('s')
+    const onDaemon = {
+      cniVersion: '1.0.0',
+      name: `served-${served.id}`,
+      type: 'isthmus',
+      bridge: served.bridge('s'),
+      // the daemon's state directory and chain prefix (the default): its own store and dataplane
+      stateDir: plugin!.stateDir,
+      daemon: plugin!.cniSocket,
+      ipam: { ranges: [[{ subnet: '10.231.41.0/24' }]] }
+    }
+    const add = await execPlugin(sea, env('ADD', 's1', ns.path), onDaemon)
+    assert.equal(add.exitCode, 0, add.stdout + add.stderr)
+    assert.deepEqual(addresses('eth0', ns.name), ['10.231.41.2/24'])
+    assert.ok(pings(ns.name, '10.231.41.1'))
+    const del = await execPlugin(sea, env('DEL', 's1', ns.path), onDaemon)
+    assert.deepEqual([del.exitCode, del.stdout], [0, ''])
+    const lines = plugin!.logs().split('\n').filter((l) => l.includes('"message":"cni"'))
+    assert.deepEqual(
+      lines.map((l) => (JSON.parse(l) as { command: string; exitCode: number })).map((c) => [c.command, c.exitCode]),
+      [['ADD', 0], ['DEL', 0]],
+      'both calls ran in the daemon'
+    )
   })
 })

@@ -56,6 +56,8 @@ export interface PluginProcess {
   readonly name: string
   readonly socket: string
   readonly stateDir: string
+  /** Where its CNI hand-off socket is (`--cni-socket`). */
+  readonly cniSocket: string
   readonly pid: () => number
   /** Everything the daemon wrote to stderr (JSON log lines). */
   readonly logs: () => string
@@ -105,6 +107,7 @@ export const startPlugin = async (name: string, extraArgs: ReadonlyArray<string>
     name,
     socket,
     stateDir,
+    cniSocket,
     pid: () => child?.pid ?? -1,
     logs: () => log,
     start,

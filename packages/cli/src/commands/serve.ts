@@ -6,7 +6,7 @@ import * as E from 'fp-ts/lib/Either.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import type { Argv } from 'yargs'
-import { builtinControlPlane, describe, makeIpam, noopAgent, systemClock, type Env, type Logger, type Store } from '@isthmus/core'
+import { builtinControlPlane, describe, makeIpam, noopAgent, systemClock, type ControlPlane, type Env, type Logger, type Store } from '@isthmus/core'
 import {
   clearStaleSocket,
   createPluginApp,
@@ -89,16 +89,16 @@ const configurationOf = (args: ServeArgs, on: ListenOn, contrail: ContrailSettin
  */
 const startCniHandoff = async (
   args: ServeArgs,
-  own: { readonly store: Store; readonly dataplane: LinuxDataplane; readonly log: Logger }
+  own: { readonly store: Store; readonly dataplane: LinuxDataplane; readonly builtin: ControlPlane; readonly log: Logger }
 ): Promise<HandoffServer | undefined> => {
   const socket = args.cniSocket ?? DEFAULT_DAEMON_SOCKET
   if (socket === '') return undefined
-  const { store, dataplane, log } = own
-  const ipam = makeIpam({ store, clock: systemClock })
+  const { store, dataplane, builtin, log } = own
+  // The Docker plugin's own built-in control plane: one IPAM, one view of the pools, for both.
   const seed = {
     settings: { stateDir: args.stateDir },
     session: {
-      env: { store, dataplane, controlPlane: builtinControlPlane(ipam, store), agent: noopAgent, log, clock: systemClock },
+      env: { store, dataplane, controlPlane: builtin, agent: noopAgent, log, clock: systemClock },
       close: () => Promise.resolve()
     }
   }
@@ -175,7 +175,7 @@ export const serve = async (args: ServeArgs): Promise<void> => {
     return
   }
   log.info('serving', { ...on, stateDir: args.stateDir, pid: process.pid })
-  const cni = await startCniHandoff(args, { store, dataplane, log })
+  const cni = await startCniHandoff(args, { store, dataplane, builtin, log })
   let metricsServer: MetricsServer | undefined
   if (metricsAt !== undefined) {
     registerStoreMetrics(metrics.registry, env)
