@@ -433,7 +433,9 @@ export const deleteVeth = (tools: Tools, endpoint: Endpoint, bridge: string): TE
       deleteAll(tools, host, [
         ['link', 'del', 'dev', n.host],
         ['link', 'del', 'dev', n.peer],
-        ...endpoint.addresses.map((a): IpCommand => ['neigh', 'del', splitCidr(a.cidr).address, 'dev', bridge])
+        // `flush`, not `del`: an entry that is not there (an endpoint that never had one) is no
+        // error, where `neigh del` makes ip exit, ending the rest of its batch with it.
+        ...endpoint.addresses.map((a): IpCommand => ['neigh', 'flush', 'to', splitCidr(a.cidr).address, 'dev', bridge, 'nud', 'all'])
       ])
     )
   )

@@ -1,0 +1,267 @@
+/**
+ * Long-running `ip -force -batch -` processes that a daemon feeds its host-namespace batches to,
+ * instead of starting an `ip` per batch. Starting a process costs the daemon's event loop ~4 ms
+ * (fork of a large process) and the machine the exec; a line on a pipe costs microseconds. The
+ * daemon starts one per `docker run` at least (the spare refill, the deferred veth removal), and
+ * each stalls the Docker calls that arrive meanwhile.
+ *
+ * This is an `Exec` wrapper: `ip -batch -` and `ip -force -batch -` in the host namespace go to a
+ * kept process and come back as if a process of their own had run them (the same exit code, and
+ * stderr with `Command failed -:N` numbered within the batch), so ip.ts reads them unchanged.
+ * Everything else (`-json` reads, `ip -n`, nsenter, iptables) goes to the wrapped `Exec`.
+ *
+ * How a batch's end is seen: after its lines comes a line that is not a command (`isthmus-done`):
+ * `ip -force` reports it on stderr as `Command failed -:M`, M being that line's number, and goes
+ * on. stderr is unbuffered and written in order, so everything before that report is the
+ * batch's. A plain batch (no `-force`) stops at its first failing line: its lines are sent one at
+ * a time, each followed by the marker, and the rest are not sent after a failure.
+ *
+ * Batches to one process run one after the other, and a veth removal waits ~20 ms in the kernel:
+ * up to `maxProcesses` run side by side, each batch going to an idle one. A process that exits
+ * (an argument error makes `ip` exit even with `-force`) fails the batch it was running with its
+ * exit code, as a process of its own would have; the next batch starts a new one.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import * as E from 'fp-ts/lib/Either.js'
+import type * as TE from 'fp-ts/lib/TaskEither.js'
+import { dataplane, io, type CoreError } from '@isthmus/core'
+import { TIMEOUT_EXIT, type Exec, type ExecOutput } from './exec.js'
+
+/** @category model */
+export interface BatchProcesses {
+  readonly exec: Exec
+  /** End the kept processes (their batches finish first: stdin is closed, not killed). */
+  readonly close: () => Promise<void>
+}
+
+/** @category model */
+export interface BatchProcessOptions {
+  /** The `ip` command. Default `ip`. */
+  readonly ip?: string
+  /** Most processes kept. Default 3. */
+  readonly maxProcesses?: number
+  /** A batch not done after this long fails (and its process is ended). Default 10 s. */
+  readonly timeoutMs?: number
+}
+
+// Not a command `ip` knows, so it fails at once and touches nothing: the end-of-batch marker.
+const MARKER = 'isthmus-done'
+const FAILED = /^Command failed -:(\d+)$/
+
+/** What a batch caused: its stderr and, when `ip` exited during it, the exit code. */
+interface Sent {
+  readonly stderr: string
+  readonly exitCode?: number
+}
+
+interface Waiter {
+  readonly markerLine: number
+  readonly resolve: (sent: Sent) => void
+  readonly reject: (e: CoreError) => void
+}
+
+/** One kept `ip -force -batch -` process. */
+class BatchProcess {
+  private readonly child: ChildProcessWithoutNullStreams
+  private lineNo = 0
+  private stderr = ''
+  private pending = ''
+  private waiter: Waiter | undefined
+  private exited: CoreError | undefined
+  busy = false
+
+  constructor(
+    ip: string,
+    private readonly timeoutMs: number,
+    onExit: (p: BatchProcess) => void
+  ) {
+    this.child = spawn(ip, ['-force', '-batch', '-'], { stdio: 'pipe', env: { ...process.env, LC_ALL: 'C' } })
+    // An idle process does not keep the daemon alive (at its exit `ip` reads EOF); one running a
+    // batch does, so that a removal in flight at shutdown is not cut off.
+    this.hold(false)
+    this.child.stdin.on('error', () => undefined)
+    this.child.stdout.resume()
+    this.child.stderr.setEncoding('utf8')
+    this.child.stderr.on('data', (c: string) => this.onStderr(c))
+    // Some commands make ip exit even with -force (`neigh del` of an entry that is not there):
+    // the batch running then ends as in a process of its own, with what it printed and the code.
+    const gone = (code: number | null, signal: NodeJS.Signals | null, error?: Error) => {
+      if (this.exited !== undefined) return
+      const argv = [ip, '-force', '-batch', '-']
+      this.exited = error !== undefined ? io(`run ${ip}`, error) : dataplane(argv, code ?? 1, `exited (${signal ?? code})`)
+      const w = this.waiter
+      this.waiter = undefined
+      if (w !== undefined) {
+        if (error !== undefined) w.reject(this.exited)
+        else if (signal !== null) w.reject(dataplane(argv, TIMEOUT_EXIT, `${this.stderr}${this.pending}killed (${signal})`))
+        else w.resolve({ stderr: `${this.stderr}${this.pending}`, exitCode: code ?? 1 })
+      }
+      onExit(this)
+    }
+    this.child.on('error', (e) => gone(null, null, e))
+    // 'close', not 'exit': stderr has then been read to its end.
+    this.child.on('close', (code, signal) => gone(code, signal))
+  }
+
+  private hold(on: boolean): void {
+    if (on) this.child.ref()
+    else this.child.unref()
+    for (const s of [this.child.stdin, this.child.stdout, this.child.stderr]) {
+      const h = s as unknown as { ref?: () => void; unref?: () => void }
+      if (on) h.ref?.()
+      else h.unref?.()
+    }
+  }
+
+  get alive(): boolean {
+    return this.exited === undefined
+  }
+
+  private onStderr(chunk: string): void {
+    this.pending += chunk
+    let nl: number
+    while ((nl = this.pending.indexOf('\n')) >= 0) {
+      const line = this.pending.slice(0, nl + 1)
+      this.pending = this.pending.slice(nl + 1)
+      const m = FAILED.exec(line.trimEnd())
+      if (m !== null && this.waiter !== undefined && Number(m[1]) === this.waiter.markerLine) {
+        // The marker's own complaint is the line before its report: not part of the batch's output.
+        const text = this.stderr.replace(/Object "isthmus-done" is unknown[^\n]*\n$/, '')
+        const w = this.waiter
+        this.waiter = undefined
+        this.stderr = ''
+        w.resolve({ stderr: text })
+      } else {
+        this.stderr += line
+      }
+    }
+  }
+
+  /**
+   * Send `lines` then the marker; resolves the stderr they caused, with their `Command failed`
+   * lines renumbered from 1 (as in a process of their own).
+   */
+  send(lines: ReadonlyArray<string>): Promise<Sent> {
+    if (this.exited !== undefined) return Promise.reject(this.exited)
+    const first = this.lineNo + 1
+    this.lineNo += lines.length + 1
+    const markerLine = this.lineNo
+    this.hold(true)
+    return new Promise<Sent>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.child.kill('SIGKILL')
+      }, this.timeoutMs)
+      timer.unref()
+      this.waiter = {
+        markerLine,
+        resolve: (sent) => {
+          clearTimeout(timer)
+          this.hold(false)
+          resolve({ ...sent, stderr: sent.stderr.replace(/^Command failed -:(\d+)$/gm, (_, n: string) => `Command failed -:${Number(n) - first + 1}`) })
+        },
+        reject: (e) => {
+          clearTimeout(timer)
+          this.hold(false)
+          reject(e)
+        }
+      }
+      this.child.stdin.write(`${[...lines, MARKER].join('\n')}\n`)
+    })
+  }
+
+  end(): Promise<void> {
+    if (this.exited !== undefined) return Promise.resolve()
+    this.hold(true)
+    return new Promise((resolve) => {
+      this.child.once('close', () => resolve())
+      this.child.stdin.end()
+    })
+  }
+}
+
+const failedIn = (stderr: string): boolean => /^Command failed -:\d+$/m.test(stderr)
+
+/**
+ * `inner` with the host namespace's `ip -batch -` / `ip -force -batch -` run by kept processes.
+ *
+ * @category constructors
+ */
+export const batchProcesses = (inner: Exec, options: BatchProcessOptions = {}): BatchProcesses => {
+  const ip = options.ip ?? 'ip'
+  const max = Math.max(1, options.maxProcesses ?? 3)
+  const timeoutMs = options.timeoutMs ?? 10_000
+  const procs: BatchProcess[] = []
+  const queue: Array<(p: BatchProcess) => void> = []
+
+  const release = (p: BatchProcess): void => {
+    p.busy = false
+    if (!p.alive) return
+    const next = queue.shift()
+    if (next !== undefined) {
+      p.busy = true
+      next(p)
+    }
+  }
+  const acquire = (): Promise<BatchProcess> => {
+    const idle = procs.find((p) => p.alive && !p.busy)
+    const p =
+      idle ??
+      (procs.filter((x) => x.alive).length < max
+        ? (() => {
+            const made = new BatchProcess(ip, timeoutMs, (gone) => {
+              const i = procs.indexOf(gone)
+              if (i >= 0) procs.splice(i, 1)
+            })
+            procs.push(made)
+            return made
+          })()
+        : undefined)
+    if (p !== undefined) {
+      p.busy = true
+      return Promise.resolve(p)
+    }
+    return new Promise((resolve) => queue.push(resolve))
+  }
+
+  const runBatch = async (lines: ReadonlyArray<string>, force: boolean): Promise<E.Either<CoreError, ExecOutput>> => {
+    const p = await acquire()
+    try {
+      if (force) {
+        const out = await p.send(lines)
+        return E.right({ stdout: '', stderr: out.stderr, exitCode: out.exitCode ?? (failedIn(out.stderr) ? 1 : 0) })
+      }
+      // A plain batch stops at its first failure: one line at a time.
+      let stderr = ''
+      for (const [i, line] of lines.entries()) {
+        const out = await p.send([line])
+        stderr += out.stderr.replace(/^Command failed -:1$/m, `Command failed -:${i + 1}`)
+        if (out.exitCode !== undefined) return E.right({ stdout: '', stderr, exitCode: out.exitCode })
+        if (failedIn(out.stderr)) return E.right({ stdout: '', stderr, exitCode: 1 })
+      }
+      return E.right({ stdout: '', stderr, exitCode: 0 })
+    } catch (e) {
+      return E.left(e as CoreError)
+    } finally {
+      release(p)
+    }
+  }
+
+  const exec: Exec = (file, args, input) => {
+    const force = args.length === 3 && args[0] === '-force' && args[1] === '-batch' && args[2] === '-'
+    const plain = args.length === 2 && args[0] === '-batch' && args[1] === '-'
+    if (file !== ip || !(force || plain) || input === undefined) return inner(file, args, input)
+    const lines = input.split('\n').filter((l) => l.trim() !== '')
+    // A marker among the lines would end the batch early: never the case for isthmus's own.
+    if (lines.some((l) => l.trim() === MARKER)) {
+      return (async () => E.left(io('ip batch', new Error(`a batch line may not be ${MARKER}`)))) as TE.TaskEither<CoreError, ExecOutput>
+    }
+    return () => runBatch(lines, force)
+  }
+
+  return {
+    exec,
+    close: async () => {
+      await Promise.all(procs.map((p) => p.end()))
+    }
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * Kept `ip -batch` processes (batchProcess.ts), side by side with an `ip` process per batch: the
+ * same input gives the same exit code, the same stderr and the same links in the kernel.
+ */
+import { strict as assert } from 'node:assert'
+import { existsSync, readFileSync, readdirSync } from 'node:fs'
+import { after, before, describe, it } from 'node:test'
+import * as E from 'fp-ts/lib/Either.js'
+import { batchProcesses, execFileExec, type Exec, type ExecOutput } from '../src/index.js'
+import { link, requireRoot, Scope } from './helpers.js'
+
+const scope = new Scope()
+const direct = execFileExec()
+let passed: string[] = []
+const counting: Exec = (file, args, input) => {
+  passed.push([file, ...args].join(' '))
+  return direct(file, args, input)
+}
+const kept = batchProcesses(counting, { maxProcesses: 2 })
+
+const run = async (exec: Exec, args: ReadonlyArray<string>, lines: ReadonlyArray<string>): Promise<ExecOutput> => {
+  const r = await exec('ip', args, `${lines.join('\n')}\n`)()
+  if (E.isLeft(r)) assert.fail(`${args.join(' ')}: ${JSON.stringify(r.left)}`)
+  return r.right
+}
+
+// `ip` processes whose parent is this test process (the kept ones).
+const ipChildren = (): number[] =>
+  readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        const stat = readFileSync(`/proc/${p}/stat`, 'utf8')
+        return stat.includes('(ip)') && Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === process.pid
+      } catch {
+        return false
+      }
+    })
+    .map(Number)
+
+describe('kept ip -batch processes (real kernel)', () => {
+  before(requireRoot)
+  after(async () => {
+    await kept.close()
+    await scope.cleanup()
+  })
+
+  const dummy = (tag: string): string => scope.track(`itd${scope.id}${tag}`)
+
+  it('a plain batch stops at its first failing line, as an ip process of its own does', async () => {
+    for (const exec of [direct, kept.exec]) {
+      const [a, b] = [dummy(exec === direct ? 'a' : 'c'), dummy(exec === direct ? 'b' : 'd')]
+      const out = await run(exec, ['-batch', '-'], [`link add ${a} type bridge`, `link set dev ${a}x up`, `link add ${b} type bridge`])
+      assert.equal(out.exitCode, 1)
+      assert.match(out.stderr, /Cannot find device "[^"]+x"\nCommand failed -:2\n$/)
+      assert.ok(link(a) !== undefined, 'the line before the failure ran')
+      assert.equal(link(b), undefined, 'the line after it did not')
+    }
+  })
+
+  it('a -force batch runs every line and numbers the failures within the batch', async () => {
+    const outs: ExecOutput[] = []
+    for (const exec of [direct, kept.exec]) {
+      const a = dummy(exec === direct ? 'e' : 'f')
+      outs.push(await run(exec, ['-force', '-batch', '-'], ['link del dev nonexist0', `link add ${a} type bridge`, 'link del dev nonexist1']))
+      assert.ok(link(a) !== undefined)
+    }
+    assert.deepEqual(outs[1], outs[0])
+    assert.equal(outs[1]?.exitCode, 1)
+    assert.match(outs[1]?.stderr ?? '', /Command failed -:1\n.*\nCommand failed -:3\n$/s)
+  })
+
+  it('a line that makes ip exit ends its batch with the exit code; the next batch gets a new process', async () => {
+    const bad = ['neigh del 10.240.99.9 dev lo']
+    const own = await run(direct, ['-force', '-batch', '-'], bad)
+    const viaKept = await run(kept.exec, ['-force', '-batch', '-'], bad)
+    assert.notEqual(own.exitCode, 0)
+    assert.equal(viaKept.exitCode, own.exitCode)
+    const a = dummy('g')
+    assert.equal((await run(kept.exec, ['-batch', '-'], [`link add ${a} type bridge`])).exitCode, 0)
+    assert.ok(link(a) !== undefined)
+  })
+
+  it('batches side by side use at most maxProcesses processes, and all complete', async () => {
+    const names = Array.from({ length: 8 }, (_, i) => dummy(`p${i}`))
+    const outs = await Promise.all(names.map((n) => run(kept.exec, ['-batch', '-'], [`link add ${n} type bridge`, `link set dev ${n} up`])))
+    assert.deepEqual(outs.map((o) => o.exitCode), names.map(() => 0))
+    for (const n of names) assert.ok(link(n)?.flags.includes('UP'), n)
+    assert.ok(ipChildren().length <= 2, `kept processes: ${ipChildren().join(' ')}`)
+  })
+
+  it('only host-namespace batches are kept: reads, ip -n and other commands start their own process', async () => {
+    passed = []
+    await run(kept.exec, ['-json', '-batch', '-'], ['link show dev lo'])
+    await kept.exec('ip', ['link', 'show', 'dev', 'lo'])()
+    await run(kept.exec, ['-batch', '-'], ['link set dev lo up'])
+    assert.deepEqual(passed, ['ip -json -batch -', 'ip link show dev lo'])
+  })
+
+  it('close ends the kept processes', async () => {
+    const before = ipChildren()
+    assert.ok(before.length > 0)
+    await kept.close()
+    for (const pid of before) assert.equal(existsSync(`/proc/${pid}/stat`) && readFileSync(`/proc/${pid}/stat`, 'utf8').includes('(ip)'), false)
+  })
+})
