@@ -122,7 +122,10 @@ export const ipamRoutes = (ipam: Ipam): ReadonlyArray<Route> => [
             ...(address === undefined ? {} : { address }),
             ...(mac === undefined ? {} : { mac }),
             // --ip and --aux-address may lie outside --ip-range (only dynamic picks stay inside)
-            anywhereInSubnet: true
+            anywhereInSubnet: true,
+            // A container's address, picked here, dies with the machine (Store PutOptions); one
+            // asked for may be an --aux-address of the network, which must outlive it.
+            durable: gateway || address !== undefined
           }
         )
       ),

@@ -150,6 +150,7 @@ describe('cnm-server routes over a unix socket', () => {
       (await h.call('/IpamDriver.RequestPool', { AddressSpace: 'isthmus-local', Pool: '10.250.91.0/24', SubPool: '10.250.91.128/25', Options: {}, V6: false })).body
     )
     const PoolID = String(pool['PoolID'])
+    h.t.store.probe.reset()
     const gw = await h.call('/IpamDriver.RequestAddress', { PoolID, Address: '10.250.91.254', Options: { RequestAddressType: 'com.docker.network.gateway' } })
     assert.deepEqual(gw, { status: 200, body: { Address: '10.250.91.254/24', Data: {} } })
     const aux = await h.call('/IpamDriver.RequestAddress', { PoolID, Address: '10.250.91.10', Options: null })
@@ -160,6 +161,12 @@ describe('cnm-server routes over a unix socket', () => {
     assert.match(String(dyn['Address']), /^10\.250\.91\.\d+\/24$/)
     const host = Number(String(dyn['Address']).split(/[./]/)[3])
     assert.ok(host >= 128 && host <= 254, `${String(dyn['Address'])} inside --ip-range 10.250.91.128/25`)
+    // Only the container's own pick is written without fsync: the gateway and an --aux-address (like
+    // --ip on the wire) belong to the network and must outlive a power loss.
+    assert.deepEqual(
+      h.t.store.probe.callsOf('leases.reserve').map((c) => [(c.args[0] as { address: string }).address, c.args[1]]),
+      [['10.250.91.254', { durable: true }], ['10.250.91.10', { durable: true }], ['10.250.91.20', { durable: true }], [String(dyn['Address']).split('/')[0], { durable: false }]]
+    )
     // the address docker gives back is free again; the gateway stays with the pool
     assert.deepEqual(await h.call('/IpamDriver.ReleaseAddress', { PoolID, Address: '10.250.91.20' }), { status: 200, body: {} })
     assert.deepEqual(await h.call('/IpamDriver.ReleaseAddress', { PoolID, Address: '10.250.91.254' }), { status: 200, body: {} })

@@ -14,6 +14,11 @@
  *   atomically. So creation is create-if-absent across processes (like host-local's O_EXCL), and
  *   unlike O_EXCL + write the target never exists with partial content: it appears complete or
  *   not at all.
+ *
+ * Both take `durable = false` for writes that may be lost with the machine (Store PutOptions):
+ * no fsync. A power loss may then leave the new file empty (its data was never written back), so
+ * an empty record file is one such cut write: readers take it as absent (`readText`), and
+ * `occupied` clears it for the next create.
  */
 import { randomBytes } from 'node:crypto'
 import * as fs from 'node:fs'
@@ -97,9 +102,18 @@ export const tempPath = (dir: string): string => join(dir, `${TEMP_PREFIX}${uniq
 /** @category utils */
 export const tombPath = (dir: string): string => join(dir, `${TOMB_PREFIX}${uniqueSuffix()}`)
 
-/** The text of a file, or none when it does not exist. @category utils */
+/** The text of a file, or none when it does not exist or is empty (a cut write, above). @category utils */
 export const readText = (path: string): TE.TaskEither<CoreError, O.Option<string>> =>
-  attemptUnless('read', path, async () => O.some(fs.readFileSync(path, 'utf8')), 'ENOENT', O.none as O.Option<string>)
+  attemptUnless(
+    'read',
+    path,
+    async () => {
+      const text = fs.readFileSync(path, 'utf8')
+      return text === '' ? O.none : O.some(text)
+    },
+    'ENOENT',
+    O.none as O.Option<string>
+  )
 
 /** The entries of a directory; a missing directory has none. @category utils */
 export const readNames = (dir: string): TE.TaskEither<CoreError, ReadonlyArray<string>> =>
@@ -114,6 +128,30 @@ export const mkdirp = (dir: string): TE.TaskEither<CoreError, void> =>
 /** Whether a path exists (a hint: it may change right after). @category utils */
 export const exists = (path: string): TE.TaskEither<CoreError, boolean> =>
   attemptUnless('stat', path, async () => (fs.lstatSync(path), true), 'ENOENT', false)
+
+/**
+ * Whether a record file is there to stay: an empty one, the remains of a cut write (above), is
+ * removed and reported absent, so a create can take its place. Nothing else ever leaves a record
+ * file empty: writes go to a temp file first.
+ *
+ * @category utils
+ */
+export const occupied = (path: string): TE.TaskEither<CoreError, boolean> =>
+  attemptUnless(
+    'stat',
+    path,
+    async () => {
+      if (fs.lstatSync(path).size > 0) return true
+      try {
+        fs.unlinkSync(path)
+      } catch (e) {
+        if (errnoOf(e) !== 'ENOENT') throw e
+      }
+      return false
+    },
+    'ENOENT',
+    false
+  )
 
 /** Remove a file; absent is fine. @category utils */
 export const removeFile = (path: string): TE.TaskEither<CoreError, void> =>
@@ -197,9 +235,9 @@ export const replaceFile = (path: string, dir: string, text: string, durable = t
  *
  * @category utils
  */
-export const createFile = (path: string, dir: string, text: string): TE.TaskEither<CoreError, boolean> =>
+export const createFile = (path: string, dir: string, text: string, durable = true): TE.TaskEither<CoreError, boolean> =>
   pipe(
-    writeTemp(dir, text, true),
+    writeTemp(dir, text, durable),
     TE.chain((temp) =>
       pipe(
         attemptUnless('link', path, async () => (fs.linkSync(temp, path), true), 'EEXIST', false),
@@ -207,5 +245,5 @@ export const createFile = (path: string, dir: string, text: string): TE.TaskEith
         TE.chainFirst(() => removeFile(temp))
       )
     ),
-    TE.chainFirst((created) => (created ? syncDir(dir) : TE.right(undefined)))
+    TE.chainFirst((created) => (created && durable ? syncDir(dir) : TE.right(undefined)))
   )

@@ -4,7 +4,9 @@
  *
  * Guarantees, across processes:
  * - `reserve` takes no lock: fsio.createFile's link(2) is the one atomic create-if-absent. The file
- *   is complete from the moment it exists and is on disk (file and directory fsynced) before `true`.
+ *   is complete from the moment it exists and is on disk (file and directory fsynced) before `true`,
+ *   unless the write is not durable (Store PutOptions): then a power loss may leave it empty,
+ *   which reads as free and is cleared by the next reserve (fsio.occupied).
  * - Every change to an existing lease (`release`, with or without owner, and `transfer`) runs under
  *   a per-address lock. Since `reserve` only ever creates, the content of a lease file cannot change
  *   under a lock holder, so read-compare-act is atomic against every other release and transfer:
@@ -36,7 +38,7 @@ import {
   attempt,
   createFile,
   errnoOf,
-  exists,
+  occupied,
   mkdirp,
   readText,
   removeFile,
@@ -126,14 +128,16 @@ export const fileLeases = ({ layout: L, locks, tempMaxAgeMs }: LeaseSpec): Lease
   }
 
   return {
-    reserve: (lease) => {
+    reserve: (lease, options) => {
       const path = L.lease(lease.addressSpace, lease.address)
       const dir = L.leaseDir(lease.addressSpace)
       return pipe(
         ensureDir(dir),
         // A cheap answer for the common busy case; the link below stays the only arbiter.
-        TE.chain(() => exists(path)),
-        TE.chain((taken) => (taken ? TE.right(false) : createFile(path, dir, encodeEnvelope('lease', Lease, lease))))
+        TE.chain(() => occupied(path)),
+        TE.chain((taken) =>
+          taken ? TE.right(false) : createFile(path, dir, encodeEnvelope('lease', Lease, lease), options?.durable ?? true)
+        )
       )
     },
     release: (space, address, owner?: LeaseOwner) =>
@@ -153,7 +157,7 @@ export const fileLeases = ({ layout: L, locks, tempMaxAgeMs }: LeaseSpec): Lease
           )
         )
       ),
-    transfer: (space, address, from, to) =>
+    transfer: (space, address, from, to, options) =>
       underLock(
         space,
         address,
@@ -169,7 +173,8 @@ export const fileLeases = ({ layout: L, locks, tempMaxAgeMs }: LeaseSpec): Lease
                       replaceFile(
                         L.lease(space, address),
                         L.leaseDir(space),
-                        encodeEnvelope('lease', Lease, { ...held.value, owner: to })
+                        encodeEnvelope('lease', Lease, { ...held.value, owner: to }),
+                        options?.durable ?? true
                       ),
                       TE.map(() => true)
                     )

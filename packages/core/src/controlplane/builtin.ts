@@ -194,7 +194,9 @@ export const builtinControlPlane = (ipam: Ipam, store: Store): ControlPlane => {
     const poolId = ns.poolId
     if (assigned) {
       // Docker: RequestAddress (owner: the runtime) came first, CreateEndpoint hands it on
-      const moved = await store.leases.transfer(space, address, DOCKER_RUNTIME_OWNER, owner)()
+      // Not durable: lost with the machine, the lease is the runtime's again, which dockerd
+      // releases after the restart along with the endpoint (Store PutOptions).
+      const moved = await store.leases.transfer(space, address, DOCKER_RUNTIME_OWNER, owner, { durable: false })()
       if (E.isLeft(moved)) return moved
       if (moved.right) {
         undo.push(() => store.leases.transfer(space, address, owner, DOCKER_RUNTIME_OWNER)())

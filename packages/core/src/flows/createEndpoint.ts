@@ -107,7 +107,8 @@ const create = (networkId: NetworkId, request: CreateEndpointRequest): Flow<Endp
       'store',
       ({ endpoint }) =>
         (env) =>
-          env.store.endpoints.put(endpoint),
+          // A Docker endpoint's record need not outlive a power loss (Store PutOptions).
+          env.store.endpoints.put(endpoint, { durable: endpoint.owner.kind !== 'docker' }),
       ({ endpoint }) =>
         (env) =>
           env.store.endpoints.delete(endpoint.id)

@@ -60,6 +60,8 @@ export interface AllocateOptions {
    * addresses, the gateway, the network and broadcast addresses stay refused.
    */
   readonly anywhereInSubnet?: boolean
+  /** How the lease is written (the Store's PutOptions): Docker's own picks need not be durable. */
+  readonly durable?: boolean
 }
 
 /** @category model */
@@ -226,12 +228,13 @@ export const makeIpam = (deps: IpamDeps): Ipam => {
     pool: Pool,
     address: IpAddress,
     owner: LeaseOwner,
-    mac?: MacAddress
+    mac?: MacAddress,
+    durable = true
   ): Promise<E.Either<CoreError, Lease>> => {
     const space = pool.addressSpace
     for (let attempt = 0; attempt < 3; attempt++) {
       const lease = leaseOf(pool, address, owner, mac)
-      const r = await store.leases.reserve(lease)()
+      const r = await store.leases.reserve(lease, { durable })()
       if (E.isLeft(r)) return r
       if (r.right) return E.right(lease)
       const held = await store.leases.get(space, address)()
@@ -250,7 +253,8 @@ export const makeIpam = (deps: IpamDeps): Ipam => {
     owner: LeaseOwner,
     address: IpAddress,
     mac?: MacAddress,
-    anywhereInSubnet = false
+    anywhereInSubnet = false,
+    durable = true
   ): Promise<E.Either<CoreError, Lease>> => {
     const pool = st.pool
     const i = indexOf(st.span, address)
@@ -267,7 +271,7 @@ export const makeIpam = (deps: IpamDeps): Ipam => {
     if (why !== undefined) {
       return E.left(invalidConfig(`requested address ${address} cannot be handed out by pool ${pool.id}: it is ${why}`))
     }
-    const r = await claim(pool, address, owner, mac)
+    const r = await claim(pool, address, owner, mac, durable)
     if (i !== undefined && (E.isRight(r) || r.left._tag === 'AddressInUse')) st.free.markUsed(i)
     return r
   }
@@ -275,7 +279,8 @@ export const makeIpam = (deps: IpamDeps): Ipam => {
   const dynamicLease = async (
     st: PoolState,
     owner: LeaseOwner,
-    mac?: MacAddress
+    mac?: MacAddress,
+    durable = true
   ): Promise<E.Either<CoreError, Lease>> => {
     const { pool, span, free } = st
     const limit = missLimit(span.size)
@@ -297,7 +302,7 @@ export const makeIpam = (deps: IpamDeps): Ipam => {
       st.cursor = i
       const lease = leaseOf(pool, addressAt(span, i), owner, mac)
       st.inflight.add(i)
-      const r = await store.leases.reserve(lease)()
+      const r = await store.leases.reserve(lease, { durable })()
       st.inflight.delete(i)
       if (E.isLeft(r)) {
         free.markFree(i)
@@ -355,8 +360,8 @@ export const makeIpam = (deps: IpamDeps): Ipam => {
     if (E.isLeft(s)) return s
     if (owner.kind === 'gateway') return gatewayLease(s.right, opts.address)
     return opts.address !== undefined
-      ? staticLease(s.right, owner, opts.address, opts.mac, opts.anywhereInSubnet)
-      : dynamicLease(s.right, owner, opts.mac)
+      ? staticLease(s.right, owner, opts.address, opts.mac, opts.anywhereInSubnet, opts.durable)
+      : dynamicLease(s.right, owner, opts.mac, opts.durable)
   }
 
   const release: Ipam['release'] = (space, address, owner) => async () => {

@@ -14,10 +14,13 @@ import type { Network } from '../model/Network.js'
 import type { Sandbox } from '../model/Sandbox.js'
 
 /**
- * How a `put` must last. Every put is atomic and survives the death of the process (kill -9);
- * `durable: false` lets it be lost with the machine (power loss: the old record stays), for facts
- * that die with the machine anyway, such as which runtime sandbox a Docker endpoint is in. Default
- * durable.
+ * How a write (a `put`, a lease's `reserve` or `transfer`) must last. Every write is atomic and
+ * survives the death of the process (kill -9); `durable: false` lets it be lost with the machine
+ * (power loss: the old state stays, or the new record is absent), for facts that die with the
+ * machine anyway: a Docker container's endpoint, its address, its sandbox. After a power loss
+ * dockerd itself deletes the endpoints it had and releases their addresses (cnm-protocol.md), so
+ * losing their creation costs nothing; their removals stay durable, since a lost removal would
+ * keep an address that nobody releases again. Default durable.
  *
  * @category ports
  */
@@ -55,7 +58,7 @@ export interface Collection<K extends string, A> {
  */
 export interface LeaseStore {
   /** Take `lease.address` in `lease.addressSpace`: `true` if taken now, `false` if someone holds it. */
-  readonly reserve: (lease: Lease) => TE.TaskEither<CoreError, boolean>
+  readonly reserve: (lease: Lease, options?: PutOptions) => TE.TaskEither<CoreError, boolean>
   /** Give an address back; absent succeeds. With `owner`, only a lease held by that owner is removed. */
   readonly release: (space: AddressSpace, address: IpAddress, owner?: LeaseOwner) => TE.TaskEither<CoreError, void>
   /** Hand a lease from one owner to another atomically (Docker: RequestAddress, then CreateEndpoint). */
@@ -63,7 +66,8 @@ export interface LeaseStore {
     space: AddressSpace,
     address: IpAddress,
     from: LeaseOwner,
-    to: LeaseOwner
+    to: LeaseOwner,
+    options?: PutOptions
   ) => TE.TaskEither<CoreError, boolean>
   readonly get: (space: AddressSpace, address: IpAddress) => TE.TaskEither<CoreError, O.Option<Lease>>
   /** Every lease of a space, or of one pool of it. */

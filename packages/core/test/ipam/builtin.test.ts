@@ -197,6 +197,22 @@ describe('builtinControlPlane: endpoints', () => {
     assert.deepEqual(await right(store.leases.list(n.addressSpace)), [])
   })
 
+  it('hands a Docker address to its endpoint without fsync (lost with the machine, it is the runtime’s again), and back durably', async () => {
+    const [store, probe] = instrument('store', memoryStore())
+    const { ipam, cp } = setup(store)
+    const s = spec()
+    const n = networkOf(s, await right(cp.ensureNetwork(s)))
+    await right(ipam.allocate(n.ipv4[0]!.poolId!, DOCKER_RUNTIME_OWNER, { durable: false }))
+    assert.deepEqual(probe.callsOf('leases.reserve').at(-1)?.args[1], { durable: false })
+    const [lease] = (await right(store.leases.list(SPACE))).filter((l) => l.owner.kind === 'runtime')
+    probe.reset()
+    const got = await right(cp.createEndpoint(n, { id: endpointId, owner, addresses: [{ _tag: 'Assigned', cidr: `${lease!.address}/24` as Cidr }] }))
+    assert.deepEqual(probe.callsOf('leases.transfer').map((c) => c.args[4]), [{ durable: false }])
+    probe.reset()
+    await right(cp.deleteEndpoint(n, endpointOf(n, [...got.addresses])))
+    assert.deepEqual(probe.callsOf('leases.transfer').map((c) => c.args[4]), [undefined])
+  })
+
   it('rolls back the addresses it took when a later one fails (reserve fails at the 2nd call)', async () => {
     const [store, probe] = instrument('store', memoryStore())
     const { ipam, cp } = setup(store)
