@@ -172,12 +172,12 @@ describe('hand-off to `isthmus serve`', () => {
   })
   after(async () => {
     // CNI never deletes a network: this one goes through the core, with its rules in the
-    // default chains, before the state directory does.
+    // daemon's chains, before the state directory does.
     if (plugin !== undefined) {
       const store = await fileStore({ stateDir: plugin.stateDir })()
       if (E.isRight(store)) {
         const ipam = makeIpam({ store: store.right, clock: systemClock })
-        const env: Env = { store: store.right, dataplane: linuxDataplane(), controlPlane: builtinControlPlane(ipam, store.right), agent: noopAgent, log: silentLogger, clock: systemClock }
+        const env: Env = { store: store.right, dataplane: linuxDataplane({ chainPrefix: plugin.chainPrefix }), controlPlane: builtinControlPlane(ipam, store.right), agent: noopAgent, log: silentLogger, clock: systemClock }
         await deleteNetwork(`served-${served.id}` as NetworkId)(env)()
         await store.right.close()
       }
@@ -193,8 +193,9 @@ describe('hand-off to `isthmus serve`', () => {
       name: `served-${served.id}`,
       type: 'isthmus',
       bridge: served.bridge('s'),
-      // the daemon's state directory and chain prefix (the default): its own store and dataplane
+      // the daemon's state directory and chain prefix: its own store and dataplane
       stateDir: plugin!.stateDir,
+      chainPrefix: plugin!.chainPrefix,
       daemon: plugin!.cniSocket,
       ipam: { ranges: [[{ subnet: '10.231.41.0/24' }]] }
     }

@@ -28,6 +28,7 @@ import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import { linuxDataplane } from '@isthmus/dataplane-linux'
 import {
   DOCKER,
   docker,
@@ -206,6 +207,8 @@ interface Case {
 
 const prefix = uniquePrefix('bench')
 const managedName = `${prefix}-isthmus:latest`
+// the managed plugin's iptables chains (settable args), removed at the end
+const managedChains = `IT${prefix.replace(/\W/g, '')}`.slice(0, 16)
 let daemon: DockerDaemon | undefined
 let tmp = ''
 let managedInstalled = false
@@ -220,6 +223,7 @@ const cleanup = async () => {
   }
   await source?.dispose()
   source = undefined
+  await linuxDataplane({ chainPrefix: managedChains }).removeFirewall()()
   if (tmp !== '') await rm(tmp, { recursive: true, force: true })
   tmp = ''
   await daemon?.stop()
@@ -300,7 +304,7 @@ try {
   await mustDocker('plugin', 'create', managedName, join(tmp, 'plugin'))
   managedInstalled = true
   const tCreate = Date.now() - t1
-  await mustDocker('plugin', 'set', managedName, `state.source=${stateDir}`)
+  await mustDocker('plugin', 'set', managedName, `state.source=${stateDir}`, `args=--chain-prefix ${managedChains}`)
   const t2 = Date.now()
   await mustDocker('plugin', 'enable', managedName)
   const tEnable = Date.now() - t2

@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { after, before, describe, it } from 'node:test'
+import { linuxDataplane } from '@isthmus/dataplane-linux'
 import {
   docker,
   ensureBusyboxImage,
@@ -36,6 +37,8 @@ describe('managed (v2) plugin', { timeout: 180_000 }, () => {
   const third = 160 + Math.floor(Math.random() * 32)
   const subnet = `10.252.${third}.0/24`
   const gateway = `10.252.${third}.1`
+  // Through the settable `args`: chains of this run only, removed at the end.
+  const chainPrefix = `IT${prefix.replace(/\W/g, '')}`
   let daemon: DockerDaemon | undefined
   let image = ''
   let tmp = ''
@@ -57,6 +60,7 @@ describe('managed (v2) plugin', { timeout: 180_000 }, () => {
       await docker('plugin', 'rm', '-f', plugin)
     }
     if (tmp !== '') await rm(tmp, { recursive: true, force: true })
+    await linuxDataplane({ chainPrefix }).removeFirewall()()
     await daemon?.stop()
   })
 
@@ -78,7 +82,7 @@ describe('managed (v2) plugin', { timeout: 180_000 }, () => {
   it('installs and enables with docker plugin create / set / enable', async () => {
     await mustDocker('plugin', 'create', plugin, join(tmp, 'plugin'))
     installed = true
-    await mustDocker('plugin', 'set', plugin, `state.source=${stateDir}`)
+    await mustDocker('plugin', 'set', plugin, `state.source=${stateDir}`, `args=--chain-prefix ${chainPrefix}`)
     await mustDocker('plugin', 'enable', plugin)
     const enabled = await mustDocker('plugin', 'inspect', '--format', '{{.Enabled}} {{json .Config.Interface.Types}}', plugin)
     assert.match(enabled.stdout.trim(), /^true /)
@@ -95,6 +99,9 @@ describe('managed (v2) plugin', { timeout: 180_000 }, () => {
     // the host side: the gateway address on a bridge in the host namespace
     const hostAddrs = await mustRun(['ip', '-o', '-4', 'addr', 'show'])
     assert.ok(hostAddrs.stdout.includes(` ${gateway}/24 `), `gateway ${gateway} on the host`)
+    // the args set before enable reached the daemon: its masquerade is in chains of that prefix
+    const nat = await mustRun(['iptables-save', '-t', 'nat'])
+    assert.match(nat.stdout, new RegExp(`-A ${chainPrefix}-POSTROUTING .*${subnet.replace(/\./g, '\\.')}`))
 
     await mustDocker('run', '-d', '--name', `${prefix}-a`, '--net', network, image, 'busybox', 'sleep', '300')
     const ipA = (await mustDocker('inspect', '--format', `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`, `${prefix}-a`)).stdout.trim()

@@ -48,7 +48,9 @@ export interface Spares {
 /**
  * Spares an earlier process left on `bridges`: host ends with the spare alias whose name no
  * endpoint record holds. Other bridges are another state directory's business (tests run several
- * daemons side by side).
+ * daemons side by side). Also, on no bridge at all, never-taken ones (peer still beside them):
+ * a spare is made on its bridge in one netlink request, so one without a master lost its bridge
+ * after its daemon died, and is nobody's.
  *
  * @category utils
  */
@@ -61,7 +63,12 @@ export const strayPairs = (
     showLinks(tools, host),
     TE.map((links) =>
       links
-        .filter((l) => l.ifalias === SPARE_ALIAS && l.master !== undefined && bridges.has(l.master) && !recorded.has(l.ifname))
+        .filter(
+          (l) =>
+            l.ifalias === SPARE_ALIAS &&
+            !recorded.has(l.ifname) &&
+            (l.master !== undefined ? bridges.has(l.master) : typeof l.link === 'string' && l.link_netnsid === undefined)
+        )
         .map((l) => l.ifname)
     )
   )

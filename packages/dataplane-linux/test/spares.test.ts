@@ -91,6 +91,26 @@ describe('spare veth pairs (real kernel)', () => {
     await ok(next.deleteEndpoint({ endpoint: { ...ep, hostIfName: got.hostIfName!, peerIfName: got.peerIfName! }, network: net }))
   })
 
+  it('a killed daemon’s spares whose bridge went meanwhile are removed too; links on no bridge that are not spares stay', async () => {
+    const gone = network({ id: `sg-${scope.id}`, bridge: scope.bridge('g'), v4: { subnet: '10.240.61.0/24', gateway: '10.240.61.1' } })
+    const crashed = linuxDataplane({ chainPrefix: scope.chainPrefix, spareLinks: 2 })
+    await ok(crashed.ensureNetwork(gone))
+    await new Promise((r) => setTimeout(r, 100))
+    await crashed.drain()
+    const spares = (JSON.parse(execFileSync('ip', ['-json', 'link', 'show', 'master', gone.bridge ?? ''], { encoding: 'utf8' })) as Array<{ ifname: string }>).map((l) => l.ifname)
+    assert.equal(spares.length, 2)
+    // The bridge goes behind the dead daemon's back (an operator, a test's cleanup).
+    execFileSync('ip', ['link', 'del', 'dev', gone.bridge ?? ''])
+    await crashed.removeFirewall()()
+    const other = scope.track(`itv${scope.id}o`)
+    execFileSync('ip', ['link', 'add', 'name', other, 'type', 'veth', 'peer', 'name', scope.track(`itc${scope.id}o`)])
+    const next = linuxDataplane({ chainPrefix: scope.chainPrefix })
+    const removed = await ok(next.removeStraySpares(new Set(), [net]))
+    assert.deepEqual([...removed].sort(), [...spares].sort())
+    assert.deepEqual(spares.filter((p) => link(p) !== undefined), [])
+    assert.ok(link(other) !== undefined, 'a pair that is not a spare stays')
+  })
+
   it('releaseSpares and deleteNetwork remove the spares', async () => {
     await ok(dp.ensureNetwork(net))
     await settle()

@@ -3,11 +3,13 @@
  * that each test run is a fresh plugin to dockerd (it caches activations per name).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { linuxDataplane } from '@isthmus/dataplane-linux'
 import { stopChild, waitUntil } from './proc.js'
 
 const root = fileURLToPath(new URL('../../../', import.meta.url))
@@ -58,13 +60,15 @@ export interface PluginProcess {
   readonly stateDir: string
   /** Where its CNI hand-off socket is (`--cni-socket`). */
   readonly cniSocket: string
+  /** Its iptables chain prefix (`--chain-prefix`): a run's own, removed by `dispose`. */
+  readonly chainPrefix: string
   readonly pid: () => number
   /** Everything the daemon wrote to stderr (JSON log lines). */
   readonly logs: () => string
   /** Start it again on the same socket and state (after `kill`). */
   readonly start: () => Promise<void>
   readonly kill: (signal?: NodeJS.Signals) => Promise<void>
-  /** Stop it and remove its state directory. */
+  /** Stop it; remove its state directory and its iptables chains. */
   readonly dispose: () => Promise<void>
 }
 
@@ -73,6 +77,7 @@ export const startPlugin = async (name: string, extraArgs: ReadonlyArray<string>
   const socket = `/run/docker/plugins/${name}.sock`
   const stateDir = await mkdtemp(join(tmpdir(), `${name}-state-`))
   const cniSocket = `${stateDir}.cni.sock`
+  const chainPrefix = `IT${randomBytes(4).toString('hex')}`
   let child: ChildProcess | undefined
   let log = ''
   const start = async () => {
@@ -80,7 +85,9 @@ export const startPlugin = async (name: string, extraArgs: ReadonlyArray<string>
       process.execPath,
       ['--import', 'tsx', '--conditions=@isthmus/source', BIN, 'serve', '--socket', socket, '--state-dir', stateDir, '--log-level', 'debug',
         // its own CNI hand-off socket: CNI tests running meanwhile must not reach this daemon
-        '--cni-socket', cniSocket, ...extraArgs],
+        '--cni-socket', cniSocket,
+        // its own chains, which dispose removes (a daemon leaves its chains, as dockerd does)
+        '--chain-prefix', chainPrefix, ...extraArgs],
       { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] }
     )
     child.stderr!.setEncoding('utf8')
@@ -108,12 +115,14 @@ export const startPlugin = async (name: string, extraArgs: ReadonlyArray<string>
     socket,
     stateDir,
     cniSocket,
+    chainPrefix,
     pid: () => child?.pid ?? -1,
     logs: () => log,
     start,
     kill,
     dispose: async () => {
       await kill('SIGTERM')
+      await linuxDataplane({ chainPrefix }).removeFirewall()()
       await rm(stateDir, { recursive: true, force: true })
       await rm(socket, { force: true })
       await rm(cniSocket, { force: true })

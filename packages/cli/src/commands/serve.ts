@@ -38,6 +38,8 @@ export interface ServeArgs {
   readonly metricsAddr?: string | undefined
   /** Where the CNI executable hands its calls to this daemon; '' for no hand-off. */
   readonly cniSocket?: string
+  /** Prefix of the iptables chains (two daemons on one host need two). Default ISTHMUS. */
+  readonly chainPrefix?: string
 }
 
 /** systemd socket activation: LISTEN_FDS sockets start at fd 3 and are meant for LISTEN_PID. */
@@ -73,7 +75,7 @@ const configurationOf = (args: ServeArgs, on: ListenOn, contrail: ContrailSettin
     socket: args.socket,
     socketActivated: 'fd' in on,
     logLevel: args.logLevel,
-    chainPrefix: DEFAULT_CHAIN_PREFIX,
+    chainPrefix: args.chainPrefix ?? DEFAULT_CHAIN_PREFIX,
     controlPlane:
       contrail === undefined
         ? { kind: 'builtin' }
@@ -84,7 +86,7 @@ const configurationOf = (args: ServeArgs, on: ListenOn, contrail: ContrailSettin
 
 /**
  * The CNI hand-off socket (packages/cni-exec/src/handoff): netconfs on this daemon's state
- * directory (and default chain prefix) share its store and dataplane; others get sessions of their
+ * directory and chain prefix share its store and dataplane; others get sessions of their
  * own. Not having it is not fatal: the CNI executable then runs its calls itself.
  */
 const startCniHandoff = async (
@@ -96,7 +98,7 @@ const startCniHandoff = async (
   const { store, dataplane, builtin, log } = own
   // The Docker plugin's own built-in control plane: one IPAM, one view of the pools, for both.
   const seed = {
-    settings: { stateDir: args.stateDir },
+    settings: { stateDir: args.stateDir, chainPrefix: dataplane.chainPrefix },
     session: {
       env: { store, dataplane, controlPlane: builtin, agent: noopAgent, log, clock: systemClock },
       close: () => Promise.resolve()
@@ -118,6 +120,8 @@ const startCniHandoff = async (
   }
 }
 
+const CHAIN_PREFIX = /^[A-Za-z0-9_]{1,16}$/
+
 export const serve = async (args: ServeArgs): Promise<void> => {
   const { logger: log, close: closeLog } = winstonLogger({ level: args.logLevel, stderr: true })
   const metricsAt = args.metricsAddr === undefined ? undefined : parseMetricsAddr(args.metricsAddr)
@@ -135,9 +139,10 @@ export const serve = async (args: ServeArgs): Promise<void> => {
   const store = opened.right
   const builtinIpam = makeIpam({ store, clock: systemClock })
   const builtin = builtinControlPlane(builtinIpam, store)
-  // A daemon answers DeleteEndpoint before the kernel's ~20 ms veth removal is over, and keeps
-  // veth pairs ready so CreateEndpoint starts no process.
-  const dataplane = linuxDataplane({ deferLinkRemoval: true, spareLinks: 2 })
+
+  // A daemon answers DeleteEndpoint before the kernel's ~20 ms veth removal is over, keeps veth
+  // pairs ready so CreateEndpoint starts no process, and feeds its other ip work to kept processes.
+  const dataplane = linuxDataplane({ deferLinkRemoval: true, spareLinks: 2, keepIpProcesses: true, chainPrefix: args.chainPrefix ?? DEFAULT_CHAIN_PREFIX })
   await removeStraySpares(store, dataplane, log)
   let env: Env = {
     store,
@@ -202,7 +207,7 @@ export const serve = async (args: ServeArgs): Promise<void> => {
   await server.close()
   await cni?.close()
   await dataplane.releaseSpares()()
-  await dataplane.drain()
+  await dataplane.close()
   await store.close()
   log.info('stopped', {})
   await closeLog()
@@ -219,7 +224,9 @@ export const serveCommand = (y: Argv): Argv =>
         .option('log-level', { choices: LEVELS, default: 'info' as Level, describe: 'JSON log lines on stderr from this level up' })
         .option('cni-socket', { type: 'string', default: DEFAULT_DAEMON_SOCKET, describe: "unix socket the CNI executable hands its calls to ('' for none)" })
         .option('metrics-addr', { type: 'string', describe: 'serve /metrics (Prometheus), /healthz and /readyz on this loopback HOST:PORT' })
+        .option('chain-prefix', { type: 'string', default: DEFAULT_CHAIN_PREFIX, describe: 'prefix of the iptables chains (letters, digits, _; at most 16)' })
         .check((a) => {
+          if (typeof a.chainPrefix !== 'string' || !CHAIN_PREFIX.test(a.chainPrefix)) throw new Error(`--chain-prefix: letters, digits and _, at most 16 (got ${JSON.stringify(a.chainPrefix)})`)
           const at = typeof a.metricsAddr === 'string' ? parseMetricsAddr(a.metricsAddr) : E.right(undefined)
           if (E.isLeft(at)) throw new Error(at.left)
           return true
@@ -231,6 +238,7 @@ export const serveCommand = (y: Argv): Argv =>
         logLevel: a.logLevel as Level,
         metricsAddr: a.metricsAddr,
         cniSocket: a.cniSocket,
+        chainPrefix: a.chainPrefix,
         contrail: {
           contrailApi: a.contrailApi,
           keystoneUrl: a.keystoneUrl,

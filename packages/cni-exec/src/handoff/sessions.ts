@@ -6,6 +6,7 @@
 import * as E from 'fp-ts/lib/Either.js'
 import type * as TE from 'fp-ts/lib/TaskEither.js'
 import type { CoreError } from '@isthmus/core'
+import { DEFAULT_CHAIN_PREFIX } from '@isthmus/dataplane-linux'
 import type { CoreSession, CoreSettings, Runtime } from '../runtime.js'
 
 /** @category model */
@@ -31,7 +32,8 @@ export interface SeedSession {
  */
 export const sessionCache = (seeds: ReadonlyArray<SeedSession> = []): SessionCache => {
   const open = new Map<string, Promise<E.Either<CoreError, CoreSession>>>()
-  const keyOf = (s: CoreSettings): string => `${s.stateDir}\0${s.chainPrefix ?? ''}`
+  // A netconf without chainPrefix gets the default one: the same dataplane as one that names it.
+  const keyOf = (s: CoreSettings): string => `${s.stateDir}\0${s.chainPrefix ?? DEFAULT_CHAIN_PREFIX}`
   const seeded = new Map(seeds.map((x) => [keyOf(x.settings), Promise.resolve(E.right<CoreError, CoreSession>(x.session))]))
   return {
     around: (runtime) => ({
