@@ -59,7 +59,8 @@ describe('200 mixed attachments from Docker and CNI on one network', { timeout: 
   let daemon: DockerDaemon | undefined
   let plugin: PluginProcess | undefined
   let image = ''
-  const conf = () => ({ cniVersion: '1.0.0', name: name('cni'), type: 'isthmus', stateDir: plugin?.stateDir, dockerNetwork: { network: net } })
+  // the daemon's state directory and chain prefix: the Docker network's own store and rules
+  const conf = () => ({ cniVersion: '1.0.0', name: name('cni'), type: 'isthmus', stateDir: plugin?.stateDir, chainPrefix: plugin?.chainPrefix, dockerNetwork: { network: net } })
   const sandboxes = new Map<number, { readonly name: string; readonly path: string }>()
   const cniEnvOf = (command: string, i: number) => cniEnv(command, { cid: name(`s${i}`), netns: sandboxes.get(i)?.path ?? '', ifName: 'eth0' })
   const addresses = new Map<string, string>()

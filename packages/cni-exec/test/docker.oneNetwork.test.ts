@@ -49,8 +49,8 @@ describe('one network, both frontends', { timeout: 240_000 }, () => {
   let plugin: PluginProcess | undefined
   let image = ''
   const conf = (over: Record<string, unknown>) => ({ cniVersion: '1.0.0', type: 'isthmus', stateDir: plugin?.stateDir, chainPrefix: scope.chainPrefix, ...over })
-  // On a Docker-made network: the daemon's state directory and chain prefix (the default).
-  const dconf = (over: Record<string, unknown>) => ({ cniVersion: '1.0.0', type: 'isthmus', name: name('cni-d'), stateDir: plugin?.stateDir, ...over })
+  // On a Docker-made network: the daemon's state directory and chain prefix.
+  const dconf = (over: Record<string, unknown>) => ({ cniVersion: '1.0.0', type: 'isthmus', name: name('cni-d'), stateDir: plugin?.stateDir, chainPrefix: plugin?.chainPrefix, ...over })
   // Every CNI attachment made here, DELeted in `after` before Docker's networks go (also on failure).
   const made: Array<{ readonly cid: string; readonly netns: string; readonly conf: Record<string, unknown> }> = []
   const add = async (cid: string, netns: string, c: Record<string, unknown>) => {
