@@ -43,6 +43,9 @@ const CHILD = fileURLToPath(new URL('./support/createChild.ts', import.meta.url)
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 const CIDR = '10.253.40.0/24'
 const OWNER = `recovery-${randomBytes(3).toString('hex')}`
+// This run's own iptables chains, removed at the end.
+const CHAINS = `ITR${randomBytes(4).toString('hex')}`
+const dataplane = linuxDataplane({ chainPrefix: CHAINS })
 
 const linkExists = (name: string): boolean => {
   try {
@@ -98,7 +101,7 @@ describe('restart recovery after a createEndpoint killed between steps', { timeo
     const api = configApi({ url: sims.contrail.url, auth: { kind: 'none' }, policy: FAST })
     env = {
       store,
-      dataplane: linuxDataplane(),
+      dataplane,
       controlPlane: compositeControlPlane({
         controller: contrailControlPlane({ api, owner: OWNER, store }),
         builtin: builtinControlPlane(makeIpam({ store, clock: systemClock }), store)
@@ -118,6 +121,7 @@ describe('restart recovery after a createEndpoint killed between steps', { timeo
       await deleteNetwork(networkId)(env)()
     }
     await store?.close()
+    await dataplane.removeFirewall()()
     if (stateDir !== undefined) await rm(stateDir, { recursive: true, force: true })
     await sims?.close()
   })
