@@ -21,7 +21,7 @@
  * (an argument error makes `ip` exit even with `-force`) fails the batch it was running with its
  * exit code, as a process of its own would have; the next batch starts a new one.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import * as E from 'fp-ts/lib/Either.js'
 import type * as TE from 'fp-ts/lib/TaskEither.js'
 import { dataplane, io, type CoreError } from '@isthmus/core'
@@ -61,122 +61,122 @@ interface Waiter {
 }
 
 /** One kept `ip -force -batch -` process. */
-class BatchProcess {
-  private readonly child: ChildProcessWithoutNullStreams
-  private lineNo = 0
-  private stderr = ''
-  private pending = ''
-  private waiter: Waiter | undefined
-  private exited: CoreError | undefined
-  busy = false
+interface BatchProcess {
+  readonly alive: () => boolean
+  /** Taken by a batch (set by the pool). */
+  busy: boolean
+  /**
+   * Send `lines` then the marker; resolves the stderr they caused, with their `Command failed`
+   * lines renumbered from 1 (as in a process of their own).
+   */
+  readonly send: (lines: ReadonlyArray<string>) => Promise<Sent>
+  /** Close its stdin and wait for it to exit. */
+  readonly end: () => Promise<void>
+}
 
-  constructor(
-    ip: string,
-    private readonly timeoutMs: number,
-    onExit: (p: BatchProcess) => void
-  ) {
-    this.child = spawn(ip, ['-force', '-batch', '-'], { stdio: 'pipe', env: { ...process.env, LC_ALL: 'C' } })
-    // An idle process does not keep the daemon alive (at its exit `ip` reads EOF); one running a
-    // batch does, so that a removal in flight at shutdown is not cut off.
-    this.hold(false)
-    this.child.stdin.on('error', () => undefined)
-    this.child.stdout.resume()
-    this.child.stderr.setEncoding('utf8')
-    this.child.stderr.on('data', (c: string) => this.onStderr(c))
-    // Some commands make ip exit even with -force (`neigh del` of an entry that is not there):
-    // the batch running then ends as in a process of its own, with what it printed and the code.
-    const gone = (code: number | null, signal: NodeJS.Signals | null, error?: Error) => {
-      if (this.exited !== undefined) return
-      const argv = [ip, '-force', '-batch', '-']
-      this.exited = error !== undefined ? io(`run ${ip}`, error) : dataplane(argv, code ?? 1, `exited (${signal ?? code})`)
-      const w = this.waiter
-      this.waiter = undefined
-      if (w !== undefined) {
-        if (error !== undefined) w.reject(this.exited)
-        else if (signal !== null) w.reject(dataplane(argv, TIMEOUT_EXIT, `${this.stderr}${this.pending}killed (${signal})`))
-        else w.resolve({ stderr: `${this.stderr}${this.pending}`, exitCode: code ?? 1 })
-      }
-      onExit(this)
-    }
-    this.child.on('error', (e) => gone(null, null, e))
-    // 'close', not 'exit': stderr has then been read to its end.
-    this.child.on('close', (code, signal) => gone(code, signal))
-  }
+const startProcess = (ip: string, timeoutMs: number, onExit: (p: BatchProcess) => void): BatchProcess => {
+  const argv = [ip, '-force', '-batch', '-']
+  const child = spawn(ip, argv.slice(1), { stdio: 'pipe', env: { ...process.env, LC_ALL: 'C' } })
+  let lineNo = 0
+  let stderr = ''
+  let pending = ''
+  let waiter: Waiter | undefined
+  let exited: CoreError | undefined
 
-  private hold(on: boolean): void {
-    if (on) this.child.ref()
-    else this.child.unref()
-    for (const s of [this.child.stdin, this.child.stdout, this.child.stderr]) {
+  // An idle process does not keep the daemon alive (at its exit `ip` reads EOF); one running a
+  // batch does, so that a removal in flight at shutdown is not cut off.
+  const hold = (on: boolean): void => {
+    if (on) child.ref()
+    else child.unref()
+    for (const s of [child.stdin, child.stdout, child.stderr]) {
       const h = s as unknown as { ref?: () => void; unref?: () => void }
       if (on) h.ref?.()
       else h.unref?.()
     }
   }
 
-  get alive(): boolean {
-    return this.exited === undefined
-  }
-
-  private onStderr(chunk: string): void {
-    this.pending += chunk
+  const onStderr = (chunk: string): void => {
+    pending += chunk
     let nl: number
-    while ((nl = this.pending.indexOf('\n')) >= 0) {
-      const line = this.pending.slice(0, nl + 1)
-      this.pending = this.pending.slice(nl + 1)
+    while ((nl = pending.indexOf('\n')) >= 0) {
+      const line = pending.slice(0, nl + 1)
+      pending = pending.slice(nl + 1)
       const m = FAILED.exec(line.trimEnd())
-      if (m !== null && this.waiter !== undefined && Number(m[1]) === this.waiter.markerLine) {
+      if (m !== null && waiter !== undefined && Number(m[1]) === waiter.markerLine) {
         // The marker's own complaint is the line before its report: not part of the batch's output.
-        const text = this.stderr.replace(/Object "isthmus-done" is unknown[^\n]*\n$/, '')
-        const w = this.waiter
-        this.waiter = undefined
-        this.stderr = ''
+        const text = stderr.replace(/Object "isthmus-done" is unknown[^\n]*\n$/, '')
+        const w = waiter
+        waiter = undefined
+        stderr = ''
         w.resolve({ stderr: text })
       } else {
-        this.stderr += line
+        stderr += line
       }
     }
   }
 
-  /**
-   * Send `lines` then the marker; resolves the stderr they caused, with their `Command failed`
-   * lines renumbered from 1 (as in a process of their own).
-   */
-  send(lines: ReadonlyArray<string>): Promise<Sent> {
-    if (this.exited !== undefined) return Promise.reject(this.exited)
-    const first = this.lineNo + 1
-    this.lineNo += lines.length + 1
-    const markerLine = this.lineNo
-    this.hold(true)
-    return new Promise<Sent>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.child.kill('SIGKILL')
-      }, this.timeoutMs)
-      timer.unref()
-      this.waiter = {
-        markerLine,
-        resolve: (sent) => {
-          clearTimeout(timer)
-          this.hold(false)
-          resolve({ ...sent, stderr: sent.stderr.replace(/^Command failed -:(\d+)$/gm, (_, n: string) => `Command failed -:${Number(n) - first + 1}`) })
-        },
-        reject: (e) => {
-          clearTimeout(timer)
-          this.hold(false)
-          reject(e)
+  const self: BatchProcess = {
+    alive: () => exited === undefined,
+    busy: false,
+    send: (lines) => {
+      if (exited !== undefined) return Promise.reject(exited)
+      const first = lineNo + 1
+      lineNo += lines.length + 1
+      const markerLine = lineNo
+      hold(true)
+      return new Promise<Sent>((resolve, reject) => {
+        const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+        timer.unref()
+        waiter = {
+          markerLine,
+          resolve: (sent) => {
+            clearTimeout(timer)
+            hold(false)
+            resolve({ ...sent, stderr: sent.stderr.replace(/^Command failed -:(\d+)$/gm, (_, n: string) => `Command failed -:${Number(n) - first + 1}`) })
+          },
+          reject: (e) => {
+            clearTimeout(timer)
+            hold(false)
+            reject(e)
+          }
         }
-      }
-      this.child.stdin.write(`${[...lines, MARKER].join('\n')}\n`)
-    })
+        child.stdin.write(`${[...lines, MARKER].join('\n')}\n`)
+      })
+    },
+    end: () => {
+      if (exited !== undefined) return Promise.resolve()
+      hold(true)
+      return new Promise((resolve) => {
+        child.once('close', () => resolve())
+        child.stdin.end()
+      })
+    }
   }
 
-  end(): Promise<void> {
-    if (this.exited !== undefined) return Promise.resolve()
-    this.hold(true)
-    return new Promise((resolve) => {
-      this.child.once('close', () => resolve())
-      this.child.stdin.end()
-    })
+  // Some commands make ip exit even with -force (`neigh del` of an entry that is not there):
+  // the batch running then ends as in a process of its own, with what it printed and the code.
+  const gone = (code: number | null, signal: NodeJS.Signals | null, error?: Error): void => {
+    if (exited !== undefined) return
+    exited = error !== undefined ? io(`run ${ip}`, error) : dataplane(argv, code ?? 1, `exited (${signal ?? code})`)
+    const w = waiter
+    waiter = undefined
+    if (w !== undefined) {
+      if (error !== undefined) w.reject(exited)
+      else if (signal !== null) w.reject(dataplane(argv, TIMEOUT_EXIT, `${stderr}${pending}killed (${signal})`))
+      else w.resolve({ stderr: `${stderr}${pending}`, exitCode: code ?? 1 })
+    }
+    onExit(self)
   }
+
+  hold(false)
+  child.stdin.on('error', () => undefined)
+  child.stdout.resume()
+  child.stderr.setEncoding('utf8')
+  child.stderr.on('data', onStderr)
+  child.on('error', (e) => gone(null, null, e))
+  // 'close', not 'exit': stderr has then been read to its end.
+  child.on('close', (code, signal) => gone(code, signal))
+  return self
 }
 
 const failedIn = (stderr: string): boolean => /^Command failed -:\d+$/m.test(stderr)
@@ -193,29 +193,25 @@ export const batchProcesses = (inner: Exec, options: BatchProcessOptions = {}): 
   const procs: BatchProcess[] = []
   const queue: Array<(p: BatchProcess) => void> = []
 
+  const start = (): BatchProcess => {
+    const made = startProcess(ip, timeoutMs, (gone) => {
+      const i = procs.indexOf(gone)
+      if (i >= 0) procs.splice(i, 1)
+    })
+    procs.push(made)
+    return made
+  }
+  // The next waiting batch gets this process, or a new one in place of it when it exited.
   const release = (p: BatchProcess): void => {
     p.busy = false
-    if (!p.alive) return
     const next = queue.shift()
-    if (next !== undefined) {
-      p.busy = true
-      next(p)
-    }
+    if (next === undefined) return
+    const q = p.alive() ? p : start()
+    q.busy = true
+    next(q)
   }
   const acquire = (): Promise<BatchProcess> => {
-    const idle = procs.find((p) => p.alive && !p.busy)
-    const p =
-      idle ??
-      (procs.filter((x) => x.alive).length < max
-        ? (() => {
-            const made = new BatchProcess(ip, timeoutMs, (gone) => {
-              const i = procs.indexOf(gone)
-              if (i >= 0) procs.splice(i, 1)
-            })
-            procs.push(made)
-            return made
-          })()
-        : undefined)
+    const p = procs.find((x) => x.alive() && !x.busy) ?? (procs.length < max ? start() : undefined)
     if (p !== undefined) {
       p.busy = true
       return Promise.resolve(p)

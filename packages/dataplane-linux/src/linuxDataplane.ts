@@ -27,7 +27,7 @@ import { kindOf, type IpLink } from './iproute.js'
 import { ownChains, removeAll, sync, type Iptables, type IpFamily, type Rule } from './iptables.js'
 import { endpointFamilies, endpointTag, networkFamilies, networkRules, networkTag, portRules } from './nat.js'
 import { ensureSysctl, procSysctl, type Sysctl } from './sysctl.js'
-import { makeSpares, strayPairs } from './spares.js'
+import { makeSpares, SPARE_ALIAS, strayPairs } from './spares.js'
 import { deleteVeth, ensureVeth, placeForRuntime, placeInSandbox } from './veth.js'
 
 // -------------------------------------------------------------------------------------
@@ -324,6 +324,9 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
           ({ links, v4, v6 }): DataplaneInventory => ({
             links: links
               .filter((l) => scope === undefined || inScope(l, scope))
+              // Spares are a daemon's own reserve, and one just taken has no record for a moment:
+              // neither is gc's to judge (a daemon starting removes those a dead one left).
+              .filter((l) => l.ifalias !== SPARE_ALIAS)
               .map((l) => l.ifname)
               .filter((n) => n.startsWith(HOST_IF_PREFIX) || n.startsWith(PEER_IF_PREFIX)) as IfName[],
             networks: links

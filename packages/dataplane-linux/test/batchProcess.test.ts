@@ -81,6 +81,22 @@ describe('kept ip -batch processes (real kernel)', () => {
     assert.ok(link(a) !== undefined)
   })
 
+  it('batches queued behind one that makes ip exit run on a new process', async () => {
+    const one = batchProcesses(direct, { maxProcesses: 1 })
+    try {
+      const names = [dummy('q1'), dummy('q2')]
+      const outs = await Promise.all([
+        run(one.exec, ['-force', '-batch', '-'], ['neigh del 10.240.99.9 dev lo']),
+        ...names.map((n) => run(one.exec, ['-batch', '-'], [`link add ${n} type bridge`]))
+      ])
+      assert.notEqual(outs[0]?.exitCode, 0)
+      assert.deepEqual(outs.slice(1).map((o) => o.exitCode), [0, 0])
+      for (const n of names) assert.ok(link(n) !== undefined, n)
+    } finally {
+      await one.close()
+    }
+  })
+
   it('batches side by side use at most maxProcesses processes, and all complete', async () => {
     const names = Array.from({ length: 8 }, (_, i) => dummy(`p${i}`))
     const outs = await Promise.all(names.map((n) => run(kept.exec, ['-batch', '-'], [`link add ${n} type bridge`, `link set dev ${n} up`])))

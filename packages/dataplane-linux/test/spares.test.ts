@@ -51,6 +51,13 @@ describe('spare veth pairs (real kernel)', () => {
     assert.ok(!bridgePorts().includes(got.hostIfName!))
   })
 
+  it('the inventory gc judges leaves the spares out, taken or not', async () => {
+    await settle()
+    const spares = bridgePorts()
+    assert.equal(spares.length, 2)
+    assert.deepEqual((await ok(dp.inventory([net]))).links, [])
+  })
+
   it('an endpoint with a MAC or published ports gets a pair of its own', async () => {
     const ep = endpoint({ id: `b-${scope.id}`, network: net, v4: '10.240.60.3/24', mac: '02:42:0a:f0:3c:03' })
     const got = await ok(dp.ensureEndpoint({ endpoint: ep, network: net }))

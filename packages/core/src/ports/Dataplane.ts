@@ -83,7 +83,8 @@ export interface Dataplane {
   /**
    * What on the host belongs to isthmus. With `scope`, only the links on those networks' devices:
    * other isthmus instances (another state directory, another runtime) may share the host, and
-   * their links are not ours to judge.
+   * their links are not ours to judge. Links a dataplane keeps in reserve (Linux spare pairs) are
+   * left out: they have no endpoint record, nor does one just handed to an endpoint being created.
    */
   readonly inventory: (scope?: ReadonlyArray<Network>) => TE.TaskEither<CoreError, DataplaneInventory>
   /** Remove a link found by `inventory` that no endpoint owns; absent succeeds. */
