@@ -125,10 +125,6 @@ export const mkdirp = (dir: string): TE.TaskEither<CoreError, void> =>
     fs.mkdirSync(dir, { recursive: true, mode: 0o750 })
   })
 
-/** Whether a path exists (a hint: it may change right after). @category utils */
-export const exists = (path: string): TE.TaskEither<CoreError, boolean> =>
-  attemptUnless('stat', path, async () => (fs.lstatSync(path), true), 'ENOENT', false)
-
 /**
  * Whether a record file is there to stay: an empty one, the remains of a cut write (above), is
  * removed and reported absent, so a create can take its place. Nothing else ever leaves a record
