@@ -4,20 +4,26 @@
  *
  * 1. `docker run --rm <busybox> busybox true`, whole CLI calls, interleaved: every round runs each
  *    case once in a shuffled order, so drift in machine load hits all cases alike:
- *      none               --net none (the floor: no network at all)
+ *      none               --net none (no network at all)
  *      bridge             a user-defined network of the builtin bridge driver
  *      isthmus (managed)  a network of the managed plugin built by plugin/build.mjs (the bundled
  *                         daemon in its plugin container, as users install it)
  *      isthmus (source)   a network of `isthmus serve` run from source by testkit's startPlugin
  *                         (tsx, --log-level debug); SOURCE=0 leaves it out
+ *      floor              a network of floorDriver.ts, a remote driver that leaves out all it can:
+ *                         the fastest any remote driver gets on this machine; FLOOR=0 leaves it out
  * 2. IpamDriver.RequestAddress, each followed by ReleaseAddress, over the plugin sockets as dockerd
  *    sends them (no Content-Type, one keep-alive connection), per plugin.
  * 3. Where the plugin's time goes per docker run: its `request` log lines (durationMs, measured
  *    inside the plugin from the parsed request to the reply) during the timed rounds. The managed
  *    plugin logs through dockerd: read from dockerd's log file when its stderr is one.
  *
- * Env: ROUNDS (25), WARMUP (2), IPAM_CALLS (2000), SOURCE (1), IMAGE (testkit's busybox).
- * Objects: names from uniquePrefix('bench'), subnets 10.252.224.0/24 to 10.252.229.0/24; removed at
+ * The ratio of medians comes with a 95% bootstrap interval: the rounds resampled with
+ * replacement (each round's cases together, so drift stays paired), 2000 times. This VM's speed
+ * drifts by 10-20% between minutes, so one run's ratio alone can land a few hundredths either way.
+ *
+ * Env: ROUNDS (40), WARMUP (2), IPAM_CALLS (2000), SOURCE (1), FLOOR (1), IMAGE (testkit's busybox).
+ * Objects: names from uniquePrefix('bench'), subnets 10.252.224.0/24 to 10.252.230.0/24; removed at
  * the end, also on failure and on SIGINT/SIGTERM.
  */
 import { execFile, spawn } from 'node:child_process'
@@ -41,11 +47,13 @@ import {
   type DockerDaemon,
   type PluginProcess
 } from '@isthmus/testkit'
+import { startFloorDriver, type FloorDriver } from './floorDriver.js'
 
-const ROUNDS = Number(process.env['ROUNDS'] ?? 25)
+const ROUNDS = Number(process.env['ROUNDS'] ?? 40)
 const WARMUP = Number(process.env['WARMUP'] ?? 2)
 const IPAM_CALLS = Number(process.env['IPAM_CALLS'] ?? 2000)
 const WITH_SOURCE = process.env['SOURCE'] !== '0'
+const WITH_FLOOR = process.env['FLOOR'] !== '0'
 const BUILD = fileURLToPath(new URL('../plugin/build.mjs', import.meta.url))
 
 // -------------------------------------------------------------------------------------------------
@@ -81,6 +89,19 @@ const summarize = (xs: ReadonlyArray<number>): Summary => {
     max: s[s.length - 1] ?? NaN,
     mean: s.reduce((a, b) => a + b, 0) / Math.max(1, s.length)
   }
+}
+
+const median = (xs: ReadonlyArray<number>): number => quantile([...xs].sort((a, b) => a - b), 0.5)
+
+/** The 2.5% and 97.5% points of median(a)/median(b) over rounds resampled with replacement. */
+const ratioInterval = (a: ReadonlyArray<number>, b: ReadonlyArray<number>, resamples = 2000): [number, number] => {
+  const ratios: number[] = []
+  for (let r = 0; r < resamples; r++) {
+    const pick = Array.from({ length: a.length }, () => Math.floor(Math.random() * a.length))
+    ratios.push(median(pick.map((i) => a[i]!)) / median(pick.map((i) => b[i]!)))
+  }
+  ratios.sort((x, y) => x - y)
+  return [quantile(ratios, 0.025), quantile(ratios, 0.975)]
 }
 
 const f = (x: number, d = 1): string => (Number.isFinite(x) ? x.toFixed(d) : '-')
@@ -213,6 +234,7 @@ let daemon: DockerDaemon | undefined
 let tmp = ''
 let managedInstalled = false
 let source: PluginProcess | undefined
+let floor: FloorDriver | undefined
 
 const cleanup = async () => {
   await removeDockerObjects(prefix)
@@ -223,6 +245,8 @@ const cleanup = async () => {
   }
   await source?.dispose()
   source = undefined
+  await floor?.close()
+  floor = undefined
   await linuxDataplane({ chainPrefix: managedChains }).removeFirewall()()
   if (tmp !== '') await rm(tmp, { recursive: true, force: true })
   tmp = ''
@@ -325,6 +349,12 @@ try {
     await mustDocker('network', 'create', '-d', source.name, '--ipam-driver', source.name, '--subnet', '10.252.226.0/24', `${prefix}-is`)
     cases.push({ name: 'isthmus (source, startPlugin)', net: `${prefix}-is` })
   }
+  if (WITH_FLOOR) {
+    const floorName = `${prefix}-floor`
+    floor = await startFloorDriver({ socket: `/run/docker/plugins/${floorName}.sock`, net24: '10.252.230', tag: `f${prefix.slice(-5)}` })
+    await mustDocker('network', 'create', '-d', floorName, '--ipam-driver', floorName, '--subnet', '10.252.230.0/24', `${prefix}-fl`)
+    cases.push({ name: 'floor (do-nothing remote driver)', net: `${prefix}-fl` })
+  }
 
   const runArgs = (net: string) => ['run', '--rm', '--net', net, image, 'busybox', 'true']
   const samples = new Map<string, number[]>(cases.map((c) => [c.name, []]))
@@ -355,10 +385,15 @@ try {
     console.log(`| ${c.name} | ${s.n} | **${f(s.p50)}** | ${f(s.p90)} | ${f(s.min)} | ${f(s.max)} | ${c.net === 'none' ? '' : f(s.p50 - none.p50)} |`)
   }
   const bridge = st.get(cases[1]!.name)!
+  const bridgeSamples = samples.get(cases[1]!.name)!
   for (const c of cases.slice(2)) {
     const s = st.get(c.name)!
+    const mine = samples.get(c.name)!
+    const [lo, hi] = ratioInterval(mine, bridgeSamples)
+    const perRound = median(mine.map((x, i) => x / bridgeSamples[i]!))
     console.log(
-      `ratio ${c.name} / bridge: median ${f(s.p50 / bridge.p50, 2)}, p90 ${f(s.p90 / bridge.p90, 2)}; network share ${f(s.p50 - none.p50)} ms vs bridge ${f(bridge.p50 - none.p50)} ms`
+      `ratio ${c.name} / bridge: median ${f(s.p50 / bridge.p50, 2)} (95% interval ${f(lo, 2)}-${f(hi, 2)}), p90 ${f(s.p90 / bridge.p90, 2)}, ` +
+        `median of per-round ratios ${f(perRound, 2)}; network share ${f(s.p50 - none.p50)} ms vs bridge ${f(bridge.p50 - none.p50)} ms`
     )
   }
 

@@ -43,6 +43,32 @@ describe('cnm-server routes over a unix socket', () => {
     })
   })
 
+  it('logs one info line per request (method, ids, duration, outcome) and the payloads at debug', async () => {
+    h.t.log.state.clear()
+    const pool = obj((await h.call('/IpamDriver.RequestPool', { AddressSpace: DEFAULT_LOCAL_SPACE, Pool: '10.250.77.0/24', Options: {}, V6: false })).body)
+    const bad = await h.call('/IpamDriver.ReleasePool', { PoolID: 'no such pool' })
+    await h.call('/NetworkDriver.Bogus', {})
+    await h.raw('/NetworkDriver.Leave', '{')
+    await h.call('/IpamDriver.ReleasePool', { PoolID: pool['PoolID'] })
+    const lines = h.t.log.state.at('info').filter((e) => e.msg === 'request')
+    assert.deepEqual(
+      lines.map((e) => [e.fields['op'], e.fields['outcome'], e.fields['poolId'] ?? e.fields['pool']]),
+      [
+        ['IpamDriver.RequestPool', 'ok', '10.250.77.0/24'],
+        ['IpamDriver.ReleasePool', bad.status === 200 ? 'ok' : 'error', 'no such pool'],
+        ['NetworkDriver.Bogus', 'not-implemented', undefined],
+        ['NetworkDriver.Leave', 'error', undefined],
+        ['IpamDriver.ReleasePool', 'ok', pool['PoolID']]
+      ]
+    )
+    for (const e of lines) {
+      assert.ok(typeof e.fields['durationMs'] === 'number' && e.fields['durationMs'] >= 0, JSON.stringify(e))
+    }
+    assert.equal(lines[3]!.fields['error'], 'DecodeFailure')
+    const payloads = h.t.log.state.at('debug').filter((e) => e.msg === 'payload')
+    assert.deepEqual(payloads[0]!.fields['response'], { PoolID: pool['PoolID'], Pool: '10.250.77.0/24', Data: {} })
+  })
+
   it('answers 404 with {"Err"} for methods it does not have, so dockerd can tell', async () => {
     for (const path of ['/NetworkDriver.Bogus', '/VolumeDriver.Create', '/Plugin.Deactivate', '/']) {
       const r = await h.call(path, {})

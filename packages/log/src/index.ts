@@ -32,10 +32,8 @@ export const winstonLogger = (opts: LogOptions): ClosableLogger => {
     level: opts.level,
     levels: winston.config.npm.levels,
     format: winston.format.combine(
-      winston.format.timestamp({ alias: 'ts' }),
       winston.format((info) => {
-        // `timestamp` with an alias writes both names: keep one
-        delete (info as Record<string, unknown>)['timestamp']
+        ;(info as Record<string, unknown>)['ts'] = new Date().toISOString()
         return info
       })(),
       winston.format.json()
@@ -47,7 +45,9 @@ export const winstonLogger = (opts: LogOptions): ClosableLogger => {
   const at =
     (level: Level) =>
     (msg: string, fields?: LogFields): void => {
-      w.log(level, msg, fields === undefined ? {} : { ...fields })
+      // winston drops a line below its level only after a trip through its streams; the daemon
+      // calls debug on every request
+      if (w.isLevelEnabled(level)) w.log(level, msg, fields === undefined ? {} : { ...fields })
     }
   return {
     logger: { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') },

@@ -7,6 +7,7 @@
  * Waiting is bounded: after `timeoutMs` the caller gets `Transient` (CNI code 11, try again).
  * proper-lockfile's own retry schedule is not used, so the bound is exact.
  */
+import * as fs from 'node:fs'
 import * as E from 'fp-ts/lib/Either.js'
 import type * as TE from 'fp-ts/lib/TaskEither.js'
 import { lockSync } from 'proper-lockfile'
@@ -43,6 +44,16 @@ interface Held {
   readonly state: { compromised: string | undefined }
 }
 
+// The calls proper-lockfile makes. Its sync variant wraps a shallow copy of the `fs` it is given
+// on every lock; the default, all of graceful-fs, costs more to copy than the lock's syscalls.
+const LOCK_FS = {
+  mkdirSync: fs.mkdirSync,
+  realpathSync: fs.realpathSync,
+  statSync: fs.statSync,
+  rmdirSync: fs.rmdirSync,
+  utimesSync: fs.utimesSync
+}
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
 /** @category constructors */
@@ -64,6 +75,7 @@ export const makeLocks = (settings: LockSettings): Locks => {
         // through libuv's thread pool (the daemon takes several locks per Docker call).
         const release = lockSync(file, {
           realpath: false,
+          fs: LOCK_FS,
           stale: settings.staleMs,
           retries: 0,
           // proper-lockfile's default throws from a timer, which would crash the process; the

@@ -105,6 +105,25 @@ describe('fileStore on disk', () => {
     await second.close()
   })
 
+  it('reads each record from its file every time: a change behind its back is seen, a bad one refused', async () => {
+    const dir = await fresh()
+    const store = await openStore(dir)
+    const net = sampleNetwork('n1')
+    await expectRight(store.networks.put(net))
+    const once = await expectRight(store.networks.get(net.id))
+    const twice = await expectRight(store.networks.get(net.id))
+    assert.deepEqual(twice, O.some(net))
+    // the texts it has decoded before are remembered, but a caller still gets its own copy
+    assert.ok(O.isSome(once) && O.isSome(twice) && once.value !== twice.value)
+    const file = join(dir, 'v1/networks/n1.json')
+    const edited = { ...net, mtu: 1400 }
+    await writeFile(file, JSON.stringify({ schema: 1, kind: 'network', data: Network.encode(edited) }))
+    assert.deepEqual(await expectRight(store.networks.get(net.id)), O.some(edited))
+    await writeFile(file, JSON.stringify({ schema: 1, kind: 'network', data: { ...Network.encode(net), mtu: 'big' } }))
+    assert.equal((await leftOf(store.networks.get(net.id)))._tag, 'DecodeFailure')
+    await store.close()
+  })
+
   it('a corrupt record is a DecodeFailure naming its file, from get and from list', async () => {
     const dir = await fresh()
     const store = await openStore(dir)
