@@ -137,7 +137,10 @@ export const occupied = (path: string): TE.TaskEither<CoreError, boolean> =>
     'stat',
     path,
     async () => {
-      if (fs.lstatSync(path).size > 0) return true
+      // absent is the common answer (a free address): no exception built for it
+      const st = fs.lstatSync(path, { throwIfNoEntry: false })
+      if (st === undefined) return false
+      if (st.size > 0) return true
       try {
         fs.unlinkSync(path)
       } catch (e) {
