@@ -5,7 +5,7 @@
  * directory, failed ADDs that leave nothing, DEL in every degraded situation, GC, STATUS 50.
  */
 import { strict as assert } from 'node:assert'
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import type { Cni } from '../src/index.js'
@@ -161,7 +161,7 @@ describe('lifecycle on the real kernel', () => {
     assert.deepEqual(bridgePorts(), [])
   })
 
-  it('GC removes every attachment not in cni.dev/valid-attachments, and orphan links on its bridge', async () => {
+  it('GC removes every attachment not in cni.dev/valid-attachments, and orphan links and leases on its bridge', async () => {
     const keep = scope.addNetns('g1')
     for (const [cid, ns] of [['g1', keep.path], ['g2', scope.addNetns('g2').path], ['g3', scope.addNetns('g3').path]] as const) {
       assert.equal((await invoke(runtime, env('ADD', cid, ns), conf())).exitCode, 0)
@@ -171,14 +171,28 @@ describe('lifecycle on the real kernel', () => {
     scope.finally(() => void sh('ip', ['link', 'del', orphan]))
     sh('ip', ['link', 'add', orphan, 'master', bridge, 'type', 'veth', 'peer', 'name', `istc${scope.id}00000`])
     assert.equal(bridgePorts().length, 4)
+    // Leases of endpoints with no record: one taken two minutes ago (a crashed ADD), one just now
+    // (an endpoint creation in flight, such as dockerd's on a shared network): only the first goes.
+    const some = files('leases').find((f) => leaseFiles().some((a) => f.endsWith(`/${a}.json`)))!
+    const model = JSON.parse(readFileSync(join(stateDir, 'v1', 'leases', some), 'utf8')) as { data: Record<string, unknown> }
+    const orphanLease = (address: string, ageMs: number) =>
+      writeFileSync(
+        join(stateDir, 'v1', 'leases', some.split('/')[0]!, `${address}.json`),
+        JSON.stringify({ ...model, data: { ...model.data, address, owner: { kind: 'endpoint', id: `ghost-${address}` }, since: new Date(Date.now() - ageMs).toISOString() } })
+      )
+    orphanLease('10.231.1.200', 120_000)
+    orphanLease('10.231.1.201', 0)
+    assert.deepEqual(leaseFiles().filter((a) => a.endsWith('.200') || a.endsWith('.201')), ['10.231.1.200', '10.231.1.201'])
     const gcConf = { ...conf({ cniVersion: '1.1.0' }), 'cni.dev/valid-attachments': [{ containerID: 'g1', ifname: 'eth0' }] }
     const out = await invoke(runtime, cniEnv('GC'), gcConf)
     assert.deepEqual([out.exitCode, out.stdout], [0, ''], out.stdout)
     assert.equal(bridgePorts().length, 1)
     assert.ok(!linkNames().includes(orphan))
-    assert.equal(leaseFiles().length, 2)
+    assert.equal(leaseFiles().length, 3, "g1's two and the lease in flight")
+    assert.ok(leaseFiles().includes('10.231.1.201') && !leaseFiles().includes('10.231.1.200'))
     assert.ok(pings(keep.name, '10.231.1.1'), 'the valid attachment still works')
     assert.equal((await invoke(runtime, env('DEL', 'g1', keep.path), conf())).exitCode, 0)
+    rmSync(join(stateDir, 'v1', 'leases', some.split('/')[0]!, '10.231.1.201.json'))
   })
 
   it('STATUS: ready (exit 0, no output); code 50 when the state directory is unusable', async () => {

@@ -45,6 +45,16 @@ export const validOf = (list: ReadonlyArray<Attachment> | null | undefined): GcO
         ContainerId.is(a.containerID) && IfName.is(a.ifname) ? [{ containerId: a.containerID, ifName: a.ifname }] : []
       )
 
+/**
+ * Orphan leases younger than this are left for a later GC. The runtime never runs GC beside its
+ * own ADDs, but dockerd may be creating an endpoint on the same network (a netconf naming a
+ * Docker-made network, docs/one-network.md): its lease is held by the endpoint a few
+ * milliseconds before the endpoint's record is written.
+ *
+ * @category constants
+ */
+export const LEASE_GRACE_MS = 60_000
+
 const scopedInventory = (probe: Probe, bridge: string): Env['dataplane']['inventory'] => () =>
   pipe(
     probe.bridgePorts(bridge),
@@ -71,7 +81,7 @@ export const gc = async (ctx: CommandContext): Promise<CommandOutcome> => {
             inventory: bridge === undefined ? recordOnlyDataplane.inventory : scopedInventory(ctx.runtime.probe, bridge)
           }
         }
-    const report = await runFlow(env, coreGc({ networkId: ctx.netconf.name, valid }))
+    const report = await runFlow(env, coreGc({ networkId: ctx.netconf.name, valid, leaseGraceMs: LEASE_GRACE_MS }))
     if (E.isLeft(report)) return report
     const r = report.right
     ctx.log.info('gc', {

@@ -40,6 +40,12 @@ export interface GcOptions {
    * Docker-owned endpoints are always kept: Docker never tells which of them it still uses.
    */
   readonly valid: ReadonlyArray<GcAttachment> | 'keep-all-endpoints'
+  /**
+   * Leases held by an endpoint with no record are left when taken less than this long ago (by
+   * `env.clock`): such a lease may be an endpoint creation's in flight, between its addresses
+   * and its record. 0 (the default) when nothing can be creating meanwhile (see `gc`).
+   */
+  readonly leaseGraceMs?: number
 }
 
 /** @category flows */
@@ -77,9 +83,11 @@ export interface GcReport {
  * owns are removed. Orphans in 3 and 4 are judged against the endpoints of EVERY network: a lease
  * or link of an endpoint on another network is not an orphan.
  *
- * Precondition: no createEndpoint runs meanwhile on this host; between its control-plane step
- * and its stored record, its lease and links look orphaned (CNI SPEC: the runtime never runs GC
- * concurrently with ADD/DEL; a Docker frontend runs gc before it serves).
+ * Precondition: no createEndpoint runs meanwhile on this host, unless `leaseGraceMs` covers it;
+ * between its control-plane step and its stored record, its lease and links look orphaned (CNI
+ * SPEC: the runtime never runs GC concurrently with ADD/DEL; a Docker frontend runs gc before it
+ * serves). A CNI GC on a network dockerd also uses can meet a Docker CreateEndpoint: its lease is
+ * young, and its link a taken spare, which the inventory leaves out.
  *
  * @category flows
  */
@@ -92,7 +100,7 @@ export const gc = (options: GcOptions): Flow<GcReport> =>
     RTE.bind('endpoints', ({ networks }) => removeStale(networks, options.valid)),
     // 3. and 4. judge orphans by what is stored now, on any network.
     RTE.bind('remaining', () => listEndpoints),
-    RTE.bind('leases', ({ networks, remaining }) => releaseOrphanLeases(networks, remaining)),
+    RTE.bind('leases', ({ networks, remaining }) => releaseOrphanLeases(networks, remaining, options.leaseGraceMs ?? 0)),
     RTE.bind('links', ({ networks, remaining }) => removeOrphanLinks(networks, remaining)),
     RTE.map(
       ({ endpoints, leases, links }): GcReport => ({
@@ -177,9 +185,19 @@ type EndpointLease = Lease & { readonly owner: { readonly kind: 'endpoint'; read
 
 const releaseOrphanLeases = (
   networks: ReadonlyArray<Network>,
-  remaining: ReadonlyArray<Endpoint>
+  remaining: ReadonlyArray<Endpoint>,
+  graceMs: number
+): Flow<Outcome<ReleasedLease>> => (env) => releaseOrphansAt(networks, remaining, graceMs, env.clock.now().getTime())(env)
+
+const releaseOrphansAt = (
+  networks: ReadonlyArray<Network>,
+  remaining: ReadonlyArray<Endpoint>,
+  graceMs: number,
+  now: number
 ): Flow<Outcome<ReleasedLease>> => {
   const live = new Set<string>(remaining.map((e) => e.id))
+  // A `since` that does not parse counts as old: the lease is judged by its owner alone.
+  const young = (l: Lease): boolean => graceMs > 0 && Date.parse(l.since) > now - graceMs
   // The pools of the networks in scope, once each: identical Docker RequestPools share one pool id.
   const pools = new Map<string, PoolRef>()
   for (const n of networks) {
@@ -187,7 +205,7 @@ const releaseOrphanLeases = (
       if (s.poolId !== undefined) pools.set(`${n.addressSpace}\0${s.poolId}`, { space: n.addressSpace, pool: s.poolId })
     }
   }
-  const orphaned = (l: Lease): l is EndpointLease => l.owner.kind === 'endpoint' && !live.has(l.owner.id)
+  const orphaned = (l: Lease): l is EndpointLease => l.owner.kind === 'endpoint' && !live.has(l.owner.id) && !young(l)
   return pipe(
     [...pools.values()],
     eachOf(

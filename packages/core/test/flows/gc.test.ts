@@ -126,6 +126,33 @@ describe('gc', () => {
     assert.deepEqual(await leases(t), ['10.1.0.201', '10.1.0.202', '10.1.0.254'])
   })
 
+  it('with a grace period, leaves an orphan lease younger than it (a creation in flight) until it is older', async () => {
+    const t = await world()
+    // testEnv's clock says 2024-01-01T00:00:00Z; the first lease is an hour old, the second new
+    t.clock.state.advance(3_600_000)
+    await lease(t, POOL1, '10.1.0.200', ghost('old'))
+    const young = await right(
+      t.env.store.leases.reserve({
+        address: '10.1.0.201' as IpAddress,
+        addressSpace: SPACE,
+        poolId: POOL1,
+        owner: ghost('in-flight'),
+        since: t.env.clock.now().toISOString()
+      })()
+    )
+    assert.ok(young)
+    const first = await right(t.run(gc({ networkId: NET, valid: 'keep-all-endpoints', leaseGraceMs: 60_000 })))
+    assert.deepEqual(first.leasesReleased.map((l) => l.address), ['10.1.0.200'])
+    assert.deepEqual(await leases(t), ['10.1.0.201'])
+    t.clock.state.advance(59_000)
+    const still = await right(t.run(gc({ networkId: NET, valid: 'keep-all-endpoints', leaseGraceMs: 60_000 })))
+    assert.deepEqual(still.leasesReleased, [])
+    t.clock.state.advance(2_000)
+    const later = await right(t.run(gc({ networkId: NET, valid: 'keep-all-endpoints', leaseGraceMs: 60_000 })))
+    assert.deepEqual(later.leasesReleased.map((l) => l.address), ['10.1.0.201'])
+    assert.deepEqual(await leases(t), [])
+  })
+
   it('removes links of ours on its networks that no endpoint owns, and nothing else', async () => {
     const t = await world()
     t.dataplane.state.addStrayLink('istv0000000000a' as IfName, 'istc0000000000a' as IfName, 'br-net1')
