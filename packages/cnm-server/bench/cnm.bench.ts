@@ -392,7 +392,7 @@ try {
     const [lo, hi] = ratioInterval(mine, bridgeSamples)
     const perRound = median(mine.map((x, i) => x / bridgeSamples[i]!))
     console.log(
-      `ratio ${c.name} / bridge: median ${f(s.p50 / bridge.p50, 2)} (95% interval ${f(lo, 2)}-${f(hi, 2)}), p90 ${f(s.p90 / bridge.p90, 2)}, ` +
+      `ratio ${c.name} / bridge: median ${f(s.p50 / bridge.p50, 3)} (95% interval ${f(lo, 2)}-${f(hi, 2)}), p90 ${f(s.p90 / bridge.p90, 2)}, ` +
         `median of per-round ratios ${f(perRound, 2)}; network share ${f(s.p50 - none.p50)} ms vs bridge ${f(bridge.p50 - none.p50)} ms`
     )
   }
