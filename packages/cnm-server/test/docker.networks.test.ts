@@ -111,8 +111,9 @@ describe('docker networks on isthmus', { timeout: 240_000 }, () => {
     assert.ok(host >= 128 && host <= 253, `an address of ${b}.128/25: ${run.stdout}`)
     assert.match(run.stdout, new RegExp(`inet6 ${v6(0)}:[0-9a-f]+/64`))
     assert.match((await mustDocker('run', '--rm', '--net', net, image, 'ip', 'link', 'show', 'eth0')).stdout, /mtu 1400/)
-    const fixed = await mustDocker('run', '--rm', '--net', net, '--ip', `${b}.20`, image, 'ip', '-o', 'addr', 'show', 'eth0')
+    const fixed = await mustDocker('run', '--rm', '--net', net, '--ip', `${b}.20`, '--ip6', `${v6(0)}:20`, image, 'ip', '-o', 'addr', 'show', 'eth0')
     assert.match(fixed.stdout, new RegExp(`inet ${b.replace(/\./g, '\\.')}\\.20/24`))
+    assert.match(fixed.stdout, new RegExp(`inet6 ${v6(0)}:20/64`))
 
     await mustDocker('network', 'rm', net)
     assert.equal(await linkExists(record.bridge), false, `bridge ${record.bridge} removed`)
