@@ -5,6 +5,7 @@
  */
 export {
   DEFAULT_CHAIN_PREFIX,
+  isChainPrefix,
   linuxDataplane,
   type LinuxDataplane,
   type LinuxDataplaneOptions

@@ -114,7 +114,8 @@ export interface LinuxDataplane extends Dataplane {
 /** The default iptables chain prefix. @category constants */
 export const DEFAULT_CHAIN_PREFIX = 'ISTHMUS'
 
-const PREFIX = /^[A-Za-z0-9_]{1,16}$/
+/** Whether `s` can start iptables chain names: letters, digits and `_`, at most 16. @category utils */
+export const isChainPrefix = (s: string): boolean => /^[A-Za-z0-9_]{1,16}$/.test(s)
 
 // -------------------------------------------------------------------------------------
 // constructors
@@ -151,7 +152,7 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
 
   // Every entry point goes through this: a bad prefix fails the call instead of throwing.
   const guarded = <A>(f: () => TE.TaskEither<CoreError, A>): TE.TaskEither<CoreError, A> =>
-    PREFIX.test(prefix) ? f() : TE.left(invalidConfig(`bad iptables chain prefix ${JSON.stringify(prefix)}`))
+    isChainPrefix(prefix) ? f() : TE.left(invalidConfig(`bad iptables chain prefix ${JSON.stringify(prefix)}`))
 
   const spares = makeSpares(tools, options.spareLinks ?? 0)
 

@@ -22,7 +22,7 @@ import {
 } from '@isthmus/cnm-server'
 import type { Inspect } from '@isthmus/cnm-server/protocol'
 import { Cni, DEFAULT_DAEMON_SOCKET, handoffServer, linuxRuntime, type HandoffServer } from '@isthmus/cni-exec'
-import { DEFAULT_CHAIN_PREFIX, linuxDataplane, type LinuxDataplane } from '@isthmus/dataplane-linux'
+import { DEFAULT_CHAIN_PREFIX, isChainPrefix, linuxDataplane, type LinuxDataplane } from '@isthmus/dataplane-linux'
 import { LEVELS, winstonLogger, type Level } from '@isthmus/log'
 import { DEFAULT_STATE_DIR, fileStore } from '@isthmus/store-fs'
 import { version } from '../cli.js'
@@ -119,8 +119,6 @@ const startCniHandoff = async (
     return undefined
   }
 }
-
-const CHAIN_PREFIX = /^[A-Za-z0-9_]{1,16}$/
 
 export const serve = async (args: ServeArgs): Promise<void> => {
   const { logger: log, close: closeLog } = winstonLogger({ level: args.logLevel, stderr: true })
@@ -226,7 +224,7 @@ export const serveCommand = (y: Argv): Argv =>
         .option('metrics-addr', { type: 'string', describe: 'serve /metrics (Prometheus), /healthz and /readyz on this loopback HOST:PORT' })
         .option('chain-prefix', { type: 'string', default: DEFAULT_CHAIN_PREFIX, describe: 'prefix of the iptables chains (letters, digits, _; at most 16)' })
         .check((a) => {
-          if (typeof a.chainPrefix !== 'string' || !CHAIN_PREFIX.test(a.chainPrefix)) throw new Error(`--chain-prefix: letters, digits and _, at most 16 (got ${JSON.stringify(a.chainPrefix)})`)
+          if (typeof a.chainPrefix !== 'string' || !isChainPrefix(a.chainPrefix)) throw new Error(`--chain-prefix: letters, digits and _, at most 16 (got ${JSON.stringify(a.chainPrefix)})`)
           const at = typeof a.metricsAddr === 'string' ? parseMetricsAddr(a.metricsAddr) : E.right(undefined)
           if (E.isLeft(at)) throw new Error(at.left)
           return true

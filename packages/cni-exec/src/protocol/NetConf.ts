@@ -7,6 +7,7 @@
  */
 import * as t from 'io-ts'
 import { Cidr, IfName, IpAddress, NetworkId, Subnet } from '@isthmus/core'
+import { isChainPrefix } from '@isthmus/dataplane-linux'
 import { LEVELS, type Level } from '@isthmus/log'
 
 // -------------------------------------------------------------------------------------
@@ -51,9 +52,8 @@ export const LogLevel = new t.Type<Level, string, unknown>(
 /** iptables chain prefix: letters, digits and `_`, at most 16 (dataplane-linux's rule). @category codecs */
 export const ChainPrefix = new t.Type<string, string, unknown>(
   'ChainPrefix',
-  (u): u is string => typeof u === 'string' && /^[A-Za-z0-9_]{1,16}$/.test(u),
-  (u, c) =>
-    typeof u === 'string' && /^[A-Za-z0-9_]{1,16}$/.test(u) ? t.success(u) : t.failure(u, c, 'letters, digits and _ (1 to 16)'),
+  (u): u is string => typeof u === 'string' && isChainPrefix(u),
+  (u, c) => (typeof u === 'string' && isChainPrefix(u) ? t.success(u) : t.failure(u, c, 'letters, digits and _ (1 to 16)')),
   (a) => a
 )
 
