@@ -45,23 +45,44 @@ export interface ContainerIdBrand {
 }
 /** A container id as CNI_CONTAINERID carries it. @category model */
 export type ContainerId = string & ContainerIdBrand
-/** @category codecs */
+/**
+ * The CNI pattern, at most 256 characters: runtimes use 64 hex digits, and the id is stored in
+ * records and log lines, so an unbounded one would be a way to fill them.
+ *
+ * @category codecs
+ */
 export const ContainerId = brandedString<ContainerIdBrand>(
   'ContainerId',
-  (s) => s.length > 0 && CNI_NAME.test(s),
-  'a container id (starts with a letter or digit; letters, digits, _ . -)'
+  (s) => s.length > 0 && s.length <= 256 && CNI_NAME.test(s),
+  'a container id (starts with a letter or digit; letters, digits, _ . -; at most 256)'
 )
 
 export interface IfNameBrand {
   readonly IfName: unique symbol
 }
-/** A Linux interface name (CNI SPEC: at most 15 characters, not . or .., no / : or space). @category model */
+/** A Linux interface name that isthmus passes to the kernel, to `ip` and to iptables. @category model */
 export type IfName = string & IfNameBrand
+
+const LINK_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$/
+
+/**
+ * Every interface name that reaches the kernel or a firewall rule: a bridge name (Docker's
+ * `com.docker.network.bridge.name`, the CNI `bridge` key), CNI_IFNAME, the derived veth names.
+ * Linux alone allows 1 to 15 bytes other than `/`, `:` and whitespace, not `.` or `..`; isthmus
+ * narrows that to what every tool reads literally: letters, digits, `_`, `.` and `-`, starting
+ * with a letter, digit or `_`. A leading `-` would read as an option, `+` is an iptables wildcard
+ * (`-i br+` matches every `br…` interface), `!` negates an iptables match, and quotes or `#`
+ * change an `ip -batch` line.
+ *
+ * @category utils
+ */
+export const isIfName = (s: string): boolean => LINK_NAME.test(s)
+
 /** @category codecs */
 export const IfName = brandedString<IfNameBrand>(
   'IfName',
-  (s) => s.length > 0 && s.length <= 15 && s !== '.' && s !== '..' && !/[/:\s]/.test(s),
-  'an interface name (1 to 15 characters, no / : or whitespace, not . or ..)'
+  isIfName,
+  'an interface name (1 to 15 letters, digits, _ . or -, not starting with . or -)'
 )
 
 export interface SandboxKeyBrand {

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
-import { EndpointId, hostIfName, IfName, peerIfName, type EndpointId as EndpointIdT } from '@isthmus/core'
+import { ContainerId, EndpointId, hostIfName, IfName, peerIfName, type EndpointId as EndpointIdT } from '@isthmus/core'
 import * as E from 'fp-ts/lib/Either.js'
 
 describe('ids', () => {
@@ -28,5 +28,21 @@ describe('ids', () => {
     assert.ok(E.isLeft(EndpointId.decode('')))
     assert.ok(E.isLeft(EndpointId.decode('-x')))
     assert.ok(E.isLeft(EndpointId.decode('a/b')))
+  })
+
+  it('takes as an interface name only what every tool reads literally', () => {
+    for (const ok of ['eth0', 'net1', 'eth0.100', 'cni0', 'br_x-1', '_x', 'a', 'abcdefghijklmno']) {
+      assert.ok(IfName.is(ok), ok)
+    }
+    // iptables wildcard and negation, an option, the kernel's own refusals, 16 characters, ip -batch quoting
+    for (const bad of ['zz+', 'a!b', '-x', '.', '..', '.x', '', 'a b', 'a/b', 'a:b', 'abcdefghijklmnop', 'a"b', "a'b", 'a#b', 'é']) {
+      assert.ok(!IfName.is(bad), JSON.stringify(bad))
+    }
+  })
+
+  it('bounds container ids at 256 characters', () => {
+    assert.ok(ContainerId.is('c'.repeat(256)))
+    assert.ok(!ContainerId.is('c'.repeat(257)))
+    assert.ok(!ContainerId.is('c'.repeat(100 * 1024)))
   })
 })
