@@ -124,14 +124,20 @@ export const tempPath = (dir: string): string => join(dir, `${TEMP_PREFIX}${uniq
 /** @category utils */
 export const tombPath = (dir: string): string => join(dir, `${TOMB_PREFIX}${uniqueSuffix()}`)
 
-/** The text of a file, or none when it does not exist or is empty (a cut write, above). @category utils */
+/** The text of a file, or none when it does not exist, is empty (a cut write, above) or is a directory. @category utils */
 export const readText = (what: string, path: string): TE.TaskEither<CoreError, O.Option<string>> =>
   attemptUnless(
     'read',
     what,
     async () => {
-      const text = fs.readFileSync(path, 'utf8')
-      return text === '' ? O.none : O.some(text)
+      try {
+        const text = fs.readFileSync(path, 'utf8')
+        return text === '' ? O.none : O.some(text)
+      } catch (e) {
+        // a directory (a lock directory copied by hand, say) is never a record
+        if (errnoOf(e) === 'EISDIR') return O.none
+        throw e
+      }
     },
     'ENOENT',
     O.none as O.Option<string>
@@ -140,6 +146,20 @@ export const readText = (what: string, path: string): TE.TaskEither<CoreError, O
 /** The entries of a directory; a missing directory has none. @category utils */
 export const readNames = (what: string, dir: string): TE.TaskEither<CoreError, ReadonlyArray<string>> =>
   attemptUnless('readdir', what, async () => fs.readdirSync(dir), 'ENOENT', [] as ReadonlyArray<string>)
+
+/** The names of the entries of a directory that are not directories themselves. @category utils */
+export const readFileNames = (what: string, dir: string): TE.TaskEither<CoreError, ReadonlyArray<string>> =>
+  attemptUnless(
+    'readdir',
+    what,
+    async () =>
+      fs
+        .readdirSync(dir, { withFileTypes: true })
+        .filter((d) => !d.isDirectory())
+        .map((d) => d.name),
+    'ENOENT',
+    [] as ReadonlyArray<string>
+  )
 
 /** @category utils */
 export const mkdirp = (what: string, dir: string): TE.TaskEither<CoreError, void> =>

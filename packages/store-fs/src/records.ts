@@ -12,7 +12,7 @@ import { pipe } from 'fp-ts/lib/function.js'
 import type * as t from 'io-ts'
 import type { CoreError } from '@isthmus/core'
 import { decodeEnvelope, type RecordKind } from './envelope.js'
-import { readNames, readText } from './fsio.js'
+import { readFileNames, readText } from './fsio.js'
 import { isRecordName } from './layout.js'
 import { sweepTemps } from './sweep.js'
 import { traverseLimited } from './traverse.js'
@@ -61,7 +61,7 @@ export const loadRecord =
 
 /**
  * `each` of every record file of `dir` (`what` names the directory in errors), in name order;
- * what `each` answers none for is left out.
+ * what `each` answers none for is left out. A directory is never a record, whatever its name.
  *
  * @category utils
  */
@@ -69,7 +69,7 @@ export const readAll =
   (what: string, dir: string, tempMaxAgeMs: number) =>
   <A>(each: (name: string, path: string) => TE.TaskEither<CoreError, O.Option<A>>): TE.TaskEither<CoreError, ReadonlyArray<A>> =>
     pipe(
-      readNames(what, dir),
+      readFileNames(what, dir),
       TE.chainFirst((names) => sweepTemps(dir, names, tempMaxAgeMs)),
       TE.map((names) => names.filter(isRecordName).sort()),
       TE.chain(traverseLimited(READ_CONCURRENCY, (name) => each(name, join(dir, name)))),

@@ -134,6 +134,22 @@ describe('quarantine of unreadable records', () => {
     await store.close()
   })
 
+  it('never takes a temp file, a tombstone or a directory for a record: nothing of them is quarantined', async () => {
+    const { dir, store } = await opened()
+    const L = layout(dir)
+    await expectRight(store.networks.put(sampleNetwork('n1')))
+    await expectRight(store.leases.reserve(sampleLease(SPACE, '10.1.0.5', ep('e1'))))
+    await writeFile(join(L.collection('networks'), '.tmp-1-0-abc'), '{"cut')
+    await writeFile(join(L.leaseDir(SPACE), '.tomb-1-0-abc'), 'junk')
+    await mkdir(join(L.collection('networks'), 'n2.json.lock'))
+    await mkdir(L.record('networks', 'n3'))
+    assert.deepEqual((await expectRight(store.networks.list())).map((n) => n.id), ['n1'])
+    assert.deepEqual(await expectRight(store.networks.get('n3' as NetworkId)), O.none)
+    assert.equal((await expectRight(store.leases.list(SPACE))).length, 1)
+    assert.deepEqual(await expectRight(store.quarantine.list()), [])
+    await store.close()
+  })
+
   it('lists an entry whose description was lost, from its id and bytes', async () => {
     const { dir, store } = await opened()
     const id = 'network-20260102T030405Z-0123456789ab'
