@@ -20,10 +20,8 @@ import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import * as E from 'fp-ts/lib/Either.js'
-import type * as t from 'io-ts'
-import { Endpoint, Lease, Network, Pool, Sandbox, hostIfName, type EndpointId } from '@isthmus/core'
-import { decodeEnvelope, layout, type RecordKind } from '@isthmus/store-fs'
+import { hostIfName, type EndpointId } from '@isthmus/core'
+import { layout } from '@isthmus/store-fs'
 import { httpGet, linkExists, mustRun, pluginCall, run, startPlugin, type PluginProcess } from '@isthmus/testkit'
 
 const root = fileURLToPath(new URL('../../../', import.meta.url))
@@ -72,35 +70,32 @@ const bridgeOf = async (stateDir: string, networkId: string): Promise<string | u
   return text === undefined ? undefined : (JSON.parse(text) as { data: { bridge?: string } }).data.bridge
 }
 
-const CODECS: Readonly<Record<string, readonly [RecordKind, t.Mixed]>> = {
-  networks: ['network', Network],
-  endpoints: ['endpoint', Endpoint],
-  sandboxes: ['sandbox', Sandbox],
-  pools: ['pool', Pool],
-  leases: ['lease', Lease]
-}
-
-// Every record file of a state directory decodes with its codec; their number.
-const allRecordsDecode = async (stateDir: string): Promise<number> => {
+// Every file of a state directory but locks, quarantine, cursors (hints) and temp files, with its
+// bytes: what "no record added, none cut" compares.
+const snapshot = async (stateDir: string): Promise<Map<string, string>> => {
   const v1 = layout(stateDir).root
-  let n = 0
+  const out = new Map<string, string>()
   const walk = async (dir: string): Promise<void> => {
     for (const e of await readdir(dir, { withFileTypes: true })) {
       const path = join(dir, e.name)
       const rel = relative(v1, path)
       if (['locks', 'quarantine', 'cursors'].includes(rel) || e.name.startsWith('.')) continue
-      if (e.isDirectory()) {
-        await walk(path)
-        continue
-      }
-      const [kind, codec] = CODECS[rel.split('/')[0]!]!
-      const decoded = decodeEnvelope(kind, codec)(rel, await readFile(path, 'utf8'))
-      assert.ok(E.isRight(decoded), `${rel} decodes: ${JSON.stringify(decoded)}`)
-      n++
+      if (e.isDirectory()) await walk(path)
+      else out.set(rel, await readFile(path, 'utf8'))
     }
   }
   await walk(v1)
-  return n
+  return out
+}
+
+// Every record of the state directory decodes: the CLI reads them all (a store quarantines what
+// it cannot decode), and the quarantine stays empty.
+const allRecordsDecode = async (stateDir: string) => {
+  for (const cmd of ['networks', 'leases']) {
+    const r = await isthmus(cmd, '--json', '--state-dir', stateDir)
+    assert.equal(r.code, 0, r.stderr)
+  }
+  assert.deepEqual(JSON.parse((await isthmus('quarantine', '--json', '--state-dir', stateDir)).stdout), { records: [] })
 }
 
 describe('a truncated record in a live daemon', () => {
@@ -258,7 +253,7 @@ describe('a daemon whose state directory fills up, then turns read-only', () => 
       }
 
       // -- full ------------------------------------------------------------------------------
-      const before = await allRecordsDecode(stateDir)
+      const before = await snapshot(stateDir)
       const filler = join(mnt, 'filler')
       fill(filler)
       await refused('RequestPool', pluginCall(s, '/IpamDriver.RequestPool', { AddressSpace: SPACE, Pool: '10.246.22.0/24', SubPool: '', Options: {}, V6: false }), 'ENOSPC')
@@ -274,7 +269,7 @@ describe('a daemon whose state directory fills up, then turns read-only', () => 
         'ENOSPC'
       )
       await alive()
-      assert.equal(await allRecordsDecode(stateDir), before, 'no record added, none cut')
+      assert.deepEqual(await snapshot(stateDir), before, 'no record added, none cut')
 
       await rm(filler)
       const n2 = await createNetwork(s, N2, '10.246.22.0/24')
@@ -306,7 +301,6 @@ describe('a daemon whose state directory fills up, then turns read-only', () => 
 
       // every record on disk decodes, nothing was quarantined, the daemon never crashed
       await allRecordsDecode(stateDir)
-      assert.deepEqual(JSON.parse((await isthmus('quarantine', '--json', '--state-dir', stateDir)).stdout), { records: [] })
       assert.ok(!/uncaught|unhandled/i.test(plugin.logs()), plugin.logs())
       await alive()
     } finally {
