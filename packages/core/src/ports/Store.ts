@@ -3,7 +3,8 @@
  * in-memory store (`@isthmus/core/testing`), files under a state directory (`@isthmus/store-fs`,
  * the default), etcd. Every operation is safe under concurrent use by several processes.
  *
- * What every implementation promises about bad data (the contract suite checks each):
+ * What every implementation promises about bad data (the contract suite checks decode before
+ * store and an empty quarantine; an adapter's own tests check how it quarantines what it stores):
  * - Decode before store: every write (`put`, `reserve`, `transfer`) first checks that the record
  *   would decode back with its codec; one that would not is refused with a `DecodeFailure` whose
  *   `what` names the object (`endpoint <id>`, `lease of 10.1.0.5 in isthmus-local`) and whose
