@@ -13,16 +13,24 @@
  */
 import { strict as assert } from 'node:assert'
 import { createHash, randomBytes } from 'node:crypto'
-import { execFileSync } from 'node:child_process'
-import { appendFileSync, writeFileSync } from 'node:fs'
-import { mkdtemp, readFile, readdir, rm, rmdir, truncate, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile, readdir, rm, truncate, writeFile } from 'node:fs/promises'
 import { join, relative } from 'node:path'
 import { describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { hostIfName, type EndpointId } from '@isthmus/core'
 import { layout } from '@isthmus/store-fs'
-import { httpGet, linkExists, mustRun, pluginCall, run, startPlugin, type PluginProcess } from '@isthmus/testkit'
+import {
+  fillFileSystem,
+  httpGet,
+  linkExists,
+  mountTmpfs,
+  pluginCall,
+  remount,
+  run,
+  startPlugin,
+  unmountTmpfs,
+  type PluginProcess
+} from '@isthmus/testkit'
 
 const root = fileURLToPath(new URL('../../../', import.meta.url))
 const BIN = join(root, 'packages/cli/src/bin/isthmus.ts')
@@ -191,34 +199,11 @@ describe('a truncated record in a live daemon', () => {
 
 // ---------------------------------------------------------------------------------------------
 
-const mountTmpfs = async (): Promise<string> => {
-  const mnt = await mkdtemp(join(tmpdir(), 'isthmus-daemon-tmpfs-'))
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m,mode=0700', 'isthmus-test-tmpfs', mnt])
-  return mnt
-}
-const unmount = async (mnt: string) => {
-  await mustRun(['umount', mnt]).catch(() => mustRun(['umount', '-l', mnt]))
-  await rmdir(mnt)
-}
-const remount = (mnt: string, mode: 'ro' | 'rw') => execFileSync('mount', ['-o', `remount,${mode}`, mnt])
-const fill = (file: string) => {
-  const untilFull = (write: () => void) => {
-    try {
-      for (;;) write()
-    } catch (e) {
-      if ((e as { code?: string }).code !== 'ENOSPC') throw e
-    }
-  }
-  untilFull(() => writeFileSync(file, Buffer.alloc(8 << 20)))
-  untilFull(() => appendFileSync(file, Buffer.alloc(4096)))
-  untilFull(() => appendFileSync(file, 'x'))
-}
-
 const PROMPT_MS = 5000
 
 describe('a daemon whose state directory fills up, then turns read-only', () => {
   it('answers {"Err"} at once while it cannot write, lives on, and works again once it can; no record is cut', async () => {
-    const mnt = await mountTmpfs()
+    const mnt = await mountTmpfs('2m')
     const stateDir = join(mnt, 'state')
     const links = new Set<string>()
     let plugin: PluginProcess | undefined
@@ -255,7 +240,7 @@ describe('a daemon whose state directory fills up, then turns read-only', () => 
       // -- full ------------------------------------------------------------------------------
       const before = await snapshot(stateDir)
       const filler = join(mnt, 'filler')
-      fill(filler)
+      fillFileSystem(filler)
       await refused('RequestPool', pluginCall(s, '/IpamDriver.RequestPool', { AddressSpace: SPACE, Pool: '10.246.22.0/24', SubPool: '', Options: {}, V6: false }), 'ENOSPC')
       await refused('RequestAddress', requestAddress(s, n1.PoolID), 'ENOSPC')
       await refused('CreateEndpoint', createEndpoint(s, N1, e1, addr1), 'ENOSPC')
@@ -307,7 +292,7 @@ describe('a daemon whose state directory fills up, then turns read-only', () => 
       if (ro) remount(mnt, 'rw')
       await plugin?.dispose()
       await removeLinks(links)
-      await unmount(mnt)
+      await unmountTmpfs(mnt)
     }
   })
 })

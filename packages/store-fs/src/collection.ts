@@ -51,14 +51,10 @@ export const fileCollection = <K extends string, A, Out>(spec: CollectionSpec<K,
           if (r._tag === 'ok') return TE.right(O.some(r.value))
           if (!quarantining) return TE.right(O.none)
           const suspect = { kind, key, object: what, path, dir, text: r.text, reason: r.reason }
+          // Even if it cannot be moved (a read-only disk), it reads as absent, never as an error
+          // that would stop work on other objects.
           return pipe(
-            quarantine.moveAside(suspect),
-            // Could not be moved (a read-only disk): it still reads as absent, never as an error
-            // that would stop work on other objects.
-            TE.orElse((e) => {
-              quarantine.failed(suspect, e)
-              return TE.right(true)
-            }),
+            quarantine.setAside(suspect),
             TE.chain((gone) => (gone ? TE.right(O.none) : once(false)))
           )
         })

@@ -23,7 +23,7 @@ import {
   type SandboxKey,
   type Store
 } from '@isthmus/core'
-import { fileCollection } from './collection.js'
+import { fileCollection, type CollectionSpec } from './collection.js'
 import { mkdirp, readNames, removeFile, writeTemp } from './fsio.js'
 import { fileLeases } from './leases.js'
 import { DEFAULT_STATE_DIR, layout, type CollectionDir, type Layout } from './layout.js'
@@ -123,14 +123,14 @@ const build = (s: FileStoreSettings, L: Layout): Store => {
   const locks = makeLocks({ staleMs: s.lockStaleMs, timeoutMs: s.lockTimeoutMs })
   const quarantine = fileQuarantine(L.quarantine, s.log)
   const common = { tempMaxAgeMs: s.tempMaxAgeMs, quarantine }
-  const pools = fileCollection({
-    ...common,
-    kind: 'pool',
-    codec: Pool,
-    keyOf: (p) => p.id,
-    dir: L.collection('pools'),
-    pathOf: (id: PoolId) => L.record('pools', id)
-  })
+  // One collection per directory of the layout, its records keyed by `keyOf`.
+  const collection = <K extends string, A, Out>(
+    kind: CollectionSpec<K, A, Out>['kind'],
+    dir: CollectionDir,
+    codec: CollectionSpec<K, A, Out>['codec'],
+    keyOf: (a: A) => K
+  ) => fileCollection({ ...common, kind, codec, keyOf, dir: L.collection(dir), pathOf: (key: K) => L.record(dir, key) })
+  const pools = collection('pool', 'pools', Pool, (p): PoolId => p.id)
   const leases = fileLeases({
     layout: L,
     locks,
@@ -142,30 +142,9 @@ const build = (s: FileStoreSettings, L: Layout): Store => {
       )
   })
   return {
-    networks: fileCollection({
-      ...common,
-      kind: 'network',
-      codec: Network,
-      keyOf: (n) => n.id,
-      dir: L.collection('networks'),
-      pathOf: (id: NetworkId) => L.record('networks', id)
-    }),
-    endpoints: fileCollection({
-      ...common,
-      kind: 'endpoint',
-      codec: Endpoint,
-      keyOf: (e) => e.id,
-      dir: L.collection('endpoints'),
-      pathOf: (id: EndpointId) => L.record('endpoints', id)
-    }),
-    sandboxes: fileCollection({
-      ...common,
-      kind: 'sandbox',
-      codec: Sandbox,
-      keyOf: (x) => x.key,
-      dir: L.collection('sandboxes'),
-      pathOf: (key: SandboxKey) => L.record('sandboxes', key)
-    }),
+    networks: collection('network', 'networks', Network, (n): NetworkId => n.id),
+    endpoints: collection('endpoint', 'endpoints', Endpoint, (e): EndpointId => e.id),
+    sandboxes: collection('sandbox', 'sandboxes', Sandbox, (x): SandboxKey => x.key),
     pools,
     leases,
     quarantine: quarantine.port((id, holds) => leases.release(holds.addressSpace, holds.address, quarantineHolder(id))),

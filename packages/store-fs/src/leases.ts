@@ -192,31 +192,36 @@ export const fileLeases = ({ layout: L, locks, tempMaxAgeMs, quarantine, poolOf 
     )
   }
 
+  // The lease of `address`, read without the lock; an unreadable one is replaced by its hold under
+  // the lock. `tolerant`: a hold that cannot be made now reads as absent (tried again next time).
+  const current = (space: AddressSpace, address: IpAddress, tolerant: boolean): TE.TaskEither<CoreError, O.Option<Lease>> => {
+    const path = L.lease(space, address)
+    const what = leaseObject(space, address)
+    return pipe(
+      load(what, path, misplaced(space, address)),
+      TE.chain((r): TE.TaskEither<CoreError, O.Option<Lease>> =>
+        r._tag === 'absent'
+          ? TE.right(O.none)
+          : r._tag === 'ok'
+            ? TE.right(O.some(r.value))
+            : pipe(
+                underLock(space, address, readHeld(space, address)),
+                TE.map(O.map((h) => h.value)),
+                TE.orElse((e): TE.TaskEither<CoreError, O.Option<Lease>> => {
+                  if (!tolerant) return TE.left(e)
+                  quarantine.failed({ kind: 'lease', key: address, object: what, path, dir: dirname(path), text: r.text, reason: r.reason }, e)
+                  return TE.right(O.none)
+                })
+              )
+      )
+    )
+  }
+
   // One file of a space's directory while listing: a lease, a hold in place of an unreadable one,
-  // or nothing (a stray file, moved aside; a hold that could not be made now, tried next time).
+  // or nothing (a stray file, moved aside; a hold that could not be made now).
   const listed = (space: AddressSpace, name: string, path: string): TE.TaskEither<CoreError, O.Option<Lease>> => {
     const key = decodeName(name.slice(0, -RECORD_SUFFIX.length))
-    const address = key !== undefined && IpAddress.is(key) && L.lease(space, key) === path ? key : undefined
-    if (address !== undefined) {
-      const what = leaseObject(space, address)
-      return pipe(
-        load(what, path, misplaced(space, address)),
-        TE.chain((r): TE.TaskEither<CoreError, O.Option<Lease>> =>
-          r._tag === 'absent'
-            ? TE.right(O.none)
-            : r._tag === 'ok'
-              ? TE.right(O.some(r.value))
-              : pipe(
-                  underLock(space, address, readHeld(space, address)),
-                  TE.map(O.map((h) => h.value)),
-                  TE.orElse((e): TE.TaskEither<CoreError, O.Option<Lease>> => {
-                    quarantine.failed({ kind: 'lease', key: address, object: what, path, dir: dirname(path), text: r.text, reason: r.reason }, e)
-                    return TE.right(O.none)
-                  })
-                )
-        )
-      )
-    }
+    if (key !== undefined && IpAddress.is(key) && L.lease(space, key) === path) return current(space, key, true)
     // Not the name of an address: no reserve ever looks at it, so it holds nothing.
     const what = `lease in file ${name} of ${space}`
     return pipe(
@@ -225,12 +230,8 @@ export const fileLeases = ({ layout: L, locks, tempMaxAgeMs, quarantine, poolOf 
         if (r._tag !== 'bad') return TE.right(O.none)
         const s: Suspect = { kind: 'lease', object: what, path, dir: dirname(path), text: r.text, reason: r.reason }
         return pipe(
-          quarantine.moveAside(s),
-          TE.map(() => O.none),
-          TE.orElse((e) => {
-            quarantine.failed(s, e)
-            return TE.right(O.none)
-          })
+          quarantine.setAside(s),
+          TE.map(() => O.none)
         )
       })
     )
@@ -292,20 +293,7 @@ export const fileLeases = ({ layout: L, locks, tempMaxAgeMs, quarantine, poolOf 
           )
         )
       ),
-    get: (space, address) =>
-      pipe(
-        load(leaseObject(space, address), L.lease(space, address), misplaced(space, address)),
-        TE.chain((r): TE.TaskEither<CoreError, O.Option<Lease>> =>
-          r._tag === 'absent'
-            ? TE.right(O.none)
-            : r._tag === 'ok'
-              ? TE.right(O.some(r.value))
-              : pipe(
-                  underLock(space, address, readHeld(space, address)),
-                  TE.map(O.map((h) => h.value))
-                )
-        )
-      ),
+    get: (space, address) => current(space, address, false),
     list: (space, pool) =>
       pipe(
         readAll(`the leases of ${space}`, L.leaseDir(space), tempMaxAgeMs)((name, path) => listed(space, name, path)),

@@ -74,6 +74,11 @@ export interface FileQuarantine {
    */
   readonly moveAside: (s: Suspect) => TE.TaskEither<CoreError, boolean>
   /**
+   * `moveAside`, where a failure to move (a read-only disk) is logged once (`failed`) and the
+   * record still counts as gone: `true` unless it changed meanwhile (read it again).
+   */
+  readonly setAside: (s: Suspect) => TE.TaskEither<CoreError, boolean>
+  /**
    * Keep the bytes of lease file `s` as entry `id` (a second name, the file stays) and describe
    * it; the caller then puts the hold in place, and calls `logged` or, if that fails, `forget`.
    */
@@ -258,9 +263,19 @@ export const fileQuarantine = (dir: string, log: Logger): FileQuarantine => {
 
   const newId = (kind: RecordKind): string => `${kind}-${compactTime(new Date())}-${randomBytes(6).toString('hex')}`
 
+  const setAside: FileQuarantine['setAside'] = (s) =>
+    pipe(
+      moveAside(s),
+      TE.orElse((e) => {
+        failed(s, e)
+        return TE.right(true)
+      })
+    )
+
   return {
     newId,
     moveAside,
+    setAside,
     keep,
     logged,
     forget,

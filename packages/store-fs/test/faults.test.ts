@@ -6,9 +6,7 @@
  * space or write access returns.
  */
 import { strict as assert } from 'node:assert'
-import { execFileSync } from 'node:child_process'
-import { appendFileSync, writeFileSync } from 'node:fs'
-import { mkdir, readFile, readdir, rm, rmdir, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { join, relative } from 'node:path'
 import { describe, it } from 'node:test'
 import * as E from 'fp-ts/lib/Either.js'
@@ -38,44 +36,14 @@ import {
   sampleNetwork,
   samplePool
 } from '@isthmus/core/testing'
+import { fillFileSystem, remount, withTmpfs } from '@isthmus/testkit'
 import { decodeEnvelope, layout, type RecordKind } from '../src/index.js'
-import { openStore, tempDir } from './support/children.js'
+import { openStore } from './support/children.js'
 
 const SPACE = 'isthmus-local' as AddressSpace
 const runtime: LeaseOwner = { kind: 'runtime', ref: 'docker' }
 const ep = (id: string): LeaseOwner => ({ kind: 'endpoint', id: id as EndpointId })
 const a = (n: number) => `10.1.0.${n}` as IpAddress
-
-// A tmpfs of its own: the test's faults touch nothing else. Unmounted in finally, even on failure.
-const withTmpfs = async (f: (mnt: string) => Promise<void>): Promise<void> => {
-  const mnt = await tempDir('isthmus-tmpfs-')
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0700', 'isthmus-test-tmpfs', mnt])
-  try {
-    await f(mnt)
-  } finally {
-    try {
-      execFileSync('umount', [mnt])
-    } catch {
-      execFileSync('umount', ['-l', mnt])
-    }
-    await rmdir(mnt)
-  }
-}
-const remount = (mnt: string, mode: 'ro' | 'rw') => execFileSync('mount', ['-o', `remount,${mode}`, mnt])
-
-// Fill the file system to the last page.
-const fill = (file: string) => {
-  const attempt = (write: () => void) => {
-    try {
-      for (;;) write()
-    } catch (e) {
-      if ((e as { code?: string }).code !== 'ENOSPC') throw e
-    }
-  }
-  attempt(() => writeFileSync(file, Buffer.alloc(4 << 20)))
-  attempt(() => appendFileSync(file, Buffer.alloc(4096)))
-  attempt(() => appendFileSync(file, 'x'))
-}
 
 // Each call answers within this: a full or read-only disk is an answer, never a wait.
 const PROMPT_MS = 3000
@@ -134,14 +102,14 @@ const populate = async (store: Store) => {
 
 describe('store faults on a small tmpfs', () => {
   it('full (ENOSPC): writes fail at once naming the object, reads go on, nothing changes, all works once space returns', () =>
-    withTmpfs(async (mnt) => {
+    withTmpfs('1m', async (mnt) => {
       const stateDir = join(mnt, 'state')
       const store = await openStore(stateDir, { lockTimeoutMs: PROMPT_MS - 1000 })
       try {
         await populate(store)
         const before = await records(stateDir)
         const filler = join(mnt, 'filler')
-        fill(filler)
+        fillFileSystem(filler)
 
         await failsWith(store.networks.put(sampleNetwork('n2')), 'ENOSPC', 'network n2', mnt)
         await failsWith(store.networks.put(sampleNetwork('n1', 2)), 'ENOSPC', 'network n1', mnt)
@@ -173,7 +141,7 @@ describe('store faults on a small tmpfs', () => {
     }))
 
   it('read-only (EROFS): writes and locks fail at once, a held lock is lost without a throw, reads go on, all works once writable', () =>
-    withTmpfs(async (mnt) => {
+    withTmpfs('1m', async (mnt) => {
       const stateDir = join(mnt, 'state')
       const log = recordingLogger()
       const store = await openStore(stateDir, { lockTimeoutMs: PROMPT_MS - 1000, lockStaleMs: 2000, log: log.port })
@@ -238,7 +206,7 @@ describe('store faults on a small tmpfs', () => {
     }))
 
   it('a state directory that cannot be created on a read-only disk fails to open, naming it', () =>
-    withTmpfs(async (mnt) => {
+    withTmpfs('1m', async (mnt) => {
       await mkdir(join(mnt, 'empty'))
       remount(mnt, 'ro')
       try {
