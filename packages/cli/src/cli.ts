@@ -8,6 +8,7 @@ import yargs, { type Argv } from 'yargs'
 import { cniCommand } from './commands/cni.js'
 import { leasesCommand } from './commands/leases.js'
 import { networksCommand } from './commands/networks.js'
+import { quarantineCommand } from './commands/quarantine.js'
 import { serveCommand } from './commands/serve.js'
 
 /** The version of this package, the one `isthmus --version` prints. */
@@ -22,7 +23,7 @@ const epilogue = [
 
 /** The yargs program, without parsing. @category constructors */
 export const buildCli = (argv: ReadonlyArray<string>): Argv =>
-  networksCommand(leasesCommand(cniCommand(serveCommand(yargs([...argv])))))
+  quarantineCommand(networksCommand(leasesCommand(cniCommand(serveCommand(yargs([...argv]))))))
     .scriptName('isthmus')
     .usage('$0 <command> [options]')
     .version(version)

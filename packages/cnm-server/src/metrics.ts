@@ -66,10 +66,14 @@ export const pluginMetrics = (): PluginMetrics => {
   }
 }
 
+// Every kind of record the quarantine may hold: each has a series, 0 when none is quarantined.
+const QUARANTINE_KINDS = ['network', 'endpoint', 'sandbox', 'pool', 'lease']
+
 /**
  * Gauges of the store's contents, read at each scrape. The gauges of one scrape share one read
  * (prom-client collects them concurrently); a store that cannot be read sets `store_up` to 0 and
- * empties the others rather than repeat stale numbers.
+ * empties the others rather than repeat stale numbers. `store_quarantined_records` counts the
+ * records the store moved aside as unreadable (`isthmus quarantine` lists them), by kind.
  *
  * @category constructors
  */
@@ -111,6 +115,20 @@ export const registerStoreMetrics = (registry: Registry, env: Pick<Env, 'store'>
   })
   gauge('ipam_pool_used', 'Addresses of a pool held by a lease', ['pool'], (g, s) => {
     for (const p of s.pools) g.set({ pool: p.poolId }, p.used)
+  })
+  new Gauge({
+    name: `${METRIC_PREFIX}store_quarantined_records`,
+    help: 'Records found unreadable and moved aside, by kind (see `isthmus quarantine`); a quarantined lease still holds its address',
+    labelNames: ['kind'],
+    registers: [registry],
+    async collect() {
+      const listed = await env.store.quarantine.list()()
+      this.reset()
+      if (E.isLeft(listed)) return
+      const counts = new Map<string, number>(QUARANTINE_KINDS.map((k) => [k, 0]))
+      for (const q of listed.right) counts.set(q.kind, (counts.get(q.kind) ?? 0) + 1)
+      for (const [kind, n] of counts) this.set({ kind }, n)
+    }
   })
 }
 

@@ -73,6 +73,10 @@ describe('metrics listener', () => {
     assert.equal(sample(m, 'isthmus_ipam_pool_used', { pool: 'isthmus-local/10.241.251.0/29' }), 2)
     assert.equal(sample(m, 'isthmus_ipam_leases', { holder: 'runtime' }), 1)
     assert.equal(sample(m, 'isthmus_ipam_leases', { holder: 'gateway' }), 1)
+    // nothing quarantined: a series at 0 for every kind, so an alert needs no absent()
+    for (const kind of ['network', 'endpoint', 'sandbox', 'pool', 'lease']) {
+      assert.equal(sample(m, 'isthmus_store_quarantined_records', { kind }), 0, kind)
+    }
   })
 
   it('is live on /healthz, ready on /readyz while the store answers, and 503 when it does not', async () => {

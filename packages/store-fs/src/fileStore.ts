@@ -3,6 +3,7 @@
  * short CNI processes at once. Opening creates the layout (layout.ts) and sweeps crash litter.
  */
 import { isAbsolute, join } from 'node:path'
+import * as O from 'fp-ts/lib/Option.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import {
@@ -10,19 +11,24 @@ import {
   Network,
   Pool,
   Sandbox,
+  contains,
   invalidConfig,
+  quarantineHolder,
+  silentLogger,
   type CoreError,
+  type Logger,
   type EndpointId,
   type NetworkId,
   type PoolId,
   type SandboxKey,
   type Store
 } from '@isthmus/core'
-import { fileCollection } from './collection.js'
+import { fileCollection, type CollectionSpec } from './collection.js'
 import { mkdirp, readNames, removeFile, writeTemp } from './fsio.js'
 import { fileLeases } from './leases.js'
 import { DEFAULT_STATE_DIR, layout, type CollectionDir, type Layout } from './layout.js'
 import { makeLocks } from './locks.js'
+import { fileQuarantine } from './quarantine.js'
 import { sweepDir, sweepLocks } from './sweep.js'
 
 /** @category model */
@@ -37,6 +43,11 @@ export interface FileStoreOptions {
   readonly tempMaxAgeMs?: number
   /** Sweep every directory when opening (default true); listing sweeps what it reads anyway. */
   readonly sweepOnOpen?: boolean
+  /**
+   * Where the store says what it did on its own: each record it quarantined (one line each, with
+   * its file), a record it could not quarantine. Default: nowhere.
+   */
+  readonly log?: Logger
 }
 
 /** The options with their defaults filled in. @category model */
@@ -46,6 +57,7 @@ export interface FileStoreSettings {
   readonly lockTimeoutMs: number
   readonly tempMaxAgeMs: number
   readonly sweepOnOpen: boolean
+  readonly log: Logger
 }
 
 const COLLECTIONS: ReadonlyArray<CollectionDir> = ['networks', 'endpoints', 'sandboxes', 'pools']
@@ -57,7 +69,8 @@ export const settingsOf = (o: FileStoreOptions = {}): TE.TaskEither<CoreError, F
     lockStaleMs: Math.max(o.lockStaleMs ?? 10_000, 2_000),
     lockTimeoutMs: o.lockTimeoutMs ?? 15_000,
     tempMaxAgeMs: o.tempMaxAgeMs ?? 60_000,
-    sweepOnOpen: o.sweepOnOpen ?? true
+    sweepOnOpen: o.sweepOnOpen ?? true,
+    log: o.log ?? silentLogger
   }
   // A CNI plugin runs with whatever working directory the runtime had: a relative state directory
   // would name a different place in each caller.
@@ -68,23 +81,25 @@ export const settingsOf = (o: FileStoreOptions = {}): TE.TaskEither<CoreError, F
   return TE.right(s)
 }
 
-const directories = (L: Layout): ReadonlyArray<string> => [
-  L.root,
-  ...COLLECTIONS.map((c) => L.collection(c)),
-  L.leaseSpaces,
-  L.cursors,
-  L.locks
+// Every directory of the layout, with the words errors name it by.
+const directories = (L: Layout): ReadonlyArray<readonly [string, string]> => [
+  ['the state directory', L.root],
+  ...COLLECTIONS.map((c) => [`the ${c}`, L.collection(c)] as const),
+  ['the leases', L.leaseSpaces],
+  ['the cursors', L.cursors],
+  ['the lock directories', L.locks],
+  ['the quarantine', L.quarantine]
 ]
 
 // Every temp file and stale lock left by crashed processes, in every directory of the layout.
 const sweep = (L: Layout, s: FileStoreSettings): TE.TaskEither<CoreError, void> =>
   pipe(
-    readNames(L.leaseSpaces),
+    readNames('the leases', L.leaseSpaces),
     TE.map((spaces) => [
       ...directories(L),
-      ...spaces.filter((n) => !n.startsWith('.')).map((n) => join(L.leaseSpaces, n))
+      ...spaces.filter((n) => !n.startsWith('.')).map((n) => ['the leases', join(L.leaseSpaces, n)] as const)
     ]),
-    TE.chain(TE.traverseSeqArray((dir) => sweepDir(dir, s.tempMaxAgeMs))),
+    TE.chain(TE.traverseSeqArray(([what, dir]) => sweepDir(what, dir, s.tempMaxAgeMs))),
     TE.chain(() => sweepLocks(L.locks, Math.max(10 * s.lockStaleMs, 10 * 60_000)))
   )
 
@@ -99,55 +114,47 @@ export const fileStore = (options: FileStoreOptions = {}): TE.TaskEither<CoreErr
     settingsOf(options),
     TE.bindTo('s'),
     TE.let('L', ({ s }) => layout(s.stateDir)),
-    TE.chainFirst(({ L }) => TE.traverseSeqArray(mkdirp)(directories(L))),
+    TE.chainFirst(({ L }) => TE.traverseSeqArray(([what, dir]: readonly [string, string]) => mkdirp(what, dir))(directories(L))),
     TE.chainFirst(({ s, L }) => (s.sweepOnOpen ? sweep(L, s) : TE.right(undefined))),
     TE.map(({ s, L }) => build(s, L))
   )
 
 const build = (s: FileStoreSettings, L: Layout): Store => {
   const locks = makeLocks({ staleMs: s.lockStaleMs, timeoutMs: s.lockTimeoutMs })
-  const common = { tempMaxAgeMs: s.tempMaxAgeMs }
+  const quarantine = fileQuarantine(L.quarantine, s.log)
+  const common = { tempMaxAgeMs: s.tempMaxAgeMs, quarantine }
+  // One collection per directory of the layout, its records keyed by `keyOf`.
+  const collection = <K extends string, A, Out>(
+    kind: CollectionSpec<K, A, Out>['kind'],
+    dir: CollectionDir,
+    codec: CollectionSpec<K, A, Out>['codec'],
+    keyOf: (a: A) => K
+  ) => fileCollection({ ...common, kind, codec, keyOf, dir: L.collection(dir), pathOf: (key: K) => L.record(dir, key) })
+  const pools = collection('pool', 'pools', Pool, (p): PoolId => p.id)
+  const leases = fileLeases({
+    layout: L,
+    locks,
+    ...common,
+    poolOf: (space, address) =>
+      pipe(
+        pools.list(),
+        TE.map((all) => O.fromNullable(all.find((p) => p.addressSpace === space && contains(p.subnet, address))?.id))
+      )
+  })
   return {
-    networks: fileCollection({
-      ...common,
-      kind: 'network',
-      codec: Network,
-      keyOf: (n) => n.id,
-      dir: L.collection('networks'),
-      pathOf: (id: NetworkId) => L.record('networks', id)
-    }),
-    endpoints: fileCollection({
-      ...common,
-      kind: 'endpoint',
-      codec: Endpoint,
-      keyOf: (e) => e.id,
-      dir: L.collection('endpoints'),
-      pathOf: (id: EndpointId) => L.record('endpoints', id)
-    }),
-    sandboxes: fileCollection({
-      ...common,
-      kind: 'sandbox',
-      codec: Sandbox,
-      keyOf: (x) => x.key,
-      dir: L.collection('sandboxes'),
-      pathOf: (key: SandboxKey) => L.record('sandboxes', key)
-    }),
-    pools: fileCollection({
-      ...common,
-      kind: 'pool',
-      codec: Pool,
-      keyOf: (p) => p.id,
-      dir: L.collection('pools'),
-      pathOf: (id: PoolId) => L.record('pools', id)
-    }),
-    leases: fileLeases({ layout: L, locks, tempMaxAgeMs: s.tempMaxAgeMs }),
+    networks: collection('network', 'networks', Network, (n): NetworkId => n.id),
+    endpoints: collection('endpoint', 'endpoints', Endpoint, (e): EndpointId => e.id),
+    sandboxes: collection('sandbox', 'sandboxes', Sandbox, (x): SandboxKey => x.key),
+    pools,
+    leases,
+    quarantine: quarantine.port((id, holds) => leases.release(holds.addressSpace, holds.address, quarantineHolder(id))),
     withLock: (name, task, scope) => locks.withLock(L.namedLock(name), `"${name}"`, task, scope === 'process'),
     // Usable means: the directories are there, readable, and a file can be written in the root.
     ping: () =>
       pipe(
-        TE.traverseSeqArray(readNames)(directories(L)),
-        TE.chain(() => writeTemp(L.root, 'ping\n', false)),
-        TE.chain(removeFile)
+        TE.traverseSeqArray(([what, dir]: readonly [string, string]) => readNames(what, dir))(directories(L)),
+        TE.chain(() => writeTemp('the state directory', L.root, 'ping\n', false)),
+        TE.chain((temp) => removeFile('the state directory', temp))
       ),
     close: () => locks.close()
   }

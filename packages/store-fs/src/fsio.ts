@@ -22,7 +22,8 @@
  */
 import { randomBytes } from 'node:crypto'
 import * as fs from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
+import { getSystemErrorMap } from 'node:util'
 import * as E from 'fp-ts/lib/Either.js'
 import * as O from 'fp-ts/lib/Option.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
@@ -39,24 +40,45 @@ export const errnoOf = (e: unknown): string | undefined =>
 // Conditions that go away by themselves: the caller may try again (CNI code 11).
 const TRANSIENT = new Set(['EAGAIN', 'EWOULDBLOCK', 'EBUSY', 'EINTR', 'EMFILE', 'ENFILE', 'ETIMEDOUT'])
 
-/** The CoreError of a failed file-system call. @category utils */
+const SYSTEM_ERRORS = getSystemErrorMap()
+
+/**
+ * What went wrong, without where: node's message names the file (`ENOSPC: no space left on
+ * device, write '/var/lib/isthmus/...'`), and the sentence reaches the Docker user.
+ *
+ * @category utils
+ */
+export const errnoText = (e: unknown): string => {
+  const code = errnoOf(e)
+  const errno = typeof e === 'object' && e !== null ? (e as { errno?: unknown }).errno : undefined
+  const known = typeof errno === 'number' ? SYSTEM_ERRORS.get(errno) : undefined
+  if (code !== undefined && known !== undefined && known[0] === code) return `${code}: ${known[1]}`
+  return code !== undefined && /^E[A-Z0-9]+$/.test(code) ? code : causeText(e)
+}
+
+/**
+ * The CoreError of a failed file-system call `op` on the stored object `what` (`endpoint <id>`,
+ * `the leases of isthmus-local`): it names the object, never the path.
+ *
+ * @category utils
+ */
 export const fsError =
-  (op: string, path: string) =>
+  (op: string, what: string) =>
   (e: unknown): CoreError => {
     const code = errnoOf(e)
     return code !== undefined && TRANSIENT.has(code)
-      ? transient(`${op} ${path}: ${causeText(e)}`)
-      : io(`${op} ${path}`, e)
+      ? transient(`${op} of ${what}: ${errnoText(e)}`)
+      : io(`${op} of ${what}`, errnoText(e))
   }
 
-/** One fs call as a TaskEither. @category utils */
-export const attempt = <A>(op: string, path: string, f: () => Promise<A>): TE.TaskEither<CoreError, A> =>
-  TE.tryCatch(f, fsError(op, path))
+/** One fs call on `what` as a TaskEither. @category utils */
+export const attempt = <A>(op: string, what: string, f: () => Promise<A>): TE.TaskEither<CoreError, A> =>
+  TE.tryCatch(f, fsError(op, what))
 
 // Like `attempt`, but one errno is an expected answer rather than a failure.
 const attemptUnless = <A, B>(
   op: string,
-  path: string,
+  what: string,
   f: () => Promise<A>,
   code: string,
   instead: B
@@ -70,7 +92,7 @@ const attemptUnless = <A, B>(
           throw e
         }
       ),
-    fsError(op, path)
+    fsError(op, what)
   )
 
 /**
@@ -102,28 +124,60 @@ export const tempPath = (dir: string): string => join(dir, `${TEMP_PREFIX}${uniq
 /** @category utils */
 export const tombPath = (dir: string): string => join(dir, `${TOMB_PREFIX}${uniqueSuffix()}`)
 
-/** The text of a file, or none when it does not exist or is empty (a cut write, above). @category utils */
-export const readText = (path: string): TE.TaskEither<CoreError, O.Option<string>> =>
+/** The text of a file, or none when it does not exist, is empty (a cut write, above) or is a directory. @category utils */
+export const readText = (what: string, path: string): TE.TaskEither<CoreError, O.Option<string>> =>
   attemptUnless(
     'read',
-    path,
+    what,
     async () => {
-      const text = fs.readFileSync(path, 'utf8')
-      return text === '' ? O.none : O.some(text)
+      try {
+        const text = fs.readFileSync(path, 'utf8')
+        return text === '' ? O.none : O.some(text)
+      } catch (e) {
+        // a directory (a lock directory copied by hand, say) is never a record
+        if (errnoOf(e) === 'EISDIR') return O.none
+        throw e
+      }
     },
     'ENOENT',
     O.none as O.Option<string>
   )
 
 /** The entries of a directory; a missing directory has none. @category utils */
-export const readNames = (dir: string): TE.TaskEither<CoreError, ReadonlyArray<string>> =>
-  attemptUnless('readdir', dir, async () => fs.readdirSync(dir), 'ENOENT', [] as ReadonlyArray<string>)
+export const readNames = (what: string, dir: string): TE.TaskEither<CoreError, ReadonlyArray<string>> =>
+  attemptUnless('readdir', what, async () => fs.readdirSync(dir), 'ENOENT', [] as ReadonlyArray<string>)
+
+/** The names of the entries of a directory that are not directories themselves. @category utils */
+export const readFileNames = (what: string, dir: string): TE.TaskEither<CoreError, ReadonlyArray<string>> =>
+  attemptUnless(
+    'readdir',
+    what,
+    async () =>
+      fs
+        .readdirSync(dir, { withFileTypes: true })
+        .filter((d) => !d.isDirectory())
+        .map((d) => d.name),
+    'ENOENT',
+    [] as ReadonlyArray<string>
+  )
 
 /** @category utils */
-export const mkdirp = (dir: string): TE.TaskEither<CoreError, void> =>
-  attempt('mkdir', dir, async () => {
-    fs.mkdirSync(dir, { recursive: true, mode: 0o750 })
-  })
+export const mkdirp = (what: string, dir: string): TE.TaskEither<CoreError, void> =>
+  attempt('mkdir', what, async () => mkdirs(dir))
+
+// mkdir -p by hand: node's recursive mkdir reports ENOENT where a parent could not be made
+// (EROFS, EACCES), which would send the reader looking for the wrong fault.
+const mkdirs = (dir: string): void => {
+  try {
+    fs.mkdirSync(dir, { mode: 0o750 })
+  } catch (e) {
+    const code = errnoOf(e)
+    if (code === 'EEXIST' && fs.statSync(dir).isDirectory()) return
+    if (code !== 'ENOENT' || dirname(dir) === dir) throw e
+    mkdirs(dirname(dir))
+    mkdirs(dir)
+  }
+}
 
 /**
  * Whether a record file is there to stay: an empty one, the remains of a cut write (above), is
@@ -132,10 +186,10 @@ export const mkdirp = (dir: string): TE.TaskEither<CoreError, void> =>
  *
  * @category utils
  */
-export const occupied = (path: string): TE.TaskEither<CoreError, boolean> =>
+export const occupied = (what: string, path: string): TE.TaskEither<CoreError, boolean> =>
   attemptUnless(
     'stat',
-    path,
+    what,
     async () => {
       // absent is the common answer (a free address): no exception built for it
       const st = fs.lstatSync(path, { throwIfNoEntry: false })
@@ -153,12 +207,16 @@ export const occupied = (path: string): TE.TaskEither<CoreError, boolean> =>
   )
 
 /** Remove a file; absent is fine. @category utils */
-export const removeFile = (path: string): TE.TaskEither<CoreError, void> =>
-  attemptUnless('unlink', path, async () => fs.unlinkSync(path), 'ENOENT', undefined)
+export const removeFile = (what: string, path: string): TE.TaskEither<CoreError, void> =>
+  attemptUnless('unlink', what, async () => fs.unlinkSync(path), 'ENOENT', undefined)
 
 /** Rename; `false` when the source is gone. @category utils */
-export const renameIfExists = (from: string, to: string): TE.TaskEither<CoreError, boolean> =>
-  attemptUnless('rename', from, async () => (fs.renameSync(from, to), true), 'ENOENT', false)
+export const renameIfExists = (what: string, from: string, to: string): TE.TaskEither<CoreError, boolean> =>
+  attemptUnless('rename', what, async () => (fs.renameSync(from, to), true), 'ENOENT', false)
+
+/** Give `from` a second name `to`; `false` when `to` exists already. @category utils */
+export const linkUnlessExists = (what: string, from: string, to: string): TE.TaskEither<CoreError, boolean> =>
+  attemptUnless('link', what, async () => (fs.linkSync(from, to), true), 'EEXIST', false)
 
 /**
  * fsync a directory, so that a rename, link or unlink in it is on disk. Filesystems that cannot
@@ -166,10 +224,10 @@ export const renameIfExists = (from: string, to: string): TE.TaskEither<CoreErro
  *
  * @category utils
  */
-export const syncDir = (dir: string): TE.TaskEither<CoreError, void> =>
+export const syncDir = (what: string, dir: string): TE.TaskEither<CoreError, void> =>
   attemptUnless(
     'fsync',
-    dir,
+    what,
     async () => {
       const fd = fs.openSync(dir, 'r')
       try {
@@ -188,13 +246,13 @@ export const syncDir = (dir: string): TE.TaskEither<CoreError, void> =>
  *
  * @category utils
  */
-export const writeTemp = (dir: string, text: string, durable: boolean): TE.TaskEither<CoreError, string> =>
+export const writeTemp = (what: string, dir: string, text: string, durable: boolean): TE.TaskEither<CoreError, string> =>
   pipe(
     // The name is drawn when the task runs, so one task value can run twice, even at once.
     TE.fromIO(() => tempPath(dir)),
     TE.chain((path) =>
       pipe(
-        attempt('write', path, async () => {
+        attempt('write', what, async () => {
           const fd = fs.openSync(path, 'wx', 0o640)
           try {
             fs.writeFileSync(fd, text, 'utf8')
@@ -204,7 +262,7 @@ export const writeTemp = (dir: string, text: string, durable: boolean): TE.TaskE
           }
         }),
         TE.map(() => path),
-        cleanupOnError(() => removeFile(path))
+        cleanupOnError(() => removeFile(what, path))
       )
     )
   )
@@ -216,16 +274,22 @@ export const writeTemp = (dir: string, text: string, durable: boolean): TE.TaskE
  *
  * @category utils
  */
-export const replaceFile = (path: string, dir: string, text: string, durable = true): TE.TaskEither<CoreError, void> =>
+export const replaceFile = (
+  what: string,
+  path: string,
+  dir: string,
+  text: string,
+  durable = true
+): TE.TaskEither<CoreError, void> =>
   pipe(
-    writeTemp(dir, text, durable),
+    writeTemp(what, dir, text, durable),
     TE.chain((temp) =>
       pipe(
-        attempt('rename', temp, async () => fs.renameSync(temp, path)),
-        cleanupOnError(() => removeFile(temp))
+        attempt('rename', what, async () => fs.renameSync(temp, path)),
+        cleanupOnError(() => removeFile(what, temp))
       )
     ),
-    TE.chain(() => (durable ? syncDir(dir) : TE.right(undefined)))
+    TE.chain(() => (durable ? syncDir(what, dir) : TE.right(undefined)))
   )
 
 /**
@@ -234,15 +298,21 @@ export const replaceFile = (path: string, dir: string, text: string, durable = t
  *
  * @category utils
  */
-export const createFile = (path: string, dir: string, text: string, durable = true): TE.TaskEither<CoreError, boolean> =>
+export const createFile = (
+  what: string,
+  path: string,
+  dir: string,
+  text: string,
+  durable = true
+): TE.TaskEither<CoreError, boolean> =>
   pipe(
-    writeTemp(dir, text, durable),
+    writeTemp(what, dir, text, durable),
     TE.chain((temp) =>
       pipe(
-        attemptUnless('link', path, async () => (fs.linkSync(temp, path), true), 'EEXIST', false),
-        cleanupOnError(() => removeFile(temp)),
-        TE.chainFirst(() => removeFile(temp))
+        linkUnlessExists(what, temp, path),
+        cleanupOnError(() => removeFile(what, temp)),
+        TE.chainFirst(() => removeFile(what, temp))
       )
     ),
-    TE.chainFirst((created) => (created && durable ? syncDir(dir) : TE.right(undefined)))
+    TE.chainFirst((created) => (created && durable ? syncDir(what, dir) : TE.right(undefined)))
   )

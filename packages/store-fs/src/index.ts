@@ -11,6 +11,8 @@ export {
   EnvelopeHeader,
   decodeEnvelope,
   encodeEnvelope,
+  storableEnvelope,
   type RecordKind
 } from './envelope.js'
+export { QuarantineEntry } from './quarantine.js'
 export { encodeName, decodeName } from './names.js'

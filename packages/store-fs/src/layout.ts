@@ -9,6 +9,8 @@
  *   <stateDir>/v1/leases/<space>/<encoded address>.json
  *   <stateDir>/v1/cursors/<encoded pool id>.json
  *   <stateDir>/v1/locks/<n-|a-><encoded name>.lock/      (directories: proper-lockfile)
+ *   <stateDir>/v1/quarantine/<entry>.record  <entry>.json  (an unreadable record's bytes, and
+ *                                                         what, when and why: quarantine.ts)
  *
  * Temporary files start with '.tmp-' (being written) or '.tomb-' (being removed); records never
  * start with '.', see names.ts.
@@ -44,6 +46,8 @@ export interface Layout {
   readonly cursors: string
   readonly cursor: (pool: string) => string
   readonly locks: string
+  /** Where unreadable records are moved aside. */
+  readonly quarantine: string
   /** The file a named lock guards; proper-lockfile makes `<file>.lock` beside it. */
   readonly namedLock: (name: string) => string
   readonly addressLock: (space: string, address: string) => string
@@ -66,6 +70,7 @@ export const layout = (stateDir: string): Layout => {
     cursors,
     cursor: (pool) => join(cursors, `${encodeName(pool)}${RECORD_SUFFIX}`),
     locks,
+    quarantine: join(root, 'quarantine'),
     // Two prefixes keep caller-named locks and per-address locks apart whatever the names are;
     // an address space never holds '/', so "space/address" is unambiguous.
     namedLock: (name) => join(locks, `n-${encodeName(name)}`),

@@ -16,28 +16,35 @@
  * - `release` renames the file to a tombstone, then unlinks it. The tombstone is compared with what
  *   was read under the lock; if they differ (possible only if the lock was taken over as stale
  *   while this process stalled), the lease is linked back and the caller gets `Transient`.
+ * - An unreadable lease file never frees its address. Under the address lock its bytes get a
+ *   second name in the quarantine, then a hold lease (owner `quarantineHolder(<entry>)`, in the
+ *   pool the bytes name, or the space's pool around the address) is renamed over it, so a
+ *   concurrent `reserve` sees the address taken throughout. The hold is an ordinary lease from then
+ *   on; `quarantine.drop` of the entry releases it. `reserve` itself needs none of this: a file
+ *   there, readable or not, is a taken address.
  */
 import { dirname } from 'node:path'
-import { promises as fs } from 'node:fs'
 import * as O from 'fp-ts/lib/Option.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import {
+  IpAddress,
   Lease,
-  decodeFailure,
+  PoolId,
+  leaseObject,
+  quarantineHolder,
   sameOwner,
   transient,
   type AddressSpace,
   type CoreError,
-  type IpAddress,
   type LeaseOwner,
   type LeaseStore
 } from '@isthmus/core'
-import { Cursor, decodeEnvelope, encodeEnvelope } from './envelope.js'
+import { Cursor, decodeEnvelope, storableEnvelope } from './envelope.js'
 import {
-  attempt,
+  cleanupOnError,
   createFile,
-  errnoOf,
+  linkUnlessExists,
   occupied,
   mkdirp,
   readText,
@@ -47,79 +54,137 @@ import {
   syncDir,
   tombPath
 } from './fsio.js'
-import type { Layout } from './layout.js'
+import { RECORD_SUFFIX, type Layout } from './layout.js'
 import type { Locks } from './locks.js'
-import { readAll, readRecord, type Read } from './records.js'
+import { decodeName } from './names.js'
+import type { FileQuarantine, Suspect } from './quarantine.js'
+import { loadRecord, readAll } from './records.js'
 
 /** @category model */
 export interface LeaseSpec {
   readonly layout: Layout
   readonly locks: Locks
   readonly tempMaxAgeMs: number
+  readonly quarantine: FileQuarantine
+  /** The pool of `space` whose subnet holds `address`, for the hold of a lease that names none. */
+  readonly poolOf: (space: AddressSpace, address: IpAddress) => TE.TaskEither<CoreError, O.Option<PoolId>>
+}
+
+/** A lease with the exact text it was read from (release compares texts). */
+interface Read {
+  readonly value: Lease
+  readonly text: string
+}
+
+const load = loadRecord('lease', Lease)
+const storable = storableEnvelope('lease', Lease)
+const storableCursor = storableEnvelope('cursor', Cursor)
+const decodeCursor = decodeEnvelope('cursor', Cursor)
+
+// The pool an unreadable lease's bytes still name, if any.
+const poolNamed = (text: string): PoolId | undefined => {
+  try {
+    const data = (JSON.parse(text) as { data?: { poolId?: unknown } } | null)?.data
+    return PoolId.is(data?.poolId) ? data.poolId : undefined
+  } catch {
+    return undefined
+  }
 }
 
 /** @category constructors */
-export const fileLeases = ({ layout: L, locks, tempMaxAgeMs }: LeaseSpec): LeaseStore => {
+export const fileLeases = ({ layout: L, locks, tempMaxAgeMs, quarantine, poolOf }: LeaseSpec): LeaseStore => {
   // Space directories made by this instance; mkdir once each rather than once per reserve.
   const made = new Set<string>()
-  const ensureDir = (dir: string): TE.TaskEither<CoreError, void> =>
+  const ensureDir = (space: AddressSpace, dir: string): TE.TaskEither<CoreError, void> =>
     made.has(dir)
       ? TE.right(undefined)
       : pipe(
-          mkdirp(dir),
+          mkdirp(`the leases of ${space}`, dir),
           TE.map(() => {
             made.add(dir)
           })
         )
 
-  const checkPlace =
-    (space: AddressSpace, address: IpAddress) =>
-    (path: string, lease: Lease): TE.TaskEither<CoreError, Lease> =>
-      lease.addressSpace === space && lease.address === address
-        ? TE.right(lease)
-        : TE.left(decodeFailure(path, [`holds the lease of ${lease.address} in ${lease.addressSpace}`]))
-
-  const read = (space: AddressSpace, address: IpAddress): TE.TaskEither<CoreError, O.Option<Read<Lease>>> => {
-    const path = L.lease(space, address)
-    return pipe(
-      readRecord('lease', Lease)(path),
-      TE.chain(
-        O.match(
-          () => TE.right(O.none),
-          (r) => TE.map(() => O.some(r))(checkPlace(space, address)(path, r.value))
-        )
-      )
-    )
-  }
+  // A lease file must hold the lease of the address it is named for.
+  const misplaced = (space: AddressSpace, address: IpAddress) => (lease: Lease) =>
+    lease.addressSpace === space && lease.address === address
+      ? undefined
+      : `holds the ${leaseObject(lease.addressSpace, lease.address)}, not the lease of this file`
 
   const underLock = <A>(space: AddressSpace, address: IpAddress, task: TE.TaskEither<CoreError, A>) =>
     locks.withLock(L.addressLock(space, address), `address ${address} in ${space}`, task)
 
+  // Under the address lock: the lease of `address`, with an unreadable one replaced by its hold.
+  const readHeld = (space: AddressSpace, address: IpAddress): TE.TaskEither<CoreError, O.Option<Read>> => {
+    const path = L.lease(space, address)
+    const what = leaseObject(space, address)
+    return pipe(
+      load(what, path, misplaced(space, address)),
+      TE.chain((r): TE.TaskEither<CoreError, O.Option<Read>> =>
+        r._tag === 'absent'
+          ? TE.right(O.none)
+          : r._tag === 'ok'
+            ? TE.right(O.some({ value: r.value, text: r.text }))
+            : pipe(
+                hold(space, address, { kind: 'lease', key: address, object: what, path, dir: dirname(path), text: r.text, reason: r.reason }),
+                TE.map(O.some)
+              )
+      )
+    )
+  }
+
+  // Keep the bad bytes in the quarantine, then rename a hold over them: the address stays taken.
+  const hold = (space: AddressSpace, address: IpAddress, s: Suspect): TE.TaskEither<CoreError, Read> => {
+    const id = quarantine.newId('lease')
+    const holds = { addressSpace: space, address }
+    return pipe(
+      TE.Do,
+      TE.bind('pool', () => {
+        const named = poolNamed(s.text)
+        return named !== undefined ? TE.right(O.some(named)) : poolOf(space, address)
+      }),
+      TE.let(
+        'lease',
+        ({ pool }): Lease => ({
+          address,
+          addressSpace: space,
+          // a pool that cannot be told: the hold still keeps the address, as any lease file does
+          poolId: O.getOrElse(() => `${space}/unknown` as PoolId)(pool),
+          owner: quarantineHolder(id),
+          since: new Date().toISOString()
+        })
+      ),
+      TE.bind('text', ({ lease }) => TE.fromEither(storable(s.object, lease))),
+      TE.chainFirst(() => quarantine.keep(id, s, holds)),
+      TE.chainFirst(({ text }) => pipe(replaceFile(s.object, s.path, s.dir, text), cleanupOnError(() => quarantine.forget(id)))),
+      TE.map(({ lease, text }) => {
+        quarantine.logged(id, s, holds)
+        return { value: lease, text }
+      })
+    )
+  }
+
   // Remove the lease file whose text was `seen`; see the module comment for the tombstone check.
-  const remove = (path: string, seen: string): TE.TaskEither<CoreError, void> => {
+  const remove = (what: string, path: string, seen: string): TE.TaskEither<CoreError, void> => {
     const dir = dirname(path)
     const tomb = tombPath(dir)
     return pipe(
-      renameIfExists(path, tomb),
+      renameIfExists(what, path, tomb),
       TE.chain((moved) =>
         !moved
           ? TE.right(undefined)
           : pipe(
-              readText(tomb),
+              readText(what, tomb),
               TE.chain((now) =>
                 O.isSome(now) && now.value === seen
                   ? pipe(
-                      removeFile(tomb),
-                      TE.chain(() => syncDir(dir))
+                      removeFile(what, tomb),
+                      TE.chain(() => syncDir(what, dir))
                     )
                   : pipe(
-                      attempt('link', path, () =>
-                        fs.link(tomb, path).catch((e: unknown) => {
-                          if (errnoOf(e) !== 'EEXIST') throw e
-                        })
-                      ),
-                      TE.chain(() => removeFile(tomb)),
-                      TE.chain(() => TE.left(transient(`lease ${path} changed while being released; try again`)))
+                      linkUnlessExists(what, tomb, path),
+                      TE.chain(() => removeFile(what, tomb)),
+                      TE.chain(() => TE.left(transient(`${what} changed while being released; try again`)))
                     )
               )
             )
@@ -127,16 +192,65 @@ export const fileLeases = ({ layout: L, locks, tempMaxAgeMs }: LeaseSpec): Lease
     )
   }
 
+  // The lease of `address`, read without the lock; an unreadable one is replaced by its hold under
+  // the lock. `tolerant`: a hold that cannot be made now reads as absent (tried again next time).
+  const current = (space: AddressSpace, address: IpAddress, tolerant: boolean): TE.TaskEither<CoreError, O.Option<Lease>> => {
+    const path = L.lease(space, address)
+    const what = leaseObject(space, address)
+    return pipe(
+      load(what, path, misplaced(space, address)),
+      TE.chain((r): TE.TaskEither<CoreError, O.Option<Lease>> =>
+        r._tag === 'absent'
+          ? TE.right(O.none)
+          : r._tag === 'ok'
+            ? TE.right(O.some(r.value))
+            : pipe(
+                underLock(space, address, readHeld(space, address)),
+                TE.map(O.map((h) => h.value)),
+                TE.orElse((e): TE.TaskEither<CoreError, O.Option<Lease>> => {
+                  if (!tolerant) return TE.left(e)
+                  quarantine.failed({ kind: 'lease', key: address, object: what, path, dir: dirname(path), text: r.text, reason: r.reason }, e)
+                  return TE.right(O.none)
+                })
+              )
+      )
+    )
+  }
+
+  // One file of a space's directory while listing: a lease, a hold in place of an unreadable one,
+  // or nothing (a stray file, moved aside; a hold that could not be made now).
+  const listed = (space: AddressSpace, name: string, path: string): TE.TaskEither<CoreError, O.Option<Lease>> => {
+    const key = decodeName(name.slice(0, -RECORD_SUFFIX.length))
+    if (key !== undefined && IpAddress.is(key) && L.lease(space, key) === path) return current(space, key, true)
+    // Not the name of an address: no reserve ever looks at it, so it holds nothing.
+    const what = `lease in file ${name} of ${space}`
+    return pipe(
+      load(what, path, () => 'not named for the address of a lease'),
+      TE.chain((r) => {
+        if (r._tag !== 'bad') return TE.right(O.none)
+        const s: Suspect = { kind: 'lease', object: what, path, dir: dirname(path), text: r.text, reason: r.reason }
+        return pipe(
+          quarantine.setAside(s),
+          TE.map(() => O.none)
+        )
+      })
+    )
+  }
+
   return {
     reserve: (lease, options) => {
       const path = L.lease(lease.addressSpace, lease.address)
       const dir = L.leaseDir(lease.addressSpace)
+      const what = leaseObject(lease.addressSpace, lease.address)
       return pipe(
-        ensureDir(dir),
-        // A cheap answer for the common busy case; the link below stays the only arbiter.
-        TE.chain(() => occupied(path)),
-        TE.chain((taken) =>
-          taken ? TE.right(false) : createFile(path, dir, encodeEnvelope('lease', Lease, lease), options?.durable ?? true)
+        TE.fromEither(storable(what, lease)),
+        TE.chainFirst(() => ensureDir(lease.addressSpace, dir)),
+        TE.chain((text) =>
+          pipe(
+            // A cheap answer for the common busy case; the link below stays the only arbiter.
+            occupied(what, path),
+            TE.chain((taken) => (taken ? TE.right(false) : createFile(what, path, dir, text, options?.durable ?? true)))
+          )
         )
       )
     },
@@ -145,14 +259,14 @@ export const fileLeases = ({ layout: L, locks, tempMaxAgeMs }: LeaseSpec): Lease
         space,
         address,
         pipe(
-          read(space, address),
+          readHeld(space, address),
           TE.chain(
             O.match(
               () => TE.right(undefined),
               (held) =>
                 owner !== undefined && !sameOwner(held.value.owner, owner)
                   ? TE.right(undefined)
-                  : remove(L.lease(space, address), held.text)
+                  : remove(leaseObject(space, address), L.lease(space, address), held.text)
             )
           )
         )
@@ -162,51 +276,38 @@ export const fileLeases = ({ layout: L, locks, tempMaxAgeMs }: LeaseSpec): Lease
         space,
         address,
         pipe(
-          read(space, address),
+          readHeld(space, address),
           TE.chain(
             O.match(
               () => TE.right(false),
-              (held) =>
-                !sameOwner(held.value.owner, from)
-                  ? TE.right(false)
-                  : pipe(
-                      replaceFile(
-                        L.lease(space, address),
-                        L.leaseDir(space),
-                        encodeEnvelope('lease', Lease, { ...held.value, owner: to }),
-                        options?.durable ?? true
-                      ),
-                      TE.map(() => true)
-                    )
+              (held) => {
+                if (!sameOwner(held.value.owner, from)) return TE.right(false)
+                const what = leaseObject(space, address)
+                return pipe(
+                  TE.fromEither(storable(what, { ...held.value, owner: to })),
+                  TE.chain((text) => replaceFile(what, L.lease(space, address), L.leaseDir(space), text, options?.durable ?? true)),
+                  TE.map(() => true)
+                )
+              }
             )
           )
         )
       ),
-    get: (space, address) => pipe(read(space, address), TE.map(O.map((r) => r.value))),
+    get: (space, address) => current(space, address, false),
     list: (space, pool) =>
       pipe(
-        // Each file must be the one of the address inside it: checkPlace with the address the
-        // file name stands for.
-        readAll(
-          'lease',
-          Lease,
-          tempMaxAgeMs
-        )(L.leaseDir(space), (path, lease) =>
-          L.lease(space, lease.address) === path
-            ? checkPlace(space, lease.address)(path, lease)
-            : TE.left(decodeFailure(path, [`holds the lease of ${lease.address} in ${lease.addressSpace}`]))
-        ),
+        readAll(`the leases of ${space}`, L.leaseDir(space), tempMaxAgeMs)((name, path) => listed(space, name, path)),
         TE.map((all) => (pool === undefined ? all : all.filter((l) => l.poolId === pool)))
       ),
     // The cursor is a hint: a missing, unreadable or foreign cursor file means "no cursor", and
     // the allocator simply starts from the beginning of the pool.
     getCursor: (pool) =>
       pipe(
-        readText(L.cursor(pool)),
+        readText(`the cursor of pool ${pool}`, L.cursor(pool)),
         TE.map(
           O.chain((text) =>
             pipe(
-              O.fromEither(decodeEnvelope('cursor', Cursor)(L.cursor(pool), text)),
+              O.fromEither(decodeCursor(`the cursor of pool ${pool}`, text)),
               O.filter((c) => c.pool === pool),
               O.map((c) => c.address)
             )
@@ -215,8 +316,13 @@ export const fileLeases = ({ layout: L, locks, tempMaxAgeMs }: LeaseSpec): Lease
       ),
     // Written atomically but without fsync: losing the latest cursor to a power cut only moves the
     // round-robin back, and saves two fsyncs per allocation.
-    setCursor: (pool, address) =>
-      replaceFile(L.cursor(pool), L.cursors, encodeEnvelope('cursor', Cursor, { pool, address }), false),
-    deleteCursor: (pool) => removeFile(L.cursor(pool))
+    setCursor: (pool, address) => {
+      const what = `the cursor of pool ${pool}`
+      return pipe(
+        TE.fromEither(storableCursor(what, { pool, address })),
+        TE.chain((text) => replaceFile(what, L.cursor(pool), L.cursors, text, false))
+      )
+    },
+    deleteCursor: (pool) => removeFile(`the cursor of pool ${pool}`, L.cursor(pool))
   }
 }

@@ -86,7 +86,7 @@ export const makeLocks = (settings: LockSettings): Locks => {
         })
         return E.right({ release: () => Promise.resolve().then(release), state })
       } catch (e) {
-        if (errnoOf(e) !== 'ELOCKED') return E.left(fsError('lock', `${file}.lock`)(e))
+        if (errnoOf(e) !== 'ELOCKED') return E.left(fsError('take', `lock ${label}`)(e))
         if (Date.now() >= deadline) {
           return E.left(
             transient(

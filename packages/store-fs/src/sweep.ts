@@ -46,10 +46,10 @@ export const sweepTemps = (
   })
 }
 
-/** Sweep the temp files of one directory. @category utils */
-export const sweepDir = (dir: string, maxAgeMs: number): TE.TaskEither<CoreError, void> =>
+/** Sweep the temp files of one directory (`what` names it in errors). @category utils */
+export const sweepDir = (what: string, dir: string, maxAgeMs: number): TE.TaskEither<CoreError, void> =>
   pipe(
-    readNames(dir),
+    readNames(what, dir),
     TE.chain((names) => sweepTemps(dir, names, maxAgeMs))
   )
 
@@ -62,9 +62,9 @@ export const sweepDir = (dir: string, maxAgeMs: number): TE.TaskEither<CoreError
  */
 export const sweepLocks = (dir: string, maxAgeMs: number): TE.TaskEither<CoreError, void> =>
   pipe(
-    readNames(dir),
+    readNames('the lock directories', dir),
     TE.chain((names) =>
-      attempt('sweep', dir, async () => {
+      attempt('sweep', 'the lock directories', async () => {
         const cutoff = Date.now() - maxAgeMs
         for (const name of names.filter((n) => n.endsWith('.lock'))) {
           const path = join(dir, name)

@@ -72,10 +72,23 @@ export interface PluginProcess {
   readonly dispose: () => Promise<void>
 }
 
+export interface StartPluginOptions {
+  /**
+   * The state directory to use (a test's own file system, say), which `dispose` then leaves in
+   * place for its owner; default a fresh one under the temp dir, removed by `dispose`.
+   */
+  readonly stateDir?: string
+}
+
 /** Start `isthmus serve` as plugin `name` with a fresh state directory. */
-export const startPlugin = async (name: string, extraArgs: ReadonlyArray<string> = []): Promise<PluginProcess> => {
+export const startPlugin = async (
+  name: string,
+  extraArgs: ReadonlyArray<string> = [],
+  options: StartPluginOptions = {}
+): Promise<PluginProcess> => {
   const socket = `/run/docker/plugins/${name}.sock`
-  const stateDir = await mkdtemp(join(tmpdir(), `${name}-state-`))
+  const ownState = options.stateDir === undefined
+  const stateDir = options.stateDir ?? (await mkdtemp(join(tmpdir(), `${name}-state-`)))
   const cniSocket = `${stateDir}.cni.sock`
   const chainPrefix = `IT${randomBytes(4).toString('hex')}`
   let child: ChildProcess | undefined
@@ -123,7 +136,7 @@ export const startPlugin = async (name: string, extraArgs: ReadonlyArray<string>
     dispose: async () => {
       await kill('SIGTERM')
       await linuxDataplane({ chainPrefix }).removeFirewall()()
-      await rm(stateDir, { recursive: true, force: true })
+      if (ownState) await rm(stateDir, { recursive: true, force: true })
       await rm(socket, { force: true })
       await rm(cniSocket, { force: true })
     }

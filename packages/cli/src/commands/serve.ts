@@ -128,7 +128,7 @@ export const serve = async (args: ServeArgs): Promise<void> => {
     process.exitCode = 1
     return
   }
-  const opened = await fileStore({ stateDir: args.stateDir })()
+  const opened = await fileStore({ stateDir: args.stateDir, log })()
   if (E.isLeft(opened)) {
     log.error('cannot open the state directory', { stateDir: args.stateDir, detail: describe(opened.left) })
     process.exitCode = 1

@@ -16,6 +16,7 @@ import * as TE from 'fp-ts/lib/TaskEither.js'
 import type * as t from 'io-ts'
 import { describe as describeError, type CoreError } from '../errors.js'
 import { report } from '../decode.js'
+import { left } from './assertions.js'
 import { attachmentEndpointId, hostIfName, peerIfName } from '../ids.js'
 import type { AddressSpace, ContainerId, EndpointId, IfName, NetworkId, PoolId, SandboxKey } from '../ids.js'
 import type { IpAddress } from '../model/Address.js'
@@ -132,20 +133,28 @@ const OTHER_SPACE = 'isthmus-global' as AddressSpace
 
 interface CollectionCase<K extends string, A> {
   readonly name: string
+  readonly kind: 'network' | 'endpoint' | 'sandbox' | 'pool'
   readonly pick: (s: Store) => Collection<K, A>
   readonly keyOf: (a: A) => K
   /** Keys a file name cannot hold as they are: '/', ':', '%', '~', spaces, very long ones. */
   readonly keys: ReadonlyArray<K>
   readonly sample: (key: K, v: number) => A
+  /** A record of `key` with one bad field, and that field's path in a DecodeFailure. */
+  readonly broken: (key: K) => { readonly record: A; readonly field: string }
 }
+
+// A record with one field its codec refuses, as a caller's bug would hand it to `put`.
+const withField = <A>(record: A, patch: Record<string, unknown>): A => ({ ...record, ...patch }) as A
 
 const cases = {
   networks: {
     name: 'networks',
+    kind: 'network',
     pick: (s) => s.networks,
     keyOf: (n) => n.id,
     keys: ['net-1', 'a.b_c-d', '0123456789abcdef'.repeat(8)].map((k) => k as NetworkId),
-    sample: sampleNetwork
+    sample: sampleNetwork,
+    broken: (k) => ({ record: withField(sampleNetwork(k), { ipv4: [{ subnet: '10.1.0.0/24', gateway: 'nope' }] }), field: 'ipv4.0.gateway' })
   } satisfies CollectionCase<NetworkId, Network>,
   endpoints: {
     name: 'endpoints',
@@ -156,7 +165,12 @@ const cases = {
       attachmentEndpointId('net-1', 'ctr1' as ContainerId, 'eth0' as IfName),
       `long${'x'.repeat(252)}`
     ].map((k) => k as EndpointId),
-    sample: sampleEndpoint
+    sample: sampleEndpoint,
+    kind: 'endpoint',
+    broken: (k) => ({
+      record: withField(sampleEndpoint(k), { portMappings: [{ protocol: 'tcp', containerPort: 80, hostPort: 8080, hostIp: 'nope' }] }),
+      field: 'portMappings.0.hostIp'
+    })
   } satisfies CollectionCase<EndpointId, Endpoint>,
   sandboxes: {
     name: 'sandboxes',
@@ -168,14 +182,19 @@ const cases = {
       '/run/netns/a space:colon%percent~tilde',
       `/${'deep/'.repeat(120)}ns`
     ].map((k) => k as SandboxKey),
-    sample: sampleSandbox
+    sample: sampleSandbox,
+    kind: 'sandbox',
+    broken: (k) => ({ record: withField(sampleSandbox(k), { interfaces: [{ endpointId: 'ep-0', ifName: 'zz+' }] }), field: 'interfaces.0.ifName' })
   } satisfies CollectionCase<SandboxKey, Sandbox>,
   pools: {
     name: 'pools',
     pick: (s) => s.pools,
     keyOf: (p) => p.id,
     keys: ['isthmus-local/10.1.0.0/24', 'isthmus-local/fd00::/64', '%41', '.dot', 'ünïcødé/ß'].map((k) => k as PoolId),
-    sample: samplePool
+    sample: samplePool,
+    kind: 'pool',
+    // NaN is a number to the codec, but JSON carries it as null: it would not decode back.
+    broken: (k) => ({ record: withField(samplePool(k), { refs: Number.NaN }), field: 'refs' })
   } satisfies CollectionCase<PoolId, Pool>
 }
 
@@ -237,6 +256,26 @@ export const storeContract = (
           assert.deepEqual(await expectRight(coll.get(k1)), O.none)
           assert.deepEqual(await expectRight(coll.list()), [c.sample(k2, 1)])
           await expectRight(coll.delete(k1))
+        }))
+
+      it('refuses a record that would not decode back, naming the object and the field, and writes nothing', () =>
+        using(async (store) => {
+          const coll = c.pick(store)
+          const [k1, k2] = c.keys as [K, K]
+          const good = c.sample(k1, 1)
+          await expectRight(coll.put(good))
+          for (const key of [k1, k2]) {
+            const { record, field } = c.broken(key)
+            const e = await left(coll.put(record))
+            assert.equal(e._tag, 'DecodeFailure', describeError(e))
+            assert.ok(e._tag === 'DecodeFailure' && e.what === `${c.kind} ${key}`, describeError(e))
+            assert.ok(e._tag === 'DecodeFailure' && e.errors.some((x) => x.startsWith(`${field}: `)), describeError(e))
+            assert.ok(e._tag === 'DecodeFailure' && e.errors.every((x) => !x.startsWith('data.')), describeError(e))
+          }
+          // the good record is untouched, and the bad one was never written
+          assert.deepEqual(await expectRight(coll.get(k1)), O.some(good))
+          assert.deepEqual(await expectRight(coll.get(k2)), O.none)
+          assert.deepEqual(await expectRight(coll.list()), [good])
         }))
 
       it('hands out copies: changing a returned record does not change the store', () =>
@@ -363,6 +402,24 @@ export const storeContract = (
             if (moved) assert.deepEqual(after, O.some(sampleLease(SPACE, address, ep('e1'))))
             else assert.deepEqual(after, O.none)
           }
+        }))
+
+      it('refuses a lease that would not decode back, from reserve and transfer, naming the lease and the field', () =>
+        using(async (store) => {
+          const L = store.leases
+          const bad = { ...sampleLease(SPACE, a4, runtime('r1')), mac: 'nope' } as Lease
+          const e = await left(L.reserve(bad))
+          assert.ok(e._tag === 'DecodeFailure' && e.what === `lease of ${a4} in ${SPACE}`, describeError(e))
+          assert.ok(e._tag === 'DecodeFailure' && e.errors.some((x) => x.startsWith('mac: ')), describeError(e))
+          assert.deepEqual(await expectRight(L.get(SPACE, a4)), O.none)
+          assert.deepEqual(await expectRight(L.list(SPACE)), [])
+          const good = sampleLease(SPACE, a4, runtime('r1'))
+          assert.equal(await expectRight(L.reserve(good)), true)
+          const to = { kind: 'endpoint', id: 'not an id' } as unknown as LeaseOwner
+          const t = await left(L.transfer(SPACE, a4, runtime('r1'), to))
+          assert.ok(t._tag === 'DecodeFailure' && t.what === `lease of ${a4} in ${SPACE}`, describeError(t))
+          assert.ok(t._tag === 'DecodeFailure' && t.errors.some((x) => x.startsWith('owner')), describeError(t))
+          assert.deepEqual(await expectRight(L.get(SPACE, a4)), O.some(good))
         }))
 
       it('keeps one round-robin cursor per pool', () =>
@@ -517,6 +574,14 @@ export const storeContract = (
         assert.equal(await expectRight(reserve), true)
         await expectRight(release)
         assert.deepEqual(await expectRight(store.leases.list(SPACE)), [])
+      }))
+
+    it('has an empty quarantine when nothing bad was ever stored; dropping an unknown entry answers false', () =>
+      using(async (store) => {
+        await expectRight(store.networks.put(sampleNetwork('net-1')))
+        assert.deepEqual(await expectRight(store.networks.list()), [sampleNetwork('net-1')])
+        assert.deepEqual(await expectRight(store.quarantine.list()), [])
+        assert.equal(await expectRight(store.quarantine.drop('no-such-entry')), false)
       }))
 
     it('answers ping when usable', () =>
