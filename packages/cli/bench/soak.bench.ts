@@ -382,7 +382,10 @@ const main = async (): Promise<number> => {
     )
     verdict(teardownFailures.length === 0, `teardown through the protocols, failed: ${teardownFailures.length}`, teardownFailures)
     console.log(`info   records quarantined: ${state.quarantined.length}${state.quarantined.length === 0 ? '' : ` (${state.quarantined.slice(0, 10).join(', ')})`}; unreadable record files: ${state.unreadable.length}`)
-    if (unattributed.length > 0) console.log(`info   new istv/istc links not attributed to this run (another run on this host?): ${unattributed.length}`)
+    if (unattributed.length > 0) {
+      const shown = unattributed.slice(0, 10).map((l) => `${l.ifname}${l.master === undefined ? '' : ` on ${l.master}`}${l.ifalias === undefined ? '' : ` alias ${l.ifalias}`}`)
+      console.log(`info   new istv/istc links never seen on this run's bridges (another run on this host, or made and orphaned between two samples): ${unattributed.length}: ${shown.join('; ')}`)
+    }
     console.log('')
     if (findings.broken.length > 0) {
       // the daemon's log of every life, for whoever looks into what broke (not removed)
