@@ -7,6 +7,7 @@ import * as E from 'fp-ts/lib/Either.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { capDelay, exponentialBackoff, limitRetries, Monoid, type RetryPolicy } from 'retry-ts'
 import { retrying } from 'retry-ts/lib/Task.js'
+import { userinfoOf } from './secrets.js'
 
 /** How requests are timed and retried. @category model */
 export interface HttpPolicy {
@@ -68,7 +69,9 @@ const detailOf = (e: unknown): string => {
 
 /**
  * One attempt. The timeout covers reading the body too: a server that sends headers and then
- * stalls is as stuck as one that never answers.
+ * stalls is as stuck as one that never answers. Userinfo in the URL (`http://user:pass@host`,
+ * which fetch refuses) is sent as HTTP Basic authorization, as curl does; callers add it to their
+ * `Redactor` (`urlSecrets`).
  *
  * @category utils
  */
@@ -76,12 +79,14 @@ export const send =
   (req: HttpRequest, timeoutMs: number): TE.TaskEither<HttpFailure, HttpResponse> =>
   async () => {
     const signal = AbortSignal.timeout(timeoutMs)
+    const userinfo = userinfoOf(req.url)
     try {
-      const res = await fetch(req.url, {
+      const res = await fetch(userinfo?.url ?? req.url, {
         method: req.method,
         headers: {
           Accept: 'application/json',
           ...(req.body === undefined ? {} : { 'Content-Type': 'application/json' }),
+          ...(userinfo === undefined ? {} : { Authorization: `Basic ${userinfo.basic}` }),
           ...req.headers
         },
         ...(req.body === undefined ? {} : { body: JSON.stringify(req.body) }),

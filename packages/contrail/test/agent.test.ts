@@ -100,6 +100,20 @@ describe('the vRouter agent client', () => {
     assert.equal(describeError(e), 'invalid configuration: endpoint ep-noid has no Contrail interface, VM, project and network to give the vRouter agent')
   })
 
+  it('userinfo in the agent URL is sent as Basic authorization and blanked from a refusal that echoes it', async () => {
+    const pw = 'AgentPw-4c1d'
+    const url = sim.url.replace('http://', `http://agent:${pw}@`)
+    const a = vrouterAgent({ url, policy: FAST })
+    const ep = endpoint('ep-basic')
+    await right(a.addPort(network, ep)())
+    assert.equal(sim.calls('POST', '/port').at(-1)!.headers['authorization'], `Basic ${Buffer.from(`agent:${pw}`).toString('base64')}`)
+    sim.inject({ method: 'POST', path: '/port', nth: 1, status: 500, body: `${'p'.repeat(295)}${pw} (from ${url})` })
+    const text = describeError(await left(a.addPort(network, endpoint('ep-basic2'))()))
+    assert.match(text, /HTTP 500\): p{20}/)
+    assert.ok(!text.includes(pw.slice(0, 4)), text)
+    await right(a.deletePort(network, ep)())
+  })
+
   it('an agent down is retried, then a Transient error', async () => {
     const port = await closedPort()
     const a = vrouterAgent({ url: `http://127.0.0.1:${port}`, policy: FAST })

@@ -120,15 +120,40 @@ export const unavailable = (detail: string, limitedConnectivity = false): CoreEr
 export const causeText = (cause: unknown): string =>
   cause instanceof Error ? cause.message : typeof cause === 'string' ? cause : JSON.stringify(cause)
 
+/**
+ * `scheme://user:password@host` in free text: the scheme (bounded, so a long run of letters costs
+ * linear time), then everything up to the authority's last `@` (a password may hold a raw `@`,
+ * and URL parsers split at the last one). Quotes, whitespace and `/?#` end an authority.
+ */
+const URL_USERINFO = /([a-z][a-z0-9+.-]{0,31}:\/\/)((?:[^\s/?#@"'<>\\]*@)+)/gi
+
+/**
+ * `text` with the credentials of every URL in it blanked: `http://user:[redacted]@host` (the user
+ * stays, it helps to tell accounts apart), or `http://[redacted]@host` when the userinfo has no
+ * password (it may be a token). Idempotent; used by `describe` and by the log adapter, the two
+ * places every sentence for a person passes.
+ *
+ * @category utils
+ */
+export const redactUrlCredentials = (text: string): string =>
+  text.replace(URL_USERINFO, (_, scheme: string, userinfo: string) => {
+    const colon = userinfo.indexOf(':')
+    return `${scheme}${colon < 0 ? '' : userinfo.slice(0, colon + 1)}[redacted]@`
+  })
+
 /** True when the error means "the thing is already gone": deletes treat it as success. @category utils */
 export const isNotFound = (e: CoreError): boolean => e._tag === 'NotFound'
 
 /**
- * One sentence for a person (the Docker CLI user, a runtime's log). Specifics, never secrets.
+ * One sentence for a person (the Docker CLI user, a runtime's log). Specifics, never secrets:
+ * every frontend's error reply is made here, so this is where credentials in URLs are blanked,
+ * whichever adapter put a URL (or a server's echo of one) into the error.
  *
  * @category utils
  */
-export const describe = (e: CoreError): string => {
+export const describe = (e: CoreError): string => redactUrlCredentials(sentence(e))
+
+const sentence = (e: CoreError): string => {
   switch (e._tag) {
     case 'DecodeFailure':
       return `invalid ${e.what}: ${e.errors.join('; ')}`

@@ -2,9 +2,11 @@
  * The Logger port on winston. Lines are JSON (`{"ts","level","msg",...fields}`) on stderr and/or
  * in a file; never on stdout, which a CNI plugin reserves for its one result document. winston's
  * Console transport writes every level to stdout unless told otherwise (ecosystem.md §2.4).
+ * Every line is scrubbed first (./redact.ts): no URL's password reaches a log, whoever logs it.
  */
 import winston from 'winston'
 import type { LogFields, Logger } from '@isthmus/core'
+import { scrubInfo } from './redact.js'
 
 export const LEVELS = ['error', 'warn', 'info', 'debug'] as const
 export type Level = (typeof LEVELS)[number]
@@ -34,7 +36,7 @@ export const winstonLogger = (opts: LogOptions): ClosableLogger => {
     format: winston.format.combine(
       winston.format((info) => {
         ;(info as Record<string, unknown>)['ts'] = new Date().toISOString()
-        return info
+        return scrubInfo(info)
       })(),
       winston.format.json()
     ),

@@ -43,4 +43,51 @@ describe('winstonLogger', () => {
       await rm(dir, { recursive: true, force: true })
     }
   })
+
+  it('blanks credentials in URLs in the message and in every field, nested too, whoever logs them', async () => {
+    const { stdout, stderr } = await child(
+      [
+        `const l = winstonLogger({ level: 'debug', stderr: true })`,
+        `const e = new Error('cannot reach https://ops:Err0rPw@10.0.0.9/v3')`,
+        `const circular = { url: 'http://u:CircPw1@h' }; circular.self = circular`,
+        `l.logger.info('contrail at http://isthmus:MsgPw-123@127.0.0.1:8082 answered', {`,
+        `  api: 'http://isthmus:FieldPw-9@127.0.0.1:8082',`,
+        `  nested: { deeper: [{ agent: 'http://agent:NestPw_7@[::1]:9091/port' }] },`,
+        `  token: 'https://ghp_TokenOnly42@example.test/repo.git',`,
+        `  at: new URL('http://me:UrlObjPw@example.test/'),`,
+        `  error: e,`,
+        `  circular,`,
+        `  ['see http://k:KeyPw77@h']: 'a key',`,
+        `  plain: 'no credentials: http://127.0.0.1:8082/fqname-to-id?x=1 and mail@example.test'`,
+        `})`,
+        `await l.close()`
+      ].join('\n')
+    )
+    assert.equal(stdout, '')
+    for (const secret of ['MsgPw-123', 'FieldPw-9', 'NestPw_7', 'TokenOnly42', 'UrlObjPw', 'Err0rPw', 'CircPw1', 'KeyPw77']) {
+      assert.ok(!stderr.includes(secret), `${secret} in ${stderr}`)
+    }
+    const line = JSON.parse(stderr) as Record<string, unknown>
+    assert.equal(line['message'], 'contrail at http://isthmus:[redacted]@127.0.0.1:8082 answered')
+    assert.equal(line['api'], 'http://isthmus:[redacted]@127.0.0.1:8082')
+    assert.deepEqual(line['nested'], { deeper: [{ agent: 'http://agent:[redacted]@[::1]:9091/port' }] })
+    assert.equal(line['token'], 'https://[redacted]@example.test/repo.git', 'userinfo without a password is blanked whole')
+    assert.equal(line['at'], 'http://me:[redacted]@example.test/')
+    assert.deepEqual(line['error'], { name: 'Error', message: 'cannot reach https://ops:[redacted]@10.0.0.9/v3' })
+    assert.deepEqual(line['circular'], { url: 'http://u:[redacted]@h', self: '[circular]' })
+    assert.equal(line['see http://k:[redacted]@h'], 'a key')
+    assert.equal(line['plain'], 'no credentials: http://127.0.0.1:8082/fqname-to-id?x=1 and mail@example.test', 'other text is untouched')
+  })
+
+  it('writes a field nested 5,000 deep as a bounded line instead of overflowing the stack', async () => {
+    const { stdout, stderr } = await child(
+      `const l = winstonLogger({ level: 'debug', stderr: true }); let v = 'http://u:DeepPw99@h'; for (let i = 0; i < 5000; i++) v = [v]; l.logger.warn('deep', { v }); l.logger.info('after'); await l.close()`
+    )
+    assert.equal(stdout, '')
+    const lines = stderr.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+    assert.deepEqual(lines.map((l) => l['message']), ['deep', 'after'])
+    assert.ok(stderr.length < 1_000, `${stderr.length} characters`)
+    assert.match(stderr, /\[nested too deep\]/)
+    assert.ok(!stderr.includes('DeepPw99'))
+  })
 })

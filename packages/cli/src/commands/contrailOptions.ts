@@ -7,6 +7,9 @@
  * OS_TENANT_NAME, OS_USER_DOMAIN_NAME, OS_PROJECT_DOMAIN_NAME), or from the file named by
  * `--contrail-credentials-file`, which holds the same KEY=VALUE lines (an openrc file; `export`
  * and quotes allowed). The variables win over the file.
+ *
+ * A URL flag may still carry userinfo (`http://user:pass@host:8082`): it is sent as HTTP Basic
+ * authorization, blanked in every log line and error sentence, and warned about at start.
  */
 import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
@@ -22,6 +25,7 @@ import {
   keystoneAuth,
   parseCredentialsFile,
   reconcileController,
+  userinfoOf,
   vrouterAgent,
   type Auth
 } from '@isthmus/contrail'
@@ -92,6 +96,11 @@ export interface WithContrail {
 }
 
 export const withContrail = (s: ContrailSettings, base: { readonly env: Env; readonly ipam: Ipam; readonly store: Store; readonly builtin: ControlPlane; readonly log: Logger }): WithContrail => {
+  const urls = [['--contrail-api', s.api], ['--vrouter-agent', s.agent], ...(s.auth.kind === 'keystone' ? [['--keystone-url', s.auth.url]] : [])]
+  const withUserinfo = urls.filter(([, url]) => userinfoOf(url!) !== undefined).map(([flag]) => flag)
+  if (withUserinfo.length > 0) {
+    base.log.warn('credentials in a URL on the command line are visible to every user of this host; they are sent as HTTP Basic authorization', { flags: withUserinfo })
+  }
   const api = configApi({ url: s.api, auth: s.auth, log: base.log })
   const agent = vrouterAgent({ url: s.agent, log: base.log })
   const controlPlane = compositeControlPlane({

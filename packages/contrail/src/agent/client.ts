@@ -26,7 +26,7 @@ import {
   type Store
 } from '@isthmus/core'
 import { DEFAULT_HTTP_POLICY, failureText, send, withRetries, type HttpFailure, type HttpPolicy, type HttpResponse } from '../http.js'
-import { shortBody } from '../secrets.js'
+import { redactor, urlSecrets } from '../secrets.js'
 import * as P from './Port.js'
 
 /** @category model */
@@ -89,6 +89,7 @@ export const portOf = (network: Network, endpoint: Endpoint, time: string): E.Ei
 export const vrouterAgent = (options: VRouterAgentOptions = {}): VRouterAgent => {
   const base = (options.url ?? DEFAULT_AGENT_URL).replace(/\/+$/, '')
   const policy = options.policy ?? DEFAULT_HTTP_POLICY
+  const secrets = redactor(urlSecrets(base))
 
   // Only "no answer" is retried: the agent answers 500 for invalid ports too (§3.1), and
   // sending an invalid port again changes nothing.
@@ -105,7 +106,7 @@ export const vrouterAgent = (options: VRouterAgentOptions = {}): VRouterAgent =>
     )
   }
 
-  const refused = (op: string, res: HttpResponse): CoreError => agentError(op, res.status, shortBody(res.text))
+  const refused = (op: string, res: HttpResponse): CoreError => agentError(op, res.status, secrets.body(res.text))
 
   const post = (port: P.AgentPort): TE.TaskEither<CoreError, void> => {
     const op = `add port ${port.id}`

@@ -15,7 +15,7 @@ import type * as t from 'io-ts'
 import { retrying } from 'retry-ts/lib/Task.js'
 import { controller, decodeWith, transient, type CoreError, type Logger } from '@isthmus/core'
 import { DEFAULT_HTTP_POLICY, failureText, retryPolicy, send, type HttpFailure, type HttpPolicy, type HttpRequest, type HttpResponse } from '../http.js'
-import { redactor, shortBody, type Redactor } from '../secrets.js'
+import { redactor, urlSecrets, type Redactor } from '../secrets.js'
 import { tokenSource, type Auth, type TokenSource } from './tokens.js'
 import { AUTH_TOKEN } from './Keystone.js'
 import * as O from './Objects.js'
@@ -100,7 +100,7 @@ type Outcome = E.Either<HttpFailure, HttpResponse>
 export const configApi = (options: ConfigApiOptions): ConfigApi => {
   const policy = options.policy ?? DEFAULT_HTTP_POLICY
   const base = options.url.replace(/\/+$/, '')
-  const secrets: Redactor = redactor()
+  const secrets: Redactor = redactor(urlSecrets(options.url))
   const tokens: TokenSource = tokenSource(options.auth, policy, secrets, options.now)
 
   // One attempt with the current token; on 401, one more with a fresh token.
@@ -151,7 +151,7 @@ export const configApi = (options: ConfigApiOptions): ConfigApi => {
         if (E.isLeft(out)) return TE.left(transient(`Contrail config API at ${base} ${failureText(out.left)} during ${op}`))
         const res = out.right
         if (res.status >= 200 && res.status < 300) return TE.right(res)
-        return TE.left(controller(op, res.status, secrets.redact(shortBody(res.text))))
+        return TE.left(controller(op, res.status, secrets.body(res.text)))
       })
     )
 

@@ -7,7 +7,7 @@ import * as E from 'fp-ts/lib/Either.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { controller, decodeWith, transient, type CoreError } from '@isthmus/core'
 import { failureText, send, withRetries, type HttpPolicy } from '../http.js'
-import { shortBody, type Redactor } from '../secrets.js'
+import { urlSecrets, type Redactor } from '../secrets.js'
 import * as K from './Keystone.js'
 
 /** Keystone password credentials. @category model */
@@ -89,6 +89,7 @@ export const tokenSource = (
 ): TokenSource => {
   if (auth.kind === 'none') return { token: () => TE.right(undefined), invalidate: () => undefined }
   secrets.add(auth.password)
+  urlSecrets(auth.url).forEach(secrets.add)
   let current: Issued | undefined
   let pending: Promise<E.Either<CoreError, string>> | undefined
 
@@ -103,7 +104,7 @@ export const tokenSource = (
     if (E.isLeft(sent)) return E.left(transient(`keystone at ${auth.url} is ${failureText(sent.left)}`))
     const res = sent.right
     if (res.status !== 200 && res.status !== 201) {
-      return E.left(controller(OP, res.status, secrets.redact(shortBody(res.text))))
+      return E.left(controller(OP, res.status, secrets.body(res.text)))
     }
     const at = now()
     if (auth.version === 'v2') {
