@@ -34,6 +34,7 @@ import { credentialVars, DEFAULT_AGENT_URL } from '@isthmus/contrail'
 import { addressOfIpArg, type CniArgs } from './protocol/Args.js'
 import type { RawEnv } from './protocol/Env.js'
 import { Code, cniError, type CniError } from './protocol/Error.js'
+import { isOwnIpamType } from './protocol/IpamType.js'
 import type { IsthmusConf, NetConf, RangeConf, RouteConf } from './protocol/NetConf.js'
 import type { Interface, IpConfig, Result, ResultRoute } from './protocol/Result.js'
 import type { ControllerSettings } from './runtime.js'
@@ -102,7 +103,7 @@ export type IpamMode = { readonly _tag: 'Builtin' } | { readonly _tag: 'Delegate
 /** `ipam.type` absent or one of our own names: the built-in IPAM. @category utils */
 export const ipamModeOf = (conf: IsthmusConf, selfNames: ReadonlyArray<string>): IpamMode => {
   const type = conf.ipam?.type
-  return type === undefined || type === '' || selfNames.includes(type) ? { _tag: 'Builtin' } : { _tag: 'Delegated', plugin: type }
+  return type === undefined || isOwnIpamType(type, selfNames) ? { _tag: 'Builtin' } : { _tag: 'Delegated', plugin: type }
 }
 
 /**
