@@ -81,7 +81,8 @@ export const handoffServer = async (options: HandoffServerOptions): Promise<Hand
   // The reply, then the end of the connection; a plugin that does not read it is dropped.
   const reply = (conn: Socket, doc: HandoffReply | { refused: string }): void => {
     conn.end(JSON.stringify(doc))
-    setTimeout(() => conn.destroy(), REPLY_GRACE_MS).unref()
+    const timer = setTimeout(() => conn.destroy(), REPLY_GRACE_MS)
+    conn.on('close', () => clearTimeout(timer))
   }
 
   const run = async (text: string): Promise<HandoffReply | { refused: string }> => {
@@ -117,6 +118,7 @@ export const handoffServer = async (options: HandoffServerOptions): Promise<Hand
       return
     }
     const timer = setTimeout(() => conn.destroy(), requestTimeoutMs)
+    conn.on('close', () => clearTimeout(timer))
     const chunks: Buffer[] = []
     let size = 0
     conn.on('data', (c: Buffer) => {
