@@ -49,6 +49,15 @@ const recording = (e: RawEnv): Runtime => {
 }
 const start = (socket: string, more: Partial<Parameters<typeof handoffServer>[0]> = {}) =>
   handoffServer({ socket, runtime: recording, log: silentLogger, ...more })
+// `f` with such a daemon listening at `socket`, closed afterwards.
+const serving = async (socket: string, more: Partial<Parameters<typeof handoffServer>[0]>, f: () => Promise<void>): Promise<void> => {
+  const daemon = await start(socket, more)
+  try {
+    await f()
+  } finally {
+    await daemon.close()
+  }
+}
 
 const idle = (socket: string): Promise<Socket> =>
   new Promise((res, rej) => {
@@ -104,8 +113,7 @@ describe('hand-off: what the plugin sends', () => {
 
   it('the daemon keeps only the call\'s variables, under its own PATH, and refuses protocol v1', async () => {
     const socket = join(dir, 'strip.sock')
-    const daemon = await start(socket, { baseEnv: { PATH: '/daemon/bin' } })
-    try {
+    await serving(socket, { baseEnv: { PATH: '/daemon/bin' } }, async () => {
       const env = { ...STATUS_ENV, EVIL: 'x', PATH: '/client/bin' }
       const r = await rawHandoff(socket, JSON.stringify({ v: HANDOFF_VERSION, env, stdin: JSON.stringify(statusConf(socket)), selfNames: ['isthmus'] }))
       assert.equal((JSON.parse(r.text) as { exitCode: number }).exitCode, 0, r.text)
@@ -115,9 +123,7 @@ describe('hand-off: what the plugin sends', () => {
       assert.equal(got['CNI_COMMAND'], 'STATUS')
       const v1 = await rawHandoff(socket, JSON.stringify({ v: 1, env, stdin: '{}', selfNames: [] }))
       assert.match((JSON.parse(v1.text) as { refused: string }).refused, /invalid hand-off request: v: expected 2/)
-    } finally {
-      await daemon.close()
-    }
+    })
   })
 })
 
@@ -127,8 +133,7 @@ describe('hand-off: whom the plugin trusts', () => {
   it('a socket of root, mode 0600, in root\'s directories: trusted; its real path is the one used', async () => {
     const d = join(dir, 'ok')
     mkdirSync(d, { mode: 0o700 })
-    const daemon = await start(join(d, 'cni.sock'))
-    try {
+    await serving(join(d, 'cni.sock'), {}, async () => {
       assert.deepEqual(await trustedSocket(join(d, 'cni.sock')), { ok: true, path: join(d, 'cni.sock') })
       // A link from a directory anyone can write to still leads to the checked socket.
       const open = join(dir, 'open')
@@ -136,9 +141,7 @@ describe('hand-off: whom the plugin trusts', () => {
       chmodSync(open, 0o777)
       symlinkSync(join(d, 'cni.sock'), join(open, 'link.sock'))
       assert.deepEqual(await trustedSocket(join(open, 'link.sock')), { ok: true, path: join(d, 'cni.sock') })
-    } finally {
-      await daemon.close()
-    }
+    })
   })
 
   it('refused: writable by others, owned by another user, a directory others may change, not a socket', async () => {
@@ -184,8 +187,7 @@ describe('hand-off: whom the plugin trusts', () => {
     const d = join(dir, 'exe')
     mkdirSync(d, { mode: 0o755 })
     const sock = join(d, 'cni.sock')
-    const daemon = await start(sock)
-    try {
+    await serving(sock, {}, async () => {
       const before = seen.length
       chmodSync(sock, 0o666)
       const out = await execPlugin(sea, STATUS_ENV, statusConf(sock))
@@ -199,9 +201,7 @@ describe('hand-off: whom the plugin trusts', () => {
       // No daemon at all is the ordinary case: silent.
       const none = await execPlugin(sea, STATUS_ENV, statusConf(join(d, 'none.sock')))
       assert.deepEqual([none.exitCode, none.stderr], [0, ''])
-    } finally {
-      await daemon.close()
-    }
+    })
   })
 })
 
@@ -210,16 +210,13 @@ describe('hand-off: what the daemon bounds', () => {
 
   it('a client that sends nothing, or half a request, is dropped after the request timeout', async () => {
     const socket = join(dir, 'timeout.sock')
-    const daemon = await start(socket, { requestTimeoutMs: 300 })
-    try {
+    await serving(socket, { requestTimeoutMs: 300 }, async () => {
       const [nothing, half] = await Promise.all([rawHandoff(socket, '', false), rawHandoff(socket, '{"v":2,"env":{', false)])
       for (const r of [nothing, half]) {
         assert.equal(r.text, '')
         assert.ok(r.closedAfterMs >= 250 && r.closedAfterMs < 2_000, `dropped after ${r.closedAfterMs} ms`)
       }
-    } finally {
-      await daemon.close()
-    }
+    })
   })
 
   it('one connection over the cap is refused, and that plugin runs the call itself', async () => {
@@ -241,13 +238,10 @@ describe('hand-off: what the daemon bounds', () => {
 
   it('a request over the size limit is refused (not dropped), so the plugin runs the call itself', async () => {
     const socket = join(dir, 'size.sock')
-    const daemon = await start(socket, { maxRequestBytes: 1_000 })
-    try {
+    await serving(socket, { maxRequestBytes: 1_000 }, async () => {
       const r = await rawHandoff(socket, JSON.stringify({ v: HANDOFF_VERSION, env: STATUS_ENV, stdin: 'x'.repeat(5_000), selfNames: [] }))
       assert.deepEqual(JSON.parse(r.text), { refused: 'request larger than 1000 bytes' })
-    } finally {
-      await daemon.close()
-    }
+    })
   })
 
   it('close: idle clients are ended at once, a call in flight still answers, then nothing is accepted', async () => {
