@@ -161,6 +161,8 @@ const cases: ReadonlyArray<Case> = [
 
 const cniLines = (p: PluginProcess): number => p.logs().split('\n').filter((l) => l.includes('"message":"cni"')).length
 
+after(() => scope.cleanup())
+
 describe('CNI error hygiene: the same precise error in the process and through the daemon', () => {
   let plugin: PluginProcess | undefined
   let netns = ''
@@ -175,7 +177,6 @@ describe('CNI error hygiene: the same precise error in the process and through t
   })
   after(async () => {
     await plugin?.dispose()
-    await scope.cleanup()
   })
 
   for (const c of cases) {
