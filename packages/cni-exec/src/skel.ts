@@ -15,7 +15,8 @@ import { withDockerModes } from './docker/dispatch.js'
 import { gc } from './commands/gc.js'
 import { status } from './commands/status.js'
 import { decodeCommand, decodeEnv, type CmdArgs, type Command, type RawEnv } from './protocol/Env.js'
-import { Code, cniError, type CniError } from './protocol/Error.js'
+import { Code, cniError, errorDocument, internalError, type CniError } from './protocol/Error.js'
+import { excerpt, parseBounded } from './protocol/Json.js'
 import { IsthmusConf, type NetConf } from './protocol/NetConf.js'
 import { toVersion } from './protocol/Result.js'
 import {
@@ -45,11 +46,25 @@ export const ABOUT = `CNI isthmus plugin\nCNI protocol versions supported: ${SUP
 // with one (cni-protocol.md §4); consumers must not depend on it, but matching costs nothing.
 const pretty = (doc: unknown): string => JSON.stringify(doc, null, 4)
 
-const fail = (e: CniError, version: string): SkelOutput => ({
-  stdout: pretty({ cniVersion: version, code: e.code, msg: e.msg, ...(e.details === undefined ? {} : { details: e.details }), ...(e.cniVersion === undefined ? {} : { cniVersion: e.cniVersion }) }),
-  stderr: '',
-  exitCode: 1
-})
+const fail = (e: CniError, version: string): SkelOutput => ({ stdout: errorDocument(e, version), stderr: '', exitCode: 1 })
+
+/**
+ * What a bug (anything thrown) prints: code 999 with a short sentence on stdout, the stack on
+ * stderr, or in the call's log when it has one. The bin and the hand-off server end with it too.
+ *
+ * @category utils
+ */
+export const bugOutput = (thrown: unknown, version: string, log?: Logger): SkelOutput => {
+  const { error, stack } = internalError(thrown)
+  let logged = false
+  try {
+    log?.error('internal error', { stack })
+    logged = log !== undefined
+  } catch {
+    // the stack goes to stderr instead
+  }
+  return { ...fail(error, version), stderr: logged ? '' : `${stack}\n` }
+}
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/
 
@@ -60,20 +75,21 @@ const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/
  * @category utils
  */
 export const decodeNetConf = (command: Command, text: string): E.Either<CniError, NetConf> => {
-  let raw: unknown
-  try {
-    raw = JSON.parse(text)
-  } catch (e) {
-    return E.left(cniError(Code.Decode, `error unmarshall network config: ${e instanceof Error ? e.message : String(e)}`))
-  }
+  // Size and depth first: nothing below may walk an unbounded value.
+  const parsed = parseBounded(text)
+  if (!parsed.ok) return E.left(cniError(Code.Decode, `error unmarshall network config: ${parsed.why}`))
+  const raw = parsed.value
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     return E.left(cniError(Code.Decode, 'error unmarshall network config: not a JSON object'))
   }
   const obj = raw as Record<string, unknown>
   const name = obj['name']
   if (name === undefined || name === null || name === '') return E.left(cniError(Code.InvalidConfig, 'missing network name'))
-  if (typeof name !== 'string' || !NAME_RE.test(name) || !NetworkId.is(name)) {
-    return E.left(cniError(Code.InvalidConfig, 'invalid characters found in network name', typeof name === 'string' ? name : JSON.stringify(name)))
+  if (typeof name === 'string' && NAME_RE.test(name) && !NetworkId.is(name)) {
+    return E.left(cniError(Code.InvalidConfig, 'network name is too long', `at most 128 characters, got ${name.length}`))
+  }
+  if (typeof name !== 'string' || !NetworkId.is(name)) {
+    return E.left(cniError(Code.InvalidConfig, 'invalid characters found in network name', excerpt(name, 256)))
   }
   const v = obj['cniVersion']
   const version = v === undefined || v === null || v === '' ? IMPLICIT_VERSION : String(v)
@@ -82,7 +98,7 @@ export const decodeNetConf = (command: Command, text: string): E.Either<CniError
       cniError(
         Code.IncompatibleVersion,
         'incompatible CNI versions',
-        `config is ${JSON.stringify(version)}, plugin supports [${SUPPORTED_VERSIONS.map((s) => JSON.stringify(s)).join(' ')}]`
+        `config is ${JSON.stringify(excerpt(version))}, plugin supports [${SUPPORTED_VERSIONS.map((s) => JSON.stringify(s)).join(' ')}]`
       )
     )
   }
@@ -115,8 +131,8 @@ const logFields = (args: CmdArgs, nc: NetConf): Record<string, unknown> => ({
 })
 
 /**
- * The plugin's entry point as a function. Never throws for bad input; the bin adds only a
- * last-resort handler for bugs.
+ * The plugin's entry point as a function. Never throws and never rejects: bad input is the
+ * protocol's error, a bug code 999 (`bugOutput`), both one document on stdout.
  *
  * @example
  * const out = await runSkel(runtime)({ CNI_COMMAND: 'VERSION' }, '')
@@ -127,32 +143,44 @@ const logFields = (args: CmdArgs, nc: NetConf): Record<string, unknown> => ({
 export const runSkel =
   (runtime: Runtime) =>
   async (env: RawEnv, stdin: Stdin): Promise<SkelOutput> => {
-    const rawCommand = env['CNI_COMMAND']
-    if (rawCommand === undefined || rawCommand === '') return { stdout: '', stderr: ABOUT, exitCode: 0 }
-    const command = decodeCommand(rawCommand)
-    if (E.isLeft(command)) return fail(command.left, CURRENT_VERSION)
-    if (command.right === 'VERSION') return { stdout: `${JSON.stringify(versionInfo())}\n`, stderr: '', exitCode: 0 }
-
-    const args = decodeEnv(command.right, env)
-    if (E.isLeft(args)) return fail(args.left, CURRENT_VERSION)
-
-    let text: string
+    // A bug anywhere below is still one error document (its stack in the call's log, see envelope).
+    const call = { version: CURRENT_VERSION as string }
     try {
-      text = typeof stdin === 'string' ? stdin : await stdin()
+      return await envelope(runtime, env, stdin, call)
     } catch (e) {
-      return fail(cniError(Code.Io, 'error reading from stdin', e instanceof Error ? e.message : String(e)), CURRENT_VERSION)
+      return bugOutput(e, call.version)
     }
-    const nc = decodeNetConf(command.right, text)
-    if (E.isLeft(nc)) return fail(nc.left, CURRENT_VERSION)
-    const version = nc.right.cniVersion as SupportedVersion
+  }
 
-    // Logs go to the netconf's logFile, else to stderr; never to stdout (ecosystem.md §2.4).
-    const file = nc.right.conf.logFile
-    const { logger, close } = runtime.logger({
-      level: nc.right.conf.logLevel ?? (file === undefined ? 'warn' : 'info'),
-      stderr: file === undefined,
-      ...(file === undefined ? {} : { file })
-    })
+const envelope = async (runtime: Runtime, env: RawEnv, stdin: Stdin, call: { version: string }): Promise<SkelOutput> => {
+  const rawCommand = env['CNI_COMMAND']
+  if (rawCommand === undefined || rawCommand === '') return { stdout: '', stderr: ABOUT, exitCode: 0 }
+  const command = decodeCommand(rawCommand)
+  if (E.isLeft(command)) return fail(command.left, CURRENT_VERSION)
+  if (command.right === 'VERSION') return { stdout: `${JSON.stringify(versionInfo())}\n`, stderr: '', exitCode: 0 }
+
+  const args = decodeEnv(command.right, env)
+  if (E.isLeft(args)) return fail(args.left, CURRENT_VERSION)
+
+  let text: string
+  try {
+    text = typeof stdin === 'string' ? stdin : await stdin()
+  } catch (e) {
+    return fail(cniError(Code.Io, 'error reading from stdin', e instanceof Error ? e.message : String(e)), CURRENT_VERSION)
+  }
+  const nc = decodeNetConf(command.right, text)
+  if (E.isLeft(nc)) return fail(nc.left, CURRENT_VERSION)
+  const version = nc.right.cniVersion as SupportedVersion
+  call.version = version
+
+  // Logs go to the netconf's logFile, else to stderr; never to stdout (ecosystem.md §2.4).
+  const file = nc.right.conf.logFile
+  const { logger, close } = runtime.logger({
+    level: nc.right.conf.logLevel ?? (file === undefined ? 'warn' : 'info'),
+    stderr: file === undefined,
+    ...(file === undefined ? {} : { file })
+  })
+  try {
     const started = Date.now()
     const fields = logFields(args.right, nc.right)
     logger.debug('request', { ...fields, stdin: text })
@@ -161,9 +189,14 @@ export const runSkel =
       ? fail(outcome.left, version)
       : { stdout: outcome.right === undefined ? '' : pretty(toVersion(outcome.right, version)), stderr: '', exitCode: 0 }
     done(logger, fields, started, outcome)
-    await close()
     return out
+  } catch (e) {
+    return bugOutput(e, version, logger)
+  } finally {
+    // A log that cannot be flushed must not turn the answer into another one.
+    await close().catch(() => undefined)
   }
+}
 
 const done = (log: Logger, fields: Record<string, unknown>, started: number, outcome: CommandOutcome): void => {
   const durationMs = Date.now() - started

@@ -34,6 +34,8 @@ import { credentialVars, DEFAULT_AGENT_URL } from '@isthmus/contrail'
 import { addressOfIpArg, type CniArgs } from './protocol/Args.js'
 import type { RawEnv } from './protocol/Env.js'
 import { Code, cniError, type CniError } from './protocol/Error.js'
+import { isOwnIpamType } from './protocol/IpamType.js'
+import { excerpt } from './protocol/Json.js'
 import type { IsthmusConf, NetConf, RangeConf, RouteConf } from './protocol/NetConf.js'
 import type { Interface, IpConfig, Result, ResultRoute } from './protocol/Result.js'
 import type { ControllerSettings } from './runtime.js'
@@ -102,7 +104,7 @@ export type IpamMode = { readonly _tag: 'Builtin' } | { readonly _tag: 'Delegate
 /** `ipam.type` absent or one of our own names: the built-in IPAM. @category utils */
 export const ipamModeOf = (conf: IsthmusConf, selfNames: ReadonlyArray<string>): IpamMode => {
   const type = conf.ipam?.type
-  return type === undefined || type === '' || selfNames.includes(type) ? { _tag: 'Builtin' } : { _tag: 'Delegated', plugin: type }
+  return type === undefined || isOwnIpamType(type, selfNames) ? { _tag: 'Builtin' } : { _tag: 'Delegated', plugin: type }
 }
 
 /**
@@ -151,7 +153,7 @@ export const subnetRequestsOf = (conf: IsthmusConf): E.Either<CniError, Readonly
     const f = familyOfSet(set, i)
     if (E.isLeft(f)) return f
     if (seen.has(f.right)) {
-      return E.left(cniError(Code.UnsupportedField, `unsupported field ipam.ranges=${JSON.stringify(sets)}`, `more than one IPv${f.right} range set`))
+      return E.left(cniError(Code.UnsupportedField, `unsupported field ipam.ranges=${excerpt(sets, 200)}`, `more than one IPv${f.right} range set`))
     }
     seen.add(f.right)
     const bySubnet = new Map<Subnet, { whole: boolean; ranges: Array<{ start: IpAddress; end: IpAddress }>; gateway?: IpAddress }>()
@@ -298,7 +300,7 @@ export const toContrailNetworkSpec = (nc: NetConf, selfNames: ReadonlyArray<stri
   if (nc.conf.isGateway === false) return E.left(cniError(Code.UnsupportedField, 'unsupported field isGateway=false'))
   const ipam = nc.conf.ipam
   if (ipamModeOf(nc.conf, selfNames)._tag === 'Delegated') {
-    return E.left(invalid('invalid network config', `contrail: the controller assigns the addresses, so ipam.type ${JSON.stringify(ipam?.type)} cannot`))
+    return E.left(invalid('invalid network config', `contrail: the controller assigns the addresses, so ipam.type ${JSON.stringify(excerpt(ipam?.type))} cannot`))
   }
   const unused = (['ranges', 'exclude'] as const).filter((k) => ipam?.[k] !== undefined)
   if (unused.length > 0) {
@@ -355,7 +357,7 @@ export const requestedIps = (conf: IsthmusConf, args: CniArgs): E.Either<CniErro
   const out: IpAddress[] = []
   for (const s of chosen) {
     const a = addressOfIpArg(s)
-    if (a === undefined) return E.left(invalid('invalid network config', `requested IP ${JSON.stringify(s)} is not an IP address`))
+    if (a === undefined) return E.left(invalid('invalid network config', `requested IP ${JSON.stringify(excerpt(s))} is not an IP address`))
     out.push(a)
   }
   return E.right(out)
@@ -394,7 +396,7 @@ export const requestedMac = (conf: IsthmusConf, args: CniArgs): E.Either<CniErro
   const given = conf.runtimeConfig?.mac ?? conf.args?.cni?.mac
   if (given === undefined) return E.right(args.mac)
   const m = MacAddress.decode(given)
-  return E.isLeft(m) ? E.left(invalid('invalid network config', `requested MAC ${JSON.stringify(given)} is not a MAC address`)) : E.right(m.right)
+  return E.isLeft(m) ? E.left(invalid('invalid network config', `requested MAC ${JSON.stringify(excerpt(given))} is not a MAC address`)) : E.right(m.right)
 }
 
 /** `runtimeConfig.portMappings` as core port mappings (protocol defaults to tcp). @category utils */
@@ -404,7 +406,7 @@ export const portMappingsOf = (conf: IsthmusConf): E.Either<CniError, ReadonlyAr
     let hostIp: IpAddress | undefined
     if (p.hostIP !== undefined && p.hostIP !== '') {
       const d = IpAddress.decode(p.hostIP)
-      if (E.isLeft(d)) return E.left(invalid('invalid network config', `portMappings: hostIP ${JSON.stringify(p.hostIP)} is not an IP address`))
+      if (E.isLeft(d)) return E.left(invalid('invalid network config', `portMappings: hostIP ${JSON.stringify(excerpt(p.hostIP))} is not an IP address`))
       hostIp = d.right
     }
     out.push({ protocol: p.protocol ?? 'tcp', containerPort: p.containerPort, hostPort: p.hostPort, ...(hostIp === undefined ? {} : { hostIp }) })

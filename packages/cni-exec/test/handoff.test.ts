@@ -7,7 +7,6 @@
  */
 import { strict as assert } from 'node:assert'
 import { execFileSync } from 'node:child_process'
-import { createServer, type Server } from 'node:net'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
@@ -17,7 +16,7 @@ import { linuxDataplane } from '@isthmus/dataplane-linux'
 import { fileStore } from '@isthmus/store-fs'
 import { daemonSocketOf, DEFAULT_DAEMON_SOCKET, handoffServer, linuxRuntime, type HandoffServer } from '../src/index.js'
 import { startPlugin, type PluginProcess } from '@isthmus/testkit'
-import { addresses, cniEnv, execPlugin, linkNames, pings, requireRoot, Scope } from './support.js'
+import { addresses, cniEnv, execPlugin, fakeDaemon as fakeDaemonIn, linkNames, pings, requireRoot, Scope } from './support.js'
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..')
 const sea = join(root, 'packages/cni-exec/dist/sea/isthmus')
@@ -38,6 +37,7 @@ const conf = (over: Record<string, unknown> = {}) => ({
   ipam: { ranges: [[{ subnet: '10.231.40.0/24' }]] },
   ...over
 })
+const fakeDaemon = (path: string, behave: (c: import('node:net').Socket) => void) => fakeDaemonIn(scope, path, behave)
 const env = (command: string, cid: string, netns: string) => cniEnv(command, { cid, netns, ifName: 'eth0' })
 
 // The daemon's own log: one `cni` line per call it ran.
@@ -49,20 +49,6 @@ const log: Logger = {
   },
   warn: () => undefined,
   error: () => undefined
-}
-
-// A socket that takes connections and does `behave` with each (a broken or refusing daemon).
-const fakeDaemon = async (path: string, behave: (c: import('node:net').Socket) => void): Promise<{ server: Server; accepted: () => number }> => {
-  let n = 0
-  const server = createServer({ allowHalfOpen: true }, (c) => {
-    n++
-    c.on('error', () => undefined)
-    c.resume()
-    c.on('end', () => behave(c))
-  })
-  await new Promise<void>((r) => server.listen(path, () => r()))
-  scope.finally(() => new Promise<void>((r) => server.close(() => r())))
-  return { server, accepted: () => n }
 }
 
 describe('hand-off to a running daemon', () => {

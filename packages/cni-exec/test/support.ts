@@ -8,7 +8,7 @@
  */
 import { strict as assert } from 'node:assert'
 import { execFile, execFileSync, spawn } from 'node:child_process'
-import { connect } from 'node:net'
+import { connect, createServer, type Server, type Socket } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -171,6 +171,8 @@ export const execPlugin = (file: string, env: RawEnv, conf: unknown, timeoutMs =
       const exitCode = err === null ? 0 : typeof err.code === 'number' ? err.code : 1
       resolve({ exitCode, stdout: String(stdout), stderr: String(stderr), doc: parse(String(stdout)) })
     })
+    // A plugin may answer without reading all of stdin (VERSION, a bad environment).
+    child.stdin?.on('error', () => undefined)
     child.stdin?.end(typeof conf === 'string' ? conf : JSON.stringify(conf))
   })
 
@@ -343,4 +345,71 @@ export const fetchTcp = (host: string, port: number, timeoutMs = 3000): Promise<
       clearTimeout(timer)
       resolve(`ERR ${e.code ?? e.message}`)
     })
+  })
+
+// -------------------------------------------------------------------------------------
+// error hygiene
+// -------------------------------------------------------------------------------------
+
+/** Whether `s` shows a JavaScript stack trace (raw or JSON-escaped lines `at f (file:1:2)`, node internals). */
+export const hasStackTrace = (s: string): boolean =>
+  /(\n|\\n)\s+at \S/.test(s) || /node:internal|\.(c?js|ts):\d+:\d+/.test(s)
+
+/** stdout as the CNI error document `{cniVersion, code, msg[, details]}`, or an assertion failure. */
+export const errorDoc = (o: Outcome): { cniVersion: string; code: number; msg: string; details?: string } => {
+  assert.ok(o.doc !== undefined, `stdout is one JSON document: ${JSON.stringify(o.stdout.slice(0, 500))}`)
+  const d = o.doc
+  assert.deepEqual(
+    Object.keys(d).filter((k) => !['cniVersion', 'code', 'msg', 'details'].includes(k)),
+    [],
+    `only the error document's keys: ${o.stdout.slice(0, 500)}`
+  )
+  assert.equal(typeof d['cniVersion'], 'string')
+  assert.equal(typeof d['code'], 'number')
+  assert.equal(typeof d['msg'], 'string')
+  assert.ok(d['details'] === undefined || typeof d['details'] === 'string')
+  assert.equal(o.exitCode, 1, 'an error exits 1')
+  assert.ok(!hasStackTrace(o.stdout), `no stack trace on stdout: ${o.stdout.slice(0, 500)}`)
+  return d as { cniVersion: string; code: number; msg: string; details?: string }
+}
+
+// -------------------------------------------------------------------------------------
+// hand-off sockets
+// -------------------------------------------------------------------------------------
+
+/**
+ * A socket at `path` that takes connections, reads each request whole and does `behave` with it
+ * (a broken, refusing or recording daemon); closed when the scope is cleaned up.
+ */
+export const fakeDaemon = async (
+  scope: Scope,
+  path: string,
+  behave: (c: Socket, request: string) => void
+): Promise<{ server: Server; accepted: () => number }> => {
+  let n = 0
+  const server = createServer({ allowHalfOpen: true }, (c) => {
+    n++
+    let text = ''
+    c.on('error', () => undefined)
+    c.on('data', (d: Buffer) => (text += d.toString('utf8')))
+    c.on('end', () => behave(c, text))
+  })
+  await new Promise<void>((r) => server.listen(path, () => r()))
+  scope.finally(() => new Promise<void>((r) => server.close(() => r())))
+  return { server, accepted: () => n }
+}
+
+/**
+ * One raw connection to a hand-off socket: sends `request` (and half-closes unless `end` is
+ * false), resolves with what came back and when the daemon closed, in ms after connecting.
+ */
+export const rawHandoff = (socket: string, request: string, end = true): Promise<{ readonly text: string; readonly closedAfterMs: number }> =>
+  new Promise((resolve) => {
+    const started = Date.now()
+    let text = ''
+    const c = connect(socket)
+    c.on('error', () => undefined)
+    c.on('connect', () => (end ? c.end(request) : c.write(request)))
+    c.on('data', (d: Buffer) => (text += d.toString('utf8')))
+    c.on('close', () => resolve({ text, closedAfterMs: Date.now() - started }))
   })

@@ -63,6 +63,8 @@ export interface PluginProcess {
   /** Its iptables chain prefix (`--chain-prefix`): a run's own, removed by `dispose`. */
   readonly chainPrefix: string
   readonly pid: () => number
+  /** How its last run ended: exit code and signal; undefined while it runs. */
+  readonly exitStatus: () => { readonly code: number | null; readonly signal: NodeJS.Signals | null } | undefined
   /** Everything the daemon wrote to stderr (JSON log lines). */
   readonly logs: () => string
   /** Start it again on the same socket and state (after `kill`). */
@@ -92,8 +94,10 @@ export const startPlugin = async (
   const cniSocket = `${stateDir}.cni.sock`
   const chainPrefix = `IT${randomBytes(4).toString('hex')}`
   let child: ChildProcess | undefined
+  let exit: { readonly code: number | null; readonly signal: NodeJS.Signals | null } | undefined
   let log = ''
   const start = async () => {
+    exit = undefined
     child = spawn(
       process.execPath,
       ['--import', 'tsx', '--conditions=@isthmus/source', BIN, 'serve', '--socket', socket, '--state-dir', stateDir, '--log-level', 'debug',
@@ -103,6 +107,7 @@ export const startPlugin = async (
         '--chain-prefix', chainPrefix, ...extraArgs],
       { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] }
     )
+    child.once('exit', (code, signal) => (exit = { code, signal }))
     child.stderr!.setEncoding('utf8')
     child.stderr!.on('data', (c: string) => (log += c))
     const c = child
@@ -130,6 +135,7 @@ export const startPlugin = async (
     cniSocket,
     chainPrefix,
     pid: () => child?.pid ?? -1,
+    exitStatus: () => exit,
     logs: () => log,
     start,
     kill,

@@ -1,20 +1,31 @@
 #!/usr/bin/env node
 /**
  * The CNI plugin executable: the only file that touches the process. A call that a running
- * isthmus daemon can take (ADD, DEL, CHECK, GC, STATUS, and the netconf does not opt out) is
- * handed to it over its socket (handoff/); otherwise, or when no daemon answers, the envelope runs
- * here (local.ts, loaded only then). Reads stdin only when needed, writes stdout and stderr, sets
+ * isthmus daemon can take (handoff/protocol.ts planHandoff) is handed to it over its socket;
+ * otherwise, or when no daemon answers, the envelope runs here (local.ts, loaded only then).
+ * Reads stdin only when needed and at most MAX_STDIN_BYTES of it, writes stdout and stderr, sets
  * the exit code; never calls process.exit, so winston's file transport can flush (winston#228).
+ * Whatever happens, stdout carries one CNI document or nothing, never a stack trace.
  */
 import { basename } from 'node:path'
 import { handOff } from '../handoff/client.js'
-import { daemonSocketOf, HANDOFF_COMMANDS, HANDOFF_VERSION } from '../handoff/protocol.js'
+import { HANDOFF_COMMANDS, planHandoff } from '../handoff/protocol.js'
+import { errorDocument, internalError } from '../protocol/Error.js'
+import { MAX_STDIN_BYTES } from '../protocol/Json.js'
 import { loadLocal } from './loadLocal.js'
 
+// Keeps at most MAX_STDIN_BYTES + 1 bytes (enough for the envelope to say "too large") and
+// drains the rest, so a writer that sends everything before reading our answer is not blocked.
 const readStdin = (): Promise<string> =>
   new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
-    process.stdin.on('data', (c: Buffer) => chunks.push(c))
+    let kept = 0
+    process.stdin.on('data', (c: Buffer) => {
+      if (kept > MAX_STDIN_BYTES) return
+      const part = c.subarray(0, MAX_STDIN_BYTES + 1 - kept)
+      chunks.push(part)
+      kept += part.length
+    })
     process.stdin.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
     process.stdin.on('error', reject)
   })
@@ -23,57 +34,68 @@ const readStdin = (): Promise<string> =>
 const self = basename(process.argv[1] ?? process.execPath)
 const selfNames = [...new Set(['isthmus', ...(self.endsWith('.js') || self.endsWith('.cjs') || self === 'node' ? [] : [self])])]
 
+// A reader that went away (EPIPE) is not a reason to crash with a stack on stderr.
+process.stdout.on('error', () => undefined)
+process.stderr.on('error', () => undefined)
+
 const write = (stream: NodeJS.WriteStream, text: string): Promise<void> =>
   text === '' ? Promise.resolve() : new Promise((resolve) => stream.write(text, () => resolve()))
-
-const stringEnv = (): Record<string, string> => {
-  const out: Record<string, string> = {}
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) out[k] = v
-  return out
-}
 
 // The error document speaks the netconf's version when it names one (the envelope's rule).
 const versionOf = (stdin: string): string => {
   try {
     const v = (JSON.parse(stdin) as { cniVersion?: unknown }).cniVersion
-    return typeof v === 'string' && v !== '' ? v : '1.1.0'
+    return typeof v === 'string' && /^\d+\.\d+\.\d+$/.test(v) ? v : '1.1.0'
   } catch {
     return '1.1.0'
   }
 }
 
-// No top-level await: the executable is bundled as one CommonJS script (a Node SEA's main must be).
-const main = async (): Promise<void> => {
-  try {
-    let stdin: string | (() => Promise<string>) = readStdin
-    if (HANDOFF_COMMANDS.includes(process.env['CNI_COMMAND'] ?? '')) {
-      const text = await readStdin()
-      stdin = text
-      const socket = daemonSocketOf(text)
-      const handed = socket === undefined ? undefined : await handOff(socket, { v: HANDOFF_VERSION, env: stringEnv(), stdin: text, selfNames })
-      if (handed?._tag === 'Answered') {
-        await write(process.stderr, handed.reply.stderr)
-        await write(process.stdout, handed.reply.stdout)
-        process.exitCode = handed.reply.exitCode
-        return
-      }
-      if (handed?._tag === 'Lost') {
-        // Code 11, try again later: the daemon may have done the call, so it is not repeated here.
-        await write(process.stdout, JSON.stringify({ cniVersion: versionOf(text), code: 11, msg: 'isthmus daemon did not answer', details: `${socket}: ${handed.why}` }, null, 4))
-        process.exitCode = 1
-        return
-      }
-    }
-    const out = await (await loadLocal()).runLocal(process.env, stdin, selfNames)
-    await write(process.stderr, out.stderr)
-    await write(process.stdout, out.stdout)
-    process.exitCode = out.exitCode
-  } catch (e) {
-    // Last resort for a bug: still one JSON document on stdout, as libcni expects.
-    const details = e instanceof Error ? (e.stack ?? e.message) : String(e)
-    await write(process.stdout, JSON.stringify({ cniVersion: '1.1.0', code: 999, msg: 'internal error', details }, null, 4))
-    process.exitCode = 1
-  }
+let answered = false
+let stdinText: string | undefined
+
+// Exactly one document on stdout, whoever gets there first (main, or the last resort below).
+const answer = async (out: { readonly stdout: string; readonly stderr: string; readonly exitCode: number }): Promise<void> => {
+  if (answered) return
+  answered = true
+  process.exitCode = out.exitCode
+  await write(process.stderr, out.stderr)
+  await write(process.stdout, out.stdout)
 }
 
-void main()
+// Last resort for a bug: code 999 with a short sentence on stdout, the stack on stderr (the
+// plugin's log: runtimes keep a plugin's stderr).
+const lastResort = (e: unknown): void => {
+  const { error, stack } = internalError(e)
+  if (answered) {
+    void write(process.stderr, `${stack}\n`)
+    return
+  }
+  void answer({ stdout: errorDocument(error, stdinText === undefined ? '1.1.0' : versionOf(stdinText)), stderr: `${stack}\n`, exitCode: 1 })
+}
+process.on('uncaughtException', lastResort)
+process.on('unhandledRejection', lastResort)
+
+// No top-level await: the executable is bundled as one CommonJS script (a Node SEA's main must be).
+const main = async (): Promise<void> => {
+  let stdin: string | (() => Promise<string>) = readStdin
+  if (HANDOFF_COMMANDS.includes(process.env['CNI_COMMAND'] ?? '')) {
+    const text = await readStdin()
+    stdin = stdinText = text
+    const plan = planHandoff(process.env, text, selfNames)
+    const handed = plan._tag === 'Local' ? undefined : await handOff(plan.socket, plan.request)
+    if (handed?._tag === 'Answered') return answer(handed.reply)
+    if (handed?._tag === 'Lost' && plan._tag === 'HandOff') {
+      // Code 11, try again later: the daemon may have done the call, so it is not repeated here.
+      const lost = { code: 11, msg: 'isthmus daemon did not answer', details: `${plan.socket}: ${handed.why}` }
+      return answer({ stdout: errorDocument(lost, versionOf(text)), stderr: '', exitCode: 1 })
+    }
+    if (handed?._tag === 'NotHandled' && handed.untrusted === true) {
+      await write(process.stderr, `isthmus: not handing the call to the daemon, running it in this process: ${handed.why}\n`)
+    }
+  }
+  const out = await (await loadLocal()).runLocal(process.env, stdin, selfNames)
+  return answer(out)
+}
+
+main().catch(lastResort)

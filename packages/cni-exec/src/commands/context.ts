@@ -9,6 +9,7 @@ import { DEFAULT_STATE_DIR } from '@isthmus/store-fs'
 import type { CoreError, Env, Flow, Logger } from '@isthmus/core'
 import type { CmdArgs, RawEnv } from '../protocol/Env.js'
 import { Code, cniError, isCniError, type CniError } from '../protocol/Error.js'
+import { excerpt } from '../protocol/Json.js'
 import type { NetConf } from '../protocol/NetConf.js'
 import { decodeResult, type Result } from '../protocol/Result.js'
 import { compareVersions } from '../protocol/Version.js'
@@ -96,7 +97,7 @@ export const runDelegate = async (
 ): Promise<E.Either<CniError, string>> => {
   const run = await ctx.runtime.delegate.exec(plugin, ctx.args.path, { ...ctx.env, CNI_COMMAND: command }, stdin)
   if (run === undefined) {
-    return E.left(cniError(Code.InvalidConfig, `failed to find plugin ${JSON.stringify(plugin)} in path [${ctx.args.path.join(' ')}]`))
+    return E.left(cniError(Code.InvalidConfig, `failed to find plugin ${JSON.stringify(excerpt(plugin))} in path [${excerpt(ctx.args.path.join(' '), 256)}]`))
   }
   if (run.stderr.trim() !== '') ctx.log.debug('delegate stderr', { plugin, command, stderr: run.stderr.trim() })
   if (run.exitCode === 0) return E.right(run.stdout)

@@ -2,14 +2,21 @@
  * The daemon's side of the hand-off: a unix socket (mode 0600: only root runs CNI plugins) on
  * which each connection carries one call, run by the same envelope as the plugin process, over
  * sessions kept open between calls.
+ *
+ * A connection is bounded: its request must arrive whole within `requestTimeoutMs` and within
+ * `maxRequestBytes`, and at most `maxConnections` are open at once (one more is refused, and its
+ * plugin runs the call itself). Every call is answered with a reply, a bug included (code 999),
+ * never by dropping the connection, which the plugin would read as "try again" (code 11).
  */
 import { chmod, mkdir } from 'node:fs/promises'
 import { createServer, type Server, type Socket } from 'node:net'
 import { dirname } from 'node:path'
 import * as E from 'fp-ts/lib/Either.js'
 import { decodeWith, describe, type Logger } from '@isthmus/core'
-import { runSkel } from '../skel.js'
+import { bugOutput, runSkel } from '../skel.js'
 import type { RawEnv } from '../protocol/Env.js'
+import { parseBounded } from '../protocol/Json.js'
+import { CURRENT_VERSION } from '../protocol/Version.js'
 import type { Runtime } from '../runtime.js'
 import { HandoffRequest, type HandoffReply } from './protocol.js'
 import { sessionCache, type SeedSession } from './sessions.js'
@@ -17,26 +24,42 @@ import { sessionCache, type SeedSession } from './sessions.js'
 /** @category model */
 export interface HandoffServerOptions {
   readonly socket: string
-  /** The runtime of one call, from the plugin's environment and names. */
+  /** The runtime of one call, from its variables (the request's, over `baseEnv`) and names. */
   readonly runtime: (env: RawEnv, selfNames: ReadonlyArray<string>) => Runtime
   /** The daemon's own log: one line per call (the call's own logging goes where its netconf says). */
   readonly log: Logger
   /** Sessions the caller opened and keeps (see sessionCache). */
   readonly seeds?: ReadonlyArray<SeedSession>
-  /** Largest request accepted (bytes). */
+  /** Largest request accepted (bytes); default 8 MiB (a 1 MiB netconf, JSON-escaped, and its variables). */
   readonly maxRequestBytes?: number
+  /** A request must have arrived whole this long after the connection opened; default 5 s. */
+  readonly requestTimeoutMs?: number
+  /** Connections open at once; one more is refused (its plugin runs the call itself). Default 128. */
+  readonly maxConnections?: number
+  /**
+   * Variables of the daemon's own under each call's: PATH, where the daemon finds `ip` and
+   * iptables (a request never carries it). Default: this process's PATH.
+   */
+  readonly baseEnv?: RawEnv
 }
 
 /** @category model */
 export interface HandoffServer {
   readonly server: Server
-  /** Stop accepting, finish the calls in flight, close the sessions. */
+  /**
+   * Stop accepting, end the connections that carry no call, let the calls in flight answer, then
+   * close the sessions. An idle client does not hold it up.
+   */
   readonly close: () => Promise<void>
 }
 
-const reply = (conn: Socket, doc: HandoffReply | { refused: string }): void => {
-  conn.end(JSON.stringify(doc))
-}
+/** @category constants */
+export const HANDOFF_LIMITS = { maxRequestBytes: 8 << 20, requestTimeoutMs: 5_000, maxConnections: 128 } as const
+
+// A reply still unread this long after the call ended is given up (the plugin went away).
+const REPLY_GRACE_MS = 5_000
+// On close, how long the last replies may take to be read.
+const CLOSE_GRACE_MS = 1_000
 
 /**
  * Listen on `options.socket` (a stale socket file must have been removed by the caller: see
@@ -46,21 +69,30 @@ const reply = (conn: Socket, doc: HandoffReply | { refused: string }): void => {
  */
 export const handoffServer = async (options: HandoffServerOptions): Promise<HandoffServer> => {
   const sessions = sessionCache(options.seeds)
-  const limit = options.maxRequestBytes ?? 4 << 20
+  const limit = options.maxRequestBytes ?? HANDOFF_LIMITS.maxRequestBytes
+  const requestTimeoutMs = options.requestTimeoutMs ?? HANDOFF_LIMITS.requestTimeoutMs
+  const maxConnections = options.maxConnections ?? HANDOFF_LIMITS.maxConnections
+  const baseEnv: RawEnv = options.baseEnv ?? { PATH: process.env['PATH'] }
   const inFlight = new Set<Promise<void>>()
+  // Open connections, and whether each carries a call being run.
+  const open = new Map<Socket, { busy: boolean }>()
+  let closing = false
 
-  const serve = async (text: string, conn: Socket): Promise<void> => {
-    let doc: unknown
-    try {
-      doc = JSON.parse(text)
-    } catch (e) {
-      return reply(conn, { refused: `request is not JSON: ${e instanceof Error ? e.message : String(e)}` })
-    }
-    const req = decodeWith(HandoffRequest, 'hand-off request')(doc)
-    if (E.isLeft(req)) return reply(conn, { refused: describe(req.left) })
+  // The reply, then the end of the connection; a plugin that does not read it is dropped.
+  const reply = (conn: Socket, doc: HandoffReply | { refused: string }): void => {
+    conn.end(JSON.stringify(doc))
+    const timer = setTimeout(() => conn.destroy(), REPLY_GRACE_MS)
+    conn.on('close', () => clearTimeout(timer))
+  }
+
+  const run = async (text: string): Promise<HandoffReply | { refused: string }> => {
+    const parsed = parseBounded(text, limit, 8)
+    if (!parsed.ok) return { refused: `request is not JSON: ${parsed.why}` }
+    const req = decodeWith(HandoffRequest, 'hand-off request')(parsed.value)
+    if (E.isLeft(req)) return { refused: describe(req.left) }
     const { env, stdin, selfNames } = req.right
     const started = process.hrtime.bigint()
-    const out = await runSkel(sessions.around(options.runtime(env, selfNames)))(env, stdin)
+    const out = await runSkel(sessions.around(options.runtime({ ...baseEnv, ...env }, selfNames)))(env, stdin)
     options.log.info('cni', {
       command: env['CNI_COMMAND'],
       containerId: env['CNI_CONTAINERID'],
@@ -68,28 +100,40 @@ export const handoffServer = async (options: HandoffServerOptions): Promise<Hand
       exitCode: out.exitCode,
       durationMs: Math.round(Number(process.hrtime.bigint() - started) / 1e4) / 100
     })
-    reply(conn, out)
+    return out
   }
 
   // allowHalfOpen: the client half-closes after its request, and the reply still has to go out.
   const server = createServer({ allowHalfOpen: true }, (conn) => {
+    conn.on('error', () => undefined)
+    const state = { busy: false }
+    open.set(conn, state)
+    conn.on('close', () => open.delete(conn))
+    if (closing || open.size > maxConnections) {
+      // Refused before reading: the plugin runs the call itself. Its request is read and dropped,
+      // so that its write does not fail and read as a lost call.
+      state.busy = true
+      conn.resume()
+      reply(conn, { refused: closing ? 'the daemon is stopping' : `too many connections (${maxConnections})` })
+      return
+    }
+    const timer = setTimeout(() => conn.destroy(), requestTimeoutMs)
+    conn.on('close', () => clearTimeout(timer))
     const chunks: Buffer[] = []
     let size = 0
-    conn.on('error', () => undefined)
     conn.on('data', (c: Buffer) => {
       size += c.length
-      if (size > limit) {
-        reply(conn, { refused: `request larger than ${limit} bytes` })
-        conn.destroy()
-      } else chunks.push(c)
+      // Past the limit the rest is read and dropped; the answer is a refusal.
+      if (size <= limit) chunks.push(c)
     })
     conn.on('end', () => {
-      if (size > limit) return
-      const p = serve(Buffer.concat(chunks).toString('utf8'), conn).catch((e: unknown) => {
-        // runSkel answers every failure itself; this is a bug, and the plugin runs the call instead.
-        options.log.error('cni hand-off failed', { detail: e instanceof Error ? e.message : String(e) })
-        conn.destroy()
-      })
+      clearTimeout(timer)
+      if (conn.destroyed) return
+      state.busy = true
+      if (size > limit) return reply(conn, { refused: `request larger than ${limit} bytes` })
+      const p = run(Buffer.concat(chunks).toString('utf8'))
+        .catch((e: unknown) => bugOutput(e, CURRENT_VERSION, options.log))
+        .then((doc) => reply(conn, doc))
       inFlight.add(p)
       void p.finally(() => inFlight.delete(p))
     })
@@ -103,8 +147,17 @@ export const handoffServer = async (options: HandoffServerOptions): Promise<Hand
   return {
     server,
     close: async () => {
-      await new Promise<void>((resolve) => server.close(() => resolve()))
+      closing = true
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()))
+      // Connections that carry no call yet (idle, or half a request) end now.
+      for (const [conn, state] of open) if (!state.busy) conn.destroy()
       await Promise.all([...inFlight])
+      // Every reply is written; a plugin gets a moment to read its own, then is not waited for.
+      const grace = setTimeout(() => {
+        for (const conn of open.keys()) conn.destroy()
+      }, CLOSE_GRACE_MS)
+      await stopped
+      clearTimeout(grace)
       await sessions.closeAll()
     }
   }

@@ -5,6 +5,7 @@
  */
 import * as E from 'fp-ts/lib/Either.js'
 import { IpAddress, MacAddress } from '@isthmus/core'
+import { excerpt } from './Json.js'
 
 /** The CNI_ARGS this plugin knows. @category model */
 export interface CniArgs {
@@ -49,7 +50,7 @@ export const decodeCniArgs = (s: string): E.Either<ReadonlyArray<string>, CniArg
     if (pair === '') continue
     const eq = pair.indexOf('=')
     if (eq <= 0) {
-      problems.push(`ARGS: invalid pair ${JSON.stringify(pair)}`)
+      problems.push(`ARGS: invalid pair ${JSON.stringify(excerpt(pair))}`)
       continue
     }
     raw[pair.slice(0, eq)] = pair.slice(eq + 1)
@@ -57,18 +58,18 @@ export const decodeCniArgs = (s: string): E.Either<ReadonlyArray<string>, CniArg
   const ignoreUnknown = raw['IgnoreUnknown'] !== undefined && truthy(raw['IgnoreUnknown'])
   const unknown = Object.keys(raw).filter((k) => !KNOWN.has(k))
   if (unknown.length > 0 && !ignoreUnknown) {
-    problems.push(`ARGS: unknown args [${unknown.map((k) => JSON.stringify(`${k}=${raw[k] ?? ''}`)).join(' ')}]`)
+    problems.push(`ARGS: unknown args [${unknown.map((k) => JSON.stringify(excerpt(`${k}=${raw[k] ?? ''}`))).join(' ')}]`)
   }
   const ips: IpAddress[] = []
   for (const one of (raw['IP'] ?? '').split(',').filter((x) => x !== '')) {
     const a = addressOfIpArg(one.trim())
-    if (a === undefined) problems.push(`ARGS: IP=${one} is not an IP address`)
+    if (a === undefined) problems.push(`ARGS: IP=${excerpt(one)} is not an IP address`)
     else ips.push(a)
   }
   let mac: MacAddress | undefined
   if (raw['MAC'] !== undefined) {
     const m = MacAddress.decode(raw['MAC'])
-    if (E.isLeft(m)) problems.push(`ARGS: MAC=${raw['MAC']} is not a MAC address`)
+    if (E.isLeft(m)) problems.push(`ARGS: MAC=${excerpt(raw['MAC'])} is not a MAC address`)
     else mac = m.right
   }
   const k8s = Object.fromEntries(Object.entries(raw).filter(([k]) => K8S_KEYS.has(k)))

@@ -7,6 +7,7 @@ import * as E from 'fp-ts/lib/Either.js'
 import { ContainerId, IfName, SandboxKey } from '@isthmus/core'
 import { decodeCniArgs, NO_ARGS, type CniArgs } from './Args.js'
 import { Code, cniError, type CniError } from './Error.js'
+import { excerpt } from './Json.js'
 
 /** @category model */
 export type Command = 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS' | 'VERSION'
@@ -46,15 +47,30 @@ export const ifNameProblem = (s: string): Problem | undefined => {
   }
   if (s === '.' || s === '..') return { msg: 'interface name is . or ..' }
   if (/[/:\s]/.test(s)) return { msg: 'interface name contains / or : or whitespace characters' }
-  return IfName.is(s) ? undefined : { msg: 'invalid interface name', details: s }
+  // Beyond the reference: core's one rule for names that reach the kernel and iptables (`+` is
+  // an iptables wildcard, a leading `-` an option).
+  return IfName.is(s) ? undefined : { msg: 'invalid interface name', details: `${JSON.stringify(s)}: ${IF_NAME_RULE}` }
 }
 
-/** CNI utils ValidateContainerID. @category utils */
-export const containerIdProblem = (s: string): Problem | undefined =>
-  ContainerId.is(s) ? undefined : { msg: 'invalid characters in containerID', details: s }
+/** What core's IfName accepts, in words. @category constants */
+export const IF_NAME_RULE = 'letters, digits, _ . and - only, not starting with . or -'
 
-const netnsProblem = (s: string): Problem | undefined =>
-  SandboxKey.is(s) ? undefined : { msg: 'CNI_NETNS must be an absolute path', details: s }
+const CONTAINER_ID_MAX = 256
+
+/** CNI utils ValidateContainerID, and core's length bound (the reference has none). @category utils */
+export const containerIdProblem = (s: string): Problem | undefined => {
+  if (ContainerId.is(s)) return undefined
+  if (s.length > CONTAINER_ID_MAX && ContainerId.is(s.slice(0, CONTAINER_ID_MAX))) {
+    return { msg: 'containerID is too long', details: `at most ${CONTAINER_ID_MAX} characters, got ${s.length}` }
+  }
+  return { msg: 'invalid characters in containerID', details: excerpt(s, CONTAINER_ID_MAX) }
+}
+
+const netnsProblem = (s: string): Problem | undefined => {
+  if (SandboxKey.is(s)) return undefined
+  if (s.startsWith('/') && !s.includes('\0')) return { msg: 'CNI_NETNS is too long', details: `at most 4096 characters, got ${s.length}` }
+  return { msg: 'CNI_NETNS must be an absolute path', details: excerpt(s) }
+}
 
 // -------------------------------------------------------------------------------------
 // the table
@@ -107,7 +123,7 @@ const READS: Readonly<Record<Command, ReadonlySet<string>>> = {
 export const decodeCommand = (v: string | undefined): E.Either<CniError, Command> =>
   COMMANDS.includes(v as Command)
     ? E.right(v as Command)
-    : E.left(cniError(Code.InvalidEnv, `unknown CNI_COMMAND: ${v ?? ''}`))
+    : E.left(cniError(Code.InvalidEnv, `unknown CNI_COMMAND: ${excerpt(v ?? '')}`))
 
 /**
  * Decode the variables `command` reads. Missing ones come first, in the table's order and in the

@@ -50,3 +50,31 @@ export const cniError = (code: number, msg: string, details?: string): CniError 
 
 /** Whether a value is already an error document (a delegate's error passes through unchanged). @category utils */
 export const isCniError = (u: unknown): u is CniError => CniError.is(u)
+
+/**
+ * The error document as the plugin prints it: 4-space indent like the reference, `cniVersion`
+ * the request's (the error's own when it names one), `details` only when there are some.
+ *
+ * @category utils
+ */
+export const errorDocument = (e: CniError, version: string): string =>
+  JSON.stringify(
+    { cniVersion: e.cniVersion ?? version, code: e.code, msg: e.msg, ...(e.details === undefined ? {} : { details: e.details }) },
+    null,
+    4
+  )
+
+/**
+ * A bug (something thrown where nothing should be): code 999 with one short sentence for the
+ * runtime, and the stack apart, for the log only. The error document never carries a stack.
+ *
+ * @category constructors
+ */
+export const internalError = (thrown: unknown): { readonly error: CniError; readonly stack: string } => {
+  const text = thrown instanceof Error ? `${thrown.name}: ${thrown.message}` : typeof thrown === 'string' ? thrown : Object.prototype.toString.call(thrown)
+  const line = text.split('\n')[0] ?? ''
+  return {
+    error: cniError(Code.Internal, 'internal error in the isthmus plugin (see its log)', line.length > 200 ? `${line.slice(0, 200)}…` : line),
+    stack: thrown instanceof Error ? (thrown.stack ?? text) : text
+  }
+}
