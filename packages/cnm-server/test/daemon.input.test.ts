@@ -26,6 +26,7 @@ import {
   deepArrayText,
   endpointBody,
   hexId,
+  Made,
   networkBody,
   ownedRulesUnder,
   rulesNamingInterface,
@@ -39,6 +40,7 @@ describe('the daemon under hostile input', { timeout: 180_000 }, () => {
   const subnet = (i: number) => `10.245.${block + i}.0/24`
   let daemon: DockerDaemon | undefined
   let plugin: PluginProcess
+  const made = new Made()
   const post = (path: string, text: string) => pluginRequest(plugin.socket, path, text)
   const call = (path: string, body?: unknown) => pluginCall(plugin.socket, path, body)
 
@@ -55,13 +57,14 @@ describe('the daemon under hostile input', { timeout: 180_000 }, () => {
   })
   after(async () => {
     await removeDockerObjects(prefix)
+    if (plugin !== undefined) assert.deepEqual(await made.takeDown(plugin.socket), [])
     await plugin?.dispose()
     await daemon?.stop()
   })
 
   it('answers a 5,000-deep array as a -o value, as a port mapping Proto, and a body past the size limit with one {"Err"} each, and serves on', async () => {
     const before = summary(await readState(plugin.stateDir))
-    const net = hexId()
+    const net = made.network(hexId())
 
     // the finding of the issue: ~10 KB, a 5,000-deep array under com.docker.network.generic
     const nested = await post('/NetworkDriver.CreateNetwork', withDeep(networkBody(net, subnet(0), { x: '<<DEEP>>' }), 5_000))
@@ -110,8 +113,8 @@ describe('the daemon under hostile input', { timeout: 180_000 }, () => {
   })
 
   it('takes Docker’s largest body: -p 1000-2000 as 1,001 portmap entries', async () => {
-    const net = hexId()
-    const ep = hexId()
+    const net = made.network(hexId())
+    const ep = made.endpoint(net, hexId())
     assert.deepEqual(await call('/NetworkDriver.CreateNetwork', networkBody(net, subnet(1))), { status: 200, body: {} })
     const ports = Array.from({ length: 1_001 }, (_, i) => binding(1_000 + i, 1_000 + i))
     const text = `${JSON.stringify(endpointBody(net, ep, `10.245.${block + 1}.2/24`, ports))}\n`
@@ -125,9 +128,8 @@ describe('the daemon under hostile input', { timeout: 180_000 }, () => {
   })
 
   it('refuses a port mapping with a bad field at decode: nothing stored, every other network keeps working', async () => {
-    const a = hexId()
-    const b = hexId()
-    const ok = hexId()
+    const a = made.network(hexId())
+    const b = made.network(hexId())
     assert.equal((await call('/NetworkDriver.CreateNetwork', networkBody(a, subnet(2)))).status, 200)
     assert.equal((await call('/NetworkDriver.CreateNetwork', networkBody(b, subnet(3)))).status, 200)
     const addr = `10.245.${block + 2}.2/24`
@@ -144,7 +146,7 @@ describe('the daemon under hostile input', { timeout: 180_000 }, () => {
       [{ HostPort: '8080' }, 'HostPort: expected a host port (0-65535, 0 for any), got "8080"']
     ]
     for (const [field, why] of bad) {
-      const ep = hexId()
+      const ep = made.endpoint(a, hexId())
       const r = await call('/NetworkDriver.CreateEndpoint', endpointBody(a, ep, addr, [binding(80, 8080, field)]))
       assert.deepEqual(r, { status: 400, body: { Err: `${prefixOf}${why}` } }, JSON.stringify(field))
       assert.deepEqual(await linksOf(ep), [], 'no veth pair')
@@ -156,7 +158,7 @@ describe('the daemon under hostile input', { timeout: 180_000 }, () => {
     assert.equal((await call('/IpamDriver.Networks')).status, 200)
     assert.equal((await call('/IpamDriver.Leases')).status, 200)
     // and the network itself takes a good endpoint and lets it go
-    const good = hexId()
+    const good = made.endpoint(a, hexId())
     const r = await call('/NetworkDriver.CreateEndpoint', endpointBody(a, good, addr, [binding(80, 18_080, { HostIP: '127.0.0.1' })]))
     assert.equal(r.status, 200, JSON.stringify(r.body))
     assert.deepEqual(await call('/NetworkDriver.DeleteEndpoint', { NetworkID: a, EndpointID: good }), { status: 200, body: {} })
@@ -187,6 +189,6 @@ describe('the daemon under hostile input', { timeout: 180_000 }, () => {
 })
 
 const linksOf = async (ep: string): Promise<ReadonlyArray<string>> => {
-  const names = [hostIfName(ep as EndpointId), peerIfName(ep as EndpointId)]
+  const names: ReadonlyArray<string> = [hostIfName(ep as EndpointId), peerIfName(ep as EndpointId)]
   return (await hostLinks()).filter((l) => names.includes(l))
 }

@@ -5,7 +5,7 @@
  */
 import { strict as assert } from 'node:assert'
 import { randomBytes } from 'node:crypto'
-import { mustRun } from '@isthmus/testkit'
+import { mustRun, pluginCall } from '@isthmus/testkit'
 
 /** A random 64-hex id, as dockerd makes them. */
 export const hexId = (): string => randomBytes(32).toString('hex')
@@ -94,4 +94,52 @@ export const assertProtocolShaped = (path: string, known: boolean, r: { readonly
   assert.equal(typeof b['Err'], 'string', `no Err sentence: ${where}`)
   assert.ok((b['Err'] as string).length > 0, `an empty Err: ${where}`)
   if (known && path.startsWith('/IpamDriver.')) assert.equal(b['Error'], b['Err'], `an IpamDriver failure carries Error too: ${where}`)
+}
+
+/**
+ * What a test made through the protocol, to take down through the protocol in its `after` hook
+ * (also when it failed halfway): endpoints first, then networks, then addresses, then pools.
+ */
+export class Made {
+  private readonly endpoints = new Map<string, string>()
+  private readonly networks = new Set<string>()
+  private readonly addresses: Array<{ PoolID: string; Address: string }> = []
+  private readonly pools: string[] = []
+
+  network(id: string): string {
+    this.networks.add(id)
+    return id
+  }
+  endpoint(networkId: string, id: string): string {
+    this.endpoints.set(id, networkId)
+    return id
+  }
+  address(PoolID: string, Address: string): void {
+    this.addresses.push({ PoolID, Address })
+  }
+  /** One entry per reference: an identical RequestPool answered twice is released twice. */
+  pool(id: string): void {
+    this.pools.push(id)
+  }
+
+  /** Delete everything recorded; the failures, as sentences (empty when all went). */
+  async takeDown(socket: string): Promise<ReadonlyArray<string>> {
+    const failures: string[] = []
+    const run = async (path: string, body: unknown) => {
+      const r = await pluginCall(socket, path, body).catch((e: unknown) => ({ status: 0, body: String(e) }))
+      if (r.status !== 200) failures.push(`${path} ${JSON.stringify(body)}: ${r.status} ${JSON.stringify(r.body)}`)
+    }
+    for (const [EndpointID, NetworkID] of this.endpoints) {
+      await run('/NetworkDriver.Leave', { NetworkID, EndpointID })
+      await run('/NetworkDriver.DeleteEndpoint', { NetworkID, EndpointID })
+    }
+    for (const NetworkID of this.networks) await run('/NetworkDriver.DeleteNetwork', { NetworkID })
+    for (const a of this.addresses) await run('/IpamDriver.ReleaseAddress', a)
+    for (const PoolID of this.pools) await run('/IpamDriver.ReleasePool', { PoolID })
+    this.endpoints.clear()
+    this.networks.clear()
+    this.addresses.length = 0
+    this.pools.length = 0
+    return failures
+  }
 }
