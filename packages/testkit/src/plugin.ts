@@ -63,6 +63,8 @@ export interface PluginProcess {
   /** Its iptables chain prefix (`--chain-prefix`): a run's own, removed by `dispose`. */
   readonly chainPrefix: string
   readonly pid: () => number
+  /** How the daemon last exited (`kill`, or on its own); undefined while it runs or before it ever stopped. */
+  readonly exit: () => { readonly code: number | null; readonly signal: NodeJS.Signals | null } | undefined
   /** Everything the daemon wrote to stderr (JSON log lines). */
   readonly logs: () => string
   /** Start it again on the same socket and state (after `kill`). */
@@ -80,7 +82,9 @@ export const startPlugin = async (name: string, extraArgs: ReadonlyArray<string>
   const chainPrefix = `IT${randomBytes(4).toString('hex')}`
   let child: ChildProcess | undefined
   let log = ''
+  let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined
   const start = async () => {
+    exit = undefined
     child = spawn(
       process.execPath,
       ['--import', 'tsx', '--conditions=@isthmus/source', BIN, 'serve', '--socket', socket, '--state-dir', stateDir, '--log-level', 'debug',
@@ -90,6 +94,7 @@ export const startPlugin = async (name: string, extraArgs: ReadonlyArray<string>
         '--chain-prefix', chainPrefix, ...extraArgs],
       { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] }
     )
+    child.once('exit', (code, signal) => (exit = { code, signal }))
     child.stderr!.setEncoding('utf8')
     child.stderr!.on('data', (c: string) => (log += c))
     const c = child
@@ -117,6 +122,7 @@ export const startPlugin = async (name: string, extraArgs: ReadonlyArray<string>
     cniSocket,
     chainPrefix,
     pid: () => child?.pid ?? -1,
+    exit: () => exit,
     logs: () => log,
     start,
     kill,
