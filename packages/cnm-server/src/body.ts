@@ -78,18 +78,18 @@ export const parseBody = (buf: Uint8Array, limits: BodyLimits): unknown => {
  */
 export const boundedJson = (limits: BodyLimits) => {
   const raw = express.raw({ type: () => true, limit: limits.maxBytes })
-  return [
-    raw,
-    (req: Request, _res: Response, next: NextFunction) => {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    raw(req, res, (err?: unknown) => {
+      if (err !== undefined) return next(err)
       const body: unknown = req.body
       try {
         req.body = Buffer.isBuffer(body) ? parseBody(body, limits) : undefined
-        next()
       } catch (e) {
-        next(e)
+        return next(e)
       }
-    }
-  ]
+      next()
+    })
+  }
 }
 
 // body-parser's errors carry a `type`; their messages are fixed sentences without input in them.

@@ -56,7 +56,7 @@ const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 export const shown = (s: string, max = 64): string =>
   s.length <= max && /^[\x21-\x7e]+$/.test(s) ? s : JSON.stringify(s.length > max ? `${s.slice(0, max)}…` : s)
 
-const kindOf = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'a list' : `a ${typeof v}`)
+const kindOf = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'an object' : `a ${typeof v}`)
 
 /**
  * The `-o` options as strings. dockerd sends strings; a number or boolean from another client

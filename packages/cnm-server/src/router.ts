@@ -113,8 +113,12 @@ export const buildApp = (routes: ReadonlyArray<Route>, log: Logger, options: App
     res.locals['started'] = process.hrtime.bigint()
     next()
   })
-  // Size and depth are checked on the raw bytes before the JSON is parsed (body.ts).
-  app.use(boundedJson(limits))
+  // One lookup per request rather than a router layer per method, each matched in turn.
+  const table = new Map(routes.map((r) => [`/${r.api}.${r.method}`, r]))
+  // Only a method's body is read: a path no method serves is a 404 whatever its body. Size and
+  // depth are checked on the raw bytes before the JSON is parsed (body.ts).
+  const readBody = boundedJson(limits)
+  app.use((req: Request, res: Response, next: NextFunction) => (table.has(req.path) ? readBody(req, res, next) : next()))
 
   // A handler that throws or rejects is a bug: its stack goes to the log, the caller gets one
   // sentence in the protocol's own form, and the daemon goes on serving.
@@ -154,8 +158,6 @@ export const buildApp = (routes: ReadonlyArray<Route>, log: Logger, options: App
     answer(r, op, body, res).catch((e: unknown) => failed(r, op, body, res, e))
   }
 
-  // One lookup per request rather than a router layer per method, each matched in turn.
-  const table = new Map(routes.map((r) => [`/${r.api}.${r.method}`, r]))
   app.use((req: Request, res: Response, next: NextFunction) => {
     const r = table.get(req.path)
     if (r === undefined) return next()

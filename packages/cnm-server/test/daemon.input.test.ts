@@ -167,6 +167,25 @@ describe('the daemon under hostile input', { timeout: 180_000 }, () => {
     await stillServing()
   })
 
+  it('refuses a bridge name another network has: that network keeps its bridge', async () => {
+    const a = made.network(hexId())
+    const b = made.network(hexId())
+    const bridge = `${prefix.replace('-', '')}s`
+    assert.equal((await call('/NetworkDriver.CreateNetwork', networkBody(a, subnet(4), { 'com.docker.network.bridge.name': bridge }))).status, 200)
+    // without subnets too: the bridge alone is what clashes
+    for (const subnets of [[subnet(5)], []]) {
+      const body = { ...networkBody(b, subnet(5), { 'com.docker.network.bridge.name': bridge }), IPv4Data: subnets.map((s) => networkBody(b, s).IPv4Data[0]) }
+      assert.deepEqual(await call('/NetworkDriver.CreateNetwork', body), {
+        status: 500,
+        body: { Err: `invalid configuration: bridge ${bridge} is the bridge of network ${a.slice(0, 12)} on this host` }
+      })
+    }
+    assert.deepEqual((await readState(plugin.stateDir)).networks.filter((n) => n.bridge === bridge).map((n) => n.id), [a])
+    assert.ok((await hostLinks()).includes(bridge), 'the first network keeps its bridge')
+    assert.deepEqual(await call('/NetworkDriver.DeleteNetwork', { NetworkID: a }), { status: 200, body: {} })
+    await stillServing()
+  })
+
   it('refuses bridge names zz+, a!b and -x (docker network create) with one sentence: no bridge, no iptables rule', async () => {
     const rulesBefore = await ownedRulesUnder(plugin.chainPrefix)
     for (const [i, name] of ['zz+', 'a!b', '-x'].entries()) {

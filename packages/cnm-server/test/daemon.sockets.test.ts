@@ -7,7 +7,7 @@
  */
 import { strict as assert } from 'node:assert'
 import { createConnection, type Socket } from 'node:net'
-import { after, before, describe, it } from 'node:test'
+import { after, describe, it } from 'node:test'
 import { pluginCall, startPlugin, uniquePrefix, waitUntil, type PluginProcess } from '@isthmus/testkit'
 import { readState } from './support/state.js'
 

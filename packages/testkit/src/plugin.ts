@@ -23,10 +23,10 @@ export interface RawReply {
 }
 
 /**
- * POST `raw` (exact bytes) to the plugin socket the way dockerd 20.10 does: `Accept` v1.2,
- * `Content-Length`, no `Content-Type` (cnm-protocol.md §1).
+ * POST `raw` (exact bytes: text as UTF-8, or any bytes) to the plugin socket the way dockerd
+ * 20.10 does: `Accept` v1.2, `Content-Length`, no `Content-Type` (moby pkg/plugins, client.go).
  */
-export const pluginRequest = (socket: string, path: string, raw: string) =>
+export const pluginRequest = (socket: string, path: string, raw: string | Uint8Array) =>
   new Promise<RawReply>((resolve, reject) => {
     const req = request(
       {

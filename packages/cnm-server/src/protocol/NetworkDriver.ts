@@ -46,6 +46,8 @@ export const EndpointInterface = t.partial(
 )
 export type EndpointInterface = t.TypeOf<typeof EndpointInterface>
 
+const isObject = (u: unknown): u is Record<string, unknown> => typeof u === 'object' && u !== null && !Array.isArray(u)
+
 /** A whole number in [min, max]; `name` is what an error says was expected. */
 const wholeIn = (name: string, min: number, max: number) =>
   new t.Type<number, number, unknown>(
@@ -98,9 +100,17 @@ export type PortBinding = t.TypeOf<typeof PortBinding>
 /** The option key of an endpoint's published ports (`-p`, one entry per port). */
 export const PORTMAP_OPTION = 'com.docker.network.portmap'
 
+const PortmapOption = t.partial({ [PORTMAP_OPTION]: nullable(t.array(PortBinding)) })
+
 /** CreateEndpoint's options: any map, whose portmap is decoded with the request (nothing stored first). */
 export const EndpointOptions = nullable(
-  t.intersection([t.partial({ [PORTMAP_OPTION]: nullable(t.array(PortBinding)) }), t.record(t.string, t.unknown)]),
+  new t.Type<t.TypeOf<typeof PortmapOption> & Record<string, unknown>, Record<string, unknown>, unknown>(
+    'EndpointOptions',
+    (u): u is t.TypeOf<typeof PortmapOption> & Record<string, unknown> => isObject(u) && PortmapOption.is(u),
+    // t.partial keeps the keys it does not know
+    (u, c) => (isObject(u) ? PortmapOption.validate(u, c) : t.failure(u, c, 'an object of options')) as t.Validation<t.TypeOf<typeof PortmapOption> & Record<string, unknown>>,
+    (a) => a
+  ),
   'EndpointOptions'
 )
 export type EndpointOptions = t.TypeOf<typeof EndpointOptions>

@@ -15,7 +15,7 @@ export const nullable = <C extends t.Mixed>(codec: C, name = `${codec.name} | nu
   )
 
 /** Docker's option maps: `-o` values are strings, labels from the engine are any JSON. */
-export const Options = nullable(t.record(t.string, t.unknown), 'Options')
+export const Options = nullable(t.record(t.string, t.unknown, 'an object of options'), 'Options')
 export type Options = t.TypeOf<typeof Options>
 
 /** Every failure reply of both APIs. */
