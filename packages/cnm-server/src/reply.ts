@@ -54,3 +54,6 @@ export const errorReply = (api: Api, e: CoreError): Reply => failureReply(api, s
  */
 export const bugReply = (api: Api, op: string): Reply =>
   failureReply(api, 500, `${op} failed on an internal error of isthmus (a bug; the daemon's log has the details)`)
+
+/** What the log keeps of a bug: the stack when there is one (never sent to a caller). */
+export const bugText = (e: unknown): string => (e instanceof Error ? (e.stack ?? `${e.name}: ${e.message}`) : typeof e)

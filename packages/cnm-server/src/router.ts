@@ -11,7 +11,7 @@ import type * as TE from 'fp-ts/lib/TaskEither.js'
 import type * as t from 'io-ts'
 import { decodeFailure, decodeWith, describe, type CoreError, type Logger } from '@isthmus/core'
 import { BODY_LIMITS, bodyErrorText, boundedJson, type BodyLimits } from './body.js'
-import { bugReply, errorReply, failureReply, type Api } from './reply.js'
+import { bugReply, bugText, errorReply, failureReply, type Api } from './reply.js'
 
 /** One RPC: its path, request codec and handler. */
 export interface Route {
@@ -66,7 +66,8 @@ const idsOf = (body: unknown): Record<string, unknown> => {
     ['Address', 'address'],
     ['SandboxKey', 'sandboxKey']
   ] as const) {
-    if (typeof b[wire] === 'string' && b[wire] !== '') out[field] = b[wire]
+    // cut: a field of the wrong length is still worth naming, not worth 200 KB of log line
+    if (typeof b[wire] === 'string' && b[wire] !== '') out[field] = (b[wire] as string).slice(0, 256)
   }
   return out
 }
@@ -87,8 +88,6 @@ const sendJson = (res: Response, status: number, body: object): void => {
 
 const apiOf = (path: string): Api =>
   path.startsWith('/IpamDriver.') ? 'IpamDriver' : path.startsWith('/NetworkDriver.') ? 'NetworkDriver' : 'Plugin'
-
-const stackOf = (e: unknown): string => (e instanceof Error ? (e.stack ?? `${e.name}: ${e.message}`) : typeof e)
 
 /** An express app answering `routes` at `/<Api>.<Method>`. */
 export const buildApp = (routes: ReadonlyArray<Route>, log: Logger, options: AppOptions = {}): express.Express => {
@@ -128,7 +127,7 @@ export const buildApp = (routes: ReadonlyArray<Route>, log: Logger, options: App
     const answer = bugReply(r.api, op)
     reply(res, answer.status, answer.body)
     if (!answered) observe({ op, outcome: 'error', durationMs: since(res.locals['started'] as bigint) })
-    log.error('bug: a handler failed', { op, ...idsOf(body), stack: stackOf(e) })
+    log.error('bug: a handler failed', { op, ...idsOf(body), stack: bugText(e) })
   }
 
   // The reply goes out first; the log line and the observer run after it, off dockerd's wait.
@@ -189,7 +188,7 @@ export const buildApp = (routes: ReadonlyArray<Route>, log: Logger, options: App
       const answer = bugReply(api, op)
       reply(res, answer.status, answer.body)
       observe({ op: observed, outcome: 'error', durationMs })
-      log.error('bug: a request failed before its handler', { op, stack: stackOf(err) })
+      log.error('bug: a request failed before its handler', { op, stack: bugText(err) })
       return
     }
     const answer = errorReply(api, decodeFailure(`${op} request`, [why]))

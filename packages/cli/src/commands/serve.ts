@@ -8,6 +8,7 @@ import * as TE from 'fp-ts/lib/TaskEither.js'
 import type { Argv } from 'yargs'
 import { builtinControlPlane, describe, makeIpam, noopAgent, systemClock, type ControlPlane, type Env, type Logger, type Store } from '@isthmus/core'
 import {
+  bugText,
   clearStaleSocket,
   createPluginApp,
   DEFAULT_SOCKET,
@@ -46,8 +47,6 @@ export interface ServeArgs {
   readonly limits?: Partial<SocketLimits>
 }
 
-const stackOf = (e: unknown): string => (e instanceof Error ? (e.stack ?? `${e.name}: ${e.message}`) : typeof e)
-
 /**
  * The last line of defence: an exception or a rejection nothing handled is a bug, logged with its
  * stack, and the daemon goes on serving; every other network keeps working. Returns the removal.
@@ -55,10 +54,10 @@ const stackOf = (e: unknown): string => (e instanceof Error ? (e.stack ?? `${e.n
 export const keepServingOnBugs = (log: Logger): (() => void) => {
   const report = (message: string, e: unknown, origin: string): void => {
     try {
-      log.error(message, { origin, stack: stackOf(e) })
+      log.error(message, { origin, stack: bugText(e) })
     } catch {
       // the logger itself failed: stderr, without it
-      process.stderr.write(`${message} (${origin}): ${stackOf(e)}\n`)
+      process.stderr.write(`${message} (${origin}): ${bugText(e)}\n`)
     }
   }
   const onRejection = (reason: unknown): void => report('bug: a promise rejected and nothing handled it; serving on', reason, 'unhandledRejection')
