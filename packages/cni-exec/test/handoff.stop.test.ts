@@ -64,7 +64,7 @@ describe('SIGTERM with clients on the hand-off socket', () => {
     const started = Date.now()
     await plugin.kill('SIGTERM')
     const took = Date.now() - started
-    assert.deepEqual(plugin.exitStatus(), { code: 0, signal: null }, plugin.logs().slice(-2000))
+    assert.deepEqual(plugin.exit(), { code: 0, signal: null }, plugin.logs().slice(-2000))
     // Under the 5 s request timeout: close() ended them, they did not time out.
     assert.ok(took < 3_000, `stopped in ${took} ms`)
   })
@@ -100,7 +100,7 @@ describe('SIGTERM with clients on the hand-off socket', () => {
     await store.right.close()
     assert.equal(answer.exitCode, 0, answer.stdout + answer.stderr)
     assert.deepEqual(addresses('eth0', ns.name), ['10.231.45.2/24'])
-    assert.deepEqual(plugin!.exitStatus(), { code: 0, signal: null }, plugin!.logs().slice(-2000))
+    assert.deepEqual(plugin!.exit(), { code: 0, signal: null }, plugin!.logs().slice(-2000))
     assert.ok(Date.now() - sigterm < 5_000, `stopped ${Date.now() - sigterm} ms after SIGTERM`)
     // The attachment is the plugin's to remove like any other, without a daemon.
     const del = await execPlugin(sea, cniEnv('DEL', { cid: 'f1', netns: ns.path, ifName: 'eth0' }), conf(false))

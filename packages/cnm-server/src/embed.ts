@@ -29,6 +29,7 @@ import {
   type Store
 } from '@isthmus/core'
 import { createPluginApp, listen } from './server.js'
+import { boundedServer, type SocketLimits } from './sockets.js'
 
 // -------------------------------------------------------------------------------------
 // the environment
@@ -101,6 +102,8 @@ export interface SocketListen {
 export interface StartPluginServerOptions extends EmbeddedEnv {
   readonly pluginName: string
   readonly listen: SocketListen | TcpListen
+  /** Connection cap, timeouts and shutdown grace; default SOCKET_LIMITS. */
+  readonly limits?: SocketLimits
 }
 
 /** A running embedded plugin. */
@@ -123,12 +126,6 @@ const exists = (path: string): Promise<boolean> =>
     () => false
   )
 
-const closeServer = (server: Server): Promise<void> =>
-  new Promise<void>((resolve) => {
-    server.close(() => resolve())
-    server.closeIdleConnections()
-  })
-
 // Written aside and renamed in: dockerd may read it any moment (a `network create` racing us).
 const writeSpec = async (dir: string, name: string, format: 'spec' | 'json', port: number): Promise<string> => {
   const file = join(dir, `${name}.${format}`)
@@ -141,35 +138,35 @@ const writeSpec = async (dir: string, name: string, format: 'spec' | 'json', por
   return file
 }
 
-const listenTcp = (options: StartPluginServerOptions, on: TcpListen, name: string): Promise<EmbeddedPlugin> =>
-  new Promise<Server>((resolve, reject) => {
-    const s = createPluginApp(options).listen(on.port, LOOPBACK)
-    s.once('listening', () => resolve(s))
-    s.once('error', reject)
-  }).then(async (server) => {
-    server.keepAliveTimeout = 60_000
-    const port = (server.address() as AddressInfo).port
-    const dir = on.specDir ?? PLUGIN_SPEC_DIR
-    const madeDir = !(await exists(dir))
-    const specFile = await mkdir(dir, { recursive: true })
-      .then(() => writeSpec(dir, name, on.specFormat ?? 'spec', port))
-      .catch(async (e: unknown) => {
-        await closeServer(server)
-        throw e
-      })
-    return {
-      name,
-      address: `tcp://${LOOPBACK}:${port}`,
-      specFile,
-      server,
-      close: async () => {
-        await rm(specFile, { force: true })
-        // a directory this plugin made goes with it, unless others put files there meanwhile
-        if (madeDir) await rmdir(dir).catch(() => undefined)
-        await closeServer(server)
-      }
-    }
+const listenTcp = async (options: StartPluginServerOptions, on: TcpListen, name: string): Promise<EmbeddedPlugin> => {
+  const { server, close } = boundedServer(createPluginApp(options), options.limits)
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', () => resolve())
+    server.once('error', reject)
+    server.listen(on.port, LOOPBACK)
   })
+  const port = (server.address() as AddressInfo).port
+  const dir = on.specDir ?? PLUGIN_SPEC_DIR
+  const madeDir = !(await exists(dir))
+  const specFile = await mkdir(dir, { recursive: true })
+    .then(() => writeSpec(dir, name, on.specFormat ?? 'spec', port))
+    .catch(async (e: unknown) => {
+      await close()
+      throw e
+    })
+  return {
+    name,
+    address: `tcp://${LOOPBACK}:${port}`,
+    specFile,
+    server,
+    close: async () => {
+      await rm(specFile, { force: true })
+      // a directory this plugin made goes with it, unless others put files there meanwhile
+      if (madeDir) await rmdir(dir).catch(() => undefined)
+      await close()
+    }
+  }
+}
 
 /**
  * Serve the Docker network and IPAM driver `pluginName` over `env` and `ipam`. Rejects with a
@@ -182,6 +179,6 @@ export const startPluginServer = async (options: StartPluginServerOptions): Prom
   const on = options.listen
   if ('port' in on) return listenTcp(options, on, name)
   const socket = on.socket ?? join(PLUGIN_SOCKET_DIR, `${name}.sock`)
-  const served = await listen(createPluginApp(options), { socket, ...(on.mode === undefined ? {} : { mode: on.mode }) })
+  const served = await listen(createPluginApp(options), { socket, ...(on.mode === undefined ? {} : { mode: on.mode }) }, options.limits)
   return { name, address: `unix://${socket}`, server: served.server, close: served.close }
 }

@@ -5,7 +5,9 @@
  * (docs/embedding.md). The wire protocol is exported on its own as `@isthmus/cnm-server/protocol`.
  */
 export { clearStaleSocket, createPluginApp, listen, pluginRoutes, DEFAULT_SOCKET, type ListenOn, type PluginDeps, type PluginServer } from './server.js'
-export { errorReply, type Api, type Reply } from './reply.js'
+export { bugReply, bugText, errorReply, failureReply, type Api, type Reply } from './reply.js'
+export { boundedServer, SOCKET_LIMITS, type BoundedServer, type SocketLimits } from './sockets.js'
+export { BODY_LIMITS, type BodyLimits } from './body.js'
 export { networkOptions, portMappings, OPT, type NetworkOptions } from './options.js'
 export {
   embeddedEnv,

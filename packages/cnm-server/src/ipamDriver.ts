@@ -125,7 +125,10 @@ export const ipamRoutes = (ipam: Ipam): ReadonlyArray<Route> => [
             anywhereInSubnet: true,
             // A container's address, picked here, dies with the machine (Store PutOptions); one
             // asked for may be an --aux-address of the network, which must outlive it.
-            durable: gateway || address !== undefined
+            durable: gateway || address !== undefined,
+            // every Docker request has the one runtime owner: an address it holds already is
+            // another container's (`docker run --ip` twice), never the same request again
+            exclusive: true
           }
         )
       ),

@@ -22,6 +22,7 @@ import {
   deleteEndpoint,
   deleteNetwork,
   ensureNetwork,
+  familyOf,
   invalidConfig,
   join,
   leave,
@@ -131,6 +132,23 @@ const overlapWith = (
   return undefined
 }
 
+/**
+ * Another stored network on the bridge `spec` names, as an error: two networks on one bridge
+ * would share its addresses and rules, and the second one's rollback or removal would take the
+ * first one's bridge (Docker's own bridge driver refuses this too). The networks of a shared CNI
+ * bridge are left out by the caller.
+ */
+const bridgeTakenBy = (spec: NetworkSpec, networks: ReadonlyArray<Network>): CoreError | undefined => {
+  const other = networks.find((n) => n.id !== spec.id && n.bridge !== undefined && n.bridge === spec.bridge)
+  return other === undefined ? undefined : invalidConfig(`bridge ${spec.bridge} is the bridge of network ${other.name} on this host`)
+}
+
+/**
+ * Held while a network's bridge and subnets are checked against the others and the network is created, by
+ * every process of the host (LockScope `host`); taken before the network's own lock.
+ */
+const SUBNETS_LOCK = 'network-subnets'
+
 /** The address space a network lands in: its pools', else the one it names, else the default. */
 const spaceOf = (subnets: ReadonlyArray<SubnetRequest>, pools: ReadonlyArray<Pool>, named: AddressSpace | undefined): AddressSpace =>
   pools.find((p) => subnets.some((r) => r.poolId === p.id))?.addressSpace ?? named ?? DEFAULT_LOCAL_SPACE
@@ -157,19 +175,9 @@ export const networkRoutes = (env: Env): ReadonlyArray<Route> => {
         ),
         // -o cni-network=<name>: the CNI network's bridge and pool (cniNetwork.ts)
         TE.bind('shared', ({ opts, v4, v6 }) => sharedCniNetwork(env, opts.generic, [...v4, ...v6])),
-        TE.tap(({ id, opts, pools, v4, v6, shared }) =>
-          pipe(
-            env.store.networks.list(),
-            TE.chain((networks) => {
-              const subnets = [...v4, ...v6]
-              const space = spaceOf(subnets, pools, opts.addressSpace)
-              const others = networks.filter((n) => !onSharedBridge(shared)(n))
-              const clash = overlapWith(id, space, subnets, others, env.dataplane.routesSubnetsOnHost !== false)
-              return clash === undefined ? TE.right(undefined) : TE.left(clash)
-            })
-          )
-        ),
-        TE.chain(({ id, opts, v4, v6, shared }) => {
+        // The checks against the other networks (bridge, subnets) and the creation as one step
+        // under one lock: two creations at the same time would both pass them before either is stored.
+        TE.chain(({ id, opts, pools, v4, v6, shared }) => {
           const spec: NetworkSpec = {
             id,
             name: id.slice(0, 12),
@@ -187,7 +195,16 @@ export const networkRoutes = (env: Env): ReadonlyArray<Route> => {
               : {}),
             ...(shared === undefined ? {} : sharedSettings(shared))
           }
-          return flow(ensureNetwork(spec))
+          const noOverlap = pipe(
+            env.store.networks.list(),
+            TE.chain((networks) => {
+              const space = spaceOf(spec.subnets, pools, opts.addressSpace)
+              const others = networks.filter((n) => !onSharedBridge(shared)(n))
+              const clash = bridgeTakenBy(spec, others) ?? overlapWith(id, space, spec.subnets, others, env.dataplane.routesSubnetsOnHost !== false)
+              return clash === undefined ? TE.right(undefined) : TE.left(clash)
+            })
+          )
+          return env.store.withLock(SUBNETS_LOCK, pipe(noOverlap, TE.chain(() => flow(ensureNetwork(spec)))))
         }),
         TE.map(empty)
       )
@@ -212,7 +229,9 @@ export const networkRoutes = (env: Env): ReadonlyArray<Route> => {
             ? TE.right(undefined)
             : pipe(decode(MacAddress, 'Interface.MacAddress')(m), TE.map((x): MacAddress | undefined => x))
         }),
-        TE.bind('ports', () => TE.fromEither(portMappings(req.Options))),
+        TE.bind('ports', ({ addresses }) =>
+          TE.fromEither(portMappings(req.Options, new Set(addresses.flatMap((a) => (a._tag === 'Assigned' ? [familyOf(a.cidr)] : [])))))
+        ),
         TE.chain(({ networkId, id, addresses, mac, ports }) =>
           flow(
             createEndpoint(networkId, {

@@ -9,12 +9,16 @@ import {
   IfName,
   IpAddress,
   Subnet,
+  decodeFailure,
+  familyOf,
   invalidConfig,
   type CoreError,
+  type Family,
   type PortMapping,
   type Route
 } from '@isthmus/core'
 import type { Options } from './protocol/common.js'
+import { PORTMAP_OPTION, type EndpointOptions } from './protocol/NetworkDriver.js'
 
 /** Keys of `com.docker.network.generic` that isthmus reads. */
 export const OPT = {
@@ -45,6 +49,32 @@ export interface NetworkOptions {
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
 
+/**
+ * A value the user typed, for an error sentence: as typed when short and plain, else quoted (JSON)
+ * and cut to a length a sentence can carry (the body may hold a string of 200 KB).
+ */
+export const shown = (s: string, max = 64): string =>
+  s.length <= max && /^[\x21-\x7e]+$/.test(s) ? s : JSON.stringify(s.length > max ? `${s.slice(0, max)}…` : s)
+
+const kindOf = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'an object' : `a ${typeof v}`)
+
+/**
+ * The `-o` options as strings. dockerd sends strings; a number or boolean from another client
+ * is read as its text, and anything else is refused by name, never stringified (a value nested
+ * thousands deep would overflow the stack).
+ */
+const genericOptions = (raw: unknown): E.Either<CoreError, Record<string, string>> => {
+  if (raw === undefined || raw === null) return E.right({})
+  if (!isRecord(raw)) return E.left(invalidConfig(`option com.docker.network.generic must be an object of -o key=value options, got ${kindOf(raw)}`))
+  const generic: Record<string, string> = {}
+  for (const [k, v] of Object.entries(raw)) {
+    if (typeof v === 'string') generic[k] = v
+    else if (typeof v === 'number' || typeof v === 'boolean') generic[k] = String(v)
+    else return E.left(invalidConfig(`option ${shown(k)} must be a string, got ${kindOf(v)}`))
+  }
+  return E.right(generic)
+}
+
 const pick = (generic: Readonly<Record<string, string>>, keys: ReadonlyArray<string>): [string, string] | undefined => {
   for (const k of keys) if (generic[k] !== undefined) return [k, generic[k]]
   return undefined
@@ -54,7 +84,7 @@ const bool = (key: string, v: string): E.Either<CoreError, boolean> => {
   const s = v.trim().toLowerCase()
   if (['true', '1', 'yes', 'on'].includes(s)) return E.right(true)
   if (['false', '0', 'no', 'off'].includes(s)) return E.right(false)
-  return E.left(invalidConfig(`option ${key}=${v} must be true or false`))
+  return E.left(invalidConfig(`option ${key}=${shown(v)} must be true or false`))
 }
 
 /**
@@ -71,7 +101,7 @@ export const staticRoutes = (generic: Readonly<Record<string, string>>): E.Eithe
     const g = gw === undefined ? undefined : IpAddress.decode(gw)
     const wellFormed = rest.length === 0 && (via === undefined ? gw === undefined : via === 'via' && g !== undefined)
     if (E.isLeft(d) || !wellFormed || (g !== undefined && E.isLeft(g))) {
-      return E.left(invalidConfig(`option ${opt[0]} entry "${entry}" must be <subnet> or <subnet> via <address>`))
+      return E.left(invalidConfig(`option ${opt[0]} entry ${shown(entry)} must be <subnet> or <subnet> via <address>`))
     }
     out.push({ dst: d.right, ...(g === undefined || E.isLeft(g) ? {} : { gw: g.right }) })
   }
@@ -81,16 +111,20 @@ export const staticRoutes = (generic: Readonly<Record<string, string>>): E.Eithe
 /** Decode CreateNetwork `Options`. */
 export const networkOptions = (options: Options): E.Either<CoreError, NetworkOptions> => {
   const o = options ?? {}
-  const raw = isRecord(o['com.docker.network.generic']) ? o['com.docker.network.generic'] : {}
-  const generic: Record<string, string> = {}
-  for (const [k, v] of Object.entries(raw)) generic[k] = typeof v === 'string' ? v : JSON.stringify(v)
+  const parsed = genericOptions(o['com.docker.network.generic'])
+  if (E.isLeft(parsed)) return parsed
+  const generic = parsed.right
 
   const bridgeOpt = pick(generic, OPT.bridgeName)
   let bridge: IfName | undefined
   if (bridgeOpt !== undefined) {
     const d = IfName.decode(bridgeOpt[1])
     if (E.isLeft(d)) {
-      return E.left(invalidConfig(`option ${bridgeOpt[0]}=${bridgeOpt[1]} is not a valid interface name (1 to 15 characters, no / : or spaces)`))
+      return E.left(
+        invalidConfig(
+          `option ${bridgeOpt[0]}=${shown(bridgeOpt[1])} is not a valid interface name (1 to 15 letters, digits, _ . or -, not starting with . or -)`
+        )
+      )
     }
     bridge = d.right
   }
@@ -100,7 +134,7 @@ export const networkOptions = (options: Options): E.Either<CoreError, NetworkOpt
   if (mtuOpt !== undefined) {
     const n = Number(mtuOpt[1])
     if (!/^\d+$/.test(mtuOpt[1].trim()) || n < 68 || n > 65535) {
-      return E.left(invalidConfig(`option ${mtuOpt[0]}=${mtuOpt[1]} must be a whole number from 68 to 65535`))
+      return E.left(invalidConfig(`option ${mtuOpt[0]}=${shown(mtuOpt[1])} must be a whole number from 68 to 65535`))
     }
     mtu = n
   }
@@ -112,14 +146,14 @@ export const networkOptions = (options: Options): E.Either<CoreError, NetworkOpt
   const prefixOpt = pick(generic, OPT.ifacePrefix)
   const ifacePrefix = prefixOpt?.[1] ?? 'eth'
   if (!/^[a-zA-Z][a-zA-Z0-9_-]{0,9}$/.test(ifacePrefix)) {
-    return E.left(invalidConfig(`option ${OPT.ifacePrefix[0]}=${ifacePrefix} must be a letter and up to 9 letters, digits, _ or -`))
+    return E.left(invalidConfig(`option ${OPT.ifacePrefix[0]}=${shown(ifacePrefix)} must be a letter and up to 9 letters, digits, _ or -`))
   }
 
   const spaceOpt = pick(generic, OPT.addressSpace)
   let addressSpace: AddressSpace | undefined
   if (spaceOpt !== undefined) {
     const d = AddressSpace.decode(spaceOpt[1])
-    if (E.isLeft(d)) return E.left(invalidConfig(`option ${spaceOpt[0]}=${spaceOpt[1]} must be an address space name (letters, digits, _ . -)`))
+    if (E.isLeft(d)) return E.left(invalidConfig(`option ${spaceOpt[0]}=${shown(spaceOpt[1])} must be an address space name (letters, digits, _ . -)`))
     addressSpace = d.right
   }
   const routes = staticRoutes(generic)
@@ -142,35 +176,40 @@ export const networkOptions = (options: Options): E.Either<CoreError, NetworkOpt
   })
 }
 
-const PROTOCOLS: Readonly<Record<number, PortMapping['protocol']>> = { 6: 'tcp', 17: 'udp', 132: 'sctp' }
+const PROTOCOLS: Readonly<Record<6 | 17 | 132, PortMapping['protocol']>> = { 6: 'tcp', 17: 'udp', 132: 'sctp' }
 
 /**
- * `com.docker.network.portmap` of CreateEndpoint/Join/ProgramExternalConnectivity: one entry per
- * port (`-p 8080-8081:80-81` is already expanded). `-P` gives HostPort 0: isthmus then picks the
- * container port itself, since dockerd allocates nothing for a remote driver.
+ * `com.docker.network.portmap` of CreateEndpoint, already decoded field by field with the request
+ * (protocol/NetworkDriver.ts `PortBinding`); here the checks between fields and against the
+ * endpoint's address families (`families`, none known: not checked). One entry per port (`-p
+ * 8080-8081:80-81` is already expanded). `-P` gives HostPort 0: isthmus then picks the container
+ * port itself, since dockerd allocates nothing for a remote driver. A refusal is a DecodeFailure
+ * naming the entry's field, so the request is refused before anything is stored.
  */
-export const portMappings = (options: Options): E.Either<CoreError, ReadonlyArray<PortMapping>> => {
-  const list = options?.['com.docker.network.portmap']
-  if (list === undefined || list === null) return E.right([])
-  if (!Array.isArray(list)) return E.left(invalidConfig('com.docker.network.portmap must be a list'))
+export const portMappings = (
+  options: EndpointOptions,
+  families: ReadonlySet<Family> = new Set()
+): E.Either<CoreError, ReadonlyArray<PortMapping>> => {
+  const list = options?.[PORTMAP_OPTION] ?? []
   const out: PortMapping[] = []
-  for (const m of list) {
-    if (!isRecord(m)) return E.left(invalidConfig('com.docker.network.portmap entries must be objects'))
-    const protocol = PROTOCOLS[Number(m['Proto'])]
-    const port = Number(m['Port'])
-    const hostPort = Number(m['HostPort'] ?? 0)
-    const hostIp = typeof m['HostIP'] === 'string' && m['HostIP'] !== '' ? m['HostIP'] : undefined
-    if (protocol === undefined || !Number.isInteger(port) || port < 1 || port > 65535) {
-      return E.left(invalidConfig(`port mapping ${JSON.stringify(m)} names no valid protocol and container port`))
+  const refuse = (i: number, field: string, why: string) =>
+    E.left(decodeFailure('NetworkDriver.CreateEndpoint request', [`Options.${PORTMAP_OPTION}.${i}.${field}: ${why}`]))
+  for (const [i, m] of list.entries()) {
+    const hostPort = m.HostPort ?? 0
+    const end = m.HostPortEnd ?? 0
+    if (end !== 0 && end < hostPort) return refuse(i, 'HostPortEnd', `${end} is below HostPort ${hostPort}`)
+    const hostIp = m.HostIP === undefined || m.HostIP === '' ? undefined : m.HostIP
+    if (hostIp !== undefined && families.size > 0 && !families.has(familyOf(hostIp))) {
+      return refuse(i, 'HostIP', `${hostIp} is an IPv${familyOf(hostIp)} address, and the endpoint has none of that family`)
     }
-    if (!Number.isInteger(hostPort) || hostPort < 0 || hostPort > 65535) {
-      return E.left(invalidConfig(`port mapping ${JSON.stringify(m)} has an invalid host port`))
+    if (m.IP !== undefined && m.IP !== '' && hostIp !== undefined && familyOf(m.IP) !== familyOf(hostIp)) {
+      return refuse(i, 'HostIP', `${hostIp} and IP ${m.IP} are of different address families`)
     }
     out.push({
-      protocol,
-      containerPort: port,
-      hostPort: hostPort === 0 ? port : hostPort,
-      ...(hostIp === undefined ? {} : { hostIp: hostIp as PortMapping['hostIp'] & string })
+      protocol: PROTOCOLS[m.Proto],
+      containerPort: m.Port,
+      hostPort: hostPort === 0 ? m.Port : hostPort,
+      ...(hostIp === undefined ? {} : { hostIp })
     })
   }
   return E.right(out)

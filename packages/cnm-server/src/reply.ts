@@ -39,8 +39,21 @@ const statusOf = (e: CoreError): number => {
   }
 }
 
-/** The failure reply for an error: a non-200 status and `{"Err": sentence}` (plus `Error` for IPAM). */
-export const errorReply = (api: Api, e: CoreError): Reply => {
-  const Err = describe(e)
-  return { status: statusOf(e), body: api === 'IpamDriver' ? { Err, Error: Err } : { Err } }
-}
+/** A failure reply: a non-2xx status and `{"Err": sentence}` (plus `Error` for IPAM). */
+export const failureReply = (api: Api, status: number, sentence: string): Reply => ({
+  status,
+  body: api === 'IpamDriver' ? { Err: sentence, Error: sentence } : { Err: sentence }
+})
+
+/** The failure reply for an error. */
+export const errorReply = (api: Api, e: CoreError): Reply => failureReply(api, statusOf(e), describe(e))
+
+/**
+ * The reply for a failure that is a bug (a handler threw): one sentence without the error's own
+ * text, which may hold anything (a stack, a path of the state directory); the log has it.
+ */
+export const bugReply = (api: Api, op: string): Reply =>
+  failureReply(api, 500, `${op} failed on an internal error of isthmus (a bug; the daemon's log has the details)`)
+
+/** What the log keeps of a bug: the stack when there is one (never sent to a caller). */
+export const bugText = (e: unknown): string => (e instanceof Error ? (e.stack ?? `${e.name}: ${e.message}`) : typeof e)

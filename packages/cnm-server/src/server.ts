@@ -15,6 +15,7 @@ import { pluginMetrics, type PluginMetrics } from './metrics.js'
 import { networkRoutes } from './networkDriver.js'
 import { IMPLEMENTS } from './protocol/Plugin.js'
 import { route, buildApp, type Route } from './router.js'
+import { boundedServer, SOCKET_LIMITS, type SocketLimits } from './sockets.js'
 import * as t from 'io-ts'
 
 /** Where the plugin default socket lives: dockerd looks for `<name>.sock` here (cnm-protocol.md §2.1). */
@@ -50,7 +51,10 @@ export type ListenOn = { readonly socket: string; readonly mode?: number } | { r
 /** A listening plugin server. */
 export interface PluginServer {
   readonly server: Server
-  /** Stop accepting, finish in-flight requests, close idle keep-alive connections. */
+  /**
+   * Stop accepting, close idle connections, let calls in flight be answered, then close every
+   * connection (sockets.ts): an idle client never holds shutdown up.
+   */
   readonly close: () => Promise<void>
 }
 
@@ -72,26 +76,22 @@ export const clearStaleSocket = async (path: string): Promise<void> => {
   await unlink(path)
 }
 
-/** Listen with `app`. Rejects with a plain Error naming the problem (the bin prints it). */
-export const listen = async (app: express.Express, on: ListenOn): Promise<PluginServer> => {
+/**
+ * Listen with `app`, within `limits` (sockets.ts). Rejects with a plain Error naming the problem
+ * (the bin prints it).
+ */
+export const listen = async (app: express.Express, on: ListenOn, limits: SocketLimits = SOCKET_LIMITS): Promise<PluginServer> => {
   if ('socket' in on) {
     await mkdir(dirname(on.socket), { recursive: true })
     await clearStaleSocket(on.socket)
   }
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen('socket' in on ? on.socket : { fd: on.fd })
-    s.once('listening', () => resolve(s))
-    s.once('error', reject)
+  const bounded = boundedServer(app, limits)
+  const server = bounded.server
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', () => resolve())
+    server.once('error', reject)
+    server.listen('socket' in on ? on.socket : { fd: on.fd })
   })
   if ('socket' in on) await chmod(on.socket, on.mode ?? 0o660)
-  // dockerd keeps connections open; an idle one must not hold shutdown up.
-  server.keepAliveTimeout = 60_000
-  return {
-    server,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve())
-        server.closeIdleConnections()
-      })
-  }
+  return { server, close: bounded.close }
 }

@@ -144,7 +144,7 @@ describe('address spaces (RequestPool, CreateNetwork)', () => {
       IPv6Data: []
     })
     assert.deepEqual(badName.body, {
-      Err: 'invalid configuration: option address-space=a b must be an address space name (letters, digits, _ . -)'
+      Err: 'invalid configuration: option address-space="a b" must be an address space name (letters, digits, _ . -)'
     })
   })
 

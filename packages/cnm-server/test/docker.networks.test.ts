@@ -174,7 +174,7 @@ describe('docker networks on isthmus', { timeout: 240_000 }, () => {
       },
       {
         args: ['--subnet', `${v4(3)}.0/24`, '-o', 'com.docker.network.bridge.name=no/such:name'],
-        stderr: 'Error response from daemon: NetworkDriver.CreateNetwork: invalid configuration: option com.docker.network.bridge.name=no/such:name is not a valid interface name (1 to 15 characters, no / : or spaces)\n'
+        stderr: 'Error response from daemon: NetworkDriver.CreateNetwork: invalid configuration: option com.docker.network.bridge.name=no/such:name is not a valid interface name (1 to 15 letters, digits, _ . or -, not starting with . or -)\n'
       }
     ]
     for (const [i, f] of failing.entries()) {

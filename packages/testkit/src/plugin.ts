@@ -23,10 +23,10 @@ export interface RawReply {
 }
 
 /**
- * POST `raw` (exact bytes) to the plugin socket the way dockerd 20.10 does: `Accept` v1.2,
- * `Content-Length`, no `Content-Type` (cnm-protocol.md §1).
+ * POST `raw` (exact bytes: text as UTF-8, or any bytes) to the plugin socket the way dockerd
+ * 20.10 does: `Accept` v1.2, `Content-Length`, no `Content-Type` (moby pkg/plugins, client.go).
  */
-export const pluginRequest = (socket: string, path: string, raw: string) =>
+export const pluginRequest = (socket: string, path: string, raw: string | Uint8Array) =>
   new Promise<RawReply>((resolve, reject) => {
     const req = request(
       {
@@ -63,8 +63,8 @@ export interface PluginProcess {
   /** Its iptables chain prefix (`--chain-prefix`): a run's own, removed by `dispose`. */
   readonly chainPrefix: string
   readonly pid: () => number
-  /** How its last run ended: exit code and signal; undefined while it runs. */
-  readonly exitStatus: () => { readonly code: number | null; readonly signal: NodeJS.Signals | null } | undefined
+  /** How the daemon last exited (`kill`, or on its own); undefined while it runs or before it ever stopped. */
+  readonly exit: () => { readonly code: number | null; readonly signal: NodeJS.Signals | null } | undefined
   /** Everything the daemon wrote to stderr (JSON log lines). */
   readonly logs: () => string
   /** Start it again on the same socket and state (after `kill`). */
@@ -94,8 +94,8 @@ export const startPlugin = async (
   const cniSocket = `${stateDir}.cni.sock`
   const chainPrefix = `IT${randomBytes(4).toString('hex')}`
   let child: ChildProcess | undefined
-  let exit: { readonly code: number | null; readonly signal: NodeJS.Signals | null } | undefined
   let log = ''
+  let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined
   const start = async () => {
     exit = undefined
     child = spawn(
@@ -135,7 +135,7 @@ export const startPlugin = async (
     cniSocket,
     chainPrefix,
     pid: () => child?.pid ?? -1,
-    exitStatus: () => exit,
+    exit: () => exit,
     logs: () => log,
     start,
     kill,

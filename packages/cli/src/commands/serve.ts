@@ -8,6 +8,7 @@ import * as TE from 'fp-ts/lib/TaskEither.js'
 import type { Argv } from 'yargs'
 import { builtinControlPlane, describe, makeIpam, noopAgent, systemClock, type ControlPlane, type Env, type Logger, type Store } from '@isthmus/core'
 import {
+  bugText,
   clearStaleSocket,
   createPluginApp,
   DEFAULT_SOCKET,
@@ -17,7 +18,9 @@ import {
   pluginMetrics,
   registerProcessMetrics,
   registerStoreMetrics,
+  SOCKET_LIMITS,
   type ListenOn,
+  type SocketLimits,
   type MetricsServer
 } from '@isthmus/cnm-server'
 import type { Inspect } from '@isthmus/cnm-server/protocol'
@@ -40,6 +43,31 @@ export interface ServeArgs {
   readonly cniSocket?: string
   /** Prefix of the iptables chains (two daemons on one host need two). Default ISTHMUS. */
   readonly chainPrefix?: string
+  /** Connection cap and timeouts of the plugin socket; SOCKET_LIMITS where not given. */
+  readonly limits?: Partial<SocketLimits>
+}
+
+/**
+ * The last line of defence: an exception or a rejection nothing handled is a bug, logged with its
+ * stack, and the daemon goes on serving; every other network keeps working. Returns the removal.
+ */
+export const keepServingOnBugs = (log: Logger): (() => void) => {
+  const report = (message: string, e: unknown, origin: string): void => {
+    try {
+      log.error(message, { origin, stack: bugText(e) })
+    } catch {
+      // the logger itself failed: stderr, without it
+      process.stderr.write(`${message} (${origin}): ${bugText(e)}\n`)
+    }
+  }
+  const onRejection = (reason: unknown): void => report('bug: a promise rejected and nothing handled it; serving on', reason, 'unhandledRejection')
+  const onException = (e: unknown, origin: string): void => report('bug: an exception reached the top; serving on', e, origin)
+  process.on('unhandledRejection', onRejection)
+  process.on('uncaughtException', onException)
+  return () => {
+    process.off('unhandledRejection', onRejection)
+    process.off('uncaughtException', onException)
+  }
 }
 
 /** systemd socket activation: LISTEN_FDS sockets start at fd 3 and are meant for LISTEN_PID. */
@@ -122,6 +150,7 @@ const startCniHandoff = async (
 
 export const serve = async (args: ServeArgs): Promise<void> => {
   const { logger: log, close: closeLog } = winstonLogger({ level: args.logLevel, stderr: true })
+  const stopCatchingBugs = keepServingOnBugs(log)
   const metricsAt = args.metricsAddr === undefined ? undefined : parseMetricsAddr(args.metricsAddr)
   if (metricsAt !== undefined && E.isLeft(metricsAt)) {
     log.error('invalid --metrics-addr', { detail: metricsAt.left })
@@ -168,7 +197,8 @@ export const serve = async (args: ServeArgs): Promise<void> => {
   const on = inheritedSocket() ?? { socket: args.socket }
   const metrics = pluginMetrics()
   const about = { version, cniVersions: Cni.SUPPORTED_VERSIONS, configuration: configurationOf(args, on, contrail.right) }
-  const server = await listen(createPluginApp({ env, ipam, about, metrics }), on).catch((e: unknown) => {
+  const limits: SocketLimits = { ...SOCKET_LIMITS, ...args.limits }
+  const server = await listen(createPluginApp({ env, ipam, about, metrics }), on, limits).catch((e: unknown) => {
     log.error('cannot listen', { ...on, detail: e instanceof Error ? e.message : String(e) })
     return undefined
   })
@@ -208,6 +238,7 @@ export const serve = async (args: ServeArgs): Promise<void> => {
   await dataplane.close()
   await store.close()
   log.info('stopped', {})
+  stopCatchingBugs()
   await closeLog()
 }
 
@@ -223,10 +254,16 @@ export const serveCommand = (y: Argv): Argv =>
         .option('cni-socket', { type: 'string', default: DEFAULT_DAEMON_SOCKET, describe: "unix socket the CNI executable hands its calls to ('' for none)" })
         .option('metrics-addr', { type: 'string', describe: 'serve /metrics (Prometheus), /healthz and /readyz on this loopback HOST:PORT' })
         .option('chain-prefix', { type: 'string', default: DEFAULT_CHAIN_PREFIX, describe: 'prefix of the iptables chains (letters, digits, _; at most 16)' })
+        .option('max-connections', { type: 'number', default: SOCKET_LIMITS.maxConnections, describe: 'connections to the plugin socket open at once; more are closed at once' })
+        .option('idle-timeout', { type: 'number', default: SOCKET_LIMITS.idleTimeoutMs / 1000, describe: 'seconds a kept-alive connection may wait for its next request' })
+        .option('request-timeout', { type: 'number', default: SOCKET_LIMITS.requestTimeoutMs / 1000, describe: 'seconds to receive one request (a new connection that sends nothing is closed after it)' })
         .check((a) => {
           if (typeof a.chainPrefix !== 'string' || !isChainPrefix(a.chainPrefix)) throw new Error(`--chain-prefix: letters, digits and _, at most 16 (got ${JSON.stringify(a.chainPrefix)})`)
           const at = typeof a.metricsAddr === 'string' ? parseMetricsAddr(a.metricsAddr) : E.right(undefined)
           if (E.isLeft(at)) throw new Error(at.left)
+          for (const [flag, v, min] of [['max-connections', a.maxConnections, 1], ['idle-timeout', a.idleTimeout, 0.1], ['request-timeout', a.requestTimeout, 0.1]] as const) {
+            if (typeof v !== 'number' || !Number.isFinite(v) || v < min) throw new Error(`--${flag}: a number of at least ${min} (got ${JSON.stringify(v)})`)
+          }
           return true
         }),
     (a) =>
@@ -237,6 +274,7 @@ export const serveCommand = (y: Argv): Argv =>
         metricsAddr: a.metricsAddr,
         cniSocket: a.cniSocket,
         chainPrefix: a.chainPrefix,
+        limits: { maxConnections: Math.floor(a.maxConnections), idleTimeoutMs: a.idleTimeout * 1000, requestTimeoutMs: a.requestTimeout * 1000 },
         contrail: {
           contrailApi: a.contrailApi,
           keystoneUrl: a.keystoneUrl,

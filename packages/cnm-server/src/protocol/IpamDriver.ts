@@ -17,7 +17,7 @@ export const DefaultAddressSpacesResponse = t.type(
 )
 export type DefaultAddressSpacesResponse = t.TypeOf<typeof DefaultAddressSpacesResponse>
 
-const StringMap = nullable(t.record(t.string, t.string), 'StringMap')
+const StringMap = nullable(t.record(t.string, t.string, 'an object of string options'), 'StringMap')
 
 export const RequestPoolRequest = t.intersection(
   [t.type({ AddressSpace: t.string }), t.partial({ Pool: t.string, SubPool: t.string, Options: StringMap, V6: t.boolean })],

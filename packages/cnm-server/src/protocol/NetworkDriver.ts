@@ -3,6 +3,7 @@
  * daemon: shared/reference/cnm-protocol.md §3). Wire names stay as on the wire.
  */
 import * as t from 'io-ts'
+import { IpAddress } from '@isthmus/core'
 import { nullable, Options } from './common.js'
 
 /** `IPAMData`: Gateway and aux addresses carry the pool's prefix length (`10.1.0.1/24`). */
@@ -45,8 +46,77 @@ export const EndpointInterface = t.partial(
 )
 export type EndpointInterface = t.TypeOf<typeof EndpointInterface>
 
+const isObject = (u: unknown): u is Record<string, unknown> => typeof u === 'object' && u !== null && !Array.isArray(u)
+
+/** A whole number in [min, max]; `name` is what an error says was expected. */
+const wholeIn = (name: string, min: number, max: number) =>
+  new t.Type<number, number, unknown>(
+    name,
+    (u): u is number => typeof u === 'number' && Number.isInteger(u) && u >= min && u <= max,
+    (u, c) => (typeof u === 'number' && Number.isInteger(u) && u >= min && u <= max ? t.success(u) : t.failure(u, c)),
+    t.identity
+  )
+
+/** Go's `net.IP` as JSON: an address, or `""` for none. */
+export const IpOrEmpty = new t.Type<IpAddress | '', string, unknown>(
+  'an IP address or ""',
+  (u): u is IpAddress | '' => u === '' || IpAddress.is(u),
+  (u, c) => {
+    if (u === '') return t.success('')
+    const ip = IpAddress.decode(u)
+    return ip._tag === 'Right' ? t.success(ip.right) : t.failure(u, c, 'an IP address or ""')
+  },
+  (a) => a
+)
+
+const PROTOCOL_NUMBERS: ReadonlySet<unknown> = new Set([6, 17, 132])
+
+/** An IP protocol number Docker publishes: 6 (tcp), 17 (udp), 132 (sctp). */
+export const ProtocolNumber = new t.Type<6 | 17 | 132, number, unknown>(
+  'a protocol number (6 tcp, 17 udp, 132 sctp)',
+  (u): u is 6 | 17 | 132 => PROTOCOL_NUMBERS.has(u),
+  (u, c) => (PROTOCOL_NUMBERS.has(u) ? t.success(u as 6 | 17 | 132) : t.failure(u, c)),
+  t.identity
+)
+
+/** libnetwork's `types.PortBinding`: IP protocol number, container port, host address and ports. */
+export const PortBinding = t.intersection(
+  [
+    t.type({
+      Proto: ProtocolNumber,
+      Port: wholeIn('a port (1-65535)', 1, 65535)
+    }),
+    t.partial({
+      IP: IpOrEmpty,
+      HostIP: IpOrEmpty,
+      HostPort: wholeIn('a host port (0-65535, 0 for any)', 0, 65535),
+      HostPortEnd: wholeIn('a host port (0-65535, 0 for any)', 0, 65535)
+    })
+  ],
+  'PortBinding'
+)
+export type PortBinding = t.TypeOf<typeof PortBinding>
+
+/** The option key of an endpoint's published ports (`-p`, one entry per port). */
+export const PORTMAP_OPTION = 'com.docker.network.portmap'
+
+const PortmapOption = t.partial({ [PORTMAP_OPTION]: nullable(t.array(PortBinding)) })
+
+/** CreateEndpoint's options: any map, whose portmap is decoded with the request (nothing stored first). */
+export const EndpointOptions = nullable(
+  new t.Type<t.TypeOf<typeof PortmapOption> & Record<string, unknown>, Record<string, unknown>, unknown>(
+    'EndpointOptions',
+    (u): u is t.TypeOf<typeof PortmapOption> & Record<string, unknown> => isObject(u) && PortmapOption.is(u),
+    // t.partial keeps the keys it does not know
+    (u, c) => (isObject(u) ? PortmapOption.validate(u, c) : t.failure(u, c, 'an object of options')) as t.Validation<t.TypeOf<typeof PortmapOption> & Record<string, unknown>>,
+    (a) => a
+  ),
+  'EndpointOptions'
+)
+export type EndpointOptions = t.TypeOf<typeof EndpointOptions>
+
 export const CreateEndpointRequest = t.intersection(
-  [t.type(EndpointRef), t.partial({ Interface: nullable(EndpointInterface), Options })],
+  [t.type(EndpointRef), t.partial({ Interface: nullable(EndpointInterface), Options: EndpointOptions })],
   'CreateEndpointRequest'
 )
 export type CreateEndpointRequest = t.TypeOf<typeof CreateEndpointRequest>

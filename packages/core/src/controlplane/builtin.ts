@@ -32,7 +32,9 @@ import type { PoolRequest } from '../ipam/Pools.js'
 
 /**
  * The owner of an address Docker asked our IPAM driver for (RequestAddress carries no endpoint
- * id); CreateEndpoint hands it on to the endpoint. The Docker frontend must use this owner.
+ * id); CreateEndpoint hands it on to the endpoint. The Docker frontend must use this owner, and
+ * allocate with `exclusive` (AllocateOptions): it is one owner for every Docker request, so
+ * holding an address already never means "this request again".
  *
  * @category constants
  */

@@ -62,6 +62,14 @@ export interface AllocateOptions {
   readonly anywhereInSubnet?: boolean
   /** How the lease is written (the Store's PutOptions): Docker's own picks need not be durable. */
   readonly durable?: boolean
+  /**
+   * `address` held by `owner` already is AddressInUse too, not that lease again. For an owner that
+   * stands for many requesters (Docker's RequestAddress, whose one owner is the runtime): a second
+   * request for a held address is another container's, and an address given out is exclusive
+   * whoever asked. Without it, an owner that names one requester (an endpoint, a Contrail
+   * reservation) gets its lease back when it asks again (a retried CNI ADD).
+   */
+  readonly exclusive?: boolean
 }
 
 /** @category model */
@@ -223,13 +231,14 @@ export const makeIpam = (deps: IpamDeps): Ipam => {
   // ---------------------------------------------------------------------------------
 
   // Reserve `address` for `owner`; a lease the owner already holds is returned as is (a retried
-  // CNI ADD, a replayed Docker request).
+  // CNI ADD), unless the claim is `exclusive` (AllocateOptions).
   const claim = async (
     pool: Pool,
     address: IpAddress,
     owner: LeaseOwner,
     mac?: MacAddress,
-    durable = true
+    durable = true,
+    exclusive = false
   ): Promise<E.Either<CoreError, Lease>> => {
     const space = pool.addressSpace
     for (let attempt = 0; attempt < 3; attempt++) {
@@ -241,7 +250,7 @@ export const makeIpam = (deps: IpamDeps): Ipam => {
       if (E.isLeft(held)) return held
       if (O.isSome(held.right)) {
         const l = held.right.value
-        return sameOwner(l.owner, owner) ? E.right(l) : E.left(addressInUse(address, space, ownerText(l.owner)))
+        return sameOwner(l.owner, owner) && !exclusive ? E.right(l) : E.left(addressInUse(address, space, ownerText(l.owner)))
       }
       // released between reserve and get: try again
     }
@@ -254,7 +263,8 @@ export const makeIpam = (deps: IpamDeps): Ipam => {
     address: IpAddress,
     mac?: MacAddress,
     anywhereInSubnet = false,
-    durable = true
+    durable = true,
+    exclusive = false
   ): Promise<E.Either<CoreError, Lease>> => {
     const pool = st.pool
     const i = indexOf(st.span, address)
@@ -271,7 +281,7 @@ export const makeIpam = (deps: IpamDeps): Ipam => {
     if (why !== undefined) {
       return E.left(invalidConfig(`requested address ${address} cannot be handed out by pool ${pool.id}: it is ${why}`))
     }
-    const r = await claim(pool, address, owner, mac, durable)
+    const r = await claim(pool, address, owner, mac, durable, exclusive)
     if (i !== undefined && (E.isRight(r) || r.left._tag === 'AddressInUse')) st.free.markUsed(i)
     return r
   }
@@ -360,7 +370,7 @@ export const makeIpam = (deps: IpamDeps): Ipam => {
     if (E.isLeft(s)) return s
     if (owner.kind === 'gateway') return gatewayLease(s.right, opts.address)
     return opts.address !== undefined
-      ? staticLease(s.right, owner, opts.address, opts.mac, opts.anywhereInSubnet, opts.durable)
+      ? staticLease(s.right, owner, opts.address, opts.mac, opts.anywhereInSubnet, opts.durable, opts.exclusive)
       : dynamicLease(s.right, owner, opts.mac, opts.durable)
   }
 

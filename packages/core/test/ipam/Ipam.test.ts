@@ -172,6 +172,27 @@ describe('Ipam: allocation', () => {
     assert.equal((await right(ipam.allocate(pool.id, ep(5)))).address, '10.4.0.101')
   })
 
+  it('gives an address out exclusively when the claim says so, even to the owner that holds it (Docker’s one runtime owner)', async () => {
+    const ipam = makeIpam({ store: memoryStore(), clock })
+    const pool = await right(ipam.requestPool({ addressSpace: SPACE, family: 4, subnet: sub('10.4.1.0/24') }))
+    const docker: LeaseOwner = { kind: 'runtime', ref: 'docker' }
+    const first = await right(ipam.allocate(pool.id, docker, { address: ip('10.4.1.9'), exclusive: true }))
+    assert.equal(first.address, '10.4.1.9')
+    assert.deepEqual(await left(ipam.allocate(pool.id, docker, { address: ip('10.4.1.9'), exclusive: true })), {
+      _tag: 'AddressInUse',
+      address: '10.4.1.9',
+      space: SPACE,
+      owner: 'runtime reservation docker'
+    })
+    // held by an endpoint: refused too; given back: exclusive again for the next one
+    await right(ipam.allocate(pool.id, ep(1), { address: ip('10.4.1.10') }))
+    assert.equal((await left(ipam.allocate(pool.id, docker, { address: ip('10.4.1.10'), exclusive: true })))._tag, 'AddressInUse')
+    await right(ipam.release(SPACE, ip('10.4.1.9'), docker))
+    assert.equal((await right(ipam.allocate(pool.id, docker, { address: ip('10.4.1.9'), exclusive: true }))).address, '10.4.1.9')
+    // a dynamic pick never lands on a held address
+    assert.equal((await right(ipam.allocate(pool.id, docker, { exclusive: true }))).address, '10.4.1.2')
+  })
+
   it('moves the gateway when Docker asks for another one (RequestAddress of type gateway)', async () => {
     const store = memoryStore()
     const ipam = makeIpam({ store, clock })
