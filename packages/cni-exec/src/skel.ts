@@ -6,7 +6,7 @@
  * requested `cniVersion` or the error document. Only `bin/cni-exec.ts` touches the process.
  */
 import * as E from 'fp-ts/lib/Either.js'
-import { NetworkId, report, type Logger } from '@isthmus/core'
+import { NetworkId, jsonRefusalText, parseJsonWithin, report, type Logger } from '@isthmus/core'
 import { add } from './commands/add.js'
 import type { CommandContext, CommandOutcome } from './commands/context.js'
 import { check } from './commands/check.js'
@@ -16,7 +16,7 @@ import { gc } from './commands/gc.js'
 import { status } from './commands/status.js'
 import { decodeCommand, decodeEnv, type CmdArgs, type Command, type RawEnv } from './protocol/Env.js'
 import { Code, cniError, errorDocument, internalError, type CniError } from './protocol/Error.js'
-import { excerpt, parseBounded } from './protocol/Json.js'
+import { excerpt, STDIN_LIMITS } from './protocol/Json.js'
 import { IsthmusConf, type NetConf } from './protocol/NetConf.js'
 import { toVersion } from './protocol/Result.js'
 import {
@@ -76,9 +76,9 @@ const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/
  */
 export const decodeNetConf = (command: Command, text: string): E.Either<CniError, NetConf> => {
   // Size and depth first: nothing below may walk an unbounded value.
-  const parsed = parseBounded(text)
-  if (!parsed.ok) return E.left(cniError(Code.Decode, `error unmarshall network config: ${parsed.why}`))
-  const raw = parsed.value
+  const parsed = parseJsonWithin(text, STDIN_LIMITS)
+  if (E.isLeft(parsed)) return E.left(cniError(Code.Decode, `error unmarshall network config: ${jsonRefusalText(parsed.left)}`))
+  const raw = parsed.right
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     return E.left(cniError(Code.Decode, 'error unmarshall network config: not a JSON object'))
   }

@@ -6,14 +6,11 @@
  * JSON is parsed.
  */
 import express, { type NextFunction, type Request, type Response } from 'express'
+import * as E from 'fp-ts/lib/Either.js'
+import { parseJsonWithin, type JsonLimits } from '@isthmus/core'
 
-/** @category model */
-export interface BodyLimits {
-  /** The largest body accepted, in bytes. */
-  readonly maxBytes: number
-  /** The deepest nesting of arrays and objects accepted (`{}` is 1, `{"a":[1]}` is 2). */
-  readonly maxDepth: number
-}
+/** How big and how deep a body may be (core JsonLimits). @category model */
+export type BodyLimits = JsonLimits
 
 /**
  * Room for Docker's largest bodies: `-p 1000-2000:1000-2000` sends 1,001 portmap entries and as
@@ -28,47 +25,20 @@ export class BodyError extends Error {
   override readonly name = 'BodyError'
 }
 
-const QUOTE = 0x22
-const BACKSLASH = 0x5c
-const OPEN = new Set([0x5b, 0x7b]) // [ {
-const CLOSE = new Set([0x5d, 0x7d]) // ] }
-
-/**
- * Whether `buf`, read as JSON text, nests deeper than `max`: one pass over the bytes, brackets
- * inside strings ignored. Not a validator: JSON.parse still rejects malformed text.
- *
- * @category utils
- */
-export const nestsDeeperThan = (buf: Uint8Array, max: number): boolean => {
-  let depth = 0
-  let inString = false
-  for (let i = 0; i < buf.length; i++) {
-    const c = buf[i]!
-    if (inString) {
-      if (c === BACKSLASH) i++
-      else if (c === QUOTE) inString = false
-    } else if (c === QUOTE) inString = true
-    else if (OPEN.has(c)) {
-      if (++depth > max) return true
-    } else if (CLOSE.has(c)) depth--
-  }
-  return false
-}
-
 /** The JSON value of a body within `limits`; undefined for an empty body (argument-less calls). */
 export const parseBody = (buf: Uint8Array, limits: BodyLimits): unknown => {
-  if (buf.length > limits.maxBytes) throw new BodyError(`the request body is larger than ${limits.maxBytes} bytes (the limit)`)
-  if (nestsDeeperThan(buf, limits.maxDepth)) {
-    throw new BodyError(`the request body nests arrays and objects deeper than ${limits.maxDepth} levels (the limit)`)
-  }
   const text = Buffer.from(buf.buffer, buf.byteOffset, buf.length).toString('utf8')
   if (text.trim() === '') return undefined
-  try {
-    return JSON.parse(text) as unknown
-  } catch (e) {
-    // V8's messages quote at most a few characters of the input around the error
-    throw new BodyError(`the request body is not JSON (${e instanceof Error ? e.message : 'unreadable'})`)
-  }
+  const parsed = parseJsonWithin(text, limits)
+  if (E.isRight(parsed)) return parsed.right
+  const r = parsed.left
+  throw new BodyError(
+    r._tag === 'TooLarge'
+      ? `the request body is larger than ${r.maxBytes} bytes (the limit)`
+      : r._tag === 'TooDeep'
+        ? `the request body nests arrays and objects deeper than ${r.maxDepth} levels (the limit)`
+        : `the request body is not JSON (${r.detail})`
+  )
 }
 
 /**

@@ -15,7 +15,6 @@ import type { CoreError } from '@isthmus/core'
 import { recordingLogger } from '@isthmus/core/testing'
 import { pluginCall, pluginRequest } from '@isthmus/testkit'
 import { listen, type PluginServer } from '../src/index.js'
-import { nestsDeeperThan } from '../src/body.js'
 import { buildApp, route } from '../src/router.js'
 import { assertProtocolShaped, deepArrayText } from './support/protocol.js'
 
@@ -99,17 +98,5 @@ describe('router: failures that are bugs', () => {
     const unknown = await pluginRequest(socket, '/NetworkDriver.Nope', '{}')
     assertProtocolShaped('/NetworkDriver.Nope', false, unknown)
     assert.equal(unknown.status, 404)
-  })
-})
-
-describe('body: nesting depth on the raw bytes', () => {
-  it('counts arrays and objects, ignores brackets inside strings and escaped quotes', () => {
-    const deep = (s: string) => nestsDeeperThan(Buffer.from(s), 2)
-    assert.equal(deep('[[1]]'), false)
-    assert.equal(deep('[[[1]]]'), true)
-    assert.equal(deep('{"a":{"b":{}}}'), true)
-    assert.equal(deep('{"a":"[[[[[[","b":[1]}'), false)
-    assert.equal(deep('{"a":"\\"[[[[","b":[1]}'), false)
-    assert.equal(deep('["\\\\",[[1]]]'), true)
   })
 })

@@ -4,7 +4,7 @@
  */
 import * as E from 'fp-ts/lib/Either.js'
 import type * as t from 'io-ts'
-import { decodeFailure, type CoreError } from './errors.js'
+import { causeText, decodeFailure, type CoreError } from './errors.js'
 
 // Bad input can be anything: a bigint, a cycle. Showing it must not throw.
 const stringify = (v: unknown): string | undefined => {
@@ -72,3 +72,86 @@ export const decodeWith =
     const r = codec.decode(input)
     return E.isRight(r) ? r : E.left(decodeFailure(what, report(r.left)))
   }
+
+// -------------------------------------------------------------------------------------
+// JSON from outside, bounded
+// -------------------------------------------------------------------------------------
+
+/**
+ * How much JSON a boundary reads from outside before parsing it. `JSON.parse` copes with any
+ * depth, but everything after it that walks a value recursively (`JSON.stringify` in a log line,
+ * a codec's error report, `String()` of an array) overflows the stack on a few thousand levels,
+ * and a bigger text only costs memory.
+ *
+ * @category model
+ */
+export interface JsonLimits {
+  /** The largest text accepted, in UTF-8 bytes. */
+  readonly maxBytes: number
+  /** The deepest nesting of arrays and objects accepted (`{}` is 1, `{"a":[1]}` is 2). */
+  readonly maxDepth: number
+}
+
+/**
+ * Whether JSON `text` nests arrays and objects deeper than `max`; brackets inside strings do not
+ * count. One pass, no recursion, no allocation; not a validator (JSON.parse still is).
+ *
+ * @category utils
+ */
+export const nestsDeeperThan = (text: string, max: number): boolean => {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 0x5c) i++ // a backslash: the next character is escaped
+      else if (c === 0x22) inString = false
+    } else if (c === 0x22) inString = true
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true
+    } else if (c === 0x5d || c === 0x7d) depth--
+  }
+  return false
+}
+
+// UTF-8 bytes of a string without encoding it: 1 to 3 per UTF-16 unit, 4 per surrogate pair.
+const utf8Length = (s: string): number => {
+  let n = 0
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c < 0x80) n += 1
+    else if (c < 0x800) n += 2
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      n += 4
+      i++
+    } else n += 3
+  }
+  return n
+}
+
+/** Why a JSON text was not parsed. @category model */
+export type JsonRefusal =
+  | { readonly _tag: 'TooLarge'; readonly maxBytes: number }
+  | { readonly _tag: 'TooDeep'; readonly maxDepth: number }
+  | { readonly _tag: 'NotJson'; readonly detail: string }
+
+/** One phrase for a sentence: `more than N bytes`, `nested deeper than N levels`, or the parser's words. @category utils */
+export const jsonRefusalText = (r: JsonRefusal): string =>
+  r._tag === 'TooLarge' ? `more than ${r.maxBytes} bytes` : r._tag === 'TooDeep' ? `nested deeper than ${r.maxDepth} levels` : r.detail
+
+/**
+ * `JSON.parse` of `text` within `limits` (V8's own messages quote only a few characters of the
+ * input, so `NotJson` may be shown).
+ *
+ * @category utils
+ */
+export const parseJsonWithin = (text: string, limits: JsonLimits): E.Either<JsonRefusal, unknown> => {
+  // A UTF-16 length over the limit is over it in bytes too; below it, count the bytes.
+  if (text.length > limits.maxBytes || utf8Length(text) > limits.maxBytes) return E.left({ _tag: 'TooLarge', maxBytes: limits.maxBytes })
+  if (nestsDeeperThan(text, limits.maxDepth)) return E.left({ _tag: 'TooDeep', maxDepth: limits.maxDepth })
+  try {
+    return E.right(JSON.parse(text) as unknown)
+  } catch (e) {
+    return E.left({ _tag: 'NotJson', detail: causeText(e) })
+  }
+}

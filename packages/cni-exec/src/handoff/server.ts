@@ -12,10 +12,9 @@ import { chmod, mkdir } from 'node:fs/promises'
 import { createServer, type Server, type Socket } from 'node:net'
 import { dirname } from 'node:path'
 import * as E from 'fp-ts/lib/Either.js'
-import { decodeWith, describe, type Logger } from '@isthmus/core'
+import { decodeWith, describe, jsonRefusalText, parseJsonWithin, type Logger } from '@isthmus/core'
 import { bugOutput, runSkel } from '../skel.js'
 import type { RawEnv } from '../protocol/Env.js'
-import { parseBounded } from '../protocol/Json.js'
 import { CURRENT_VERSION } from '../protocol/Version.js'
 import type { Runtime } from '../runtime.js'
 import { HandoffRequest, type HandoffReply } from './protocol.js'
@@ -86,9 +85,9 @@ export const handoffServer = async (options: HandoffServerOptions): Promise<Hand
   }
 
   const run = async (text: string): Promise<HandoffReply | { refused: string }> => {
-    const parsed = parseBounded(text, limit, 8)
-    if (!parsed.ok) return { refused: `request is not JSON: ${parsed.why}` }
-    const req = decodeWith(HandoffRequest, 'hand-off request')(parsed.value)
+    const parsed = parseJsonWithin(text, { maxBytes: limit, maxDepth: 8 })
+    if (E.isLeft(parsed)) return { refused: `request is not JSON: ${jsonRefusalText(parsed.left)}` }
+    const req = decodeWith(HandoffRequest, 'hand-off request')(parsed.right)
     if (E.isLeft(req)) return { refused: describe(req.left) }
     const { env, stdin, selfNames } = req.right
     const started = process.hrtime.bigint()
