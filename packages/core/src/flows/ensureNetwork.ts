@@ -7,7 +7,7 @@ import * as E from 'fp-ts/lib/Either.js'
 import * as O from 'fp-ts/lib/Option.js'
 import * as RTE from 'fp-ts/lib/ReaderTaskEither.js'
 import { pipe } from 'fp-ts/lib/function.js'
-import { alreadyExists, type CoreError } from '../errors.js'
+import { alreadyExists, invalidConfig, type CoreError } from '../errors.js'
 import { IfName } from '../ids.js'
 import { familyOf } from '../model/Address.js'
 import type { Network } from '../model/Network.js'
@@ -23,8 +23,9 @@ import { begin, bindStep } from './saga.js'
  * differ from the spec's fails with AlreadyExists: silently answering with other subnets would
  * hand out addresses the caller does not expect.
  *
- * Steps: 1. the control plane takes pools and identity, 2. the dataplane makes the host device,
- * 3. the record is stored. A failing step undoes the finished ones in reverse.
+ * Steps: 0. a bridge the spec names must not be another stored network's (InvalidConfig),
+ * 1. the control plane takes pools and identity, 2. the dataplane makes the host device (or takes
+ * over a leftover one), 3. the record is stored. A failing step undoes the finished ones in reverse.
  *
  * @category flows
  */
@@ -40,7 +41,34 @@ export const ensureNetwork = (spec: NetworkSpec): Flow<Network> =>
     locked(`network:${spec.id}`)
   )
 
-const create = (spec: NetworkSpec): Flow<Network> =>
+/**
+ * A named bridge is one network's: two networks on one device would share its gateways and
+ * firewall rules, and removing one would take the other's device (or leave it behind, marked for
+ * a network that is gone). So a name another stored network holds is refused, checked under a
+ * host-wide lock on the name (lock order: network, then bridge), so that of two creations naming
+ * one bridge at the same time the second sees the first's record. A device found on the host
+ * carrying another isthmus network's mark, with no record of that network, is a leftover (a crash
+ * between the bridge and the record): the dataplane takes it over. Only for dataplanes that route
+ * subnets on the host, whose device carries the network's gateways; adopted devices
+ * (`routesSubnetsOnHost: false`, VNIC bridges of an integrator) may serve several networks.
+ */
+const create = (spec: NetworkSpec): Flow<Network> => (env) =>
+  spec.bridge === undefined || env.dataplane.routesSubnetsOnHost === false
+    ? build(spec)(env)
+    : pipe(bridgeFree(spec.bridge, spec), RTE.chain(() => build(spec)), locked(`bridge:${spec.bridge}`))(env)
+
+const bridgeFree = (bridge: IfName, spec: NetworkSpec): Flow<void> =>
+  pipe(
+    call((env) => env.store.networks.list()),
+    RTE.chain((stored) => {
+      const holder = stored.find((n) => n.id !== spec.id && n.bridge === bridge)
+      return holder === undefined
+        ? RTE.right(undefined)
+        : RTE.left(invalidConfig(`bridge ${bridge} is already the bridge of network ${holder.name} (${holder.id}); name another bridge or remove that network first`))
+    })
+  )
+
+const build = (spec: NetworkSpec): Flow<Network> =>
   pipe(
     begin('ensureNetwork'),
     // 1. The control plane takes the pools (or learns the runtime's) and names the network; the
