@@ -68,12 +68,27 @@ export interface PluginProcess {
   /** Start it again on the same socket and state (after `kill`). */
   readonly start: () => Promise<void>
   readonly kill: (signal?: NodeJS.Signals) => Promise<void>
+  /**
+   * Send `signal` to its whole process group, as systemd's default KillMode=control-group signals
+   * every process of a unit (its kept `ip` helpers too), and wait for it to exit; resolves its exit
+   * code (null when a signal ended it). Only with `processGroup`.
+   */
+  readonly killGroup: (signal?: NodeJS.Signals) => Promise<number | null>
   /** Stop it; remove its state directory and its iptables chains. */
   readonly dispose: () => Promise<void>
 }
 
+export interface StartPluginOptions {
+  /** Start it as the leader of a process group of its own (for `killGroup`). Default false. */
+  readonly processGroup?: boolean
+}
+
 /** Start `isthmus serve` as plugin `name` with a fresh state directory. */
-export const startPlugin = async (name: string, extraArgs: ReadonlyArray<string> = []): Promise<PluginProcess> => {
+export const startPlugin = async (
+  name: string,
+  extraArgs: ReadonlyArray<string> = [],
+  options: StartPluginOptions = {}
+): Promise<PluginProcess> => {
   const socket = `/run/docker/plugins/${name}.sock`
   const stateDir = await mkdtemp(join(tmpdir(), `${name}-state-`))
   const cniSocket = `${stateDir}.cni.sock`
@@ -88,7 +103,7 @@ export const startPlugin = async (name: string, extraArgs: ReadonlyArray<string>
         '--cni-socket', cniSocket,
         // its own chains, which dispose removes (a daemon leaves its chains, as dockerd does)
         '--chain-prefix', chainPrefix, ...extraArgs],
-      { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] }
+      { cwd: root, stdio: ['ignore', 'ignore', 'pipe'], detached: options.processGroup === true }
     )
     child.stderr!.setEncoding('utf8')
     child.stderr!.on('data', (c: string) => (log += c))
@@ -110,6 +125,17 @@ export const startPlugin = async (name: string, extraArgs: ReadonlyArray<string>
   const kill = async (signal: NodeJS.Signals = 'SIGTERM') => {
     if (child !== undefined) await stopChild(child, signal)
   }
+  const killGroup = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> => {
+    const c = child
+    if (c === undefined || options.processGroup !== true || c.pid === undefined) throw new Error('killGroup needs a plugin started with processGroup')
+    if (c.exitCode !== null || c.signalCode !== null) return c.exitCode
+    const exited = new Promise<void>((resolve) => c.once('exit', () => resolve()))
+    process.kill(-c.pid, signal)
+    const timer = setTimeout(() => c.kill('SIGKILL'), 20_000)
+    await exited
+    clearTimeout(timer)
+    return c.exitCode
+  }
   return {
     name,
     socket,
@@ -120,6 +146,7 @@ export const startPlugin = async (name: string, extraArgs: ReadonlyArray<string>
     logs: () => log,
     start,
     kill,
+    killGroup,
     dispose: async () => {
       await kill('SIGTERM')
       await linuxDataplane({ chainPrefix }).removeFirewall()()
