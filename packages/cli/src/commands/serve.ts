@@ -65,6 +65,7 @@ const removeStraySpares = async (store: Store, dataplane: LinuxDataplane, log: L
  * endpoint it names, which an ADD holds until its record is written.
  */
 const sweepAtStart = async (env: Env, log: Logger): Promise<void> => {
+  log.debug('sweeping what an earlier run left', {})
   const swept = await gc({ valid: 'keep-all-endpoints' })(env)()
   if (E.isLeft(swept)) return log.warn('cannot sweep what an earlier run left', { detail: describe(swept.left) })
   const { linksRemoved, leasesReleased, failures } = swept.right
