@@ -7,7 +7,20 @@
 import { strict as assert } from 'node:assert'
 import { readdirSync, readFileSync } from 'node:fs'
 import { after, describe, it } from 'node:test'
-import { bridgePorts, linkExists, run, startPlugin, uniquePrefix, waitUntil, type PluginProcess } from '@isthmus/testkit'
+import {
+  bridgePorts,
+  docker,
+  ensureBusyboxImage,
+  ensureDockerd,
+  linkExists,
+  removeDockerObjects,
+  run,
+  startPlugin,
+  uniquePrefix,
+  waitUntil,
+  type DockerDaemon,
+  type PluginProcess
+} from '@isthmus/testkit'
 import { hostIfName, type EndpointId } from '@isthmus/core'
 import { dockerId } from './support/harness.js'
 import { createEndpoint, createNetwork, deleteEndpoint, deleteNetwork, join, leave } from './support/cnmCalls.js'
@@ -45,7 +58,11 @@ const childrenOf = (pid: number): ReadonlyArray<number> =>
 const spares = async (b: string): Promise<ReadonlyArray<string>> =>
   (await bridgePorts(b)).filter((p) => p.alias === 'isthmus-spare').map((p) => p.name)
 
+let dockerd: DockerDaemon | undefined
+
 after(async () => {
+  await removeDockerObjects(prefix)
+  await dockerd?.stop()
   for (const p of started) await p.dispose()
   for (const b of bridges) {
     for (const port of await bridgePorts(b)) await run(['ip', 'link', 'del', 'dev', port.name])
@@ -145,5 +162,35 @@ describe('the daemon sweeps what it leaves (real daemon, real kernel)', () => {
     await waitUntil('nothing on the host', async () => !(await linkExists(b)), 5_000, 50)
     const ours = (await run(['ip', '-json', '-details', 'link', 'show'])).stdout
     assert.ok(!ours.includes(`isthmus:endpoint:${dockerId(`${prefix}-reuse-0-0`)}`))
+  })
+
+  it('docker: network rm and create with one bridge name at the same time, round after round (a container each): a clash is one sentence, and no bridge or link is left', async () => {
+    dockerd = await ensureDockerd()
+    const image = await ensureBusyboxImage()
+    const p = await plugin('docker')
+    const b = bridge('d')
+    const create = (i: number) =>
+      docker('network', 'create', '-d', p.name, '--ipam-driver', p.name, '--subnet', `10.252.${30 + (i % 2)}.0/24`, '-o', `com.docker.network.bridge.name=${b}`, `${prefix}-d${i}`)
+    const sentence = new RegExp(`bridge ${b} is already the bridge of network \\w+ \\(\\w+\\); name another bridge or remove that network first`)
+    assert.equal((await create(0)).code, 0)
+    for (const i of [1, 2, 3, 4]) {
+      const ran = await docker('run', '--rm', '--net', `${prefix}-d${i - 1}`, image, 'true')
+      assert.equal(ran.code, 0, ran.stderr)
+      const [rm, made] = await Promise.all([docker('network', 'rm', `${prefix}-d${i - 1}`), create(i)])
+      assert.equal(rm.code, 0, rm.stderr)
+      // Docker sends the old network's DeleteNetwork after or before the new one's CreateNetwork:
+      // before, the new one is made; after, it is refused in one sentence and made once the old is gone.
+      if (made.code !== 0) {
+        assert.match(made.stderr, sentence)
+        assert.equal((await create(i)).code, 0)
+      }
+      const alias = (JSON.parse((await run(['ip', '-json', 'link', 'show', 'dev', b])).stdout) as Array<{ ifalias?: string }>)[0]?.ifalias
+      const id = (await docker('network', 'inspect', '-f', '{{.Id}}', `${prefix}-d${i}`)).stdout.trim()
+      assert.equal(alias, `isthmus:net:${id}`, `round ${i}: the bridge is the new network's`)
+    }
+    assert.equal((await docker('run', '--rm', '--net', `${prefix}-d4`, image, 'true')).code, 0)
+    assert.equal((await docker('network', 'rm', `${prefix}-d4`)).code, 0)
+    await waitUntil('the bridge gone', async () => !(await linkExists(b)), 5_000, 50)
+    assert.doesNotMatch(p.logs(), /"level":"(warn|error)"/)
   })
 })
