@@ -86,8 +86,9 @@ export type DropOwner = (mark: string) => TE.TaskEither<CoreError, void>
 /**
  * Create the bridge, or bring an existing one to what the network needs (addresses, MTU, up).
  * `created` is true when this call made it. A bridge made here whose set-up fails is removed
- * before the error is returned. A bridge carrying another isthmus network's mark is that
- * network's leftover (the caller has checked that no stored network has it): it is taken over,
+ * before the error is returned. A bridge carrying the mark of a network in `sharedWith` is used
+ * as it is (adopted). One carrying any other isthmus network's mark is that network's leftover
+ * (the caller has checked that no other stored network has it): it is taken over,
  * its old owner's rules and spares dropped (`dropOwner`), its addresses, MAC and mark replaced by
  * this network's, and it is then removed with this network (`created`).
  *
@@ -97,21 +98,30 @@ export const ensureBridge = (
   tools: Tools,
   network: Network,
   bridge: string,
-  dropOwner: DropOwner
-): TE.TaskEither<CoreError, EnsuredBridge> =>
-  pipe(
-    TE.fromIO(() => alreadyReady(network, bridge)),
+  dropOwner: DropOwner,
+  sharedWith: ReadonlyArray<string> = []
+): TE.TaskEither<CoreError, EnsuredBridge> => {
+  const owners = { network, sharedWith }
+  return pipe(
+    TE.fromIO(() => alreadyReady(owners, bridge)),
     TE.chain((ready) =>
       ready
         ? TE.right({ name: bridge, created: false })
         : pipe(
             findLink(tools, host, bridge, true),
             TE.chain((existing) =>
-              existing === undefined ? create(tools, network, bridge, dropOwner) : adopt(tools, network, bridge, existing, dropOwner)
+              existing === undefined ? create(tools, owners, bridge, dropOwner) : adopt(tools, owners, bridge, existing, dropOwner)
             )
           )
     )
   )
+}
+
+/** The network a bridge is ensured for, and the networks (ids) it shares the bridge with on purpose. */
+interface Owners {
+  readonly network: Network
+  readonly sharedWith: ReadonlyArray<string>
+}
 
 /** What /sys/class/net says of a link (strings as the kernel prints them). @category codecs */
 export const SysfsLink = t.type(
@@ -131,9 +141,12 @@ const readSysfs = (name: string): unknown => {
   }
 }
 
-/** Another isthmus network's mark: the bridge is a leftover to take over, not ours to use as is. */
-const foreignMark = (alias: string | undefined, network: Network): alias is string =>
-  alias !== undefined && alias.startsWith(OWNER_MARK_PREFIX) && alias !== ownerMark(network)
+/** Another isthmus network's mark, not one this network shares with: a leftover to take over. */
+const foreignMark = (alias: string | undefined, { network, sharedWith }: Owners): alias is string =>
+  alias !== undefined &&
+  alias.startsWith(OWNER_MARK_PREFIX) &&
+  alias !== ownerMark(network) &&
+  !sharedWith.includes(alias.slice(OWNER_MARK_PREFIX.length))
 
 const IFF_UP = 0x1
 
@@ -145,7 +158,8 @@ const IFF_UP = 0x1
  * MAC must agree between the two, so both describe the same device. Anything else (absent, down,
  * missing an address, unreadable) answers false and `ip` decides.
  */
-const alreadyReady = (network: Network, bridge: string): boolean => {
+const alreadyReady = (owners: Owners, bridge: string): boolean => {
+  const { network } = owners
   const entries = networkInterfaces()[bridge]
   if (entries === undefined || entries.length === 0) return false
   let raw: unknown
@@ -160,7 +174,7 @@ const alreadyReady = (network: Network, bridge: string): boolean => {
   const cidrs = new Set(entries.map((e) => e.cidr ?? ''))
   return (
     link.isBridge &&
-    !foreignMark(link.ifalias, network) &&
+    !foreignMark(link.ifalias, owners) &&
     (Number.parseInt(link.flags, 16) & IFF_UP) !== 0 &&
     (network.mtu === undefined || Number(link.mtu) === network.mtu) &&
     entries.every((e) => e.mac === link.address) &&
@@ -168,7 +182,8 @@ const alreadyReady = (network: Network, bridge: string): boolean => {
   )
 }
 
-const create = (tools: Tools, network: Network, bridge: string, dropOwner: DropOwner): TE.TaskEither<CoreError, EnsuredBridge> => {
+const create = (tools: Tools, owners: Owners, bridge: string, dropOwner: DropOwner): TE.TaskEither<CoreError, EnsuredBridge> => {
+  const { network } = owners
   const mtu = network.mtu === undefined ? [] : ['mtu', String(network.mtu)]
   const lines: IpCommand[] = [
     ['link', 'add', 'name', bridge, ...mtu, 'address', bridgeMac(network), 'type', 'bridge'],
@@ -184,7 +199,7 @@ const create = (tools: Tools, network: Network, bridge: string, dropOwner: DropO
         ? // Another process created it between our read and our add (parallel CNI ADDs): adopt it.
           pipe(
             findLink(tools, host, bridge, true),
-            TE.chain((l) => (l === undefined ? TE.left(e) : adopt(tools, network, bridge, l, dropOwner)))
+            TE.chain((l) => (l === undefined ? TE.left(e) : adopt(tools, owners, bridge, l, dropOwner)))
           )
         : pipe(
             deleteLinks(tools, host, [bridge]),
@@ -196,15 +211,16 @@ const create = (tools: Tools, network: Network, bridge: string, dropOwner: DropO
 
 const adopt = (
   tools: Tools,
-  network: Network,
+  owners: Owners,
   bridge: string,
   link: IpLink,
   dropOwner: DropOwner
 ): TE.TaskEither<CoreError, EnsuredBridge> => {
+  const { network } = owners
   if (kindOf(link) !== 'bridge') {
     return TE.left(invalidConfig(`${bridge} already exists and is not a bridge (${kindOf(link) ?? 'unknown kind'})`))
   }
-  const old = foreignMark(link.ifalias, network) ? link.ifalias : undefined
+  const old = foreignMark(link.ifalias, owners) ? link.ifalias : undefined
   const wanted = new Set(gatewayCidrs(network).map((a) => a.cidr))
   // A leftover's gateways would keep routing its old subnets to this bridge: all but ours go
   // (IPv6 link-local addresses are the kernel's own).

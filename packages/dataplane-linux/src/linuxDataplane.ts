@@ -338,13 +338,13 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
         )
       ])
 
-  const ensureNetwork = (network: Network): TE.TaskEither<CoreError, HostNetwork> =>
+  const ensureNetwork = (network: Network, sharedWith: ReadonlyArray<string> = []): TE.TaskEither<CoreError, HostNetwork> =>
     withBridge(
       network,
       (bridge) => async () => {
         // The bridge and the iptables transaction are independent: run them side by side.
         const [made, firewall] = await Promise.all([
-          ensureBridge(tools, network, bridge, dropOwner(bridge))(),
+          ensureBridge(tools, network, bridge, dropOwner(bridge), sharedWith)(),
           networkFirewall(network, bridge)()
         ])
         if (E.isLeft(made)) {

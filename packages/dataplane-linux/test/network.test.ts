@@ -169,6 +169,13 @@ describe('networks: bridge, forwarding and masquerade (real kernel)', () => {
       // The next round: the same bridge left by a dead daemon again (this time the same subnet).
       await ok(dead.ensureNetwork(old))
     }
+    // A network that shares the bridge on purpose (same pools, -o cni-network) adopts it as it is.
+    const sharing = network({ id: `share-${scope.id}`, bridge: br, v4: { subnet: '10.240.15.0/24', gateway: '10.240.15.1' } })
+    const mark = () => (JSON.parse(sh('ip', ['-json', 'link', 'show', 'dev', br])) as Array<{ ifalias?: string }>)[0]?.ifalias
+    assert.deepEqual(await ok(linuxDataplane({ chainPrefix: P }).ensureNetwork(sharing, [old.id])), { device: br, created: false })
+    assert.equal(mark(), `isthmus:net:${old.id}`)
+    await ok(dp.deleteNetwork(sharing))
+    assert.equal(mark(), `isthmus:net:${old.id}`, 'the bridge stays its owner’s')
     await ok(dead.deleteNetwork(old))
   })
 

@@ -5,7 +5,7 @@
  */
 import type * as TE from 'fp-ts/lib/TaskEither.js'
 import type { CoreError } from '../errors.js'
-import type { EndpointId, IfName, SandboxKey } from '../ids.js'
+import type { EndpointId, IfName, NetworkId, SandboxKey } from '../ids.js'
 import type { MacAddress } from '../model/Address.js'
 import type { Endpoint, PortMapping } from '../model/Endpoint.js'
 import type { Network } from '../model/Network.js'
@@ -76,12 +76,15 @@ export interface Dataplane {
   readonly routesSubnetsOnHost?: boolean
   /**
    * Make the network's host device, or repair the one there. A device an operator made is adopted
-   * and never removed; one that carries another isthmus network's mark is taken over (re-marked
-   * as this network's, so it goes with it): the caller has made sure that no stored network uses
-   * the device (core's ensureNetwork does). Work still running in the background on a device of
-   * that name (link removals, spare refills) is finished first.
+   * and never removed. One that carries the mark of a network in `sharedWith` is adopted too: the
+   * caller made this network share that one's device on purpose (a Docker network made on a CNI
+   * network's bridge, `-o cni-network`, same pools). One that carries any other isthmus network's
+   * mark is a leftover, taken over (re-marked as this network's, so it goes with it): the caller
+   * has made sure that no other stored network uses the device (core's ensureNetwork does). Work
+   * still running in the background on a device of that name (link removals, spare refills) is
+   * finished first.
    */
-  readonly ensureNetwork: (network: Network) => TE.TaskEither<CoreError, HostNetwork>
+  readonly ensureNetwork: (network: Network, sharedWith?: ReadonlyArray<NetworkId>) => TE.TaskEither<CoreError, HostNetwork>
   readonly deleteNetwork: (network: Network) => TE.TaskEither<CoreError, void>
   /**
    * Make the endpoint's links (veth pair on the network's device); returns the sandbox-side MAC.

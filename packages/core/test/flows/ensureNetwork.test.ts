@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert'
 import { describe, it } from 'node:test'
-import { describe as describeError, ensureNetwork, io, type CoreError, type IfName, type NetworkId, type Subnet } from '@isthmus/core'
+import { describe as describeError, ensureNetwork, io, type CoreError, type IfName, type NetworkId, type PoolId, type Subnet } from '@isthmus/core'
 import { testEnv, type TestEnv } from '@isthmus/core/testing'
 import { left, NET, NET2, right, spec, storedNetwork, subnet } from './fixtures.js'
 
@@ -167,6 +167,17 @@ describe('ensureNetwork', () => {
       await right(t.run(ensureNetwork(spec({ bridge: 'br0' as IfName }))))
       await right(t.env.store.networks.delete(NET)())
       await right(t.run(ensureNetwork(other())))
+    })
+
+    it('a network with exactly the holder’s pools shares its bridge (Docker on a CNI network: one segment, two records), and the dataplane is told whose mark stays', async () => {
+      const t = testEnv()
+      const pooled = (id: NetworkId) =>
+        spec({ id, name: id, bridge: 'br0' as IfName, subnets: [{ ...subnet('10.1.0.0/24'), poolId: 'fake/isthmus-local/10.1.0.0/24' as PoolId }] })
+      await right(t.run(ensureNetwork(spec({ bridge: 'br0' as IfName }))))
+      await right(t.run(ensureNetwork(pooled('docker1' as NetworkId))))
+      assert.deepEqual(t.dataplane.probe.callsOf('ensureNetwork').map((c) => c.args[1]), [[], [NET]])
+      // Another subnet on that bridge is still refused.
+      assert.equal((await left(t.run(ensureNetwork(other()))))._tag, 'InvalidConfig')
     })
 
     it('a dataplane whose devices are not the networks’ routers (VNIC bridges) lets networks share one', async () => {
