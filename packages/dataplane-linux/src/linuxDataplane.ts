@@ -10,6 +10,7 @@ import {
   describe,
   HOST_IF_PREFIX,
   invalidConfig,
+  isIfName,
   PEER_IF_PREFIX,
   silentLogger,
   type CoreError,
@@ -33,7 +34,7 @@ import { DEFAULT_IPTABLES_DEADLINE_MS, ownChains, removeAll, sync, type Iptables
 import { endpointFamilies, endpointTag, networkFamilies, networkRules, networkTag, portRules } from './nat.js'
 import { ensureSysctl, procSysctl, type Sysctl } from './sysctl.js'
 import { makeSpares, SPARE_ALIAS, strayPairs } from './spares.js'
-import { deleteVeth, ensureVeth, markedEndpoint, placeForRuntime, placeInSandbox } from './veth.js'
+import { deleteVeth, ensureVeth, markedEndpoint, pairNames, placeForRuntime, placeInSandbox } from './veth.js'
 
 // -------------------------------------------------------------------------------------
 // model
@@ -401,9 +402,11 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
         : placeInSandbox(tools, endpoint, bridge, placement.sandbox, placement.ifName)
     )
 
+  // An endpoint's rules carry its host end's name in their tag: checked like every name.
   const unpublish = ({ endpoint }: EndpointSpec): TE.TaskEither<CoreError, void> =>
     pipe(
-      syncAll(endpointFamilies(endpoint), endpointTag(endpoint.hostIfName), () => []),
+      TE.fromEither(pairNames(endpoint)),
+      TE.chain(() => syncAll(endpointFamilies(endpoint), endpointTag(endpoint.hostIfName), () => [])),
       TE.map(() => undefined)
     )
 
@@ -423,6 +426,7 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
     withBridge(spec.network, (bridge) =>
       pipe(
         TE.fromEither(checkPorts(ports)),
+        TE.chainEitherK(() => pairNames(spec.endpoint)),
         TE.chain(() => (spec.network.ipv4.length > 0 ? networkSysctls(spec.network, bridge) : TE.right(undefined))),
         TE.chain(() =>
           syncAll(endpointFamilies(spec.endpoint), endpointTag(spec.endpoint.hostIfName), (f) =>
@@ -497,7 +501,8 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
   const removeLink = (name: IfName): TE.TaskEither<CoreError, void> =>
     guarded(() =>
       pipe(
-        findLink(tools, host, name, true),
+        TE.fromEither(isIfName(name) ? E.right(name) : E.left(invalidConfig(`bad link name ${JSON.stringify(name)}`))),
+        TE.chain(() => findLink(tools, host, name, true)),
         TE.chain((l) => {
           if (l === undefined) return TE.right(undefined)
           const both: ReadonlyArray<IpFamily> = [4, 6]

@@ -5,6 +5,7 @@ import * as E from 'fp-ts/lib/Either.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { bridgeMac, execFileExec, linuxDataplane, type Exec } from '@isthmus/dataplane-linux'
 import { dataplane, describe as describeError, type IfName, type SandboxKey } from '@isthmus/core'
+import { recordingLogger } from '@isthmus/core/testing'
 import { call, endpoint, fails, link, linkNames, network, ok, ourRules, requireRoot, Scope, serveIn, sh, shQuiet } from './helpers.js'
 
 const scope = new Scope()
@@ -136,8 +137,15 @@ describe('networks: bridge, forwarding and masquerade (real kernel)', () => {
       assert.equal((await fails(dp.deleteNetwork(net)))._tag, 'InvalidConfig')
       const ep = endpoint({ id: `bad-${scope.id}`, network: net, v4: '10.240.14.2/24' })
       assert.equal((await fails(dp.ensureEndpoint({ endpoint: ep, network: net })))._tag, 'InvalidConfig')
+      assert.equal((await fails(dp.removeLink(bad as IfName)))._tag, 'InvalidConfig')
       assert.deepEqual(ran, [])
     }
+    // A host end's name reaches the rules' tags too.
+    const good = network({ id: `badep-${scope.id}`, bridge: scope.bridge('g'), v4: { subnet: '10.240.14.0/24', gateway: '10.240.14.1' } })
+    const ep = { ...endpoint({ id: `badep-${scope.id}`, network: good, v4: '10.240.14.2/24' }), hostIfName: 'zz+' as IfName }
+    assert.equal((await fails(dp.publishPorts({ endpoint: ep, network: good }, [{ protocol: 'tcp', hostPort: 18099, containerPort: 80 }])))._tag, 'InvalidConfig')
+    assert.equal((await fails(dp.unpublishPorts({ endpoint: ep, network: good })))._tag, 'InvalidConfig')
+    assert.deepEqual(ourRules(P).filter((r) => r.includes('zz+')), [])
   })
 
   it('takes over a bridge another network left (its mark, no record): mark, MAC, addresses, rules and spares become the new network’s, and it goes with it', async () => {
@@ -274,6 +282,30 @@ describe('networks: bridge, forwarding and masquerade (real kernel)', () => {
     assert.ok(E.isLeft(r) && r.left._tag === 'Dataplane')
     assert.equal(link(net.bridge ?? ''), undefined, 'no bridge left behind')
     assert.deepEqual(ourRules(P).filter((x) => x.includes(net.id)), [], 'no rules left behind')
+  })
+
+  it('logs a clean-up that fails after a failed network creation, and returns the original error', async () => {
+    const net = network({ id: `undo-${scope.id}`, bridge: scope.bridge('u'), v4: { subnet: '10.240.43.0/24', gateway: '10.240.43.1' } })
+    let saves = 0
+    const failing: Exec = (file, args, input) => {
+      if (args.includes('-batch') && (input ?? '').includes('type bridge')) {
+        return TE.chain(() => TE.left(dataplane([file, ...args], 2, 'injected failure')))(real(file, args, input))
+      }
+      // The firewall's own read works; the clean-up's read of the ruleset does not.
+      if (file === 'iptables-save' && ++saves > 1) return TE.left(dataplane([file], 1, 'injected: cannot read the ruleset'))
+      return real(file, args, input)
+    }
+    const log = recordingLogger()
+    const broken = linuxDataplane({ chainPrefix: P, exec: failing, log: log.port })
+    const e = await fails(broken.ensureNetwork(net))
+    assert.equal(describeError(e), `host networking command failed (ip -batch -, exit 2): injected failure`)
+    assert.deepEqual(
+      log.state.entries.map((x) => [x.level, x.msg, x.fields['networkId'], x.fields['step']]),
+      [['warn', 'cannot undo a failed network creation', net.id, 'firewall']]
+    )
+    assert.match(String(log.state.entries[0]?.fields['error']), /cannot read the ruleset/)
+    await ok(dp.deleteNetwork(net))
+    assert.deepEqual(ourRules(P).filter((x) => x.includes(net.id)), [])
   })
 
   it('converges when many processes ensure networks at once: one bridge, each rule and jump exactly once', async () => {
