@@ -16,12 +16,20 @@
  * batch's. A plain batch (no `-force`) stops at its first failing line: its lines are sent one at
  * a time, each followed by the marker, and the rest are not sent after a failure.
  *
+ * A kept `ip` remembers the interface index of every device name it has resolved, and never
+ * looks again: once a device is deleted and another made under its name (a bridge name passed
+ * from a removed network to a new one, a CNI attachment added again), that process would address
+ * the old index (`RTNETLINK answers: Invalid argument` for `master`, `No such device` for `dev`).
+ * So the pool remembers, per process, the index each name it was given had (sysfs, in process),
+ * and a process that would meet a name whose index changed since is replaced by a fresh one.
+ *
  * Batches to one process run one after the other, and a veth removal waits ~20 ms in the kernel:
  * up to `maxProcesses` run side by side, each batch going to an idle one. A process that exits
  * (an argument error makes `ip` exit even with `-force`) fails the batch it was running with its
  * exit code, as a process of its own would have; the next batch starts a new one.
  */
 import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import * as E from 'fp-ts/lib/Either.js'
 import type * as TE from 'fp-ts/lib/TaskEither.js'
 import { dataplane, io, type CoreError } from '@isthmus/core'
@@ -30,7 +38,12 @@ import { TIMEOUT_EXIT, type Exec, type ExecOutput } from './exec.js'
 /** @category model */
 export interface BatchProcesses {
   readonly exec: Exec
-  /** End the kept processes (their batches finish first: stdin is closed, not killed). */
+  /**
+   * End the kept processes (their batches finish first: stdin is closed, not killed). Batches
+   * after that run in processes of their own, through the wrapped `Exec`: work at shutdown must not
+   * depend on helpers a stop signal may have ended with the daemon (systemd signals every process
+   * of the unit).
+   */
   readonly close: () => Promise<void>
 }
 
@@ -65,6 +78,8 @@ interface BatchProcess {
   readonly alive: () => boolean
   /** Taken by a batch (set by the pool). */
   busy: boolean
+  /** The interface index of each device name it was given, as it was then (absent: there was none). */
+  readonly indexes: Map<string, number>
   /**
    * Send `lines` then the marker; resolves the stderr they caused, with their `Command failed`
    * lines renumbered from 1 (as in a process of their own).
@@ -118,6 +133,7 @@ const startProcess = (ip: string, timeoutMs: number, onExit: (p: BatchProcess) =
   const self: BatchProcess = {
     alive: () => exited === undefined,
     busy: false,
+    indexes: new Map(),
     send: (lines) => {
       if (exited !== undefined) return Promise.reject(exited)
       const first = lineNo + 1
@@ -181,6 +197,42 @@ const startProcess = (ip: string, timeoutMs: number, onExit: (p: BatchProcess) =
 
 const failedIn = (stderr: string): boolean => /^Command failed -:\d+$/m.test(stderr)
 
+/** The device names a batch makes `ip` resolve: the word after `dev` or `master`. */
+const devicesOf = (lines: ReadonlyArray<string>): ReadonlySet<string> => {
+  const out = new Set<string>()
+  for (const line of lines) {
+    const words = line.trim().split(/\s+/)
+    words.forEach((w, i) => {
+      const next = words[i + 1]
+      if ((w === 'dev' || w === 'master') && next !== undefined) out.add(next)
+    })
+  }
+  return out
+}
+
+/** The device's interface index now (sysfs, in process), if it exists. */
+const indexOf = (name: string): number | undefined => {
+  if (name.includes('/') || name.startsWith('.')) return undefined
+  try {
+    return Number(readFileSync(`/sys/class/net/${name}/ifindex`, 'utf8'))
+  } catch {
+    return undefined
+  }
+}
+
+/** Whether `p` may have resolved one of `names` to a device that is no longer there under it. */
+const staleFor = (p: BatchProcess, names: ReadonlySet<string>): boolean =>
+  [...names].some((n) => p.indexes.has(n) && p.indexes.get(n) !== indexOf(n))
+
+/** What `p` resolved `names` to, as far as sysfs tells now (just after the batch). */
+const remember = (p: BatchProcess, names: ReadonlySet<string>): void => {
+  for (const n of names) {
+    const i = indexOf(n)
+    if (i === undefined) p.indexes.delete(n)
+    else p.indexes.set(n, i)
+  }
+}
+
 /**
  * `inner` with the host namespace's `ip -batch -` / `ip -force -batch -` run by kept processes.
  *
@@ -191,7 +243,7 @@ export const batchProcesses = (inner: Exec, options: BatchProcessOptions = {}): 
   const max = Math.max(1, options.maxProcesses ?? 3)
   const timeoutMs = options.timeoutMs ?? 10_000
   const procs: BatchProcess[] = []
-  const queue: Array<(p: BatchProcess) => void> = []
+  const queue: Array<(p: BatchProcess | undefined) => void> = []
 
   const start = (): BatchProcess => {
     const made = startProcess(ip, timeoutMs, (gone) => {
@@ -201,16 +253,19 @@ export const batchProcesses = (inner: Exec, options: BatchProcessOptions = {}): 
     procs.push(made)
     return made
   }
-  // The next waiting batch gets this process, or a new one in place of it when it exited.
+  let closed = false
+  // The next waiting batch gets this process, or a new one in place of it when it exited; once
+  // closed, none (it then runs as a process of its own).
   const release = (p: BatchProcess): void => {
     p.busy = false
     const next = queue.shift()
     if (next === undefined) return
-    const q = p.alive() ? p : start()
-    q.busy = true
+    const q = p.alive() ? p : closed ? undefined : start()
+    if (q !== undefined) q.busy = true
     next(q)
   }
-  const acquire = (): Promise<BatchProcess> => {
+  const acquire = (): Promise<BatchProcess | undefined> => {
+    if (closed) return Promise.resolve(undefined)
     const p = procs.find((x) => x.alive() && !x.busy) ?? (procs.length < max ? start() : undefined)
     if (p !== undefined) {
       p.busy = true
@@ -219,8 +274,25 @@ export const batchProcesses = (inner: Exec, options: BatchProcessOptions = {}): 
     return new Promise((resolve) => queue.push(resolve))
   }
 
-  const runBatch = async (lines: ReadonlyArray<string>, force: boolean): Promise<E.Either<CoreError, ExecOutput>> => {
-    const p = await acquire()
+  // A process that knows a name under an old index is ended; a fresh one takes its batch.
+  const renew = (p: BatchProcess): BatchProcess => {
+    const i = procs.indexOf(p)
+    if (i >= 0) procs.splice(i, 1)
+    void p.end()
+    const q = start()
+    q.busy = true
+    return q
+  }
+
+  const runBatch = async (
+    lines: ReadonlyArray<string>,
+    force: boolean,
+    alone: TE.TaskEither<CoreError, ExecOutput>
+  ): Promise<E.Either<CoreError, ExecOutput>> => {
+    const got = await acquire()
+    if (got === undefined) return alone()
+    const devices = devicesOf(lines)
+    const p = staleFor(got, devices) ? renew(got) : got
     try {
       if (force) {
         const out = await p.send(lines)
@@ -238,11 +310,13 @@ export const batchProcesses = (inner: Exec, options: BatchProcessOptions = {}): 
     } catch (e) {
       return E.left(e as CoreError)
     } finally {
+      remember(p, devices)
       release(p)
     }
   }
 
   const exec: Exec = (file, args, input) => {
+    if (closed) return inner(file, args, input)
     const force = args.length === 3 && args[0] === '-force' && args[1] === '-batch' && args[2] === '-'
     const plain = args.length === 2 && args[0] === '-batch' && args[1] === '-'
     if (file !== ip || !(force || plain) || input === undefined) return inner(file, args, input)
@@ -251,12 +325,13 @@ export const batchProcesses = (inner: Exec, options: BatchProcessOptions = {}): 
     if (lines.some((l) => l.trim() === MARKER)) {
       return (async () => E.left(io('ip batch', new Error(`a batch line may not be ${MARKER}`)))) as TE.TaskEither<CoreError, ExecOutput>
     }
-    return () => runBatch(lines, force)
+    return () => runBatch(lines, force, () => inner(file, args, input)())
   }
 
   return {
     exec,
     close: async () => {
+      closed = true
       await Promise.all(procs.map((p) => p.end()))
     }
   }

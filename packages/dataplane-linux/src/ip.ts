@@ -207,7 +207,8 @@ export const deleteAll = (tools: Tools, where: Where, lines: ReadonlyArray<IpCom
           (l) =>
             l.trim() !== '' &&
             !/^Command failed/.test(l) &&
-            !/Cannot find device|No such file or directory/.test(l) &&
+            // Gone before the command ran, or while it ran (`RTNETLINK answers: No such device`).
+            !/Cannot find device|No such file or directory|No such device/.test(l) &&
             // A warning, not a failure: iproute2 prints it when links change during its netlink dump
             // (parallel CNI DELs on one bridge); the command itself went on.
             !/^Dump was interrupted and may be inconsistent/.test(l)

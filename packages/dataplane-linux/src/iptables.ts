@@ -9,6 +9,11 @@
  * and idempotent by construction. When another process changed the ruleset between the read and
  * the write, the transaction fails as a whole and the sync starts over.
  *
+ * Only contention is retried, within an overall deadline (`deadlineMs`): the xtables lock held by
+ * another program (iptables-legacy; `-w` makes iptables-restore itself wait for it) and our
+ * compare-and-swap finding that another writer changed the table since our read. Anything else
+ * (a rule iptables refuses, a command that cannot run) fails at once, naming the rule.
+ *
  * Built-in chains and other programs' chains are never flushed or rewritten: only our jump rules
  * are inserted into or deleted from them.
  */
@@ -16,7 +21,7 @@ import * as E from 'fp-ts/lib/Either.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import * as t from 'io-ts'
-import { decodeWith, type CoreError } from '@isthmus/core'
+import { dataplane, decodeWith, transient, type CoreError } from '@isthmus/core'
 import { run, type Exec } from './exec.js'
 
 // -------------------------------------------------------------------------------------
@@ -38,7 +43,15 @@ export interface Iptables {
   /** Chain name prefix: `<prefix>-POSTROUTING` etc. At most 16 characters (chain names max 28). */
   readonly prefix: string
   readonly commands: { readonly 4: IptablesCommands; readonly 6: IptablesCommands }
+  /**
+   * How long one change may wait for other writers (the xtables lock, other processes committing
+   * to the same table), in ms; then it fails with `Transient`.
+   */
+  readonly deadlineMs: number
 }
+
+/** The default of `Iptables.deadlineMs`. @category constants */
+export const DEFAULT_IPTABLES_DEADLINE_MS = 5_000
 
 /** One rule: its table, chain and the match/target text exactly as `iptables-save` prints it. @category model */
 export interface Rule {
@@ -157,12 +170,83 @@ export const save = (ipt: Iptables, family: IpFamily): TE.TaskEither<CoreError, 
     TE.chainEitherK((o) => decodeWith(IptablesSave, `${ipt.commands[family].save} output`)(o.stdout))
   )
 
-/** Apply restore text without flushing anything else (`-w`: wait for the legacy xtables lock). @category utils */
-const restore = (ipt: Iptables, family: IpFamily, text: string): TE.TaskEither<CoreError, void> =>
-  pipe(
-    run(ipt.exec, ipt.commands[family].restore, ['-w', '--noflush'], text),
-    TE.map(() => undefined)
+/** How a restore ended: applied, lost to another writer (try again from a fresh read), or refused. */
+type Restored =
+  | { readonly _tag: 'Applied' }
+  | { readonly _tag: 'Contended'; readonly why: string }
+  | { readonly _tag: 'Refused'; readonly error: CoreError }
+
+// iptables' exit status for "resource problem": the xtables lock was not had within -w.
+const LOCK_HELD_EXIT = 4
+
+// `iptables-restore: line N failed: ...` (a rule that does not apply) or `Error occurred at line: N`
+// (a rule that does not parse).
+const failedLine = (stderr: string): number | undefined => {
+  const m = /line:? (\d+)/.exec(stderr)
+  return m?.[1] === undefined ? undefined : Number(m[1])
+}
+
+/**
+ * Apply restore text without flushing anything else, waiting at most `waitS` seconds for the
+ * legacy xtables lock (`-w`; iptables-nft has no such lock and ignores it).
+ */
+const restore = (ipt: Iptables, family: IpFamily, text: string, waitS: number): TE.TaskEither<CoreError, Restored> => {
+  const file = ipt.commands[family].restore
+  return pipe(
+    ipt.exec(file, ['-w', String(waitS), '--noflush'], text),
+    TE.map((o): Restored => {
+      if (o.exitCode === 0) return { _tag: 'Applied' }
+      const said = o.stderr.trim()
+      if (o.exitCode === LOCK_HELD_EXIT && /xtables lock/.test(said)) return { _tag: 'Contended', why: said }
+      const lines = text.split('\n')
+      const n = failedLine(said)
+      const line = n === undefined ? undefined : lines[n - 1]
+      if (line !== undefined && isGenerationLine(ipt, line)) {
+        return { _tag: 'Contended', why: 'another writer changed the table since it was read' }
+      }
+      // The rule iptables refused, in its table, and iptables' own words (without its usage hint).
+      const table = n === undefined ? undefined : lines.slice(0, n).reverse().find((l) => l.startsWith('*'))
+      const argv = [file, '--noflush', ...(line === undefined ? [] : [...(table === undefined ? [] : [table]), line])]
+      return { _tag: 'Refused', error: dataplane(argv, o.exitCode, said.replace(/\n?Try `.*$/s, '')) }
+    })
   )
+}
+
+/**
+ * Read the family's ruleset, turn it into restore text with `write`, apply it; when another writer
+ * wins (the lock, or our compare-and-swap), start over from a fresh read, until `deadlineMs` has
+ * passed. True when something was written, false when nothing was to change.
+ */
+const writeLoop = (ipt: Iptables, what: string, family: IpFamily, write: (saved: SavedRuleset) => string): TE.TaskEither<CoreError, boolean> => {
+  const deadline = Date.now() + ipt.deadlineMs
+  // iptables waits for the lock in whole seconds; an exec's own timeout (10 s) stays above it.
+  const waitS = (): number => Math.min(9, Math.max(1, Math.floor((deadline - Date.now()) / 1000)))
+  const attempt = (n: number): TE.TaskEither<CoreError, boolean> =>
+    pipe(
+      save(ipt, family),
+      TE.chain((saved) => {
+        const text = write(saved)
+        return text === '' ? TE.right<CoreError, Restored | undefined>(undefined) : restore(ipt, family, text, waitS())
+      }),
+      TE.chain((r) => {
+        if (r === undefined) return TE.right(false)
+        switch (r._tag) {
+          case 'Applied':
+            return TE.right(true)
+          case 'Refused':
+            return TE.left(r.error)
+          case 'Contended':
+            return Date.now() >= deadline
+              ? TE.left(transient(`iptables: ${what} waited ${ipt.deadlineMs} ms for other writers and gave up (${r.why})`))
+              : pipe(
+                  backoff(n),
+                  TE.chain(() => attempt(n + 1))
+                )
+        }
+      })
+    )
+  return attempt(1)
+}
 
 const ours = (prefix: string, chain: string): boolean => chain.startsWith(`${prefix}-`)
 
@@ -250,11 +334,16 @@ const byChain = <R extends { readonly chain: string }>(rs: ReadonlyArray<R>): Re
 const sameList = (a: ReadonlyArray<string>, b: ReadonlyArray<string>): boolean =>
   a.length === b.length && a.every((x, i) => x === b[i])
 
-// Each failed attempt means another writer committed, so N racing writers finish within N
+// Each lost attempt means another writer committed, so N racing writers finish within N
 // attempts; the jitter keeps them from re-reading in lockstep.
-const ATTEMPTS = 20
 const backoff = (attempt: number): TE.TaskEither<never, void> =>
   TE.fromTask(() => new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(20, 3 * attempt))))
+
+/** A line of our compare-and-swap on the table's generation (see `plan`). */
+const isGenerationLine = (ipt: Iptables, line: string): boolean => {
+  const gen = chainNames(ipt.prefix).generation
+  return line === `-N ${gen}` || line.startsWith(`-D ${gen} `)
+}
 
 /**
  * Make the rules tagged `tag` in the family's chains exactly `rules` (and, with `hooks`, make sure
@@ -269,30 +358,8 @@ export const sync = (
   tag: string,
   rules: ReadonlyArray<Rule>,
   hooks = rules.length > 0
-): TE.TaskEither<CoreError, boolean> => {
-  const attempt = (left: number): TE.TaskEither<CoreError, boolean> =>
-    pipe(
-      save(ipt, family),
-      TE.chain((saved) => {
-        const text = plan(ipt, family, saved, { tag, rules, hooks })
-        if (text === '') return TE.right(false)
-        return pipe(
-          restore(ipt, family, text),
-          TE.map(() => true),
-          // Someone changed the ruleset since our read (a chain appeared, a rule went): read again.
-          TE.orElse((e) =>
-            left > 1 && e._tag === 'Dataplane'
-              ? pipe(
-                  backoff(ATTEMPTS - left + 1),
-                  TE.chain(() => attempt(left - 1))
-                )
-              : TE.left(e)
-          )
-        )
-      })
-    )
-  return attempt(ATTEMPTS)
-}
+): TE.TaskEither<CoreError, boolean> =>
+  writeLoop(ipt, `the rules of ${tag}`, family, (saved) => plan(ipt, family, saved, { tag, rules, hooks }))
 
 /** Our chains in the family's ruleset, as `table/chain`. @category utils */
 export const ownChains = (ipt: Iptables, family: IpFamily): TE.TaskEither<CoreError, ReadonlyArray<string>> =>
@@ -312,27 +379,22 @@ export const ownChains = (ipt: Iptables, family: IpFamily): TE.TaskEither<CoreEr
  *
  * @category utils
  */
-export const removeAll = (ipt: Iptables, family: IpFamily): TE.TaskEither<CoreError, void> => {
-  const attempt = (left: number): TE.TaskEither<CoreError, void> =>
-    pipe(
-      save(ipt, family),
-      TE.chain((saved) => {
-        const text = Object.entries(saved)
-          .map(([table, tbl]) => {
-            const jumps = tbl.rules
-              .filter((r) => !ours(ipt.prefix, r.chain) && ours(ipt.prefix, /-j (\S+)$/.exec(r.spec)?.[1] ?? ''))
-              .map((r) => `-D ${r.chain} ${r.spec}`)
-            const chains = tbl.chains.filter((c) => ours(ipt.prefix, c))
-            const lines = [...jumps, ...chains.map((c) => `-F ${c}`), ...chains.map((c) => `-X ${c}`)]
-            return lines.length === 0 ? '' : `*${table}\n${lines.join('\n')}\nCOMMIT\n`
-          })
-          .join('')
-        if (text === '') return TE.right(undefined)
-        return pipe(
-          restore(ipt, family, text),
-          TE.orElse((e) => (left > 1 && e._tag === 'Dataplane' ? attempt(left - 1) : TE.left(e)))
-        )
-      })
-    )
-  return attempt(ATTEMPTS)
-}
+export const removeAll = (ipt: Iptables, family: IpFamily): TE.TaskEither<CoreError, void> =>
+  pipe(
+    writeLoop(ipt, `removing the ${ipt.prefix} chains`, family, (saved) =>
+      Object.entries(saved)
+        .map(([table, tbl]) => {
+          const jumps = tbl.rules
+            .filter((r) => !ours(ipt.prefix, r.chain) && ours(ipt.prefix, /-j (\S+)$/.exec(r.spec)?.[1] ?? ''))
+            .map((r) => `-D ${r.chain} ${r.spec}`)
+          const chains = tbl.chains.filter((c) => ours(ipt.prefix, c))
+          const lines = [...jumps, ...chains.map((c) => `-F ${c}`), ...chains.map((c) => `-X ${c}`)]
+          // The generation goes first, as in every write: a table changed since the read fails
+          // (a table written by an isthmus without one is removed without the check).
+          const cas = tbl.chains.includes(chainNames(ipt.prefix).generation) ? generationLines(ipt, saved, table) : []
+          return lines.length === 0 ? '' : `*${table}\n${[...cas, ...lines].join('\n')}\nCOMMIT\n`
+        })
+        .join('')
+    ),
+    TE.map(() => undefined)
+  )

@@ -7,28 +7,34 @@ import * as E from 'fp-ts/lib/Either.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import {
+  describe,
   HOST_IF_PREFIX,
   invalidConfig,
+  isIfName,
   PEER_IF_PREFIX,
+  silentLogger,
   type CoreError,
   type Dataplane,
   type DataplaneInventory,
+  type EndpointId,
   type EndpointSpec,
   type HostNetwork,
   type IfName,
+  type LogFields,
+  type Logger,
   type Network,
   type PortMapping
 } from '@isthmus/core'
 import { bridgeName, deleteBridge, ensureBridge, OWNER_MARK_PREFIX } from './bridge.js'
 import { batchProcesses } from './batchProcess.js'
 import { execFileExec, type Exec } from './exec.js'
-import { deleteLinks, findLink, host, showLinks, type Tools } from './ip.js'
-import { kindOf, type IpLink } from './iproute.js'
-import { ownChains, removeAll, sync, type Iptables, type IpFamily, type Rule } from './iptables.js'
+import { deleteLinks, findLink, host, ip, showLinks, type Tools } from './ip.js'
+import { decodeLinks, kindOf, type IpLink } from './iproute.js'
+import { DEFAULT_IPTABLES_DEADLINE_MS, ownChains, removeAll, sync, type Iptables, type IpFamily, type Rule } from './iptables.js'
 import { endpointFamilies, endpointTag, networkFamilies, networkRules, networkTag, portRules } from './nat.js'
 import { ensureSysctl, procSysctl, type Sysctl } from './sysctl.js'
 import { makeSpares, SPARE_ALIAS, strayPairs } from './spares.js'
-import { deleteVeth, ensureVeth, placeForRuntime, placeInSandbox } from './veth.js'
+import { deleteVeth, ensureVeth, markedEndpoint, pairNames, placeForRuntime, placeInSandbox } from './veth.js'
 
 // -------------------------------------------------------------------------------------
 // model
@@ -82,6 +88,17 @@ export interface LinuxDataplaneOptions {
    * for ~4 ms. Ended by `close()`. Default false.
    */
   readonly keepIpProcesses?: boolean
+  /**
+   * Where failures of work nobody waits for are reported: deferred link removals and their
+   * retries, the clean-up after a failed `ensureNetwork`, what `close` could not remove. Default:
+   * dropped.
+   */
+  readonly log?: Logger
+  /**
+   * How long one firewall change may wait for other writers (the xtables lock, other processes
+   * committing to the same table) before it fails with `Transient`, in ms. Default 5000.
+   */
+  readonly iptablesDeadlineMs?: number
 }
 
 /**
@@ -92,9 +109,17 @@ export interface LinuxDataplaneOptions {
  */
 export interface LinuxDataplane extends Dataplane {
   readonly removeFirewall: () => TE.TaskEither<CoreError, void>
-  /** Wait for link removals and spare refills still running in the background. */
+  /**
+   * Wait for the background work running now: link removals (a failed one is tried again later,
+   * with backoff, for as long as the dataplane lives), spare refills.
+   */
   readonly drain: () => Promise<void>
-  /** `drain`, then end the kept `ip` processes (keepIpProcesses). */
+  /**
+   * Before the daemon stops: end the kept `ip` processes first (what follows runs in processes of
+   * its own: a stop signal to the whole process group, as systemd sends it, may already have ended
+   * them), remove the spares, finish the background work, and give link removals that still fail
+   * one last try. What is left is logged; gc removes it at the next start.
+   */
   readonly close: () => Promise<void>
   /** The iptables chain prefix in use. */
   readonly chainPrefix: string
@@ -116,6 +141,23 @@ export const DEFAULT_CHAIN_PREFIX = 'ISTHMUS'
 
 /** Whether `s` can start iptables chain names: letters, digits and `_`, at most 16. @category utils */
 export const isChainPrefix = (s: string): boolean => /^[A-Za-z0-9_]{1,16}$/.test(s)
+
+// A failed background removal is tried again after this, doubling up to the maximum.
+const RETRY_FIRST_MS = 500
+const RETRY_MAX_MS = 30_000
+
+// A link of ours with no mark yet may be one whose pair is being made this instant (the mark is
+// the next line of the same `ip` process): the inventory looks at such links again after this.
+const UNMARKED_LOOK_AGAIN_MS = 1_000
+
+/** A background removal that failed, and is tried again. */
+interface Retry {
+  readonly what: LogFields
+  readonly task: TE.TaskEither<CoreError, void>
+  attempt: number
+  timer: NodeJS.Timeout | undefined
+  running: Promise<void> | undefined
+}
 
 // -------------------------------------------------------------------------------------
 // constructors
@@ -139,9 +181,11 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
   const exec = kept?.exec ?? base
   const tools: Tools = { exec, ip: cmd.ip ?? 'ip', nsenter: cmd.nsenter ?? 'nsenter' }
   const prefix = options.chainPrefix ?? DEFAULT_CHAIN_PREFIX
+  const log = options.log ?? silentLogger
   const ipt: Iptables = {
     exec,
     prefix,
+    deadlineMs: options.iptablesDeadlineMs ?? DEFAULT_IPTABLES_DEADLINE_MS,
     commands: {
       4: { save: cmd.iptablesSave ?? 'iptables-save', restore: cmd.iptablesRestore ?? 'iptables-restore' },
       6: { save: cmd.ip6tablesSave ?? 'ip6tables-save', restore: cmd.ip6tablesRestore ?? 'ip6tables-restore' }
@@ -156,17 +200,48 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
 
   const spares = makeSpares(tools, options.spareLinks ?? 0)
 
-  // Link removals running in the background, by bridge (deferLinkRemoval).
+  // Link removals running in the background, by bridge (deferLinkRemoval): the first attempt of
+  // each, which later calls on that bridge wait for.
   const pending = new Map<string, Set<Promise<unknown>>>()
   const settled = (bridge: string): Promise<unknown> => Promise.all([...(pending.get(bridge) ?? [])])
-  const inBackground = (bridge: string, task: TE.TaskEither<CoreError, void>): void => {
+  // Removals that failed: tried again with backoff for as long as this dataplane lives (a link
+  // left by a daemon that died meanwhile is gc's at the next start: it names its endpoint).
+  const retrying = new Set<Retry>()
+  let closing = false
+
+  const tryAgain = (r: Retry, error: CoreError): void => {
+    if (closing) return
+    const delayMs = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (r.attempt - 1))
+    log.warn('background link removal failed; trying again', { ...r.what, attempt: r.attempt, retryInMs: delayMs, error: describe(error) })
+    r.timer = setTimeout(() => {
+      r.timer = undefined
+      r.running = again(r)
+    }, delayMs)
+    // A pending retry does not keep a process alive (a CNI call's, a daemon that was told to stop).
+    r.timer.unref()
+  }
+  const again = async (r: Retry): Promise<void> => {
+    r.attempt += 1
+    const out = await r.task()
+    r.running = undefined
+    if (E.isLeft(out)) return tryAgain(r, out.left)
+    retrying.delete(r)
+    log.info('background link removal done', { ...r.what, attempt: r.attempt })
+  }
+
+  const inBackground = (bridge: string, what: LogFields, task: TE.TaskEither<CoreError, void>): void => {
     const running = pending.get(bridge) ?? new Set<Promise<unknown>>()
     pending.set(bridge, running)
-    // A failure here leaves a stray link on the bridge, which gc's removeLink takes away. Started
-    // on the next turn of the event loop: starting a process blocks it for a few ms (fork/exec),
-    // which the caller's answer need not wait for.
+    // Started on the next turn of the event loop: starting a process blocks it for a few ms
+    // (fork/exec), which the caller's answer need not wait for.
     const p: Promise<unknown> = new Promise((resolve) => setImmediate(resolve))
       .then(() => task())
+      .then((out) => {
+        if (E.isRight(out)) return
+        const r: Retry = { what, task, attempt: 1, timer: undefined, running: undefined }
+        retrying.add(r)
+        tryAgain(r, out.left)
+      })
       .finally(() => running.delete(p))
     running.add(p)
   }
@@ -175,17 +250,38 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
     network: Network,
     f: (bridge: string) => TE.TaskEither<CoreError, A>,
     // What a deferred removal on this bridge still does (its neighbour entries, the port) must be
-    // done before anything else sets the bridge up; other removals need not wait for it.
-    waitForRemovals = true
+    // done before anything else sets the bridge up; other removals need not wait for it. A network
+    // made on the bridge also waits for its spare refills: the name may have been another network's.
+    wait: 'removals' | 'everything' | 'nothing' = 'removals'
   ): TE.TaskEither<CoreError, A> =>
     guarded(() => {
       const b = bridgeName(network)
       if (typeof b !== 'string') return TE.left(b)
-      return waitForRemovals && pending.get(b)?.size ? pipe(TE.fromTask(() => settled(b)), TE.chain(() => f(b))) : f(b)
+      if (wait === 'nothing' || (wait === 'removals' && !pending.get(b)?.size)) return f(b)
+      return pipe(
+        TE.fromTask(() => Promise.all([settled(b), wait === 'everything' ? spares.drain(b) : undefined])),
+        TE.chain(() => f(b))
+      )
     })
 
   const drain = async (): Promise<void> => {
-    await Promise.all([...[...pending.keys()].map(settled), spares.drain()])
+    await Promise.all([...[...pending.keys()].map(settled), spares.drain(), ...[...retrying].map((r) => r.running)])
+  }
+
+  const close = async (): Promise<void> => {
+    // Kept processes first: from here on every batch runs as a process of its own.
+    await kept?.close()
+    const released = await spares.clearAll()()
+    if (E.isLeft(released)) log.warn('cannot remove the spare links', { error: describe(released.left) })
+    await drain()
+    closing = true
+    for (const r of retrying) {
+      clearTimeout(r.timer)
+      await r.running
+      const out = await r.task()
+      if (E.isLeft(out)) log.warn('background link removal failed; left for the sweep at the next start', { ...r.what, error: describe(out.left) })
+    }
+    retrying.clear()
   }
 
   const syncAll = (
@@ -223,33 +319,60 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
   const removeNetworkRules = (network: Network): TE.TaskEither<CoreError, boolean> =>
     syncAll(networkFamilies(network), networkTag(network), () => [])
 
-  const ensureNetwork = (network: Network): TE.TaskEither<CoreError, HostNetwork> =>
-    withBridge(network, (bridge) => async () => {
-      // The bridge and the iptables transaction are independent: run them side by side.
-      const [made, firewall] = await Promise.all([ensureBridge(tools, network, bridge)(), networkFirewall(network, bridge)()])
-      if (E.isLeft(made)) {
-        // ensureBridge removes a bridge it made and failed to set up. Rules this call wrote for a
-        // network without a usable bridge go too; rules that were there before stay.
-        if (E.isLeft(firewall) || firewall.right) await removeNetworkRules(network)()
-        return made
-      }
-      const result = E.isLeft(firewall) ? firewall : await networkSysctls(network, bridge)()
-      if (E.isRight(result)) {
-        spares.refill(network, bridge)
-        return E.right({ device: bridge, created: made.right.created })
-      }
-      // Leave nothing half made: what this call created goes again.
-      if (made.right.created) {
-        await removeNetworkRules(network)()
-        await deleteBridge(tools, network, bridge)()
-      }
-      return result
-    })
+  // What a failed ensureNetwork undoes is logged when it fails: no one else will hear of it.
+  const undo = async (network: Network, bridge: string, step: string, task: TE.TaskEither<CoreError, unknown>): Promise<void> => {
+    const r = await task()
+    if (E.isLeft(r)) log.warn('cannot undo a failed network creation', { networkId: network.id, bridge, step, error: describe(r.left) })
+  }
+
+  // Taking over a leftover bridge: its old network's rules and the spares its daemon left go first.
+  const dropOwner =
+    (bridge: string) =>
+    (mark: string): TE.TaskEither<CoreError, void> =>
+      inParallel([
+        syncAll([4, 6], mark, () => []),
+        pipe(
+          ip(tools, host, ['-json', 'link', 'show', 'master', bridge]),
+          TE.chainEitherK((out) => decodeLinks(out === '' ? '[]' : out)),
+          TE.map((ports) => ports.filter((l) => l.ifalias === SPARE_ALIAS && !spares.kept(bridge).has(l.ifname)).map((l) => l.ifname)),
+          TE.chain((names) => deleteLinks(tools, host, names))
+        )
+      ])
+
+  const ensureNetwork = (network: Network, sharedWith: ReadonlyArray<string> = []): TE.TaskEither<CoreError, HostNetwork> =>
+    withBridge(
+      network,
+      (bridge) => async () => {
+        // The bridge and the iptables transaction are independent: run them side by side.
+        const [made, firewall] = await Promise.all([
+          ensureBridge(tools, network, bridge, dropOwner(bridge), sharedWith)(),
+          networkFirewall(network, bridge)()
+        ])
+        if (E.isLeft(made)) {
+          // ensureBridge removes a bridge it made and failed to set up. Rules this call wrote for a
+          // network without a usable bridge go too; rules that were there before stay.
+          if (E.isLeft(firewall) || firewall.right) await undo(network, bridge, 'firewall', removeNetworkRules(network))
+          return made
+        }
+        const result = E.isLeft(firewall) ? firewall : await networkSysctls(network, bridge)()
+        if (E.isRight(result)) {
+          spares.refill(network, bridge)
+          return E.right({ device: bridge, created: made.right.created })
+        }
+        // Leave nothing half made: what this call created goes again.
+        if (made.right.created) {
+          await undo(network, bridge, 'firewall', removeNetworkRules(network))
+          await undo(network, bridge, 'bridge', deleteBridge(tools, network, bridge))
+        }
+        return result
+      },
+      'everything'
+    )
 
   const deleteNetwork = (network: Network): TE.TaskEither<CoreError, void> =>
     withBridge(network, (bridge) =>
       pipe(
-        spares.clear(bridge),
+        spares.clear(network, bridge),
         TE.chain(() => inParallel([removeNetworkRules(network), deleteBridge(tools, network, bridge)]))
       )
     )
@@ -279,9 +402,11 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
         : placeInSandbox(tools, endpoint, bridge, placement.sandbox, placement.ifName)
     )
 
+  // An endpoint's rules carry its host end's name in their tag: checked like every name.
   const unpublish = ({ endpoint }: EndpointSpec): TE.TaskEither<CoreError, void> =>
     pipe(
-      syncAll(endpointFamilies(endpoint), endpointTag(endpoint.hostIfName), () => []),
+      TE.fromEither(pairNames(endpoint)),
+      TE.chain(() => syncAll(endpointFamilies(endpoint), endpointTag(endpoint.hostIfName), () => [])),
       TE.map(() => undefined)
     )
 
@@ -292,14 +417,16 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
     withBridge(spec.network, (bridge) => {
       const rules = spec.endpoint.portMappings.length > 0 ? [unpublish(spec)] : []
       if (options.deferLinkRemoval !== true) return inParallel([deleteVeth(tools, spec.endpoint, bridge), ...rules])
-      inBackground(bridge, deleteVeth(tools, spec.endpoint, bridge))
+      const what = { endpointId: spec.endpoint.id, networkId: spec.network.id, link: spec.endpoint.hostIfName }
+      inBackground(bridge, what, deleteVeth(tools, spec.endpoint, bridge))
       return inParallel(rules)
-    }, false)
+    }, 'nothing')
 
   const publishPorts = (spec: EndpointSpec, ports: ReadonlyArray<PortMapping>): TE.TaskEither<CoreError, void> =>
     withBridge(spec.network, (bridge) =>
       pipe(
         TE.fromEither(checkPorts(ports)),
+        TE.chainEitherK(() => pairNames(spec.endpoint)),
         TE.chain(() => (spec.network.ipv4.length > 0 ? networkSysctls(spec.network, bridge) : TE.right(undefined))),
         TE.chain(() =>
           syncAll(endpointFamilies(spec.endpoint), endpointTag(spec.endpoint.hostIfName), (f) =>
@@ -314,23 +441,55 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
   // inventory
   // ---------------------------------------------------------------------------------
 
+  // A link of ours no record may own yet: which endpoint it names, if any. Spares (with their
+  // peers) are a daemon's own reserve, and one just taken has no record for a moment: neither is
+  // gc's to judge (a daemon starting removes those a dead one left).
+  const judge = (links: ReadonlyArray<IpLink>, scope: ReadonlyArray<Network> | undefined): ReadonlyMap<IfName, EndpointId | undefined> => {
+    const hostEnds = new Map(links.filter((l) => l.ifname.startsWith(HOST_IF_PREFIX)).map((l) => [suffixOf(l.ifname), l]))
+    const out = new Map<IfName, EndpointId | undefined>()
+    for (const l of links) {
+      if (!(l.ifname.startsWith(HOST_IF_PREFIX) || l.ifname.startsWith(PEER_IF_PREFIX))) continue
+      if (scope !== undefined && !inScope(l, scope)) continue
+      const hostEnd = hostEnds.get(suffixOf(l.ifname))
+      if (hostEnd?.ifalias === SPARE_ALIAS) continue
+      out.set(l.ifname as IfName, markedEndpoint(hostEnd?.ifalias))
+    }
+    return out
+  }
+
+  // Links that name no endpoint are looked at again a moment later: a pair being made carries its
+  // mark (endpoint or spare) one netlink request after it appears. Only those unmarked both times
+  // are reported without an endpoint.
+  const ownLinks = (scope: ReadonlyArray<Network> | undefined) =>
+    pipe(
+      showLinks(tools, host, undefined, true),
+      TE.chain((first) => {
+        const judged = judge(first, scope)
+        const unmarked = new Set([...judged].filter(([, id]) => id === undefined).map(([name]) => name))
+        if (unmarked.size === 0) return TE.right({ all: first, judged })
+        return pipe(
+          TE.fromTask(() => new Promise((resolve) => setTimeout(resolve, UNMARKED_LOOK_AGAIN_MS))),
+          TE.chain(() => showLinks(tools, host, undefined, true)),
+          TE.map((second) => ({
+            all: second,
+            judged: new Map([...judge(second, scope)].filter(([name, id]) => id !== undefined || unmarked.has(name)))
+          }))
+        )
+      })
+    )
+
   const inventory = (scope?: ReadonlyArray<Network>): TE.TaskEither<CoreError, DataplaneInventory> =>
     guarded(() =>
       pipe(
         TE.Do,
-        TE.apS('links', showLinks(tools, host, undefined, true)),
+        TE.apS('links', ownLinks(scope)),
         TE.apS('v4', ownChains(ipt, 4)),
         TE.apS('v6', ownChains(ipt, 6)),
         TE.map(
           ({ links, v4, v6 }): DataplaneInventory => ({
-            links: links
-              .filter((l) => scope === undefined || inScope(l, scope))
-              // Spares are a daemon's own reserve, and one just taken has no record for a moment:
-              // neither is gc's to judge (a daemon starting removes those a dead one left).
-              .filter((l) => l.ifalias !== SPARE_ALIAS)
-              .map((l) => l.ifname)
-              .filter((n) => n.startsWith(HOST_IF_PREFIX) || n.startsWith(PEER_IF_PREFIX)) as IfName[],
-            networks: links
+            links: [...links.judged.keys()],
+            endpoints: Object.fromEntries([...links.judged].flatMap(([name, id]) => (id === undefined ? [] : [[name, id]]))),
+            networks: links.all
               .filter((l) => kindOf(l) === 'bridge' && (l.ifalias ?? '').startsWith(OWNER_MARK_PREFIX))
               .map((l) => l.ifname),
             chains: [...v4.map((c) => `iptables:${c}`), ...v6.map((c) => `ip6tables:${c}`)]
@@ -342,13 +501,14 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
   const removeLink = (name: IfName): TE.TaskEither<CoreError, void> =>
     guarded(() =>
       pipe(
-        findLink(tools, host, name, true),
+        TE.fromEither(isIfName(name) ? E.right(name) : E.left(invalidConfig(`bad link name ${JSON.stringify(name)}`))),
+        TE.chain(() => findLink(tools, host, name, true)),
         TE.chain((l) => {
           if (l === undefined) return TE.right(undefined)
           const both: ReadonlyArray<IpFamily> = [4, 6]
           if (name.startsWith(HOST_IF_PREFIX) || name.startsWith(PEER_IF_PREFIX)) {
             // Both ends and the endpoint's port rules (tagged with the host end's name).
-            const suffix = name.slice(name.startsWith(HOST_IF_PREFIX) ? HOST_IF_PREFIX.length : PEER_IF_PREFIX.length)
+            const suffix = suffixOf(name)
             return inParallel([
               deleteLinks(tools, host, [`${HOST_IF_PREFIX}${suffix}`, `${PEER_IF_PREFIX}${suffix}`]),
               syncAll(both, endpointTag(`${HOST_IF_PREFIX}${suffix}`), () => [])
@@ -374,10 +534,7 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
     inventory,
     removeLink,
     drain,
-    close: async () => {
-      await drain()
-      await kept?.close()
-    },
+    close,
     removeFirewall: () =>
       guarded(() =>
         inParallel([removeAll(ipt, 4), removeAll(ipt, 6)])
@@ -395,6 +552,10 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
 // -------------------------------------------------------------------------------------
 // utils
 // -------------------------------------------------------------------------------------
+
+/** What follows `istv`/`istc`: the two ends of a pair share it. */
+const suffixOf = (name: string): string =>
+  name.slice(name.startsWith(HOST_IF_PREFIX) ? HOST_IF_PREFIX.length : name.startsWith(PEER_IF_PREFIX) ? PEER_IF_PREFIX.length : 0)
 
 // A host end on one of the networks' bridges. Removing it removes its peer too, wherever that is,
 // so peers need not be listed.

@@ -31,18 +31,25 @@ export interface SparePair {
 /** The alias of a spare's host end (kept after it is taken: the record then says whose it is). @category constants */
 export const SPARE_ALIAS = 'isthmus-spare'
 
-/** @category model */
+/**
+ * The pools, one per network and bridge: a bridge name may pass from a removed network to a new
+ * one, and neither may take or clear the other's pairs.
+ *
+ * @category model
+ */
 export interface Spares {
-  /** A ready pair on `bridge`, if one is there and still intact; the pool is refilled after. */
+  /** A ready pair of the network on `bridge`, if one is there and still intact; the pool is refilled after. */
   readonly take: (network: Network, bridge: string) => SparePair | undefined
-  /** Make pairs in the background until `bridge` has its count (no-op when the count is 0). */
+  /** Make pairs in the background until the network's pool on `bridge` has its count (no-op when the count is 0). */
   readonly refill: (network: Network, bridge: string) => void
-  /** Remove `bridge`'s spares (its network goes), after any refill still running. */
-  readonly clear: (bridge: string) => TE.TaskEither<CoreError, void>
-  /** Remove every bridge's spares (the daemon stops). */
+  /** Remove the network's spares on `bridge` (the network goes), after any refill still running. */
+  readonly clear: (network: Network, bridge: string) => TE.TaskEither<CoreError, void>
+  /** Remove every pool's spares (the daemon stops). */
   readonly clearAll: () => TE.TaskEither<CoreError, void>
-  /** Wait for the refills still running. */
-  readonly drain: () => Promise<void>
+  /** The spares this process keeps on `bridge` (a take-over removes the others there). */
+  readonly kept: (bridge: string) => ReadonlySet<string>
+  /** Wait for the refills still running on `bridge`, or on every bridge. */
+  readonly drain: (bridge?: string) => Promise<void>
 }
 
 /**
@@ -91,11 +98,13 @@ const intact = (p: SparePair, bridge: string): boolean => {
 
 /** @category constructors */
 export const makeSpares = (tools: Tools, count: number): Spares => {
-  const ready = new Map<string, SparePair[]>()
-  const refilling = new Map<string, Promise<void>>()
+  const ready = new Map<string, { readonly bridge: string; readonly pairs: SparePair[] }>()
+  const refilling = new Map<string, { readonly bridge: string; readonly done: Promise<void> }>()
+  const keyOf = (network: Network, bridge: string): string => `${network.id}\0${bridge}`
 
   const make = async (network: Network, bridge: string): Promise<void> => {
-    const have = ready.get(bridge)?.length ?? 0
+    const key = keyOf(network, bridge)
+    const have = ready.get(key)?.pairs.length ?? 0
     if (have >= count) return
     const pairs: SparePair[] = Array.from({ length: count - have }, () => {
       const s = suffix()
@@ -103,8 +112,8 @@ export const makeSpares = (tools: Tools, count: number): Spares => {
     })
     const lines = pairs.flatMap((p): IpCommand[] => [
       vethAdd({ host: p.hostIfName, peer: p.peerIfName }, bridge, network.mtu, p.mac),
-      hairpin(p.hostIfName),
-      ['link', 'set', 'dev', p.hostIfName, 'alias', SPARE_ALIAS]
+      ['link', 'set', 'dev', p.hostIfName, 'alias', SPARE_ALIAS],
+      hairpin(p.hostIfName)
     ])
     const made = await ipBatch(tools, host, lines)()
     // A failure (the bridge just went, a name clash) leaves CreateEndpoint on its usual path; what
@@ -113,22 +122,30 @@ export const makeSpares = (tools: Tools, count: number): Spares => {
       await deleteLinks(tools, host, pairs.map((p) => p.hostIfName))()
       return
     }
-    ready.set(bridge, [...(ready.get(bridge) ?? []), ...pairs])
+    ready.set(key, { bridge, pairs: [...(ready.get(key)?.pairs ?? []), ...pairs] })
   }
 
   const refill = (network: Network, bridge: string): void => {
-    if (count <= 0 || refilling.has(bridge)) return
+    const key = keyOf(network, bridge)
+    if (count <= 0 || refilling.has(key)) return
     // Started a little later, so the process start does not delay the answer being sent, nor the
     // next call of the same container start (dockerd's Join follows CreateEndpoint at once).
-    const p = new Promise((resolve) => setTimeout(resolve, REFILL_DELAY_MS))
+    const done = new Promise((resolve) => setTimeout(resolve, REFILL_DELAY_MS))
       .then(() => make(network, bridge))
-      .finally(() => refilling.delete(bridge))
-    refilling.set(bridge, p)
+      .finally(() => refilling.delete(key))
+    refilling.set(key, { bridge, done })
+  }
+
+  const remove = (keys: ReadonlyArray<string>): TE.TaskEither<CoreError, void> => async () => {
+    await Promise.all(keys.map((k) => refilling.get(k)?.done))
+    const pairs = keys.flatMap((k) => ready.get(k)?.pairs ?? [])
+    for (const k of keys) ready.delete(k)
+    return deleteLinks(tools, host, pairs.map((p) => p.hostIfName))()
   }
 
   return {
     take: (network, bridge) => {
-      const pool = ready.get(bridge) ?? []
+      const pool = ready.get(keyOf(network, bridge))?.pairs ?? []
       let got: SparePair | undefined
       while (got === undefined && pool.length > 0) {
         const p = pool.shift()!
@@ -138,20 +155,12 @@ export const makeSpares = (tools: Tools, count: number): Spares => {
       return got
     },
     refill,
-    clear: (bridge) => async () => {
-      await refilling.get(bridge)
-      const pool = ready.get(bridge) ?? []
-      ready.delete(bridge)
-      return deleteLinks(tools, host, pool.map((p) => p.hostIfName))()
-    },
-    clearAll: () => async () => {
-      await Promise.all([...refilling.values()])
-      const all = [...ready.values()].flat()
-      ready.clear()
-      return deleteLinks(tools, host, all.map((p) => p.hostIfName))()
-    },
-    drain: async () => {
-      await Promise.all([...refilling.values()])
+    clear: (network, bridge) => remove([keyOf(network, bridge)]),
+    clearAll: () => remove([...new Set([...ready.keys(), ...refilling.keys()])]),
+    kept: (bridge) =>
+      new Set([...ready.values()].filter((r) => r.bridge === bridge).flatMap((r) => r.pairs.map((p) => p.hostIfName))),
+    drain: async (bridge) => {
+      await Promise.all([...refilling.values()].filter((r) => bridge === undefined || r.bridge === bridge).map((r) => r.done))
     }
   }
 }

@@ -18,14 +18,16 @@ import { pipe } from 'fp-ts/lib/function.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import {
   alreadyExists,
+  EndpointId,
   familyOf,
-  IfName,
   invalidConfig,
+  isIfName,
   MacAddress,
   notFound,
   splitCidr,
   type CoreError,
   type Endpoint,
+  type IfName,
   type Network,
   type PlacedInterface,
   type Placement,
@@ -52,8 +54,39 @@ import { checkNetns } from './netns.js'
 // names
 // -------------------------------------------------------------------------------------
 
+// core's one interface-name rule, which every name passed to ip or iptables meets.
 const checkName = (what: string, name: string): E.Either<CoreError, string> =>
-  IfName.is(name) && isSafeToken(name) ? E.right(name) : E.left(invalidConfig(`bad ${what} name ${JSON.stringify(name)}`))
+  isIfName(name) ? E.right(name) : E.left(invalidConfig(`bad ${what} name ${JSON.stringify(name)}`))
+
+/** Prefix of the alias a host end carries: the endpoint it was made for. @category constants */
+export const ENDPOINT_MARK_PREFIX = 'isthmus:endpoint:'
+
+// The kernel keeps at most 255 bytes of alias (IFALIASZ - 1); ids are ASCII.
+const MAX_ALIAS = 255
+
+/**
+ * The alias of an endpoint's host end, `isthmus:endpoint:<id>`: the link says which endpoint it
+ * was made for, so gc can hold that endpoint's lock before judging it (a link whose creation is
+ * still in flight has no record yet). None for an id too long to fit (never Docker's or CNI's).
+ *
+ * @category utils
+ */
+export const endpointMark = (id: EndpointId): string | undefined => {
+  const mark = `${ENDPOINT_MARK_PREFIX}${id}`
+  return mark.length <= MAX_ALIAS ? mark : undefined
+}
+
+/** The endpoint an alias names, if it is an endpoint mark. @category utils */
+export const markedEndpoint = (alias: string | undefined): EndpointId | undefined => {
+  if (alias === undefined || !alias.startsWith(ENDPOINT_MARK_PREFIX)) return undefined
+  const id = alias.slice(ENDPOINT_MARK_PREFIX.length)
+  return EndpointId.is(id) ? id : undefined
+}
+
+const markLine = (hostEnd: string, id: EndpointId): ReadonlyArray<IpCommand> => {
+  const mark = endpointMark(id)
+  return mark === undefined ? [] : [['link', 'set', 'dev', hostEnd, 'alias', mark]]
+}
 
 /** The endpoint's two link names, checked before they reach a command. @category utils */
 export const pairNames = (endpoint: Endpoint): E.Either<CoreError, { readonly host: string; readonly peer: string }> =>
@@ -139,8 +172,11 @@ export const ensureVeth = (
       // A path that cannot go on a batch line falls back to making the end in the host namespace.
       const target = placement?._tag === 'PluginMoves' && isSafeToken(placement.sandbox) ? placement.sandbox : undefined
       const mac = endpoint.mac ?? randomMac()
+      // The alias cannot ride on the add itself (the kernel ignores IFLA_IFALIAS on a new link):
+      // it is the next line of the same process.
       const lines: IpCommand[] = [
         vethAdd(n, bridge, network.mtu, mac, target),
+        ...markLine(n.host, endpoint.id),
         hairpin(n.host),
         ...neighbours(endpoint, bridge, mac, placement)
       ]
@@ -215,6 +251,7 @@ const adoptPair = (
       if (p === undefined && h.link_netnsid === undefined) return notOurs(`${n.host} exists but its peer is not ${n.peer}`)
       const fixes: IpCommand[] = [
         ...(h.master !== bridge || !isUp(h) ? [['link', 'set', 'dev', n.host, 'master', bridge, 'up']] : []),
+        ...(h.ifalias !== endpointMark(endpoint.id) ? markLine(n.host, endpoint.id) : []),
         hairpin(n.host),
         ...(p !== undefined && endpoint.mac !== undefined && p.address !== endpoint.mac
           ? [['link', 'set', 'dev', n.peer, 'address', endpoint.mac]]

@@ -7,7 +7,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { after, before, describe, it } from 'node:test'
 import * as E from 'fp-ts/lib/Either.js'
 import { batchProcesses, execFileExec, type Exec, type ExecOutput } from '../src/index.js'
-import { link, requireRoot, Scope } from './helpers.js'
+import { link, requireRoot, Scope, sh } from './helpers.js'
 
 const scope = new Scope()
 const direct = execFileExec()
@@ -111,6 +111,28 @@ describe('kept ip -batch processes (real kernel)', () => {
     await kept.exec('ip', ['link', 'show', 'dev', 'lo'])()
     await run(kept.exec, ['-batch', '-'], ['link set dev lo up'])
     assert.deepEqual(passed, ['ip -json -batch -', 'ip link show dev lo'])
+  })
+
+  it('a device deleted and made again under its name by another process is addressed as the new one, not by the index a kept ip remembers', async () => {
+    const one = batchProcesses(direct, { maxProcesses: 1 })
+    try {
+      const br = dummy('rb')
+      const [first, second] = [dummy('r1'), dummy('r2')]
+      sh('ip', ['link', 'add', 'name', br, 'type', 'bridge'])
+      // As a spare refill or an endpoint's pair: the bridge is named only as the master.
+      const add = (n: string) => run(one.exec, ['-batch', '-'], [`link add name ${n} master ${br} up type veth peer name ${n}p`, `link set dev ${n} alias x`])
+      assert.equal((await add(first)).exitCode, 0)
+      scope.track(`${first}p`)
+      // Another process replaces the bridge: same name, another interface index.
+      sh('ip', ['link', 'del', 'dev', br])
+      sh('ip', ['link', 'add', 'name', br, 'type', 'bridge'])
+      const out = await add(second)
+      scope.track(`${second}p`)
+      assert.deepEqual([out.exitCode, out.stderr], [0, ''])
+      assert.equal(link(second)?.master, br)
+    } finally {
+      await one.close()
+    }
   })
 
   it('close ends the kept processes', async () => {

@@ -1,7 +1,9 @@
 import { strict as assert } from 'node:assert'
 import { describe, it } from 'node:test'
-import { linuxDataplane } from '@isthmus/dataplane-linux'
-import type { IfName, SandboxKey } from '@isthmus/core'
+import * as TE from 'fp-ts/lib/TaskEither.js'
+import { execFileExec, linuxDataplane, type Exec } from '@isthmus/dataplane-linux'
+import { dataplane, type EndpointId, type IfName, type SandboxKey } from '@isthmus/core'
+import { recordingLogger } from '@isthmus/core/testing'
 import { call, endpoint, fails, link, linkNames, neighbour, network, ok, routes, Scope, serveIn, sh, withNetwork } from './helpers.js'
 
 const scope = new Scope()
@@ -192,5 +194,76 @@ describe('endpoints on a bridge (real kernel)', () => {
     assert.match(await call(ns.name, '192.0.2.1', 9), /^ERR ENETUNREACH/)
     await ok(dp.deleteEndpoint({ endpoint: ep, network: internal }))
     await ok(dp.deleteNetwork(internal))
+  })
+
+  it('marks each host end with its endpoint (alias), which the inventory reports; a link with no mark is looked at twice', async () => {
+    const ep = endpoint({ id: `mark-${scope.id}`, network: net, v4: '10.240.20.30/24' })
+    await ok(dp.ensureEndpoint({ endpoint: ep, network: net }))
+    assert.equal(JSON.parse(sh('ip', ['-json', 'link', 'show', 'dev', ep.hostIfName]))[0]?.ifalias, `isthmus:endpoint:${ep.id}`)
+    const inv = await ok(dp.inventory([net]))
+    assert.deepEqual([inv.links.includes(ep.hostIfName), inv.endpoints?.[ep.hostIfName]], [true, ep.id])
+
+    // Planted by hand, with no mark: reported without an endpoint, after a second look.
+    const bare = scope.track(`istv${scope.id}b0000`)
+    sh('ip', ['link', 'add', bare, 'master', net.bridge ?? '', 'type', 'veth', 'peer', 'name', `istc${scope.id}b0000`])
+    // Marked while the inventory looks (a pair in the making): reported with its endpoint.
+    const making = scope.track(`istv${scope.id}m0000`)
+    sh('ip', ['link', 'add', making, 'master', net.bridge ?? '', 'type', 'veth', 'peer', 'name', `istc${scope.id}m0000`])
+    const started = Date.now()
+    const looking = dp.inventory([net])()
+    setTimeout(() => sh('ip', ['link', 'set', 'dev', making, 'alias', 'isthmus:endpoint:in-flight']), 300)
+    const second = await ok(() => looking)
+    assert.ok(Date.now() - started >= 1_000, 'looked again')
+    assert.ok(second.links.includes(bare as IfName) && second.endpoints?.[bare] === undefined)
+    assert.equal(second.endpoints?.[making], 'in-flight' as EndpointId)
+    sh('ip', ['link', 'del', bare])
+    sh('ip', ['link', 'del', making])
+    await ok(dp.deleteEndpoint({ endpoint: ep, network: net }))
+  })
+
+  it('a deferred removal that fails is logged and tried again until the pair is gone; close tries once more and logs what is left', async () => {
+    const real = execFileExec()
+    let failures = 2
+    const refusing = (who: string): Exec => (file, args, input) =>
+      args.includes('-batch') && (input ?? '').includes(`link del dev ${who}`) && failures-- > 0
+        ? TE.left(dataplane([file, ...args], 1, 'RTNETLINK answers: Device or resource busy'))
+        : real(file, args, input)
+    const ep = endpoint({ id: `retry-${scope.id}`, network: net, v4: '10.240.20.31/24' })
+    const log = recordingLogger()
+    const daemon = linuxDataplane({ chainPrefix: scope.chainPrefix, deferLinkRemoval: true, exec: refusing(ep.hostIfName), log: log.port })
+    await ok(daemon.ensureEndpoint({ endpoint: ep, network: net }))
+    await ok(daemon.deleteEndpoint({ endpoint: ep, network: net }))
+    await daemon.drain()
+    assert.ok(linkNames().includes(ep.hostIfName), 'the first removal failed')
+    const until = Date.now() + 5_000
+    while (!log.state.entries.some((e) => e.msg === 'background link removal done') && Date.now() < until) await new Promise((r) => setTimeout(r, 100))
+    assert.ok(!linkNames().includes(ep.hostIfName) && !linkNames().includes(ep.peerIfName), 'gone after the retries')
+    assert.deepEqual(
+      log.state.entries.map((e) => [e.level, e.msg, e.fields['attempt'], e.fields['endpointId']]),
+      [
+        ['warn', 'background link removal failed; trying again', 1, ep.id],
+        ['warn', 'background link removal failed; trying again', 2, ep.id],
+        ['info', 'background link removal done', 3, ep.id]
+      ]
+    )
+    assert.match(String(log.state.entries[0]?.fields['error']), /Device or resource busy/)
+
+    // One that never succeeds: close tries once more, logs it, and does not wait for the backoff.
+    failures = 1_000
+    const stuck = endpoint({ id: `stuck-${scope.id}`, network: net, v4: '10.240.20.32/24' })
+    const stubborn = linuxDataplane({ chainPrefix: scope.chainPrefix, deferLinkRemoval: true, exec: refusing(stuck.hostIfName), log: log.port })
+    log.state.clear()
+    await ok(stubborn.ensureEndpoint({ endpoint: stuck, network: net }))
+    await ok(stubborn.deleteEndpoint({ endpoint: stuck, network: net }))
+    await stubborn.drain()
+    const closing = Date.now()
+    await stubborn.close()
+    assert.ok(Date.now() - closing < 2_000)
+    assert.deepEqual(log.state.entries.map((e) => e.msg), [
+      'background link removal failed; trying again',
+      'background link removal failed; left for the sweep at the next start'
+    ])
+    assert.ok(linkNames().includes(stuck.hostIfName))
+    await ok(dp.deleteEndpoint({ endpoint: stuck, network: net }))
   })
 })

@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs'
 import * as E from 'fp-ts/lib/Either.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { bridgeMac, execFileExec, linuxDataplane, type Exec } from '@isthmus/dataplane-linux'
-import { dataplane, type IfName, type SandboxKey } from '@isthmus/core'
+import { dataplane, describe as describeError, type IfName, type SandboxKey } from '@isthmus/core'
+import { recordingLogger } from '@isthmus/core/testing'
 import { call, endpoint, fails, link, linkNames, network, ok, ourRules, requireRoot, Scope, serveIn, sh, shQuiet } from './helpers.js'
 
 const scope = new Scope()
@@ -17,6 +18,14 @@ const recording: Exec = (file, args, input) => {
 }
 const dp = linuxDataplane({ chainPrefix: scope.chainPrefix, exec: recording })
 const P = scope.chainPrefix
+
+const bridgePortsOf = (br: string): string[] => {
+  try {
+    return (JSON.parse(sh('ip', ['-json', 'link', 'show', 'master', br])) as Array<{ ifname: string }>).map((l) => l.ifname)
+  } catch {
+    return []
+  }
+}
 
 const kindOf = (dev: string): string | undefined =>
   (JSON.parse(sh('ip', ['-json', '-details', 'link', 'show', 'dev', dev])) as Array<{ linkinfo?: { info_kind?: string } }>)[0]
@@ -115,6 +124,93 @@ describe('networks: bridge, forwarding and masquerade (real kernel)', () => {
     assert.deepEqual(ourRules(P).filter((r) => r.includes(net.id)), [], 'no rules for a network that failed')
   })
 
+  it('refuses a bridge name outside the one interface-name rule (zz+, a!b, -x) before any bridge or rule exists', async () => {
+    for (const bad of ['zz+', 'a!b', '-x']) {
+      // A record that did not come through the codec (a hand edit, an older isthmus).
+      const net = { ...network({ id: `bad-${scope.id}`, bridge: 'placeholder', v4: { subnet: '10.240.14.0/24', gateway: '10.240.14.1' } }), bridge: bad as IfName }
+      ran.length = 0
+      const e = await fails(dp.ensureNetwork(net))
+      assert.deepEqual([e._tag, describeError(e)], ['InvalidConfig', `invalid configuration: bad bridge name ${JSON.stringify(bad)}`])
+      assert.deepEqual(ran, [], `no command ran for ${bad}`)
+      assert.equal(link(bad), undefined)
+      assert.deepEqual(ourRules(P).filter((r) => r.includes(net.id) || r.includes(bad)), [])
+      assert.equal((await fails(dp.deleteNetwork(net)))._tag, 'InvalidConfig')
+      const ep = endpoint({ id: `bad-${scope.id}`, network: net, v4: '10.240.14.2/24' })
+      assert.equal((await fails(dp.ensureEndpoint({ endpoint: ep, network: net })))._tag, 'InvalidConfig')
+      assert.equal((await fails(dp.removeLink(bad as IfName)))._tag, 'InvalidConfig')
+      assert.deepEqual(ran, [])
+    }
+    // A host end's name reaches the rules' tags too.
+    const good = network({ id: `badep-${scope.id}`, bridge: scope.bridge('g'), v4: { subnet: '10.240.14.0/24', gateway: '10.240.14.1' } })
+    const ep = { ...endpoint({ id: `badep-${scope.id}`, network: good, v4: '10.240.14.2/24' }), hostIfName: 'zz+' as IfName }
+    assert.equal((await fails(dp.publishPorts({ endpoint: ep, network: good }, [{ protocol: 'tcp', hostPort: 18099, containerPort: 80 }])))._tag, 'InvalidConfig')
+    assert.equal((await fails(dp.unpublishPorts({ endpoint: ep, network: good })))._tag, 'InvalidConfig')
+    assert.deepEqual(ourRules(P).filter((r) => r.includes('zz+')), [])
+  })
+
+  it('takes over a bridge another network left (its mark, no record): mark, MAC, addresses, rules and spares become the new network’s, and it goes with it', async () => {
+    const br = scope.bridge('l')
+    const old = network({ id: `left-${scope.id}`, bridge: br, v4: { subnet: '10.240.15.0/24', gateway: '10.240.15.1' } })
+    // A daemon that made the network (and its spares) and died without removing it.
+    const dead = linuxDataplane({ chainPrefix: P, spareLinks: 2 })
+    await ok(dead.ensureNetwork(old))
+    await dead.drain()
+    await new Promise((r) => setTimeout(r, 100))
+    await dead.drain()
+    const leftSpares = bridgePortsOf(br)
+    assert.equal(leftSpares.length, 2)
+    for (const [subnet, gateway] of [['10.240.16.0/24', '10.240.16.1'], ['10.240.15.0/24', '10.240.15.1']] as const) {
+      const next = network({ id: `next-${subnet.split('.')[2]}-${scope.id}`, bridge: br, v4: { subnet, gateway } })
+      const later = linuxDataplane({ chainPrefix: P, spareLinks: 1 })
+      assert.deepEqual(await ok(later.ensureNetwork(next)), { device: br, created: true }, `taken over for ${subnet}`)
+      const l = link(br)
+      assert.equal((JSON.parse(sh('ip', ['-json', 'link', 'show', 'dev', br])) as Array<{ ifalias?: string }>)[0]?.ifalias, `isthmus:net:${next.id}`)
+      assert.equal(l?.address, bridgeMac(next))
+      assert.deepEqual((l?.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`), [`${gateway}/24`])
+      assert.deepEqual(ourRules(P).filter((r) => r.includes(`isthmus:net:${old.id}"`)), [], "the old network's rules are gone")
+      assert.ok(ourRules(P).some((r) => r.includes(`isthmus:net:${next.id}"`)))
+      assert.deepEqual(bridgePortsOf(br).filter((p) => leftSpares.includes(p)), [], "the dead daemon's spares are gone")
+      await later.drain()
+      await ok(later.deleteNetwork(next))
+      assert.equal(link(br), undefined, 'removed with the network that took it over')
+      assert.deepEqual(ourRules(P).filter((r) => r.includes(next.id)), [])
+      // The next round: the same bridge left by a dead daemon again (this time the same subnet).
+      await ok(dead.ensureNetwork(old))
+    }
+    // A network that shares the bridge on purpose (same pools, -o cni-network) adopts it as it is.
+    const sharing = network({ id: `share-${scope.id}`, bridge: br, v4: { subnet: '10.240.15.0/24', gateway: '10.240.15.1' } })
+    const mark = () => (JSON.parse(sh('ip', ['-json', 'link', 'show', 'dev', br])) as Array<{ ifalias?: string }>)[0]?.ifalias
+    assert.deepEqual(await ok(linuxDataplane({ chainPrefix: P }).ensureNetwork(sharing, [old.id])), { device: br, created: false })
+    assert.equal(mark(), `isthmus:net:${old.id}`)
+    await ok(dp.deleteNetwork(sharing))
+    assert.equal(mark(), `isthmus:net:${old.id}`, 'the bridge stays its owner’s')
+    await ok(dead.deleteNetwork(old))
+  })
+
+  it('one bridge name for network after network (create, endpoint, remove, at once): nothing is left', async () => {
+    const br = scope.bridge('r')
+    const daemon = linuxDataplane({ chainPrefix: P, spareLinks: 2, deferLinkRemoval: true, keepIpProcesses: true })
+    try {
+      for (const i of [0, 1, 2, 3]) {
+        const net = network({ id: `reuse${i}-${scope.id}`, bridge: br, v4: { subnet: `10.240.${40 + (i % 2)}.0/24`, gateway: `10.240.${40 + (i % 2)}.1` } })
+        assert.equal((await ok(daemon.ensureNetwork(net))).created, true)
+        const ep = endpoint({ id: `reuse${i}-${scope.id}`, network: net, v4: `10.240.${40 + (i % 2)}.5/24` })
+        const withPort = { ...ep, portMappings: [{ protocol: 'tcp' as const, hostPort: 18090 + i, containerPort: 80 }] }
+        await ok(daemon.ensureEndpoint({ endpoint: withPort, network: net }))
+        await ok(daemon.publishPorts({ endpoint: withPort, network: net }, withPort.portMappings))
+        await ok(daemon.deleteEndpoint({ endpoint: withPort, network: net }))
+        // No wait: the pair is still being removed in the background, spares are being refilled.
+        await ok(daemon.deleteNetwork(net))
+      }
+      await daemon.drain()
+      assert.equal(link(br), undefined)
+      assert.deepEqual(linkNames().filter((n) => bridgePortsOf(br).includes(n)), [])
+      assert.deepEqual(ourRules(P).filter((r) => r.includes(`reuse`)), [])
+    } finally {
+      await daemon.close()
+    }
+  })
+
   it('masquerades traffic from the subnet leaving through another interface, and only with ipMasquerade', async () => {
     // "Outside": a namespace behind a veth of its own, with no route back to the sandbox subnets.
     const out = scope.addNetns('out')
@@ -186,6 +282,30 @@ describe('networks: bridge, forwarding and masquerade (real kernel)', () => {
     assert.ok(E.isLeft(r) && r.left._tag === 'Dataplane')
     assert.equal(link(net.bridge ?? ''), undefined, 'no bridge left behind')
     assert.deepEqual(ourRules(P).filter((x) => x.includes(net.id)), [], 'no rules left behind')
+  })
+
+  it('logs a clean-up that fails after a failed network creation, and returns the original error', async () => {
+    const net = network({ id: `undo-${scope.id}`, bridge: scope.bridge('u'), v4: { subnet: '10.240.43.0/24', gateway: '10.240.43.1' } })
+    let saves = 0
+    const failing: Exec = (file, args, input) => {
+      if (args.includes('-batch') && (input ?? '').includes('type bridge')) {
+        return TE.chain(() => TE.left(dataplane([file, ...args], 2, 'injected failure')))(real(file, args, input))
+      }
+      // The firewall's own read works; the clean-up's read of the ruleset does not.
+      if (file === 'iptables-save' && ++saves > 1) return TE.left(dataplane([file], 1, 'injected: cannot read the ruleset'))
+      return real(file, args, input)
+    }
+    const log = recordingLogger()
+    const broken = linuxDataplane({ chainPrefix: P, exec: failing, log: log.port })
+    const e = await fails(broken.ensureNetwork(net))
+    assert.equal(describeError(e), `host networking command failed (ip -batch -, exit 2): injected failure`)
+    assert.deepEqual(
+      log.state.entries.map((x) => [x.level, x.msg, x.fields['networkId'], x.fields['step']]),
+      [['warn', 'cannot undo a failed network creation', net.id, 'firewall']]
+    )
+    assert.match(String(log.state.entries[0]?.fields['error']), /cannot read the ruleset/)
+    await ok(dp.deleteNetwork(net))
+    assert.deepEqual(ourRules(P).filter((x) => x.includes(net.id)), [])
   })
 
   it('converges when many processes ensure networks at once: one bridge, each rule and jump exactly once', async () => {

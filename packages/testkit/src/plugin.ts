@@ -70,6 +70,12 @@ export interface PluginProcess {
   /** Start it again on the same socket and state (after `kill`). */
   readonly start: () => Promise<void>
   readonly kill: (signal?: NodeJS.Signals) => Promise<void>
+  /**
+   * Send `signal` to its whole process group, as systemd's default KillMode=control-group signals
+   * every process of a unit (its kept `ip` helpers too), and wait for it to exit; resolves its exit
+   * code (null when a signal ended it). Only with `processGroup`.
+   */
+  readonly killGroup: (signal?: NodeJS.Signals) => Promise<number | null>
   /** Stop it; remove its state directory and its iptables chains. */
   readonly dispose: () => Promise<void>
 }
@@ -80,6 +86,8 @@ export interface StartPluginOptions {
    * place for its owner; default a fresh one under the temp dir, removed by `dispose`.
    */
   readonly stateDir?: string
+  /** Start it as the leader of a process group of its own (for `killGroup`). Default false. */
+  readonly processGroup?: boolean
 }
 
 /** Start `isthmus serve` as plugin `name` with a fresh state directory. */
@@ -105,7 +113,7 @@ export const startPlugin = async (
         '--cni-socket', cniSocket,
         // its own chains, which dispose removes (a daemon leaves its chains, as dockerd does)
         '--chain-prefix', chainPrefix, ...extraArgs],
-      { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] }
+      { cwd: root, stdio: ['ignore', 'ignore', 'pipe'], detached: options.processGroup === true }
     )
     child.once('exit', (code, signal) => (exit = { code, signal }))
     child.stderr!.setEncoding('utf8')
@@ -128,6 +136,17 @@ export const startPlugin = async (
   const kill = async (signal: NodeJS.Signals = 'SIGTERM') => {
     if (child !== undefined) await stopChild(child, signal)
   }
+  const killGroup = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> => {
+    const c = child
+    if (c === undefined || options.processGroup !== true || c.pid === undefined) throw new Error('killGroup needs a plugin started with processGroup')
+    if (c.exitCode !== null || c.signalCode !== null) return c.exitCode
+    const exited = new Promise<void>((resolve) => c.once('exit', () => resolve()))
+    process.kill(-c.pid, signal)
+    const timer = setTimeout(() => c.kill('SIGKILL'), 20_000)
+    await exited
+    clearTimeout(timer)
+    return c.exitCode
+  }
   return {
     name,
     socket,
@@ -139,6 +158,7 @@ export const startPlugin = async (
     logs: () => log,
     start,
     kill,
+    killGroup,
     dispose: async () => {
       await kill('SIGTERM')
       await linuxDataplane({ chainPrefix }).removeFirewall()()

@@ -6,7 +6,7 @@ import * as E from 'fp-ts/lib/Either.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import type { Argv } from 'yargs'
-import { builtinControlPlane, describe, makeIpam, noopAgent, systemClock, type ControlPlane, type Env, type Logger, type Store } from '@isthmus/core'
+import { builtinControlPlane, describe, gc, makeIpam, noopAgent, systemClock, type ControlPlane, type Env, type Logger, type Store } from '@isthmus/core'
 import {
   bugText,
   clearStaleSocket,
@@ -84,6 +84,23 @@ const removeStraySpares = async (store: Store, dataplane: LinuxDataplane, log: L
   )()
   if (E.isLeft(removed)) log.warn('cannot remove spare links left by an earlier run', { detail: describe(removed.left) })
   else if (removed.right.length > 0) log.info('removed spare links left by an earlier run', { links: removed.right })
+}
+
+/**
+ * What a killed predecessor left beyond spares (a veth whose removal was deferred after a
+ * DeleteEndpoint answer, a creation cut short): core gc, before serving. CNI ADDs running at that
+ * moment in other processes are safe: gc judges a link or lease only under the lock of the
+ * endpoint it names, which an ADD holds until its record is written.
+ */
+const sweepAtStart = async (env: Env, log: Logger): Promise<void> => {
+  log.debug('sweeping what an earlier run left', {})
+  const swept = await gc({ valid: 'keep-all-endpoints' })(env)()
+  if (E.isLeft(swept)) return log.warn('cannot sweep what an earlier run left', { detail: describe(swept.left) })
+  const { linksRemoved, leasesReleased, failures } = swept.right
+  if (linksRemoved.length + leasesReleased.length > 0) {
+    log.info('removed what an earlier run left', { links: linksRemoved, leases: leasesReleased.map((l) => `${l.addressSpace}/${l.address}`) })
+  }
+  for (const f of failures) log.warn('cannot remove what an earlier run left', { step: f.step, target: f.target, detail: describe(f.error) })
 }
 
 // What /IpamDriver.Configuration reports: the Contrail API without any userinfo, the auth kind only.
@@ -169,8 +186,7 @@ export const serve = async (args: ServeArgs): Promise<void> => {
 
   // A daemon answers DeleteEndpoint before the kernel's ~20 ms veth removal is over, keeps veth
   // pairs ready so CreateEndpoint starts no process, and feeds its other ip work to kept processes.
-  const dataplane = linuxDataplane({ deferLinkRemoval: true, spareLinks: 2, keepIpProcesses: true, chainPrefix: args.chainPrefix ?? DEFAULT_CHAIN_PREFIX })
-  await removeStraySpares(store, dataplane, log)
+  const dataplane = linuxDataplane({ deferLinkRemoval: true, spareLinks: 2, keepIpProcesses: true, chainPrefix: args.chainPrefix ?? DEFAULT_CHAIN_PREFIX, log })
   let env: Env = {
     store,
     dataplane,
@@ -179,6 +195,8 @@ export const serve = async (args: ServeArgs): Promise<void> => {
     log,
     clock: systemClock
   }
+  await removeStraySpares(store, dataplane, log)
+  await sweepAtStart(env, log)
   let ipam = builtinIpam
   const contrail = args.contrail === undefined ? E.right(undefined) : contrailSettings(args.contrail, process.env)
   if (E.isLeft(contrail)) {
@@ -234,7 +252,8 @@ export const serve = async (args: ServeArgs): Promise<void> => {
   await metricsServer?.close()
   await server.close()
   await cni?.close()
-  await dataplane.releaseSpares()()
+  // Its kept ip processes first (a stop signal to the group may have ended them), then its spares
+  // and background removals, each in a process of its own.
   await dataplane.close()
   await store.close()
   log.info('stopped', {})

@@ -4,30 +4,26 @@
  * pools and host veths on its bridge that no stored endpoint owns. Keeps going past failures and
  * reports them; forwards GC to a delegated IPAM that speaks 1.1.0.
  *
- * Scope: only this network. Core gc's link sweep would look at every `istv…` link of the host,
- * and another isthmus state directory (a second runtime, a test) owns links this store does not
- * know; so the dataplane's inventory is narrowed to the ports of this network's bridge.
+ * Scope: only this network. Core gc asks the dataplane for the links on this network's bridge
+ * only (another isthmus state directory, a second runtime or a test, owns links this store does
+ * not know); the dataplane names the endpoint each link was made for, and gc judges it under that
+ * endpoint's lock, so an ADD running meanwhile on the same network is not swept.
  */
 import * as E from 'fp-ts/lib/Either.js'
 import * as O from 'fp-ts/lib/Option.js'
-import * as TE from 'fp-ts/lib/TaskEither.js'
-import { pipe } from 'fp-ts/lib/function.js'
 import {
   ContainerId,
   describe,
   gc as coreGc,
   getNetwork,
-  HOST_IF_PREFIX,
   IfName,
   type Env,
   type GcAttachment,
-  type GcOptions,
-  type IfName as IfNameT
+  type GcOptions
 } from '@isthmus/core'
 import { cniError } from '../protocol/Error.js'
 import { OLD_ATTACHMENTS, VALID_ATTACHMENTS, type Attachment } from '../protocol/NetConf.js'
 import { recordOnlyDataplane } from '../recordOnly.js'
-import type { Probe } from '../runtime.js'
 import { ipamModeOf, isIpamCall, toCniError } from '../translate.js'
 import { delegateSpeaks110, runDelegate, runFlow, withCore, type CommandContext, type CommandOutcome } from './context.js'
 
@@ -46,20 +42,15 @@ export const validOf = (list: ReadonlyArray<Attachment> | null | undefined): GcO
       )
 
 /**
- * Orphan leases younger than this are left for a later GC. The runtime never runs GC beside its
- * own ADDs, but dockerd may be creating an endpoint on the same network (a netconf naming a
- * Docker-made network, docs/one-network.md): its lease is held by the endpoint a few
+ * An orphan endpoint whose lease is younger than this is left for a later GC, its lease and its
+ * links. Container endpoints in flight are safe anyway (gc waits for their lock), but dockerd may
+ * be creating an endpoint on the same network (a netconf naming a Docker-made network,
+ * docs/one-network.md), under the daemon's own lock: its lease is held by the endpoint a few
  * milliseconds before the endpoint's record is written.
  *
  * @category constants
  */
 export const LEASE_GRACE_MS = 60_000
-
-const scopedInventory = (probe: Probe, bridge: string): Env['dataplane']['inventory'] => () =>
-  pipe(
-    probe.bridgePorts(bridge),
-    TE.map((ports) => ({ links: ports.filter((p) => p.startsWith(HOST_IF_PREFIX)) as IfNameT[], networks: [] }))
-  )
 
 /** @category commands */
 export const gc = async (ctx: CommandContext): Promise<CommandOutcome> => {
@@ -71,16 +62,7 @@ export const gc = async (ctx: CommandContext): Promise<CommandOutcome> => {
     if (E.isLeft(stored)) return stored
     // Nothing was ever attached to this network here.
     if (O.isNone(stored.right)) return E.right(undefined)
-    const bridge = stored.right.value.bridge
-    const env: Env = ipamCall
-      ? { ...session.env, dataplane: recordOnlyDataplane }
-      : {
-          ...session.env,
-          dataplane: {
-            ...session.env.dataplane,
-            inventory: bridge === undefined ? recordOnlyDataplane.inventory : scopedInventory(ctx.runtime.probe, bridge)
-          }
-        }
+    const env: Env = ipamCall ? { ...session.env, dataplane: recordOnlyDataplane } : session.env
     const report = await runFlow(env, coreGc({ networkId: ctx.netconf.name, valid, leaseGraceMs: LEASE_GRACE_MS }))
     if (E.isLeft(report)) return report
     const r = report.right

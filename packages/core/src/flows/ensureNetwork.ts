@@ -7,8 +7,8 @@ import * as E from 'fp-ts/lib/Either.js'
 import * as O from 'fp-ts/lib/Option.js'
 import * as RTE from 'fp-ts/lib/ReaderTaskEither.js'
 import { pipe } from 'fp-ts/lib/function.js'
-import { alreadyExists, type CoreError } from '../errors.js'
-import { IfName } from '../ids.js'
+import { alreadyExists, invalidConfig, type CoreError } from '../errors.js'
+import { IfName, type NetworkId } from '../ids.js'
 import { familyOf } from '../model/Address.js'
 import type { Network } from '../model/Network.js'
 import type { NetworkBinding, NetworkSpec } from '../ports/ControlPlane.js'
@@ -23,8 +23,10 @@ import { begin, bindStep } from './saga.js'
  * differ from the spec's fails with AlreadyExists: silently answering with other subnets would
  * hand out addresses the caller does not expect.
  *
- * Steps: 1. the control plane takes pools and identity, 2. the dataplane makes the host device,
- * 3. the record is stored. A failing step undoes the finished ones in reverse.
+ * Steps: 0. a bridge the spec names must not be another stored network's (InvalidConfig) unless
+ * that one has the very same pools,
+ * 1. the control plane takes pools and identity, 2. the dataplane makes the host device (or takes
+ * over a leftover one), 3. the record is stored. A failing step undoes the finished ones in reverse.
  *
  * @category flows
  */
@@ -40,7 +42,52 @@ export const ensureNetwork = (spec: NetworkSpec): Flow<Network> =>
     locked(`network:${spec.id}`)
   )
 
-const create = (spec: NetworkSpec): Flow<Network> =>
+/**
+ * A named bridge is one network's: two networks on one device would share its gateways and
+ * firewall rules, and removing one would take the other's device (or leave it behind, marked for
+ * a network that is gone). So a name another stored network holds is refused, checked under a
+ * host-wide lock on the name (lock order: network, then bridge), so that of two creations naming
+ * one bridge at the same time the second sees the first's record. The one exception is a network
+ * with exactly the holder's pools (a Docker network made on a CNI network, `-o cni-network`: one
+ * segment, one addressing, two records), which shares the holder's device on purpose. A device
+ * found on the host carrying the mark of a network with no record is a leftover (a crash between
+ * the bridge and the record): the dataplane takes it over. Only for dataplanes that route subnets
+ * on the host, whose device carries the network's gateways; adopted devices
+ * (`routesSubnetsOnHost: false`, VNIC bridges of an integrator) may serve several networks.
+ */
+const create = (spec: NetworkSpec): Flow<Network> => (env) =>
+  spec.bridge === undefined || env.dataplane.routesSubnetsOnHost === false
+    ? build(spec, [])(env)
+    : pipe(
+        holdersOf(spec.bridge, spec),
+        RTE.chain((sharedWith) => build(spec, sharedWith)),
+        locked(`bridge:${spec.bridge}`)
+      )(env)
+
+/** The stored networks on `bridge` this one may share it with; any other holder refuses it. */
+const holdersOf = (bridge: IfName, spec: NetworkSpec): Flow<ReadonlyArray<NetworkId>> =>
+  pipe(
+    call((env) => env.store.networks.list()),
+    RTE.chain((stored) => {
+      const holders = stored.filter((n) => n.id !== spec.id && n.bridge === bridge)
+      const refused = holders.find((n) => !samePools(spec, n))
+      return refused === undefined
+        ? RTE.right(holders.map((n) => n.id))
+        : RTE.left(
+            invalidConfig(
+              `bridge ${bridge} is already the bridge of network ${refused.name} (${refused.id}); name another bridge or remove that network first`
+            )
+          )
+    })
+  )
+
+const samePools = (spec: NetworkSpec, n: Network): boolean => {
+  const theirs = [...n.ipv4, ...n.ipv6].map((s) => s.poolId)
+  const ours = spec.subnets.map((s) => s.poolId)
+  return ours.length > 0 && ours.length === theirs.length && ours.every((p) => p !== undefined && theirs.includes(p))
+}
+
+const build = (spec: NetworkSpec, sharedWith: ReadonlyArray<NetworkId>): Flow<Network> =>
   pipe(
     begin('ensureNetwork'),
     // 1. The control plane takes the pools (or learns the runtime's) and names the network; the
@@ -62,7 +109,7 @@ const create = (spec: NetworkSpec): Flow<Network> =>
       'host',
       ({ network }) =>
         (env) =>
-          env.dataplane.ensureNetwork(network),
+          env.dataplane.ensureNetwork(network, sharedWith),
       ({ network, host }) =>
         host.created ? (env) => env.dataplane.deleteNetwork(network) : RTE.right(undefined)
     ),

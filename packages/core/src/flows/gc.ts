@@ -2,6 +2,7 @@
  * gc: remove what no live attachment owns (CNI GC, `cni.dev/valid-attachments`; a plugin
  * restart's clean-up). It keeps going past individual failures and reports them all.
  */
+import * as O from 'fp-ts/lib/Option.js'
 import * as RTE from 'fp-ts/lib/ReaderTaskEither.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import type { CoreError } from '../errors.js'
@@ -19,10 +20,11 @@ import type { IpAddress } from '../model/Address.js'
 import type { Endpoint } from '../model/Endpoint.js'
 import type { Lease } from '../model/Ipam.js'
 import type { Network } from '../model/Network.js'
+import type { DataplaneInventory } from '../ports/Dataplane.js'
 import type { Flow } from '../ports/Env.js'
 import { call } from './call.js'
 import { deleteEndpoint } from './deleteEndpoint.js'
-import { getNetwork, listEndpoints } from './records.js'
+import { getEndpoint, getNetwork, listEndpoints, lockedEndpoint } from './records.js'
 
 /** One attachment the runtime still uses: CNI (containerID, ifname). @category flows */
 export interface GcAttachment {
@@ -41,9 +43,9 @@ export interface GcOptions {
    */
   readonly valid: ReadonlyArray<GcAttachment> | 'keep-all-endpoints'
   /**
-   * Leases held by an endpoint with no record are left when taken less than this long ago (by
-   * `env.clock`): such a lease may be an endpoint creation's in flight, between its addresses
-   * and its record. 0 (the default) when nothing can be creating meanwhile (see `gc`).
+   * An endpoint with no record whose lease was taken less than this long ago (by `env.clock`) is
+   * left alone, its leases and its links: it may be a Docker endpoint being created by the
+   * daemon, whose lock is the daemon's own (see `gc`). 0 (the default) in the daemon itself.
    */
   readonly leaseGraceMs?: number
 }
@@ -78,16 +80,22 @@ export interface GcReport {
  * Collect garbage.
  *
  * Steps: 1. the networks in scope, 2. each container attachment of them not in `valid` is
- * deleted as a DEL would, 3. leases of those networks' pools held by an endpoint with no record
- * are released, 4. links of ours (`istv…`, `istc…`) in the host namespace that no stored endpoint
- * owns are removed. Orphans in 3 and 4 are judged against the endpoints of EVERY network: a lease
- * or link of an endpoint on another network is not an orphan.
+ * deleted as a DEL would, 3. the orphans: leases of those networks' pools held by an endpoint with
+ * no record, and links of ours (`istv…`, `istc…`) on their devices that no stored endpoint owns,
+ * 4. each orphan endpoint's links are removed and then its leases released (an address is never
+ * free while a link that carried it is still there), 5. links that name no endpoint are removed.
+ * Orphans are judged against the endpoints of EVERY network: a lease or link of an endpoint on
+ * another network is not an orphan.
  *
- * Precondition: no createEndpoint runs meanwhile on this host, unless `leaseGraceMs` covers it;
- * between its control-plane step and its stored record, its lease and links look orphaned (CNI
- * SPEC: the runtime never runs GC concurrently with ADD/DEL; a Docker frontend runs gc before it
- * serves). A CNI GC on a network dockerd also uses can meet a Docker CreateEndpoint: its lease is
- * young, and its link a taken spare, which the inventory leaves out.
+ * In flight: an endpoint creation holds its endpoint's lock from its addresses to its record
+ * (createEndpoint), and the dataplane names the endpoint each link was made for
+ * (`DataplaneInventory.endpoints`). Step 4 works on one endpoint at a time under that lock, after
+ * reading again that it has no record, so an ADD running in another process at that moment is
+ * waited for rather than swept (the daemon's gc at start, a CNI GC). A Docker endpoint's lock is
+ * the daemon's own (LockScope `process`), which a gc in another process does not see: there
+ * `leaseGraceMs` leaves an endpoint whose lease is young. A link that names no endpoint was made
+ * by an older isthmus or by hand; the Linux dataplane looks at such links twice, a second apart,
+ * so a pair whose name is still being written is not one of them.
  *
  * @category flows
  */
@@ -98,16 +106,17 @@ export const gc = (options: GcOptions): Flow<GcReport> =>
     RTE.bind('networks', () => networksInScope(options.networkId)),
     // 2. Attachments the runtime no longer has.
     RTE.bind('endpoints', ({ networks }) => removeStale(networks, options.valid)),
-    // 3. and 4. judge orphans by what is stored now, on any network.
+    // 3. Orphans, judged by what is stored now, on any network.
     RTE.bind('remaining', () => listEndpoints),
-    RTE.bind('leases', ({ networks, remaining }) => releaseOrphanLeases(networks, remaining, options.leaseGraceMs ?? 0)),
-    RTE.bind('links', ({ networks, remaining }) => removeOrphanLinks(networks, remaining)),
+    RTE.bind('orphans', ({ networks, remaining }) => findOrphans(networks, remaining, options.leaseGraceMs ?? 0)),
+    // 4. and 5.
+    RTE.bind('swept', ({ orphans }) => sweep(orphans)),
     RTE.map(
-      ({ endpoints, leases, links }): GcReport => ({
+      ({ endpoints, orphans, swept }): GcReport => ({
         endpointsRemoved: endpoints.done,
-        leasesReleased: leases.done,
-        linksRemoved: links.done,
-        failures: [...endpoints.failed, ...leases.failed, ...links.failed]
+        leasesReleased: swept.leases,
+        linksRemoved: swept.links,
+        failures: [...endpoints.failed, ...orphans.failed, ...swept.failed]
       })
     )
   )
@@ -183,29 +192,67 @@ interface PoolRef {
 
 type EndpointLease = Lease & { readonly owner: { readonly kind: 'endpoint'; readonly id: EndpointId } }
 
-const releaseOrphanLeases = (
+/** What an endpoint with no record left behind. */
+interface Leftovers {
+  readonly leases: ReadonlyArray<EndpointLease>
+  readonly links: ReadonlyArray<IfName>
+}
+
+interface Orphans {
+  readonly byEndpoint: ReadonlyMap<EndpointId, Leftovers>
+  /** Links of ours no record owns that name no endpoint. */
+  readonly unnamed: ReadonlyArray<IfName>
+  /** Listing failures (a pool's leases, the inventory). */
+  readonly failed: ReadonlyArray<GcFailure>
+}
+
+const findOrphans = (
   networks: ReadonlyArray<Network>,
   remaining: ReadonlyArray<Endpoint>,
   graceMs: number
-): Flow<Outcome<ReleasedLease>> => (env) => releaseOrphansAt(networks, remaining, graceMs, env.clock.now().getTime())(env)
+): Flow<Orphans> =>
+  pipe(
+    RTE.Do,
+    RTE.bind('leases', () => listLeases(networks)),
+    RTE.bind('inventory', () => listLinks(networks)),
+    RTE.bind('now', () => RTE.asks((env) => env.clock.now().getTime())),
+    RTE.map(({ leases, inventory, now }): Orphans => {
+      const live = new Set<string>(remaining.map((e) => e.id))
+      const owned = new Set<string>(remaining.flatMap((e) => [e.hostIfName, e.peerIfName]))
+      // A `since` that does not parse counts as old: the lease is judged by its owner alone.
+      const young = (l: Lease): boolean => graceMs > 0 && Date.parse(l.since) > now - graceMs
+      const held = leases.done.filter((l): l is EndpointLease => l.owner.kind === 'endpoint' && !live.has(l.owner.id))
+      const inFlight = new Set<string>(held.filter(young).map((l) => l.owner.id))
+      const byEndpoint = new Map<EndpointId, { leases: EndpointLease[]; links: IfName[] }>()
+      const of = (id: EndpointId): { leases: EndpointLease[]; links: IfName[] } => {
+        const known = byEndpoint.get(id)
+        if (known !== undefined) return known
+        const fresh = { leases: [], links: [] }
+        byEndpoint.set(id, fresh)
+        return fresh
+      }
+      for (const l of held) if (!inFlight.has(l.owner.id)) of(l.owner.id).leases.push(l)
+      const unnamed: IfName[] = []
+      // Our prefixes are checked here too: a dataplane's inventory that lists too much must not
+      // make gc delete an operator's link.
+      for (const name of inventory.done.flatMap((inv) => inv.links)) {
+        if (owned.has(name) || !(name.startsWith(HOST_IF_PREFIX) || name.startsWith(PEER_IF_PREFIX))) continue
+        const id = inventory.done[0]?.endpoints?.[name]
+        if (id === undefined) unnamed.push(name)
+        else if (!live.has(id) && !inFlight.has(id)) of(id).links.push(name)
+      }
+      return { byEndpoint, unnamed, failed: [...leases.failed, ...inventory.failed] }
+    })
+  )
 
-const releaseOrphansAt = (
-  networks: ReadonlyArray<Network>,
-  remaining: ReadonlyArray<Endpoint>,
-  graceMs: number,
-  now: number
-): Flow<Outcome<ReleasedLease>> => {
-  const live = new Set<string>(remaining.map((e) => e.id))
-  // A `since` that does not parse counts as old: the lease is judged by its owner alone.
-  const young = (l: Lease): boolean => graceMs > 0 && Date.parse(l.since) > now - graceMs
-  // The pools of the networks in scope, once each: identical Docker RequestPools share one pool id.
+/** The leases of the networks' pools, each pool once: identical Docker RequestPools share one pool id. */
+const listLeases = (networks: ReadonlyArray<Network>): Flow<Outcome<Lease>> => {
   const pools = new Map<string, PoolRef>()
   for (const n of networks) {
     for (const s of [...n.ipv4, ...n.ipv6]) {
       if (s.poolId !== undefined) pools.set(`${n.addressSpace}\0${s.poolId}`, { space: n.addressSpace, pool: s.poolId })
     }
   }
-  const orphaned = (l: Lease): l is EndpointLease => l.owner.kind === 'endpoint' && !live.has(l.owner.id) && !young(l)
   return pipe(
     [...pools.values()],
     eachOf(
@@ -215,52 +262,93 @@ const releaseOrphansAt = (
         (env) =>
           env.store.leases.list(p.space, p.pool)
     ),
-    RTE.chain((listed) =>
-      pipe(
-        listed.done.flat().filter(orphaned),
-        eachOf(
-          'lease',
-          (l) => `${l.addressSpace}/${l.address}`,
-          (l): Flow<ReleasedLease> =>
-            pipe(
-              // With the owner, so a lease handed to a new endpoint meanwhile stays.
-              call((env) => env.store.leases.release(l.addressSpace, l.address, l.owner)),
-              RTE.map(() => ({ addressSpace: l.addressSpace, address: l.address, endpointId: l.owner.id }))
-            )
-        ),
-        RTE.map((released) => outcome(released.done, [...listed.failed, ...released.failed]))
-      )
-    )
+    RTE.map((listed) => outcome(listed.done.flat(), listed.failed))
   )
 }
 
-const removeOrphanLinks = (networks: ReadonlyArray<Network>, remaining: ReadonlyArray<Endpoint>): Flow<Outcome<IfName>> => {
-  const owned = new Set<string>(remaining.flatMap((e) => [e.hostIfName, e.peerIfName]))
-  // Our prefixes are checked here too: a dataplane's inventory that lists too much must not
-  // make gc delete an operator's link.
-  const orphan = (name: IfName): boolean =>
-    !owned.has(name) && (name.startsWith(HOST_IF_PREFIX) || name.startsWith(PEER_IF_PREFIX))
-  return pipe(
-    // Only the links on this store's networks: another isthmus instance may share the host.
+/** Only the links on this store's networks: another isthmus instance may share the host. */
+const listLinks = (networks: ReadonlyArray<Network>): Flow<Outcome<DataplaneInventory>> =>
+  pipe(
     call((env) => env.dataplane.inventory(networks)),
-    RTE.map((inv): Outcome<ReadonlyArray<IfName>> => outcome([inv.links.filter(orphan)], [])),
-    RTE.orElse((error) =>
-      RTE.right(outcome<ReadonlyArray<IfName>>([], [{ step: 'inventory', target: 'dataplane', error }]))
-    ),
-    RTE.chain((listed) =>
-      pipe(
-        listed.done.flat(),
-        eachOf(
-          'link',
-          (name) => name,
-          (name) =>
-            pipe(
-              call((env) => env.dataplane.removeLink(name)),
-              RTE.map(() => name)
+    RTE.map((inv) => outcome([inv], [])),
+    RTE.orElse((error) => RTE.right(outcome<DataplaneInventory>([], [{ step: 'inventory', target: 'dataplane', error }])))
+  )
+
+interface Swept {
+  readonly leases: ReadonlyArray<ReleasedLease>
+  readonly links: ReadonlyArray<IfName>
+  readonly failed: ReadonlyArray<GcFailure>
+}
+
+const removeLinks = eachOf(
+  'link',
+  (name: IfName) => name,
+  (name: IfName) =>
+    pipe(
+      call((env) => env.dataplane.removeLink(name)),
+      RTE.map(() => name)
+    )
+)
+
+const releaseLeases = eachOf(
+  'lease',
+  (l: EndpointLease) => `${l.addressSpace}/${l.address}`,
+  (l: EndpointLease): Flow<ReleasedLease> =>
+    pipe(
+      // With the owner, so a lease handed to a new endpoint meanwhile stays.
+      call((env) => env.store.leases.release(l.addressSpace, l.address, l.owner)),
+      RTE.map(() => ({ addressSpace: l.addressSpace, address: l.address, endpointId: l.owner.id }))
+    )
+)
+
+const done = (s: Swept): Flow<Swept> => RTE.right(s)
+
+/** One orphan endpoint, under its lock: still no record? Its links go, then (all gone) its leases. */
+const sweepEndpoint = (id: EndpointId, left: Leftovers): Flow<Swept> =>
+  pipe(
+    getEndpoint(id),
+    RTE.chain(
+      O.match(
+        () =>
+          pipe(
+            removeLinks(left.links),
+            RTE.chain((links) =>
+              links.failed.length > 0
+                ? done({ leases: [], links: links.done, failed: links.failed })
+                : pipe(
+                    releaseLeases(left.leases),
+                    RTE.map((leases): Swept => ({ leases: leases.done, links: links.done, failed: leases.failed }))
+                  )
             )
-        ),
-        RTE.map((removed) => outcome(removed.done, [...listed.failed, ...removed.failed]))
+          ),
+        // Its creation finished while gc was looking: nothing of it is an orphan.
+        () => done({ leases: [], links: [], failed: [] })
       )
+    ),
+    lockedEndpoint(id, 'container'),
+    RTE.orElse((error) =>
+      done({
+        leases: [],
+        links: [],
+        failed: [
+          ...left.links.map((name): GcFailure => ({ step: 'link', target: name, error })),
+          ...left.leases.map((l): GcFailure => ({ step: 'lease', target: `${l.addressSpace}/${l.address}`, error }))
+        ]
+      })
     )
   )
-}
+
+const sweep = (orphans: Orphans): Flow<Swept> =>
+  pipe(
+    [...orphans.byEndpoint.entries()],
+    RTE.traverseSeqArray(([id, left]) => sweepEndpoint(id, left)),
+    RTE.bindTo('named'),
+    RTE.bind('unnamed', () => removeLinks(orphans.unnamed)),
+    RTE.map(
+      ({ named, unnamed }): Swept => ({
+        leases: named.flatMap((s) => s.leases),
+        links: [...named.flatMap((s) => s.links), ...unnamed.done],
+        failed: [...named.flatMap((s) => s.failed), ...unnamed.failed]
+      })
+    )
+  )

@@ -5,7 +5,7 @@
  */
 import type * as TE from 'fp-ts/lib/TaskEither.js'
 import type { CoreError } from '../errors.js'
-import type { IfName, SandboxKey } from '../ids.js'
+import type { EndpointId, IfName, NetworkId, SandboxKey } from '../ids.js'
 import type { MacAddress } from '../model/Address.js'
 import type { Endpoint, PortMapping } from '../model/Endpoint.js'
 import type { Network } from '../model/Network.js'
@@ -50,6 +50,14 @@ export interface EnsuredEndpoint {
 /** What on the host belongs to isthmus, for garbage collection. @category ports */
 export interface DataplaneInventory {
   readonly links: ReadonlyArray<IfName>
+  /**
+   * The endpoint each link was made for, as the link itself records it (Linux: the host end's
+   * alias `isthmus:endpoint:<id>`, set by the `ip` process that makes the pair). gc removes such a
+   * link only while holding that endpoint's lock, which an endpoint creation holds from its
+   * addresses to its record, so a link being made is never taken for a stray. A link not named
+   * here (made by an older isthmus, or by hand) is judged by the records alone.
+   */
+  readonly endpoints?: Readonly<Record<string, EndpointId>>
   /** Host devices isthmus created for its networks (bridges on Linux); `removeLink` removes one. */
   readonly networks: ReadonlyArray<string>
   /** Packet-filter objects of isthmus's own, for operators (Linux: `iptables:nat/ISTHMUS-DNAT`). */
@@ -66,7 +74,17 @@ export interface Dataplane {
    * overlap across address spaces. Absent counts as true.
    */
   readonly routesSubnetsOnHost?: boolean
-  readonly ensureNetwork: (network: Network) => TE.TaskEither<CoreError, HostNetwork>
+  /**
+   * Make the network's host device, or repair the one there. A device an operator made is adopted
+   * and never removed. One that carries the mark of a network in `sharedWith` is adopted too: the
+   * caller made this network share that one's device on purpose (a Docker network made on a CNI
+   * network's bridge, `-o cni-network`, same pools). One that carries any other isthmus network's
+   * mark is a leftover, taken over (re-marked as this network's, so it goes with it): the caller
+   * has made sure that no other stored network uses the device (core's ensureNetwork does). Work
+   * still running in the background on a device of that name (link removals, spare refills) is
+   * finished first.
+   */
+  readonly ensureNetwork: (network: Network, sharedWith?: ReadonlyArray<NetworkId>) => TE.TaskEither<CoreError, HostNetwork>
   readonly deleteNetwork: (network: Network) => TE.TaskEither<CoreError, void>
   /**
    * Make the endpoint's links (veth pair on the network's device); returns the sandbox-side MAC.

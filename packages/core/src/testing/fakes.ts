@@ -157,8 +157,11 @@ export interface FakeDataplaneState {
   readonly published: (id: EndpointId) => ReadonlyArray<PortMapping>
   /** Set-up: a device that existed before isthmus (an operator's bridge); ensureNetwork reuses it. */
   readonly addDevice: (name: string) => void
-  /** Set-up: a link left behind by a crashed run; with `peer`, a veth pair both in the host. */
-  readonly addStrayLink: (name: IfName, peer?: IfName, device?: string) => void
+  /**
+   * Set-up: a link left behind by a crashed run; with `peer`, a veth pair both in the host; with
+   * `endpointId`, one that names the endpoint it was made for (as every link isthmus makes does).
+   */
+  readonly addStrayLink: (name: IfName, peer?: IfName, device?: string, endpointId?: EndpointId) => void
   /** Set-up: the runtime moves a link itself (Docker at Join, and back at DeleteEndpoint). */
   readonly runtimeMove: (name: IfName, to: LinkLocation) => void
 }
@@ -297,6 +300,10 @@ export const fakeDataplane = (options: FakeDataplaneOptions = {}, shared?: Journ
             .filter((l) => l.location._tag === 'Host' && isOurs(l.name))
             .filter((l) => scope === undefined || (l.side === 'host' && scope.some((n) => deviceName(n) === l.device)))
             .map((l) => l.name),
+          // As the Linux dataplane's aliases do: the endpoint each link was made for.
+          endpoints: Object.fromEntries(
+            [...links.values()].flatMap((l) => (l.endpointId === undefined ? [] : [[l.name, l.endpointId] as const]))
+          ),
           networks: [...devices.entries()].filter(([, d]) => d.createdByUs).map(([name]) => name)
         })
       ),
@@ -319,9 +326,10 @@ export const fakeDataplane = (options: FakeDataplaneOptions = {}, shared?: Journ
     addDevice: (name) => {
       devices.set(name, { createdByUs: false })
     },
-    addStrayLink: (name, peer, device) => {
+    addStrayLink: (name, peer, device, endpointId) => {
       const stray = (n: IfName, p: IfName | undefined, side: FakeLink['side']): FakeLink => ({
         name: n,
+        ...(endpointId !== undefined ? { endpointId } : {}),
         side,
         ...(p !== undefined ? { peer: p } : {}),
         ...(device !== undefined && side === 'host' ? { device } : {}),

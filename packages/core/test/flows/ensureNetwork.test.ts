@@ -1,8 +1,8 @@
 import { strict as assert } from 'node:assert'
 import { describe, it } from 'node:test'
-import { ensureNetwork, io, type CoreError, type IfName, type Subnet } from '@isthmus/core'
+import { describe as describeError, ensureNetwork, io, type CoreError, type IfName, type NetworkId, type PoolId, type Subnet } from '@isthmus/core'
 import { testEnv, type TestEnv } from '@isthmus/core/testing'
-import { left, NET, right, spec, storedNetwork } from './fixtures.js'
+import { left, NET, NET2, right, spec, storedNetwork, subnet } from './fixtures.js'
 
 const assertNothingLeft = async (t: TestEnv): Promise<void> => {
   assert.equal(await storedNetwork(t, NET), undefined, 'network record left')
@@ -129,5 +129,62 @@ describe('ensureNetwork', () => {
     assert.equal(warns[0]?.fields['step'], 'host')
     assert.equal(warns[0]?.fields['failedStep'], 'stored')
     assert.match(String(warns[0]?.fields['error']), /busy/)
+  })
+
+  describe('one bridge, one network', () => {
+    const other = (over = {}) => spec({ id: NET2, name: 'net2', subnets: [subnet('10.2.0.0/24')], bridge: 'br0' as IfName, ...over })
+
+    it('refuses a bridge another stored network holds, in one sentence naming both, before any port is asked', async () => {
+      const t = testEnv()
+      await right(t.run(ensureNetwork(spec({ bridge: 'br0' as IfName }))))
+      const before = t.journal.calls.filter((c) => c.port !== 'store').length
+      const e = await left(t.run(ensureNetwork(other())))
+      assert.equal(e._tag, 'InvalidConfig')
+      assert.equal(
+        describeError(e),
+        'invalid configuration: bridge br0 is already the bridge of network net1 (net1); name another bridge or remove that network first'
+      )
+      assert.equal(t.journal.calls.filter((c) => c.port !== 'store').length, before, 'no control plane or dataplane call')
+      assert.equal(await storedNetwork(t, NET2), undefined)
+      // The same network asked again is still answered, and another bridge name is fine.
+      await right(t.run(ensureNetwork(spec({ bridge: 'br0' as IfName }))))
+      await right(t.run(ensureNetwork(other({ bridge: 'br1' as IfName }))))
+    })
+
+    it('of creations naming one bridge at the same time, exactly one wins', async () => {
+      const t = testEnv()
+      const ids = ['n1', 'n2', 'n3', 'n4'] as NetworkId[]
+      const outcomes = await Promise.all(
+        ids.map((id, i) => t.run(ensureNetwork(spec({ id, name: id, subnets: [subnet(`10.${i + 1}.0.0/24`)], bridge: 'br0' as IfName }))))
+      )
+      assert.equal(outcomes.filter((o) => o._tag === 'Right').length, 1)
+      assert.equal(t.dataplane.probe.callsOf('ensureNetwork').length, 1)
+      assert.equal(t.dataplane.state.networks().length, 1)
+    })
+
+    it('once the holder is removed, the name is free again', async () => {
+      const t = testEnv()
+      await right(t.run(ensureNetwork(spec({ bridge: 'br0' as IfName }))))
+      await right(t.env.store.networks.delete(NET)())
+      await right(t.run(ensureNetwork(other())))
+    })
+
+    it('a network with exactly the holder’s pools shares its bridge (Docker on a CNI network: one segment, two records), and the dataplane is told whose mark stays', async () => {
+      const t = testEnv()
+      const pooled = (id: NetworkId) =>
+        spec({ id, name: id, bridge: 'br0' as IfName, subnets: [{ ...subnet('10.1.0.0/24'), poolId: 'fake/isthmus-local/10.1.0.0/24' as PoolId }] })
+      await right(t.run(ensureNetwork(spec({ bridge: 'br0' as IfName }))))
+      await right(t.run(ensureNetwork(pooled('docker1' as NetworkId))))
+      assert.deepEqual(t.dataplane.probe.callsOf('ensureNetwork').map((c) => c.args[1]), [[], [NET]])
+      // Another subnet on that bridge is still refused.
+      assert.equal((await left(t.run(ensureNetwork(other()))))._tag, 'InvalidConfig')
+    })
+
+    it('a dataplane whose devices are not the networks’ routers (VNIC bridges) lets networks share one', async () => {
+      const t = testEnv()
+      const env = { ...t.env, dataplane: { ...t.env.dataplane, routesSubnetsOnHost: false } }
+      await right(ensureNetwork(spec({ bridge: 'br0' as IfName }))(env)())
+      await right(ensureNetwork(other())(env)())
+    })
   })
 })

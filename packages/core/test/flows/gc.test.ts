@@ -1,7 +1,12 @@
 import { strict as assert } from 'node:assert'
 import { describe, it } from 'node:test'
+import { pipe } from 'fp-ts/lib/function.js'
+import * as TE from 'fp-ts/lib/TaskEither.js'
 import {
   createEndpoint,
+  hostIfName,
+  peerIfName,
+  type Env,
   ensureNetwork,
   gc,
   io,
@@ -204,5 +209,100 @@ describe('gc', () => {
       report.failures.map((f) => f.step),
       ['inventory']
     )
+  })
+
+  describe('orphans named by their links', () => {
+    const c4 = cniRequest('c4', 'eth0')
+    const strayOf = (t: TestEnv, id: EndpointId): void =>
+      t.dataplane.state.addStrayLink(hostIfName(id), peerIfName(id), 'br-net1', id)
+
+    it('removes an orphan endpoint’s links, then releases its leases', async () => {
+      const t = await world()
+      const ghostId = 'ghost1' as EndpointId
+      strayOf(t, ghostId)
+      await lease(t, POOL1, '10.1.0.200', ghost(ghostId))
+      const report = await right(t.run(gc({ networkId: NET, valid: 'keep-all-endpoints' })))
+      assert.deepEqual(report.linksRemoved, [hostIfName(ghostId)])
+      assert.deepEqual(report.leasesReleased.map((l) => l.address), ['10.1.0.200'])
+      assert.deepEqual(t.dataplane.state.linksOf(ghostId), [])
+      const order = t.journal.calls.map((c) => `${c.port}.${c.method}`).filter((m) => m === 'dataplane.removeLink' || m === 'store.leases.release')
+      assert.deepEqual(order, ['dataplane.removeLink', 'store.leases.release'], 'no address is free while its link is there')
+      assert.ok(t.store.probe.calls.some((c) => c.method === 'withLock' && c.args[0] === `endpoint:${ghostId}`), 'under the endpoint lock')
+    })
+
+    it('keeps an orphan’s leases when one of its links cannot be removed, and reports that link', async () => {
+      const t = await world()
+      const ghostId = 'ghost1' as EndpointId
+      strayOf(t, ghostId)
+      await lease(t, POOL1, '10.1.0.200', ghost(ghostId))
+      t.dataplane.probe.failAt({ method: 'removeLink', error: io('ip link del', 'busy') })
+      const report = await right(t.run(gc({ networkId: NET, valid: 'keep-all-endpoints' })))
+      assert.deepEqual(report.leasesReleased, [])
+      assert.deepEqual(report.failures.map((f) => [f.step, f.target]), [['link', hostIfName(ghostId)]])
+      assert.deepEqual(await leases(t), ['10.1.0.200'])
+    })
+
+    it('waits for an endpoint creation in flight (its lock) and then sweeps nothing of it', async () => {
+      const t = await world()
+      let release!: () => void
+      const gate = new Promise<void>((r) => (release = r))
+      let signal!: () => void
+      const linkMade = new Promise<void>((r) => (signal = r))
+      // The creation stops between its link and its record, as a CNI ADD in another process can.
+      const env: Env = {
+        ...t.env,
+        dataplane: {
+          ...t.env.dataplane,
+          ensureEndpoint: (s, p) =>
+            pipe(
+              t.env.dataplane.ensureEndpoint(s, p),
+              TE.chainFirst(() =>
+                TE.fromTask(async () => {
+                  signal()
+                  await gate
+                })
+              )
+            )
+        }
+      }
+      // Its address, as its control-plane step took it.
+      await lease(t, POOL1, '10.1.0.210', ghost(c4.id))
+      const creating = createEndpoint(NET, c4)(env)()
+      await linkMade
+      let swept = false
+      const sweeping = gc({ networkId: NET, valid: 'keep-all-endpoints' })(env)().then((r) => {
+        swept = true
+        return r
+      })
+      await new Promise((r) => setTimeout(r, 50))
+      assert.equal(swept, false, 'gc waits for the endpoint’s lock')
+      release()
+      await right(creating)
+      const report = await right(sweeping)
+      assert.deepEqual([report.linksRemoved, report.leasesReleased], [[], []])
+      assert.equal(t.dataplane.state.linksOf(c4.id).length, 2)
+      assert.ok((await leases(t)).includes('10.1.0.210'))
+    })
+
+    it('with a grace period, leaves the links of an endpoint whose lease is young (a Docker endpoint being made by the daemon)', async () => {
+      const t = await world()
+      const inFlight = 'dockerep' as EndpointId
+      strayOf(t, inFlight)
+      const taken = await right(
+        t.env.store.leases.reserve({
+          address: '10.1.0.220' as IpAddress,
+          addressSpace: SPACE,
+          poolId: POOL1,
+          owner: ghost(inFlight),
+          since: t.env.clock.now().toISOString()
+        })()
+      )
+      assert.ok(taken)
+      const report = await right(t.run(gc({ networkId: NET, valid: 'keep-all-endpoints', leaseGraceMs: 60_000 })))
+      assert.deepEqual([report.linksRemoved, report.leasesReleased], [[], []])
+      t.clock.state.advance(61_000)
+      const later = await right(t.run(gc({ networkId: NET, valid: 'keep-all-endpoints', leaseGraceMs: 60_000 })))
+      assert.deepEqual(later.linksRemoved, [hostIfName(inFlight)])
+    })
   })
 })
