@@ -133,19 +133,9 @@ const overlapWith = (
 }
 
 /**
- * Another stored network on the bridge `spec` names, as an error: two networks on one bridge
- * would share its addresses and rules, and the second one's rollback or removal would take the
- * first one's bridge (Docker's own bridge driver refuses this too). The networks of a shared CNI
- * bridge are left out by the caller.
- */
-const bridgeTakenBy = (spec: NetworkSpec, networks: ReadonlyArray<Network>): CoreError | undefined => {
-  const other = networks.find((n) => n.id !== spec.id && n.bridge !== undefined && n.bridge === spec.bridge)
-  return other === undefined ? undefined : invalidConfig(`bridge ${spec.bridge} is the bridge of network ${other.name} on this host`)
-}
-
-/**
- * Held while a network's bridge and subnets are checked against the others and the network is created, by
- * every process of the host (LockScope `host`); taken before the network's own lock.
+ * Held while a network's subnets are checked against the others and the network is created, by
+ * every process of the host (LockScope `host`); taken before the network's own lock. (Its bridge
+ * name is checked by core ensureNetwork, under a lock of its own.)
  */
 const SUBNETS_LOCK = 'network-subnets'
 
@@ -175,7 +165,7 @@ export const networkRoutes = (env: Env): ReadonlyArray<Route> => {
         ),
         // -o cni-network=<name>: the CNI network's bridge and pool (cniNetwork.ts)
         TE.bind('shared', ({ opts, v4, v6 }) => sharedCniNetwork(env, opts.generic, [...v4, ...v6])),
-        // The checks against the other networks (bridge, subnets) and the creation as one step
+        // The check against the other networks' subnets and the creation as one step
         // under one lock: two creations at the same time would both pass them before either is stored.
         TE.chain(({ id, opts, pools, v4, v6, shared }) => {
           const spec: NetworkSpec = {
@@ -200,7 +190,7 @@ export const networkRoutes = (env: Env): ReadonlyArray<Route> => {
             TE.chain((networks) => {
               const space = spaceOf(spec.subnets, pools, opts.addressSpace)
               const others = networks.filter((n) => !onSharedBridge(shared)(n))
-              const clash = bridgeTakenBy(spec, others) ?? overlapWith(id, space, spec.subnets, others, env.dataplane.routesSubnetsOnHost !== false)
+              const clash = overlapWith(id, space, spec.subnets, others, env.dataplane.routesSubnetsOnHost !== false)
               return clash === undefined ? TE.right(undefined) : TE.left(clash)
             })
           )

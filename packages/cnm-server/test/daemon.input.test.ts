@@ -177,7 +177,7 @@ describe('the daemon under hostile input', { timeout: 180_000 }, () => {
       const body = { ...networkBody(b, subnet(5), { 'com.docker.network.bridge.name': bridge }), IPv4Data: subnets.map((s) => networkBody(b, s).IPv4Data[0]) }
       assert.deepEqual(await call('/NetworkDriver.CreateNetwork', body), {
         status: 500,
-        body: { Err: `invalid configuration: bridge ${bridge} is the bridge of network ${a.slice(0, 12)} on this host` }
+        body: { Err: `invalid configuration: bridge ${bridge} is already the bridge of network ${a.slice(0, 12)} (${a}); name another bridge or remove that network first` }
       })
     }
     assert.deepEqual((await readState(plugin.stateDir)).networks.filter((n) => n.bridge === bridge).map((n) => n.id), [a])
