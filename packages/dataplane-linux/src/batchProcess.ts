@@ -21,7 +21,9 @@
  * from a removed network to a new one, a CNI attachment added again), that process would address
  * the old index (`RTNETLINK answers: Invalid argument` for `master`, `No such device` for `dev`).
  * So the pool remembers, per process, the index each name it was given had (sysfs, in process),
- * and a process that would meet a name whose index changed since is replaced by a fresh one.
+ * and a process that would meet a name whose index changed since is replaced by a fresh one. An
+ * `ip neigh` command (replace, flush) makes `ip` read every link of the host into that memory at
+ * once, so a process that ran one is ended after its batch.
  *
  * Batches to one process run one after the other, and a veth removal waits ~20 ms in the kernel:
  * up to `maxProcesses` run side by side, each batch going to an idle one. A process that exits
@@ -97,6 +99,7 @@ const startProcess = (ip: string, timeoutMs: number, onExit: (p: BatchProcess) =
   let pending = ''
   let waiter: Waiter | undefined
   let exited: CoreError | undefined
+  let ending = false
 
   // An idle process does not keep the daemon alive (at its exit `ip` reads EOF); one running a
   // batch does, so that a removal in flight at shutdown is not cut off.
@@ -131,7 +134,7 @@ const startProcess = (ip: string, timeoutMs: number, onExit: (p: BatchProcess) =
   }
 
   const self: BatchProcess = {
-    alive: () => exited === undefined,
+    alive: () => exited === undefined && !ending,
     busy: false,
     indexes: new Map(),
     send: (lines) => {
@@ -161,6 +164,7 @@ const startProcess = (ip: string, timeoutMs: number, onExit: (p: BatchProcess) =
     },
     end: () => {
       if (exited !== undefined) return Promise.resolve()
+      ending = true
       hold(true)
       return new Promise((resolve) => {
         child.once('close', () => resolve())
@@ -196,6 +200,9 @@ const startProcess = (ip: string, timeoutMs: number, onExit: (p: BatchProcess) =
 }
 
 const failedIn = (stderr: string): boolean => /^Command failed -:\d+$/m.test(stderr)
+
+/** Whether a batch makes `ip` read every link of the host into its name memory (see the top). */
+const readsEveryLink = (lines: ReadonlyArray<string>): boolean => lines.some((l) => l.trimStart().startsWith('neigh '))
 
 /** The device names a batch makes `ip` resolve: the word after `dev` or `master`. */
 const devicesOf = (lines: ReadonlyArray<string>): ReadonlySet<string> => {
@@ -274,11 +281,16 @@ export const batchProcesses = (inner: Exec, options: BatchProcessOptions = {}): 
     return new Promise((resolve) => queue.push(resolve))
   }
 
-  // A process that knows a name under an old index is ended; a fresh one takes its batch.
-  const renew = (p: BatchProcess): BatchProcess => {
+  // Out of the pool, ended once its stdin is read to its end.
+  const retire = (p: BatchProcess): void => {
     const i = procs.indexOf(p)
     if (i >= 0) procs.splice(i, 1)
     void p.end()
+  }
+
+  // A process that knows a name under an old index is ended; a fresh one takes its batch.
+  const renew = (p: BatchProcess): BatchProcess => {
+    retire(p)
     const q = start()
     q.busy = true
     return q
@@ -311,6 +323,8 @@ export const batchProcesses = (inner: Exec, options: BatchProcessOptions = {}): 
       return E.left(e as CoreError)
     } finally {
       remember(p, devices)
+      // its next batch would find any name under the index it had now
+      if (readsEveryLink(lines)) retire(p)
       release(p)
     }
   }

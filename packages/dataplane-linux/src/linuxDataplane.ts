@@ -33,8 +33,8 @@ import { decodeLinks, kindOf, type IpLink } from './iproute.js'
 import { DEFAULT_IPTABLES_DEADLINE_MS, ownChains, removeAll, sync, type Iptables, type IpFamily, type Rule } from './iptables.js'
 import { endpointFamilies, endpointTag, networkFamilies, networkRules, networkTag, portRules } from './nat.js'
 import { ensureSysctl, procSysctl, type Sysctl } from './sysctl.js'
-import { makeSpares, SPARE_ALIAS, strayPairs } from './spares.js'
-import { deleteVeth, ensureVeth, markedEndpoint, pairNames, placeForRuntime, placeInSandbox } from './veth.js'
+import { isSpareEnd, makeSpares, SPARE_ALIAS, strayPairs } from './spares.js'
+import { deleteVeth, ensureVeth, markedEndpoint, mayHaveNeighbours, pairNames, placeForRuntime, placeInSandbox } from './veth.js'
 
 // -------------------------------------------------------------------------------------
 // model
@@ -416,9 +416,10 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
     // every `docker run --rm`). Rules a crash left behind go with gc's removeLink, by tag.
     withBridge(spec.network, (bridge) => {
       const rules = spec.endpoint.portMappings.length > 0 ? [unpublish(spec)] : []
-      if (options.deferLinkRemoval !== true) return inParallel([deleteVeth(tools, spec.endpoint, bridge), ...rules])
+      const pair = deleteVeth(tools, spec.endpoint, bridge, mayHaveNeighbours(spec.endpoint, isSpareEnd(spec.endpoint.hostIfName)))
+      if (options.deferLinkRemoval !== true) return inParallel([pair, ...rules])
       const what = { endpointId: spec.endpoint.id, networkId: spec.network.id, link: spec.endpoint.hostIfName }
-      inBackground(bridge, what, deleteVeth(tools, spec.endpoint, bridge))
+      inBackground(bridge, what, pair)
       return inParallel(rules)
     }, 'nothing')
 

@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { pipe } from 'fp-ts/lib/function.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
-import { HOST_IF_PREFIX, PEER_IF_PREFIX, type CoreError, type IfName, type MacAddress, type Network } from '@isthmus/core'
+import { HOST_IF_PREFIX, isIfName, PEER_IF_PREFIX, type CoreError, type IfName, type MacAddress, type Network } from '@isthmus/core'
 import { deleteLinks, host, ipBatch, showLinks, type IpCommand, type Tools } from './ip.js'
 import { hairpin, randomMac, vethAdd } from './veth.js'
 
@@ -79,6 +79,21 @@ export const strayPairs = (
         .map((l) => l.ifname)
     )
   )
+
+/**
+ * Whether `hostEnd` is a spare's (taken or not), by its alias in sysfs: no process, no error for
+ * a link that is gone (false).
+ *
+ * @category utils
+ */
+export const isSpareEnd = (hostEnd: string): boolean => {
+  if (!isIfName(hostEnd)) return false
+  try {
+    return readFileSync(`/sys/class/net/${hostEnd}/ifalias`, 'utf8').trim() === SPARE_ALIAS
+  } catch {
+    return false
+  }
+}
 
 const REFILL_DELAY_MS = 50
 

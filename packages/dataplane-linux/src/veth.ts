@@ -459,11 +459,14 @@ const alreadyPlaced = (
 
 /**
  * Delete the pair: deleting the host end removes the sandbox end wherever it is (host namespace,
- * or a sandbox); the sandbox end is named too in case only it is left. Absent succeeds.
+ * or a sandbox); the sandbox end is named too in case only it is left. Absent succeeds. With
+ * `neighbours` (default), also the bridge's neighbour entries for the endpoint's addresses; the
+ * caller may leave that out for an endpoint that cannot have any (`mayHaveNeighbours`), which
+ * spares a kept `ip` process its end (batchProcess.ts: `ip neigh` reads every link).
  *
  * @category utils
  */
-export const deleteVeth = (tools: Tools, endpoint: Endpoint, bridge: string): TE.TaskEither<CoreError, void> =>
+export const deleteVeth = (tools: Tools, endpoint: Endpoint, bridge: string, neighbours = true): TE.TaskEither<CoreError, void> =>
   pipe(
     TE.fromEither(pairNames(endpoint)),
     TE.chain((n) =>
@@ -472,7 +475,19 @@ export const deleteVeth = (tools: Tools, endpoint: Endpoint, bridge: string): TE
         ['link', 'del', 'dev', n.peer],
         // `flush`, not `del`: an entry that is not there (an endpoint that never had one) is no
         // error, where `neigh del` makes ip exit, ending the rest of its batch with it.
-        ...endpoint.addresses.map((a): IpCommand => ['neigh', 'flush', 'to', splitCidr(a.cidr).address, 'dev', bridge, 'nud', 'all'])
+        ...(neighbours
+          ? endpoint.addresses.map((a): IpCommand => ['neigh', 'flush', 'to', splitCidr(a.cidr).address, 'dev', bridge, 'nud', 'all'])
+          : [])
       ])
     )
   )
+
+/**
+ * Whether `ensureVeth` may have made neighbour entries for the endpoint (`wantsNeighbours`): a
+ * Docker endpoint, unless it took a spare pair (made before its addresses were known, and taken
+ * only by endpoints that publish nothing), or one that publishes ports.
+ *
+ * @category utils
+ */
+export const mayHaveNeighbours = (endpoint: Endpoint, onSpare: boolean): boolean =>
+  endpoint.portMappings.length > 0 || (endpoint.owner.kind === 'docker' && !onSpare)

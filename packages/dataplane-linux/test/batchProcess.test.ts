@@ -135,6 +135,26 @@ describe('kept ip -batch processes (real kernel)', () => {
     }
   })
 
+  it('a kept ip that ran an ip neigh command (which reads every link into its memory) does not address a device made again since', async () => {
+    const one = batchProcesses(direct, { maxProcesses: 1 })
+    try {
+      const [a, b] = [dummy('na'), dummy('nb')]
+      const peer = dummy('n1')
+      sh('ip', ['link', 'add', 'name', a, 'type', 'bridge'])
+      sh('ip', ['link', 'add', 'name', b, 'type', 'bridge'])
+      // names only bridge a, yet ip now knows bridge b's index too
+      assert.equal((await run(one.exec, ['-force', '-batch', '-'], [`neigh flush to 10.9.9.9 dev ${a} nud all`])).exitCode, 0)
+      sh('ip', ['link', 'del', 'dev', b])
+      sh('ip', ['link', 'add', 'name', b, 'type', 'bridge'])
+      const out = await run(one.exec, ['-batch', '-'], [`link add name ${peer} master ${b} type veth peer name ${peer}p`])
+      scope.track(`${peer}p`)
+      assert.deepEqual([out.exitCode, out.stderr], [0, ''])
+      assert.equal(link(peer)?.master, b)
+    } finally {
+      await one.close()
+    }
+  })
+
   it('close ends the kept processes', async () => {
     const before = ipChildren()
     assert.ok(before.length > 0)

@@ -6,11 +6,18 @@
 import { strict as assert } from 'node:assert'
 import { execFileSync } from 'node:child_process'
 import { describe, it } from 'node:test'
-import { linuxDataplane } from '@isthmus/dataplane-linux'
+import { execFileExec, linuxDataplane, type Exec } from '@isthmus/dataplane-linux'
 import { endpoint, link, network, ok, Scope, withNetwork } from './helpers.js'
 
 const scope = new Scope()
-const dp = linuxDataplane({ chainPrefix: scope.chainPrefix, spareLinks: 2, deferLinkRemoval: true })
+// Every command's argv and stdin, to tell which batches carry `ip neigh` lines.
+const commands: string[] = []
+const direct = execFileExec()
+const recording: Exec = (file, args, input) => {
+  commands.push(`${[file, ...args].join(' ')}\n${input ?? ''}`)
+  return direct(file, args, input)
+}
+const dp = linuxDataplane({ chainPrefix: scope.chainPrefix, spareLinks: 2, deferLinkRemoval: true, exec: recording })
 const net = network({ id: `sp-${scope.id}`, bridge: scope.bridge('s'), v4: { subnet: '10.240.60.0/24', gateway: '10.240.60.1' }, mtu: 1450 })
 const bridgePorts = (): string[] =>
   (JSON.parse(execFileSync('ip', ['-json', 'link', 'show', 'master', net.bridge ?? ''], { encoding: 'utf8' })) as Array<{ ifname: string }>).map((l) => l.ifname)
@@ -64,6 +71,30 @@ describe('spare veth pairs (real kernel)', () => {
     assert.equal(got.hostIfName, undefined, 'named after the endpoint, as without spares')
     assert.equal(link(ep.peerIfName)?.address, '02:42:0a:f0:3c:03')
     await ok(dp.deleteEndpoint({ endpoint: ep, network: net }))
+  })
+
+  it('a Docker endpoint on a spare is removed without an ip neigh command; one on a pair of its own has its neighbour entries flushed', async () => {
+    const neighOf = (address: string): string =>
+      execFileSync('ip', ['neigh', 'show', 'to', address, 'dev', net.bridge ?? ''], { encoding: 'utf8' }).trim()
+    const neighLines = (): string[] => commands.filter((c) => /^neigh /m.test(c))
+    await settle()
+    const onSpare = endpoint({ id: `n-${scope.id}`, network: net, v4: '10.240.60.5/24' })
+    const got = await ok(dp.ensureEndpoint({ endpoint: withoutMac(onSpare), network: net }))
+    assert.ok(got.hostIfName !== undefined, 'took a spare')
+    commands.length = 0
+    await ok(dp.deleteEndpoint({ endpoint: { ...onSpare, hostIfName: got.hostIfName, peerIfName: got.peerIfName! }, network: net }))
+    await settle()
+    assert.equal(link(got.hostIfName), undefined)
+    assert.deepEqual(neighLines(), [], 'a spare never had neighbour entries')
+
+    const own = endpoint({ id: `o-${scope.id}`, network: net, v4: '10.240.60.6/24', mac: '02:42:0a:f0:3c:06' })
+    await ok(dp.ensureEndpoint({ endpoint: own, network: net }))
+    assert.match(neighOf('10.240.60.6'), /lladdr 02:42:0a:f0:3c:06 PERMANENT/)
+    commands.length = 0
+    await ok(dp.deleteEndpoint({ endpoint: own, network: net }))
+    await settle()
+    assert.equal(neighOf('10.240.60.6'), '')
+    assert.equal(neighLines().length, 1)
   })
 
   it('a spare removed behind its back is skipped, not handed out', async () => {
