@@ -201,7 +201,12 @@ export const networkRoutes = (env: Env): ReadonlyArray<Route> => {
     ),
 
     route('NetworkDriver', 'DeleteNetwork', Nd.NetworkRequest, (req) =>
-      pipe(decode(NetworkId, 'NetworkID')(req.NetworkID), TE.chain((id) => flow(deleteNetwork(id))), TE.map(empty))
+      pipe(
+        decode(NetworkId, 'NetworkID')(req.NetworkID),
+        // dockerd has deleted its endpoints of the network by now: any still stored lost their teardown
+        TE.chain((id) => flow(deleteNetwork(id, { endpointsGoneOf: 'docker' }))),
+        TE.map(empty)
+      )
     ),
 
     route('NetworkDriver', 'AllocateNetwork', Nd.AllocateNetworkRequest, () => TE.right({ Options: {} })),

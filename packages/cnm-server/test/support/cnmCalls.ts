@@ -13,11 +13,11 @@ const call = async (socket: string, path: string, body: unknown): Promise<Body> 
   return b
 }
 
-/** What `docker network create -o com.docker.network.bridge.name=B` sends; the pool id and CreateNetwork's reply. */
+/** What `docker network create -o com.docker.network.bridge.name=B` sends; the pool id, the gateway and CreateNetwork's reply. */
 export const createNetwork = async (
   socket: string,
   p: { readonly id: string; readonly subnet: string; readonly bridge: string }
-): Promise<{ readonly poolId: string; readonly status: number; readonly body: Body }> => {
+): Promise<{ readonly poolId: string; readonly gateway: string; readonly status: number; readonly body: Body }> => {
   const pool = await call(socket, '/IpamDriver.RequestPool', { AddressSpace: 'isthmus-local', Pool: p.subnet, SubPool: '', Options: {}, V6: false })
   const gw = await call(socket, '/IpamDriver.RequestAddress', {
     PoolID: pool['PoolID'],
@@ -30,13 +30,20 @@ export const createNetwork = async (
     IPv4Data: [{ AddressSpace: 'isthmus-local', Gateway: gw['Address'], Pool: p.subnet }],
     IPv6Data: []
   })
-  return { poolId: String(pool['PoolID']), status: r.status, body: (r.body ?? {}) as Body }
+  return { poolId: String(pool['PoolID']), gateway: String(gw['Address']), status: r.status, body: (r.body ?? {}) as Body }
 }
 
 /** What `docker network rm` sends. */
 export const deleteNetwork = async (socket: string, id: string, poolId: string): Promise<void> => {
   await call(socket, '/NetworkDriver.DeleteNetwork', { NetworkID: id })
   await call(socket, '/IpamDriver.ReleasePool', { PoolID: poolId })
+}
+
+/** What `docker network rm` sends, in dockerd's order: the gateway and the pool back, then DeleteNetwork. */
+export const removeNetwork = async (socket: string, p: { readonly id: string; readonly poolId: string; readonly gateway: string }): Promise<void> => {
+  await call(socket, '/IpamDriver.ReleaseAddress', { PoolID: p.poolId, Address: p.gateway.split('/')[0] })
+  await call(socket, '/IpamDriver.ReleasePool', { PoolID: p.poolId })
+  await call(socket, '/NetworkDriver.DeleteNetwork', { NetworkID: p.id })
 }
 
 /**

@@ -18,7 +18,7 @@ import {
   type MacAddress
 } from '../model/Address.js'
 import type { EndpointAddress } from '../model/Endpoint.js'
-import { ownerText, sameOwner, type LeaseOwner, type Pool } from '../model/Ipam.js'
+import { DOCKER_RUNTIME_OWNER, ownerText, sameOwner, type LeaseOwner, type Pool } from '../model/Ipam.js'
 import type { Network, NetworkSubnet } from '../model/Network.js'
 import type {
   AddressRequest,
@@ -29,16 +29,6 @@ import type {
 import type { Store } from '../ports/Store.js'
 import type { Ipam } from '../ipam/Ipam.js'
 import type { PoolRequest } from '../ipam/Pools.js'
-
-/**
- * The owner of an address Docker asked our IPAM driver for (RequestAddress carries no endpoint
- * id); CreateEndpoint hands it on to the endpoint. The Docker frontend must use this owner, and
- * allocate with `exclusive` (AllocateOptions): it is one owner for every Docker request, so
- * holding an address already never means "this request again".
- *
- * @category constants
- */
-export const DOCKER_RUNTIME_OWNER: LeaseOwner = { kind: 'runtime', ref: 'docker' }
 
 type Undo = () => Promise<unknown>
 

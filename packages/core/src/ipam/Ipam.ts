@@ -19,7 +19,7 @@ import {
 } from '../errors.js'
 import type { AddressSpace, PoolId } from '../ids.js'
 import { familyOf, overlaps, type IpAddress, type MacAddress, type Subnet } from '../model/Address.js'
-import { ownerText, sameOwner, type Lease, type LeaseOwner, type Pool } from '../model/Ipam.js'
+import { DOCKER_RUNTIME_OWNER, ownerText, sameOwner, type Lease, type LeaseOwner, type Pool } from '../model/Ipam.js'
 import type { Clock } from '../ports/Clock.js'
 import type { Store } from '../ports/Store.js'
 import { freeSpace, nextCandidate, type FreeSpace } from './Allocator.js'
@@ -81,7 +81,11 @@ export interface Ipam {
    * subnet gives PoolOverlap. The gateway and aux addresses get leases.
    */
   readonly requestPool: (req: PoolRequest) => TE.TaskEither<CoreError, Pool>
-  /** Drop one reference; the last one releases the gateway and aux leases and deletes the pool. Unknown ids succeed. */
+  /**
+   * Drop one reference; the last one releases the gateway and aux leases, and any address Docker
+   * still holds in it (DOCKER_RUNTIME_OWNER: a lost ReleaseAddress), and deletes the pool. Unknown
+   * ids succeed.
+   */
   readonly releasePool: (id: PoolId) => TE.TaskEither<CoreError, void>
   readonly getPool: (id: PoolId) => TE.TaskEither<CoreError, Pool>
   /**
@@ -467,6 +471,14 @@ export const makeIpam = (deps: IpamDeps): Ipam => {
       const held = holdersOf(pool)
       for (const [a, o] of held) {
         const r = await store.leases.release(space, a, o)()
+        if (E.isLeft(r)) return r
+      }
+      // Docker releases its addresses before their pool: one still held by it now is a
+      // ReleaseAddress lost while the plugin was down, and would never be released otherwise.
+      const left = await store.leases.list(space, id)()
+      if (E.isLeft(left)) return left
+      for (const l of left.right.filter((x) => sameOwner(x.owner, DOCKER_RUNTIME_OWNER))) {
+        const r = await store.leases.release(space, l.address, DOCKER_RUNTIME_OWNER)()
         if (E.isLeft(r)) return r
       }
       const del = await store.pools.delete(id)()

@@ -83,6 +83,20 @@ export const Lease = t.intersection(
 /** @category model */
 export type Lease = t.TypeOf<typeof Lease>
 
+/**
+ * The owner of an address Docker asked our IPAM driver for (RequestAddress carries no endpoint
+ * id); CreateEndpoint hands it on to the endpoint, DeleteEndpoint back, ReleaseAddress frees it.
+ * The Docker frontend must use this owner, and allocate with `exclusive` (AllocateOptions): it is
+ * one owner for every Docker request, so holding an address already never means "this request
+ * again". Docker releases its addresses before their pool and deletes its endpoints before their
+ * network, so such a lease left when its pool goes, or a Docker endpoint left when its network
+ * goes, is one whose teardown call was lost (the plugin was down): ReleasePool and DeleteNetwork
+ * finish it.
+ *
+ * @category constants
+ */
+export const DOCKER_RUNTIME_OWNER: LeaseOwner = { kind: 'runtime', ref: 'docker' }
+
 /** A short text naming an owner, for messages and inspection. @category utils */
 export const ownerText = (o: LeaseOwner): string => {
   switch (o.kind) {

@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert'
 import { describe, it } from 'node:test'
 import { createEndpoint, deleteEndpoint, deleteNetwork, ensureNetwork, io, type NetworkId } from '@isthmus/core'
 import { testEnv } from '@isthmus/core/testing'
-import { cniRequest, left, NET, right, spec, storedNetwork } from './fixtures.js'
+import { cniRequest, dockerRequest, left, NET, right, spec, storedNetwork } from './fixtures.js'
 
 describe('deleteNetwork', () => {
   it('removes the network from the host, the control plane and the store', async () => {
@@ -63,5 +63,23 @@ describe('deleteNetwork', () => {
     await right(t.run(deleteNetwork(NET)))
     assert.equal(await storedNetwork(t, NET), undefined)
     assert.deepEqual(t.controlPlane.state.networks(), [])
+  })
+
+  it("with endpointsGoneOf 'docker', deletes Docker endpoints still stored (their teardown was lost) and then the network; a CNI attachment still refuses it", async () => {
+    const t = testEnv()
+    await right(t.run(ensureNetwork(spec())))
+    const d = dockerRequest('d1')
+    await right(t.run(createEndpoint(NET, d)))
+    await right(t.run(deleteNetwork(NET, { endpointsGoneOf: 'docker' })))
+    assert.equal(await storedNetwork(t, NET), undefined)
+    assert.deepEqual(t.dataplane.probe.callsOf('deleteEndpoint').length, 1, "the endpoint's links went first")
+    assert.deepEqual(t.controlPlane.state.networks(), [])
+
+    await right(t.run(ensureNetwork(spec())))
+    const a = cniRequest('a')
+    await right(t.run(createEndpoint(NET, dockerRequest('d2'))))
+    await right(t.run(createEndpoint(NET, a)))
+    const e = await left(t.run(deleteNetwork(NET, { endpointsGoneOf: 'docker' })))
+    assert.deepEqual(e, { _tag: 'AlreadyExists', kind: 'network', id: NET, detail: `has 1 endpoint: ${a.id}` })
   })
 })

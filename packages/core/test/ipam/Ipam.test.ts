@@ -3,6 +3,7 @@ import { describe, it } from 'node:test'
 import * as O from 'fp-ts/lib/Option.js'
 import {
   DEFAULT_LOCAL_SPACE,
+  DOCKER_RUNTIME_OWNER,
   makeIpam,
   missLimit,
   poolRangeOfSubnet,
@@ -47,6 +48,24 @@ describe('Ipam: pools', () => {
     assert.ok(O.isNone(await right(store.leases.getCursor(a.id))), 'the cursor goes with the pool')
     // an unknown pool releases fine
     await right(ipam.releasePool(a.id))
+  })
+
+  it("the last ReleasePool frees the addresses Docker still holds in the pool (a lost ReleaseAddress), and no other owner's", async () => {
+    const store = memoryStore()
+    const ipam = makeIpam({ store, clock })
+    const req = { addressSpace: SPACE, family: 4 as const, subnet: sub('10.1.7.0/24') }
+    const pool = await right(ipam.requestPool(req))
+    await right(ipam.requestPool(req))
+    const docker = await right(ipam.allocate(pool.id, DOCKER_RUNTIME_OWNER, { exclusive: true }))
+    const other = await right(ipam.allocate(pool.id, { kind: 'runtime', ref: 'contrail-reservation' }))
+    const endpoint = await right(ipam.allocate(pool.id, ep(1)))
+    // another network still uses the pool: Docker's address may be its container's
+    await right(ipam.releasePool(pool.id))
+    assert.ok(O.isSome(await right(store.leases.get(SPACE, docker.address))))
+    await right(ipam.releasePool(pool.id))
+    assert.ok(O.isNone(await right(store.leases.get(SPACE, docker.address))), "Docker's goes with the pool")
+    assert.ok(O.isSome(await right(store.leases.get(SPACE, other.address))), 'another runtime reservation stays')
+    assert.ok(O.isSome(await right(store.leases.get(SPACE, endpoint.address))), "an endpoint's stays (its record releases it)")
   })
 
   it('refuses a subnet overlapping another pool of the space, but not of another space', async () => {
