@@ -4,25 +4,41 @@
  * against the real `isthmus serve` over its plugin socket, on the real kernel.
  */
 import { strict as assert } from 'node:assert'
+import { rm } from 'node:fs/promises'
 import { after, describe, it } from 'node:test'
-import { hostLinks, pluginCall, startPlugin, uniquePrefix, waitUntil, type PluginProcess } from '@isthmus/testkit'
+import { bridgePorts, hostLinks, linkExists, pluginCall, run, startPlugin, uniquePrefix, waitUntil, type PluginProcess } from '@isthmus/testkit'
 import { createEndpoint, createNetwork, join, leave, removeNetwork } from './support/cnmCalls.js'
 import { dockerId } from './support/harness.js'
 import { ownedRulesUnder } from './support/protocol.js'
 import { readState, summary } from './support/state.js'
+import { layout } from '@isthmus/store-fs'
 
 const prefix = uniquePrefix('hdl')
+const tag = prefix.replace(/-/g, '')
 let plugin: PluginProcess | undefined
+let other: PluginProcess | undefined
+const bridges: string[] = []
+const bridgeName = (n: string): string => {
+  const b = `${tag}${n}`.slice(0, 15)
+  bridges.push(b)
+  return b
+}
 
 describe('Docker teardown calls lost while the daemon was down (real daemon, real kernel)', () => {
   after(async () => {
     await plugin?.dispose()
+    await other?.dispose()
+    // what a failed run left: each bridge's ports (spare pairs), then the bridge
+    for (const b of bridges) {
+      for (const port of await bridgePorts(b)) await run(['ip', 'link', 'del', 'dev', port.name])
+      await run(['ip', 'link', 'del', 'dev', b])
+    }
   })
 
   it('network rm still removes every endpoint, address, link, rule and record', async () => {
     plugin = await startPlugin(`${prefix}-p`)
     const socket = plugin.socket
-    const bridge = `${prefix.replace(/-/g, '')}b`.slice(0, 15)
+    const bridge = bridgeName('b')
     const net = await createNetwork(socket, { id: dockerId(`${prefix}-net`), subnet: '10.252.77.0/24', bridge })
     assert.equal(net.status, 200, JSON.stringify(net.body))
     const networkId = (await readState(plugin.stateDir)).networks[0]!.id
@@ -59,5 +75,30 @@ describe('Docker teardown calls lost while the daemon was down (real daemon, rea
       return [aLink, bLink, bridge].every((l) => !links.includes(l))
     }, 5_000, 50)
     assert.deepEqual(await ownedRulesUnder(plugin.chainPrefix), [])
+  })
+
+  it("a bridge whose CreateNetwork was cut short (no record) goes at the next start; another state directory's and a CNI network's stay", async () => {
+    const p = plugin ?? (plugin = await startPlugin(`${prefix}-p`))
+    other = await startPlugin(`${prefix}-o`)
+    const docker = await createNetwork(p.socket, { id: dockerId(`${prefix}-cut`), subnet: '10.252.78.0/24', bridge: bridgeName('c') })
+    const cni = await pluginCall(p.socket, '/NetworkDriver.CreateNetwork', {
+      NetworkID: `${prefix}-cni`,
+      Options: { 'com.docker.network.generic': { 'com.docker.network.bridge.name': bridgeName('n') } },
+      IPv4Data: [{ AddressSpace: 'isthmus-local', Gateway: '10.252.79.1/24', Pool: '10.252.79.0/24' }],
+      IPv6Data: []
+    })
+    const elsewhere = await createNetwork(other.socket, { id: dockerId(`${prefix}-else`), subnet: '10.252.80.0/24', bridge: bridgeName('e') })
+    for (const r of [docker, cni, elsewhere]) assert.equal(r.status, 200, JSON.stringify(r.body))
+    const [cut, cniBridge, otherBridge] = bridges.slice(-3) as [string, string, string]
+    // Killed after the bridge and its rules, before the record: the record is what never came.
+    await p.kill('SIGKILL')
+    for (const id of [dockerId(`${prefix}-cut`), `${prefix}-cni`]) await rm(layout(p.stateDir).record('networks', id))
+    await p.start()
+    assert.equal(await linkExists(cut), false, 'the cut-short network\'s bridge is gone')
+    assert.deepEqual((await ownedRulesUnder(p.chainPrefix)).filter((r) => r.includes(dockerId(`${prefix}-cut`))), [], 'and its rules')
+    assert.ok(await linkExists(cniBridge), 'a network the daemon does not make alone (CNI-named) is left')
+    assert.ok(await linkExists(otherBridge), "another daemon's network is left")
+    const said = p.logs().split('\n').filter((l) => l.includes('"removed what an earlier run left"'))
+    assert.ok(said.some((l) => l.includes(`"devices":["${cut}"]`)), said.join('\n'))
   })
 })

@@ -361,15 +361,25 @@ export const sync = (
 ): TE.TaskEither<CoreError, boolean> =>
   writeLoop(ipt, `the rules of ${tag}`, family, (saved) => plan(ipt, family, saved, { tag, rules, hooks }))
 
-/** Our chains in the family's ruleset, as `table/chain`. @category utils */
-export const ownChains = (ipt: Iptables, family: IpFamily): TE.TaskEither<CoreError, ReadonlyArray<string>> =>
+/** What is ours in a family's ruleset: chains as `table/chain`, and the owner tags of their rules. @category model */
+export interface OwnRules {
+  readonly chains: ReadonlyArray<string>
+  readonly tags: ReadonlySet<string>
+}
+
+/** Our chains and the tags of the rules in them, from one `iptables-save`. @category utils */
+export const ownRules = (ipt: Iptables, family: IpFamily): TE.TaskEither<CoreError, OwnRules> =>
   pipe(
     save(ipt, family),
-    TE.map((saved) =>
-      Object.entries(saved).flatMap(([table, tbl]) =>
-        tbl.chains.filter((c) => ours(ipt.prefix, c)).map((c) => `${table}/${c}`)
-      )
-    )
+    TE.map((saved) => {
+      const tables = Object.entries(saved)
+      return {
+        chains: tables.flatMap(([table, tbl]) => tbl.chains.filter((c) => ours(ipt.prefix, c)).map((c) => `${table}/${c}`)),
+        tags: new Set(
+          tables.flatMap(([, tbl]) => tbl.rules.filter((r) => ours(ipt.prefix, r.chain)).flatMap((r) => tagOf(r.spec) ?? []))
+        )
+      }
+    })
   )
 
 /**

@@ -11,6 +11,7 @@ import {
   HOST_IF_PREFIX,
   invalidConfig,
   isIfName,
+  NetworkId,
   PEER_IF_PREFIX,
   silentLogger,
   type CoreError,
@@ -30,7 +31,7 @@ import { batchProcesses } from './batchProcess.js'
 import { execFileExec, type Exec } from './exec.js'
 import { deleteLinks, findLink, host, ip, showLinks, type Tools } from './ip.js'
 import { decodeLinks, kindOf, type IpLink } from './iproute.js'
-import { DEFAULT_IPTABLES_DEADLINE_MS, ownChains, removeAll, sync, type Iptables, type IpFamily, type Rule } from './iptables.js'
+import { DEFAULT_IPTABLES_DEADLINE_MS, ownRules, removeAll, sync, type Iptables, type IpFamily, type Rule } from './iptables.js'
 import { endpointFamilies, endpointTag, networkFamilies, networkRules, networkTag, portRules } from './nat.js'
 import { ensureSysctl, procSysctl, type Sysctl } from './sysctl.js'
 import { isSpareEnd, makeSpares, SPARE_ALIAS, strayPairs } from './spares.js'
@@ -484,18 +485,26 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
       pipe(
         TE.Do,
         TE.apS('links', ownLinks(scope)),
-        TE.apS('v4', ownChains(ipt, 4)),
-        TE.apS('v6', ownChains(ipt, 6)),
-        TE.map(
-          ({ links, v4, v6 }): DataplaneInventory => ({
+        TE.apS('v4', ownRules(ipt, 4)),
+        TE.apS('v6', ownRules(ipt, 6)),
+        TE.map(({ links, v4, v6 }): DataplaneInventory => {
+          const marked = links.all.filter((l) => kindOf(l) === 'bridge' && (l.ifalias ?? '').startsWith(OWNER_MARK_PREFIX))
+          // A marked bridge is this dataplane's own when its network's rules are in its chains:
+          // another isthmus instance on the host keeps its rules under a prefix of its own.
+          const own = marked.filter((l) => v4.tags.has(l.ifalias ?? '') || v6.tags.has(l.ifalias ?? ''))
+          return {
             links: [...links.judged.keys()],
             endpoints: Object.fromEntries([...links.judged].flatMap(([name, id]) => (id === undefined ? [] : [[name, id]]))),
-            networks: links.all
-              .filter((l) => kindOf(l) === 'bridge' && (l.ifalias ?? '').startsWith(OWNER_MARK_PREFIX))
-              .map((l) => l.ifname),
-            chains: [...v4.map((c) => `iptables:${c}`), ...v6.map((c) => `ip6tables:${c}`)]
-          })
-        )
+            networks: marked.map((l) => l.ifname),
+            devices: Object.fromEntries(
+              own.flatMap((l) => {
+                const id = (l.ifalias ?? '').slice(OWNER_MARK_PREFIX.length)
+                return NetworkId.is(id) ? [[l.ifname, id]] : []
+              })
+            ),
+            chains: [...v4.chains.map((c) => `iptables:${c}`), ...v6.chains.map((c) => `ip6tables:${c}`)]
+          }
+        })
       )
     )
 

@@ -86,6 +86,8 @@ const removeStraySpares = async (store: Store, dataplane: LinuxDataplane, log: L
   else if (removed.right.length > 0) log.info('removed spare links left by an earlier run', { links: removed.right })
 }
 
+const DOCKER_ID = /^[0-9a-f]{64}$/
+
 /**
  * What a killed predecessor left beyond spares (a veth whose removal was deferred after a
  * DeleteEndpoint answer, a creation cut short): core gc, before serving. CNI ADDs running at that
@@ -94,11 +96,17 @@ const removeStraySpares = async (store: Store, dataplane: LinuxDataplane, log: L
  */
 const sweepAtStart = async (env: Env, log: Logger): Promise<void> => {
   log.debug('sweeping what an earlier run left', {})
-  const swept = await gc({ valid: 'keep-all-endpoints' })(env)()
+  // Docker's networks (64 hex digits) are made by this daemon alone: a bridge of one with no
+  // record is a CreateNetwork cut short, which dockerd then forgets.
+  const swept = await gc({ valid: 'keep-all-endpoints', orphanDevices: (id) => DOCKER_ID.test(id) })(env)()
   if (E.isLeft(swept)) return log.warn('cannot sweep what an earlier run left', { detail: describe(swept.left) })
-  const { linksRemoved, leasesReleased, failures } = swept.right
-  if (linksRemoved.length + leasesReleased.length > 0) {
-    log.info('removed what an earlier run left', { links: linksRemoved, leases: leasesReleased.map((l) => `${l.addressSpace}/${l.address}`) })
+  const { linksRemoved, leasesReleased, devicesRemoved, failures } = swept.right
+  if (linksRemoved.length + leasesReleased.length + devicesRemoved.length > 0) {
+    log.info('removed what an earlier run left', {
+      links: linksRemoved,
+      leases: leasesReleased.map((l) => `${l.addressSpace}/${l.address}`),
+      devices: devicesRemoved
+    })
   }
   for (const f of failures) log.warn('cannot remove what an earlier run left', { step: f.step, target: f.target, detail: describe(f.error) })
 }

@@ -8,6 +8,7 @@ import { pipe } from 'fp-ts/lib/function.js'
 import type { CoreError } from '../errors.js'
 import {
   HOST_IF_PREFIX,
+  isIfName,
   PEER_IF_PREFIX,
   type AddressSpace,
   type ContainerId,
@@ -21,10 +22,10 @@ import type { Endpoint } from '../model/Endpoint.js'
 import type { Lease } from '../model/Ipam.js'
 import type { Network } from '../model/Network.js'
 import type { DataplaneInventory } from '../ports/Dataplane.js'
-import type { Flow } from '../ports/Env.js'
+import type { Env, Flow } from '../ports/Env.js'
 import { call } from './call.js'
 import { deleteEndpoint } from './deleteEndpoint.js'
-import { getEndpoint, getNetwork, listEndpoints, lockedEndpoint } from './records.js'
+import { getEndpoint, getNetwork, listEndpoints, locked, lockedEndpoint } from './records.js'
 
 /** One attachment the runtime still uses: CNI (containerID, ifname). @category flows */
 export interface GcAttachment {
@@ -48,6 +49,15 @@ export interface GcOptions {
    * daemon, whose lock is the daemon's own (see `gc`). 0 (the default) in the daemon itself.
    */
   readonly leaseGraceMs?: number
+  /**
+   * Which networks only this caller ever makes (the daemon: Docker's, named by 64 hex digits).
+   * A host device the dataplane shows as its own (`DataplaneInventory.devices`) for such a network
+   * with no record is what a creation cut short left (the daemon killed inside CreateNetwork,
+   * whose failure dockerd then forgets): it is removed, under the network's lock, after reading
+   * again that there is no record. Without it no device is removed: a network of another state
+   * directory may use the same dataplane.
+   */
+  readonly orphanDevices?: (id: NetworkId) => boolean
 }
 
 /** @category flows */
@@ -59,7 +69,7 @@ export interface ReleasedLease {
 
 /** Something gc tried and could not do; `target` names the endpoint, lease, link or listing. @category flows */
 export interface GcFailure {
-  readonly step: 'endpoint' | 'leases' | 'lease' | 'inventory' | 'link'
+  readonly step: 'endpoint' | 'leases' | 'lease' | 'inventory' | 'link' | 'device'
   readonly target: string
   readonly error: CoreError
 }
@@ -69,6 +79,8 @@ export interface GcReport {
   readonly endpointsRemoved: ReadonlyArray<EndpointId>
   readonly leasesReleased: ReadonlyArray<ReleasedLease>
   readonly linksRemoved: ReadonlyArray<IfName>
+  /** Host devices of networks with no record (`orphanDevices`). */
+  readonly devicesRemoved: ReadonlyArray<IfName>
   /**
    * What failed, in order. gc itself succeeds once it could list the networks and endpoints; a
    * frontend that must fail (CNI GC: "keep going on errors and report them") maps `failures[0]`.
@@ -83,7 +95,9 @@ export interface GcReport {
  * deleted as a DEL would, 3. the orphans: leases of those networks' pools held by an endpoint with
  * no record, and links of ours (`istv…`, `istc…`) on their devices that no stored endpoint owns,
  * 4. each orphan endpoint's links are removed and then its leases released (an address is never
- * free while a link that carried it is still there), 5. links that name no endpoint are removed.
+ * free while a link that carried it is still there), 5. links that name no endpoint are removed,
+ * 6. with `orphanDevices`, the host devices of networks with no record, each under its network's
+ * lock.
  * Orphans are judged against the endpoints of EVERY network: a lease or link of an endpoint on
  * another network is not an orphan.
  *
@@ -108,15 +122,18 @@ export const gc = (options: GcOptions): Flow<GcReport> =>
     RTE.bind('endpoints', ({ networks }) => removeStale(networks, options.valid)),
     // 3. Orphans, judged by what is stored now, on any network.
     RTE.bind('remaining', () => listEndpoints),
-    RTE.bind('orphans', ({ networks, remaining }) => findOrphans(networks, remaining, options.leaseGraceMs ?? 0)),
+    RTE.bind('orphans', ({ networks, remaining }) => findOrphans(networks, remaining, options.leaseGraceMs ?? 0, options.orphanDevices)),
     // 4. and 5.
     RTE.bind('swept', ({ orphans }) => sweep(orphans)),
+    // 6. Devices of networks with no record.
+    RTE.bind('devices', ({ orphans }) => removeDevices(orphans.devices)),
     RTE.map(
-      ({ endpoints, orphans, swept }): GcReport => ({
+      ({ endpoints, orphans, swept, devices }): GcReport => ({
         endpointsRemoved: endpoints.done,
         leasesReleased: swept.leases,
         linksRemoved: swept.links,
-        failures: [...endpoints.failed, ...orphans.failed, ...swept.failed]
+        devicesRemoved: devices.done.filter((d): d is IfName => d !== undefined),
+        failures: [...endpoints.failed, ...orphans.failed, ...swept.failed, ...devices.failed]
       })
     )
   )
@@ -202,6 +219,8 @@ interface Orphans {
   readonly byEndpoint: ReadonlyMap<EndpointId, Leftovers>
   /** Links of ours no record owns that name no endpoint. */
   readonly unnamed: ReadonlyArray<IfName>
+  /** Devices of networks with no record, as `orphanDevices` picks them. */
+  readonly devices: ReadonlyArray<readonly [IfName, NetworkId]>
   /** Listing failures (a pool's leases, the inventory). */
   readonly failed: ReadonlyArray<GcFailure>
 }
@@ -209,7 +228,8 @@ interface Orphans {
 const findOrphans = (
   networks: ReadonlyArray<Network>,
   remaining: ReadonlyArray<Endpoint>,
-  graceMs: number
+  graceMs: number,
+  orphanDevices: GcOptions['orphanDevices']
 ): Flow<Orphans> =>
   pipe(
     RTE.Do,
@@ -241,7 +261,11 @@ const findOrphans = (
         if (id === undefined) unnamed.push(name)
         else if (!live.has(id) && !inFlight.has(id)) of(id).links.push(name)
       }
-      return { byEndpoint, unnamed, failed: [...leases.failed, ...inventory.failed] }
+      const stored = new Set<string>(networks.map((n) => n.id))
+      const devices = Object.entries(inventory.done[0]?.devices ?? {}).flatMap(([device, id]): Array<readonly [IfName, NetworkId]> =>
+        orphanDevices !== undefined && orphanDevices(id) && !stored.has(id) && isIfName(device) ? [[device as IfName, id]] : []
+      )
+      return { byEndpoint, unnamed, devices, failed: [...leases.failed, ...inventory.failed] }
     })
   )
 
@@ -337,6 +361,28 @@ const sweepEndpoint = (id: EndpointId, left: Leftovers): Flow<Swept> =>
       })
     )
   )
+
+/** Each device, under its network's lock: still no record? It goes, with what the dataplane hung on it. */
+const removeDevices = eachOf(
+  'device',
+  ([device]: readonly [IfName, NetworkId]) => device,
+  ([device, id]: readonly [IfName, NetworkId]): Flow<IfName | undefined> =>
+    pipe(
+      getNetwork(id),
+      RTE.chain(
+        O.match(
+          () =>
+            pipe(
+              call((env) => env.dataplane.removeLink(device)),
+              RTE.map((): IfName | undefined => device)
+            ),
+          // made meanwhile (a creation that held the lock): not an orphan
+          () => RTE.right<Env, CoreError, IfName | undefined>(undefined)
+        )
+      ),
+      locked(`network:${id}`)
+    )
+)
 
 const sweep = (orphans: Orphans): Flow<Swept> =>
   pipe(

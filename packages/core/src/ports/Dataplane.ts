@@ -60,6 +60,14 @@ export interface DataplaneInventory {
   readonly endpoints?: Readonly<Record<string, EndpointId>>
   /** Host devices isthmus created for its networks (bridges on Linux); `removeLink` removes one. */
   readonly networks: ReadonlyArray<string>
+  /**
+   * The network each device of `networks` was made for, for the devices this dataplane can show
+   * are its own (Linux: the bridge's mark `isthmus:net:<id>`, and that network's firewall rules in
+   * this dataplane's chains; another isthmus instance on the host has a chain prefix of its own).
+   * gc removes such a device whose network has no record when told which networks are its
+   * caller's alone (`GcOptions.orphanDevices`).
+   */
+  readonly devices?: Readonly<Record<string, NetworkId>>
   /** Packet-filter objects of isthmus's own, for operators (Linux: `iptables:nat/ISTHMUS-DNAT`). */
   readonly chains?: ReadonlyArray<string>
 }
