@@ -173,7 +173,7 @@ const envelope = async (runtime: Runtime, env: RawEnv, stdin: Stdin, call: { ver
   const version = nc.right.cniVersion as SupportedVersion
   call.version = version
 
-  // Logs go to the netconf's logFile, else to stderr; never to stdout (ecosystem.md §2.4).
+  // Logs go to the netconf's logFile, else to stderr; never to stdout, which holds the one result document.
   const file = nc.right.conf.logFile
   const { logger, close } = runtime.logger({
     level: nc.right.conf.logLevel ?? (file === undefined ? 'warn' : 'info'),

@@ -1,7 +1,7 @@
 /**
  * The Logger port on winston. Lines are JSON (`{"ts","level","msg",...fields}`) on stderr and/or
  * in a file; never on stdout, which a CNI plugin reserves for its one result document. winston's
- * Console transport writes every level to stdout unless told otherwise (ecosystem.md §2.4).
+ * Console transport writes every level to stdout unless told otherwise (seen with winston 3.19).
  * Every line is scrubbed first (./redact.ts): no URL's password reaches a log, whoever logs it.
  */
 import winston from 'winston'

@@ -29,7 +29,7 @@ import type { Sandbox } from '../model/Sandbox.js'
  * survives the death of the process (kill -9); `durable: false` lets it be lost with the machine
  * (power loss: the old state stays, or the new record is absent), for facts that die with the
  * machine anyway: a Docker container's endpoint, its address, its sandbox. After a power loss
- * dockerd itself deletes the endpoints it had and releases their addresses (cnm-protocol.md), so
+ * dockerd itself deletes the endpoints it had and releases their addresses (docs/cnm.md, Running the daemon), so
  * losing their creation costs nothing; their removals stay durable, since a lost removal would
  * keep an address that nobody releases again. Default durable.
  *
