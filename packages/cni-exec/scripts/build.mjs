@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Build the installable CNI plugin: one executable file that needs no node_modules and no `node`
-// on PATH (runtimes run plugins with their own, often minimal, PATH; ecosystem.md §2.1, §2.3).
+// on PATH (runtimes run plugins with their own, often minimal, PATH, so `#!/usr/bin/env node` fails).
 //
 //   dist/bundle/cni-exec.cjs   esbuild bundle of src/bin/cni-exec.ts (CommonJS: a SEA's main must be):
 //                              the hand-off client, small so a call a daemon takes starts fast

@@ -1,5 +1,5 @@
 /**
- * The envelope (house style H9 layer 1), as the reference's `pkg/skel`: a pure function of the
+ * The envelope, as the reference's `pkg/skel` (github.com/containernetworking/cni/pkg/skel): a pure function of the
  * environment and stdin to `{stdout, stderr, exitCode}`. It decodes the environment with the
  * per-command table, answers VERSION without reading stdin, checks the netconf's shared keys in
  * the reference's order and words, runs the command, and prints either the result in the
@@ -43,7 +43,7 @@ export type Stdin = string | (() => Promise<string>)
 export const ABOUT = `CNI isthmus plugin\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}\n`
 
 // The reference prints results and errors with 4-space indent and no newline, VERSION compact
-// with one (cni-protocol.md §4); consumers must not depend on it, but matching costs nothing.
+// with one (read off the reference bridge plugin); consumers must not depend on it, but matching costs nothing.
 const pretty = (doc: unknown): string => JSON.stringify(doc, null, 4)
 
 const fail = (e: CniError, version: string): SkelOutput => ({ stdout: errorDocument(e, version), stderr: '', exitCode: 1 })

@@ -1,7 +1,7 @@
 /**
  * The envelope (skel.ts): every error code, compared case by case with what the reference bridge
  * plugin (v1.1.1, /usr/lib/cni/bridge, libcni 1.1.2 skel) really prints for the same input
- * (cni-protocol.md §7), then the cases only isthmus has. Each call's stdout must be exactly one
+ * (run side by side in this test), then the cases only isthmus has. Each call's stdout must be exactly one
  * JSON document (or empty where the protocol says so).
  */
 import { strict as assert } from 'node:assert'

@@ -1,6 +1,6 @@
 /**
- * podman 4.3 with its CNI backend (cni-protocol.md §8) runs containers on an isthmus network:
- * the installed SEA plugin is the only plugin of a hand-written conflist (cniVersion 1.0.0, the
+ * podman 4.3 with its CNI backend (Debian 12's podman, `network_backend = "cni"`) runs containers
+ * on an isthmus network: the installed SEA plugin is the only plugin of a hand-written conflist (cniVersion 1.0.0, the
  * newest podman's libcni 1.1.2 reads). Two containers get their addresses, reach each other, a
  * static `--ip` and `--mac-address` are honoured (CNI_ARGS IP and MAC), and removing the
  * containers releases every address (podman's DEL).

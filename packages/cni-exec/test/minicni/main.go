@@ -1,7 +1,7 @@
 // minicni: a CNI runtime for the tests, on Debian's libcni 1.1.2 (the library podman 4.3 links):
 // it loads a conflist, injects name/cniVersion/runtimeConfig/prevResult, caches results and
 // chains plugins exactly as libcni does. Built by the tests with GO111MODULE=off from
-// golang-github-appc-cni-dev (cni-protocol.md §8).
+// golang-github-appc-cni-dev (Debian 12's source package of github.com/containernetworking/cni).
 //
 // Usage: minicni add|check|del CONFLIST CONTAINERID NETNS IFNAME CACHEDIR CNI_PATH [CAPS_JSON] [K=V;K=V]
 // add prints the final result as JSON; any failure goes to stderr with exit 1.
