@@ -3,6 +3,7 @@
  * naming each bad field as "path: expected X, got Y" (io-ts's PathReporter repeats whole types).
  */
 import * as E from 'fp-ts/lib/Either.js'
+import * as TE from 'fp-ts/lib/TaskEither.js'
 import type * as t from 'io-ts'
 import { causeText, decodeFailure, type CoreError } from './errors.js'
 
@@ -72,6 +73,44 @@ export const decodeWith =
     const r = codec.decode(input)
     return E.isRight(r) ? r : E.left(decodeFailure(what, report(r.left)))
   }
+
+/**
+ * `decodeWith` inside a TaskEither pipe: the one way an adapter or a frontend decodes what it
+ * received (an HTTP body, a command's output) on its way to a flow.
+ *
+ * @category utils
+ */
+export const decodeTask =
+  <A, O>(codec: t.Type<A, O, unknown>, what: string = codec.name) =>
+  (input: unknown): TE.TaskEither<CoreError, A> =>
+    TE.fromEither(decodeWith(codec, what)(input))
+
+/**
+ * `JSON.parse` as an Either: text that is not JSON is a `DecodeFailure` for `what` (the text is
+ * trusted to be small: a command's output, a file isthmus wrote; text from a client is read with
+ * `parseJsonWithin`).
+ *
+ * @category utils
+ */
+export const parseJson =
+  (what: string) =>
+  (text: string): E.Either<CoreError, unknown> => {
+    try {
+      return E.right(JSON.parse(text) as unknown)
+    } catch (e) {
+      return E.left(decodeFailure(what, [`not JSON: ${causeText(e)}`]))
+    }
+  }
+
+/**
+ * `parseJson` then `decodeWith`: JSON text into a record, or the one `DecodeFailure`.
+ *
+ * @category utils
+ */
+export const decodeJson =
+  <A, O>(codec: t.Type<A, O, unknown>, what: string = codec.name) =>
+  (text: string): E.Either<CoreError, A> =>
+    E.chain(decodeWith(codec, what))(parseJson(what)(text))
 
 // -------------------------------------------------------------------------------------
 // JSON from outside, bounded

@@ -13,3 +13,5 @@ export * from './deleteEndpoint.js'
 export * from './gc.js'
 export { getEndpoint, getNetwork, listEndpoints, loadEndpoint, loadNetwork } from './records.js'
 export * from './inspect.js'
+// The rollback mechanism, for every operation of several steps outside the core too.
+export { begin, bindStep, doStep, type Saga, type SagaEnv, type Step, type Undo } from './saga.js'

@@ -1,5 +1,7 @@
 /**
- * Steps that know how to undo themselves: the rollback discipline of the creating flows.
+ * Steps that know how to undo themselves: the one rollback mechanism of isthmus, used by the core's
+ * creating flows and by every adapter or frontend operation of several steps (a Contrail endpoint,
+ * a CNI attachment).
  *
  * A flow starts with `begin(op)`; each `bindStep`/`doStep` names one step, runs it, and may
  * register how to undo it. When a step fails, the steps already finished are undone in reverse
@@ -11,41 +13,53 @@ import * as RTE from 'fp-ts/lib/ReaderTaskEither.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import { describe, isNotFound, type CoreError } from '../errors.js'
-import type { LogFields } from '../ports/Logger.js'
-import type { Flow } from '../ports/Env.js'
+import type { LogFields, Logger } from '../ports/Logger.js'
+
+/**
+ * What a saga's steps read: at least a logger (undo failures are logged there). The core's flows
+ * run on the whole `Env`; an adapter runs its steps on `{ log }` or on its own context.
+ *
+ * @category model
+ */
+export interface SagaEnv {
+  readonly log: Logger
+}
+
+/** A step of a saga: the core's `Flow` when `R` is `Env`. @category model */
+export type Step<R, A> = RTE.ReaderTaskEither<R, CoreError, A>
 
 /** How to undo one finished step. */
-export interface Undo {
+export interface Undo<R = never> {
   readonly step: string
-  readonly run: Flow<unknown>
+  readonly run: Step<R, unknown>
 }
 
 /** The state threaded through a flow: its name (for logs) and the undos of the steps done so far. */
-export interface Saga {
+export interface Saga<R = never> {
   readonly op: string
-  readonly undo: ReadonlyArray<Undo>
+  readonly undo: ReadonlyArray<Undo<R>>
 }
 
 type With<S, N extends string, A> = S & { readonly [K in N]: A }
 
 /** Start a flow named `op` (the name is what rollback warnings carry). */
-export const begin = (op: string): Flow<Saga> => RTE.of({ op, undo: [] })
+export const begin = <R extends SagaEnv>(op: string): Step<R, Saga<R>> => RTE.of({ op, undo: [] })
 
 /** Log a warning from inside a flow. */
 export const warn =
-  (msg: string, fields: LogFields): Flow<void> =>
+  <R extends SagaEnv>(msg: string, fields: LogFields): Step<R, void> =>
   (env) =>
     TE.fromIO(() => env.log.warn(msg, fields))
 
 // An undo of something already gone has nothing to do: NotFound is success here as in every delete.
-const undoQuietly = (op: string, failedStep: string, u: Undo): Flow<void> =>
+const undoQuietly = <R extends SagaEnv>(op: string, failedStep: string, u: Undo<R>): Step<R, void> =>
   pipe(
     u.run,
     RTE.map(() => undefined),
     RTE.orElse((e) =>
       isNotFound(e)
         ? RTE.right(undefined)
-        : warn(`${op}: could not undo ${u.step} after ${failedStep} failed`, {
+        : warn<R>(`${op}: could not undo ${u.step} after ${failedStep} failed`, {
             op,
             step: u.step,
             failedStep,
@@ -55,10 +69,10 @@ const undoQuietly = (op: string, failedStep: string, u: Undo): Flow<void> =>
   )
 
 /** Undo the finished steps in reverse, then fail with `error`. */
-const rollback = <A>(s: Saga, failedStep: string, error: CoreError): Flow<A> =>
+const rollback = <R extends SagaEnv, A>(s: Saga<R>, failedStep: string, error: CoreError): Step<R, A> =>
   pipe(
     [...s.undo].reverse(),
-    RTE.traverseSeqArray((u) => undoQuietly(s.op, failedStep, u)),
+    RTE.traverseSeqArray((u: Undo<R>) => undoQuietly(s.op, failedStep, u)),
     RTE.chain(() => RTE.left(error))
   )
 
@@ -67,18 +81,18 @@ const rollback = <A>(s: Saga, failedStep: string, error: CoreError): Flow<A> =>
  * (given the state including this step's result) is how to take this step back if a later one fails.
  */
 export const bindStep =
-  <N extends string, S extends Saga, A>(
+  <N extends string, R extends SagaEnv, S extends Saga<R>, A>(
     name: Exclude<N, keyof S>,
-    run: (s: S) => Flow<A>,
-    undo?: (s: With<S, N, A>) => Flow<unknown>
+    run: (s: S) => Step<R, A>,
+    undo?: (s: With<S, N, A>) => Step<R, unknown>
   ) =>
-  (flow: Flow<S>): Flow<With<S, N, A>> =>
+  (flow: Step<R, S>): Step<R, With<S, N, A>> =>
     pipe(
       flow,
       RTE.chain((s) =>
         pipe(
           run(s),
-          RTE.orElse((e) => rollback<A>(s, name, e)),
+          RTE.orElse((e) => rollback<R, A>(s, name, e)),
           RTE.map((a): With<S, N, A> => {
             const next = { ...s, [name]: a } as With<S, N, A>
             return undo === undefined ? next : { ...next, undo: [...s.undo, { step: name, run: undo(next) }] }
@@ -89,14 +103,14 @@ export const bindStep =
 
 /** Run a step whose result is not needed; on failure, roll back. */
 export const doStep =
-  <S extends Saga>(name: string, run: (s: S) => Flow<unknown>, undo?: (s: S) => Flow<unknown>) =>
-  (flow: Flow<S>): Flow<S> =>
+  <R extends SagaEnv, S extends Saga<R>>(name: string, run: (s: S) => Step<R, unknown>, undo?: (s: S) => Step<R, unknown>) =>
+  (flow: Step<R, S>): Step<R, S> =>
     pipe(
       flow,
       RTE.chain((s) =>
         pipe(
           run(s),
-          RTE.orElse((e) => rollback<unknown>(s, name, e)),
+          RTE.orElse((e) => rollback<R, unknown>(s, name, e)),
           RTE.map((): S => (undo === undefined ? s : { ...s, undo: [...s.undo, { step: name, run: undo(s) }] }))
         )
       )
