@@ -106,6 +106,6 @@ export const contrailController =
     const api = configApi({ url: s.api, auth: auth.right, policy, log })
     return E.right({
       controlPlane: contrailControlPlane({ api, owner: s.owner ?? deps.hostname(), ...(s.domain === undefined ? {} : { domain: s.domain }) }),
-      agent: vrouterAgent({ url: s.agent, policy, log })
+      agent: vrouterAgent({ ...(s.agent === undefined ? {} : { url: s.agent }), policy, log })
     })
   }

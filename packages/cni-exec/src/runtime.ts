@@ -4,8 +4,7 @@
  * directory. Nothing here touches `process`.
  */
 import type * as TE from 'fp-ts/lib/TaskEither.js'
-import type { Agent, Clock, ControlPlane, CoreError, Env, IfName, Logger, SandboxKey } from '@isthmus/core'
-import type { ClosableLogger, LogOptions as LogSettings } from '@isthmus/log'
+import type { Agent, Clock, ClosableLogger, ControlPlane, CoreError, Env, IfName, Logger, LogSettings, SandboxKey } from '@isthmus/core'
 import type { DockerPorts } from './docker/ports.js'
 import type { RawEnv } from './protocol/Env.js'
 
@@ -24,7 +23,8 @@ export interface CoreSettings {
  */
 export interface ControllerSettings {
   readonly api: string
-  readonly agent: string
+  /** The agent's port API; the agent adapter's default when absent. */
+  readonly agent?: string
   readonly domain?: string
   /** Marks the objects this host creates; the host name when absent. */
   readonly owner?: string
@@ -52,8 +52,6 @@ export interface CoreSession {
   readonly close: () => Promise<void>
 }
 
-/** How a run logs, and a logger to flush before the process ends: the ones of @isthmus/log. @category ports */
-export type { ClosableLogger, LogOptions as LogSettings } from '@isthmus/log'
 
 /** The outcome of running another plugin. @category ports */
 export interface PluginRun {

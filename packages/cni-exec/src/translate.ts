@@ -6,6 +6,7 @@
 import * as E from 'fp-ts/lib/Either.js'
 import { absurd } from 'fp-ts/lib/function.js'
 import {
+  credentialVars,
   boundsOf,
   bridgeIfName,
   contains,
@@ -30,7 +31,6 @@ import {
   type Subnet,
   type SubnetRequest
 } from '@isthmus/core'
-import { credentialVars, DEFAULT_AGENT_URL } from '@isthmus/contrail'
 import { addressOfIpArg, type CniArgs } from './protocol/Args.js'
 import type { RawEnv } from './protocol/Env.js'
 import { Code, cniError, type CniError } from './protocol/Error.js'
@@ -267,7 +267,7 @@ export const controllerSettingsOf = (conf: IsthmusConf, env: RawEnv): Controller
   const k = c.keystone
   return {
     api: c.api,
-    agent: c.agent ?? DEFAULT_AGENT_URL,
+    ...(c.agent === undefined ? {} : { agent: c.agent }),
     ...(c.domain === undefined ? {} : { domain: c.domain }),
     ...(c.owner === undefined ? {} : { owner: c.owner }),
     ...(c.timeoutMs === undefined ? {} : { timeoutMs: c.timeoutMs }),

@@ -8,16 +8,6 @@
 import * as E from 'fp-ts/lib/Either.js'
 import type { KeystoneAuth } from './config/tokens.js'
 
-/** The variables read, in the order a "missing" message names them. @category constants */
-export const OS_CREDENTIAL_KEYS = [
-  'OS_USERNAME',
-  'OS_PASSWORD',
-  'OS_PROJECT_NAME',
-  'OS_TENANT_NAME',
-  'OS_USER_DOMAIN_NAME',
-  'OS_PROJECT_DOMAIN_NAME'
-] as const
-
 /** @category model */
 export type Vars = Readonly<Record<string, string | undefined>>
 
@@ -34,16 +24,6 @@ export const parseCredentialsFile = (text: string): Record<string, string> => {
     const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line)
     if (m === null) continue
     out[m[1]!] = m[2]!.trim().replace(/^(['"])(.*)\1$/, '$2')
-  }
-  return out
-}
-
-/** Only the credential variables of an environment (a plugin's holds much else). @category utils */
-export const credentialVars = (env: Vars): Record<string, string> => {
-  const out: Record<string, string> = {}
-  for (const k of OS_CREDENTIAL_KEYS) {
-    const v = env[k]
-    if (v !== undefined && v !== '') out[k] = v
   }
   return out
 }

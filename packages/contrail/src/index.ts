@@ -1,7 +1,6 @@
 /**
  * @isthmus/contrail: Contrail (Tungsten Fabric) for isthmus. The VNC config API as a ControlPlane
- * (with keystone v2/v3), a composite ControlPlane that sends controller networks there and the
- * others to the built-in IPAM, the Docker IPAM side of Contrail networks, the vRouter agent port
+ * (with keystone v2/v3), the Docker IPAM side of Contrail networks, the vRouter agent port
  * API as an Agent, reconciliation after restarts, and HNS v1 codecs and client for Windows hosts.
  */
 export * from './http.js'
@@ -14,7 +13,6 @@ export * from './config/client.js'
 export * from './config/controlPlane.js'
 export * from './config/contrailIpam.js'
 export * from './config/reconcile.js'
-export * from './composite.js'
 export * from './agent/Port.js'
 export * from './agent/client.js'
 export * from './hns/Hns.js'

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
 import * as E from 'fp-ts/lib/Either.js'
 import {
+  compositeControlPlane,
   bridgeIfName,
   builtinControlPlane,
   deleteEndpoint,
@@ -36,7 +37,7 @@ import {
 import { recordingLogger } from '@isthmus/core/testing'
 import { linuxDataplane } from '@isthmus/dataplane-linux'
 import { fileStore } from '@isthmus/store-fs'
-import { compositeControlPlane, configApi, contrailControlPlane, reconcileController, vrouterAgent } from '@isthmus/contrail'
+import { configApi, contrailControlPlane, reconcileController, vrouterAgent } from '@isthmus/contrail'
 import { contrailSpec, FAST, right, startSims, type Sims } from './support/helpers.js'
 
 const CHILD = fileURLToPath(new URL('./support/createChild.ts', import.meta.url))

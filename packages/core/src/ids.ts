@@ -170,3 +170,11 @@ export const bridgeIfName = (id: NetworkId): IfName => `${BRIDGE_IF_PREFIX}${fnv
  */
 export const attachmentEndpointId = (network: string, container: ContainerId, ifName: IfName): EndpointId =>
   `cni-${fnv1a64(`${network}\0${container}\0${ifName}`).toString(16).padStart(16, '0')}-${fnv1a64(`${container}\0${ifName}\0${network}`).toString(16).padStart(16, '0')}` as EndpointId
+
+/**
+ * Whether `s` can start firewall chain names (the Linux dataplane's `--chain-prefix`, a netconf's
+ * `chainPrefix`): letters, digits and `_`, at most 16.
+ *
+ * @category utils
+ */
+export const isChainPrefix = (s: string): boolean => /^[A-Za-z0-9_]{1,16}$/.test(s)

@@ -5,7 +5,6 @@
  */
 export {
   DEFAULT_CHAIN_PREFIX,
-  isChainPrefix,
   linuxDataplane,
   type LinuxDataplane,
   type LinuxDataplaneOptions

@@ -7,6 +7,7 @@ import * as E from 'fp-ts/lib/Either.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import {
+  isChainPrefix,
   describe,
   HOST_IF_PREFIX,
   invalidConfig,
@@ -140,8 +141,6 @@ export interface LinuxDataplane extends Dataplane {
 /** The default iptables chain prefix. @category constants */
 export const DEFAULT_CHAIN_PREFIX = 'ISTHMUS'
 
-/** Whether `s` can start iptables chain names: letters, digits and `_`, at most 16. @category utils */
-export const isChainPrefix = (s: string): boolean => /^[A-Za-z0-9_]{1,16}$/.test(s)
 
 // A failed background removal is tried again after this, doubling up to the maximum.
 const RETRY_FIRST_MS = 500

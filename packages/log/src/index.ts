@@ -5,30 +5,16 @@
  * Every line is scrubbed first (./redact.ts): no URL's password reaches a log, whoever logs it.
  */
 import winston from 'winston'
-import type { LogFields, Logger } from '@isthmus/core'
+import { LOG_LEVELS, type ClosableLogger, type LogFields, type LogLevel, type LogSettings } from '@isthmus/core'
 import { scrubInfo } from './redact.js'
 
-export const LEVELS = ['error', 'warn', 'info', 'debug'] as const
-export type Level = (typeof LEVELS)[number]
 
-export interface LogOptions {
-  readonly level: Level
-  /** Write to stderr (the daemon under journald; a CNI plugin's diagnostics). */
-  readonly stderr: boolean
-  /** Also append to this file (a CNI netconf's `logFile`). */
-  readonly file?: string
-}
-
-export interface ClosableLogger {
-  readonly logger: Logger
-  /** Flush file transports; call before the process ends (never process.exit: winston#228). */
-  readonly close: () => Promise<void>
-}
 
 /** A Logger writing JSON lines as `opts` says. */
-export const winstonLogger = (opts: LogOptions): ClosableLogger => {
+// `close` flushes the file transport; never process.exit before it (winston#228).
+export const winstonLogger = (opts: LogSettings): ClosableLogger => {
   const transports: winston.transport[] = []
-  if (opts.stderr) transports.push(new winston.transports.Console({ stderrLevels: [...LEVELS] }))
+  if (opts.stderr) transports.push(new winston.transports.Console({ stderrLevels: [...LOG_LEVELS] }))
   if (opts.file !== undefined) transports.push(new winston.transports.File({ filename: opts.file }))
   const w = winston.createLogger({
     level: opts.level,
@@ -45,7 +31,7 @@ export const winstonLogger = (opts: LogOptions): ClosableLogger => {
     silent: transports.length === 0
   })
   const at =
-    (level: Level) =>
+    (level: LogLevel) =>
     (msg: string, fields?: LogFields): void => {
       // winston drops a line below its level only after a trip through its streams; the daemon
       // calls debug on every request

@@ -7,6 +7,7 @@ import * as O from 'fp-ts/lib/Option.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import {
+  DEFAULT_STATE_DIR,
   Endpoint,
   Network,
   Pool,
@@ -26,7 +27,7 @@ import {
 import { fileCollection, type CollectionSpec } from './collection.js'
 import { mkdirp, readNames, removeFile, writeTemp } from './fsio.js'
 import { fileLeases } from './leases.js'
-import { DEFAULT_STATE_DIR, layout, type CollectionDir, type Layout } from './layout.js'
+import { layout, type CollectionDir, type Layout } from './layout.js'
 import { makeLocks } from './locks.js'
 import { fileQuarantine } from './quarantine.js'
 import { sweepDir, sweepLocks } from './sweep.js'

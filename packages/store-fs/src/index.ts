@@ -3,7 +3,7 @@
  * (`/var/lib/isthmus` unless told otherwise), safe for a daemon and many CNI processes at once.
  */
 export { fileStore, settingsOf, type FileStoreOptions, type FileStoreSettings } from './fileStore.js'
-export { DEFAULT_STATE_DIR, LAYOUT_DIR, layout, isRecordName, isTempName, type Layout } from './layout.js'
+export { LAYOUT_DIR, layout, isRecordName, isTempName, type Layout } from './layout.js'
 export {
   SCHEMA_VERSION,
   Cursor,

@@ -18,9 +18,6 @@
 import { join } from 'node:path'
 import { encodeName } from './names.js'
 
-/** The state directory when none is given (FHS: variable state of a program). @category constants */
-export const DEFAULT_STATE_DIR = '/var/lib/isthmus'
-
 /** The layout version directory. @category constants */
 export const LAYOUT_DIR = 'v1'
 

@@ -15,9 +15,8 @@ import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import * as E from 'fp-ts/lib/Either.js'
 import type { Argv } from 'yargs'
-import { describe, type ControlPlane, type Env, type Ipam, type Logger, type Store } from '@isthmus/core'
+import { compositeControlPlane, describe, type ControlPlane, type Env, type Ipam, type Logger, type Store } from '@isthmus/core'
 import {
-  compositeControlPlane,
   configApi,
   contrailControlPlane,
   contrailIpam,

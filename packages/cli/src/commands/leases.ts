@@ -8,10 +8,10 @@ import { resolve } from 'node:path'
 import * as E from 'fp-ts/lib/Either.js'
 import type * as RTE from 'fp-ts/lib/ReaderTaskEither.js'
 import type { Argv } from 'yargs'
-import { describe, inspectLeases, type Attachment, type CoreError, type Env, type LeasesView } from '@isthmus/core'
+import { DEFAULT_STATE_DIR, describe, inspectLeases, type Attachment, type CoreError, type Env, type LeasesView } from '@isthmus/core'
 import { leasesAnswer } from '@isthmus/cnm-server'
 import { Inspect } from '@isthmus/cnm-server/protocol'
-import { DEFAULT_STATE_DIR, fileStore } from '@isthmus/store-fs'
+import { fileStore } from '@isthmus/store-fs'
 
 /** Where a command's text goes (the handlers pass process.stdout and process.stderr). */
 export interface Output {

@@ -4,10 +4,9 @@
  * the document `/IpamDriver.Networks` answers, alone on stdout.
  */
 import type { Argv } from 'yargs'
-import { inspectNetworks, type NetworksView, type PoolUsage } from '@isthmus/core'
+import { DEFAULT_STATE_DIR, inspectNetworks, type NetworksView, type PoolUsage } from '@isthmus/core'
 import { networksAnswer } from '@isthmus/cnm-server'
 import { Inspect } from '@isthmus/cnm-server/protocol'
-import { DEFAULT_STATE_DIR } from '@isthmus/store-fs'
 import { json, processOutput, queryStateDir, table, type Output } from './leases.js'
 
 const usage = (p: PoolUsage): string => `${p.poolId} ${p.used}/${p.size}`

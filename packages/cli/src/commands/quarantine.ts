@@ -8,8 +8,7 @@
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import type { Argv } from 'yargs'
-import type { CoreError, Env, QuarantinedRecord } from '@isthmus/core'
-import { DEFAULT_STATE_DIR } from '@isthmus/store-fs'
+import { DEFAULT_STATE_DIR, type CoreError, type Env, type QuarantinedRecord } from '@isthmus/core'
 import { json, processOutput, queryStateDir, table, type Output } from './leases.js'
 
 const listQuery = ({ store }: Pick<Env, 'store'>) => store.quarantine.list()

@@ -6,7 +6,7 @@ import * as E from 'fp-ts/lib/Either.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import type { Argv } from 'yargs'
-import { builtinControlPlane, describe, gc, makeIpam, noopAgent, systemClock, type ControlPlane, type Env, type Logger, type Store } from '@isthmus/core'
+import { builtinControlPlane, DEFAULT_STATE_DIR, describe, gc, isChainPrefix, LOG_LEVELS, makeIpam, noopAgent, systemClock, type ControlPlane, type Env, type Logger, type LogLevel, type Store } from '@isthmus/core'
 import {
   bugText,
   clearStaleSocket,
@@ -25,16 +25,16 @@ import {
 } from '@isthmus/cnm-server'
 import type { Inspect } from '@isthmus/cnm-server/protocol'
 import { Cni, DEFAULT_DAEMON_SOCKET, handoffServer, linuxRuntime, type HandoffServer } from '@isthmus/cni-exec'
-import { DEFAULT_CHAIN_PREFIX, isChainPrefix, linuxDataplane, type LinuxDataplane } from '@isthmus/dataplane-linux'
-import { LEVELS, winstonLogger, type Level } from '@isthmus/log'
-import { DEFAULT_STATE_DIR, fileStore } from '@isthmus/store-fs'
+import { DEFAULT_CHAIN_PREFIX, linuxDataplane, type LinuxDataplane } from '@isthmus/dataplane-linux'
+import { winstonLogger } from '@isthmus/log'
+import { fileStore } from '@isthmus/store-fs'
 import { version } from '../cli.js'
 import { contrailFlags, contrailSettings, withContrail, type ContrailArgs, type ContrailSettings } from './contrailOptions.js'
 
 export interface ServeArgs {
   readonly socket: string
   readonly stateDir: string
-  readonly logLevel: Level
+  readonly logLevel: LogLevel
   /** Contrail: used when `contrailApi` is set. */
   readonly contrail?: ContrailArgs
   /** `HOST:PORT` on loopback for /metrics, /healthz, /readyz; none without it. */
@@ -277,7 +277,7 @@ export const serveCommand = (y: Argv): Argv =>
       contrailFlags(c)
         .option('socket', { type: 'string', default: DEFAULT_SOCKET, describe: 'unix socket dockerd finds the plugin on' })
         .option('state-dir', { type: 'string', default: DEFAULT_STATE_DIR, describe: 'where networks, endpoints and leases are kept' })
-        .option('log-level', { choices: LEVELS, default: 'info' as Level, describe: 'JSON log lines on stderr from this level up' })
+        .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'JSON log lines on stderr from this level up' })
         .option('cni-socket', { type: 'string', default: DEFAULT_DAEMON_SOCKET, describe: "unix socket the CNI executable hands its calls to ('' for none)" })
         .option('metrics-addr', { type: 'string', describe: 'serve /metrics (Prometheus), /healthz and /readyz on this loopback HOST:PORT' })
         .option('chain-prefix', { type: 'string', default: DEFAULT_CHAIN_PREFIX, describe: 'prefix of the iptables chains (letters, digits, _; at most 16)' })
@@ -297,7 +297,7 @@ export const serveCommand = (y: Argv): Argv =>
       serve({
         socket: a.socket,
         stateDir: a.stateDir,
-        logLevel: a.logLevel as Level,
+        logLevel: a.logLevel as LogLevel,
         metricsAddr: a.metricsAddr,
         cniSocket: a.cniSocket,
         chainPrefix: a.chainPrefix,

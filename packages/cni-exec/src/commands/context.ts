@@ -4,9 +4,7 @@
  * the delegated IPAM plugin.
  */
 import * as E from 'fp-ts/lib/Either.js'
-import { compositeControlPlane } from '@isthmus/contrail'
-import { DEFAULT_STATE_DIR } from '@isthmus/store-fs'
-import type { CoreError, Env, Flow, Logger } from '@isthmus/core'
+import { compositeControlPlane, DEFAULT_STATE_DIR, type CoreError, type Env, type Flow, type Logger } from '@isthmus/core'
 import type { CmdArgs, RawEnv } from '../protocol/Env.js'
 import { Code, cniError, isCniError, type CniError } from '../protocol/Error.js'
 import { excerpt } from '../protocol/Json.js'

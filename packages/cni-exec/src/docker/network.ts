@@ -13,6 +13,7 @@ import * as E from 'fp-ts/lib/Either.js'
 import * as O from 'fp-ts/lib/Option.js'
 import {
   attachmentEndpointId,
+  DEFAULT_STATE_DIR,
   deleteNetwork,
   familyOf,
   getEndpoint,
@@ -22,7 +23,6 @@ import {
   type Network,
   type NetworkId
 } from '@isthmus/core'
-import { DEFAULT_STATE_DIR } from '@isthmus/store-fs'
 import type { Command } from '../protocol/Env.js'
 import { Code, cniError, type CniError } from '../protocol/Error.js'
 import type { DockerConf, NetConf, RangeConf } from '../protocol/NetConf.js'

@@ -14,7 +14,7 @@
  */
 import * as E from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
-import { OS_CREDENTIAL_KEYS } from '@isthmus/contrail'
+import { OS_CREDENTIAL_KEYS } from '@isthmus/core'
 import type { RawEnv } from '../protocol/Env.js'
 import { isOwnIpamType } from '../protocol/IpamType.js'
 import { MAX_STDIN_BYTES } from '../protocol/Json.js'

@@ -6,9 +6,7 @@
  * messages; `IsthmusConf` is this plugin's view of the rest.
  */
 import * as t from 'io-ts'
-import { Cidr, IfName, IpAddress, NetworkId, Subnet } from '@isthmus/core'
-import { isChainPrefix } from '@isthmus/dataplane-linux'
-import { LEVELS, type Level } from '@isthmus/log'
+import { Cidr, IfName, IpAddress, isChainPrefix, LogLevel, NetworkId, Subnet } from '@isthmus/core'
 
 // -------------------------------------------------------------------------------------
 // small codecs
@@ -38,18 +36,7 @@ export const AbsolutePath = new t.Type<string, string, unknown>(
   (a) => a
 )
 
-/** @category codecs */
-export const LogLevel = new t.Type<Level, string, unknown>(
-  'LogLevel',
-  (u): u is Level => typeof u === 'string' && (LEVELS as ReadonlyArray<string>).includes(u),
-  (u, c) =>
-    typeof u === 'string' && (LEVELS as ReadonlyArray<string>).includes(u)
-      ? t.success(u as Level)
-      : t.failure(u, c, `one of ${LEVELS.join(', ')}`),
-  (a) => a
-)
-
-/** iptables chain prefix: letters, digits and `_`, at most 16 (dataplane-linux's rule). @category codecs */
+/** iptables chain prefix: letters, digits and `_`, at most 16 (the core's `isChainPrefix`). @category codecs */
 export const ChainPrefix = new t.Type<string, string, unknown>(
   'ChainPrefix',
   (u): u is string => typeof u === 'string' && isChainPrefix(u),

@@ -7,11 +7,11 @@
  * argv[2]: JSON {contrailUrl, agentUrl, stateDir, networkId, endpointId, hangAt?}
  */
 import * as E from 'fp-ts/lib/Either.js'
-import { builtinControlPlane, createEndpoint, describe as describeError, makeIpam, systemClock, type EndpointId, type Env, type NetworkId } from '@isthmus/core'
+import { builtinControlPlane, compositeControlPlane, createEndpoint, describe as describeError, makeIpam, systemClock, type EndpointId, type Env, type NetworkId } from '@isthmus/core'
 import { recordingLogger } from '@isthmus/core/testing'
 import { linuxDataplane } from '@isthmus/dataplane-linux'
 import { fileStore } from '@isthmus/store-fs'
-import { compositeControlPlane, configApi, contrailControlPlane, vrouterAgent } from '@isthmus/contrail'
+import { configApi, contrailControlPlane, vrouterAgent } from '@isthmus/contrail'
 
 interface Args {
   readonly contrailUrl: string

@@ -1,7 +1,7 @@
 /** A core Env whose control plane is Contrail-or-built-in and whose agent is the vRouter client. */
-import { builtinControlPlane, makeIpam, type Env } from '@isthmus/core'
+import { builtinControlPlane, compositeControlPlane, makeIpam, type Env } from '@isthmus/core'
 import { testEnv, type TestEnv } from '@isthmus/core/testing'
-import { compositeControlPlane, contrailControlPlane, vrouterAgent, type ConfigApi, type VRouterAgent } from '@isthmus/contrail'
+import { contrailControlPlane, vrouterAgent, type ConfigApi, type VRouterAgent } from '@isthmus/contrail'
 import { api, FAST, type Sims } from './helpers.js'
 
 export const OWNER = 'test-host'

@@ -24,6 +24,9 @@ import type { Lease, LeaseOwner, Pool } from '../model/Ipam.js'
 import type { Network } from '../model/Network.js'
 import type { Sandbox } from '../model/Sandbox.js'
 
+/** Where isthmus keeps its state on a host unless told otherwise: the daemon and the CNI plugin share it. @category constants */
+export const DEFAULT_STATE_DIR = '/var/lib/isthmus'
+
 /**
  * How a write (a `put`, a lease's `reserve` or `transfer`) must last. Every write is atomic and
  * survives the death of the process (kill -9); `durable: false` lets it be lost with the machine

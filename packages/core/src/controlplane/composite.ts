@@ -4,7 +4,8 @@
  * every other network to the built-in one. The choice is made per network, so both kinds live
  * side by side in one store and one plugin.
  */
-import type { ControlPlane, Network, NetworkSpec } from '@isthmus/core'
+import type { Network } from '../model/Network.js'
+import type { ControlPlane, NetworkSpec } from '../ports/ControlPlane.js'
 
 /** @category model */
 export interface CompositeControlPlaneOptions {
