@@ -122,11 +122,11 @@ export default tseslint.config(
     )
   },
   {
-    // Protocol codecs: core, fp-ts, io-ts and their own modules only.
+    // Protocol codecs: core, fp-ts, io-ts and their sibling modules only.
     files: ['packages/*/src/protocol/**/*.ts'],
     rules: restrictImports({
-      regex: '^(?!\\.|@isthmus/core$|fp-ts/|io-ts$)',
-      message: 'a protocol codec imports only @isthmus/core, fp-ts, io-ts and its own modules'
+      regex: '^(?!\\./|@isthmus/core$|fp-ts/|io-ts$)',
+      message: 'a protocol codec imports only @isthmus/core, fp-ts, io-ts and the protocol modules beside it'
     })
   },
   {
