@@ -1,6 +1,8 @@
 /**
- * Contrail (Tungsten Fabric) VNC config API objects as on the wire (contrail-hns-agent.md
- * §2.2-2.4): hyphenated type names, underscored property names. Only the fields isthmus reads or
+ * Contrail (Tungsten Fabric) VNC config API objects as on the wire (docs/contrail.md, "The
+ * config API on the wire"; the schema is
+ * https://github.com/tungstenfabric/tf-api-client/blob/master/schema/vnc_cfg.xsd):
+ * hyphenated type names, underscored property names. Only the fields isthmus reads or
  * writes are named; decoding keeps the others (objects are open), encoding of our own create
  * bodies goes through `t.exact` so nothing else is sent.
  */

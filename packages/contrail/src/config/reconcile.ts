@@ -128,18 +128,22 @@ const orphanVms = (o: Reconcile, k: Known): T.Task<Tally> =>
     )
   )
 
-const leaseHolds = (store: Store, n: Network, iip: Obj.InstanceIp): T.Task<boolean> => {
-  const a = IpAddress.decode(iip.instance_ip_address)
-  if (E.isLeft(a)) return T.of(false)
-  return pipe(
-    store.leases.get(n.addressSpace, a.right),
-    // cannot tell: keep it
-    TE.match(
-      () => true,
-      O.exists((l) => l.owner.kind === 'runtime' && l.owner.ref === `${RESERVATION_PREFIX}${iip.uuid}`)
+/** Whether a lease holds the reservation `iip`; when the store cannot tell, it is kept. */
+const leaseHolds = (store: Store, n: Network, iip: Obj.InstanceIp): T.Task<boolean> =>
+  pipe(
+    IpAddress.decode(iip.instance_ip_address),
+    E.match(
+      () => T.of(false),
+      (address) =>
+        pipe(
+          store.leases.get(n.addressSpace, address),
+          TE.match(
+            () => true,
+            O.exists((l) => l.owner.kind === 'runtime' && l.owner.ref === `${RESERVATION_PREFIX}${iip.uuid}`)
+          )
+        )
     )
   )
-}
 
 /** A Docker reservation of ours that no interface uses and no lease holds. */
 const staleReservation = (o: Reconcile, n: Network, uuid: string): T.Task<Tally> =>

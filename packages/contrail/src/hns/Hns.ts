@@ -1,6 +1,6 @@
 /**
- * HNS v1 JSON as hcsshim v0.8.6 sends and reads it (contrail-hns-agent.md §4): the envelope of
- * every HNSCall, HNSNetwork and HNSEndpoint. Keys are PascalCase and `ID` is upper-case; every
+ * HNS v1 JSON as hcsshim v0.8.6 sends and reads it (the `internal/hns` package of
+ * https://github.com/microsoft/hcsshim; docs/contrail.md, "HNS"): the envelope of every HNSCall, HNSNetwork and HNSEndpoint. Keys are PascalCase and `ID` is upper-case; every
  * field is optional on the wire (omitempty) except what HNS always fills on what it returns.
  */
 import * as t from 'io-ts'
@@ -93,5 +93,5 @@ export type HnsEndpoint = t.TypeOf<typeof HnsEndpoint>
 export const toHnsMac = (mac: string): string => mac.toUpperCase().replace(/:/g, '-')
 /** The MAC format of Contrail and the agent: lower-case, colon separated. @category utils */
 export const fromHnsMac = (mac: string): string => mac.toLowerCase().replace(/-/g, ':')
-/** The MAC syntax HNS accepts (§6.3). @category utils */
+/** The MAC syntax HNS accepts: six dash-separated hex pairs. @category utils */
 export const isHnsMac = (mac: string): boolean => /^[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{2}){5}$/.test(mac)

@@ -1,16 +1,17 @@
 /**
- * The Hns port: networks and endpoints by the HNS v1 call shapes (§4.1), over an `HnsTransport`
+ * The Hns port: networks and endpoints by the HNS v1 call shapes (`GET|POST|DELETE /networks/`,
+ * `/endpoints/`, with an id for one; hcsshim's `HNSCall`), over an `HnsTransport`
  * (the one `HNSCall(method, path, request) → envelope` entry point). On Windows the transport is
  * `windowsHnsTransport` (a helper process); on Linux, tests bind the in-process simulator of
  * `@isthmus/contrail/testing`. Every Output is decoded; `Success: false` becomes one error.
  *
- * HNS has no lookup by name (§4.1): `findNetworkByName` lists and filters here.
+ * HNS v1 has no lookup by name: `findNetworkByName` lists and filters here.
  */
 import * as E from 'fp-ts/lib/Either.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import * as t from 'io-ts'
-import { decodeWith, io, notFound, transient, type CoreError } from '@isthmus/core'
+import { decodeWith, io, notFound, parseJson, transient, type CoreError } from '@isthmus/core'
 import * as H from './Hns.js'
 
 /** @category model */
@@ -36,7 +37,7 @@ export interface Hns {
   readonly deleteEndpoint: (id: string) => TE.TaskEither<CoreError, void>
 }
 
-/** The text HNS gives for an unknown id (§4.4); the only "not found" signal v1 has. */
+/** The text HNS gives for an unknown id; the only "not found" signal v1 has. */
 const NOT_FOUND = /element not found/i
 
 /** HNS's own error, as hcsshim renders it. @category utils */
@@ -48,15 +49,13 @@ export const hnsClient = (transport: HnsTransport): Hns => {
   const call = <A>(kind: 'network' | 'endpoint', op: string, method: HnsMethod, path: string, body: unknown, codec: t.Type<A, unknown, unknown>): TE.TaskEither<CoreError, A> =>
     pipe(
       transport.call(method, path, body === undefined ? '' : JSON.stringify(body)),
-      TE.chainEitherK((text) => {
-        let json: unknown
-        try {
-          json = JSON.parse(text)
-        } catch {
-          return E.left(io(op, 'HNS answered with something that is not JSON'))
-        }
-        return decodeWith(H.HnsEnvelope, 'HNS response')(json)
-      }),
+      TE.chainEitherK((text) =>
+        pipe(
+          parseJson('HNS response')(text),
+          E.mapLeft(() => io(op, 'HNS answered with something that is not JSON')),
+          E.chain(decodeWith(H.HnsEnvelope, 'HNS response'))
+        )
+      ),
       TE.chainEitherK((env) => (env.Success ? decodeWith(codec, `HNS output of ${op}`)(env.Output) : E.left(hnsFailure(kind, op, env.Error ?? 'unknown error'))))
     )
   const absentOk = (te: TE.TaskEither<CoreError, unknown>): TE.TaskEither<CoreError, void> =>

@@ -1,5 +1,5 @@
 /**
- * HNS requests built from core records, as the Contrail Windows driver made them (§1.4): a
+ * HNS requests built from core records, as the Contrail Windows driver made them: a
  * transparent network named `Contrail:<tenant>:<network>:<subnet>` with the controller's gateway,
  * and an endpoint named by the endpoint id with the controller's address and MAC.
  */

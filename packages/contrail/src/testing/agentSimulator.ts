@@ -1,6 +1,6 @@
 /**
- * A vRouter agent port API as a real HTTP server on 127.0.0.1 (contrail-hns-agent.md §6.2):
- * `POST /port` with the agent's own validation (§3.2, including the non-nil `vm-project-id` for
+ * A vRouter agent port API as a real HTTP server on 127.0.0.1 (docs/contrail.md, "The vRouter
+ * agent"): `POST /port` with the agent's own validation (including the non-nil `vm-project-id` for
  * type 0), `GET` and `DELETE /port/<uuid>` (lower-case uuid or 404 "Unknown Request"),
  * `/syncports` with a stale cleaner run on demand, port files that survive `restart()`, failure
  * injection and a journal.
@@ -13,7 +13,7 @@ import * as E from 'fp-ts/lib/Either.js'
 export interface AgentSimulatorOptions {
   /** Reject a nil or empty `vm-project-id` for type 0 (every agent version read does). Default true. */
   readonly strictProjectId?: boolean
-  /** Answer 500 after a successful DELETE, as one agent version does (§3.2). */
+  /** Answer 500 after a successful DELETE, as one agent version does. */
   readonly deleteAnswers500?: boolean
 }
 
@@ -38,7 +38,7 @@ const unknown: SimResponse = { status: 404, json: { error: 'Unknown Request' } }
 
 const ipv4 = /^(\d{1,3})(\.\d{1,3}){3}$/
 
-/** The agent's checks of one port (§3.2); undefined when it is acceptable. */
+/** The agent's checks of one port; undefined when it is acceptable. */
 const invalid = (p: Record<string, unknown>, strict: boolean): string | undefined => {
   for (const f of ['id', 'instance-id', 'vn-id', 'vm-project-id', 'display-name', 'system-name', 'ip-address', 'ip6-address', 'mac-address', 'type', 'rx-vlan-id', 'tx-vlan-id']) {
     if (!(f in p)) return `Missing data for <${f}>`
@@ -75,7 +75,7 @@ export const startAgentSimulator = async (options: AgentSimulatorOptions = {}, p
     if (req.method === 'POST' && req.path === '/port') {
       const list = Array.isArray(req.body) ? (req.body as unknown[]) : [req.body]
       const decoded: AgentPort[] = []
-      // all or nothing (§3.1)
+      // a list of ports is taken all or nothing
       for (const item of list) {
         if (typeof item !== 'object' || item === null) return fail('Invalid JSON')
         const why = invalid(item as Record<string, unknown>, strict)

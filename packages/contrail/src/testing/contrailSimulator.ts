@@ -1,8 +1,8 @@
 /**
  * A Contrail VNC config API with keystone, as a real HTTP server on 127.0.0.1
- * (contrail-hns-agent.md §6.1): objects with refs, back-refs and children; server-computed
- * uuids, MACs (from the interface uuid, §2.4), subnet gateways and instance-ip addresses; the
- * 400/401/404/409 answers of §2.2 with their texts; keystone v2 and v3 token issue with
+ * (docs/contrail.md, "The config API on the wire"): objects with refs, back-refs and children;
+ * server-computed uuids, MACs (from the interface uuid), subnet gateways and instance-ip
+ * addresses; the 400/401/404/409 answers of the API server with their texts; keystone v2 and v3 token issue with
  * controllable expiry; failure injection and a journal (see `httpSim.ts`).
  */
 import { randomBytes, randomUUID } from 'node:crypto'
@@ -51,7 +51,7 @@ export interface ContrailSimulatorOptions {
 /** @category testing */
 export interface SeededSubnet {
   readonly cidr: string
-  /** Allocation from the bottom (gateway .1) or, when false, from the top (gateway last-1), §2.4. */
+  /** Allocation from the bottom (gateway .1) or, when false, from the top (gateway last-1). */
   readonly addrFromStart?: boolean
 }
 
@@ -91,7 +91,7 @@ const refTypeOf = (field: string): string => field.replace(/_refs$/, '').replace
 const text = (status: number, t: string): SimResponse => ({ status, text: t })
 const json = (status: number, j: unknown): SimResponse => ({ status, json: j })
 
-/** The MAC the API server derives from an interface uuid (§2.4). @category testing */
+/** The MAC the API server derives from an interface uuid. @category testing */
 export const macFromUuid = (uuid: string): string =>
   `02:${uuid.slice(0, 2)}:${uuid.slice(2, 4)}:${uuid.slice(4, 6)}:${uuid.slice(6, 8)}:${uuid.slice(9, 11)}`
 
@@ -153,7 +153,7 @@ export const startContrailSimulator = async (options: ContrailSimulatorOptions =
   }
 
   // ---------------------------------------------------------------------------------
-  // addresses (§2.4)
+  // addresses
   // ---------------------------------------------------------------------------------
 
   interface SubnetInfo {
@@ -356,7 +356,7 @@ export const startContrailSimulator = async (options: ContrailSimulatorOptions =
   }
 
   // ---------------------------------------------------------------------------------
-  // routes (§2.2)
+  // routes
   // ---------------------------------------------------------------------------------
 
   const handle = (req: SimRequest): SimResponse => {

@@ -1,5 +1,5 @@
 /**
- * HNS in-process (contrail-hns-agent.md §6.3): an `HnsTransport` answering HNSCall envelopes,
+ * HNS in-process: an `HnsTransport` answering HNSCall envelopes,
  * so that the Hns client's real JSON encoding, decoding and error mapping are exercised on Linux.
  * Networks need a Type; endpoints need an existing network (`Element not found.`), an IP inside
  * one of its subnets and unique in it, and an HNS-syntax MAC (assigned from 00-15-5D-… when
@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto'
 import * as E from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
-import { contains, IpAddress, Subnet } from '@isthmus/core'
+import { contains, IpAddress, parseJson, Subnet } from '@isthmus/core'
 import type { HnsTransport } from '../hns/client.js'
 import * as H from '../hns/Hns.js'
 
@@ -31,7 +31,7 @@ export interface HnsSimulator {
   readonly networks: () => ReadonlyArray<H.HnsNetwork>
   readonly endpoints: () => ReadonlyArray<H.HnsEndpoint>
   readonly journal: ReadonlyArray<HnsCall>
-  /** The next `n` network creates fail with `Unspecified error` (§4.4). */
+  /** The next `n` network creates fail with `Unspecified error` (HNS's transient failure). */
   readonly failNextNetworkCreates: (n: number) => void
 }
 
@@ -48,12 +48,9 @@ export const hnsSimulator = (options: HnsSimulatorOptions = {}): HnsSimulator =>
   let macSeq = 1
 
   const answer = (method: string, path: string, request: string): H.HnsEnvelope => {
-    let body: unknown
-    try {
-      body = request === '' ? undefined : JSON.parse(request)
-    } catch {
-      return err('The parameter is incorrect. ')
-    }
+    const parsed = request === '' ? E.right(undefined) : parseJson('HNS request')(request)
+    if (E.isLeft(parsed)) return err('The parameter is incorrect. ')
+    const body = parsed.right
     if (path === '/networks/' && method === 'GET') return ok([...networks.values()])
     if (path === '/endpoints/' && method === 'GET') return ok([...endpoints.values()])
     if (path === '/networks/' && method === 'POST') {

@@ -7,6 +7,8 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
+import * as E from 'fp-ts/lib/Either.js'
+import { causeText, parseJson } from '@isthmus/core'
 
 /** One request as the simulator saw it. @category testing */
 export interface JournalEntry {
@@ -87,14 +89,7 @@ const readBody = (req: IncomingMessage): Promise<string> =>
     req.on('error', reject)
   })
 
-const parse = (s: string): unknown => {
-  if (s === '') return undefined
-  try {
-    return JSON.parse(s) as unknown
-  } catch {
-    return undefined
-  }
-}
+const parse = (s: string): unknown => (s === '' ? undefined : E.getOrElseW(() => undefined)(parseJson('request body')(s)))
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -154,7 +149,7 @@ export const startHttpSim = async (handle: (req: SimRequest) => SimResponse, por
       try {
         r = handle(simReq)
       } catch (e) {
-        r = { status: 500, text: `simulator error: ${e instanceof Error ? e.message : String(e)}` }
+        r = { status: 500, text: `simulator error: ${causeText(e)}` }
       }
       if (fault?.commitThenFail === true) r = { status: fault.status ?? 500, text: fault.body ?? 'injected failure after commit' }
       entry.status = r.status
