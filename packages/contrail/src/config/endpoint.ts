@@ -198,13 +198,13 @@ const attach = (ctx: EndpointContext, plan: Plan, op: string, sg: Obj.Ref | unde
   pipe(
     begin<SagaEnv>(op),
     bindStep(
-      'vmi',
+      'interface',
       () => RTE.fromTaskEither(createInterface(ctx, plan, sg)),
-      ({ vmi }) => RTE.fromTaskEither(ctx.api.remove('virtual-machine-interface', vmi))
+      (s) => RTE.fromTaskEither(ctx.api.remove('virtual-machine-interface', s.interface))
     ),
-    bindStep('mac', ({ vmi }) => RTE.fromTaskEither(readMac(ctx.api, vmi))),
+    bindStep('mac', (s) => RTE.fromTaskEither(readMac(ctx.api, s.interface))),
     bindStep('vm', () => RTE.fromTaskEither(createVm(ctx, plan))),
-    RTE.map(({ vmi, mac, vm }) => ({ vmi, mac, vm }))
+    RTE.map((s) => ({ vmi: s.interface, mac: s.mac, vm: s.vm }))
   )
 
 /** The interface's reference to its VM. */
@@ -292,19 +292,19 @@ const createSteps = (ctx: EndpointContext, plan: Plan): Step<SagaEnv, EndpointBi
     begin<SagaEnv>(op),
     bindStep('securityGroup', () => RTE.fromTaskEither(securityGroup(ctx, plan))),
     bindStep(
-      'attached',
+      'interfaceAndVm',
       ({ securityGroup: sg }) => attach(ctx, plan, op, sg),
-      ({ attached }) => RTE.fromTaskEither(detach(ctx.api, attached))
+      ({ interfaceAndVm }) => RTE.fromTaskEither(detach(ctx.api, interfaceAndVm))
     ),
     // interface → VM (ADD is idempotent on the server); deleting the interface drops it
-    doStep('link', ({ attached }) => RTE.fromTaskEither(ctx.api.refUpdate(vmLink(plan, attached)))),
+    doStep('link', ({ interfaceAndVm }) => RTE.fromTaskEither(ctx.api.refUpdate(vmLink(plan, interfaceAndVm)))),
     bindStep(
-      'iip',
-      ({ attached }) => RTE.fromTaskEither(assignAddress(ctx, plan, attached.vmi)),
-      ({ attached, iip }) => RTE.fromTaskEither(unassignAddress(ctx, plan, attached.vmi, iip))
+      'instanceIp',
+      ({ interfaceAndVm }) => RTE.fromTaskEither(assignAddress(ctx, plan, interfaceAndVm.vmi)),
+      ({ interfaceAndVm, instanceIp }) => RTE.fromTaskEither(unassignAddress(ctx, plan, interfaceAndVm.vmi, instanceIp))
     ),
-    bindStep('ip', ({ iip }) => RTE.fromTaskEither(readAddress(ctx, plan, iip))),
-    RTE.map(({ attached, iip, ip }) => bindingOf(plan, attached, iip, ip))
+    bindStep('address', ({ instanceIp }) => RTE.fromTaskEither(readAddress(ctx, plan, instanceIp))),
+    RTE.map(({ interfaceAndVm, instanceIp, address }) => bindingOf(plan, interfaceAndVm, instanceIp, address))
   )
 }
 
