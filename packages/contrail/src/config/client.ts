@@ -10,7 +10,7 @@ import * as TE from 'fp-ts/lib/TaskEither.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import type * as t from 'io-ts'
 import { decodeTask, silentLogger, type CoreError, type Logger } from '@isthmus/core'
-import { DEFAULT_HTTP_POLICY, type HttpPolicy } from '../http.js'
+import { DEFAULT_HTTP_POLICY, type HttpPolicy, type HttpResponse } from '../http.js'
 import { redactor, urlSecrets } from '../secrets.js'
 import { tokenSource, type Auth } from './tokens.js'
 import * as O from './Objects.js'
@@ -85,6 +85,71 @@ const queryString = (q: ReadQuery | undefined): string => {
   return s === '' ? '' : `?${s}`
 }
 
+type Call = (op: string, method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown) => TE.TaskEither<CoreError, HttpResponse>
+
+const decoded =
+  <A>(codec: t.Type<A, unknown, unknown>, what: string) =>
+  (res: HttpResponse): TE.TaskEither<CoreError, A> =>
+    decodeTask(codec, what)(res.json)
+
+// The operations, each over the one `call` of its client.
+
+const fqNameToIdOver =
+  (call: Call): ConfigApi['fqNameToId'] =>
+  (type, fqName) =>
+    pipe(
+      call(`look up ${type} ${fqName.join(':')}`, 'POST', '/fqname-to-id', O.FqNameToIdRequest.encode({ type, fq_name: [...fqName] })),
+      TE.chain(decoded(O.FqNameToIdResponse, 'fqname-to-id response')),
+      TE.map((r) => r.uuid)
+    )
+
+const readOver =
+  (call: Call): ConfigApi['read'] =>
+  (type, uuid, codec, query) =>
+    pipe(
+      call(`read ${type} ${uuid}`, 'GET', `/${type}/${encodeURIComponent(uuid)}${queryString(query)}`),
+      TE.chain(decoded(O.envelope(type, codec), `${type} ${uuid}`)),
+      TE.map((env) => env[type] as never)
+    )
+
+const createOver =
+  (call: Call): ConfigApi['create'] =>
+  (type, body) => {
+    const fq = (body as { fq_name?: ReadonlyArray<string> }).fq_name ?? []
+    return pipe(
+      call(`create ${type} ${fq.join(':')}`, 'POST', `/${type}s`, { [type]: body }),
+      TE.chain(decoded(O.envelope(type, O.Created), `created ${type}`)),
+      TE.map((env) => env[type] as O.Created)
+    )
+  }
+
+const removeOver =
+  (call: Call): ConfigApi['remove'] =>
+  (type, uuid) =>
+    pipe(
+      call(`delete ${type} ${uuid}`, 'DELETE', `/${type}/${encodeURIComponent(uuid)}`),
+      TE.map(() => undefined),
+      TE.orElse((e) => (isControllerNotFound(e) ? TE.right(undefined) : TE.left(e)))
+    )
+
+const refUpdateOver =
+  (call: Call): ConfigApi['refUpdate'] =>
+  (req) =>
+    pipe(
+      call(refUpdateOp(req), 'POST', '/ref-update', O.RefUpdateRequest.encode(req)),
+      TE.chain(decoded(O.RefUpdateResponse, 'ref-update response')),
+      TE.map(() => undefined)
+    )
+
+const listOver =
+  (call: Call): ConfigApi['list'] =>
+  (type, codec, query) =>
+    pipe(
+      call(`list ${type}s`, 'GET', `/${type}s${queryString({ ...query, detail: true })}`),
+      TE.chain(decoded(O.detailList(type, codec), `${type} list`)),
+      TE.map((l) => ((l[`${type}s`] ?? []) as ReadonlyArray<Record<string, unknown>>).map((e) => e[type] as never))
+    )
+
 /**
  * A config API client.
  *
@@ -100,58 +165,17 @@ export const configApi = (options: ConfigApiOptions): ConfigApi => {
     tokens: tokenSource(options.auth, policy, secrets, options.now),
     log: options.log ?? silentLogger
   }
-  const call = (op: string, method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown) =>
-    request(ctx, op, method, path, body)
-  const decoded =
-    <A>(codec: t.Type<A, unknown, unknown>, what: string) =>
-    (res: { readonly json: unknown }) =>
-      decodeTask(codec, what)(res.json)
-
-  const fqNameToId: ConfigApi['fqNameToId'] = (type, fqName) =>
-    pipe(
-      call(`look up ${type} ${fqName.join(':')}`, 'POST', '/fqname-to-id', O.FqNameToIdRequest.encode({ type, fq_name: [...fqName] })),
-      TE.chain(decoded(O.FqNameToIdResponse, 'fqname-to-id response')),
-      TE.map((r) => r.uuid)
-    )
-
-  const read: ConfigApi['read'] = (type, uuid, codec, query) =>
-    pipe(
-      call(`read ${type} ${uuid}`, 'GET', `/${type}/${encodeURIComponent(uuid)}${queryString(query)}`),
-      TE.chain(decoded(O.envelope(type, codec), `${type} ${uuid}`)),
-      TE.map((env) => env[type] as never)
-    )
-
-  const create: ConfigApi['create'] = (type, body) => {
-    const fq = (body as { fq_name?: ReadonlyArray<string> }).fq_name ?? []
-    return pipe(
-      call(`create ${type} ${fq.join(':')}`, 'POST', `/${type}s`, { [type]: body }),
-      TE.chain(decoded(O.envelope(type, O.Created), `created ${type}`)),
-      TE.map((env) => env[type] as O.Created)
-    )
+  const call: Call = (op, method, path, body) => request(ctx, op, method, path, body)
+  return {
+    fqNameToId: fqNameToIdOver(call),
+    read: readOver(call),
+    create: createOver(call),
+    remove: removeOver(call),
+    refUpdate: refUpdateOver(call),
+    list: listOver(call),
+    redact: secrets.redact,
+    log: ctx.log
   }
-
-  const remove: ConfigApi['remove'] = (type, uuid) =>
-    pipe(
-      call(`delete ${type} ${uuid}`, 'DELETE', `/${type}/${encodeURIComponent(uuid)}`),
-      TE.map(() => undefined),
-      TE.orElse((e) => (isControllerNotFound(e) ? TE.right(undefined) : TE.left(e)))
-    )
-
-  const refUpdate: ConfigApi['refUpdate'] = (req) =>
-    pipe(
-      call(refUpdateOp(req), 'POST', '/ref-update', O.RefUpdateRequest.encode(req)),
-      TE.chain(decoded(O.RefUpdateResponse, 'ref-update response')),
-      TE.map(() => undefined)
-    )
-
-  const list: ConfigApi['list'] = (type, codec, query) =>
-    pipe(
-      call(`list ${type}s`, 'GET', `/${type}s${queryString({ ...query, detail: true })}`),
-      TE.chain(decoded(O.detailList(type, codec), `${type} list`)),
-      TE.map((l) => ((l[`${type}s`] ?? []) as ReadonlyArray<Record<string, unknown>>).map((e) => e[type] as never))
-    )
-
-  return { fqNameToId, read, create, remove, refUpdate, list, redact: secrets.redact, log: ctx.log }
 }
 
 const refUpdateOp = (req: O.RefUpdateRequest): string =>

@@ -99,6 +99,38 @@ const recordLease = (store: Store, lease: Lease, network: Network): TE.TaskEithe
     TE.map(() => undefined)
   )
 
+interface Deps {
+  readonly api: ConfigApi
+  readonly store: Store
+  readonly owner: string
+  readonly domain: string
+  readonly now: () => Date
+}
+
+/** A reservation and its lease; a failing step deletes the instance-ip (core's saga: a failed delete is logged). */
+const reserve = ({ api, store, owner, domain, now }: Deps, r: Reservation): TE.TaskEither<CoreError, Lease> =>
+  pipe(
+    begin<SagaEnv>('contrail reserve address'),
+    bindStep(
+      'iip',
+      () => RTE.fromTaskEither(createReservation(api, owner, domain, r)),
+      ({ iip }) => RTE.fromTaskEither(api.remove('instance-ip', iip))
+    ),
+    bindStep('address', ({ iip }) => RTE.fromTaskEither(readAddress(api, iip))),
+    bindStep('lease', ({ iip, address }) =>
+      RTE.right<SagaEnv, CoreError, Lease>({
+        address,
+        addressSpace: r.network.addressSpace,
+        poolId: r.poolId,
+        owner: { kind: 'runtime', ref: `${RESERVATION_PREFIX}${iip}` },
+        since: now().toISOString(),
+        ...(r.mac === undefined ? {} : { mac: r.mac })
+      })
+    ),
+    doStep('record', ({ lease }) => RTE.fromTaskEither(recordLease(store, lease, r.network))),
+    RTE.map(({ lease }) => lease)
+  )({ log: api.log })
+
 /**
  * `base` with Contrail reservations for the pools of Contrail networks.
  *
@@ -107,31 +139,7 @@ const recordLease = (store: Store, lease: Lease, network: Network): TE.TaskEithe
 export const contrailIpam = (base: Ipam, options: ContrailIpamOptions): Ipam => {
   const { api, store, owner } = options
   const domain = options.domain ?? DEFAULT_DOMAIN
-  const now = options.now ?? (() => new Date())
-
-  // A failing step deletes the instance-ip (core's saga; a failed delete is logged).
-  const reserve = (r: Reservation): TE.TaskEither<CoreError, Lease> =>
-    pipe(
-      begin<SagaEnv>('contrail reserve address'),
-      bindStep(
-        'iip',
-        () => RTE.fromTaskEither(createReservation(api, owner, domain, r)),
-        ({ iip }) => RTE.fromTaskEither(api.remove('instance-ip', iip))
-      ),
-      bindStep('address', ({ iip }) => RTE.fromTaskEither(readAddress(api, iip))),
-      bindStep('lease', ({ iip, address }) =>
-        RTE.right<SagaEnv, CoreError, Lease>({
-          address,
-          addressSpace: r.network.addressSpace,
-          poolId: r.poolId,
-          owner: { kind: 'runtime', ref: `${RESERVATION_PREFIX}${iip}` },
-          since: now().toISOString(),
-          ...(r.mac === undefined ? {} : { mac: r.mac })
-        })
-      ),
-      doStep('record', ({ lease }) => RTE.fromTaskEither(recordLease(store, lease, r.network))),
-      RTE.map(({ lease }) => lease)
-    )({ log: api.log })
+  const deps: Deps = { api, store, owner, domain, now: options.now ?? (() => new Date()) }
 
   const allocate: Ipam['allocate'] = (poolId, leaseOwner, opts) =>
     leaseOwner.kind !== 'runtime'
@@ -142,7 +150,7 @@ export const contrailIpam = (base: Ipam, options: ContrailIpamOptions): Ipam => 
           TE.chain((network) =>
             network === undefined
               ? base.allocate(poolId, leaseOwner, opts)
-              : reserve({ network, poolId, address: opts?.address, mac: opts?.mac })
+              : reserve(deps, { network, poolId, address: opts?.address, mac: opts?.mac })
           )
         )
 
