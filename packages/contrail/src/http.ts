@@ -46,8 +46,7 @@ export interface HttpResponse {
 
 /** The request never got an HTTP answer. @category model */
 export type HttpFailure =
-  | { readonly _tag: 'Unreachable'; readonly detail: string }
-  | { readonly _tag: 'Timeout'; readonly ms: number }
+  { readonly _tag: 'Unreachable'; readonly detail: string } | { readonly _tag: 'Timeout'; readonly ms: number }
 
 /** @category utils */
 export const failureText = (f: HttpFailure): string =>
@@ -95,7 +94,8 @@ export const send = (req: HttpRequest, timeoutMs: number): TE.TaskEither<HttpFai
     TE.chain((signal) =>
       TE.tryCatch(
         () => exchange(req, signal),
-        (e): HttpFailure => (signal.aborted ? { _tag: 'Timeout', ms: timeoutMs } : { _tag: 'Unreachable', detail: detailOf(e) })
+        (e): HttpFailure =>
+          signal.aborted ? { _tag: 'Timeout', ms: timeoutMs } : { _tag: 'Unreachable', detail: detailOf(e) }
       )
     )
   )
@@ -117,13 +117,14 @@ export const sendLogged = (
     T.chain((started) =>
       pipe(
         send(req, timeoutMs),
-        T.tapIO((r) => () =>
-          log?.debug(msg, {
-            method: req.method,
-            path: req.path,
-            status: E.isRight(r) ? r.right.status : r.left._tag,
-            durationMs: Date.now() - started
-          })
+        T.tapIO(
+          (r) => () =>
+            log?.debug(msg, {
+              method: req.method,
+              path: req.path,
+              status: E.isRight(r) ? r.right.status : r.left._tag,
+              durationMs: Date.now() - started
+            })
         )
       )
     )
@@ -143,4 +144,9 @@ export const withRetries = <L, A>(
   p: HttpPolicy,
   isTransient: (e: L) => boolean,
   task: TE.TaskEither<L, A>
-): TE.TaskEither<L, A> => retrying(retryPolicy(p), () => task, (r) => E.isLeft(r) && isTransient(r.left))
+): TE.TaskEither<L, A> =>
+  retrying(
+    retryPolicy(p),
+    () => task,
+    (r) => E.isLeft(r) && isTransient(r.left)
+  )

@@ -5,7 +5,15 @@
  */
 import { strict as assert } from 'node:assert'
 import { after, afterEach, before, describe, it } from 'node:test'
-import { builtinControlPlane, compositeControlPlane, createEndpoint, describe as describeError, ensureNetwork, makeIpam, type Env } from '@isthmus/core'
+import {
+  builtinControlPlane,
+  compositeControlPlane,
+  createEndpoint,
+  describe as describeError,
+  ensureNetwork,
+  makeIpam,
+  type Env
+} from '@isthmus/core'
 import { testEnv } from '@isthmus/core/testing'
 import { configApi, contrailControlPlane, removeEndpointObjects, vrouterAgent } from '@isthmus/contrail'
 import { contrailSpec, epId, FAST, left, NET, right, startSims, TENANT, type Sims } from './support/helpers.js'
@@ -47,7 +55,13 @@ describe('Contrail createEndpoint rollback through core’s saga', () => {
   it('undoes in the order the server accepts: instance-ip, interface, VM', async () => {
     const { t, env } = loggingEnv(sims)
     await right(ensureNetwork(contrailSpec())(env)())
-    sims.contrail.inject({ method: 'GET', path: /^\/instance-ip\//, nth: 1, status: 400, body: 'injected refusal of the read' })
+    sims.contrail.inject({
+      method: 'GET',
+      path: /^\/instance-ip\//,
+      nth: 1,
+      status: 400,
+      body: 'injected refusal of the read'
+    })
     const from = sims.contrail.journal.length
     const e = await left(createEndpoint(NET, request('ep-rb-order'))(env)())
     assert.match(describeError(e), /refused read instance-ip .* \(HTTP 400\): injected refusal of the read$/)
@@ -59,11 +73,26 @@ describe('Contrail createEndpoint rollback through core’s saga', () => {
   it('an undo the controller refuses is logged with its step; the flow fails with the step’s error', async () => {
     const { t, api, env } = loggingEnv(sims)
     await right(ensureNetwork(contrailSpec())(env)())
-    sims.contrail.inject({ method: 'POST', path: '/instance-ips', nth: 1, status: 400, body: 'injected refusal of the create' })
-    sims.contrail.inject({ method: 'DELETE', path: /^\/virtual-machine-interface\//, nth: 1, status: 400, body: 'injected refusal of the undo' })
+    sims.contrail.inject({
+      method: 'POST',
+      path: '/instance-ips',
+      nth: 1,
+      status: 400,
+      body: 'injected refusal of the create'
+    })
+    sims.contrail.inject({
+      method: 'DELETE',
+      path: /^\/virtual-machine-interface\//,
+      nth: 1,
+      status: 400,
+      body: 'injected refusal of the undo'
+    })
     const from = sims.contrail.journal.length
     const e = await left(createEndpoint(NET, request('ep-rb-undo'))(env)())
-    assert.match(describeError(e), /refused create instance-ip ep-rb-undo \(HTTP 400\): injected refusal of the create$/)
+    assert.match(
+      describeError(e),
+      /refused create instance-ip ep-rb-undo \(HTTP 400\): injected refusal of the create$/
+    )
     // the VM is still tried after the interface: the server refuses it while the interface refers to it
     assert.deepEqual(deletes(sims, from), ['virtual-machine-interface 400', 'virtual-machine 409'])
     const warns = t.log.state.at('warn')
@@ -72,7 +101,10 @@ describe('Contrail createEndpoint rollback through core’s saga', () => {
     assert.match(w.msg, /^contrail createEndpoint ep-rb-undo: could not undo interfaceAndVm after instanceIp failed$/)
     assert.equal(w.fields['step'], 'interfaceAndVm')
     assert.equal(w.fields['failedStep'], 'instanceIp')
-    assert.match(String(w.fields['error']), /refused delete virtual-machine-interface .* \(HTTP 400\): injected refusal of the undo/)
+    assert.match(
+      String(w.fields['error']),
+      /refused delete virtual-machine-interface .* \(HTTP 400\): injected refusal of the undo/
+    )
     // what the rollback left behind, deleteEndpoint's way (by name) clears
     sims.contrail.clearFaults()
     await right(removeEndpointObjects(api, 'default-domain', TENANT, 'ep-rb-undo', {})())
@@ -82,8 +114,20 @@ describe('Contrail createEndpoint rollback through core’s saga', () => {
   it('a VM create that fails takes the interface back; a refused delete of it is logged too', async () => {
     const { t, api, env } = loggingEnv(sims)
     await right(ensureNetwork(contrailSpec())(env)())
-    sims.contrail.inject({ method: 'POST', path: '/virtual-machines', nth: 1, status: 400, body: 'injected refusal of the VM' })
-    sims.contrail.inject({ method: 'DELETE', path: /^\/virtual-machine-interface\//, nth: 1, status: 400, body: 'injected refusal of the undo' })
+    sims.contrail.inject({
+      method: 'POST',
+      path: '/virtual-machines',
+      nth: 1,
+      status: 400,
+      body: 'injected refusal of the VM'
+    })
+    sims.contrail.inject({
+      method: 'DELETE',
+      path: /^\/virtual-machine-interface\//,
+      nth: 1,
+      status: 400,
+      body: 'injected refusal of the undo'
+    })
     const e = await left(createEndpoint(NET, request('ep-rb-vm'))(env)())
     assert.match(describeError(e), /refused create virtual-machine ep-rb-vm \(HTTP 400\): injected refusal of the VM$/)
     const warns = t.log.state.at('warn')

@@ -29,7 +29,14 @@ import {
   type Network,
   type Store
 } from '@isthmus/core'
-import { DEFAULT_HTTP_POLICY, failureText, sendLogged, withRetries, type HttpPolicy, type HttpResponse } from '../http.js'
+import {
+  DEFAULT_HTTP_POLICY,
+  failureText,
+  sendLogged,
+  withRetries,
+  type HttpPolicy,
+  type HttpResponse
+} from '../http.js'
 import { redactor, urlSecrets } from '../secrets.js'
 import * as P from './Port.js'
 
@@ -66,9 +73,14 @@ export const portOf = (network: Network, endpoint: Endpoint, time: string): E.Ei
   const c = endpoint.controller
   const vn = network.controller?.networkId
   if (c?.interfaceId === undefined || c.vmId === undefined || c.projectId === undefined || vn === undefined) {
-    return E.left(invalidConfig(`endpoint ${endpoint.id} has no Contrail interface, VM, project and network to give the vRouter agent`))
+    return E.left(
+      invalidConfig(
+        `endpoint ${endpoint.id} has no Contrail interface, VM, project and network to give the vRouter agent`
+      )
+    )
   }
-  if (endpoint.mac === undefined) return E.left(invalidConfig(`endpoint ${endpoint.id} has no MAC address for the vRouter agent`))
+  if (endpoint.mac === undefined)
+    return E.left(invalidConfig(`endpoint ${endpoint.id} has no MAC address for the vRouter agent`))
   const v4 = endpoint.addresses.find((a) => !a.cidr.includes(':'))
   const v6 = endpoint.addresses.find((a) => a.cidr.includes(':'))
   return E.right({
@@ -98,12 +110,23 @@ interface AgentContext {
 
 // Only "no answer" is retried: the agent answers 500 for invalid ports too, and sending an
 // invalid port again changes nothing.
-const call = (ctx: AgentContext, op: string, method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): TE.TaskEither<CoreError, HttpResponse> =>
+const call = (
+  ctx: AgentContext,
+  op: string,
+  method: 'GET' | 'POST' | 'DELETE',
+  path: string,
+  body?: unknown
+): TE.TaskEither<CoreError, HttpResponse> =>
   pipe(
     withRetries(
       ctx.policy,
       () => true,
-      sendLogged({ method, url: `${ctx.base}${path}`, path, ...(body === undefined ? {} : { body }) }, ctx.policy.timeoutMs, ctx.log, 'vrouter agent')
+      sendLogged(
+        { method, url: `${ctx.base}${path}`, path, ...(body === undefined ? {} : { body }) },
+        ctx.policy.timeoutMs,
+        ctx.log,
+        'vrouter agent'
+      )
     ),
     TE.mapLeft((f) => transient(`vRouter agent at ${ctx.base} ${failureText(f)} during ${op}`))
   )
@@ -122,7 +145,17 @@ const repost = (store: Store, addPort: Agent['addPort']): TE.TaskEither<CoreErro
       })
       return pipe(
         ports,
-        T.traverseSeqArray(({ n, e }) => pipe(addPort(n, e), T.map(E.bimap((error) => ({ endpointId: e.id, error }), () => e.id)))),
+        T.traverseSeqArray(({ n, e }) =>
+          pipe(
+            addPort(n, e),
+            T.map(
+              E.bimap(
+                (error) => ({ endpointId: e.id, error }),
+                () => e.id
+              )
+            )
+          )
+        ),
         T.map((rs) => E.right({ reposted: A.rights(rs), failures: A.lefts(rs) }))
       )
     })
@@ -134,7 +167,8 @@ export const vrouterAgent = (options: VRouterAgentOptions = {}): VRouterAgent =>
   const ctx: AgentContext = { base, policy: options.policy ?? DEFAULT_HTTP_POLICY, log: options.log }
   const secrets = redactor(urlSecrets(base))
   const refused = (op: string, res: HttpResponse): CoreError => agentError(op, res.status, secrets.body(res.text))
-  const expect200 = (op: string) => (res: HttpResponse) => (res.status === 200 ? TE.right(undefined) : TE.left(refused(op, res)))
+  const expect200 = (op: string) => (res: HttpResponse) =>
+    res.status === 200 ? TE.right(undefined) : TE.left(refused(op, res))
 
   const post = (port: P.AgentPort): TE.TaskEither<CoreError, void> => {
     const op = `add port ${port.id}`
@@ -170,7 +204,9 @@ export const vrouterAgent = (options: VRouterAgentOptions = {}): VRouterAgent =>
     pipe(
       repost(store, addPort),
       TE.chainFirst((report) =>
-        report.failures.length > 0 ? TE.right(undefined) : pipe(call(ctx, 'sync ports', 'POST', '/syncports'), TE.chain(expect200('sync ports')))
+        report.failures.length > 0
+          ? TE.right(undefined)
+          : pipe(call(ctx, 'sync ports', 'POST', '/syncports'), TE.chain(expect200('sync ports')))
       )
     )
 

@@ -85,7 +85,12 @@ const queryString = (q: ReadQuery | undefined): string => {
   return s === '' ? '' : `?${s}`
 }
 
-type Call = (op: string, method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown) => TE.TaskEither<CoreError, HttpResponse>
+type Call = (
+  op: string,
+  method: 'GET' | 'POST' | 'DELETE',
+  path: string,
+  body?: unknown
+) => TE.TaskEither<CoreError, HttpResponse>
 
 const decoded =
   <A>(codec: t.Type<A, unknown, unknown>, what: string) =>
@@ -98,7 +103,12 @@ const fqNameToIdOver =
   (call: Call): ConfigApi['fqNameToId'] =>
   (type, fqName) =>
     pipe(
-      call(`look up ${type} ${fqName.join(':')}`, 'POST', '/fqname-to-id', O.FqNameToIdRequest.encode({ type, fq_name: [...fqName] })),
+      call(
+        `look up ${type} ${fqName.join(':')}`,
+        'POST',
+        '/fqname-to-id',
+        O.FqNameToIdRequest.encode({ type, fq_name: [...fqName] })
+      ),
       TE.chain(decoded(O.FqNameToIdResponse, 'fqname-to-id response')),
       TE.map((r) => r.uuid)
     )

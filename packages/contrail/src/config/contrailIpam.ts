@@ -60,13 +60,23 @@ interface Reservation {
 }
 
 /** A reservation: an instance-ip with only its virtual network, named by a random uuid. */
-const createReservation = (api: ConfigApi, owner: string, domain: string, r: Reservation): TE.TaskEither<CoreError, string> => {
+const createReservation = (
+  api: ConfigApi,
+  owner: string,
+  domain: string,
+  r: Reservation
+): TE.TaskEither<CoreError, string> => {
   const c = r.network.controller!
   const name = `isthmus-reservation-${randomUUID()}`
   const body: Obj.InstanceIpCreate = {
     fq_name: [name],
     display_name: name,
-    annotations: { key_value_pair: [{ key: OWNER_KEY, value: owner }, { key: RESERVATION_KEY, value: 'docker' }] },
+    annotations: {
+      key_value_pair: [
+        { key: OWNER_KEY, value: owner },
+        { key: RESERVATION_KEY, value: 'docker' }
+      ]
+    },
     virtual_network_refs: [{ to: [domain, c.tenant, c.network], uuid: c.networkId! }],
     ...(c.subnetId === undefined ? {} : { subnet_uuid: c.subnetId }),
     ...(r.address === undefined ? {} : { instance_ip_address: r.address })

@@ -40,7 +40,13 @@ export const contrailControlPlane = (options: ContrailControlPlaneOptions): Cont
     ensureNetwork: resolveNetwork(api, domain),
     // the virtual network is the operator's: nothing to give back
     deleteNetwork: () => TE.right(undefined),
-    createEndpoint: createContrailEndpoint({ api, owner, domain, securityGroup: options.securityGroup ?? 'default', store }),
+    createEndpoint: createContrailEndpoint({
+      api,
+      owner,
+      domain,
+      securityGroup: options.securityGroup ?? 'default',
+      store
+    }),
     deleteEndpoint: (network, endpoint) =>
       network.controller === undefined
         ? TE.right(undefined)

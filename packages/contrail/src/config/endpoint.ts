@@ -83,30 +83,49 @@ const refTo = (fq: ReadonlyArray<string>, uuid: string): Obj.Ref => ({ to: [...f
 
 const controllerOf = (network: Network): E.Either<CoreError, Required<ControllerNetwork>> => {
   const c = network.controller
-  if (c?.projectId === undefined || c.networkId === undefined || c.subnetId === undefined || c.hostNetworkName === undefined) {
+  if (
+    c?.projectId === undefined ||
+    c.networkId === undefined ||
+    c.subnetId === undefined ||
+    c.hostNetworkName === undefined
+  ) {
     return E.left(invalidConfig(`network ${network.name} is not bound to a Contrail virtual network`))
   }
   return E.right(c as Required<ControllerNetwork>)
 }
 
 /** Whether the store holds `address` as a Docker reservation: its instance-ip, if so. */
-const reservationOf = (store: Store, network: Network, address: IpAddress): TE.TaskEither<CoreError, string | undefined> =>
+const reservationOf = (
+  store: Store,
+  network: Network,
+  address: IpAddress
+): TE.TaskEither<CoreError, string | undefined> =>
   pipe(
     store.leases.get(network.addressSpace, address),
     TE.map(
       O.match(
         () => undefined,
-        ({ owner: o }) => (o.kind === 'runtime' && o.ref.startsWith(RESERVATION_PREFIX) ? o.ref.slice(RESERVATION_PREFIX.length) : undefined)
+        ({ owner: o }) =>
+          o.kind === 'runtime' && o.ref.startsWith(RESERVATION_PREFIX)
+            ? o.ref.slice(RESERVATION_PREFIX.length)
+            : undefined
       )
     )
   )
 
-const wantedOf = (ctx: EndpointContext, network: Network, reqs: ReadonlyArray<AddressRequest>): TE.TaskEither<CoreError, Wanted> => {
-  if (reqs.length > 1) return TE.left(invalidConfig(`a Contrail endpoint has one address, ${reqs.length} were asked for`))
+const wantedOf = (
+  ctx: EndpointContext,
+  network: Network,
+  reqs: ReadonlyArray<AddressRequest>
+): TE.TaskEither<CoreError, Wanted> => {
+  if (reqs.length > 1)
+    return TE.left(invalidConfig(`a Contrail endpoint has one address, ${reqs.length} were asked for`))
   const r = reqs[0]
   if (r === undefined) return TE.right({ _tag: 'Any' })
   if (r._tag === 'Any') {
-    return r.family === 4 ? TE.right({ _tag: 'Any' }) : TE.left(invalidConfig('Contrail networks are IPv4 only in isthmus'))
+    return r.family === 4
+      ? TE.right({ _tag: 'Any' })
+      : TE.left(invalidConfig('Contrail networks are IPv4 only in isthmus'))
   }
   const address = r._tag === 'Static' ? r.address : splitCidr(r.cidr).address
   const asStatic: Wanted = { _tag: 'Static', address }
@@ -139,12 +158,24 @@ const planOf = (ctx: EndpointContext, network: Network, req: EndpointRequest): T
   )
 
 /** A create that a retry may find already done: 409 means "look it up by name". */
-const ensure = (api: ConfigApi, type: Obj.ObjectType, fq: ReadonlyArray<string>, body: unknown): TE.TaskEither<CoreError, string> =>
+const ensure = (
+  api: ConfigApi,
+  type: Obj.ObjectType,
+  fq: ReadonlyArray<string>,
+  body: unknown
+): TE.TaskEither<CoreError, string> =>
   pipe(
     api.create(type, body),
     TE.map((made) => made.uuid),
     // 409 and no object of that name: the conflict was something else (an address in use).
-    TE.orElse((e) => (isConflict(e) ? pipe(api.fqNameToId(type, fq), TE.orElse(() => TE.left(e))) : TE.left(e)))
+    TE.orElse((e) =>
+      isConflict(e)
+        ? pipe(
+            api.fqNameToId(type, fq),
+            TE.orElse(() => TE.left(e))
+          )
+        : TE.left(e)
+    )
   )
 
 /** The project's security group, when it has one. */
@@ -158,7 +189,11 @@ const securityGroup = (ctx: EndpointContext, plan: Plan): TE.TaskEither<CoreErro
 }
 
 /** The interface (MAC from the controller unless the runtime chose one). */
-const createInterface = (ctx: EndpointContext, plan: Plan, sg: Obj.Ref | undefined): TE.TaskEither<CoreError, string> => {
+const createInterface = (
+  ctx: EndpointContext,
+  plan: Plan,
+  sg: Obj.Ref | undefined
+): TE.TaskEither<CoreError, string> => {
   const { req } = plan
   const body: Obj.VirtualMachineInterfaceCreate = {
     fq_name: [...plan.vmiFq],
@@ -177,7 +212,10 @@ const readMac = (api: ConfigApi, vmi: string): TE.TaskEither<CoreError, MacAddre
   pipe(
     api.read('virtual-machine-interface', vmi, Obj.VirtualMachineInterface, READ_OWN),
     TE.chainEitherK((r) =>
-      decodeWith(MacAddress, 'virtual_machine_interface_mac_addresses')(r.virtual_machine_interface_mac_addresses?.mac_address[0])
+      decodeWith(
+        MacAddress,
+        'virtual_machine_interface_mac_addresses'
+      )(r.virtual_machine_interface_mac_addresses?.mac_address[0])
     )
   )
 
@@ -190,7 +228,12 @@ const createVm = (ctx: EndpointContext, plan: Plan): TE.TaskEither<CoreError, st
 const detach = (api: ConfigApi, a: Attached): TE.TaskEither<CoreError, void> =>
   pipe(
     api.remove('virtual-machine-interface', a.vmi),
-    T.chain((first) => pipe(api.remove('virtual-machine', a.vm), T.map((second) => (E.isLeft(first) ? first : second))))
+    T.chain((first) =>
+      pipe(
+        api.remove('virtual-machine', a.vm),
+        T.map((second) => (E.isLeft(first) ? first : second))
+      )
+    )
   )
 
 /** The interface and the VM, a saga of its own: a VM that fails takes the interface back. */
@@ -232,7 +275,11 @@ const vmiRef = (plan: Plan, vmi: string, iip: string, operation: 'ADD' | 'DELETE
 /** The instance-ip: created now, or Docker's reservation taken over (a reference to the interface). */
 const assignAddress = (ctx: EndpointContext, plan: Plan, vmi: string): TE.TaskEither<CoreError, string> => {
   const { req, c, wanted: w } = plan
-  if (w._tag === 'Reserved') return pipe(ctx.api.refUpdate(vmiRef(plan, vmi, w.iip, 'ADD')), TE.map(() => w.iip))
+  if (w._tag === 'Reserved')
+    return pipe(
+      ctx.api.refUpdate(vmiRef(plan, vmi, w.iip, 'ADD')),
+      TE.map(() => w.iip)
+    )
   const body: Obj.InstanceIpCreate = {
     fq_name: [req.id],
     display_name: req.id,
@@ -254,7 +301,9 @@ const assignAddress = (ctx: EndpointContext, plan: Plan, vmi: string): TE.TaskEi
 
 /** Undo `assignAddress`: Docker's reservation is Docker's to release (ReleaseAddress), so only our reference goes. */
 const unassignAddress = (ctx: EndpointContext, plan: Plan, vmi: string, iip: string): TE.TaskEither<CoreError, void> =>
-  plan.wanted._tag === 'Reserved' ? ctx.api.refUpdate(vmiRef(plan, vmi, iip, 'DELETE')) : ctx.api.remove('instance-ip', iip)
+  plan.wanted._tag === 'Reserved'
+    ? ctx.api.refUpdate(vmiRef(plan, vmi, iip, 'DELETE'))
+    : ctx.api.remove('instance-ip', iip)
 
 /** The address the controller gave, which must be the one asked for. */
 const readAddress = (ctx: EndpointContext, plan: Plan, iip: string): TE.TaskEither<CoreError, IpAddress> => {

@@ -26,5 +26,7 @@ export const ownership = (owner: string, endpoint: string): Obj.KeyValuePairs =>
 })
 
 /** The value of an annotation key, if the object has it. @category utils */
-export const annotation = (o: { readonly annotations?: Obj.KeyValuePairs | undefined }, key: string): string | undefined =>
-  o.annotations?.key_value_pair.find((p) => p.key === key)?.value
+export const annotation = (
+  o: { readonly annotations?: Obj.KeyValuePairs | undefined },
+  key: string
+): string | undefined => o.annotations?.key_value_pair.find((p) => p.key === key)?.value

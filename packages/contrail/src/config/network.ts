@@ -62,16 +62,27 @@ const requestOf = (spec: NetworkSpec): E.Either<CoreError, Named & { readonly wa
 }
 
 /** The subnet asked for, or the only one; `name` is the virtual network's fq_name. */
-const chooseSubnet = (name: string, subnets: ReadonlyArray<VnSubnet>, wanted: SubnetRequest | undefined): E.Either<CoreError, VnSubnet> => {
+const chooseSubnet = (
+  name: string,
+  subnets: ReadonlyArray<VnSubnet>,
+  wanted: SubnetRequest | undefined
+): E.Either<CoreError, VnSubnet> => {
   const first = subnets[0]
   if (first === undefined) return E.left(invalidConfig(`Contrail virtual network ${name} has no IPAM subnet`))
   if (wanted?.subnet !== undefined) {
     const m = subnets.find((s) => s.cidr === wanted.subnet)
     const has = subnets.map((s) => s.cidr).join(', ')
-    return m !== undefined ? E.right(m) : E.left(invalidConfig(`Contrail virtual network ${name} has no subnet ${wanted.subnet} (it has ${has})`))
+    return m !== undefined
+      ? E.right(m)
+      : E.left(invalidConfig(`Contrail virtual network ${name} has no subnet ${wanted.subnet} (it has ${has})`))
   }
   return subnets.length > 1
-    ? E.left(invalidConfig(`Contrail virtual network ${name} has ${subnets.length} subnets: name one (docker --subnet, CNI contrail.subnet)`))
+    ? E.left(
+        invalidConfig(
+          `Contrail virtual network ${name} has ${subnets.length} subnets: ` +
+            'name one (docker --subnet, CNI contrail.subnet)'
+        )
+      )
     : E.right(first)
 }
 

@@ -95,21 +95,24 @@ const projectTarget = (tenant: string): string => `interfaces of project ${tenan
 
 /** 1) interfaces of ours in one project that no stored endpoint owns, with their instance-ips and VM. */
 const orphanInterfaces = (o: Reconcile, k: Known, projectId: string, tenant: string): T.Task<Tally> =>
-  attempt(projectTarget(tenant), o.api.list('virtual-machine-interface', Obj.VirtualMachineInterface, { parentId: projectId }), (vmis) =>
-    pipe(
-      vmis,
-      T.traverseSeqArray((vmi): T.Task<Tally> => {
-        const ep = annotation(vmi, ENDPOINT_KEY)
-        const seen: Tally = { ...NONE, seen: [vmi.uuid] }
-        if (!o.ours(vmi) || ep === undefined || k.liveIds.has(ep) || k.liveInterfaces.has(vmi.uuid)) return T.of(seen)
-        const vm = vmi.virtual_machine_refs?.[0]?.uuid
-        const known = { interfaceId: vmi.uuid, ...(vm === undefined ? {} : { vmId: vm }) }
-        return attempt(`endpoint ${ep}`, removeEndpointObjects(o.api, o.domain, tenant, ep, known), () =>
-          T.of({ ...seen, removed: [ep] })
-        )
-      }),
-      T.map(sum)
-    )
+  attempt(
+    projectTarget(tenant),
+    o.api.list('virtual-machine-interface', Obj.VirtualMachineInterface, { parentId: projectId }),
+    (vmis) =>
+      pipe(
+        vmis,
+        T.traverseSeqArray((vmi): T.Task<Tally> => {
+          const ep = annotation(vmi, ENDPOINT_KEY)
+          const seen: Tally = { ...NONE, seen: [vmi.uuid] }
+          if (!o.ours(vmi) || ep === undefined || k.liveIds.has(ep) || k.liveInterfaces.has(vmi.uuid)) return T.of(seen)
+          const vm = vmi.virtual_machine_refs?.[0]?.uuid
+          const known = { interfaceId: vmi.uuid, ...(vm === undefined ? {} : { vmId: vm }) }
+          return attempt(`endpoint ${ep}`, removeEndpointObjects(o.api, o.domain, tenant, ep, known), () =>
+            T.of({ ...seen, removed: [ep] })
+          )
+        }),
+        T.map(sum)
+      )
   )
 
 /** 2) VMs of ours left without an interface (a rollback or delete killed between the two). */
@@ -119,10 +122,17 @@ const orphanVms = (o: Reconcile, k: Known): T.Task<Tally> =>
       vms,
       T.traverseSeqArray((vm): T.Task<Tally> => {
         const ep = annotation(vm, ENDPOINT_KEY)
-        if (!o.ours(vm) || ep === undefined || k.liveIds.has(ep) || (vm.virtual_machine_interface_back_refs ?? []).length > 0) {
+        if (
+          !o.ours(vm) ||
+          ep === undefined ||
+          k.liveIds.has(ep) ||
+          (vm.virtual_machine_interface_back_refs ?? []).length > 0
+        ) {
           return T.of(NONE)
         }
-        return attempt(`virtual-machine ${vm.uuid}`, o.api.remove('virtual-machine', vm.uuid), () => T.of({ ...NONE, removed: [ep] }))
+        return attempt(`virtual-machine ${vm.uuid}`, o.api.remove('virtual-machine', vm.uuid), () =>
+          T.of({ ...NONE, removed: [ep] })
+        )
       }),
       T.map(sum)
     )
@@ -149,7 +159,10 @@ const leaseHolds = (store: Store, n: Network, iip: Obj.InstanceIp): T.Task<boole
 const staleReservation = (o: Reconcile, n: Network, uuid: string): T.Task<Tally> =>
   pipe(
     o.api.read('instance-ip', uuid, Obj.InstanceIp),
-    TE.match(() => undefined, (iip): Obj.InstanceIp | undefined => iip),
+    TE.match(
+      () => undefined,
+      (iip): Obj.InstanceIp | undefined => iip
+    ),
     T.chain((iip) => {
       if (iip === undefined || !o.ours(iip) || annotation(iip, RESERVATION_KEY) === undefined) return T.of(NONE)
       if ((iip.virtual_machine_interface_refs ?? []).length > 0) return T.of(NONE)
@@ -174,10 +187,14 @@ const staleReservations = (o: Reconcile, k: Known, n: ContrailNetwork): T.Task<T
     o.api.read('virtual-network', vnId, Obj.VirtualNetwork, { fields: ['instance_ip_back_refs'] }),
     TE.match(
       (e): T.Task<Tally> =>
-        T.of(isControllerNotFound(e) ? NONE : failed(`virtual network ${n.controller.tenant}:${n.controller.network}`, e)),
+        T.of(
+          isControllerNotFound(e) ? NONE : failed(`virtual network ${n.controller.tenant}:${n.controller.network}`, e)
+        ),
       (vn) =>
         pipe(
-          (vn.instance_ip_back_refs ?? []).flatMap((r) => (r.uuid === undefined || k.liveIips.has(r.uuid) ? [] : [r.uuid])),
+          (vn.instance_ip_back_refs ?? []).flatMap((r) =>
+            r.uuid === undefined || k.liveIips.has(r.uuid) ? [] : [r.uuid]
+          ),
           T.traverseSeqArray((uuid) => staleReservation(o, n, uuid)),
           T.map(sum)
         )
@@ -194,7 +211,12 @@ const missingOf = (k: Known, t: Tally): ReadonlyArray<EndpointId> => {
     .filter((e) => {
       const id = e.controller?.interfaceId
       const n = byId.get(e.networkId)
-      return id !== undefined && n !== undefined && !seen.has(id) && !t.failures.some((f) => f.target === projectTarget(n.controller.tenant))
+      return (
+        id !== undefined &&
+        n !== undefined &&
+        !seen.has(id) &&
+        !t.failures.some((f) => f.target === projectTarget(n.controller.tenant))
+      )
     })
     .map((e) => e.id)
 }
@@ -220,9 +242,16 @@ const passes = (o: Reconcile, k: Known): T.Task<Tally> => {
 }
 
 /** @category flows */
-export const reconcileController = (options: ControllerReconcileOptions): TE.TaskEither<CoreError, ControllerReconcileReport> => {
+export const reconcileController = (
+  options: ControllerReconcileOptions
+): TE.TaskEither<CoreError, ControllerReconcileReport> => {
   const { api, store, owner } = options
-  const o: Reconcile = { api, store, domain: options.domain ?? DEFAULT_DOMAIN, ours: (x) => annotation(x, OWNER_KEY) === owner }
+  const o: Reconcile = {
+    api,
+    store,
+    domain: options.domain ?? DEFAULT_DOMAIN,
+    ours: (x) => annotation(x, OWNER_KEY) === owner
+  }
   return pipe(
     TE.Do,
     TE.bind('networks', () => store.networks.list()),
@@ -231,7 +260,14 @@ export const reconcileController = (options: ControllerReconcileOptions): TE.Tas
     TE.chain((k) =>
       pipe(
         passes(o, k),
-        T.map((t) => E.right({ removed: t.removed, reservationsRemoved: t.reservationsRemoved, missing: missingOf(k, t), failures: t.failures }))
+        T.map((t) =>
+          E.right({
+            removed: t.removed,
+            reservationsRemoved: t.reservationsRemoved,
+            missing: missingOf(k, t),
+            failures: t.failures
+          })
+        )
       )
     )
   )

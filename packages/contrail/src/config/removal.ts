@@ -10,7 +10,11 @@ import { isControllerNotFound, type ConfigApi } from './client.js'
 import * as Obj from './Objects.js'
 
 /** The uuid of `fq`, or undefined when the controller has no such object. */
-const lookup = (api: ConfigApi, type: Obj.ObjectType, fq: ReadonlyArray<string>): TE.TaskEither<CoreError, string | undefined> =>
+const lookup = (
+  api: ConfigApi,
+  type: Obj.ObjectType,
+  fq: ReadonlyArray<string>
+): TE.TaskEither<CoreError, string | undefined> =>
   pipe(
     api.fqNameToId(type, fq),
     TE.map((uuid): string | undefined => uuid),

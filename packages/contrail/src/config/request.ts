@@ -10,7 +10,15 @@ import * as TE from 'fp-ts/lib/TaskEither.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import { retrying } from 'retry-ts/lib/Task.js'
 import { controller, transient, type CoreError, type Logger } from '@isthmus/core'
-import { failureText, retryPolicy, sendLogged, type HttpFailure, type HttpPolicy, type HttpRequest, type HttpResponse } from '../http.js'
+import {
+  failureText,
+  retryPolicy,
+  sendLogged,
+  type HttpFailure,
+  type HttpPolicy,
+  type HttpRequest,
+  type HttpResponse
+} from '../http.js'
 import type { Redactor } from '../secrets.js'
 import { AUTH_TOKEN } from './Keystone.js'
 import type { TokenSource } from './tokens.js'
@@ -39,7 +47,12 @@ interface Sent {
 }
 
 // One attempt with the current token; no answer is an Outcome, not a failure, so it can be retried.
-const once = (ctx: RequestContext, method: HttpRequest['method'], path: string, body: unknown): TE.TaskEither<CoreError, Sent> =>
+const once = (
+  ctx: RequestContext,
+  method: HttpRequest['method'],
+  path: string,
+  body: unknown
+): TE.TaskEither<CoreError, Sent> =>
   pipe(
     ctx.tokens.token(),
     TE.chain((token) =>
@@ -62,7 +75,12 @@ const once = (ctx: RequestContext, method: HttpRequest['method'], path: string, 
   )
 
 // On 401, one more attempt with a fresh token.
-const attempt = (ctx: RequestContext, method: HttpRequest['method'], path: string, body: unknown): TE.TaskEither<CoreError, Outcome> =>
+const attempt = (
+  ctx: RequestContext,
+  method: HttpRequest['method'],
+  path: string,
+  body: unknown
+): TE.TaskEither<CoreError, Outcome> =>
   pipe(
     once(ctx, method, path, body),
     TE.chain(({ token, out }) =>
@@ -100,7 +118,9 @@ export const request = (
       E.match(
         (f) => TE.left(transient(`Contrail config API at ${ctx.base} ${failureText(f)} during ${op}`)),
         (res) =>
-          res.status >= 200 && res.status < 300 ? TE.right(res) : TE.left(controller(op, res.status, ctx.secrets.body(res.text)))
+          res.status >= 200 && res.status < 300
+            ? TE.right(res)
+            : TE.left(controller(op, res.status, ctx.secrets.body(res.text)))
       )
     )
   )

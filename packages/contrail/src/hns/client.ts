@@ -42,11 +42,22 @@ const NOT_FOUND = /element not found/i
 
 /** HNS's own error, as hcsshim renders it. @category utils */
 export const hnsFailure = (kind: 'network' | 'endpoint', op: string, text: string): CoreError =>
-  NOT_FOUND.test(text) ? notFound(kind, op) : /unspecified error/i.test(text) ? transient(`HNS failed during ${op}: ${text.trim()}`) : io(op, `HNS failed with error : ${text.trim()}`)
+  NOT_FOUND.test(text)
+    ? notFound(kind, op)
+    : /unspecified error/i.test(text)
+      ? transient(`HNS failed during ${op}: ${text.trim()}`)
+      : io(op, `HNS failed with error : ${text.trim()}`)
 
 /** @category constructors */
 export const hnsClient = (transport: HnsTransport): Hns => {
-  const call = <A>(kind: 'network' | 'endpoint', op: string, method: HnsMethod, path: string, body: unknown, codec: t.Type<A, unknown, unknown>): TE.TaskEither<CoreError, A> =>
+  const call = <A>(
+    kind: 'network' | 'endpoint',
+    op: string,
+    method: HnsMethod,
+    path: string,
+    body: unknown,
+    codec: t.Type<A, unknown, unknown>
+  ): TE.TaskEither<CoreError, A> =>
     pipe(
       transport.call(method, path, body === undefined ? '' : JSON.stringify(body)),
       TE.chainEitherK((text) =>
@@ -56,7 +67,11 @@ export const hnsClient = (transport: HnsTransport): Hns => {
           E.chain(decodeWith(H.HnsEnvelope, 'HNS response'))
         )
       ),
-      TE.chainEitherK((env) => (env.Success ? decodeWith(codec, `HNS output of ${op}`)(env.Output) : E.left(hnsFailure(kind, op, env.Error ?? 'unknown error'))))
+      TE.chainEitherK((env) =>
+        env.Success
+          ? decodeWith(codec, `HNS output of ${op}`)(env.Output)
+          : E.left(hnsFailure(kind, op, env.Error ?? 'unknown error'))
+      )
     )
   const absentOk = (te: TE.TaskEither<CoreError, unknown>): TE.TaskEither<CoreError, void> =>
     pipe(
@@ -66,14 +81,36 @@ export const hnsClient = (transport: HnsTransport): Hns => {
     )
   const listNetworks = () => call('network', 'list networks', 'GET', '/networks/', undefined, t.array(H.HnsNetwork))
   return {
-    createNetwork: (req) => call('network', `create network ${req.Name}`, 'POST', '/networks/', H.HnsNetworkRequest.encode(req), H.HnsNetwork),
+    createNetwork: (req) =>
+      call(
+        'network',
+        `create network ${req.Name}`,
+        'POST',
+        '/networks/',
+        H.HnsNetworkRequest.encode(req),
+        H.HnsNetwork
+      ),
     getNetwork: (id) => call('network', `network ${id}`, 'GET', `/networks/${id}`, undefined, H.HnsNetwork),
     listNetworks,
-    findNetworkByName: (name) => pipe(listNetworks(), TE.map((ns) => ns.find((n) => n.Name === name))),
-    deleteNetwork: (id) => absentOk(call('network', `network ${id}`, 'DELETE', `/networks/${id}`, undefined, t.unknown)),
-    createEndpoint: (req) => call('endpoint', `create endpoint ${req.Name}`, 'POST', '/endpoints/', H.HnsEndpointRequest.encode(req), H.HnsEndpoint),
+    findNetworkByName: (name) =>
+      pipe(
+        listNetworks(),
+        TE.map((ns) => ns.find((n) => n.Name === name))
+      ),
+    deleteNetwork: (id) =>
+      absentOk(call('network', `network ${id}`, 'DELETE', `/networks/${id}`, undefined, t.unknown)),
+    createEndpoint: (req) =>
+      call(
+        'endpoint',
+        `create endpoint ${req.Name}`,
+        'POST',
+        '/endpoints/',
+        H.HnsEndpointRequest.encode(req),
+        H.HnsEndpoint
+      ),
     getEndpoint: (id) => call('endpoint', `endpoint ${id}`, 'GET', `/endpoints/${id}`, undefined, H.HnsEndpoint),
     listEndpoints: () => call('endpoint', 'list endpoints', 'GET', '/endpoints/', undefined, t.array(H.HnsEndpoint)),
-    deleteEndpoint: (id) => absentOk(call('endpoint', `endpoint ${id}`, 'DELETE', `/endpoints/${id}`, undefined, t.unknown))
+    deleteEndpoint: (id) =>
+      absentOk(call('endpoint', `endpoint ${id}`, 'DELETE', `/endpoints/${id}`, undefined, t.unknown))
   }
 }

@@ -33,10 +33,15 @@ class HelperFailed extends Error {
 // The promise edge: run the helper with `input` on stdin, resolve with its stdout.
 const runHelper = (file: string, args: ReadonlyArray<string>, input: string, timeoutMs: number): Promise<string> =>
   new Promise((resolve, reject) => {
-    const child = execFile(file, [...args], { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err !== null) reject(new HelperFailed(err, stderr))
-      else resolve(stdout)
-    })
+    const child = execFile(
+      file,
+      [...args],
+      { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        if (err !== null) reject(new HelperFailed(err, stderr))
+        else resolve(stdout)
+      }
+    )
     child.stdin?.end(input)
   })
 

@@ -40,7 +40,20 @@ const ipv4 = /^(\d{1,3})(\.\d{1,3}){3}$/
 
 /** The agent's checks of one port; undefined when it is acceptable. */
 const invalid = (p: Record<string, unknown>, strict: boolean): string | undefined => {
-  for (const f of ['id', 'instance-id', 'vn-id', 'vm-project-id', 'display-name', 'system-name', 'ip-address', 'ip6-address', 'mac-address', 'type', 'rx-vlan-id', 'tx-vlan-id']) {
+  for (const f of [
+    'id',
+    'instance-id',
+    'vn-id',
+    'vm-project-id',
+    'display-name',
+    'system-name',
+    'ip-address',
+    'ip6-address',
+    'mac-address',
+    'type',
+    'rx-vlan-id',
+    'tx-vlan-id'
+  ]) {
     if (!(f in p)) return `Missing data for <${f}>`
   }
   if (!isUuid(p['id'])) return 'Invalid data for <id>'
@@ -48,7 +61,8 @@ const invalid = (p: Record<string, unknown>, strict: boolean): string | undefine
   if (typeof p['type'] !== 'number' || !Number.isInteger(p['type'])) return 'Invalid data for <type>'
   if (p['type'] === 0 && !isUuid(p['vn-id'])) return 'Invalid data for <vn-id>'
   if (p['type'] === 0 && strict && !isUuid(p['vm-project-id'])) return 'Invalid data for <vm-project-id>'
-  if (typeof p['display-name'] !== 'string' || typeof p['system-name'] !== 'string') return 'Invalid data for <system-name>'
+  if (typeof p['display-name'] !== 'string' || typeof p['system-name'] !== 'string')
+    return 'Invalid data for <system-name>'
   const v4 = p['ip-address']
   const v6 = p['ip6-address']
   const v4ok = typeof v4 === 'string' && ipv4.test(v4) && v4 !== '0.0.0.0'
@@ -102,7 +116,9 @@ const onePort = (p: Ports, method: string, id: string, options: AgentSimulatorOp
   const existed = p.files.delete(id)
   p.live.delete(id)
   p.touched.delete(id)
-  return options.deleteAnswers500 === true && existed ? fail('Error deleting interface file') : { status: 200, json: {} }
+  return options.deleteAnswers500 === true && existed
+    ? fail('Error deleting interface file')
+    : { status: 200, json: {} }
 }
 
 /** @category testing */

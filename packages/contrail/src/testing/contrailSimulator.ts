@@ -73,7 +73,12 @@ const without = (o: Record<string, unknown>, keys: ReadonlyArray<string>): Recor
   Object.fromEntries(Object.entries(o).filter(([k]) => !keys.includes(k)))
 
 /** What the server computes at create: subnets of a network, an interface's MAC, an address. */
-const compute = (store: ObjectStore, type: string, uuid: string, props: Record<string, unknown>): E.Either<SimResponse, void> => {
+const compute = (
+  store: ObjectStore,
+  type: string,
+  uuid: string,
+  props: Record<string, unknown>
+): E.Either<SimResponse, void> => {
   if (type === 'virtual-network') return fillSubnets(props)
   if (type === 'virtual-machine-interface' && props['virtual_machine_interface_mac_addresses'] === undefined) {
     props['virtual_machine_interface_mac_addresses'] = { mac_address: [macFromUuid(uuid)] }
@@ -86,7 +91,9 @@ const parentOf = (store: ObjectStore, type: string, fq: string[]): E.Either<SimR
   const parentType = PARENT[type]
   if (parentType === undefined) return E.right(undefined)
   const uuid = store.uuidOf(parentType, fq.slice(0, -1))
-  return uuid === undefined ? E.left(text(400, `Parent ${JSON.stringify(fq.slice(0, -1))} type ${parentType} does not exist`)) : E.right(uuid)
+  return uuid === undefined
+    ? E.left(text(400, `Parent ${JSON.stringify(fq.slice(0, -1))} type ${parentType} does not exist`))
+    : E.right(uuid)
 }
 
 /** `POST /<type>s`: the object stored, or the server's refusal. */
@@ -94,7 +101,8 @@ const create = (store: ObjectStore, type: string, raw: unknown): E.Either<SimRes
   const o = (raw as Record<string, unknown> | undefined)?.[type] as Record<string, unknown> | undefined
   if (o === undefined || typeof o !== 'object') return E.left(text(400, `Bad Request: no ${type} in body`))
   const fq = o['fq_name']
-  if (!Array.isArray(fq) || fq.length === 0 || !fq.every((x) => typeof x === 'string')) return E.left(text(400, 'Bad Request: fq_name'))
+  if (!Array.isArray(fq) || fq.length === 0 || !fq.every((x) => typeof x === 'string'))
+    return E.left(text(400, 'Bad Request: fq_name'))
   const exists = store.uuidOf(type, fq as string[])
   if (exists !== undefined) return E.left(text(409, `FQ Name: ${JSON.stringify(fq)} exists already with ID: ${exists}`))
   const parent = parentOf(store, type, fq as string[])
@@ -127,7 +135,11 @@ const createdAnswer = (store: ObjectStore, obj: SimObject): SimResponse =>
       href: store.href(obj.type, obj.uuid),
       ...(obj.parent_type === undefined
         ? {}
-        : { parent_type: obj.parent_type, parent_uuid: obj.parent_uuid, parent_href: store.href(obj.parent_type, obj.parent_uuid!) })
+        : {
+            parent_type: obj.parent_type,
+            parent_uuid: obj.parent_uuid,
+            parent_href: store.href(obj.parent_type, obj.parent_uuid!)
+          })
     }
   })
 
@@ -136,9 +148,14 @@ const remove = (store: ObjectStore, type: string, uuid: string): SimResponse => 
   const o = store.get(uuid)
   if (o === undefined || o.type !== type) return text(404, `No ${type} object found for id ${uuid}`)
   const kids = store.children(o)
-  if (kids.length > 0) return text(409, `Delete when children still present: ${JSON.stringify(kids.map((k) => store.href(k.type, k.uuid)))}`)
+  if (kids.length > 0)
+    return text(
+      409,
+      `Delete when children still present: ${JSON.stringify(kids.map((k) => store.href(k.type, k.uuid)))}`
+    )
   const referrers = Object.values(store.backRefs(o)).flat()
-  if (referrers.length > 0) return text(409, `Delete when resource still referred: ${JSON.stringify(referrers.map((r) => r.href))}`)
+  if (referrers.length > 0)
+    return text(409, `Delete when resource still referred: ${JSON.stringify(referrers.map((r) => r.href))}`)
   store.delete(o)
   return json(200, {})
 }
@@ -157,8 +174,13 @@ const refUpdate = (store: ObjectStore, body: unknown): SimResponse => {
   const refs = refsOf(o, field).filter((x) => x.uuid !== r['ref-uuid'])
   if (r.operation === 'ADD') {
     const target = store.get(r['ref-uuid'])
-    if (target === undefined || target.type !== r['ref-type']) return text(404, `No ${r['ref-type']} object found for id ${r['ref-uuid']}`)
-    refs.push({ to: [...target.fq_name], uuid: target.uuid, ...(r.attr === null || r.attr === undefined ? {} : { attr: r.attr }) })
+    if (target === undefined || target.type !== r['ref-type'])
+      return text(404, `No ${r['ref-type']} object found for id ${r['ref-uuid']}`)
+    refs.push({
+      to: [...target.fq_name],
+      uuid: target.uuid,
+      ...(r.attr === null || r.attr === undefined ? {} : { attr: r.attr })
+    })
   }
   o.props[field] = refs
   return json(200, { uuid: o.uuid })
@@ -193,14 +215,21 @@ const collection = (store: ObjectStore, req: SimRequest, type: string): SimRespo
   const parent = req.query.get('parent_id')
   const all = [...store.all()].filter((o) => o.type === type && (parent === null || o.parent_uuid === parent))
   const detail = req.query.get('detail') === 'true'
-  const entry = (o: SimObject) => (detail ? { [type]: store.render(o, req.query) } : { href: store.href(type, o.uuid), fq_name: o.fq_name, uuid: o.uuid })
+  const entry = (o: SimObject) =>
+    detail
+      ? { [type]: store.render(o, req.query) }
+      : { href: store.href(type, o.uuid), fq_name: o.fq_name, uuid: o.uuid }
   return json(200, { [`${type}s`]: all.map(entry) })
 }
 
 /** `PUT /<type>/<uuid>`: properties and refs merged; an instance-ip's address cannot change. */
 const update = (store: ObjectStore, o: SimObject, body: unknown): SimResponse => {
   const p = (body as Record<string, Record<string, unknown>> | undefined)?.[o.type] ?? {}
-  if (o.type === 'instance-ip' && p['instance_ip_address'] !== undefined && p['instance_ip_address'] !== o.props['instance_ip_address']) {
+  if (
+    o.type === 'instance-ip' &&
+    p['instance_ip_address'] !== undefined &&
+    p['instance_ip_address'] !== o.props['instance_ip_address']
+  ) {
     return text(400, 'Instance IP Address can not be changed')
   }
   const next = without(p, ['fq_name', 'uuid'])
@@ -246,7 +275,8 @@ export const startContrailSimulator = async (options: ContrailSimulatorOptions =
     if (options.auth === 'keystone' && !keystone.valid(req)) return text(401, 'Authentication required')
     const r = api(store, req)
     // a seed a client deleted is gone for good (a later object may take its uuid)
-    if (req.method === 'DELETE' && r.status === 200) for (const u of seeds) if (store.get(u) === undefined) seeds.delete(u)
+    if (req.method === 'DELETE' && r.status === 200)
+      for (const u of seeds) if (store.get(u) === undefined) seeds.delete(u)
     return r
   }
   const sim = await startHttpSim(handle)
@@ -270,7 +300,8 @@ export const startContrailSimulator = async (options: ContrailSimulatorOptions =
     ...sim,
     keystoneV2: `${sim.url}/v2.0`,
     keystoneV3: `${sim.url}/v3`,
-    seedProject: (tenant, domain = 'default-domain') => seedOnce('project', { fq_name: [domain, tenant], parent_type: 'domain' }),
+    seedProject: (tenant, domain = 'default-domain') =>
+      seedOnce('project', { fq_name: [domain, tenant], parent_type: 'domain' }),
     seedSecurityGroup: (tenant, name = 'default') =>
       seedOnce('security-group', { fq_name: ['default-domain', tenant, name], parent_type: 'project' }),
     seedNetwork: (tenant, name, subnets) => seedOnce('virtual-network', networkSeed(tenant, name, subnets)),
@@ -292,7 +323,11 @@ const networkSeed = (tenant: string, name: string, subnets: ReadonlyArray<Seeded
       attr: {
         ipam_subnets: subnets.map((s) => {
           const [p, len] = s.cidr.split('/')
-          return { subnet: { ip_prefix: p, ip_prefix_len: Number(len) }, addr_from_start: s.addrFromStart ?? true, enable_dhcp: true }
+          return {
+            subnet: { ip_prefix: p, ip_prefix_len: Number(len) },
+            addr_from_start: s.addrFromStart ?? true,
+            enable_dhcp: true
+          }
         })
       }
     }

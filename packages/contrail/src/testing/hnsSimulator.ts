@@ -102,12 +102,19 @@ const byId = (hns: Hns, method: string, kind: string, id: string, options: HnsSi
   if (method === 'GET') return ok(found)
   if (method !== 'DELETE') return err(INCORRECT)
   const busy = [...hns.endpoints.values()].some((e) => e.VirtualNetwork === id)
-  if (kind === 'networks' && options.rejectDeleteWithEndpoints === true && busy) return err('The network has active endpoints. ')
+  if (kind === 'networks' && options.rejectDeleteWithEndpoints === true && busy)
+    return err('The network has active endpoints. ')
   map.delete(id)
   return ok()
 }
 
-const answer = (hns: Hns, options: HnsSimulatorOptions, method: string, path: string, request: string): H.HnsEnvelope => {
+const answer = (
+  hns: Hns,
+  options: HnsSimulatorOptions,
+  method: string,
+  path: string,
+  request: string
+): H.HnsEnvelope => {
   const parsed = request === '' ? E.right(undefined) : parseJson('HNS request')(request)
   if (E.isLeft(parsed)) return err(INCORRECT)
   if (path === '/networks/' && method === 'GET') return ok([...hns.networks.values()])

@@ -89,7 +89,8 @@ const readBody = (req: IncomingMessage): Promise<string> =>
     req.on('error', reject)
   })
 
-const parse = (s: string): unknown => (s === '' ? undefined : E.getOrElseW(() => undefined)(parseJson('request body')(s)))
+const parse = (s: string): unknown =>
+  s === '' ? undefined : E.getOrElseW(() => undefined)(parseJson('request body')(s))
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -124,7 +125,9 @@ const answer = (handle: (req: SimRequest) => SimResponse, req: SimRequest, fault
   } catch (e) {
     r = { status: 500, text: `simulator error: ${causeText(e)}` }
   }
-  return fault?.commitThenFail === true ? { status: fault.status ?? 500, text: fault.body ?? 'injected failure after commit' } : r
+  return fault?.commitThenFail === true
+    ? { status: fault.status ?? 500, text: fault.body ?? 'injected failure after commit' }
+    : r
 }
 
 interface Server {
@@ -138,7 +141,14 @@ interface Server {
 const serve = async (s: Server, req: IncomingMessage, res: ServerResponse): Promise<void> => {
   const raw = await readBody(req)
   const u = new URL(req.url ?? '/', 'http://127.0.0.1')
-  const entry: JournalEntry = { method: req.method ?? 'GET', path: u.pathname, query: u.search, body: parse(raw), status: 0, headers: { ...req.headers } }
+  const entry: JournalEntry = {
+    method: req.method ?? 'GET',
+    path: u.pathname,
+    query: u.search,
+    body: parse(raw),
+    status: 0,
+    headers: { ...req.headers }
+  }
   s.journal.push(entry)
   const fault = faultFor(s.faults, entry)
   if (fault?.delayMs !== undefined) await sleep(fault.delayMs)
@@ -153,7 +163,18 @@ const serve = async (s: Server, req: IncomingMessage, res: ServerResponse): Prom
   const r: SimResponse =
     fault?.status !== undefined && fault.commitThenFail !== true
       ? { status: fault.status, text: fault.body ?? `injected failure ${fault.status}` }
-      : answer(s.handle, { method: entry.method, path: entry.path, query: u.searchParams, headers: req.headers, body: entry.body, raw }, fault)
+      : answer(
+          s.handle,
+          {
+            method: entry.method,
+            path: entry.path,
+            query: u.searchParams,
+            headers: req.headers,
+            body: entry.body,
+            raw
+          },
+          fault
+        )
   entry.status = r.status
   write(res, r)
 }

@@ -15,7 +15,8 @@ export const macFromUuid = (uuid: string): string =>
   `02:${uuid.slice(0, 2)}:${uuid.slice(2, 4)}:${uuid.slice(4, 6)}:${uuid.slice(6, 8)}:${uuid.slice(9, 11)}`
 
 type IpamSubnets = Array<Record<string, unknown>>
-const ipamSubnetsOf = (attr: unknown): IpamSubnets => (attr as { ipam_subnets?: IpamSubnets } | undefined)?.ipam_subnets ?? []
+const ipamSubnetsOf = (attr: unknown): IpamSubnets =>
+  (attr as { ipam_subnets?: IpamSubnets } | undefined)?.ipam_subnets ?? []
 const cidrOf = (s: Record<string, unknown>): E.Either<unknown, Subnet> => {
   const sub = s['subnet'] as { ip_prefix: string; ip_prefix_len: number }
   return Subnet.decode(`${sub.ip_prefix}/${sub.ip_prefix_len}`)
@@ -73,7 +74,12 @@ export const fillSubnets = (props: Record<string, unknown>): E.Either<SimRespons
 }
 
 /** The subnet holding the address asked for, which must be free (409 otherwise). */
-const staticSubnet = (store: ObjectStore, subnets: SubnetInfo[], chosen: SubnetInfo | undefined, wanted: string): E.Either<SimResponse, SubnetInfo> => {
+const staticSubnet = (
+  store: ObjectStore,
+  subnets: SubnetInfo[],
+  chosen: SubnetInfo | undefined,
+  wanted: string
+): E.Either<SimResponse, SubnetInfo> => {
   const a = IpAddress.decode(wanted)
   const holder = E.isRight(a) ? subnets.find((s) => contains(s.cidr, a.right)) : undefined
   if (E.isLeft(a) || holder === undefined || (chosen !== undefined && holder !== chosen)) {
@@ -91,7 +97,8 @@ export const assignAddress = (store: ObjectStore, props: Record<string, unknown>
   const wanted = props['instance_ip_address']
   const named = props['subnet_uuid']
   let subnet = typeof named === 'string' ? subnets.find((s) => s.ipam['subnet_uuid'] === named) : undefined
-  if (named !== undefined && subnet === undefined) return E.left(text(400, `Bad Request: subnet ${String(named)} not in network`))
+  if (named !== undefined && subnet === undefined)
+    return E.left(text(400, `Bad Request: subnet ${String(named)} not in network`))
   if (typeof wanted === 'string') {
     const holder = staticSubnet(store, subnets, subnet, wanted)
     if (E.isLeft(holder)) return holder
@@ -99,7 +106,8 @@ export const assignAddress = (store: ObjectStore, props: Record<string, unknown>
   } else {
     subnet ??= subnets.find((s) => nextFree(store, s) !== undefined)
     const a = subnet === undefined ? undefined : nextFree(store, subnet)
-    if (subnet === undefined || a === undefined) return E.left(text(400, 'Virtual-Network subnet exhausted: no free address'))
+    if (subnet === undefined || a === undefined)
+      return E.left(text(400, 'Virtual-Network subnet exhausted: no free address'))
     props['instance_ip_address'] = a
     props['subnet_uuid'] = subnet.ipam['subnet_uuid']
   }

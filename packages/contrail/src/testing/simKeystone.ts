@@ -59,7 +59,10 @@ export const keystoneSim = (users: ReadonlyArray<KeystoneUser>, ttlMs: number): 
     const d = K.V3PasswordAuth.decode(body)
     if (E.isLeft(d)) return text(400, 'Expecting auth')
     const id = d.right.auth.identity
-    if (!id.methods.includes('password') || !userOk(id.password.user.name, id.password.user.password, d.right.auth.scope.project.name)) {
+    if (
+      !id.methods.includes('password') ||
+      !userOk(id.password.user.name, id.password.user.password, d.right.auth.scope.project.name)
+    ) {
       return text(401, REFUSED)
     }
     const t = issue()

@@ -31,7 +31,13 @@ interface BackRef {
 }
 
 /** The property names of references the simulator resolves. */
-export const REF_FIELDS = ['virtual_network_refs', 'virtual_machine_refs', 'virtual_machine_interface_refs', 'security_group_refs', 'network_ipam_refs']
+export const REF_FIELDS = [
+  'virtual_network_refs',
+  'virtual_machine_refs',
+  'virtual_machine_interface_refs',
+  'security_group_refs',
+  'network_ipam_refs'
+]
 const refTypeOf = (field: string): string => field.replace(/_refs$/, '').replace(/_/g, '-')
 /** `virtual-network` → `virtual_network`, as property names spell types. */
 export const underscored = (type: string): string => type.replace(/-/g, '_')
@@ -72,7 +78,12 @@ export const objectStore = (base: () => string): ObjectStore => {
     for (const other of objects.values()) {
       for (const r of REF_FIELDS.flatMap((f) => refsOf(other, f))) {
         if (r.uuid !== o.uuid) continue
-        const back = { to: other.fq_name, uuid: other.uuid, href: href(other.type, other.uuid), ...(r.attr === undefined ? {} : { attr: r.attr }) }
+        const back = {
+          to: other.fq_name,
+          uuid: other.uuid,
+          href: href(other.type, other.uuid),
+          ...(r.attr === undefined ? {} : { attr: r.attr })
+        }
         ;(out[`${underscored(other.type)}_back_refs`] ??= []).push(back)
       }
     }
@@ -86,13 +97,19 @@ export const objectStore = (base: () => string): ObjectStore => {
       name: o.fq_name[o.fq_name.length - 1],
       fq_name: o.fq_name,
       href: href(o.type, o.uuid),
-      ...(o.parent_type === undefined ? {} : { parent_type: o.parent_type, parent_uuid: o.parent_uuid, parent_href: href(o.parent_type, o.parent_uuid!) }),
+      ...(o.parent_type === undefined
+        ? {}
+        : { parent_type: o.parent_type, parent_uuid: o.parent_uuid, parent_href: href(o.parent_type, o.parent_uuid!) }),
       ...o.props,
       ...(q.get('exclude_back_refs') === 'true' ? {} : backRefs(o))
     }
     if (q.get('exclude_children') !== 'true') {
       for (const c of children(o)) {
-        ;((full[`${underscored(c.type)}s`] ??= []) as unknown[]).push({ to: c.fq_name, uuid: c.uuid, href: href(c.type, c.uuid) })
+        ;((full[`${underscored(c.type)}s`] ??= []) as unknown[]).push({
+          to: c.fq_name,
+          uuid: c.uuid,
+          href: href(c.type, c.uuid)
+        })
       }
     }
     const fields = q.get('fields')
