@@ -4,7 +4,10 @@
  * knows Contrail or the agent; they decide what a status means.
  */
 import * as E from 'fp-ts/lib/Either.js'
+import * as T from 'fp-ts/lib/Task.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
+import { pipe } from 'fp-ts/lib/function.js'
+import { causeText, parseJson, type Logger } from '@isthmus/core'
 import { capDelay, exponentialBackoff, limitRetries, Monoid, type RetryPolicy } from 'retry-ts'
 import { retrying } from 'retry-ts/lib/Task.js'
 import { userinfoOf } from './secrets.js'
@@ -43,28 +46,38 @@ export interface HttpResponse {
 
 /** The request never got an HTTP answer. @category model */
 export type HttpFailure =
-  | { readonly _tag: 'Unreachable'; readonly detail: string }
-  | { readonly _tag: 'Timeout'; readonly ms: number }
+  { readonly _tag: 'Unreachable'; readonly detail: string } | { readonly _tag: 'Timeout'; readonly ms: number }
 
 /** @category utils */
 export const failureText = (f: HttpFailure): string =>
   f._tag === 'Timeout' ? `no answer within ${f.ms} ms` : `unreachable (${f.detail})`
 
-const parse = (text: string): unknown => {
-  if (text === '') return undefined
-  try {
-    return JSON.parse(text) as unknown
-  } catch {
-    return undefined
-  }
-}
+// A body that is not JSON (an error page, plain text) is still a body: its text is kept.
+const jsonOf = (text: string): unknown =>
+  text === '' ? undefined : E.getOrElseW(() => undefined)(parseJson('HTTP response body')(text))
 
 // undici wraps the socket error in `cause`; its code (ECONNREFUSED, ECONNRESET) is what says why.
 const detailOf = (e: unknown): string => {
   const cause = (e as { cause?: { code?: string; message?: string } } | undefined)?.cause
-  if (cause?.code !== undefined) return cause.code
-  if (cause?.message !== undefined) return cause.message
-  return e instanceof Error ? e.message : String(e)
+  return cause?.code ?? cause?.message ?? causeText(e)
+}
+
+// The promise edge: one fetch and its whole body.
+const exchange = async (req: HttpRequest, signal: AbortSignal): Promise<HttpResponse> => {
+  const userinfo = userinfoOf(req.url)
+  const res = await fetch(userinfo?.url ?? req.url, {
+    method: req.method,
+    headers: {
+      Accept: 'application/json',
+      ...(req.body === undefined ? {} : { 'Content-Type': 'application/json' }),
+      ...(userinfo === undefined ? {} : { Authorization: `Basic ${userinfo.basic}` }),
+      ...req.headers
+    },
+    ...(req.body === undefined ? {} : { body: JSON.stringify(req.body) }),
+    signal
+  })
+  const text = await res.text()
+  return { status: res.status, headers: res.headers, text, json: jsonOf(text) }
 }
 
 /**
@@ -75,30 +88,47 @@ const detailOf = (e: unknown): string => {
  *
  * @category utils
  */
-export const send =
-  (req: HttpRequest, timeoutMs: number): TE.TaskEither<HttpFailure, HttpResponse> =>
-  async () => {
-    const signal = AbortSignal.timeout(timeoutMs)
-    const userinfo = userinfoOf(req.url)
-    try {
-      const res = await fetch(userinfo?.url ?? req.url, {
-        method: req.method,
-        headers: {
-          Accept: 'application/json',
-          ...(req.body === undefined ? {} : { 'Content-Type': 'application/json' }),
-          ...(userinfo === undefined ? {} : { Authorization: `Basic ${userinfo.basic}` }),
-          ...req.headers
-        },
-        ...(req.body === undefined ? {} : { body: JSON.stringify(req.body) }),
-        signal
-      })
-      const text = await res.text()
-      return E.right({ status: res.status, headers: res.headers, text, json: parse(text) })
-    } catch (e) {
-      if (signal.aborted) return E.left({ _tag: 'Timeout', ms: timeoutMs })
-      return E.left({ _tag: 'Unreachable', detail: detailOf(e) })
-    }
-  }
+export const send = (req: HttpRequest, timeoutMs: number): TE.TaskEither<HttpFailure, HttpResponse> =>
+  pipe(
+    TE.fromIO(() => AbortSignal.timeout(timeoutMs)),
+    TE.chain((signal) =>
+      TE.tryCatch(
+        () => exchange(req, signal),
+        (e): HttpFailure =>
+          signal.aborted ? { _tag: 'Timeout', ms: timeoutMs } : { _tag: 'Unreachable', detail: detailOf(e) }
+      )
+    )
+  )
+
+/**
+ * `send`, with one debug line per attempt: `msg` with the method, the path (never the URL, which
+ * may carry userinfo), the status or why there was none, and the duration. Never headers or bodies.
+ *
+ * @category utils
+ */
+export const sendLogged = (
+  req: HttpRequest & { readonly path: string },
+  timeoutMs: number,
+  log: Logger | undefined,
+  msg: string
+): TE.TaskEither<HttpFailure, HttpResponse> =>
+  pipe(
+    T.fromIO(() => Date.now()),
+    T.chain((started) =>
+      pipe(
+        send(req, timeoutMs),
+        T.tapIO(
+          (r) => () =>
+            log?.debug(msg, {
+              method: req.method,
+              path: req.path,
+              status: E.isRight(r) ? r.right.status : r.left._tag,
+              durationMs: Date.now() - started
+            })
+        )
+      )
+    )
+  )
 
 /** Exponential back-off from `baseDelayMs`, capped, at most `retries` times. @category utils */
 export const retryPolicy = (p: HttpPolicy): RetryPolicy =>
@@ -114,4 +144,9 @@ export const withRetries = <L, A>(
   p: HttpPolicy,
   isTransient: (e: L) => boolean,
   task: TE.TaskEither<L, A>
-): TE.TaskEither<L, A> => retrying(retryPolicy(p), () => task, (r) => E.isLeft(r) && isTransient(r.left))
+): TE.TaskEither<L, A> =>
+  retrying(
+    retryPolicy(p),
+    () => task,
+    (r) => E.isLeft(r) && isTransient(r.left)
+  )

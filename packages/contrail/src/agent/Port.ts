@@ -1,5 +1,6 @@
 /**
- * The vRouter agent's port API messages (contrail-hns-agent.md §3), kebab-case as on the wire.
+ * The vRouter agent's port API messages (docs/contrail.md, "The vRouter agent"), kebab-case as
+ * on the wire.
  */
 import * as t from 'io-ts'
 

@@ -1,15 +1,19 @@
 /**
  * The vRouter agent as an Agent port: `POST /port` when an endpoint is created, `DELETE
- * /port/<interface uuid>` when it is deleted (contrail-hns-agent.md §3). Unlike the Go driver,
+ * /port/<interface uuid>` when it is deleted (docs/contrail.md, "The vRouter agent"; the agent's
+ * side: https://github.com/tungstenfabric/tf-controller/tree/master/src/vnsw/agent/port_ipc).
+ * Unlike the Go driver,
  * which fired these off and only logged the outcome, every call is awaited, so the createEndpoint
  * flow fails (and rolls back) when the agent refuses, and retried while the agent is unreachable.
  *
- * The agent cannot list its ports (§3.1 has GET /port/<id> only), so `reconcile` cannot find a
+ * The agent cannot list its ports (it answers GET /port/<id> only), so `reconcile` cannot find a
  * port nobody remembers. It re-posts the port of every stored Contrail endpoint, then calls
  * `POST /syncports`: the agent then removes, after its stale timer, every port that was not
- * posted again since (§3.3). That is how ports of endpoints that no longer exist go away.
+ * posted again since. That is how ports of endpoints that no longer exist go away.
  */
 import * as E from 'fp-ts/lib/Either.js'
+import * as A from 'fp-ts/lib/ReadonlyArray.js'
+import * as T from 'fp-ts/lib/Task.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import {
@@ -25,7 +29,14 @@ import {
   type Network,
   type Store
 } from '@isthmus/core'
-import { DEFAULT_HTTP_POLICY, failureText, send, withRetries, type HttpFailure, type HttpPolicy, type HttpResponse } from '../http.js'
+import {
+  DEFAULT_HTTP_POLICY,
+  failureText,
+  sendLogged,
+  withRetries,
+  type HttpPolicy,
+  type HttpResponse
+} from '../http.js'
 import { redactor, urlSecrets } from '../secrets.js'
 import * as P from './Port.js'
 
@@ -62,9 +73,14 @@ export const portOf = (network: Network, endpoint: Endpoint, time: string): E.Ei
   const c = endpoint.controller
   const vn = network.controller?.networkId
   if (c?.interfaceId === undefined || c.vmId === undefined || c.projectId === undefined || vn === undefined) {
-    return E.left(invalidConfig(`endpoint ${endpoint.id} has no Contrail interface, VM, project and network to give the vRouter agent`))
+    return E.left(
+      invalidConfig(
+        `endpoint ${endpoint.id} has no Contrail interface, VM, project and network to give the vRouter agent`
+      )
+    )
   }
-  if (endpoint.mac === undefined) return E.left(invalidConfig(`endpoint ${endpoint.id} has no MAC address for the vRouter agent`))
+  if (endpoint.mac === undefined)
+    return E.left(invalidConfig(`endpoint ${endpoint.id} has no MAC address for the vRouter agent`))
   const v4 = endpoint.addresses.find((a) => !a.cidr.includes(':'))
   const v6 = endpoint.addresses.find((a) => a.cidr.includes(':'))
   return E.right({
@@ -85,35 +101,78 @@ export const portOf = (network: Network, endpoint: Endpoint, time: string): E.Ei
   })
 }
 
+/** What the agent client's requests need. */
+interface AgentContext {
+  readonly base: string
+  readonly policy: HttpPolicy
+  readonly log: Logger | undefined
+}
+
+// Only "no answer" is retried: the agent answers 500 for invalid ports too, and sending an
+// invalid port again changes nothing.
+const call = (
+  ctx: AgentContext,
+  op: string,
+  method: 'GET' | 'POST' | 'DELETE',
+  path: string,
+  body?: unknown
+): TE.TaskEither<CoreError, HttpResponse> =>
+  pipe(
+    withRetries(
+      ctx.policy,
+      () => true,
+      sendLogged(
+        { method, url: `${ctx.base}${path}`, path, ...(body === undefined ? {} : { body }) },
+        ctx.policy.timeoutMs,
+        ctx.log,
+        'vrouter agent'
+      )
+    ),
+    TE.mapLeft((f) => transient(`vRouter agent at ${ctx.base} ${failureText(f)} during ${op}`))
+  )
+
+/** Re-post every stored Contrail endpoint's port; a failure is reported, not fatal. */
+const repost = (store: Store, addPort: Agent['addPort']): TE.TaskEither<CoreError, AgentReconcileReport> =>
+  pipe(
+    TE.Do,
+    TE.bind('networks', () => store.networks.list()),
+    TE.bind('endpoints', () => store.endpoints.list()),
+    TE.chain(({ networks, endpoints }) => {
+      const byId = new Map(networks.map((n) => [n.id as string, n]))
+      const ports = endpoints.flatMap((e) => {
+        const n = byId.get(e.networkId)
+        return n?.controller === undefined || e.controller?.interfaceId === undefined ? [] : [{ n, e }]
+      })
+      return pipe(
+        ports,
+        T.traverseSeqArray(({ n, e }) =>
+          pipe(
+            addPort(n, e),
+            T.map(
+              E.bimap(
+                (error) => ({ endpointId: e.id, error }),
+                () => e.id
+              )
+            )
+          )
+        ),
+        T.map((rs) => E.right({ reposted: A.rights(rs), failures: A.lefts(rs) }))
+      )
+    })
+  )
+
 /** @category constructors */
 export const vrouterAgent = (options: VRouterAgentOptions = {}): VRouterAgent => {
   const base = (options.url ?? DEFAULT_AGENT_URL).replace(/\/+$/, '')
-  const policy = options.policy ?? DEFAULT_HTTP_POLICY
+  const ctx: AgentContext = { base, policy: options.policy ?? DEFAULT_HTTP_POLICY, log: options.log }
   const secrets = redactor(urlSecrets(base))
-
-  // Only "no answer" is retried: the agent answers 500 for invalid ports too (§3.1), and
-  // sending an invalid port again changes nothing.
-  const call = (op: string, method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): TE.TaskEither<CoreError, HttpResponse> => {
-    const attempt: TE.TaskEither<HttpFailure, HttpResponse> = async () => {
-      const started = Date.now()
-      const r = await send({ method, url: `${base}${path}`, ...(body === undefined ? {} : { body }) }, policy.timeoutMs)()
-      options.log?.debug('vrouter agent', { method, path, status: E.isRight(r) ? r.right.status : r.left._tag, durationMs: Date.now() - started })
-      return r
-    }
-    return pipe(
-      withRetries(policy, () => true, attempt),
-      TE.mapLeft((f) => transient(`vRouter agent at ${base} ${failureText(f)} during ${op}`))
-    )
-  }
-
   const refused = (op: string, res: HttpResponse): CoreError => agentError(op, res.status, secrets.body(res.text))
+  const expect200 = (op: string) => (res: HttpResponse) =>
+    res.status === 200 ? TE.right(undefined) : TE.left(refused(op, res))
 
   const post = (port: P.AgentPort): TE.TaskEither<CoreError, void> => {
     const op = `add port ${port.id}`
-    return pipe(
-      call(op, 'POST', '/port', P.AgentPortOut.encode(port)),
-      TE.chain((res) => (res.status === 200 ? TE.right(undefined) : TE.left(refused(op, res))))
-    )
+    return pipe(call(ctx, op, 'POST', '/port', P.AgentPortOut.encode(port)), TE.chain(expect200(op)))
   }
 
   const addPort: Agent['addPort'] = (network, endpoint) =>
@@ -127,42 +186,29 @@ export const vrouterAgent = (options: VRouterAgentOptions = {}): VRouterAgent =>
     const op = `delete port ${id}`
     const path = `/port/${encodeURIComponent(id.toLowerCase())}`
     return pipe(
-      call(op, 'DELETE', path),
-      TE.chain((res) => {
-        if (res.status === 200 || res.status === 404) return TE.right(undefined)
-        // Some agents answer 500 after removing the port file (§3.2): a port that is gone is deleted.
-        return pipe(
-          call(op, 'GET', path),
-          TE.chain((check) => (check.status === 404 ? TE.right(undefined) : TE.left(refused(op, res))))
-        )
-      })
+      call(ctx, op, 'DELETE', path),
+      TE.chain((res) =>
+        res.status === 200 || res.status === 404
+          ? TE.right(undefined)
+          : // Some agents answer 500 after removing the port file: a port that is gone is deleted.
+            pipe(
+              call(ctx, op, 'GET', path),
+              TE.chain((check) => (check.status === 404 ? TE.right(undefined) : TE.left(refused(op, res))))
+            )
+      )
     )
   }
 
-  const reconcile: VRouterAgent['reconcile'] = (store) => async () => {
-    const networks = await store.networks.list()()
-    if (E.isLeft(networks)) return networks
-    const endpoints = await store.endpoints.list()()
-    if (E.isLeft(endpoints)) return endpoints
-    const byId = new Map(networks.right.map((n) => [n.id as string, n]))
-    const reposted: EndpointId[] = []
-    const failures: Array<{ endpointId: EndpointId; error: CoreError }> = []
-    for (const e of endpoints.right) {
-      const n = byId.get(e.networkId)
-      if (n?.controller === undefined || e.controller?.interfaceId === undefined) continue
-      const r = await addPort(n, e)()
-      if (E.isRight(r)) reposted.push(e.id)
-      else failures.push({ endpointId: e.id, error: r.left })
-    }
-    // Only once every live port is announced again: ports not announced since are stale.
-    if (failures.length === 0) {
-      const op = 'sync ports'
-      const s = await call(op, 'POST', '/syncports')()
-      if (E.isLeft(s)) return s
-      if (s.right.status !== 200) return E.left(refused(op, s.right))
-    }
-    return E.right({ reposted, failures })
-  }
+  // Only once every live port is announced again: ports not announced since are stale.
+  const reconcile: VRouterAgent['reconcile'] = (store) =>
+    pipe(
+      repost(store, addPort),
+      TE.chainFirst((report) =>
+        report.failures.length > 0
+          ? TE.right(undefined)
+          : pipe(call(ctx, 'sync ports', 'POST', '/syncports'), TE.chain(expect200('sync ports')))
+      )
+    )
 
   return { addPort, deletePort, reconcile }
 }

@@ -1,7 +1,8 @@
 /**
- * Keystone token requests and responses, v2.0 and v3, as on the wire (contrail-hns-agent.md
- * §2.1). The only definitions of these shapes: the client encodes requests and decodes responses
- * with them, and the simulator decodes requests and encodes responses with them.
+ * Keystone token requests and responses, v2.0 and v3, as on the wire (docs/contrail.md,
+ * "Keystone"; https://docs.openstack.org/api-ref/identity/v3/). The only definitions of these
+ * shapes: the client encodes requests and decodes responses with them, and the simulator decodes
+ * requests and encodes responses with them.
  */
 import * as t from 'io-ts'
 

@@ -1,6 +1,8 @@
 /**
- * Contrail (Tungsten Fabric) VNC config API objects as on the wire (contrail-hns-agent.md
- * §2.2-2.4): hyphenated type names, underscored property names. Only the fields isthmus reads or
+ * Contrail (Tungsten Fabric) VNC config API objects as on the wire (docs/contrail.md, "The
+ * config API on the wire"; the schema is
+ * https://github.com/tungstenfabric/tf-api-client/blob/master/schema/vnc_cfg.xsd):
+ * hyphenated type names, underscored property names. Only the fields isthmus reads or
  * writes are named; decoding keeps the others (objects are open), encoding of our own create
  * bodies goes through `t.exact` so nothing else is sent.
  */
@@ -135,7 +137,10 @@ const RefOut = t.exact(t.intersection([t.type({ to: t.array(t.string) }), t.part
 
 /** @category codecs */
 export const VirtualMachineCreate = t.exact(
-  t.intersection([t.type({ fq_name: t.array(t.string) }), t.partial({ display_name: t.string, annotations: KeyValuePairs })]),
+  t.intersection([
+    t.type({ fq_name: t.array(t.string) }),
+    t.partial({ display_name: t.string, annotations: KeyValuePairs })
+  ]),
   'VirtualMachineCreate'
 )
 /** @category model */
@@ -186,7 +191,10 @@ export type InstanceIpCreate = t.TypeOf<typeof InstanceIpCreate>
 
 /** The short envelope a create answers with: read the object back for computed fields. @category codecs */
 export const Created = t.intersection(
-  [t.type({ uuid: t.string, fq_name: t.array(t.string) }), t.partial({ name: t.string, href: t.string, parent_uuid: t.string })],
+  [
+    t.type({ uuid: t.string, fq_name: t.array(t.string) }),
+    t.partial({ name: t.string, href: t.string, parent_uuid: t.string })
+  ],
   'Created'
 )
 /** @category model */
@@ -221,10 +229,14 @@ export type RefUpdateRequest = t.TypeOf<typeof RefUpdateRequest>
 export const RefUpdateResponse = t.type({ uuid: t.string }, 'RefUpdateResponse')
 
 /** One entry of a list without `detail`. @category codecs */
-export const ListEntry = t.intersection([t.type({ uuid: t.string, fq_name: t.array(t.string) }), t.partial({ href: t.string })], 'ListEntry')
+export const ListEntry = t.intersection(
+  [t.type({ uuid: t.string, fq_name: t.array(t.string) }), t.partial({ href: t.string })],
+  'ListEntry'
+)
 
 /** The envelope of one object: `{"virtual-network": {...}}`. @category codecs */
-export const envelope = <C extends t.Mixed>(type: string, codec: C) => t.type({ [type]: codec } as Record<string, C>, `${type} envelope`)
+export const envelope = <C extends t.Mixed>(type: string, codec: C) =>
+  t.type({ [type]: codec } as Record<string, C>, `${type} envelope`)
 
 /** The answer of `GET /<type>s?detail=true`: `{"<type>s":[{"<type>":{...}}]}`. @category codecs */
 export const detailList = <C extends t.Mixed>(type: string, codec: C) =>

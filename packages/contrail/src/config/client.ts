@@ -1,24 +1,22 @@
 /**
- * The Contrail VNC config API client (contrail-hns-agent.md §2): generic object operations over
- * HTTP with keystone tokens. Every response is decoded with the codecs of `Objects.ts`; every
- * status other than success becomes `Controller(op, status, body)` with the status as a number,
- * so callers decide on 404 and 409 by number, never by message text (the Go driver's mistake).
+ * The Contrail VNC config API client: generic object operations over HTTP with keystone tokens
+ * (docs/contrail.md). Every response is decoded with the codecs of `Objects.ts`; statuses and
+ * retries are `request.ts`'s.
  *
- * Transient failures (no answer, timeout, 500/502/503/504) are retried with back-off. A create
- * retried after the server committed it answers 409: the callers treat 409 on create as "look it
- * up by name", which makes every create safe to retry.
+ * A create retried after the server committed it answers 409: the callers treat 409 on create as
+ * "look it up by name", which makes every create safe to retry.
  */
-import * as E from 'fp-ts/lib/Either.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import type * as t from 'io-ts'
-import { retrying } from 'retry-ts/lib/Task.js'
-import { controller, decodeWith, transient, type CoreError, type Logger } from '@isthmus/core'
-import { DEFAULT_HTTP_POLICY, failureText, retryPolicy, send, type HttpFailure, type HttpPolicy, type HttpRequest, type HttpResponse } from '../http.js'
-import { redactor, urlSecrets, type Redactor } from '../secrets.js'
-import { tokenSource, type Auth, type TokenSource } from './tokens.js'
-import { AUTH_TOKEN } from './Keystone.js'
+import { decodeTask, silentLogger, type CoreError, type Logger } from '@isthmus/core'
+import { DEFAULT_HTTP_POLICY, type HttpPolicy, type HttpResponse } from '../http.js'
+import { redactor, urlSecrets } from '../secrets.js'
+import { tokenSource, type Auth } from './tokens.js'
 import * as O from './Objects.js'
+import { request, type RequestContext } from './request.js'
+
+export { isTransientStatus } from './request.js'
 
 /** @category model */
 export interface ConfigApiOptions {
@@ -66,12 +64,9 @@ export interface ConfigApi {
   ) => TE.TaskEither<CoreError, ReadonlyArray<A>>
   /** Blank every secret this client knows out of `text` (for callers' own messages). */
   readonly redact: (text: string) => string
+  /** The logger of the options (silent without one): what is built on this client logs there too. */
+  readonly log: Logger
 }
-
-const TRANSIENT_STATUS = new Set([500, 502, 503, 504])
-
-/** Whether a Controller error is worth trying again later. @category utils */
-export const isTransientStatus = (status: number): boolean => TRANSIENT_STATUS.has(status)
 
 /** Whether an error is the controller saying "no such object". @category utils */
 export const isControllerNotFound = (e: CoreError): boolean => e._tag === 'Controller' && e.status === 404
@@ -90,7 +85,80 @@ const queryString = (q: ReadQuery | undefined): string => {
   return s === '' ? '' : `?${s}`
 }
 
-type Outcome = E.Either<HttpFailure, HttpResponse>
+type Call = (
+  op: string,
+  method: 'GET' | 'POST' | 'DELETE',
+  path: string,
+  body?: unknown
+) => TE.TaskEither<CoreError, HttpResponse>
+
+const decoded =
+  <A>(codec: t.Type<A, unknown, unknown>, what: string) =>
+  (res: HttpResponse): TE.TaskEither<CoreError, A> =>
+    decodeTask(codec, what)(res.json)
+
+// The operations, each over the one `call` of its client.
+
+const fqNameToIdOver =
+  (call: Call): ConfigApi['fqNameToId'] =>
+  (type, fqName) =>
+    pipe(
+      call(
+        `look up ${type} ${fqName.join(':')}`,
+        'POST',
+        '/fqname-to-id',
+        O.FqNameToIdRequest.encode({ type, fq_name: [...fqName] })
+      ),
+      TE.chain(decoded(O.FqNameToIdResponse, 'fqname-to-id response')),
+      TE.map((r) => r.uuid)
+    )
+
+const readOver =
+  (call: Call): ConfigApi['read'] =>
+  (type, uuid, codec, query) =>
+    pipe(
+      call(`read ${type} ${uuid}`, 'GET', `/${type}/${encodeURIComponent(uuid)}${queryString(query)}`),
+      TE.chain(decoded(O.envelope(type, codec), `${type} ${uuid}`)),
+      TE.map((env) => env[type] as never)
+    )
+
+const createOver =
+  (call: Call): ConfigApi['create'] =>
+  (type, body) => {
+    const fq = (body as { fq_name?: ReadonlyArray<string> }).fq_name ?? []
+    return pipe(
+      call(`create ${type} ${fq.join(':')}`, 'POST', `/${type}s`, { [type]: body }),
+      TE.chain(decoded(O.envelope(type, O.Created), `created ${type}`)),
+      TE.map((env) => env[type] as O.Created)
+    )
+  }
+
+const removeOver =
+  (call: Call): ConfigApi['remove'] =>
+  (type, uuid) =>
+    pipe(
+      call(`delete ${type} ${uuid}`, 'DELETE', `/${type}/${encodeURIComponent(uuid)}`),
+      TE.map(() => undefined),
+      TE.orElse((e) => (isControllerNotFound(e) ? TE.right(undefined) : TE.left(e)))
+    )
+
+const refUpdateOver =
+  (call: Call): ConfigApi['refUpdate'] =>
+  (req) =>
+    pipe(
+      call(refUpdateOp(req), 'POST', '/ref-update', O.RefUpdateRequest.encode(req)),
+      TE.chain(decoded(O.RefUpdateResponse, 'ref-update response')),
+      TE.map(() => undefined)
+    )
+
+const listOver =
+  (call: Call): ConfigApi['list'] =>
+  (type, codec, query) =>
+    pipe(
+      call(`list ${type}s`, 'GET', `/${type}s${queryString({ ...query, detail: true })}`),
+      TE.chain(decoded(O.detailList(type, codec), `${type} list`)),
+      TE.map((l) => ((l[`${type}s`] ?? []) as ReadonlyArray<Record<string, unknown>>).map((e) => e[type] as never))
+    )
 
 /**
  * A config API client.
@@ -99,115 +167,26 @@ type Outcome = E.Either<HttpFailure, HttpResponse>
  */
 export const configApi = (options: ConfigApiOptions): ConfigApi => {
   const policy = options.policy ?? DEFAULT_HTTP_POLICY
-  const base = options.url.replace(/\/+$/, '')
-  const secrets: Redactor = redactor(urlSecrets(options.url))
-  const tokens: TokenSource = tokenSource(options.auth, policy, secrets, options.now)
-
-  // One attempt with the current token; on 401, one more with a fresh token.
-  const attempt = (method: HttpRequest['method'], path: string, body: unknown) => async (): Promise<E.Either<CoreError, Outcome>> => {
-    const once = async (): Promise<E.Either<CoreError, { token: string | undefined; out: Outcome }>> => {
-      const tok = await tokens.token()()
-      if (E.isLeft(tok)) return tok
-      const started = Date.now()
-      const out = await send(
-        {
-          method,
-          url: `${base}${path}`,
-          ...(tok.right === undefined ? {} : { headers: { [AUTH_TOKEN]: tok.right } }),
-          ...(body === undefined ? {} : { body })
-        },
-        policy.timeoutMs
-      )()
-      options.log?.debug('contrail config api', {
-        method,
-        path,
-        status: E.isRight(out) ? out.right.status : out.left._tag,
-        durationMs: Date.now() - started
-      })
-      return E.right({ token: tok.right, out })
-    }
-    const first = await once()
-    if (E.isLeft(first)) return first
-    const { token, out } = first.right
-    if (token === undefined || E.isLeft(out) || out.right.status !== 401) return E.right(out)
-    tokens.invalidate(token)
-    const second = await once()
-    return E.isLeft(second) ? second : E.right(second.right.out)
+  const secrets = redactor(urlSecrets(options.url))
+  const ctx: RequestContext = {
+    base: options.url.replace(/\/+$/, ''),
+    policy,
+    secrets,
+    tokens: tokenSource(options.auth, policy, secrets, options.now),
+    log: options.log ?? silentLogger
   }
-
-  const request = (
-    op: string,
-    method: HttpRequest['method'],
-    path: string,
-    body?: unknown
-  ): TE.TaskEither<CoreError, HttpResponse> =>
-    pipe(
-      retrying(
-        retryPolicy(policy),
-        () => attempt(method, path, body),
-        (r) => E.isRight(r) && (E.isLeft(r.right) || isTransientStatus(r.right.right.status))
-      ),
-      TE.chain((out) => {
-        if (E.isLeft(out)) return TE.left(transient(`Contrail config API at ${base} ${failureText(out.left)} during ${op}`))
-        const res = out.right
-        if (res.status >= 200 && res.status < 300) return TE.right(res)
-        return TE.left(controller(op, res.status, secrets.body(res.text)))
-      })
-    )
-
-  const decoded = <A>(codec: t.Type<A, unknown, unknown>, what: string) => (res: HttpResponse) =>
-    TE.fromEither(decodeWith(codec, what)(res.json))
-
-  const fqNameToId: ConfigApi['fqNameToId'] = (type, fqName) => {
-    const body = O.FqNameToIdRequest.encode({ type, fq_name: [...fqName] })
-    return pipe(
-      request(`look up ${type} ${fqName.join(':')}`, 'POST', '/fqname-to-id', body),
-      TE.chain(decoded(O.FqNameToIdResponse, 'fqname-to-id response')),
-      TE.map((r) => r.uuid)
-    )
+  const call: Call = (op, method, path, body) => request(ctx, op, method, path, body)
+  return {
+    fqNameToId: fqNameToIdOver(call),
+    read: readOver(call),
+    create: createOver(call),
+    remove: removeOver(call),
+    refUpdate: refUpdateOver(call),
+    list: listOver(call),
+    redact: secrets.redact,
+    log: ctx.log
   }
-
-  const read: ConfigApi['read'] = (type, uuid, codec, query) =>
-    pipe(
-      request(`read ${type} ${uuid}`, 'GET', `/${type}/${encodeURIComponent(uuid)}${queryString(query)}`),
-      TE.chain(decoded(O.envelope(type, codec), `${type} ${uuid}`)),
-      TE.map((env) => env[type] as never)
-    )
-
-  const create: ConfigApi['create'] = (type, body) => {
-    const fq = (body as { fq_name?: ReadonlyArray<string> }).fq_name ?? []
-    return pipe(
-      request(`create ${type} ${fq.join(':')}`, 'POST', `/${type}s`, { [type]: body }),
-      TE.chain(decoded(O.envelope(type, O.Created), `created ${type}`)),
-      TE.map((env) => env[type] as O.Created)
-    )
-  }
-
-  const remove: ConfigApi['remove'] = (type, uuid) =>
-    pipe(
-      request(`delete ${type} ${uuid}`, 'DELETE', `/${type}/${encodeURIComponent(uuid)}`),
-      TE.map(() => undefined),
-      TE.orElse((e) => (isControllerNotFound(e) ? TE.right(undefined) : TE.left(e)))
-    )
-
-  const refUpdate: ConfigApi['refUpdate'] = (req) =>
-    pipe(
-      request(
-        `${req.operation === 'ADD' ? 'add' : 'remove'} ${req['ref-type']} reference on ${req.type} ${req.uuid}`,
-        'POST',
-        '/ref-update',
-        O.RefUpdateRequest.encode(req)
-      ),
-      TE.chain(decoded(O.RefUpdateResponse, 'ref-update response')),
-      TE.map(() => undefined)
-    )
-
-  const list: ConfigApi['list'] = (type, codec, query) =>
-    pipe(
-      request(`list ${type}s`, 'GET', `/${type}s${queryString({ ...query, detail: true })}`),
-      TE.chain(decoded(O.detailList(type, codec), `${type} list`)),
-      TE.map((l) => ((l[`${type}s`] ?? []) as ReadonlyArray<Record<string, unknown>>).map((e) => e[type] as never))
-    )
-
-  return { fqNameToId, read, create, remove, refUpdate, list, redact: secrets.redact }
 }
+
+const refUpdateOp = (req: O.RefUpdateRequest): string =>
+  `${req.operation === 'ADD' ? 'add' : 'remove'} ${req['ref-type']} reference on ${req.type} ${req.uuid}`

@@ -11,11 +11,14 @@
  */
 import * as E from 'fp-ts/lib/Either.js'
 import * as O from 'fp-ts/lib/Option.js'
+import * as T from 'fp-ts/lib/Task.js'
+import * as TE from 'fp-ts/lib/TaskEither.js'
+import { pipe } from 'fp-ts/lib/function.js'
 import { IpAddress, type CoreError, type Endpoint, type EndpointId, type Network, type Store } from '@isthmus/core'
 import { isControllerNotFound, type ConfigApi } from './client.js'
-import { RESERVATION_KEY } from './contrailIpam.js'
-import { annotation, DEFAULT_DOMAIN, ENDPOINT_KEY, OWNER_KEY, RESERVATION_PREFIX, removeEndpointObjects } from './controlPlane.js'
+import { annotation, DEFAULT_DOMAIN, ENDPOINT_KEY, OWNER_KEY, RESERVATION_KEY, RESERVATION_PREFIX } from './marks.js'
 import * as Obj from './Objects.js'
+import { removeEndpointObjects } from './removal.js'
 
 /** @category model */
 export interface ControllerReconcileOptions {
@@ -36,99 +39,236 @@ export interface ControllerReconcileReport {
   readonly failures: ReadonlyArray<{ readonly target: string; readonly error: CoreError }>
 }
 
-type Task<A> = Promise<E.Either<CoreError, A>>
+type ContrailNetwork = Network & { readonly controller: { readonly projectId: string } }
 
-/** @category flows */
-export const reconcileController = (o: ControllerReconcileOptions) => async (): Task<ControllerReconcileReport> => {
-  const { api, store, owner } = o
-  const domain = o.domain ?? DEFAULT_DOMAIN
-  const networks = await store.networks.list()()
-  if (E.isLeft(networks)) return networks
-  const endpoints = await store.endpoints.list()()
-  if (E.isLeft(endpoints)) return endpoints
-  const contrail = networks.right.filter((n): n is Network & { controller: { projectId: string } } => n.controller?.projectId !== undefined)
-  const netById = new Map(contrail.map((n) => [n.id as string, n]))
-  const live = endpoints.right.filter((e) => netById.has(e.networkId))
-  const liveIds = new Set<string>(live.map((e) => e.id))
-  const liveInterfaces = new Set(live.flatMap((e) => (e.controller?.interfaceId === undefined ? [] : [e.controller.interfaceId])))
-  const liveIips = new Set(live.flatMap((e) => (e.controller?.instanceIpId === undefined ? [] : [e.controller.instanceIpId])))
-
-  const removed: string[] = []
-  const reservationsRemoved: string[] = []
-  const failures: Array<{ target: string; error: CoreError }> = []
-  const ours = (x: { annotations?: Obj.KeyValuePairs | undefined }): boolean => annotation(x, OWNER_KEY) === owner
-
-  // 1) interfaces (and through them instance-ips and VMs) of each project in use
-  const projects = new Map<string, string>(contrail.map((n) => [n.controller.projectId, n.controller.tenant]))
-  const seenInterfaces = new Set<string>()
-  for (const [projectId, tenant] of projects) {
-    const vmis = await api.list('virtual-machine-interface', Obj.VirtualMachineInterface, { parentId: projectId })()
-    if (E.isLeft(vmis)) {
-      failures.push({ target: `interfaces of project ${tenant}`, error: vmis.left })
-      continue
-    }
-    for (const vmi of vmis.right) {
-      seenInterfaces.add(vmi.uuid)
-      const ep = annotation(vmi, ENDPOINT_KEY)
-      if (!ours(vmi) || ep === undefined || liveIds.has(ep) || liveInterfaces.has(vmi.uuid)) continue
-      const vm = vmi.virtual_machine_refs?.[0]?.uuid
-      const r = await removeEndpointObjects(api, domain, tenant, ep, { interfaceId: vmi.uuid, ...(vm === undefined ? {} : { vmId: vm }) })
-      if (E.isLeft(r)) failures.push({ target: `endpoint ${ep}`, error: r.left })
-      else removed.push(ep)
-    }
-  }
-
-  // 2) VMs of ours left without an interface (a rollback or delete killed between the two)
-  const vms = await api.list('virtual-machine', Obj.VirtualMachine)()
-  if (E.isLeft(vms)) failures.push({ target: 'virtual machines', error: vms.left })
-  else {
-    for (const vm of vms.right) {
-      const ep = annotation(vm, ENDPOINT_KEY)
-      if (!ours(vm) || ep === undefined || liveIds.has(ep) || (vm.virtual_machine_interface_back_refs ?? []).length > 0) continue
-      const r = await api.remove('virtual-machine', vm.uuid)()
-      if (E.isLeft(r)) failures.push({ target: `virtual-machine ${vm.uuid}`, error: r.left })
-      else if (!removed.includes(ep)) removed.push(ep)
-    }
-  }
-
-  // 3) Docker reservations no lease holds
-  for (const n of contrail) {
-    const vnId = n.controller.networkId
-    if (vnId === undefined) continue
-    const vn = await api.read('virtual-network', vnId, Obj.VirtualNetwork, { fields: ['instance_ip_back_refs'] })()
-    if (E.isLeft(vn)) {
-      if (!isControllerNotFound(vn.left)) failures.push({ target: `virtual network ${n.controller.tenant}:${n.controller.network}`, error: vn.left })
-      continue
-    }
-    for (const ref of vn.right.instance_ip_back_refs ?? []) {
-      if (ref.uuid === undefined || liveIips.has(ref.uuid)) continue
-      const iip = await api.read('instance-ip', ref.uuid, Obj.InstanceIp)()
-      if (E.isLeft(iip)) continue
-      if (!ours(iip.right) || annotation(iip.right, RESERVATION_KEY) === undefined) continue
-      if ((iip.right.virtual_machine_interface_refs ?? []).length > 0) continue
-      if (await leaseHolds(store, n, iip.right)) continue
-      const r = await api.remove('instance-ip', iip.right.uuid)()
-      if (E.isLeft(r)) failures.push({ target: `instance-ip ${iip.right.uuid}`, error: r.left })
-      else reservationsRemoved.push(iip.right.uuid)
-    }
-  }
-
-  // 4) stored endpoints whose interface is gone (only judged in projects that could be listed)
-  const missing = live
-    .filter((e: Endpoint) => {
-      const id = e.controller?.interfaceId
-      const n = netById.get(e.networkId)
-      return id !== undefined && n !== undefined && !seenInterfaces.has(id) && !failures.some((f) => f.target === `interfaces of project ${n.controller.tenant}`)
-    })
-    .map((e) => e.id)
-
-  return E.right({ removed, reservationsRemoved, missing, failures })
+/** What one pass found and did; passes run in turn and their tallies add up. */
+interface Tally {
+  readonly removed: ReadonlyArray<string>
+  readonly reservationsRemoved: ReadonlyArray<string>
+  readonly failures: ControllerReconcileReport['failures']
+  /** Interfaces seen while listing projects (for `missing`). */
+  readonly seen: ReadonlyArray<string>
 }
 
-const leaseHolds = async (store: Store, n: Network, iip: Obj.InstanceIp): Promise<boolean> => {
-  const a = IpAddress.decode(iip.instance_ip_address)
-  if (E.isLeft(a)) return false
-  const l = await store.leases.get(n.addressSpace, a.right)()
-  if (E.isLeft(l)) return true // cannot tell: keep it
-  return O.isSome(l.right) && l.right.value.owner.kind === 'runtime' && l.right.value.owner.ref === `${RESERVATION_PREFIX}${iip.uuid}`
+const NONE: Tally = { removed: [], reservationsRemoved: [], failures: [], seen: [] }
+
+const add = (a: Tally, b: Tally): Tally => ({
+  // an endpoint whose interface and VM went in different passes is named once
+  removed: [...a.removed, ...b.removed.filter((r) => !a.removed.includes(r))],
+  reservationsRemoved: [...a.reservationsRemoved, ...b.reservationsRemoved],
+  failures: [...a.failures, ...b.failures],
+  seen: [...a.seen, ...b.seen]
+})
+
+const sum = (tallies: ReadonlyArray<Tally>): Tally => tallies.reduce(add, NONE)
+
+const failed = (target: string, error: CoreError): Tally => ({ ...NONE, failures: [{ target, error }] })
+
+/** Run `te`; a failure becomes a failure of `target`, a success whatever `ok` makes of it. */
+const attempt = <A>(target: string, te: TE.TaskEither<CoreError, A>, ok: (a: A) => T.Task<Tally>): T.Task<Tally> =>
+  pipe(te, T.chain(E.match((e) => T.of(failed(target, e)), ok)))
+
+/** The stored state reconciliation works from. */
+interface Known {
+  readonly contrail: ReadonlyArray<ContrailNetwork>
+  readonly live: ReadonlyArray<Endpoint>
+  readonly liveIds: ReadonlySet<string>
+  readonly liveInterfaces: ReadonlySet<string>
+  readonly liveIips: ReadonlySet<string>
+}
+
+const knownOf = (networks: ReadonlyArray<Network>, endpoints: ReadonlyArray<Endpoint>): Known => {
+  const contrail = networks.filter((n): n is ContrailNetwork => n.controller?.projectId !== undefined)
+  const ids = new Set<string>(contrail.map((n) => n.id))
+  const live = endpoints.filter((e) => ids.has(e.networkId))
+  const controllers = live.flatMap((e) => (e.controller === undefined ? [] : [e.controller]))
+  return {
+    contrail,
+    live,
+    liveIds: new Set<string>(live.map((e) => e.id)),
+    liveInterfaces: new Set(controllers.flatMap((c) => (c.interfaceId === undefined ? [] : [c.interfaceId]))),
+    liveIips: new Set(controllers.flatMap((c) => (c.instanceIpId === undefined ? [] : [c.instanceIpId])))
+  }
+}
+
+const projectTarget = (tenant: string): string => `interfaces of project ${tenant}`
+
+/** 1) interfaces of ours in one project that no stored endpoint owns, with their instance-ips and VM. */
+const orphanInterfaces = (o: Reconcile, k: Known, projectId: string, tenant: string): T.Task<Tally> =>
+  attempt(
+    projectTarget(tenant),
+    o.api.list('virtual-machine-interface', Obj.VirtualMachineInterface, { parentId: projectId }),
+    (vmis) =>
+      pipe(
+        vmis,
+        T.traverseSeqArray((vmi): T.Task<Tally> => {
+          const ep = annotation(vmi, ENDPOINT_KEY)
+          const seen: Tally = { ...NONE, seen: [vmi.uuid] }
+          if (!o.ours(vmi) || ep === undefined || k.liveIds.has(ep) || k.liveInterfaces.has(vmi.uuid)) return T.of(seen)
+          const vm = vmi.virtual_machine_refs?.[0]?.uuid
+          const known = { interfaceId: vmi.uuid, ...(vm === undefined ? {} : { vmId: vm }) }
+          return attempt(`endpoint ${ep}`, removeEndpointObjects(o.api, o.domain, tenant, ep, known), () =>
+            T.of({ ...seen, removed: [ep] })
+          )
+        }),
+        T.map(sum)
+      )
+  )
+
+/** 2) VMs of ours left without an interface (a rollback or delete killed between the two). */
+const orphanVms = (o: Reconcile, k: Known): T.Task<Tally> =>
+  attempt('virtual machines', o.api.list('virtual-machine', Obj.VirtualMachine), (vms) =>
+    pipe(
+      vms,
+      T.traverseSeqArray((vm): T.Task<Tally> => {
+        const ep = annotation(vm, ENDPOINT_KEY)
+        if (
+          !o.ours(vm) ||
+          ep === undefined ||
+          k.liveIds.has(ep) ||
+          (vm.virtual_machine_interface_back_refs ?? []).length > 0
+        ) {
+          return T.of(NONE)
+        }
+        return attempt(`virtual-machine ${vm.uuid}`, o.api.remove('virtual-machine', vm.uuid), () =>
+          T.of({ ...NONE, removed: [ep] })
+        )
+      }),
+      T.map(sum)
+    )
+  )
+
+/** Whether a lease holds the reservation `iip`; when the store cannot tell, it is kept. */
+const leaseHolds = (store: Store, n: Network, iip: Obj.InstanceIp): T.Task<boolean> =>
+  pipe(
+    IpAddress.decode(iip.instance_ip_address),
+    E.match(
+      () => T.of(false),
+      (address) =>
+        pipe(
+          store.leases.get(n.addressSpace, address),
+          TE.match(
+            () => true,
+            O.exists((l) => l.owner.kind === 'runtime' && l.owner.ref === `${RESERVATION_PREFIX}${iip.uuid}`)
+          )
+        )
+    )
+  )
+
+/** A Docker reservation of ours that no interface uses and no lease holds. */
+const staleReservation = (o: Reconcile, n: Network, uuid: string): T.Task<Tally> =>
+  pipe(
+    o.api.read('instance-ip', uuid, Obj.InstanceIp),
+    TE.match(
+      () => undefined,
+      (iip): Obj.InstanceIp | undefined => iip
+    ),
+    T.chain((iip) => {
+      if (iip === undefined || !o.ours(iip) || annotation(iip, RESERVATION_KEY) === undefined) return T.of(NONE)
+      if ((iip.virtual_machine_interface_refs ?? []).length > 0) return T.of(NONE)
+      return pipe(
+        leaseHolds(o.store, n, iip),
+        T.chain((held) =>
+          held
+            ? T.of(NONE)
+            : attempt(`instance-ip ${iip.uuid}`, o.api.remove('instance-ip', iip.uuid), () =>
+                T.of({ ...NONE, reservationsRemoved: [iip.uuid] })
+              )
+        )
+      )
+    })
+  )
+
+/** 3) Docker reservations of one network that no lease holds. */
+const staleReservations = (o: Reconcile, k: Known, n: ContrailNetwork): T.Task<Tally> => {
+  const vnId = n.controller.networkId
+  if (vnId === undefined) return T.of(NONE)
+  return pipe(
+    o.api.read('virtual-network', vnId, Obj.VirtualNetwork, { fields: ['instance_ip_back_refs'] }),
+    TE.match(
+      (e): T.Task<Tally> =>
+        T.of(
+          isControllerNotFound(e) ? NONE : failed(`virtual network ${n.controller.tenant}:${n.controller.network}`, e)
+        ),
+      (vn) =>
+        pipe(
+          (vn.instance_ip_back_refs ?? []).flatMap((r) =>
+            r.uuid === undefined || k.liveIips.has(r.uuid) ? [] : [r.uuid]
+          ),
+          T.traverseSeqArray((uuid) => staleReservation(o, n, uuid)),
+          T.map(sum)
+        )
+    ),
+    T.flatten
+  )
+}
+
+/** 4) stored endpoints whose interface is gone (only judged in projects that could be listed). */
+const missingOf = (k: Known, t: Tally): ReadonlyArray<EndpointId> => {
+  const byId = new Map(k.contrail.map((n) => [n.id as string, n]))
+  const seen = new Set(t.seen)
+  return k.live
+    .filter((e) => {
+      const id = e.controller?.interfaceId
+      const n = byId.get(e.networkId)
+      return (
+        id !== undefined &&
+        n !== undefined &&
+        !seen.has(id) &&
+        !t.failures.some((f) => f.target === projectTarget(n.controller.tenant))
+      )
+    })
+    .map((e) => e.id)
+}
+
+interface Reconcile {
+  readonly api: ConfigApi
+  readonly store: Store
+  readonly domain: string
+  readonly ours: (x: { readonly annotations?: Obj.KeyValuePairs | undefined }) => boolean
+}
+
+const passes = (o: Reconcile, k: Known): T.Task<Tally> => {
+  const projects = new Map<string, string>(k.contrail.map((n) => [n.controller.projectId, n.controller.tenant]))
+  return pipe(
+    [
+      ...[...projects].map(([projectId, tenant]) => orphanInterfaces(o, k, projectId, tenant)),
+      orphanVms(o, k),
+      ...k.contrail.map((n) => staleReservations(o, k, n))
+    ],
+    T.sequenceSeqArray,
+    T.map(sum)
+  )
+}
+
+/** @category flows */
+export const reconcileController = (
+  options: ControllerReconcileOptions
+): TE.TaskEither<CoreError, ControllerReconcileReport> => {
+  const { api, store, owner } = options
+  const o: Reconcile = {
+    api,
+    store,
+    domain: options.domain ?? DEFAULT_DOMAIN,
+    ours: (x) => annotation(x, OWNER_KEY) === owner
+  }
+  return pipe(
+    TE.Do,
+    TE.bind('networks', () => store.networks.list()),
+    TE.bind('endpoints', () => store.endpoints.list()),
+    TE.map(({ networks, endpoints }) => knownOf(networks, endpoints)),
+    TE.chain((k) =>
+      pipe(
+        passes(o, k),
+        T.map((t) =>
+          E.right({
+            removed: t.removed,
+            reservationsRemoved: t.reservationsRemoved,
+            missing: missingOf(k, t),
+            failures: t.failures
+          })
+        )
+      )
+    )
+  )
 }

@@ -5,8 +5,9 @@
  */
 import * as E from 'fp-ts/lib/Either.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
+import { pipe } from 'fp-ts/lib/function.js'
 import { controller, decodeWith, transient, type CoreError } from '@isthmus/core'
-import { failureText, send, withRetries, type HttpPolicy } from '../http.js'
+import { failureText, send, withRetries, type HttpPolicy, type HttpResponse } from '../http.js'
 import { urlSecrets, type Redactor } from '../secrets.js'
 import * as K from './Keystone.js'
 
@@ -75,6 +76,49 @@ const requestOf = (a: KeystoneAuth): { path: string; body: unknown } => {
   return { path: '/auth/tokens', body: K.V3PasswordAuth.encode(body) }
 }
 
+// v2.0: the token is in the body.
+const issuedV2 = (res: HttpResponse, at: number, secrets: Redactor): E.Either<CoreError, Issued> =>
+  pipe(
+    decodeWith(K.V2TokenResponse, 'keystone v2 token response')(res.json),
+    E.map(({ access: { token } }) => {
+      secrets.add(token.id)
+      return { token: token.id, refreshAt: refreshAt(at, token.issued_at, token.expires) }
+    })
+  )
+
+// v3: the token is the X-Subject-Token header; the body has its lifetime.
+const issuedV3 = (res: HttpResponse, at: number, secrets: Redactor): E.Either<CoreError, Issued> => {
+  const header = res.headers.get(K.SUBJECT_TOKEN)
+  if (header === null || header === '') {
+    return E.left(controller(OP, res.status, 'the response carries no X-Subject-Token header'))
+  }
+  secrets.add(header)
+  return pipe(
+    decodeWith(K.V3TokenResponse, 'keystone v3 token response')(res.json),
+    E.map(({ token }) => ({ token: header, refreshAt: refreshAt(at, token.issued_at, token.expires_at) }))
+  )
+}
+
+/** One token request, retried while keystone does not answer. */
+const requestToken = (
+  auth: KeystoneAuth,
+  policy: HttpPolicy,
+  secrets: Redactor,
+  now: () => number
+): TE.TaskEither<CoreError, Issued> => {
+  const { path, body } = requestOf(auth)
+  const url = `${auth.url.replace(/\/+$/, '')}${path}`
+  return pipe(
+    withRetries(policy, () => true, send({ method: 'POST', url, body }, policy.timeoutMs)),
+    TE.mapLeft((f) => transient(`keystone at ${auth.url} is ${failureText(f)}`)),
+    TE.filterOrElse(
+      (res) => res.status === 200 || res.status === 201,
+      (res) => controller(OP, res.status, secrets.body(res.text))
+    ),
+    TE.chainEitherK((res) => (auth.version === 'v2' ? issuedV2 : issuedV3)(res, now(), secrets))
+  )
+}
+
 /**
  * A TokenSource for `auth`. Every token it obtains is added to `secrets`, so that no later error
  * text or log line can carry it.
@@ -91,49 +135,24 @@ export const tokenSource = (
   secrets.add(auth.password)
   urlSecrets(auth.url).forEach(secrets.add)
   let current: Issued | undefined
+  const fresh = pipe(
+    requestToken(auth, policy, secrets, now),
+    TE.map((issued) => {
+      current = issued
+      return issued.token
+    })
+  )
+  // Concurrent callers share the request in flight.
   let pending: Promise<E.Either<CoreError, string>> | undefined
-
-  const fetchToken = async (): Promise<E.Either<CoreError, string>> => {
-    const { path, body } = requestOf(auth)
-    const url = `${auth.url.replace(/\/+$/, '')}${path}`
-    const sent = await withRetries(
-      policy,
-      () => true,
-      send({ method: 'POST', url, body }, policy.timeoutMs)
-    )()
-    if (E.isLeft(sent)) return E.left(transient(`keystone at ${auth.url} is ${failureText(sent.left)}`))
-    const res = sent.right
-    if (res.status !== 200 && res.status !== 201) {
-      return E.left(controller(OP, res.status, secrets.body(res.text)))
-    }
-    const at = now()
-    if (auth.version === 'v2') {
-      const d = decodeWith(K.V2TokenResponse, 'keystone v2 token response')(res.json)
-      if (E.isLeft(d)) return d
-      const tok = d.right.access.token
-      secrets.add(tok.id)
-      current = { token: tok.id, refreshAt: refreshAt(at, tok.issued_at, tok.expires) }
-      return E.right(tok.id)
-    }
-    const header = res.headers.get(K.SUBJECT_TOKEN)
-    if (header === null || header === '') {
-      return E.left(controller(OP, res.status, 'the response carries no X-Subject-Token header'))
-    }
-    secrets.add(header)
-    const d = decodeWith(K.V3TokenResponse, 'keystone v3 token response')(res.json)
-    if (E.isLeft(d)) return d
-    current = { token: header, refreshAt: refreshAt(at, d.right.token.issued_at, d.right.token.expires_at) }
-    return E.right(header)
+  const shared: TE.TaskEither<CoreError, string> = () => {
+    pending ??= fresh().finally(() => {
+      pending = undefined
+    })
+    return pending
   }
-
   return {
-    token: () => () => {
-      if (current !== undefined && now() < current.refreshAt) return Promise.resolve(E.right(current.token))
-      pending ??= fetchToken().finally(() => {
-        pending = undefined
-      })
-      return pending
-    },
+    // Checked when the task runs, not when it is made: a task may wait in a retry loop.
+    token: () => () => (current !== undefined && now() < current.refreshAt ? TE.right(current.token)() : shared()),
     invalidate: (token) => {
       if (current?.token === token) current = undefined
     }

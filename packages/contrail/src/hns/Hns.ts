@@ -1,7 +1,8 @@
 /**
- * HNS v1 JSON as hcsshim v0.8.6 sends and reads it (contrail-hns-agent.md §4): the envelope of
- * every HNSCall, HNSNetwork and HNSEndpoint. Keys are PascalCase and `ID` is upper-case; every
- * field is optional on the wire (omitempty) except what HNS always fills on what it returns.
+ * HNS v1 JSON as hcsshim v0.8.6 sends and reads it (the `internal/hns` package of
+ * https://github.com/microsoft/hcsshim; docs/contrail.md, "HNS"): the envelope of every HNSCall,
+ * HNSNetwork and HNSEndpoint. Keys are PascalCase and `ID` is upper-case; every field is optional
+ * on the wire (omitempty) except what HNS always fills on what it returns.
  */
 import * as t from 'io-ts'
 
@@ -49,7 +50,10 @@ export const HnsNetworkRequest = t.exact(
 export type HnsNetworkRequest = t.TypeOf<typeof HnsNetworkRequest>
 
 /** A network as HNS returns it. @category codecs */
-export const HnsNetwork = t.intersection([t.type({ ID: t.string, Name: t.string, Type: t.string }), t.partial(networkFields)], 'HnsNetwork')
+export const HnsNetwork = t.intersection(
+  [t.type({ ID: t.string, Name: t.string, Type: t.string }), t.partial(networkFields)],
+  'HnsNetwork'
+)
 /** @category model */
 export type HnsNetwork = t.TypeOf<typeof HnsNetwork>
 
@@ -93,5 +97,5 @@ export type HnsEndpoint = t.TypeOf<typeof HnsEndpoint>
 export const toHnsMac = (mac: string): string => mac.toUpperCase().replace(/:/g, '-')
 /** The MAC format of Contrail and the agent: lower-case, colon separated. @category utils */
 export const fromHnsMac = (mac: string): string => mac.toLowerCase().replace(/-/g, ':')
-/** The MAC syntax HNS accepts (§6.3). @category utils */
+/** The MAC syntax HNS accepts: six dash-separated hex pairs. @category utils */
 export const isHnsMac = (mac: string): boolean => /^[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{2}){5}$/.test(mac)

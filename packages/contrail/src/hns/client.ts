@@ -1,16 +1,17 @@
 /**
- * The Hns port: networks and endpoints by the HNS v1 call shapes (§4.1), over an `HnsTransport`
+ * The Hns port: networks and endpoints by the HNS v1 call shapes (`GET|POST|DELETE /networks/`,
+ * `/endpoints/`, with an id for one; hcsshim's `HNSCall`), over an `HnsTransport`
  * (the one `HNSCall(method, path, request) → envelope` entry point). On Windows the transport is
  * `windowsHnsTransport` (a helper process); on Linux, tests bind the in-process simulator of
  * `@isthmus/contrail/testing`. Every Output is decoded; `Success: false` becomes one error.
  *
- * HNS has no lookup by name (§4.1): `findNetworkByName` lists and filters here.
+ * HNS v1 has no lookup by name: `findNetworkByName` lists and filters here.
  */
 import * as E from 'fp-ts/lib/Either.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import * as t from 'io-ts'
-import { decodeWith, io, notFound, transient, type CoreError } from '@isthmus/core'
+import { decodeWith, io, notFound, parseJson, transient, type CoreError } from '@isthmus/core'
 import * as H from './Hns.js'
 
 /** @category model */
@@ -36,28 +37,41 @@ export interface Hns {
   readonly deleteEndpoint: (id: string) => TE.TaskEither<CoreError, void>
 }
 
-/** The text HNS gives for an unknown id (§4.4); the only "not found" signal v1 has. */
+/** The text HNS gives for an unknown id; the only "not found" signal v1 has. */
 const NOT_FOUND = /element not found/i
 
 /** HNS's own error, as hcsshim renders it. @category utils */
 export const hnsFailure = (kind: 'network' | 'endpoint', op: string, text: string): CoreError =>
-  NOT_FOUND.test(text) ? notFound(kind, op) : /unspecified error/i.test(text) ? transient(`HNS failed during ${op}: ${text.trim()}`) : io(op, `HNS failed with error : ${text.trim()}`)
+  NOT_FOUND.test(text)
+    ? notFound(kind, op)
+    : /unspecified error/i.test(text)
+      ? transient(`HNS failed during ${op}: ${text.trim()}`)
+      : io(op, `HNS failed with error : ${text.trim()}`)
 
 /** @category constructors */
 export const hnsClient = (transport: HnsTransport): Hns => {
-  const call = <A>(kind: 'network' | 'endpoint', op: string, method: HnsMethod, path: string, body: unknown, codec: t.Type<A, unknown, unknown>): TE.TaskEither<CoreError, A> =>
+  const call = <A>(
+    kind: 'network' | 'endpoint',
+    op: string,
+    method: HnsMethod,
+    path: string,
+    body: unknown,
+    codec: t.Type<A, unknown, unknown>
+  ): TE.TaskEither<CoreError, A> =>
     pipe(
       transport.call(method, path, body === undefined ? '' : JSON.stringify(body)),
-      TE.chainEitherK((text) => {
-        let json: unknown
-        try {
-          json = JSON.parse(text)
-        } catch {
-          return E.left(io(op, 'HNS answered with something that is not JSON'))
-        }
-        return decodeWith(H.HnsEnvelope, 'HNS response')(json)
-      }),
-      TE.chainEitherK((env) => (env.Success ? decodeWith(codec, `HNS output of ${op}`)(env.Output) : E.left(hnsFailure(kind, op, env.Error ?? 'unknown error'))))
+      TE.chainEitherK((text) =>
+        pipe(
+          parseJson('HNS response')(text),
+          E.mapLeft(() => io(op, 'HNS answered with something that is not JSON')),
+          E.chain(decodeWith(H.HnsEnvelope, 'HNS response'))
+        )
+      ),
+      TE.chainEitherK((env) =>
+        env.Success
+          ? decodeWith(codec, `HNS output of ${op}`)(env.Output)
+          : E.left(hnsFailure(kind, op, env.Error ?? 'unknown error'))
+      )
     )
   const absentOk = (te: TE.TaskEither<CoreError, unknown>): TE.TaskEither<CoreError, void> =>
     pipe(
@@ -67,14 +81,36 @@ export const hnsClient = (transport: HnsTransport): Hns => {
     )
   const listNetworks = () => call('network', 'list networks', 'GET', '/networks/', undefined, t.array(H.HnsNetwork))
   return {
-    createNetwork: (req) => call('network', `create network ${req.Name}`, 'POST', '/networks/', H.HnsNetworkRequest.encode(req), H.HnsNetwork),
+    createNetwork: (req) =>
+      call(
+        'network',
+        `create network ${req.Name}`,
+        'POST',
+        '/networks/',
+        H.HnsNetworkRequest.encode(req),
+        H.HnsNetwork
+      ),
     getNetwork: (id) => call('network', `network ${id}`, 'GET', `/networks/${id}`, undefined, H.HnsNetwork),
     listNetworks,
-    findNetworkByName: (name) => pipe(listNetworks(), TE.map((ns) => ns.find((n) => n.Name === name))),
-    deleteNetwork: (id) => absentOk(call('network', `network ${id}`, 'DELETE', `/networks/${id}`, undefined, t.unknown)),
-    createEndpoint: (req) => call('endpoint', `create endpoint ${req.Name}`, 'POST', '/endpoints/', H.HnsEndpointRequest.encode(req), H.HnsEndpoint),
+    findNetworkByName: (name) =>
+      pipe(
+        listNetworks(),
+        TE.map((ns) => ns.find((n) => n.Name === name))
+      ),
+    deleteNetwork: (id) =>
+      absentOk(call('network', `network ${id}`, 'DELETE', `/networks/${id}`, undefined, t.unknown)),
+    createEndpoint: (req) =>
+      call(
+        'endpoint',
+        `create endpoint ${req.Name}`,
+        'POST',
+        '/endpoints/',
+        H.HnsEndpointRequest.encode(req),
+        H.HnsEndpoint
+      ),
     getEndpoint: (id) => call('endpoint', `endpoint ${id}`, 'GET', `/endpoints/${id}`, undefined, H.HnsEndpoint),
     listEndpoints: () => call('endpoint', 'list endpoints', 'GET', '/endpoints/', undefined, t.array(H.HnsEndpoint)),
-    deleteEndpoint: (id) => absentOk(call('endpoint', `endpoint ${id}`, 'DELETE', `/endpoints/${id}`, undefined, t.unknown))
+    deleteEndpoint: (id) =>
+      absentOk(call('endpoint', `endpoint ${id}`, 'DELETE', `/endpoints/${id}`, undefined, t.unknown))
   }
 }

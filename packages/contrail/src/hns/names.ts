@@ -1,5 +1,6 @@
 /**
- * HNS names of Contrail objects (contrail-hns-agent.md §1.3): a host network is named
+ * HNS names of Contrail objects, as the Contrail Windows driver gave them (docs/contrail.md,
+ * "HNS"): a host network is named
  * `Contrail:<tenant>:<network>:<subnet>` and an endpoint by its endpoint id.
  *
  * The Go driver split names on `:`, so a tenant or network containing `:` corrupted the

@@ -1,5 +1,5 @@
 /**
- * HNS requests built from core records, as the Contrail Windows driver made them (§1.4): a
+ * HNS requests built from core records, as the Contrail Windows driver made them: a
  * transparent network named `Contrail:<tenant>:<network>:<subnet>` with the controller's gateway,
  * and an endpoint named by the endpoint id with the controller's address and MAC.
  */
@@ -12,7 +12,8 @@ import { hostNetworkName } from './names.js'
 export const hnsNetworkRequest = (network: Network): E.Either<CoreError, HnsNetworkRequest> => {
   const c = network.controller
   const s = network.ipv4[0]
-  if (c === undefined || s === undefined) return E.left(invalidConfig(`network ${network.name} is not a Contrail IPv4 network`))
+  if (c === undefined || s === undefined)
+    return E.left(invalidConfig(`network ${network.name} is not a Contrail IPv4 network`))
   return E.right({
     Name: c.hostNetworkName ?? hostNetworkName({ tenant: c.tenant, network: c.network, subnet: s.subnet }),
     Type: 'transparent',
@@ -21,7 +22,10 @@ export const hnsNetworkRequest = (network: Network): E.Either<CoreError, HnsNetw
 }
 
 /** The HNS endpoint of an endpoint on the HNS network `hnsNetworkId`. @category constructors */
-export const hnsEndpointRequest = (endpoint: Endpoint, hnsNetworkId: string): E.Either<CoreError, HnsEndpointRequest> => {
+export const hnsEndpointRequest = (
+  endpoint: Endpoint,
+  hnsNetworkId: string
+): E.Either<CoreError, HnsEndpointRequest> => {
   const a = endpoint.addresses.find((x) => !x.cidr.includes(':'))
   if (a === undefined) return E.left(invalidConfig(`endpoint ${endpoint.id} has no IPv4 address for HNS`))
   const { address, prefix } = splitCidr(a.cidr)

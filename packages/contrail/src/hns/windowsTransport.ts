@@ -5,11 +5,11 @@
  * PowerShell script using `Add-Type` to P/Invoke HNSCall, or a 20-line Go program over hcsshim.
  *
  * NOT EXERCISED HERE: isthmus's tests run on Linux, where HNS does not exist; they drive the Hns
- * client through the simulator transport instead (contrail-hns-agent.md §4.6). This module is
+ * client through the simulator transport instead (`hnsSimulator`). This module is
  * kept small so that what it does can be read at a glance.
  */
 import { execFile } from 'node:child_process'
-import * as E from 'fp-ts/lib/Either.js'
+import * as TE from 'fp-ts/lib/TaskEither.js'
 import { io } from '@isthmus/core'
 import type { HnsTransport } from './client.js'
 
@@ -20,19 +20,39 @@ export interface WindowsHnsTransportOptions {
   readonly timeoutMs?: number
 }
 
+/** The helper failed; what it wrote to stderr says why better than its exit status. */
+class HelperFailed extends Error {
+  constructor(
+    readonly cause: Error,
+    readonly stderr: string
+  ) {
+    super(cause.message)
+  }
+}
+
+// The promise edge: run the helper with `input` on stdin, resolve with its stdout.
+const runHelper = (file: string, args: ReadonlyArray<string>, input: string, timeoutMs: number): Promise<string> =>
+  new Promise((resolve, reject) => {
+    const child = execFile(
+      file,
+      [...args],
+      { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        if (err !== null) reject(new HelperFailed(err, stderr))
+        else resolve(stdout)
+      }
+    )
+    child.stdin?.end(input)
+  })
+
 /** @category constructors */
 export const windowsHnsTransport = (o: WindowsHnsTransportOptions): HnsTransport => ({
-  call: (method, path, request) => () =>
-    new Promise((resolve) => {
-      const [file, ...args] = o.helper
-      if (file === undefined) {
-        resolve(E.left(io('HNSCall', 'no helper program configured')))
-        return
-      }
-      const child = execFile(file, [...args, method, path], { timeout: o.timeoutMs ?? 60_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-        if (err !== null) resolve(E.left(io(`HNSCall ${method} ${path}`, stderr.trim() || err.message)))
-        else resolve(E.right(stdout))
-      })
-      child.stdin?.end(request)
-    })
+  call: (method, path, request) => {
+    const [file, ...args] = o.helper
+    if (file === undefined) return TE.left(io('HNSCall', 'no helper program configured'))
+    return TE.tryCatch(
+      () => runHelper(file, [...args, method, path], request, o.timeoutMs ?? 60_000),
+      (e) => io(`HNSCall ${method} ${path}`, e instanceof HelperFailed && e.stderr.trim() !== '' ? e.stderr.trim() : e)
+    )
+  }
 })

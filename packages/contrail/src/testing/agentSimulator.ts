@@ -1,6 +1,6 @@
 /**
- * A vRouter agent port API as a real HTTP server on 127.0.0.1 (contrail-hns-agent.md §6.2):
- * `POST /port` with the agent's own validation (§3.2, including the non-nil `vm-project-id` for
+ * A vRouter agent port API as a real HTTP server on 127.0.0.1 (docs/contrail.md, "The vRouter
+ * agent"): `POST /port` with the agent's own validation (including the non-nil `vm-project-id` for
  * type 0), `GET` and `DELETE /port/<uuid>` (lower-case uuid or 404 "Unknown Request"),
  * `/syncports` with a stale cleaner run on demand, port files that survive `restart()`, failure
  * injection and a journal.
@@ -13,7 +13,7 @@ import * as E from 'fp-ts/lib/Either.js'
 export interface AgentSimulatorOptions {
   /** Reject a nil or empty `vm-project-id` for type 0 (every agent version read does). Default true. */
   readonly strictProjectId?: boolean
-  /** Answer 500 after a successful DELETE, as one agent version does (§3.2). */
+  /** Answer 500 after a successful DELETE, as one agent version does. */
   readonly deleteAnswers500?: boolean
 }
 
@@ -38,9 +38,22 @@ const unknown: SimResponse = { status: 404, json: { error: 'Unknown Request' } }
 
 const ipv4 = /^(\d{1,3})(\.\d{1,3}){3}$/
 
-/** The agent's checks of one port (§3.2); undefined when it is acceptable. */
+/** The agent's checks of one port; undefined when it is acceptable. */
 const invalid = (p: Record<string, unknown>, strict: boolean): string | undefined => {
-  for (const f of ['id', 'instance-id', 'vn-id', 'vm-project-id', 'display-name', 'system-name', 'ip-address', 'ip6-address', 'mac-address', 'type', 'rx-vlan-id', 'tx-vlan-id']) {
+  for (const f of [
+    'id',
+    'instance-id',
+    'vn-id',
+    'vm-project-id',
+    'display-name',
+    'system-name',
+    'ip-address',
+    'ip6-address',
+    'mac-address',
+    'type',
+    'rx-vlan-id',
+    'tx-vlan-id'
+  ]) {
     if (!(f in p)) return `Missing data for <${f}>`
   }
   if (!isUuid(p['id'])) return 'Invalid data for <id>'
@@ -48,7 +61,8 @@ const invalid = (p: Record<string, unknown>, strict: boolean): string | undefine
   if (typeof p['type'] !== 'number' || !Number.isInteger(p['type'])) return 'Invalid data for <type>'
   if (p['type'] === 0 && !isUuid(p['vn-id'])) return 'Invalid data for <vn-id>'
   if (p['type'] === 0 && strict && !isUuid(p['vm-project-id'])) return 'Invalid data for <vm-project-id>'
-  if (typeof p['display-name'] !== 'string' || typeof p['system-name'] !== 'string') return 'Invalid data for <system-name>'
+  if (typeof p['display-name'] !== 'string' || typeof p['system-name'] !== 'string')
+    return 'Invalid data for <system-name>'
   const v4 = p['ip-address']
   const v6 = p['ip6-address']
   const v4ok = typeof v4 === 'string' && ipv4.test(v4) && v4 !== '0.0.0.0'
@@ -63,56 +77,66 @@ const invalid = (p: Record<string, unknown>, strict: boolean): string | undefine
   return undefined
 }
 
+/** The agent's ports: live ones, their files, and what /syncports marked. */
+interface Ports {
+  readonly live: Map<string, AgentPort>
+  readonly files: Map<string, AgentPort>
+  touched: Set<string>
+  stale: Set<string>
+}
+
+/** `POST /port`: one port or a list of them, all or nothing. */
+const postPorts = (p: Ports, body: unknown, strict: boolean): SimResponse => {
+  const list = Array.isArray(body) ? (body as unknown[]) : [body]
+  const decoded: AgentPort[] = []
+  for (const item of list) {
+    if (typeof item !== 'object' || item === null) return fail('Invalid JSON')
+    const why = invalid(item as Record<string, unknown>, strict)
+    if (why !== undefined) return fail(why)
+    const d = AgentPort.decode(item)
+    if (E.isLeft(d)) return fail('Invalid JSON')
+    decoded.push(d.right)
+  }
+  for (const port of decoded) {
+    const id = port.id.toLowerCase()
+    p.live.set(id, port)
+    if (!p.files.has(id)) p.files.set(id, port)
+    p.touched.add(id)
+  }
+  return { status: 200, json: {} }
+}
+
+/** `GET` and `DELETE /port/<id>`. */
+const onePort = (p: Ports, method: string, id: string, options: AgentSimulatorOptions): SimResponse => {
+  if (method === 'GET') {
+    const port = p.live.get(id)
+    return port === undefined ? { status: 404, json: { error: '{ Not Found }' } } : { status: 200, json: port }
+  }
+  if (method !== 'DELETE' || !UUID.test(id)) return unknown
+  const existed = p.files.delete(id)
+  p.live.delete(id)
+  p.touched.delete(id)
+  return options.deleteAnswers500 === true && existed
+    ? fail('Error deleting interface file')
+    : { status: 200, json: {} }
+}
+
 /** @category testing */
 export const startAgentSimulator = async (options: AgentSimulatorOptions = {}, port = 0): Promise<AgentSimulator> => {
   const strict = options.strictProjectId ?? true
-  const ports = new Map<string, AgentPort>()
-  const files = new Map<string, AgentPort>()
-  let touched = new Set<string>()
-  let stale = new Set<string>()
+  const p: Ports = { live: new Map(), files: new Map(), touched: new Set(), stale: new Set() }
+  const ports = p.live
+  const files = p.files
 
   const handle = (req: SimRequest): SimResponse => {
-    if (req.method === 'POST' && req.path === '/port') {
-      const list = Array.isArray(req.body) ? (req.body as unknown[]) : [req.body]
-      const decoded: AgentPort[] = []
-      // all or nothing (§3.1)
-      for (const item of list) {
-        if (typeof item !== 'object' || item === null) return fail('Invalid JSON')
-        const why = invalid(item as Record<string, unknown>, strict)
-        if (why !== undefined) return fail(why)
-        const d = AgentPort.decode(item)
-        if (E.isLeft(d)) return fail('Invalid JSON')
-        decoded.push(d.right)
-      }
-      for (const p of decoded) {
-        const id = p.id.toLowerCase()
-        ports.set(id, p)
-        if (!files.has(id)) files.set(id, p)
-        touched.add(id)
-      }
-      return { status: 200, json: {} }
-    }
+    if (req.method === 'POST' && req.path === '/port') return postPorts(p, req.body, strict)
     if (req.method === 'POST' && req.path === '/syncports') {
-      stale = new Set([...ports.keys()].filter((id) => !touched.has(id)))
-      touched = new Set()
+      p.stale = new Set([...ports.keys()].filter((id) => !p.touched.has(id)))
+      p.touched = new Set()
       return { status: 200, json: {} }
     }
     const m = /^\/port\/([^/]+)$/.exec(req.path)
-    if (m !== null) {
-      const id = m[1]!
-      if (req.method === 'GET') {
-        const p = ports.get(id)
-        return p === undefined ? { status: 404, json: { error: '{ Not Found }' } } : { status: 200, json: p }
-      }
-      if (req.method === 'DELETE') {
-        if (!UUID.test(id)) return unknown
-        const existed = files.delete(id)
-        ports.delete(id)
-        touched.delete(id)
-        return options.deleteAnswers500 === true && existed ? fail('Error deleting interface file') : { status: 200, json: {} }
-      }
-    }
-    return unknown
+    return m === null ? unknown : onePort(p, req.method, m[1]!, options)
   }
 
   const sim = await startHttpSim(handle, port)
@@ -123,17 +147,17 @@ export const startAgentSimulator = async (options: AgentSimulatorOptions = {}, p
     files: () => files,
     restart: () => {
       ports.clear()
-      for (const [id, p] of files) ports.set(id, p)
-      touched = new Set()
-      stale = new Set()
+      for (const [id, port] of files) ports.set(id, port)
+      p.touched = new Set()
+      p.stale = new Set()
     },
     runStaleCleaner: () => {
-      const removed = [...stale].filter((id) => !touched.has(id) && ports.has(id))
+      const removed = [...p.stale].filter((id) => !p.touched.has(id) && ports.has(id))
       for (const id of removed) {
         ports.delete(id)
         files.delete(id)
       }
-      stale = new Set()
+      p.stale = new Set()
       return removed
     },
     waitForPort: async (id, timeoutMs) => {

@@ -1,43 +1,22 @@
 /**
  * A Contrail VNC config API with keystone, as a real HTTP server on 127.0.0.1
- * (contrail-hns-agent.md §6.1): objects with refs, back-refs and children; server-computed
- * uuids, MACs (from the interface uuid, §2.4), subnet gateways and instance-ip addresses; the
- * 400/401/404/409 answers of §2.2 with their texts; keystone v2 and v3 token issue with
- * controllable expiry; failure injection and a journal (see `httpSim.ts`).
+ * (docs/contrail.md, "The config API on the wire"): objects with refs, back-refs and children
+ * (`simObjects.ts`); server-computed uuids, MACs, subnet gateways and instance-ip addresses
+ * (`simAddresses.ts`); the 400/401/404/409 answers of the API server with their texts; keystone v2
+ * and v3 token issue with controllable expiry (`simKeystone.ts`); failure injection and a journal
+ * (`httpSim.ts`).
  */
-import { randomBytes, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import * as E from 'fp-ts/lib/Either.js'
-import { boundsOf, contains, fromBigInt, IpAddress, Subnet } from '@isthmus/core'
-import * as K from '../config/Keystone.js'
 import * as Obj from '../config/Objects.js'
 import { startHttpSim, type HttpSim, type SimRequest, type SimResponse } from './httpSim.js'
+import { assignAddress, fillSubnets, macFromUuid } from './simAddresses.js'
+import { keystoneSim, type KeystoneUser } from './simKeystone.js'
+import { json, objectStore, refsOf, text, underscored, type ObjectStore, type SimObject } from './simObjects.js'
 
-// -------------------------------------------------------------------------------------
-// model
-// -------------------------------------------------------------------------------------
-
-/** A stored object: its properties as sent (refs included), plus identity. @category testing */
-export interface SimObject {
-  readonly type: string
-  readonly uuid: string
-  readonly fq_name: ReadonlyArray<string>
-  readonly parent_type?: string
-  readonly parent_uuid?: string
-  props: Record<string, unknown>
-}
-
-interface StoredRef {
-  to: string[]
-  uuid: string
-  attr?: unknown
-}
-
-/** @category testing */
-export interface KeystoneUser {
-  readonly username: string
-  readonly password: string
-  readonly project: string
-}
+export { macFromUuid } from './simAddresses.js'
+export type { KeystoneUser } from './simKeystone.js'
+export type { SimObject } from './simObjects.js'
 
 /** @category testing */
 export interface ContrailSimulatorOptions {
@@ -51,7 +30,7 @@ export interface ContrailSimulatorOptions {
 /** @category testing */
 export interface SeededSubnet {
   readonly cidr: string
-  /** Allocation from the bottom (gateway .1) or, when false, from the top (gateway last-1), §2.4. */
+  /** Allocation from the bottom (gateway .1) or, when false, from the top (gateway last-1). */
   readonly addrFromStart?: boolean
 }
 
@@ -84,358 +63,232 @@ const PARENT: Readonly<Record<string, string | undefined>> = {
   'instance-ip': undefined
 }
 const TYPES = new Set(Object.keys(PARENT))
-const underscored = (type: string): string => type.replace(/-/g, '_')
-const REF_FIELDS = ['virtual_network_refs', 'virtual_machine_refs', 'virtual_machine_interface_refs', 'security_group_refs', 'network_ipam_refs']
-const refTypeOf = (field: string): string => field.replace(/_refs$/, '').replace(/_/g, '-')
 
-const text = (status: number, t: string): SimResponse => ({ status, text: t })
-const json = (status: number, j: unknown): SimResponse => ({ status, json: j })
+// ---------------------------------------------------------------------------------------
+// create / delete
+// ---------------------------------------------------------------------------------------
 
-/** The MAC the API server derives from an interface uuid (§2.4). @category testing */
-export const macFromUuid = (uuid: string): string =>
-  `02:${uuid.slice(0, 2)}:${uuid.slice(2, 4)}:${uuid.slice(4, 6)}:${uuid.slice(6, 8)}:${uuid.slice(9, 11)}`
+/** A copy of `o` without the identity keys a body may carry. */
+const without = (o: Record<string, unknown>, keys: ReadonlyArray<string>): Record<string, unknown> =>
+  Object.fromEntries(Object.entries(o).filter(([k]) => !keys.includes(k)))
+
+/** What the server computes at create: subnets of a network, an interface's MAC, an address. */
+const compute = (
+  store: ObjectStore,
+  type: string,
+  uuid: string,
+  props: Record<string, unknown>
+): E.Either<SimResponse, void> => {
+  if (type === 'virtual-network') return fillSubnets(props)
+  if (type === 'virtual-machine-interface' && props['virtual_machine_interface_mac_addresses'] === undefined) {
+    props['virtual_machine_interface_mac_addresses'] = { mac_address: [macFromUuid(uuid)] }
+  }
+  return type === 'instance-ip' ? assignAddress(store, props) : E.right(undefined)
+}
+
+/** The parent's uuid, when the type has a parent (the fq_name minus its last element). */
+const parentOf = (store: ObjectStore, type: string, fq: string[]): E.Either<SimResponse, string | undefined> => {
+  const parentType = PARENT[type]
+  if (parentType === undefined) return E.right(undefined)
+  const uuid = store.uuidOf(parentType, fq.slice(0, -1))
+  return uuid === undefined
+    ? E.left(text(400, `Parent ${JSON.stringify(fq.slice(0, -1))} type ${parentType} does not exist`))
+    : E.right(uuid)
+}
+
+/** `POST /<type>s`: the object stored, or the server's refusal. */
+const create = (store: ObjectStore, type: string, raw: unknown): E.Either<SimResponse, SimObject> => {
+  const o = (raw as Record<string, unknown> | undefined)?.[type] as Record<string, unknown> | undefined
+  if (o === undefined || typeof o !== 'object') return E.left(text(400, `Bad Request: no ${type} in body`))
+  const fq = o['fq_name']
+  if (!Array.isArray(fq) || fq.length === 0 || !fq.every((x) => typeof x === 'string'))
+    return E.left(text(400, 'Bad Request: fq_name'))
+  const exists = store.uuidOf(type, fq as string[])
+  if (exists !== undefined) return E.left(text(409, `FQ Name: ${JSON.stringify(fq)} exists already with ID: ${exists}`))
+  const parent = parentOf(store, type, fq as string[])
+  if (E.isLeft(parent)) return parent
+  const props = without(o, ['fq_name', 'uuid', 'parent_type'])
+  const refs = store.resolveRefs(props)
+  if (E.isLeft(refs)) return refs
+  const uuid = typeof o['uuid'] === 'string' ? o['uuid'] : randomUUID()
+  const computed = compute(store, type, uuid, props)
+  if (E.isLeft(computed)) return computed
+  const parentType = PARENT[type]
+  const obj: SimObject = {
+    type,
+    uuid,
+    fq_name: [...(fq as string[])],
+    ...(parentType === undefined ? {} : { parent_type: parentType, parent_uuid: parent.right! }),
+    props
+  }
+  store.put(obj)
+  return E.right(obj)
+}
+
+/** The short envelope a create answers with. */
+const createdAnswer = (store: ObjectStore, obj: SimObject): SimResponse =>
+  json(200, {
+    [obj.type]: {
+      name: obj.fq_name[obj.fq_name.length - 1],
+      fq_name: obj.fq_name,
+      uuid: obj.uuid,
+      href: store.href(obj.type, obj.uuid),
+      ...(obj.parent_type === undefined
+        ? {}
+        : {
+            parent_type: obj.parent_type,
+            parent_uuid: obj.parent_uuid,
+            parent_href: store.href(obj.parent_type, obj.parent_uuid!)
+          })
+    }
+  })
+
+/** `DELETE /<type>/<uuid>`: refused while children exist or another object refers to it. */
+const remove = (store: ObjectStore, type: string, uuid: string): SimResponse => {
+  const o = store.get(uuid)
+  if (o === undefined || o.type !== type) return text(404, `No ${type} object found for id ${uuid}`)
+  const kids = store.children(o)
+  if (kids.length > 0)
+    return text(
+      409,
+      `Delete when children still present: ${JSON.stringify(kids.map((k) => store.href(k.type, k.uuid)))}`
+    )
+  const referrers = Object.values(store.backRefs(o)).flat()
+  if (referrers.length > 0)
+    return text(409, `Delete when resource still referred: ${JSON.stringify(referrers.map((r) => r.href))}`)
+  store.delete(o)
+  return json(200, {})
+}
+
+// ---------------------------------------------------------------------------------------
+// routes
+// ---------------------------------------------------------------------------------------
+
+const refUpdate = (store: ObjectStore, body: unknown): SimResponse => {
+  const d = Obj.RefUpdateRequest.decode(body)
+  if (E.isLeft(d)) return text(400, 'Bad Request')
+  const r = d.right
+  const o = store.get(r.uuid)
+  if (o === undefined || o.type !== r.type) return text(404, `No ${r.type} object found for id ${r.uuid}`)
+  const field = `${underscored(r['ref-type'])}_refs`
+  const refs = refsOf(o, field).filter((x) => x.uuid !== r['ref-uuid'])
+  if (r.operation === 'ADD') {
+    const target = store.get(r['ref-uuid'])
+    if (target === undefined || target.type !== r['ref-type'])
+      return text(404, `No ${r['ref-type']} object found for id ${r['ref-uuid']}`)
+    refs.push({
+      to: [...target.fq_name],
+      uuid: target.uuid,
+      ...(r.attr === null || r.attr === undefined ? {} : { attr: r.attr })
+    })
+  }
+  o.props[field] = refs
+  return json(200, { uuid: o.uuid })
+}
+
+/** The calls that are not about one type: name lookups and reference updates. */
+const lookups = (store: ObjectStore, req: SimRequest): SimResponse | undefined => {
+  if (req.method !== 'POST') return undefined
+  if (req.path === '/fqname-to-id') {
+    const d = Obj.FqNameToIdRequest.decode(req.body)
+    if (E.isLeft(d)) return text(400, 'Bad Request')
+    const uuid = store.uuidOf(d.right.type, d.right.fq_name)
+    return uuid === undefined ? text(404, `Name ${JSON.stringify(d.right.fq_name)} not found`) : json(200, { uuid })
+  }
+  if (req.path === '/id-to-fqname') {
+    const d = Obj.IdToFqNameRequest.decode(req.body)
+    const o = E.isRight(d) ? store.get(d.right.uuid) : undefined
+    return o === undefined ? text(404, 'UUID not found') : json(200, { fq_name: o.fq_name, type: o.type })
+  }
+  return req.path === '/ref-update' ? refUpdate(store, req.body) : undefined
+}
+
+/** `POST /<type>s` and `GET /<type>s[?detail=true][&parent_id=…]`. */
+const collection = (store: ObjectStore, req: SimRequest, type: string): SimResponse | undefined => {
+  if (req.method === 'POST') {
+    return E.match(
+      (refused: SimResponse) => refused,
+      (o: SimObject) => createdAnswer(store, o)
+    )(create(store, type, req.body))
+  }
+  if (req.method !== 'GET') return undefined
+  const parent = req.query.get('parent_id')
+  const all = [...store.all()].filter((o) => o.type === type && (parent === null || o.parent_uuid === parent))
+  const detail = req.query.get('detail') === 'true'
+  const entry = (o: SimObject) =>
+    detail
+      ? { [type]: store.render(o, req.query) }
+      : { href: store.href(type, o.uuid), fq_name: o.fq_name, uuid: o.uuid }
+  return json(200, { [`${type}s`]: all.map(entry) })
+}
+
+/** `PUT /<type>/<uuid>`: properties and refs merged; an instance-ip's address cannot change. */
+const update = (store: ObjectStore, o: SimObject, body: unknown): SimResponse => {
+  const p = (body as Record<string, Record<string, unknown>> | undefined)?.[o.type] ?? {}
+  if (
+    o.type === 'instance-ip' &&
+    p['instance_ip_address'] !== undefined &&
+    p['instance_ip_address'] !== o.props['instance_ip_address']
+  ) {
+    return text(400, 'Instance IP Address can not be changed')
+  }
+  const next = without(p, ['fq_name', 'uuid'])
+  const refs = store.resolveRefs(next)
+  if (E.isLeft(refs)) return refs.left
+  o.props = { ...o.props, ...next }
+  return json(200, { [o.type]: { uuid: o.uuid, href: store.href(o.type, o.uuid) } })
+}
+
+/** `GET`, `PUT` and `DELETE /<type>/<uuid>`. */
+const one = (store: ObjectStore, req: SimRequest, type: string, uuid: string): SimResponse | undefined => {
+  if (req.method === 'DELETE') return remove(store, type, uuid)
+  const o = store.get(uuid)
+  if (o === undefined || o.type !== type) return text(404, `No ${type} object found for id ${uuid}`)
+  if (req.method === 'GET') return json(200, { [type]: store.render(o, req.query) })
+  return req.method === 'PUT' ? update(store, o, req.body) : undefined
+}
+
+const api = (store: ObjectStore, req: SimRequest): SimResponse => {
+  const special = lookups(store, req)
+  if (special !== undefined) return special
+  const list = /^\/([a-z-]+)s$/.exec(req.path)
+  const many = list !== null && TYPES.has(list[1]!) ? collection(store, req, list[1]!) : undefined
+  if (many !== undefined) return many
+  const single = /^\/([a-z-]+)\/([^/]+)$/.exec(req.path)
+  const answer = single !== null && TYPES.has(single[1]!) ? one(store, req, single[1]!, single[2]!) : undefined
+  return answer ?? text(404, 'Not Found')
+}
+
+// ---------------------------------------------------------------------------------------
+// the simulator
+// ---------------------------------------------------------------------------------------
 
 /** @category testing */
 export const startContrailSimulator = async (options: ContrailSimulatorOptions = {}): Promise<ContrailSimulator> => {
-  const objects = new Map<string, SimObject>()
-  const byName = new Map<string, string>()
-  const seeds = new Set<string>()
-  const tokens = new Map<string, number>()
-  let issued = 0
-  const ttl = options.tokenTtlMs ?? 3_600_000
   let base = ''
-
-  const key = (type: string, fq: ReadonlyArray<string>) => `${type}\0${fq.join(':')}`
-  const href = (type: string, uuid: string) => `${base}/${type}/${uuid}`
-  const put = (o: SimObject): void => {
-    objects.set(o.uuid, o)
-    byName.set(key(o.type, o.fq_name), o.uuid)
-  }
-  const refsOf = (o: SimObject, field: string): StoredRef[] => (o.props[field] as StoredRef[] | undefined) ?? []
-
-  const backRefs = (o: SimObject): Record<string, Array<{ to: ReadonlyArray<string>; uuid: string; href: string; attr?: unknown }>> => {
-    const out: Record<string, Array<{ to: ReadonlyArray<string>; uuid: string; href: string; attr?: unknown }>> = {}
-    for (const other of objects.values()) {
-      for (const f of REF_FIELDS) {
-        for (const r of refsOf(other, f)) {
-          if (r.uuid !== o.uuid) continue
-          const field = `${underscored(other.type)}_back_refs`
-          ;(out[field] ??= []).push({ to: other.fq_name, uuid: other.uuid, href: href(other.type, other.uuid), ...(r.attr === undefined ? {} : { attr: r.attr }) })
-        }
-      }
-    }
-    return out
-  }
-  const children = (o: SimObject): SimObject[] => [...objects.values()].filter((c) => c.parent_uuid === o.uuid)
-
-  const render = (o: SimObject, q: URLSearchParams): Record<string, unknown> => {
-    const full: Record<string, unknown> = {
-      uuid: o.uuid,
-      name: o.fq_name[o.fq_name.length - 1],
-      fq_name: o.fq_name,
-      href: href(o.type, o.uuid),
-      ...(o.parent_type === undefined ? {} : { parent_type: o.parent_type, parent_uuid: o.parent_uuid, parent_href: href(o.parent_type, o.parent_uuid!) }),
-      ...o.props,
-      ...(q.get('exclude_back_refs') === 'true' ? {} : backRefs(o))
-    }
-    if (q.get('exclude_children') !== 'true') {
-      for (const c of children(o)) {
-        const f = `${underscored(c.type)}s`
-        ;((full[f] ??= []) as unknown[]).push({ to: c.fq_name, uuid: c.uuid, href: href(c.type, c.uuid) })
-      }
-    }
-    const fields = q.get('fields')
-    if (fields === null) return full
-    const keep = new Set(['uuid', 'fq_name', 'name', 'href', ...fields.split(',')])
-    // lazy field reads compute back-refs even with exclude_back_refs absent
-    const bref = backRefs(o)
-    return Object.fromEntries(Object.entries({ ...full, ...bref }).filter(([k]) => keep.has(k)))
-  }
-
-  // ---------------------------------------------------------------------------------
-  // addresses (§2.4)
-  // ---------------------------------------------------------------------------------
-
-  interface SubnetInfo {
-    readonly vn: SimObject
-    readonly ipam: Record<string, unknown>
-    readonly cidr: Subnet
-  }
-  const subnetsOf = (vn: SimObject): SubnetInfo[] =>
-    refsOf(vn, 'network_ipam_refs').flatMap((r) =>
-      (((r.attr as { ipam_subnets?: Array<Record<string, unknown>> } | undefined)?.ipam_subnets) ?? []).flatMap((s) => {
-        const sub = s['subnet'] as { ip_prefix: string; ip_prefix_len: number }
-        const d = Subnet.decode(`${sub.ip_prefix}/${sub.ip_prefix_len}`)
-        return E.isRight(d) ? [{ vn, ipam: s, cidr: d.right }] : []
-      })
-    )
-  const usedIn = (s: SubnetInfo): Set<string> => {
-    const used = new Set<string>()
-    for (const g of [s.ipam['default_gateway'], s.ipam['dns_server_address']]) if (typeof g === 'string') used.add(g)
-    for (const o of objects.values()) {
-      if (o.type !== 'instance-ip') continue
-      const a = o.props['instance_ip_address']
-      if (typeof a === 'string' && contains(s.cidr, a as IpAddress)) used.add(a)
-    }
-    return used
-  }
-  const nextFree = (s: SubnetInfo): string | undefined => {
-    const { first, last } = boundsOf(s.cidr)
-    const used = usedIn(s)
-    const fromStart = s.ipam['addr_from_start'] === true
-    for (let i = 1n; first + i < last; i++) {
-      const n = fromStart ? first + i : last - i
-      const a = fromBigInt(n, 4)
-      if (!used.has(a)) return a
-    }
-    return undefined
-  }
-
-  // ---------------------------------------------------------------------------------
-  // create / delete
-  // ---------------------------------------------------------------------------------
-
-  const resolveRefs = (props: Record<string, unknown>): E.Either<SimResponse, void> => {
-    for (const f of REF_FIELDS) {
-      const refs = props[f]
-      if (refs === undefined) continue
-      if (!Array.isArray(refs)) return E.left(text(400, `Bad reference in create: ${f} is not a list`))
-      const out: StoredRef[] = []
-      for (const r of refs as Array<{ to?: string[]; uuid?: string; attr?: unknown }>) {
-        const type = refTypeOf(f)
-        const uuid = r.uuid ?? (r.to === undefined ? undefined : byName.get(key(type, r.to)))
-        const target = uuid === undefined ? undefined : objects.get(uuid)
-        if (target === undefined || target.type !== type) {
-          return E.left(text(404, `Bad reference in create: ${type} ${JSON.stringify(r.to ?? r.uuid)} not found`))
-        }
-        out.push({ to: [...target.fq_name], uuid: target.uuid, ...(r.attr === undefined ? {} : { attr: r.attr }) })
-      }
-      props[f] = out
-    }
-    return E.right(undefined)
-  }
-
-  const create = (type: string, raw: unknown, seed = false): SimResponse => {
-    const o = (raw as Record<string, unknown> | undefined)?.[type] as Record<string, unknown> | undefined
-    if (o === undefined || typeof o !== 'object') return text(400, `Bad Request: no ${type} in body`)
-    const fq = o['fq_name']
-    if (!Array.isArray(fq) || fq.length === 0 || !fq.every((x) => typeof x === 'string')) return text(400, 'Bad Request: fq_name')
-    const exists = byName.get(key(type, fq as string[]))
-    if (exists !== undefined) return text(409, `FQ Name: ${JSON.stringify(fq)} exists already with ID: ${exists}`)
-    const parentType = PARENT[type]
-    let parentUuid: string | undefined
-    if (parentType !== undefined) {
-      parentUuid = byName.get(key(parentType, (fq as string[]).slice(0, -1)))
-      if (parentUuid === undefined) return text(400, `Parent ${JSON.stringify((fq as string[]).slice(0, -1))} type ${parentType} does not exist`)
-    }
-    const props: Record<string, unknown> = { ...o }
-    delete props['fq_name']
-    delete props['uuid']
-    delete props['parent_type']
-    const refs = resolveRefs(props)
-    if (E.isLeft(refs)) return refs.left
-    const uuid = typeof o['uuid'] === 'string' ? o['uuid'] : randomUUID()
-
-    if (type === 'virtual-network') {
-      for (const r of refsOf({ type, uuid, fq_name: fq as string[], props }, 'network_ipam_refs')) {
-        for (const s of ((r.attr as { ipam_subnets?: Array<Record<string, unknown>> } | undefined)?.ipam_subnets) ?? []) {
-          const sub = s['subnet'] as { ip_prefix: string; ip_prefix_len: number }
-          const d = Subnet.decode(`${sub.ip_prefix}/${sub.ip_prefix_len}`)
-          if (E.isLeft(d)) return text(400, `Bad subnet ${JSON.stringify(sub)}`)
-          const { first, last } = boundsOf(d.right)
-          const fromStart = s['addr_from_start'] === true
-          s['subnet_uuid'] ??= randomUUID()
-          s['default_gateway'] ??= fromBigInt(fromStart ? first + 1n : last - 1n, 4)
-          s['dns_server_address'] ??= fromBigInt(fromStart ? first + 2n : last - 2n, 4)
-        }
-      }
-    }
-    if (type === 'virtual-machine-interface' && props['virtual_machine_interface_mac_addresses'] === undefined) {
-      props['virtual_machine_interface_mac_addresses'] = { mac_address: [macFromUuid(uuid)] }
-    }
-    if (type === 'instance-ip') {
-      const vnRef = refsOf({ type, uuid, fq_name: [], props }, 'virtual_network_refs')[0]
-      const vn = vnRef === undefined ? undefined : objects.get(vnRef.uuid)
-      if (vn === undefined) return text(400, 'Bad Request: instance-ip needs a virtual_network_refs entry')
-      const subnets = subnetsOf(vn)
-      const wanted = props['instance_ip_address']
-      let subnet = typeof props['subnet_uuid'] === 'string' ? subnets.find((s) => s.ipam['subnet_uuid'] === props['subnet_uuid']) : undefined
-      if (props['subnet_uuid'] !== undefined && subnet === undefined) return text(400, `Bad Request: subnet ${String(props['subnet_uuid'])} not in network`)
-      if (typeof wanted === 'string') {
-        const a = IpAddress.decode(wanted)
-        const holder = E.isRight(a) ? subnets.find((s) => contains(s.cidr, a.right)) : undefined
-        if (E.isLeft(a) || holder === undefined || (subnet !== undefined && holder !== subnet)) {
-          return text(400, `Requested IP address ${wanted} is not in the subnet`)
-        }
-        if (usedIn(holder).has(a.right)) return text(409, 'IP address already in use')
-        props['subnet_uuid'] = holder.ipam['subnet_uuid']
-      } else {
-        subnet ??= subnets.find((s) => nextFree(s) !== undefined)
-        const a = subnet === undefined ? undefined : nextFree(subnet)
-        if (subnet === undefined || a === undefined) return text(400, 'Virtual-Network subnet exhausted: no free address')
-        props['instance_ip_address'] = a
-        props['subnet_uuid'] = subnet.ipam['subnet_uuid']
-      }
-      props['instance_ip_family'] = 'v4'
-    }
-    const obj: SimObject = { type, uuid, fq_name: [...(fq as string[])], ...(parentType === undefined ? {} : { parent_type: parentType, parent_uuid: parentUuid! }), props }
-    put(obj)
-    if (seed) seeds.add(uuid)
-    return json(200, {
-      [type]: {
-        name: obj.fq_name[obj.fq_name.length - 1],
-        fq_name: obj.fq_name,
-        uuid,
-        href: href(type, uuid),
-        ...(obj.parent_type === undefined ? {} : { parent_type: obj.parent_type, parent_uuid: obj.parent_uuid, parent_href: href(obj.parent_type, obj.parent_uuid!) })
-      }
-    })
-  }
-
-  const remove = (type: string, uuid: string): SimResponse => {
-    const o = objects.get(uuid)
-    if (o === undefined || o.type !== type) return text(404, `No ${type} object found for id ${uuid}`)
-    const kids = children(o)
-    if (kids.length > 0) return text(409, `Delete when children still present: ${JSON.stringify(kids.map((k) => href(k.type, k.uuid)))}`)
-    const referrers = Object.values(backRefs(o)).flat()
-    if (referrers.length > 0) return text(409, `Delete when resource still referred: ${JSON.stringify(referrers.map((r) => r.href))}`)
-    objects.delete(uuid)
-    byName.delete(key(o.type, o.fq_name))
-    seeds.delete(uuid)
-    return json(200, {})
-  }
-
-  // ---------------------------------------------------------------------------------
-  // keystone
-  // ---------------------------------------------------------------------------------
-
-  const issue = (): { token: string; issuedAt: Date; expiresAt: Date } => {
-    const token = randomBytes(16).toString('hex')
-    const issuedAt = new Date()
-    const expiresAt = new Date(issuedAt.getTime() + ttl)
-    tokens.set(token, expiresAt.getTime())
-    issued++
-    return { token, issuedAt, expiresAt }
-  }
-  const userOk = (name: string, password: string, project: string): boolean =>
-    (options.users ?? []).some((u) => u.username === name && u.password === password && u.project === project)
-
-  const keystone = (req: SimRequest): SimResponse | undefined => {
-    if (req.method === 'POST' && req.path === '/v2.0/tokens') {
-      const d = K.V2PasswordAuth.decode(req.body)
-      if (E.isLeft(d)) return text(400, 'Expecting auth')
-      const a = d.right.auth
-      if (!userOk(a.passwordCredentials.username, a.passwordCredentials.password, a.tenantName)) {
-        return text(401, 'The request you have made requires authentication.')
-      }
-      const t = issue()
-      const body: K.V2TokenResponse = {
-        access: { token: { id: t.token, issued_at: t.issuedAt.toISOString(), expires: t.expiresAt.toISOString(), tenant: { name: a.tenantName } } }
-      }
-      return json(200, K.V2TokenResponse.encode(body))
-    }
-    if (req.method === 'POST' && req.path === '/v3/auth/tokens') {
-      const d = K.V3PasswordAuth.decode(req.body)
-      if (E.isLeft(d)) return text(400, 'Expecting auth')
-      const id = d.right.auth.identity
-      if (!id.methods.includes('password') || !userOk(id.password.user.name, id.password.user.password, d.right.auth.scope.project.name)) {
-        return text(401, 'The request you have made requires authentication.')
-      }
-      const t = issue()
-      const body: K.V3TokenResponse = { token: { issued_at: t.issuedAt.toISOString(), expires_at: t.expiresAt.toISOString() } }
-      return { status: 201, json: K.V3TokenResponse.encode(body), headers: { 'X-Subject-Token': t.token } }
-    }
-    return undefined
-  }
-
-  const authorised = (req: SimRequest): boolean => {
-    if (options.auth !== 'keystone') return true
-    const tok = req.headers[K.AUTH_TOKEN]
-    const exp = typeof tok === 'string' ? tokens.get(tok) : undefined
-    return exp !== undefined && exp > Date.now()
-  }
-
-  // ---------------------------------------------------------------------------------
-  // routes (§2.2)
-  // ---------------------------------------------------------------------------------
-
+  const store = objectStore(() => base)
+  const seeds = new Set<string>()
+  const keystone = keystoneSim(options.users ?? [], options.tokenTtlMs ?? 3_600_000)
   const handle = (req: SimRequest): SimResponse => {
-    const ks = keystone(req)
+    const ks = keystone.handle(req)
     if (ks !== undefined) return ks
-    if (!authorised(req)) return text(401, 'Authentication required')
-    if (req.method === 'POST' && req.path === '/fqname-to-id') {
-      const d = Obj.FqNameToIdRequest.decode(req.body)
-      if (E.isLeft(d)) return text(400, 'Bad Request')
-      const uuid = byName.get(key(d.right.type, d.right.fq_name))
-      return uuid === undefined ? text(404, `Name ${JSON.stringify(d.right.fq_name)} not found`) : json(200, { uuid })
-    }
-    if (req.method === 'POST' && req.path === '/id-to-fqname') {
-      const d = Obj.IdToFqNameRequest.decode(req.body)
-      const o = E.isRight(d) ? objects.get(d.right.uuid) : undefined
-      return o === undefined ? text(404, 'UUID not found') : json(200, { fq_name: o.fq_name, type: o.type })
-    }
-    if (req.method === 'POST' && req.path === '/ref-update') {
-      const d = Obj.RefUpdateRequest.decode(req.body)
-      if (E.isLeft(d)) return text(400, 'Bad Request')
-      const r = d.right
-      const o = objects.get(r.uuid)
-      if (o === undefined || o.type !== r.type) return text(404, `No ${r.type} object found for id ${r.uuid}`)
-      const field = `${underscored(r['ref-type'])}_refs`
-      const refs = refsOf(o, field).filter((x) => x.uuid !== r['ref-uuid'])
-      if (r.operation === 'ADD') {
-        const target = objects.get(r['ref-uuid'])
-        if (target === undefined || target.type !== r['ref-type']) return text(404, `No ${r['ref-type']} object found for id ${r['ref-uuid']}`)
-        refs.push({ to: [...target.fq_name], uuid: target.uuid, ...(r.attr === null || r.attr === undefined ? {} : { attr: r.attr }) })
-      }
-      o.props[field] = refs
-      return json(200, { uuid: o.uuid })
-    }
-    const list = /^\/([a-z-]+)s$/.exec(req.path)
-    if (list !== null && TYPES.has(list[1]!)) {
-      const type = list[1]!
-      if (req.method === 'POST') return create(type, req.body)
-      if (req.method === 'GET') {
-        const parent = req.query.get('parent_id')
-        const all = [...objects.values()].filter((o) => o.type === type && (parent === null || o.parent_uuid === parent))
-        const detail = req.query.get('detail') === 'true'
-        return json(200, { [`${type}s`]: all.map((o) => (detail ? { [type]: render(o, req.query) } : { href: href(type, o.uuid), fq_name: o.fq_name, uuid: o.uuid })) })
-      }
-    }
-    const one = /^\/([a-z-]+)\/([^/]+)$/.exec(req.path)
-    if (one !== null && TYPES.has(one[1]!)) {
-      const [, type, uuid] = one as unknown as [string, string, string]
-      const o = objects.get(uuid)
-      if (req.method === 'DELETE') return remove(type, uuid)
-      if (o === undefined || o.type !== type) return text(404, `No ${type} object found for id ${uuid}`)
-      if (req.method === 'GET') return json(200, { [type]: render(o, req.query) })
-      if (req.method === 'PUT') {
-        const p = (req.body as Record<string, Record<string, unknown>> | undefined)?.[type] ?? {}
-        if (type === 'instance-ip' && p['instance_ip_address'] !== undefined && p['instance_ip_address'] !== o.props['instance_ip_address']) {
-          return text(400, 'Instance IP Address can not be changed')
-        }
-        const next = { ...p }
-        delete next['fq_name']
-        delete next['uuid']
-        const refs = resolveRefs(next)
-        if (E.isLeft(refs)) return refs.left
-        o.props = { ...o.props, ...next }
-        return json(200, { [type]: { uuid: o.uuid, href: href(type, o.uuid) } })
-      }
-    }
-    return text(404, 'Not Found')
+    if (options.auth === 'keystone' && !keystone.valid(req)) return text(401, 'Authentication required')
+    const r = api(store, req)
+    // a seed a client deleted is gone for good (a later object may take its uuid)
+    if (req.method === 'DELETE' && r.status === 200)
+      for (const u of seeds) if (store.get(u) === undefined) seeds.delete(u)
+    return r
   }
-
   const sim = await startHttpSim(handle)
   base = sim.url
-  const must = (r: SimResponse): string => {
-    if (r.status !== 200) throw new Error(`seed failed: ${r.text ?? JSON.stringify(r.json)}`)
-    const env = r.json as Record<string, { uuid: string }>
-    return Object.values(env)[0]!.uuid
+  const seedOnce = (type: string, body: Record<string, unknown>): string => {
+    const known = store.uuidOf(type, body['fq_name'] as string[])
+    if (known !== undefined) return known
+    const made = create(store, type, { [type]: body })
+    if (E.isLeft(made)) throw new Error(`seed failed: ${made.left.text ?? JSON.stringify(made.left.json)}`)
+    seeds.add(made.right.uuid)
+    return made.right.uuid
   }
-  const uuidOf = (type: string, fq: ReadonlyArray<string>): string | undefined => byName.get(key(type, fq))
-  const seedOnce = (type: string, body: Record<string, unknown>): string =>
-    uuidOf(type, body['fq_name'] as string[]) ?? must(create(type, { [type]: body }, true))
-
   seedOnce('domain', { fq_name: ['default-domain'] })
   seedOnce('project', { fq_name: ['default-domain', 'default-project'], parent_type: 'domain' })
   seedOnce('network-ipam', {
@@ -443,36 +296,40 @@ export const startContrailSimulator = async (options: ContrailSimulatorOptions =
     parent_type: 'project',
     network_ipam_mgmt: { ipam_dns_method: 'default-dns-server' }
   })
-
   return {
     ...sim,
     keystoneV2: `${sim.url}/v2.0`,
     keystoneV3: `${sim.url}/v3`,
-    seedProject: (tenant, domain = 'default-domain') => seedOnce('project', { fq_name: [domain, tenant], parent_type: 'domain' }),
+    seedProject: (tenant, domain = 'default-domain') =>
+      seedOnce('project', { fq_name: [domain, tenant], parent_type: 'domain' }),
     seedSecurityGroup: (tenant, name = 'default') =>
       seedOnce('security-group', { fq_name: ['default-domain', tenant, name], parent_type: 'project' }),
-    seedNetwork: (tenant, name, subnets) =>
-      seedOnce('virtual-network', {
-        fq_name: ['default-domain', tenant, name],
-        parent_type: 'project',
-        network_ipam_refs: [
-          {
-            to: ['default-domain', 'default-project', 'default-network-ipam'],
-            attr: {
-              ipam_subnets: subnets.map((s) => {
-                const [p, len] = s.cidr.split('/')
-                return { subnet: { ip_prefix: p, ip_prefix_len: Number(len) }, addr_from_start: s.addrFromStart ?? true, enable_dhcp: true }
-              })
-            }
-          }
-        ]
-      }),
-    objects: (type) => [...objects.values()].filter((o) => type === undefined || o.type === type),
-    get: (uuid) => objects.get(uuid),
-    created: () => [...objects.values()].filter((o) => !seeds.has(o.uuid)),
-    expireTokens: () => {
-      for (const k of tokens.keys()) tokens.set(k, 0)
-    },
-    tokensIssued: () => issued
+    seedNetwork: (tenant, name, subnets) => seedOnce('virtual-network', networkSeed(tenant, name, subnets)),
+    objects: (type) => [...store.all()].filter((o) => type === undefined || o.type === type),
+    get: (uuid) => store.get(uuid),
+    created: () => [...store.all()].filter((o) => !seeds.has(o.uuid)),
+    expireTokens: keystone.expireAll,
+    tokensIssued: keystone.issued
   }
 }
+
+/** A virtual network as an operator makes it: ipam subnets on the default IPAM. */
+const networkSeed = (tenant: string, name: string, subnets: ReadonlyArray<SeededSubnet>): Record<string, unknown> => ({
+  fq_name: ['default-domain', tenant, name],
+  parent_type: 'project',
+  network_ipam_refs: [
+    {
+      to: ['default-domain', 'default-project', 'default-network-ipam'],
+      attr: {
+        ipam_subnets: subnets.map((s) => {
+          const [p, len] = s.cidr.split('/')
+          return {
+            subnet: { ip_prefix: p, ip_prefix_len: Number(len) },
+            addr_from_start: s.addrFromStart ?? true,
+            enable_dhcp: true
+          }
+        })
+      }
+    }
+  ]
+})

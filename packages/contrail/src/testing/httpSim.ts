@@ -5,8 +5,10 @@
  * answering, for timeouts), resetting the connection, or committing the request and then
  * failing (so a client's retry meets what its first attempt did).
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer, type IncomingMessage, type Server as NodeServer, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
+import * as E from 'fp-ts/lib/Either.js'
+import { causeText, parseJson } from '@isthmus/core'
 
 /** One request as the simulator saw it. @category testing */
 export interface JournalEntry {
@@ -87,16 +89,95 @@ const readBody = (req: IncomingMessage): Promise<string> =>
     req.on('error', reject)
   })
 
-const parse = (s: string): unknown => {
-  if (s === '') return undefined
-  try {
-    return JSON.parse(s) as unknown
-  } catch {
-    return undefined
-  }
-}
+const parse = (s: string): unknown =>
+  s === '' ? undefined : E.getOrElseW(() => undefined)(parseJson('request body')(s))
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+const write = (res: ServerResponse, r: SimResponse): void => {
+  const text = r.text ?? (r.json === undefined ? '' : JSON.stringify(r.json))
+  res.writeHead(r.status, { 'Content-Type': r.text !== undefined ? 'text/plain' : 'application/json', ...r.headers })
+  res.end(text)
+}
+
+interface Armed {
+  readonly fault: Fault
+  seen: number
+}
+
+/** The fault for this request: every matching fault counts it, the first one due applies. */
+const faultFor = (faults: ReadonlyArray<Armed>, entry: JournalEntry): Fault | undefined => {
+  let fault: Fault | undefined
+  for (const f of faults) {
+    if ((f.fault.method === undefined || f.fault.method === entry.method) && matches(f.fault.path, entry.path)) {
+      f.seen++
+      if (fault === undefined && (f.fault.nth === undefined || f.fault.nth === f.seen)) fault = f.fault
+    }
+  }
+  return fault
+}
+
+/** The handler's answer, or a simulator error; a commit-then-fail fault replaces it after the fact. */
+const answer = (handle: (req: SimRequest) => SimResponse, req: SimRequest, fault: Fault | undefined): SimResponse => {
+  let r: SimResponse
+  try {
+    r = handle(req)
+  } catch (e) {
+    r = { status: 500, text: `simulator error: ${causeText(e)}` }
+  }
+  return fault?.commitThenFail === true
+    ? { status: fault.status ?? 500, text: fault.body ?? 'injected failure after commit' }
+    : r
+}
+
+interface Server {
+  readonly handle: (req: SimRequest) => SimResponse
+  readonly journal: JournalEntry[]
+  readonly faults: ReadonlyArray<Armed>
+  readonly hangWaiters: Array<(e: JournalEntry) => void>
+}
+
+// The process edge of the simulator: one request, journaled, faulted or handled.
+const serve = async (s: Server, req: IncomingMessage, res: ServerResponse): Promise<void> => {
+  const raw = await readBody(req)
+  const u = new URL(req.url ?? '/', 'http://127.0.0.1')
+  const entry: JournalEntry = {
+    method: req.method ?? 'GET',
+    path: u.pathname,
+    query: u.search,
+    body: parse(raw),
+    status: 0,
+    headers: { ...req.headers }
+  }
+  s.journal.push(entry)
+  const fault = faultFor(s.faults, entry)
+  if (fault?.delayMs !== undefined) await sleep(fault.delayMs)
+  if (fault?.hang === true) {
+    for (const w of s.hangWaiters.splice(0)) w(entry)
+    return
+  }
+  if (fault?.reset === true) {
+    req.socket.destroy()
+    return
+  }
+  const r: SimResponse =
+    fault?.status !== undefined && fault.commitThenFail !== true
+      ? { status: fault.status, text: fault.body ?? `injected failure ${fault.status}` }
+      : answer(
+          s.handle,
+          {
+            method: entry.method,
+            path: entry.path,
+            query: u.searchParams,
+            headers: req.headers,
+            body: entry.body,
+            raw
+          },
+          fault
+        )
+  entry.status = r.status
+  write(res, r)
+}
 
 /**
  * Serve `handle` on 127.0.0.1 at an ephemeral port (or `port`, to come back on the same one).
@@ -105,62 +186,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
  */
 export const startHttpSim = async (handle: (req: SimRequest) => SimResponse, port = 0): Promise<HttpSim> => {
   const journal: JournalEntry[] = []
-  const faults: Array<{ fault: Fault; seen: number }> = []
+  const faults: Armed[] = []
   const hangWaiters: Array<(e: JournalEntry) => void> = []
   const sockets = new Set<Socket>()
-
-  const write = (res: ServerResponse, r: SimResponse): void => {
-    const text = r.text ?? (r.json === undefined ? '' : JSON.stringify(r.json))
-    res.writeHead(r.status, { 'Content-Type': r.text !== undefined ? 'text/plain' : 'application/json', ...r.headers })
-    res.end(text)
-  }
-
-  const server: Server = createServer((req, res) => {
-    void (async () => {
-      const raw = await readBody(req)
-      const u = new URL(req.url ?? '/', 'http://127.0.0.1')
-      const entry: JournalEntry = {
-        method: req.method ?? 'GET',
-        path: u.pathname,
-        query: u.search,
-        body: parse(raw),
-        status: 0,
-        headers: { ...req.headers }
-      }
-      journal.push(entry)
-      let fault: Fault | undefined
-      for (const f of faults) {
-        if ((f.fault.method === undefined || f.fault.method === entry.method) && matches(f.fault.path, entry.path)) {
-          f.seen++
-          if (fault === undefined && (f.fault.nth === undefined || f.fault.nth === f.seen)) fault = f.fault
-        }
-      }
-      if (fault?.delayMs !== undefined) await sleep(fault.delayMs)
-      if (fault?.hang === true) {
-        for (const w of hangWaiters.splice(0)) w(entry)
-        return
-      }
-      if (fault?.reset === true) {
-        req.socket.destroy()
-        return
-      }
-      const simReq: SimRequest = { method: entry.method, path: entry.path, query: u.searchParams, headers: req.headers, body: entry.body, raw }
-      if (fault !== undefined && fault.status !== undefined && fault.commitThenFail !== true) {
-        entry.status = fault.status
-        write(res, { status: fault.status, text: fault.body ?? `injected failure ${fault.status}` })
-        return
-      }
-      let r: SimResponse
-      try {
-        r = handle(simReq)
-      } catch (e) {
-        r = { status: 500, text: `simulator error: ${e instanceof Error ? e.message : String(e)}` }
-      }
-      if (fault?.commitThenFail === true) r = { status: fault.status ?? 500, text: fault.body ?? 'injected failure after commit' }
-      entry.status = r.status
-      write(res, r)
-    })()
-  })
+  const server: NodeServer = createServer((req, res) => void serve({ handle, journal, faults, hangWaiters }, req, res))
   server.on('connection', (s) => {
     sockets.add(s)
     s.on('close', () => sockets.delete(s))
