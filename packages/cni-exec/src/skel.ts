@@ -6,12 +6,15 @@
  * requested `cniVersion` or the error document. Only `bin/cni-exec.ts` touches the process.
  */
 import * as E from 'fp-ts/lib/Either.js'
-import { NetworkId, jsonRefusalText, parseJsonWithin, report, type Logger } from '@isthmus/core'
+import { pipe } from 'fp-ts/lib/function.js'
+import * as T from 'fp-ts/lib/Task.js'
+import * as TE from 'fp-ts/lib/TaskEither.js'
+import { causeText, NetworkId, jsonRefusalText, parseJsonWithin, report, type Logger } from '@isthmus/core'
 import { add } from './commands/add.js'
-import type { CommandContext, CommandOutcome } from './commands/context.js'
+import type { CommandOutcome } from './commands/context.js'
 import { check } from './commands/check.js'
 import { del } from './commands/del.js'
-import { withDockerModes } from './docker/dispatch.js'
+import { withDockerModes, type CommandTable } from './docker/dispatch.js'
 import { gc } from './commands/gc.js'
 import { status } from './commands/status.js'
 import { decodeCommand, decodeEnv, type CmdArgs, type Command, type RawEnv } from './protocol/Env.js'
@@ -113,7 +116,7 @@ export const decodeNetConf = (command: Command, text: string): E.Either<CniError
   return E.right({ cniVersion: version, name: name as NetworkId, conf: conf.right, raw: obj, text })
 }
 
-const COMMANDS: Readonly<Record<Exclude<Command, 'VERSION'>, (ctx: CommandContext) => Promise<CommandOutcome>>> = withDockerModes({
+const COMMANDS: CommandTable = withDockerModes({
   ADD: add,
   DEL: del,
   CHECK: check,
@@ -146,45 +149,72 @@ export const runSkel =
     // A bug anywhere below is still one error document (its stack in the call's log, see envelope).
     const call = { version: CURRENT_VERSION as string }
     try {
-      return await envelope(runtime, env, stdin, call)
+      return await envelope(runtime, env, stdin, call)()
     } catch (e) {
       return bugOutput(e, call.version)
     }
   }
 
-const envelope = async (runtime: Runtime, env: RawEnv, stdin: Stdin, call: { version: string }): Promise<SkelOutput> => {
+/** A decoded request: the command and its environment. */
+interface Request {
+  readonly command: Exclude<Command, 'VERSION'>
+  readonly args: CmdArgs
+}
+
+/** The command and its environment, or what to answer at once (no command: ABOUT; VERSION; a bad environment). */
+const decodeRequest = (env: RawEnv): E.Either<SkelOutput, Request> => {
   const rawCommand = env['CNI_COMMAND']
-  if (rawCommand === undefined || rawCommand === '') return { stdout: '', stderr: ABOUT, exitCode: 0 }
-  const command = decodeCommand(rawCommand)
-  if (E.isLeft(command)) return fail(command.left, CURRENT_VERSION)
-  if (command.right === 'VERSION') return { stdout: `${JSON.stringify(versionInfo())}\n`, stderr: '', exitCode: 0 }
+  if (rawCommand === undefined || rawCommand === '') return E.left({ stdout: '', stderr: ABOUT, exitCode: 0 })
+  return pipe(
+    decodeCommand(rawCommand),
+    E.mapLeft((e) => fail(e, CURRENT_VERSION)),
+    E.chain((command) =>
+      command === 'VERSION'
+        ? E.left({ stdout: `${JSON.stringify(versionInfo())}\n`, stderr: '', exitCode: 0 })
+        : pipe(
+            decodeEnv(command, env),
+            E.bimap(
+              (e) => fail(e, CURRENT_VERSION),
+              (args) => ({ command, args })
+            )
+          )
+    )
+  )
+}
 
-  const args = decodeEnv(command.right, env)
-  if (E.isLeft(args)) return fail(args.left, CURRENT_VERSION)
+const readStdin = (stdin: Stdin): TE.TaskEither<CniError, string> =>
+  typeof stdin === 'string' ? TE.right(stdin) : TE.tryCatch(stdin, (e) => cniError(Code.Io, 'error reading from stdin', causeText(e)))
 
-  let text: string
-  try {
-    text = typeof stdin === 'string' ? stdin : await stdin()
-  } catch (e) {
-    return fail(cniError(Code.Io, 'error reading from stdin', e instanceof Error ? e.message : String(e)), CURRENT_VERSION)
-  }
-  const nc = decodeNetConf(command.right, text)
-  if (E.isLeft(nc)) return fail(nc.left, CURRENT_VERSION)
-  const version = nc.right.cniVersion as SupportedVersion
-  call.version = version
+const envelope = (runtime: Runtime, env: RawEnv, stdin: Stdin, call: { version: string }): T.Task<SkelOutput> =>
+  pipe(
+    TE.fromEither(decodeRequest(env)),
+    TE.bindTo('request'),
+    TE.bind('text', () => pipe(readStdin(stdin), TE.mapLeft((e) => fail(e, CURRENT_VERSION)))),
+    TE.bind('netconf', ({ request, text }) =>
+      TE.fromEither(pipe(decodeNetConf(request.command, text), E.mapLeft((e) => fail(e, CURRENT_VERSION))))
+    ),
+    TE.chainTaskK(({ request, text, netconf }) => () => {
+      call.version = netconf.cniVersion
+      return runCommand(runtime, env, request, text, netconf)
+    }),
+    TE.toUnion
+  )
 
+// The process edge: runs the command's TaskEither once, with the call's logger open around it.
+const runCommand = async (runtime: Runtime, env: RawEnv, request: Request, text: string, nc: NetConf): Promise<SkelOutput> => {
+  const version = nc.cniVersion as SupportedVersion
   // Logs go to the netconf's logFile, else to stderr; never to stdout, which holds the one result document.
-  const file = nc.right.conf.logFile
+  const file = nc.conf.logFile
   const { logger, close } = runtime.logger({
-    level: nc.right.conf.logLevel ?? (file === undefined ? 'warn' : 'info'),
+    level: nc.conf.logLevel ?? (file === undefined ? 'warn' : 'info'),
     stderr: file === undefined,
     ...(file === undefined ? {} : { file })
   })
   try {
     const started = Date.now()
-    const fields = logFields(args.right, nc.right)
+    const fields = logFields(request.args, nc)
     logger.debug('request', { ...fields, stdin: text })
-    const outcome = await COMMANDS[command.right]({ args: args.right, netconf: nc.right, env, runtime, log: logger })
+    const outcome = await COMMANDS[request.command]({ args: request.args, netconf: nc, env, runtime, log: logger })()
     const out: SkelOutput = E.isLeft(outcome)
       ? fail(outcome.left, version)
       : { stdout: outcome.right === undefined ? '' : pretty(toVersion(outcome.right, version)), stderr: '', exitCode: 0 }
