@@ -1,6 +1,6 @@
 /**
- * The translator (house style H9): pure functions from the CNI records to core requests and from
- * core results back to CNI results, and the one exhaustive mapping of core errors onto CNI codes.
+ * The translator: pure functions from the CNI records to core requests and from core results
+ * back to CNI results, and the one exhaustive mapping of core errors onto CNI codes.
  * No I/O here; the commands run the flows.
  */
 import * as E from 'fp-ts/lib/Either.js'
@@ -45,9 +45,9 @@ import type { ControllerSettings } from './runtime.js'
 // -------------------------------------------------------------------------------------
 
 /**
- * CoreError → CNI error (house style H6). `msg` is short and fixed per variant so a runtime can
- * match on it; `details` carries the specifics (never secrets). NotFound is 3 here; DEL treats it
- * as success before it gets this far.
+ * CoreError → CNI error, the one exhaustive mapping (a new core variant fails the build here).
+ * `msg` is short and fixed per variant so a runtime can match on it; `details` carries the
+ * specifics (never secrets). NotFound is 3 here; DEL treats it as success before it gets this far.
  *
  * @category utils
  */
@@ -347,7 +347,8 @@ export const controllerMismatch = (spec: NetworkSpec, network: Network): CniErro
 
 /**
  * Requested addresses, by the convention's priority: `runtimeConfig.ips` (capability), then
- * `args.cni.ips`, then CNI_ARGS `IP` (CONVENTIONS.md: args win over CNI_ARGS).
+ * `args.cni.ips`, then CNI_ARGS `IP`
+ * (https://github.com/containernetworking/cni/blob/main/CONVENTIONS.md: args win over CNI_ARGS).
  *
  * @category utils
  */

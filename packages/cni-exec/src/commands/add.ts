@@ -90,11 +90,21 @@ export const add = (ctx: CommandContext): CommandTask => {
   if (isIpamCall(conf, ctx.runtime.selfNames)) {
     return conf.contrail === undefined
       ? ipamAdd(ctx)
-      : TE.left(toCniError(invalidConfig('contrail: isthmus as the IPAM of another plugin cannot use a controller; use "type": "isthmus"')))
+      : TE.left(
+          toCniError(
+            invalidConfig(
+              'contrail: isthmus as the IPAM of another plugin cannot use a controller; use "type": "isthmus"'
+            )
+          )
+        )
   }
   const mode = ipamModeOf(conf, ctx.runtime.selfNames)
   const ours = (): TE.TaskEither<CniError, Result> =>
-    conf.contrail !== undefined ? contrailAdd(ctx) : mode._tag === 'Builtin' ? builtinAdd(ctx) : delegatedAdd(ctx, mode.plugin)
+    conf.contrail !== undefined
+      ? contrailAdd(ctx)
+      : mode._tag === 'Builtin'
+        ? builtinAdd(ctx)
+        : delegatedAdd(ctx, mode.plugin)
   return pipe(
     TE.fromEither(prevResultOf(ctx)),
     TE.bindTo('prev'),
@@ -111,7 +121,9 @@ const builtinAdd = (ctx: CommandContext): TE.TaskEither<CniError, Result> =>
     E.bind('ips', () => requestedIps(ctx.netconf.conf, ctx.args.args)),
     E.bind('addresses', ({ spec, ips }) => addressRequestsOf(spec.subnets, ips)),
     TE.fromEither,
-    TE.chain(({ spec, addresses }) => attachWithCore(ctx, spec, addresses, (network) => routesOf(ctx.netconf.conf, network)))
+    TE.chain(({ spec, addresses }) =>
+      attachWithCore(ctx, spec, addresses, (network) => routesOf(ctx.netconf.conf, network))
+    )
   )
 
 /**
@@ -126,7 +138,9 @@ const contrailAdd = (ctx: CommandContext): TE.TaskEither<CniError, Result> =>
     E.bind('ips', () => requestedIps(ctx.netconf.conf, ctx.args.args)),
     E.bind('addresses', ({ ips }) => contrailAddressRequests(ips)),
     TE.fromEither,
-    TE.chain(({ spec, addresses }) => attachWithCore(ctx, spec, addresses, (network) => routesOf(ctx.netconf.conf, network)))
+    TE.chain(({ spec, addresses }) =>
+      attachWithCore(ctx, spec, addresses, (network) => routesOf(ctx.netconf.conf, network))
+    )
   )
 
 /**
@@ -148,7 +162,12 @@ const delegatedSaga = (ctx: CommandContext, plugin: string) =>
       () => () => pipe(delegateAdd(ctx, plugin), TE.mapLeft(carry)),
       () => () => pipe(runDelegate(ctx, plugin, 'DEL'), TE.mapLeft(carry))
     ),
-    bindStep('attached', ({ ipam }) => () => pipe(attachDelegated(ctx, plugin, ipam), TE.mapLeft(carry))),
+    bindStep(
+      'attached',
+      ({ ipam }) =>
+        () =>
+          pipe(attachDelegated(ctx, plugin, ipam), TE.mapLeft(carry))
+    ),
     RTE.map(({ attached }) => attached)
   )
 
@@ -237,7 +256,11 @@ const attach =
       RTE.map((s) => ({ ...s, id: attachmentEndpointId(s.network.id, containerId, ifName) })),
       doStep('existing', ({ id }) => refuseJoined(id, containerId, ifName)),
       // Registered before the endpoint is made, so a createEndpoint that fails half-way is undone too.
-      doStep('attachment', () => RTE.right(undefined), ({ id }) => detach(id)),
+      doStep(
+        'attachment',
+        () => RTE.right(undefined),
+        ({ id }) => detach(id)
+      ),
       bindStep('endpoint', ({ network, id }) => createRecreatingBridge(ctx, network, requestOf(network, id))),
       bindStep('joined', ({ id }) => join(id, { _tag: 'PluginMoves', sandbox: netns, ifName }, { containerId })),
       RTE.map(({ joined }) => joined)
@@ -250,15 +273,28 @@ const refuseJoined = (id: EndpointId, containerId: ContainerId, ifName: IfName):
     getEndpoint(id),
     RTE.chain((existing) =>
       O.isSome(existing) && existing.value.sandbox !== undefined
-        ? RTE.left(alreadyExists('endpoint', id, `${ifName} of container ${containerId} is already attached; DEL it first`))
+        ? RTE.left(
+            alreadyExists('endpoint', id, `${ifName} of container ${containerId} is already attached; DEL it first`)
+          )
         : RTE.right(undefined)
     )
   )
 
-const detach = (id: EndpointId): Flow<void> => pipe(leave(id), RTE.chain(() => deleteEndpoint(id)))
+const detach = (id: EndpointId): Flow<void> =>
+  pipe(
+    leave(id),
+    RTE.chain(() => deleteEndpoint(id))
+  )
 
-/** createEndpoint; when the record outlived its bridge (a reboot, an operator's `ip link del`), the bridge is made again once. */
-const createRecreatingBridge = (ctx: CommandContext, network: Network, request: CreateEndpointRequest): Flow<Endpoint> =>
+/**
+ * createEndpoint; when the record outlived its bridge (a reboot, an operator's `ip link del`),
+ * the bridge is made again once.
+ */
+const createRecreatingBridge = (
+  ctx: CommandContext,
+  network: Network,
+  request: CreateEndpointRequest
+): Flow<Endpoint> =>
   pipe(
     createEndpoint(network.id, request),
     RTE.orElse((e) =>
@@ -289,10 +325,16 @@ const resultOf = (ctx: CommandContext, j: JoinResult): TE.TaskEither<CniError, R
   return pipe(
     T.sequenceArray([hostMacOf(ctx, j.network.bridge), hostMacOf(ctx, j.endpoint.hostIfName)]),
     T.map(([bridgeMac, hostMac]) =>
-      toCniResult(ctx.netconf.conf, j.network, j.endpoint, { netns, ifName, mac: j.placed.mac }, {
-        ...(bridgeMac === undefined ? {} : { bridge: bridgeMac }),
-        ...(hostMac === undefined ? {} : { hostVeth: hostMac })
-      })
+      toCniResult(
+        ctx.netconf.conf,
+        j.network,
+        j.endpoint,
+        { netns, ifName, mac: j.placed.mac },
+        {
+          ...(bridgeMac === undefined ? {} : { bridge: bridgeMac }),
+          ...(hostMac === undefined ? {} : { hostVeth: hostMac })
+        }
+      )
     ),
     TE.rightTask
   )

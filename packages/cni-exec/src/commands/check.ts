@@ -81,7 +81,12 @@ const checkAddressesListed = (endpoint: Endpoint, prev: Result): E.Either<CniErr
     : E.left(failed('address not in prevResult', missing.map((a) => a.cidr).join(', ')))
 }
 
-const checkLinks = (ctx: CommandContext, endpoint: Endpoint, prev: Result, where: Where): TE.TaskEither<CniError, void> =>
+const checkLinks = (
+  ctx: CommandContext,
+  endpoint: Endpoint,
+  prev: Result,
+  where: Where
+): TE.TaskEither<CniError, void> =>
   pipe(
     ctx.runtime.probe.sandboxLink(where.netns, where.ifName),
     TE.mapLeft(toCniError),
@@ -91,14 +96,21 @@ const checkLinks = (ctx: CommandContext, endpoint: Endpoint, prev: Result, where
   )
 
 /** The sandbox interface: present, up, with prevResult's MAC and every address it should hold. */
-const checkSandboxLink = (endpoint: Endpoint, prev: Result, where: Where, link: LinkState | undefined): E.Either<CniError, void> => {
+const checkSandboxLink = (
+  endpoint: Endpoint,
+  prev: Result,
+  where: Where,
+  link: LinkState | undefined
+): E.Either<CniError, void> => {
   if (link === undefined) return E.left(failed(`interface ${where.ifName} not found`, `in ${where.netns}`))
   if (!link.up) return E.left(failed(`interface ${where.ifName} is down`, `in ${where.netns}`))
   // prevResult's own view of our interface: the last plugin of the chain may have changed its MAC (tuning).
   const index = (prev.interfaces ?? []).findIndex((i) => i.name === where.ifName && i.sandbox === where.netns)
   const described = index < 0 ? undefined : prev.interfaces?.[index]
   if (described?.mac !== undefined && described.mac.toLowerCase() !== link.mac?.toLowerCase()) {
-    return E.left(failed(`interface ${where.ifName} MAC ${link.mac ?? 'none'} does not match prevResult`, described.mac))
+    return E.left(
+      failed(`interface ${where.ifName} MAC ${link.mac ?? 'none'} does not match prevResult`, described.mac)
+    )
   }
   const have = new Set(link.addresses.map(canon))
   const expected = [
@@ -106,7 +118,9 @@ const checkSandboxLink = (endpoint: Endpoint, prev: Result, where: Where, link: 
     ...(prev.ips ?? []).filter((ip) => index >= 0 && ip.interface === index).map((ip) => ip.address)
   ]
   const missing = [...new Set(expected.map(canon))].filter((a) => !have.has(a))
-  return missing.length > 0 ? E.left(failed(`interface ${where.ifName} lacks addresses`, missing.join(', '))) : E.right(undefined)
+  return missing.length > 0
+    ? E.left(failed(`interface ${where.ifName} lacks addresses`, missing.join(', ')))
+    : E.right(undefined)
 }
 
 /** The host end: present, and on the network's bridge. */

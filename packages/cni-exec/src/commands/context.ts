@@ -65,12 +65,13 @@ export const carry = (e: CniError): CoreError =>
   ({ ...invalidConfig(e.details === undefined ? e.msg : `${e.msg}: ${e.details}`), cni: e }) as Carried
 
 /** A saga's failure as the CNI error to answer: a carried one as it is, a core error mapped. @category utils */
-export const fromStepError = (e: CoreError): CniError =>
-  'cni' in e ? (e as Carried).cni : toCniError(e)
+export const fromStepError = (e: CoreError): CniError => ('cni' in e ? (e as Carried).cni : toCniError(e))
 
 /** The netconf's `prevResult`, decoded, when it has one. @category utils */
 export const prevResultOf = (ctx: CommandContext): E.Either<CniError, Result | undefined> =>
-  ctx.netconf.conf.prevResult === undefined ? E.right(undefined) : decodeResult(ctx.netconf.conf.prevResult, ctx.netconf.cniVersion)
+  ctx.netconf.conf.prevResult === undefined
+    ? E.right(undefined)
+    : decodeResult(ctx.netconf.conf.prevResult, ctx.netconf.cniVersion)
 
 /**
  * The delegated IPAM plugin the command goes on to, if any: none when the netconf's IPAM is
@@ -131,13 +132,24 @@ export const withCore = <A>(
 ): TE.TaskEither<CniError, A> =>
   pipe(
     TE.Do,
-    TE.bind('ports', () => pipe(controllerOf(ctx), TE.mapLeft((e) => onOpenError(e, 'controller')))),
-    TE.bind('opened', () => pipe(openStore(ctx), TE.mapLeft((e) => onOpenError(e, 'store')))),
+    TE.bind('ports', () =>
+      pipe(
+        controllerOf(ctx),
+        TE.mapLeft((e) => onOpenError(e, 'controller'))
+      )
+    ),
+    TE.bind('opened', () =>
+      pipe(
+        openStore(ctx),
+        TE.mapLeft((e) => onOpenError(e, 'store'))
+      )
+    ),
     TE.chain(({ ports, opened }) => closing(opened, f(withController(opened, ports))))
   )
 
 /** Run a flow; a core error becomes its CNI error. @category utils */
-export const runFlow = <A>(env: Env, flow: Flow<A>): TE.TaskEither<CniError, A> => pipe(flow(env), TE.mapLeft(toCniError))
+export const runFlow = <A>(env: Env, flow: Flow<A>): TE.TaskEither<CniError, A> =>
+  pipe(flow(env), TE.mapLeft(toCniError))
 
 // -------------------------------------------------------------------------------------
 // delegation (CNI SPEC §Delegated plugins)
@@ -149,7 +161,10 @@ const delegateDocument = (stdout: string): CniError | undefined =>
     parseJson('the delegate error')(stdout),
     E.match(
       () => undefined,
-      (doc) => (isCniError(doc) ? { code: doc.code, msg: doc.msg, ...(doc.details === undefined ? {} : { details: doc.details }) } : undefined)
+      (doc) =>
+        isCniError(doc)
+          ? { code: doc.code, msg: doc.msg, ...(doc.details === undefined ? {} : { details: doc.details }) }
+          : undefined
     )
   )
 
@@ -158,12 +173,16 @@ const delegateOutcome =
   (run: PluginRun | undefined): E.Either<CniError, string> => {
     if (run === undefined) {
       const path = excerpt(ctx.args.path.join(' '), 256)
-      return E.left(cniError(Code.InvalidConfig, `failed to find plugin ${JSON.stringify(excerpt(plugin))} in path [${path}]`))
+      return E.left(
+        cniError(Code.InvalidConfig, `failed to find plugin ${JSON.stringify(excerpt(plugin))} in path [${path}]`)
+      )
     }
     if (run.stderr.trim() !== '') ctx.log.debug('delegate stderr', { plugin, command, stderr: run.stderr.trim() })
     if (run.exitCode === 0) return E.right(run.stdout)
     const failure = run.stderr.trim() || run.stdout.trim() || `exit ${run.exitCode}`
-    return E.left(delegateDocument(run.stdout) ?? cniError(Code.Internal, `delegated plugin ${plugin} failed (${command})`, failure))
+    return E.left(
+      delegateDocument(run.stdout) ?? cniError(Code.Internal, `delegated plugin ${plugin} failed (${command})`, failure)
+    )
   }
 
 /**
@@ -225,7 +244,10 @@ export const delegateSpeaks110 = (ctx: CommandContext, plugin: string): TE.TaskE
  *
  * @category utils
  */
-export const forwardToDelegate = (ctx: CommandContext, command: 'DEL' | 'CHECK' | 'GC' | 'STATUS'): TE.TaskEither<CniError, void> => {
+export const forwardToDelegate = (
+  ctx: CommandContext,
+  command: 'DEL' | 'CHECK' | 'GC' | 'STATUS'
+): TE.TaskEither<CniError, void> => {
   const plugin = delegatedPlugin(ctx)
   if (plugin === undefined) return TE.right(undefined)
   const run = pipe(

@@ -67,7 +67,10 @@ const sweepController = (ctx: CommandContext, env: Env, id: EndpointId): TE.Task
     TE.chain((network) =>
       O.isNone(network) || network.value.controller === undefined
         ? TE.right(undefined)
-        : pipe(env.controlPlane.deleteEndpoint(network.value, unrecorded(ctx, network.value, id)), TE.mapLeft(toCniError))
+        : pipe(
+            env.controlPlane.deleteEndpoint(network.value, unrecorded(ctx, network.value, id)),
+            TE.mapLeft(toCniError)
+          )
     )
   )
 

@@ -63,7 +63,12 @@ export const gc = (ctx: CommandContext): CommandTask =>
   pipe(
     collect(ctx),
     // The delegate collects its own even when ours failed; ours is the error reported first.
-    T.chain((ours) => pipe(forwardToDelegate(ctx, 'GC'), T.map((delegated) => (E.isLeft(ours) ? ours : delegated)))),
+    T.chain((ours) =>
+      pipe(
+        forwardToDelegate(ctx, 'GC'),
+        T.map((delegated) => (E.isLeft(ours) ? ours : delegated))
+      )
+    ),
     TE.map(() => undefined)
   )
 

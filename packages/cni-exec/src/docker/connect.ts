@@ -16,13 +16,28 @@ import * as O from 'fp-ts/lib/Option.js'
 import * as RTE from 'fp-ts/lib/ReaderTaskEither.js'
 import * as T from 'fp-ts/lib/Task.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
-import { begin, bindStep, doStep, familyOf, type IpAddress, type MacAddress, type SagaEnv, type Step } from '@isthmus/core'
+import {
+  begin,
+  bindStep,
+  doStep,
+  familyOf,
+  type IpAddress,
+  type MacAddress,
+  type SagaEnv,
+  type Step
+} from '@isthmus/core'
 import { Code, cniError, type CniError } from '../protocol/Error.js'
 import type { DockerConf } from '../protocol/NetConf.js'
 import { appendResult, decodeResult, type Result } from '../protocol/Result.js'
 import { requestedIps, requestedMac, toCniError } from '../translate.js'
 import { carry, fromStepError, prevResultOf, type CommandContext, type CommandTask } from '../commands/context.js'
-import { attachmentOn, onNoneNetwork, type ConnectRequest, type ContainerInspect, type EndpointSettings } from './api.js'
+import {
+  attachmentOn,
+  onNoneNetwork,
+  type ConnectRequest,
+  type ContainerInspect,
+  type EndpointSettings
+} from './api.js'
 import { isNoSuch, type DockerClient, type DockerError } from './client.js'
 import { dockerToCni, NO_SUCH_CONTAINER, NO_SUCH_NETWORK } from './errors.js'
 import type { NamespaceId, DockerPorts } from './ports.js'
@@ -57,24 +72,39 @@ interface Both {
 const inspectBoth = (s: Shim): TE.TaskEither<CniError, Both> =>
   pipe(
     sequenceT(TE.ApplyPar)(
-      pipe(s.docker.inspectNetwork(s.section.network), TE.mapLeft((e) => dockerToCni(e, NO_SUCH_NETWORK))),
-      pipe(s.docker.inspectContainer(s.ctx.args.containerId ?? ''), TE.mapLeft((e) => dockerToCni(e, NO_SUCH_CONTAINER)))
+      pipe(
+        s.docker.inspectNetwork(s.section.network),
+        TE.mapLeft((e) => dockerToCni(e, NO_SUCH_NETWORK))
+      ),
+      pipe(
+        s.docker.inspectContainer(s.ctx.args.containerId ?? ''),
+        TE.mapLeft((e) => dockerToCni(e, NO_SUCH_CONTAINER))
+      )
     ),
     TE.map(([n, container]) => ({ network: n.Id, container }))
   )
 
 const notRunning = (c: ContainerInspect): CniError =>
-  cniError(Code.TryAgainLater, 'docker container is not running', `container ${short(c.Id)} is ${c.State.Status ?? 'not running'}: it has no network namespace`)
+  cniError(
+    Code.TryAgainLater,
+    'docker container is not running',
+    `container ${short(c.Id)} is ${c.State.Status ?? 'not running'}: it has no network namespace`
+  )
 
 // The sandbox vanished between the inspect and now: the container is stopping or restarting.
 const sandboxGone = (c: ContainerInspect, key: string): CniError =>
-  cniError(Code.TryAgainLater, 'docker container sandbox is gone', `${key}: container ${short(c.Id)} is stopping or restarting`)
+  cniError(
+    Code.TryAgainLater,
+    'docker container sandbox is gone',
+    `${key}: container ${short(c.Id)} is stopping or restarting`
+  )
 
 const otherNamespace = (c: ContainerInspect, netns: string, ours: NamespaceId, theirs: NamespaceId): CniError =>
   cniError(
     Code.InvalidConfig,
     'CNI_NETNS is not the network namespace of the docker container',
-    `CNI_NETNS ${netns} is namespace ${ours.ino} (dev ${ours.dev}); container ${short(c.Id)} has ${c.NetworkSettings.SandboxKey}, namespace ${theirs.ino} (dev ${theirs.dev})`
+    `CNI_NETNS ${netns} is namespace ${ours.ino} (dev ${ours.dev}); ` +
+      `container ${short(c.Id)} has ${c.NetworkSettings.SandboxKey}, namespace ${theirs.ino} (dev ${theirs.dev})`
   )
 
 /**
@@ -89,10 +119,15 @@ const sameNamespace = (s: Shim, c: ContainerInspect): TE.TaskEither<CniError, vo
   return pipe(
     sequenceT(TE.ApplyPar)(
       pipe(s.ports.namespaceOf(netns), TE.mapLeft(toCniError)),
-      pipe(s.ports.namespaceOf(key), TE.mapLeft(() => sandboxGone(c, key)))
+      pipe(
+        s.ports.namespaceOf(key),
+        TE.mapLeft(() => sandboxGone(c, key))
+      )
     ),
     TE.chainEitherK(([ours, theirs]) =>
-      ours.dev === theirs.dev && ours.ino === theirs.ino ? E.right(undefined) : E.left(otherNamespace(c, netns, ours, theirs))
+      ours.dev === theirs.dev && ours.ino === theirs.ino
+        ? E.right(undefined)
+        : E.left(otherNamespace(c, netns, ours, theirs))
     )
   )
 }
@@ -106,7 +141,11 @@ const linkNamed = (s: Shim, key: string, mac: string | undefined): TE.TaskEither
       pipe(
         links.find((l) => mac !== undefined && lower(l.mac) === lower(mac)),
         E.fromNullable(
-          cniError(Code.Dataplane, 'docker attached the container, but its interface is not in the sandbox', `no link with MAC ${mac ?? '(none)'} in ${key}`)
+          cniError(
+            Code.Dataplane,
+            'docker attached the container, but its interface is not in the sandbox',
+            `no link with MAC ${mac ?? '(none)'} in ${key}`
+          )
         ),
         E.map((l) => l.name)
       )
@@ -131,9 +170,18 @@ const connectRequest = (ctx: CommandContext, container: string): E.Either<CniErr
   const of = (f: 4 | 6): ReadonlyArray<IpAddress> => ips.right.filter((a) => familyOf(a) === f)
   const [v4, v6] = [of(4), of(6)]
   if (v4.length > 1 || v6.length > 1) {
-    return E.left(cniError(Code.InvalidConfig, 'invalid network config', 'dockerConnect: Docker takes at most one IPv4 and one IPv6 address per network'))
+    return E.left(
+      cniError(
+        Code.InvalidConfig,
+        'invalid network config',
+        'dockerConnect: Docker takes at most one IPv4 and one IPv6 address per network'
+      )
+    )
   }
-  const ipam = { ...(v4[0] === undefined ? {} : { IPv4Address: v4[0] }), ...(v6[0] === undefined ? {} : { IPv6Address: v6[0] }) }
+  const ipam = {
+    ...(v4[0] === undefined ? {} : { IPv4Address: v4[0] }),
+    ...(v6[0] === undefined ? {} : { IPv6Address: v6[0] })
+  }
   const endpoint = {
     ...(Object.keys(ipam).length === 0 ? {} : { IPAMConfig: ipam }),
     ...(mac.right === undefined ? {} : { MacAddress: mac.right })
@@ -145,11 +193,13 @@ const connectRequest = (ctx: CommandContext, container: string): E.Either<CniErr
 }
 
 /** A Docker call as a step of core's saga: its failure as the CNI error it answers. */
-const step = <A>(task: TE.TaskEither<DockerError, A>, onNoSuch?: CniError): Step<SagaEnv, A> => () =>
-  pipe(
-    task,
-    TE.mapLeft((e) => carry(dockerToCni(e, onNoSuch)))
-  )
+const step =
+  <A>(task: TE.TaskEither<DockerError, A>, onNoSuch?: CniError): Step<SagaEnv, A> =>
+  () =>
+    pipe(
+      task,
+      TE.mapLeft((e) => carry(dockerToCni(e, onNoSuch)))
+    )
 
 // Already gone is as good as disconnected.
 const disconnect = (s: Shim, network: string, container: string, force?: boolean): TE.TaskEither<DockerError, void> =>
@@ -158,13 +208,15 @@ const disconnect = (s: Shim, network: string, container: string, force?: boolean
     TE.orElse((e) => (isNoSuch(e) ? TE.right(undefined) : TE.left(e)))
   )
 
-const backToNone = (s: Shim, container: string): TE.TaskEither<DockerError, void> => s.docker.connect(NONE, { Container: container })
+const backToNone = (s: Shim, container: string): TE.TaskEither<DockerError, void> =>
+  s.docker.connect(NONE, { Container: container })
 
 const macIgnored = (wanted: MacAddress, got: string | undefined): CniError =>
   cniError(
     Code.UnsupportedField,
     `unsupported field mac=${JSON.stringify(wanted)}`,
-    `docker gave the interface ${got ?? 'no MAC'}: a MAC on network connect needs Docker 25 (API 1.44); dockerd 20.10 ignores it`
+    `docker gave the interface ${got ?? 'no MAC'}: ` +
+      'a MAC on network connect needs Docker 25 (API 1.44); dockerd 20.10 ignores it'
   )
 
 /**
@@ -181,7 +233,11 @@ const connectSaga = (s: Shim, c: ContainerInspect, network: string, request: Con
       () => (fromNone ? step(disconnect(s, NONE, c.Id)) : RTE.right(undefined)),
       fromNone ? () => step(backToNone(s, c.Id)) : undefined
     ),
-    doStep('connect', () => step(s.docker.connect(network, request.body), NO_SUCH_NETWORK), () => step(disconnect(s, network, c.Id, true))),
+    doStep(
+      'connect',
+      () => step(s.docker.connect(network, request.body), NO_SUCH_NETWORK),
+      () => step(disconnect(s, network, c.Id, true))
+    ),
     bindStep('attachment', () => () => pipe(describeAttachment(s, c.Id, network, request.mac), TE.mapLeft(carry))),
     RTE.map(({ attachment }) => attachment)
   )
@@ -195,7 +251,13 @@ export const connectAdd = (s: Shim): CommandTask =>
     TE.bind('found', () => inspectBoth(s)),
     TE.bind('request', ({ found: { network, container: c } }) =>
       attachmentOn(c, network) !== undefined
-        ? TE.left(cniError(Code.InvalidConfig, 'docker container already attached', `container ${short(c.Id)} is on docker network ${s.section.network}; DEL it first`))
+        ? TE.left(
+            cniError(
+              Code.InvalidConfig,
+              'docker container already attached',
+              `container ${short(c.Id)} is on docker network ${s.section.network}; DEL it first`
+            )
+          )
         : TE.fromEither(connectRequest(s.ctx, c.Id))
     ),
     TE.chainFirst(({ found }) => sameNamespace(s, found.container)),
@@ -205,7 +267,10 @@ export const connectAdd = (s: Shim): CommandTask =>
     TE.map(({ prev, attached }) => {
       if (attached.ifName !== s.ctx.args.ifName) {
         // Docker names the interface itself (eth0, eth1, … in the order of connects) and tracks it by that name.
-        s.ctx.log.warn('dockerConnect: docker named the interface differently from CNI_IFNAME', { asked: s.ctx.args.ifName, named: attached.ifName })
+        s.ctx.log.warn('dockerConnect: docker named the interface differently from CNI_IFNAME', {
+          asked: s.ctx.args.ifName,
+          named: attached.ifName
+        })
       }
       return prev === undefined ? attached.result : appendResult(prev, attached.result)
     })
@@ -224,8 +289,13 @@ const describeAttachment = (
     TE.bindTo('c'),
     TE.bind('ep', ({ c }) => TE.fromEither(endpointAfterConnect(c, container, network, wantedMac))),
     TE.bind('ifName', ({ c, ep }) => linkNamed(s, c.NetworkSettings.SandboxKey, ep.MacAddress)),
-    TE.bind('routes', ({ c, ifName }) => pipe(s.ports.routes(c.NetworkSettings.SandboxKey, ifName), TE.mapLeft(toCniError))),
-    TE.map(({ c, ep, ifName, routes }) => ({ ifName, result: dockerResult(c, ep, ifName, routes, s.ctx.netconf.conf.dns) }))
+    TE.bind('routes', ({ c, ifName }) =>
+      pipe(s.ports.routes(c.NetworkSettings.SandboxKey, ifName), TE.mapLeft(toCniError))
+    ),
+    TE.map(({ c, ep, ifName, routes }) => ({
+      ifName,
+      result: dockerResult(c, ep, ifName, routes, s.ctx.netconf.conf.dns)
+    }))
   )
 
 /** Docker's endpoint on the network, with the MAC asked for (dockerd before 25 ignores it). */
@@ -237,9 +307,17 @@ const endpointAfterConnect = (
 ): E.Either<CniError, EndpointSettings> => {
   const ep = attachmentOn(c, network)
   if (ep === undefined) {
-    return E.left(cniError(Code.DockerRefused, 'docker shows no attachment after connect', `container ${short(container)}, network ${short(network)}`))
+    return E.left(
+      cniError(
+        Code.DockerRefused,
+        'docker shows no attachment after connect',
+        `container ${short(container)}, network ${short(network)}`
+      )
+    )
   }
-  return wantedMac !== undefined && lower(ep.MacAddress) !== lower(wantedMac) ? E.left(macIgnored(wantedMac, ep.MacAddress)) : E.right(ep)
+  return wantedMac !== undefined && lower(ep.MacAddress) !== lower(wantedMac)
+    ? E.left(macIgnored(wantedMac, ep.MacAddress))
+    : E.right(ep)
 }
 
 // -------------------------------------------------------------------------------------
@@ -251,13 +329,15 @@ const unlessGone = <A>(r: E.Either<DockerError, A>): E.Either<CniError, O.Option
   E.isRight(r) ? E.right(O.some(r.right)) : isNoSuch(r.left) ? E.right(O.none) : E.left(dockerToCni(r.left))
 
 // 404: removed meanwhile; 500 "is not connected": a parallel DEL was first.
-const alreadyOff = (e: DockerError): boolean => isNoSuch(e) || /is not connected/.test(e._tag === 'Refused' ? e.message : '')
+const alreadyOff = (e: DockerError): boolean =>
+  isNoSuch(e) || /is not connected/.test(e._tag === 'Refused' ? e.message : '')
 
 const backToNoneLogged = (s: Shim, container: string): T.Task<void> =>
   pipe(
     backToNone(s, container),
     TE.match(
-      (error) => s.ctx.log.warn('dockerConnect: could not put the container back on the none network', { container, error }),
+      (error) =>
+        s.ctx.log.warn('dockerConnect: could not put the container back on the none network', { container, error }),
       () => undefined
     )
   )
@@ -270,7 +350,9 @@ const detachFrom = (s: Shim, network: string, container: ContainerInspect): TE.T
     s.docker.disconnect(network, container.Id),
     TE.orElse((e) => (alreadyOff(e) ? TE.right(undefined) : TE.left(dockerToCni(e)))),
     TE.chainFirstTaskK(() =>
-      container.HostConfig.NetworkMode === NONE && others.length === 0 ? backToNoneLogged(s, container.Id) : T.of(undefined)
+      container.HostConfig.NetworkMode === NONE && others.length === 0
+        ? backToNoneLogged(s, container.Id)
+        : T.of(undefined)
     )
   )
 }
@@ -283,15 +365,28 @@ const detachFrom = (s: Shim, network: string, container: ContainerInspect): TE.T
  */
 export const connectDel = (s: Shim): CommandTask =>
   pipe(
-    sequenceT(T.ApplyPar)(s.docker.inspectNetwork(s.section.network), s.docker.inspectContainer(s.ctx.args.containerId ?? '')),
+    sequenceT(T.ApplyPar)(
+      s.docker.inspectNetwork(s.section.network),
+      s.docker.inspectContainer(s.ctx.args.containerId ?? '')
+    ),
     // The network's answer first: when it is gone, the container's does not matter.
     T.map(([n, c]) =>
       pipe(
         unlessGone(n),
-        E.chain(O.match(() => E.right(O.none), (network) => pipe(unlessGone(c), E.map(O.map((container) => ({ network, container }))))))
+        E.chain(
+          O.match(
+            () => E.right(O.none),
+            (network) => pipe(unlessGone(c), E.map(O.map((container) => ({ network, container }))))
+          )
+        )
       )
     ),
-    TE.chain(O.match(() => TE.right(undefined), ({ network, container }) => detachFrom(s, network.Id, container))),
+    TE.chain(
+      O.match(
+        () => TE.right(undefined),
+        ({ network, container }) => detachFrom(s, network.Id, container)
+      )
+    ),
     TE.map(() => undefined)
   )
 
@@ -303,7 +398,10 @@ export const connectDel = (s: Shim): CommandTask =>
 const matchesPrev = (c: ContainerInspect, ep: EndpointSettings, prev: Result): E.Either<CniError, void> => {
   const key = c.NetworkSettings.SandboxKey
   const index = (prev.interfaces ?? []).findIndex((i) => i.sandbox === key && lower(i.mac) === lower(ep.MacAddress))
-  if (index < 0) return E.left(checkFailed('prevResult names no interface with docker\'s MAC', `${ep.MacAddress ?? '(none)'} in ${key}`))
+  if (index < 0)
+    return E.left(
+      checkFailed("prevResult names no interface with docker's MAC", `${ep.MacAddress ?? '(none)'} in ${key}`)
+    )
   const listed = (prev.ips ?? []).filter((ip) => ip.interface === index).map((ip) => ip.address.toLowerCase())
   const held = dockerAddresses(ep).map((a) => a.toLowerCase())
   if (listed.length !== held.length || held.some((a) => !listed.includes(a))) {
@@ -321,16 +419,20 @@ const matchesPrev = (c: ContainerInspect, ep: EndpointSettings, prev: Result): E
  */
 export const connectCheck = (s: Shim): CommandTask => {
   const { ctx } = s
-  if (ctx.netconf.conf.prevResult === undefined) return TE.left(cniError(Code.InvalidConfig, 'required prevResult missing'))
+  if (ctx.netconf.conf.prevResult === undefined)
+    return TE.left(cniError(Code.InvalidConfig, 'required prevResult missing'))
   return pipe(
     TE.fromEither(decodeResult(ctx.netconf.conf.prevResult, ctx.netconf.cniVersion)),
     TE.bindTo('prev'),
     TE.bind('found', () => inspectBoth(s)),
     TE.bind('ep', ({ found: { network, container: c } }) =>
       TE.fromEither(
-        E.fromNullable(checkFailed('docker has no such attachment', `container ${short(c.Id)} is not on docker network ${s.section.network}`))(
-          attachmentOn(c, network)
-        )
+        E.fromNullable(
+          checkFailed(
+            'docker has no such attachment',
+            `container ${short(c.Id)} is not on docker network ${s.section.network}`
+          )
+        )(attachmentOn(c, network))
       )
     ),
     TE.chainFirst(({ found }) => sameNamespace(s, found.container)),

@@ -28,7 +28,8 @@ const SHIM: Readonly<Record<Exclude<Command, 'VERSION'>, (s: Shim) => CommandTas
 
 const shimFor = (ctx: CommandContext, section: DockerConf): E.Either<CniError, Shim> => {
   const ports = ctx.runtime.docker
-  if (ports === undefined) return E.left(cniError(Code.InvalidConfig, 'invalid network config', 'this runtime has no Docker Engine API ports'))
+  if (ports === undefined)
+    return E.left(cniError(Code.InvalidConfig, 'invalid network config', 'this runtime has no Docker Engine API ports'))
   const docker = ports.client({
     ...(section.socket === undefined ? {} : { socket: section.socket }),
     ...(section.timeoutMs === undefined ? {} : { timeoutMs: section.timeoutMs })
@@ -40,7 +41,13 @@ const shimFor = (ctx: CommandContext, section: DockerConf): E.Either<CniError, S
 const viaShim = (command: Exclude<Command, 'VERSION'>, shim: Shim): CommandTask => {
   const extra = (['ipam', 'contrail'] as const).filter((k) => shim.ctx.netconf.conf[k] !== undefined)
   return extra.length > 0
-    ? TE.left(cniError(Code.InvalidConfig, 'invalid network config', `dockerConnect: Docker assigns the addresses; remove ${extra.join(' and ')}`))
+    ? TE.left(
+        cniError(
+          Code.InvalidConfig,
+          'invalid network config',
+          `dockerConnect: Docker assigns the addresses; remove ${extra.join(' and ')}`
+        )
+      )
     : SHIM[command](shim)
 }
 
@@ -53,7 +60,11 @@ const onNetwork = (
   section: DockerConf
 ): CommandTask => {
   // Ready when ours is and dockerd answers.
-  if (command === 'STATUS') return pipe(usual(ctx), TE.chainFirst(() => dockerReady(docker)))
+  if (command === 'STATUS')
+    return pipe(
+      usual(ctx),
+      TE.chainFirst(() => dockerReady(docker))
+    )
   return pipe(
     onDockerNetwork(ctx, command, docker, section),
     TE.chain((on) =>
@@ -61,7 +72,9 @@ const onNetwork = (
         ? TE.right(undefined)
         : pipe(
             usual({ ...ctx, netconf: on.netconf }),
-            TE.chainFirstTaskK(() => (command === 'DEL' && on.dockerGone ? dropIfEmpty(ctx, on.netconf.name) : T.of(undefined)))
+            TE.chainFirstTaskK(() =>
+              command === 'DEL' && on.dockerGone ? dropIfEmpty(ctx, on.netconf.name) : T.of(undefined)
+            )
           )
     )
   )
@@ -73,12 +86,16 @@ const viaDocker =
     const { dockerConnect, dockerNetwork } = ctx.netconf.conf
     if (dockerConnect === undefined && dockerNetwork === undefined) return usual(ctx)
     if (dockerConnect !== undefined && dockerNetwork !== undefined) {
-      return TE.left(cniError(Code.InvalidConfig, 'invalid network config', 'dockerConnect and dockerNetwork exclude each other'))
+      return TE.left(
+        cniError(Code.InvalidConfig, 'invalid network config', 'dockerConnect and dockerNetwork exclude each other')
+      )
     }
     const section = (dockerConnect ?? dockerNetwork) as DockerConf
     return pipe(
       TE.fromEither(shimFor(ctx, section)),
-      TE.chain((shim) => (dockerConnect !== undefined ? viaShim(command, shim) : onNetwork(command, usual, ctx, shim.docker, section)))
+      TE.chain((shim) =>
+        dockerConnect !== undefined ? viaShim(command, shim) : onNetwork(command, usual, ctx, shim.docker, section)
+      )
     )
   }
 

@@ -44,7 +44,11 @@ type Lookup = { readonly _tag: 'Known'; readonly id: string } | { readonly _tag:
  * The Docker network's id through `GET /networks/{name or id}`. A full id that Docker cannot be
  * asked about (dockerd down) is used as it is, so DEL works without dockerd.
  */
-const lookup = (docker: DockerClient, section: DockerConf, command: Exclude<Command, 'VERSION'>): TE.TaskEither<CniError, Lookup> => {
+const lookup = (
+  docker: DockerClient,
+  section: DockerConf,
+  command: Exclude<Command, 'VERSION'>
+): TE.TaskEither<CniError, Lookup> => {
   const full = FULL_ID.test(section.network)
   return pipe(
     docker.inspectNetwork(section.network),
@@ -67,12 +71,22 @@ const holderOf = (ctx: CommandContext): TE.TaskEither<CniError, NetworkId | unde
     pipe(
       env.store.networks.list(),
       TE.mapLeft(toCniError),
-      TE.chain((networks) => firstHolding(ctx, env, networks.filter((x) => FULL_ID.test(x.id)).map((n) => n.id)))
+      TE.chain((networks) =>
+        firstHolding(
+          ctx,
+          env,
+          networks.filter((x) => FULL_ID.test(x.id)).map((n) => n.id)
+        )
+      )
     )
   )
 
 // One network at a time, stopping at the first that holds the attachment.
-const firstHolding = (ctx: CommandContext, env: Env, ids: ReadonlyArray<NetworkId>): TE.TaskEither<CniError, NetworkId | undefined> => {
+const firstHolding = (
+  ctx: CommandContext,
+  env: Env,
+  ids: ReadonlyArray<NetworkId>
+): TE.TaskEither<CniError, NetworkId | undefined> => {
   const [id, ...rest] = ids
   if (id === undefined) return TE.right(undefined)
   const endpoint = attachmentEndpointId(id, ctx.args.containerId as ContainerId, ctx.args.ifName as IfName)
@@ -112,15 +126,14 @@ const notIsthmus = (ctx: CommandContext, id: NetworkId): CniError =>
   cniError(
     Code.InvalidConfig,
     'docker network is not an isthmus network here',
-    `docker network ${ctx.netconf.conf.dockerNetwork?.network ?? id} (${id.slice(0, 12)}) is not in the state directory ${ctx.netconf.conf.stateDir ?? DEFAULT_STATE_DIR}: create it with the isthmus network and IPAM drivers, and give this netconf the daemon's stateDir`
+    `docker network ${ctx.netconf.conf.dockerNetwork?.network ?? id} (${id.slice(0, 12)}) is not in the state ` +
+      `directory ${ctx.netconf.conf.stateDir ?? DEFAULT_STATE_DIR}: create it with the isthmus network and IPAM ` +
+      "drivers, and give this netconf the daemon's stateDir"
   )
 
 const storedNetwork = (ctx: CommandContext, id: NetworkId): TE.TaskEither<CniError, Network> =>
   withCore(ctx, ({ env }) =>
-    pipe(
-      runFlow(env, getNetwork(id)),
-      TE.chainEitherK(E.fromOption(() => notIsthmus(ctx, id)))
-    )
+    pipe(runFlow(env, getNetwork(id)), TE.chainEitherK(E.fromOption(() => notIsthmus(ctx, id))))
   )
 
 /** Keys the Docker network decides, refused rather than ignored. */
@@ -159,7 +172,9 @@ export const onDockerNetwork = (
   }
   return pipe(
     lookup(docker, section, command),
-    TE.chain((found) => (found._tag === 'Gone' ? onGone(ctx, command, section, found.id) : onKnown(ctx, command, found.id)))
+    TE.chain((found) =>
+      found._tag === 'Gone' ? onGone(ctx, command, section, found.id) : onKnown(ctx, command, found.id)
+    )
   )
 }
 
@@ -172,7 +187,8 @@ const onGone = (
   section: DockerConf,
   id: string | undefined
 ): TE.TaskEither<CniError, OnDockerNetwork | undefined> => {
-  if (command === 'ADD' || command === 'CHECK') return TE.left({ ...NO_SUCH_NETWORK, details: `no docker network ${section.network}` })
+  if (command === 'ADD' || command === 'CHECK')
+    return TE.left({ ...NO_SUCH_NETWORK, details: `no docker network ${section.network}` })
   if (command !== 'DEL') return TE.right(undefined)
   return pipe(
     id === undefined ? holderOf(ctx) : TE.right(id as NetworkId),
@@ -181,7 +197,11 @@ const onGone = (
 }
 
 /** The netconf named by Docker's id; for ADD, with the stored network's subnets as its ranges. */
-const onKnown = (ctx: CommandContext, command: Exclude<Command, 'VERSION'>, id: string): TE.TaskEither<CniError, OnDockerNetwork> => {
+const onKnown = (
+  ctx: CommandContext,
+  command: Exclude<Command, 'VERSION'>,
+  id: string
+): TE.TaskEither<CniError, OnDockerNetwork> => {
   const nc = named(ctx, id)
   if (command !== 'ADD') return TE.right({ netconf: nc, dockerGone: false })
   return pipe(

@@ -1,5 +1,6 @@
 /**
- * CNI_ARGS (CNI SPEC §Parameters, CONVENTIONS.md §CNI_ARGS): `K=V;K2=V2`. The keys this plugin
+ * CNI_ARGS (CNI SPEC §Parameters, and the CNI_ARGS section of
+ * https://github.com/containernetworking/cni/blob/main/CONVENTIONS.md): `K=V;K2=V2`. The keys this plugin
  * reads are decoded; like the reference plugins it refuses any other key unless `IgnoreUnknown`
  * is set, so a typo (`MACC=`) is an error instead of a silently ignored request.
  */

@@ -3,7 +3,10 @@
  * command fails. The reserved codes are named here; `translate.ts` owns the one mapping from
  * core errors onto them.
  */
+import * as E from 'fp-ts/lib/Either.js'
+import { pipe } from 'fp-ts/lib/function.js'
 import * as t from 'io-ts'
+import { decodeWith, describe } from '@isthmus/core'
 
 /** CNI SPEC §Error codes (0-99 reserved; 100+ are this plugin's own). @category constants */
 export const Code = {
@@ -78,3 +81,17 @@ export const internalError = (thrown: unknown): { readonly error: CniError; read
     stack: thrown instanceof Error ? (thrown.stack ?? text) : text
   }
 }
+
+/**
+ * Decode `u` with `codec` (core's `decodeWith`); a refusal is the CNI error `code`/`msg` with
+ * each bad field in `details`.
+ *
+ * @category utils
+ */
+export const decodeAs =
+  <A, O>(codec: t.Type<A, O, unknown>, code: number, msg: string) =>
+  (u: unknown): E.Either<CniError, A> =>
+    pipe(
+      decodeWith(codec)(u),
+      E.mapLeft((e) => cniError(code, msg, e._tag === 'DecodeFailure' ? e.errors.join('; ') : describe(e)))
+    )

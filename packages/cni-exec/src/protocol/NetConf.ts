@@ -228,7 +228,11 @@ export type DockerConf = t.TypeOf<typeof DockerConf>
 // capabilities and args
 // -------------------------------------------------------------------------------------
 
-/** CONVENTIONS.md `portMappings` capability entry. @category codecs */
+/**
+ * A `portMappings` capability entry (https://github.com/containernetworking/cni/blob/main/CONVENTIONS.md).
+ *
+ * @category codecs
+ */
 export const PortMappingConf = t.intersection(
   [t.type({ hostPort: Port, containerPort: Port }), t.partial({ protocol: t.keyof({ tcp: null, udp: null, sctp: null }), hostIP: t.string })],
   'PortMappingConf'
@@ -244,7 +248,12 @@ export const RuntimeConfig = t.partial(
 /** @category model */
 export type RuntimeConfig = t.TypeOf<typeof RuntimeConfig>
 
-/** `args.cni` (CONVENTIONS.md §args): `ips` and, as bridge reads it, `mac`. @category codecs */
+/**
+ * `args.cni` (the `args` section of https://github.com/containernetworking/cni/blob/main/CONVENTIONS.md):
+ * `ips` and, as bridge reads it, `mac`.
+ *
+ * @category codecs
+ */
 export const ArgsConf = t.partial({ cni: t.partial({ ips: t.array(t.string), mac: t.string }) }, 'ArgsConf')
 
 /** One entry of `cni.dev/valid-attachments`. @category codecs */

@@ -9,9 +9,9 @@
  * | 1.0.0, 1.1.0        | no `version`; 1.1.0 adds interface and route fields (carried along) |
  */
 import * as E from 'fp-ts/lib/Either.js'
+import { pipe } from 'fp-ts/lib/function.js'
 import * as t from 'io-ts'
-import { report } from '@isthmus/core'
-import { Code, cniError, type CniError } from './Error.js'
+import { Code, cniError, decodeAs, type CniError } from './Error.js'
 import { isPre1, SUPPORTED_VERSIONS, type SupportedVersion } from './Version.js'
 
 // -------------------------------------------------------------------------------------
@@ -138,11 +138,11 @@ export const decodeResult = (u: unknown, fallbackVersion: string, what = 'prevRe
   if (!(SUPPORTED_VERSIONS as ReadonlyArray<string>).includes(version)) {
     return E.left(cniError(Code.IncompatibleVersion, `unsupported CNI result version "${version}"`, `in ${what}`))
   }
-  const codec = isPre1(version as SupportedVersion) ? Result040 : Result100
-  const r = codec.decode({ ...(u as object), cniVersion: version })
-  return E.isLeft(r)
-    ? E.left(cniError(Code.Decode, `invalid ${what}`, report(r.left).join('; ')))
-    : E.right(fromVersioned(r.right))
+  const versioned = { ...(u as object), cniVersion: version }
+  const decoded: E.Either<CniError, Result100 | Result040> = isPre1(version as SupportedVersion)
+    ? decodeAs(Result040, Code.Decode, `invalid ${what}`)(versioned)
+    : decodeAs(Result100, Code.Decode, `invalid ${what}`)(versioned)
+  return pipe(decoded, E.map(fromVersioned))
 }
 
 /**
