@@ -162,34 +162,37 @@ interface ConnectRequestOf {
   readonly mac?: MacAddress
 }
 
-const connectRequest = (ctx: CommandContext, container: string): E.Either<CniError, ConnectRequestOf> => {
-  const ips = requestedIps(ctx.netconf.conf, ctx.args.args)
-  if (E.isLeft(ips)) return ips
-  const mac = requestedMac(ctx.netconf.conf, ctx.args.args)
-  if (E.isLeft(mac)) return mac
-  const of = (f: 4 | 6): ReadonlyArray<IpAddress> => ips.right.filter((a) => familyOf(a) === f)
-  const [v4, v6] = [of(4), of(6)]
-  if (v4.length > 1 || v6.length > 1) {
-    return E.left(
-      cniError(
-        Code.InvalidConfig,
-        'invalid network config',
-        'dockerConnect: Docker takes at most one IPv4 and one IPv6 address per network'
-      )
-    )
-  }
-  const ipam = {
-    ...(v4[0] === undefined ? {} : { IPv4Address: v4[0] }),
-    ...(v6[0] === undefined ? {} : { IPv6Address: v6[0] })
-  }
+const connectRequest = (ctx: CommandContext, container: string): E.Either<CniError, ConnectRequestOf> =>
+  pipe(
+    E.Do,
+    E.bind('ips', () => requestedIps(ctx.netconf.conf, ctx.args.args)),
+    E.bind('mac', () => requestedMac(ctx.netconf.conf, ctx.args.args)),
+    E.chain(({ ips, mac }) => {
+      const of = (f: 4 | 6): ReadonlyArray<IpAddress> => ips.filter((a) => familyOf(a) === f)
+      const [v4, v6] = [of(4), of(6)]
+      if (v4.length > 1 || v6.length > 1) {
+        const one = 'dockerConnect: Docker takes at most one IPv4 and one IPv6 address per network'
+        return E.left(cniError(Code.InvalidConfig, 'invalid network config', one))
+      }
+      return E.right(connectBody(container, v4[0], v6[0], mac))
+    })
+  )
+
+const connectBody = (
+  container: string,
+  v4: IpAddress | undefined,
+  v6: IpAddress | undefined,
+  mac: MacAddress | undefined
+): ConnectRequestOf => {
+  const ipam = { ...(v4 === undefined ? {} : { IPv4Address: v4 }), ...(v6 === undefined ? {} : { IPv6Address: v6 }) }
   const endpoint = {
     ...(Object.keys(ipam).length === 0 ? {} : { IPAMConfig: ipam }),
-    ...(mac.right === undefined ? {} : { MacAddress: mac.right })
+    ...(mac === undefined ? {} : { MacAddress: mac })
   }
-  return E.right({
+  return {
     body: { Container: container, ...(Object.keys(endpoint).length === 0 ? {} : { EndpointConfig: endpoint }) },
-    ...(mac.right === undefined ? {} : { mac: mac.right })
-  })
+    ...(mac === undefined ? {} : { mac })
+  }
 }
 
 /** A Docker call as a step of core's saga: its failure as the CNI error it answers. */

@@ -59,7 +59,9 @@ export const decodeCniArgs = (s: string): E.Either<ReadonlyArray<string>, CniArg
   const ignoreUnknown = raw['IgnoreUnknown'] !== undefined && truthy(raw['IgnoreUnknown'])
   const unknown = Object.keys(raw).filter((k) => !KNOWN.has(k))
   if (unknown.length > 0 && !ignoreUnknown) {
-    problems.push(`ARGS: unknown args [${unknown.map((k) => JSON.stringify(excerpt(`${k}=${raw[k] ?? ''}`))).join(' ')}]`)
+    problems.push(
+      `ARGS: unknown args [${unknown.map((k) => JSON.stringify(excerpt(`${k}=${raw[k] ?? ''}`))).join(' ')}]`
+    )
   }
   const ips: IpAddress[] = []
   for (const one of (raw['IP'] ?? '').split(',').filter((x) => x !== '')) {

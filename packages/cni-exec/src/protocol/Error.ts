@@ -62,7 +62,12 @@ export const isCniError = (u: unknown): u is CniError => CniError.is(u)
  */
 export const errorDocument = (e: CniError, version: string): string =>
   JSON.stringify(
-    { cniVersion: e.cniVersion ?? version, code: e.code, msg: e.msg, ...(e.details === undefined ? {} : { details: e.details }) },
+    {
+      cniVersion: e.cniVersion ?? version,
+      code: e.code,
+      msg: e.msg,
+      ...(e.details === undefined ? {} : { details: e.details })
+    },
     null,
     4
   )
@@ -74,10 +79,19 @@ export const errorDocument = (e: CniError, version: string): string =>
  * @category constructors
  */
 export const internalError = (thrown: unknown): { readonly error: CniError; readonly stack: string } => {
-  const text = thrown instanceof Error ? `${thrown.name}: ${thrown.message}` : typeof thrown === 'string' ? thrown : Object.prototype.toString.call(thrown)
+  const text =
+    thrown instanceof Error
+      ? `${thrown.name}: ${thrown.message}`
+      : typeof thrown === 'string'
+        ? thrown
+        : Object.prototype.toString.call(thrown)
   const line = text.split('\n')[0] ?? ''
   return {
-    error: cniError(Code.Internal, 'internal error in the isthmus plugin (see its log)', line.length > 200 ? `${line.slice(0, 200)}…` : line),
+    error: cniError(
+      Code.Internal,
+      'internal error in the isthmus plugin (see its log)',
+      line.length > 200 ? `${line.slice(0, 200)}…` : line
+    ),
     stack: thrown instanceof Error ? (thrown.stack ?? text) : text
   }
 }

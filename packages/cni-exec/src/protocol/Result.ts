@@ -39,7 +39,10 @@ export type IpConfig = t.TypeOf<typeof IpConfig>
 
 /** An `ips[]` entry of a 0.3.x/0.4.0 result. @category codecs */
 export const IpConfig040 = t.intersection(
-  [t.type({ version: t.keyof({ '4': null, '6': null }), address: t.string }), t.partial({ gateway: t.string, interface: t.number })],
+  [
+    t.type({ version: t.keyof({ '4': null, '6': null }), address: t.string }),
+    t.partial({ gateway: t.string, interface: t.number })
+  ],
   'IpConfig040'
 )
 /** @category model */
@@ -111,7 +114,10 @@ export const toVersion = (r: Result, version: SupportedVersion): Result100 | Res
   const routes = r.routes === undefined ? {} : { routes: r.routes.map((x) => ({ ...x })) }
   const dns = { dns: { ...(r.dns ?? {}) } }
   if (isPre1(version)) {
-    const ips = r.ips === undefined ? {} : { ips: r.ips.map((ip): IpConfig040 => ({ version: familyOfAddress(ip.address), ...ipOut(ip) })) }
+    const ips =
+      r.ips === undefined
+        ? {}
+        : { ips: r.ips.map((ip): IpConfig040 => ({ version: familyOfAddress(ip.address), ...ipOut(ip) })) }
     return { cniVersion: version, ...rest, ...ips, ...routes, ...dns }
   }
   const ips = r.ips === undefined ? {} : { ips: r.ips.map(ipOut) }
@@ -168,7 +174,10 @@ export const appendResult = (prev: Result, ours: Result): Result => {
 
 /** An IPAM plugin's result: no interfaces, no `ips[].interface` (CNI SPEC §IPAM). @category utils */
 export const asIpamResult = (r: Result): Result => ({
-  ips: (r.ips ?? []).map((ip) => ({ address: ip.address, ...(ip.gateway === undefined ? {} : { gateway: ip.gateway }) })),
+  ips: (r.ips ?? []).map((ip) => ({
+    address: ip.address,
+    ...(ip.gateway === undefined ? {} : { gateway: ip.gateway })
+  })),
   routes: r.routes ?? [],
   ...(r.dns === undefined ? {} : { dns: r.dns })
 })
