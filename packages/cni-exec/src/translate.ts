@@ -1,10 +1,10 @@
 /**
- * The translator (house style H9): pure functions from the CNI records to core requests and from
- * core results back to CNI results, and the one exhaustive mapping of core errors onto CNI codes.
+ * The translator: pure functions from the CNI records to core requests and from core results
+ * back to CNI results, and the one exhaustive mapping of core errors onto CNI codes.
  * No I/O here; the commands run the flows.
  */
 import * as E from 'fp-ts/lib/Either.js'
-import { absurd } from 'fp-ts/lib/function.js'
+import { absurd, pipe } from 'fp-ts/lib/function.js'
 import {
   credentialVars,
   boundsOf,
@@ -36,7 +36,7 @@ import type { RawEnv } from './protocol/Env.js'
 import { Code, cniError, type CniError } from './protocol/Error.js'
 import { isOwnIpamType } from './protocol/IpamType.js'
 import { excerpt } from './protocol/Json.js'
-import type { IsthmusConf, NetConf, RangeConf, RouteConf } from './protocol/NetConf.js'
+import type { IsthmusConf, NetConf, PortMappingConf, RangeConf, RouteConf } from './protocol/NetConf.js'
 import type { Interface, IpConfig, Result, ResultRoute } from './protocol/Result.js'
 import type { ControllerSettings } from './runtime.js'
 
@@ -45,9 +45,9 @@ import type { ControllerSettings } from './runtime.js'
 // -------------------------------------------------------------------------------------
 
 /**
- * CoreError → CNI error (house style H6). `msg` is short and fixed per variant so a runtime can
- * match on it; `details` carries the specifics (never secrets). NotFound is 3 here; DEL treats it
- * as success before it gets this far.
+ * CoreError → CNI error, the one exhaustive mapping (a new core variant fails the build here).
+ * `msg` is short and fixed per variant so a runtime can match on it; `details` carries the
+ * specifics (never secrets). NotFound is 3 here; DEL treats it as success before it gets this far.
  *
  * @category utils
  */
@@ -82,11 +82,23 @@ export const toCniError = (e: CoreError): CniError => {
     case 'Dataplane':
       return cniError(Code.Dataplane, 'host networking command failed', details)
     case 'Controller':
-      return cniError(e.status === 0 || e.status >= 500 ? Code.TryAgainLater : Code.Controller, 'network controller error', details)
+      return cniError(
+        e.status === 0 || e.status >= 500 ? Code.TryAgainLater : Code.Controller,
+        'network controller error',
+        details
+      )
     case 'Agent':
-      return cniError(e.status === 0 || e.status >= 500 ? Code.TryAgainLater : Code.Controller, 'forwarding agent error', details)
+      return cniError(
+        e.status === 0 || e.status >= 500 ? Code.TryAgainLater : Code.Controller,
+        'forwarding agent error',
+        details
+      )
     case 'Unavailable':
-      return cniError(e.limitedConnectivity ? Code.UnavailableLimited : Code.Unavailable, 'plugin not available', details)
+      return cniError(
+        e.limitedConnectivity ? Code.UnavailableLimited : Code.Unavailable,
+        'plugin not available',
+        details
+      )
     default:
       return absurd(e)
   }
@@ -104,7 +116,9 @@ export type IpamMode = { readonly _tag: 'Builtin' } | { readonly _tag: 'Delegate
 /** `ipam.type` absent or one of our own names: the built-in IPAM. @category utils */
 export const ipamModeOf = (conf: IsthmusConf, selfNames: ReadonlyArray<string>): IpamMode => {
   const type = conf.ipam?.type
-  return type === undefined || isOwnIpamType(type, selfNames) ? { _tag: 'Builtin' } : { _tag: 'Delegated', plugin: type }
+  return type === undefined || isOwnIpamType(type, selfNames)
+    ? { _tag: 'Builtin' }
+    : { _tag: 'Delegated', plugin: type }
 }
 
 /**
@@ -115,7 +129,10 @@ export const ipamModeOf = (conf: IsthmusConf, selfNames: ReadonlyArray<string>):
  * @category utils
  */
 export const isIpamCall = (conf: IsthmusConf, selfNames: ReadonlyArray<string>): boolean =>
-  conf.type !== undefined && !selfNames.includes(conf.type) && conf.ipam?.type !== undefined && selfNames.includes(conf.ipam.type)
+  conf.type !== undefined &&
+  !selfNames.includes(conf.type) &&
+  conf.ipam?.type !== undefined &&
+  selfNames.includes(conf.ipam.type)
 
 const lastUsable = (s: Subnet): IpAddress => {
   const b = boundsOf(s)
@@ -130,7 +147,8 @@ const firstUsable = (s: Subnet): IpAddress => {
 /** The family of a range set; every range of a set must be of one family. */
 const familyOfSet = (set: ReadonlyArray<RangeConf>, i: number): E.Either<CniError, Family> => {
   const first = set[0]
-  if (first === undefined) return E.left(invalid('invalid network config', `ipam.ranges.${i}: a range set needs at least one range`))
+  if (first === undefined)
+    return E.left(invalid('invalid network config', `ipam.ranges.${i}: a range set needs at least one range`))
   const f = familyOf(first.subnet)
   return set.every((r) => familyOf(r.subnet) === f)
     ? E.right(f)
@@ -153,10 +171,19 @@ export const subnetRequestsOf = (conf: IsthmusConf): E.Either<CniError, Readonly
     const f = familyOfSet(set, i)
     if (E.isLeft(f)) return f
     if (seen.has(f.right)) {
-      return E.left(cniError(Code.UnsupportedField, `unsupported field ipam.ranges=${excerpt(sets, 200)}`, `more than one IPv${f.right} range set`))
+      return E.left(
+        cniError(
+          Code.UnsupportedField,
+          `unsupported field ipam.ranges=${excerpt(sets, 200)}`,
+          `more than one IPv${f.right} range set`
+        )
+      )
     }
     seen.add(f.right)
-    const bySubnet = new Map<Subnet, { whole: boolean; ranges: Array<{ start: IpAddress; end: IpAddress }>; gateway?: IpAddress }>()
+    const bySubnet = new Map<
+      Subnet,
+      { whole: boolean; ranges: Array<{ start: IpAddress; end: IpAddress }>; gateway?: IpAddress }
+    >()
     for (const r of set) {
       const entry = bySubnet.get(r.subnet) ?? { whole: false, ranges: [] }
       if (r.rangeStart === undefined && r.rangeEnd === undefined) entry.whole = true
@@ -200,10 +227,16 @@ const baseSpec = (nc: NetConf): Omit<NetworkSpec, 'subnets' | 'managedAddresses'
  * @category utils
  */
 export const toIpamNetworkSpec = (nc: NetConf): E.Either<CniError, NetworkSpec> => {
-  const subnets = subnetRequestsOf(nc.conf)
-  if (E.isLeft(subnets)) return subnets
   const { bridge: _bridge, ...base } = baseSpec(nc)
-  return E.right({ ...base, options: { 'cni.type': 'isthmus-ipam' }, subnets: subnets.right, managedAddresses: true })
+  return pipe(
+    subnetRequestsOf(nc.conf),
+    E.map((subnets): NetworkSpec => ({
+      ...base,
+      options: { 'cni.type': 'isthmus-ipam' },
+      subnets,
+      managedAddresses: true
+    }))
+  )
 }
 
 /**
@@ -214,8 +247,10 @@ export const toIpamNetworkSpec = (nc: NetConf): E.Either<CniError, NetworkSpec> 
  */
 export const toNetworkSpec = (nc: NetConf): E.Either<CniError, NetworkSpec> => {
   if (nc.conf.isGateway === false) return E.left(cniError(Code.UnsupportedField, 'unsupported field isGateway=false'))
-  const subnets = subnetRequestsOf(nc.conf)
-  return E.isLeft(subnets) ? subnets : E.right({ ...baseSpec(nc), subnets: subnets.right, managedAddresses: true })
+  return pipe(
+    subnetRequestsOf(nc.conf),
+    E.map((subnets): NetworkSpec => ({ ...baseSpec(nc), subnets, managedAddresses: true }))
+  )
 }
 
 /**
@@ -294,17 +329,30 @@ export const controllerSettingsOf = (conf: IsthmusConf, env: RawEnv): Controller
  *
  * @category utils
  */
-export const toContrailNetworkSpec = (nc: NetConf, selfNames: ReadonlyArray<string>): E.Either<CniError, NetworkSpec> => {
+export const toContrailNetworkSpec = (
+  nc: NetConf,
+  selfNames: ReadonlyArray<string>
+): E.Either<CniError, NetworkSpec> => {
   const c = nc.conf.contrail
   if (c === undefined) return E.left(invalid('invalid network config', 'no contrail section'))
   if (nc.conf.isGateway === false) return E.left(cniError(Code.UnsupportedField, 'unsupported field isGateway=false'))
   const ipam = nc.conf.ipam
   if (ipamModeOf(nc.conf, selfNames)._tag === 'Delegated') {
-    return E.left(invalid('invalid network config', `contrail: the controller assigns the addresses, so ipam.type ${JSON.stringify(excerpt(ipam?.type))} cannot`))
+    return E.left(
+      invalid(
+        'invalid network config',
+        `contrail: the controller assigns the addresses, so ipam.type ${JSON.stringify(excerpt(ipam?.type))} cannot`
+      )
+    )
   }
   const unused = (['ranges', 'exclude'] as const).filter((k) => ipam?.[k] !== undefined)
   if (unused.length > 0) {
-    return E.left(invalid('invalid network config', `contrail: the controller assigns the addresses; remove ${unused.map((k) => `ipam.${k}`).join(' and ')} (name a subnet with contrail.subnet)`))
+    return E.left(
+      invalid(
+        'invalid network config',
+        `contrail: the controller assigns the addresses; remove ${unused.map((k) => `ipam.${k}`).join(' and ')} (name a subnet with contrail.subnet)`
+      )
+    )
   }
   return E.right({
     ...baseSpec(nc),
@@ -316,8 +364,11 @@ export const toContrailNetworkSpec = (nc: NetConf, selfNames: ReadonlyArray<stri
 }
 
 /** One IPv4 address from the controller: the requested one, else any. @category utils */
-export const contrailAddressRequests = (requested: ReadonlyArray<IpAddress>): E.Either<CniError, ReadonlyArray<AddressRequest>> => {
-  if (requested.some((a) => familyOf(a) !== 4)) return E.left(invalid('invalid network config', 'contrail: Contrail networks are IPv4 only'))
+export const contrailAddressRequests = (
+  requested: ReadonlyArray<IpAddress>
+): E.Either<CniError, ReadonlyArray<AddressRequest>> => {
+  if (requested.some((a) => familyOf(a) !== 4))
+    return E.left(invalid('invalid network config', 'contrail: Contrail networks are IPv4 only'))
   if (requested.length > 1) return E.left(invalid('invalid network config', 'contrail: one address per attachment'))
   const a = requested[0]
   return E.right([a === undefined ? { _tag: 'Any', family: 4 } : { _tag: 'Static', address: a }])
@@ -347,17 +398,25 @@ export const controllerMismatch = (spec: NetworkSpec, network: Network): CniErro
 
 /**
  * Requested addresses, by the convention's priority: `runtimeConfig.ips` (capability), then
- * `args.cni.ips`, then CNI_ARGS `IP` (CONVENTIONS.md: args win over CNI_ARGS).
+ * `args.cni.ips`, then CNI_ARGS `IP`
+ * (https://github.com/containernetworking/cni/blob/main/CONVENTIONS.md: args win over CNI_ARGS).
  *
  * @category utils
  */
 export const requestedIps = (conf: IsthmusConf, args: CniArgs): E.Either<CniError, ReadonlyArray<IpAddress>> => {
-  const lists: ReadonlyArray<ReadonlyArray<string>> = [conf.runtimeConfig?.ips ?? [], conf.args?.cni?.ips ?? [], args.ips]
+  const lists: ReadonlyArray<ReadonlyArray<string>> = [
+    conf.runtimeConfig?.ips ?? [],
+    conf.args?.cni?.ips ?? [],
+    args.ips
+  ]
   const chosen = lists.find((l) => l.length > 0) ?? []
   const out: IpAddress[] = []
   for (const s of chosen) {
     const a = addressOfIpArg(s)
-    if (a === undefined) return E.left(invalid('invalid network config', `requested IP ${JSON.stringify(excerpt(s))} is not an IP address`))
+    if (a === undefined)
+      return E.left(
+        invalid('invalid network config', `requested IP ${JSON.stringify(excerpt(s))} is not an IP address`)
+      )
     out.push(a)
   }
   return E.right(out)
@@ -395,23 +454,29 @@ export const addressRequestsOf = (
 export const requestedMac = (conf: IsthmusConf, args: CniArgs): E.Either<CniError, MacAddress | undefined> => {
   const given = conf.runtimeConfig?.mac ?? conf.args?.cni?.mac
   if (given === undefined) return E.right(args.mac)
-  const m = MacAddress.decode(given)
-  return E.isLeft(m) ? E.left(invalid('invalid network config', `requested MAC ${JSON.stringify(excerpt(given))} is not a MAC address`)) : E.right(m.right)
+  return pipe(
+    MacAddress.decode(given),
+    E.mapLeft(() =>
+      invalid('invalid network config', `requested MAC ${JSON.stringify(excerpt(given))} is not a MAC address`)
+    )
+  )
 }
 
 /** `runtimeConfig.portMappings` as core port mappings (protocol defaults to tcp). @category utils */
-export const portMappingsOf = (conf: IsthmusConf): E.Either<CniError, ReadonlyArray<PortMapping>> => {
-  const out: PortMapping[] = []
-  for (const p of conf.runtimeConfig?.portMappings ?? []) {
-    let hostIp: IpAddress | undefined
-    if (p.hostIP !== undefined && p.hostIP !== '') {
-      const d = IpAddress.decode(p.hostIP)
-      if (E.isLeft(d)) return E.left(invalid('invalid network config', `portMappings: hostIP ${JSON.stringify(excerpt(p.hostIP))} is not an IP address`))
-      hostIp = d.right
-    }
-    out.push({ protocol: p.protocol ?? 'tcp', containerPort: p.containerPort, hostPort: p.hostPort, ...(hostIp === undefined ? {} : { hostIp }) })
-  }
-  return E.right(out)
+export const portMappingsOf = (conf: IsthmusConf): E.Either<CniError, ReadonlyArray<PortMapping>> =>
+  E.traverseArray(portMappingOf)(conf.runtimeConfig?.portMappings ?? [])
+
+const portMappingOf = (p: PortMappingConf): E.Either<CniError, PortMapping> => {
+  const mapping = { protocol: p.protocol ?? 'tcp', containerPort: p.containerPort, hostPort: p.hostPort }
+  if (p.hostIP === undefined || p.hostIP === '') return E.right(mapping)
+  const bad = `portMappings: hostIP ${JSON.stringify(excerpt(p.hostIP))} is not an IP address`
+  return pipe(
+    IpAddress.decode(p.hostIP),
+    E.bimap(
+      () => invalid('invalid network config', bad),
+      (hostIp): PortMapping => ({ ...mapping, hostIp })
+    )
+  )
 }
 
 const gatewayOfFamily = (network: Network, f: Family): IpAddress | undefined =>
@@ -440,7 +505,11 @@ export const routesOf = (
     for (const f of [4, 6] as const) {
       const gw = gatewayOfFamily(network, f)
       const dst = (f === 4 ? '0.0.0.0/0' : '::/0') as Subnet
-      if (gw !== undefined && (f === 4 ? network.ipv4 : network.ipv6).length > 0 && !routes.some((r) => r.dst === dst)) {
+      if (
+        gw !== undefined &&
+        (f === 4 ? network.ipv4 : network.ipv6).length > 0 &&
+        !routes.some((r) => r.dst === dst)
+      ) {
         routes.push({ dst, gw })
       }
     }

@@ -5,16 +5,23 @@
  * assigns address, MAC and gateway and the vRouter agent gets the port (both inside
  * createEndpoint). A failing ADD removes what it made (the reference leaves the container veth
  * behind, plugins#29; the controller's objects and the agent port go with it) and gives back a
- * delegated address.
+ * delegated address: both undos are steps of core's saga.
  */
 import * as E from 'fp-ts/lib/Either.js'
+import { pipe } from 'fp-ts/lib/function.js'
 import * as O from 'fp-ts/lib/Option.js'
+import * as RTE from 'fp-ts/lib/ReaderTaskEither.js'
+import * as T from 'fp-ts/lib/Task.js'
+import * as TE from 'fp-ts/lib/TaskEither.js'
 import {
   alreadyExists,
   attachmentEndpointId,
+  begin,
+  bindStep,
   Cidr,
   createEndpoint,
   deleteEndpoint,
+  doStep,
   ensureNetwork,
   getEndpoint,
   invalidConfig,
@@ -22,14 +29,21 @@ import {
   leave,
   type AddressRequest,
   type ContainerId,
+  type CoreError,
+  type CreateEndpointRequest,
+  type Endpoint,
+  type EndpointId,
   type Env,
+  type Flow,
   type IfName,
+  type JoinResult,
   type Network,
   type NetworkSpec,
+  type SagaEnv,
   type SandboxKey
 } from '@isthmus/core'
 import type { CniError } from '../protocol/Error.js'
-import { appendResult, decodeResult, type Result } from '../protocol/Result.js'
+import { appendResult, type Result } from '../protocol/Result.js'
 import { recordOnlyDataplane } from '../recordOnly.js'
 import {
   addressRequestsOf,
@@ -49,7 +63,17 @@ import {
   toIpamResult,
   toNetworkSpec
 } from '../translate.js'
-import { delegateAdd, runDelegate, runFlow, withCore, type CommandContext, type CommandOutcome } from './context.js'
+import {
+  carry,
+  delegateAdd,
+  fromStepError,
+  prevResultOf,
+  runDelegate,
+  runFlow,
+  withCore,
+  type CommandContext,
+  type CommandTask
+} from './context.js'
 
 /** The attachment ADD works on; the env table guarantees all three for ADD. */
 const attachmentOf = (ctx: CommandContext) => ({
@@ -58,185 +82,295 @@ const attachmentOf = (ctx: CommandContext) => ({
   netns: ctx.args.netns as SandboxKey
 })
 
+type Routes = ReturnType<typeof routesOf>
+
 /** @category commands */
-export const add = async (ctx: CommandContext): Promise<CommandOutcome> => {
+export const add = (ctx: CommandContext): CommandTask => {
   const { conf } = ctx.netconf
   if (isIpamCall(conf, ctx.runtime.selfNames)) {
     return conf.contrail === undefined
       ? ipamAdd(ctx)
-      : E.left(toCniError(invalidConfig('contrail: isthmus as the IPAM of another plugin cannot use a controller; use "type": "isthmus"')))
+      : TE.left(
+          toCniError(
+            invalidConfig(
+              'contrail: isthmus as the IPAM of another plugin cannot use a controller; use "type": "isthmus"'
+            )
+          )
+        )
   }
-  const prev = conf.prevResult === undefined ? E.right(undefined) : decodeResult(conf.prevResult, ctx.netconf.cniVersion)
-  if (E.isLeft(prev)) return prev
   const mode = ipamModeOf(conf, ctx.runtime.selfNames)
-  const result =
+  const ours = (): TE.TaskEither<CniError, Result> =>
     conf.contrail !== undefined
-      ? await contrailAdd(ctx)
+      ? contrailAdd(ctx)
       : mode._tag === 'Builtin'
-        ? await builtinAdd(ctx)
-        : await delegatedAdd(ctx, mode.plugin)
-  if (E.isLeft(result) || prev.right === undefined) return result
-  // Chained after another plugin: its result first, ours appended (CNI SPEC §prevResult).
-  return E.right(appendResult(prev.right, result.right))
+        ? builtinAdd(ctx)
+        : delegatedAdd(ctx, mode.plugin)
+  return pipe(
+    TE.fromEither(prevResultOf(ctx)),
+    TE.bindTo('prev'),
+    TE.bind('result', ours),
+    // Chained after another plugin: its result first, ours appended (CNI SPEC §prevResult).
+    TE.map(({ prev, result }) => (prev === undefined ? result : appendResult(prev, result)))
+  )
 }
 
-const builtinAdd = async (ctx: CommandContext): Promise<E.Either<CniError, Result>> => {
-  const spec = toNetworkSpec(ctx.netconf)
-  if (E.isLeft(spec)) return spec
-  const ips = requestedIps(ctx.netconf.conf, ctx.args.args)
-  if (E.isLeft(ips)) return ips
-  const addresses = addressRequestsOf(spec.right.subnets, ips.right)
-  if (E.isLeft(addresses)) return addresses
-  return withCore(ctx, ({ env }) => attach(ctx, env, spec.right, addresses.right, (network) => routesOf(ctx.netconf.conf, network)))
-}
+const builtinAdd = (ctx: CommandContext): TE.TaskEither<CniError, Result> =>
+  pipe(
+    E.Do,
+    E.bind('spec', () => toNetworkSpec(ctx.netconf)),
+    E.bind('ips', () => requestedIps(ctx.netconf.conf, ctx.args.args)),
+    E.bind('addresses', ({ spec, ips }) => addressRequestsOf(spec.subnets, ips)),
+    TE.fromEither,
+    TE.chain(({ spec, addresses }) =>
+      attachWithCore(ctx, spec, addresses, (network) => routesOf(ctx.netconf.conf, network))
+    )
+  )
 
 /**
  * A network that names a controller: the controller assigns address, MAC and gateway
  * (ensureNetwork binds the virtual network, createEndpoint makes interface, VM and
  * instance-ip), and the vRouter agent gets the port as the last step of createEndpoint.
  */
-const contrailAdd = async (ctx: CommandContext): Promise<E.Either<CniError, Result>> => {
-  const spec = toContrailNetworkSpec(ctx.netconf, ctx.runtime.selfNames)
-  if (E.isLeft(spec)) return spec
-  const ips = requestedIps(ctx.netconf.conf, ctx.args.args)
-  if (E.isLeft(ips)) return ips
-  const addresses = contrailAddressRequests(ips.right)
-  if (E.isLeft(addresses)) return addresses
-  return withCore(ctx, ({ env }) => attach(ctx, env, spec.right, addresses.right, (network) => routesOf(ctx.netconf.conf, network)))
-}
-
-const delegatedAdd = async (ctx: CommandContext, plugin: string): Promise<E.Either<CniError, Result>> => {
-  // Everything that can be refused without side effects is checked before the delegate allocates.
-  const mac = requestedMac(ctx.netconf.conf, ctx.args.args)
-  if (E.isLeft(mac)) return mac
-  const ipam = await delegateAdd(ctx, plugin)
-  if (E.isLeft(ipam)) return ipam
-  const attached = await (async (): Promise<E.Either<CniError, Result>> => {
-    const spec = toDelegatedNetworkSpec(ctx.netconf, ipam.right)
-    if (E.isLeft(spec)) return spec
-    const addresses: AddressRequest[] = []
-    for (const ip of ipam.right.ips ?? []) {
-      const cidr = Cidr.decode(ip.address)
-      if (E.isLeft(cidr)) return E.left(toCniError({ _tag: 'InvalidConfig', detail: `${plugin} answered a bad address ${ip.address}` }))
-      addresses.push({ _tag: 'Assigned', cidr: cidr.right })
-    }
-    return withCore(ctx, ({ env }) =>
-      attach(ctx, env, spec.right, addresses, (network) => routesOf(ctx.netconf.conf, network, ipam.right.routes ?? []))
+const contrailAdd = (ctx: CommandContext): TE.TaskEither<CniError, Result> =>
+  pipe(
+    E.Do,
+    E.bind('spec', () => toContrailNetworkSpec(ctx.netconf, ctx.runtime.selfNames)),
+    E.bind('ips', () => requestedIps(ctx.netconf.conf, ctx.args.args)),
+    E.bind('addresses', ({ ips }) => contrailAddressRequests(ips)),
+    TE.fromEither,
+    TE.chain(({ spec, addresses }) =>
+      attachWithCore(ctx, spec, addresses, (network) => routesOf(ctx.netconf.conf, network))
     )
-  })()
-  if (E.isLeft(attached)) {
-    // The delegate's address goes back (CNI SPEC: on failure after IPAM, run IPAM DEL).
-    const undone = await runDelegate(ctx, plugin, 'DEL')
-    if (E.isLeft(undone)) ctx.log.warn('delegated IPAM DEL after a failed ADD failed', { plugin, error: undone.left })
-  }
-  return attached
-}
+  )
 
 /**
- * The attachment itself. An attachment that is already joined is refused (CNI SPEC: no second
- * ADD without DEL) without touching it; anything else that fails is undone before returning.
+ * The delegate allocates, then the attachment is made with its addresses. When the attachment
+ * fails, the saga gives the address back (CNI SPEC: on failure after IPAM, run IPAM DEL).
  */
-const attach = async (
+const delegatedAdd = (ctx: CommandContext, plugin: string): TE.TaskEither<CniError, Result> =>
+  pipe(
+    // Everything that can be refused without side effects is checked before the delegate allocates.
+    TE.fromEither(requestedMac(ctx.netconf.conf, ctx.args.args)),
+    TE.chain(() => pipe(delegatedSaga(ctx, plugin)({ log: ctx.log }), TE.mapLeft(fromStepError)))
+  )
+
+const delegatedSaga = (ctx: CommandContext, plugin: string) =>
+  pipe(
+    begin<SagaEnv>('ADD'),
+    bindStep(
+      'ipam',
+      () => () => pipe(delegateAdd(ctx, plugin), TE.mapLeft(carry)),
+      () => () => pipe(runDelegate(ctx, plugin, 'DEL'), TE.mapLeft(carry))
+    ),
+    bindStep(
+      'attached',
+      ({ ipam }) =>
+        () =>
+          pipe(attachDelegated(ctx, plugin, ipam), TE.mapLeft(carry))
+    ),
+    RTE.map(({ attached }) => attached)
+  )
+
+/** The delegate's addresses, as assigned ones. */
+const assignedAddresses = (plugin: string, ipam: Result): E.Either<CniError, ReadonlyArray<AddressRequest>> =>
+  pipe(
+    ipam.ips ?? [],
+    E.traverseArray((ip) =>
+      pipe(
+        Cidr.decode(ip.address),
+        E.bimap(
+          () => toCniError(invalidConfig(`${plugin} answered a bad address ${ip.address}`)),
+          (cidr): AddressRequest => ({ _tag: 'Assigned', cidr })
+        )
+      )
+    )
+  )
+
+const attachDelegated = (ctx: CommandContext, plugin: string, ipam: Result): TE.TaskEither<CniError, Result> =>
+  pipe(
+    E.Do,
+    E.bind('spec', () => toDelegatedNetworkSpec(ctx.netconf, ipam)),
+    E.bind('addresses', () => assignedAddresses(plugin, ipam)),
+    TE.fromEither,
+    TE.chain(({ spec, addresses }) =>
+      attachWithCore(ctx, spec, addresses, (network) => routesOf(ctx.netconf.conf, network, ipam.routes ?? []))
+    )
+  )
+
+// -------------------------------------------------------------------------------------
+// the attachment
+// -------------------------------------------------------------------------------------
+
+const attachWithCore = (
   ctx: CommandContext,
-  env: Env,
   spec: NetworkSpec,
   addresses: ReadonlyArray<AddressRequest>,
-  routesFor: (network: Network) => ReturnType<typeof routesOf>
-): Promise<E.Either<CniError, Result>> => {
-  const { containerId, ifName, netns } = attachmentOf(ctx)
-  const mac = requestedMac(ctx.netconf.conf, ctx.args.args)
-  if (E.isLeft(mac)) return mac
-  const ports = portMappingsOf(ctx.netconf.conf)
-  if (E.isLeft(ports)) return ports
+  routesFor: (network: Network) => Routes
+): TE.TaskEither<CniError, Result> =>
+  pipe(
+    withCore(ctx, ({ env }) =>
+      pipe(
+        E.Do,
+        E.bind('mac', () => requestedMac(ctx.netconf.conf, ctx.args.args)),
+        E.bind('portMappings', () => portMappingsOf(ctx.netconf.conf)),
+        TE.fromEither,
+        TE.chain(({ mac, portMappings }) => {
+          const { containerId, ifName, netns } = attachmentOf(ctx)
+          const requestOf = (network: Network, id: EndpointId): CreateEndpointRequest => {
+            const routes = routesFor(network)
+            return {
+              id,
+              owner: { kind: 'container', containerId, ifName },
+              addresses,
+              portMappings,
+              placement: { _tag: 'PluginMoves', sandbox: netns, ifName },
+              ...(mac === undefined ? {} : { mac }),
+              ...(routes === undefined ? {} : { routes })
+            }
+          }
+          return attach(ctx, spec, requestOf)(env)
+        })
+      )
+    ),
+    TE.chain((joined) => resultOf(ctx, joined))
+  )
 
-  // 1. The network (created on the first ADD, one store read afterwards).
-  const network = await runFlow(env, ensureNetwork(spec))
-  if (E.isLeft(network)) return network
-  const mismatch = controllerMismatch(spec, network.right)
-  if (mismatch !== undefined) return E.left(mismatch)
-  const id = attachmentEndpointId(network.right.id, containerId, ifName)
-
-  // 2. A joined attachment of the same (container, ifname) stays as it is.
-  const existing = await runFlow(env, getEndpoint(id))
-  if (E.isLeft(existing)) return existing
-  if (O.isSome(existing.right) && existing.right.value.sandbox !== undefined) {
-    return E.left(toCniError(alreadyExists('endpoint', id, `${ifName} of container ${containerId} is already attached; DEL it first`)))
+/**
+ * The attachment itself: 1. the network (created on the first ADD, one store read afterwards),
+ * 2. a joined attachment of the same (container, ifname) is refused (CNI SPEC: no second ADD
+ * without DEL) without touching it, 3. the endpoint, made directly in the namespace, then 4.
+ * joined there. A failure at 3 or 4 leaves nothing behind: the runtime's DEL would find nothing
+ * left to do.
+ */
+const attach =
+  (ctx: CommandContext, spec: NetworkSpec, requestOf: (network: Network, id: EndpointId) => CreateEndpointRequest) =>
+  (env: Env): TE.TaskEither<CniError, JoinResult> => {
+    const { containerId, ifName, netns } = attachmentOf(ctx)
+    const flow = pipe(
+      begin<Env>('ADD'),
+      bindStep('network', () => ensureNetwork(spec)),
+      doStep('binding', ({ network }) => {
+        const mismatch = controllerMismatch(spec, network)
+        return mismatch === undefined ? RTE.right(undefined) : RTE.left(carry(mismatch))
+      }),
+      RTE.map((s) => ({ ...s, id: attachmentEndpointId(s.network.id, containerId, ifName) })),
+      doStep('existing', ({ id }) => refuseJoined(id, containerId, ifName)),
+      // Registered before the endpoint is made, so a createEndpoint that fails half-way is undone too.
+      doStep(
+        'attachment',
+        () => RTE.right(undefined),
+        ({ id }) => detach(id)
+      ),
+      bindStep('endpoint', ({ network, id }) => createRecreatingBridge(ctx, network, requestOf(network, id))),
+      bindStep('joined', ({ id }) => join(id, { _tag: 'PluginMoves', sandbox: netns, ifName }, { containerId })),
+      RTE.map(({ joined }) => joined)
+    )(env)
+    return pipe(flow, TE.mapLeft(fromStepError))
   }
 
-  // 3. The endpoint, made directly in the namespace, then 4. joined there.
-  const placement = { _tag: 'PluginMoves', sandbox: netns, ifName } as const
-  const routes = routesFor(network.right)
-  const request = {
-    id,
-    owner: { kind: 'container', containerId, ifName } as const,
-    addresses,
-    portMappings: ports.right,
-    placement,
-    ...(mac.right === undefined ? {} : { mac: mac.right }),
-    ...(routes === undefined ? {} : { routes })
-  }
-  const joined = await (async () => {
-    let created = await createEndpoint(network.right.id, request)(env)()
-    if (E.isLeft(created) && created.left._tag === 'NotFound' && created.left.kind === 'network') {
-      // The record outlived its bridge (a reboot, an operator's `ip link del`): make it again once.
-      ctx.log.info('bridge missing; recreating it', { networkId: network.right.id, bridge: network.right.bridge })
-      const again = await env.dataplane.ensureNetwork(network.right)()
-      if (E.isLeft(again)) return again
-      created = await createEndpoint(network.right.id, request)(env)()
-    }
-    if (E.isLeft(created)) return created
-    return join(id, placement, { containerId })(env)()
-  })()
-  if (E.isLeft(joined)) {
-    // Leave nothing behind: the runtime's DEL would find nothing left to do.
-    const undone = await deleteAll(env, id)
-    if (E.isLeft(undone)) ctx.log.warn('cleanup after a failed ADD failed', { endpointId: id, error: undone.left })
-    return E.left(toCniError(joined.left))
-  }
+const refuseJoined = (id: EndpointId, containerId: ContainerId, ifName: IfName): Flow<void> =>
+  pipe(
+    getEndpoint(id),
+    RTE.chain((existing) =>
+      O.isSome(existing) && existing.value.sandbox !== undefined
+        ? RTE.left(
+            alreadyExists('endpoint', id, `${ifName} of container ${containerId} is already attached; DEL it first`)
+          )
+        : RTE.right(undefined)
+    )
+  )
 
-  // 5. The result, with the host-side links' MACs as the kernel has them.
-  const j = joined.right
-  const macOf = async (name: string | undefined): Promise<string | undefined> => {
-    if (name === undefined) return undefined
-    const m = await ctx.runtime.probe.hostMac(name)()
-    return E.isRight(m) ? m.right : undefined
-  }
-  const [bridgeMac, hostMac] = await Promise.all([macOf(j.network.bridge), macOf(j.endpoint.hostIfName)])
-  return E.right(
-    toCniResult(ctx.netconf.conf, j.network, j.endpoint, { netns, ifName, mac: j.placed.mac }, {
-      ...(bridgeMac === undefined ? {} : { bridge: bridgeMac }),
-      ...(hostMac === undefined ? {} : { hostVeth: hostMac })
-    })
+const detach = (id: EndpointId): Flow<void> =>
+  pipe(
+    leave(id),
+    RTE.chain(() => deleteEndpoint(id))
+  )
+
+/**
+ * createEndpoint; when the record outlived its bridge (a reboot, an operator's `ip link del`),
+ * the bridge is made again once.
+ */
+const createRecreatingBridge = (
+  ctx: CommandContext,
+  network: Network,
+  request: CreateEndpointRequest
+): Flow<Endpoint> =>
+  pipe(
+    createEndpoint(network.id, request),
+    RTE.orElse((e) =>
+      e._tag === 'NotFound' && e.kind === 'network'
+        ? pipe(
+            RTE.fromIO<void, Env, CoreError>(() =>
+              ctx.log.info('bridge missing; recreating it', { networkId: network.id, bridge: network.bridge })
+            ),
+            RTE.chain(() => (env: Env) => env.dataplane.ensureNetwork(network)),
+            RTE.chain(() => createEndpoint(network.id, request))
+          )
+        : RTE.left(e)
+    )
+  )
+
+// A MAC the kernel cannot tell is left out of the result, not an error.
+const hostMacOf = (ctx: CommandContext, name: string | undefined): T.Task<string | undefined> =>
+  name === undefined
+    ? T.of(undefined)
+    : pipe(
+        ctx.runtime.probe.hostMac(name),
+        TE.getOrElseW(() => T.of(undefined))
+      )
+
+/** 5. The result, with the host-side links' MACs as the kernel has them. */
+const resultOf = (ctx: CommandContext, j: JoinResult): TE.TaskEither<CniError, Result> => {
+  const { ifName, netns } = attachmentOf(ctx)
+  return pipe(
+    T.sequenceArray([hostMacOf(ctx, j.network.bridge), hostMacOf(ctx, j.endpoint.hostIfName)]),
+    T.map(([bridgeMac, hostMac]) =>
+      toCniResult(
+        ctx.netconf.conf,
+        j.network,
+        j.endpoint,
+        { netns, ifName, mac: j.placed.mac },
+        {
+          ...(bridgeMac === undefined ? {} : { bridge: bridgeMac }),
+          ...(hostMac === undefined ? {} : { hostVeth: hostMac })
+        }
+      )
+    ),
+    TE.rightTask
   )
 }
 
-const deleteAll = async (env: Env, id: Parameters<typeof leave>[0]) => {
-  const left = await leave(id)(env)()
-  if (E.isLeft(left)) return left
-  return deleteEndpoint(id)(env)()
-}
+// -------------------------------------------------------------------------------------
+// isthmus as an IPAM plugin
+// -------------------------------------------------------------------------------------
 
 /** isthmus as the IPAM plugin of another plugin: allocate, record, answer an IPAM result. */
-const ipamAdd = async (ctx: CommandContext): Promise<CommandOutcome> => {
-  const spec = toIpamNetworkSpec(ctx.netconf)
-  if (E.isLeft(spec)) return spec
-  const ips = requestedIps(ctx.netconf.conf, ctx.args.args)
-  if (E.isLeft(ips)) return ips
-  const addresses = addressRequestsOf(spec.right.subnets, ips.right)
-  if (E.isLeft(addresses)) return addresses
+const ipamAdd = (ctx: CommandContext): CommandTask => {
   const { containerId, ifName } = attachmentOf(ctx)
-  return withCore(ctx, async (session) => {
-    const env: Env = { ...session.env, dataplane: recordOnlyDataplane }
-    const network = await runFlow(env, ensureNetwork(spec.right))
-    if (E.isLeft(network)) return network
-    const id = attachmentEndpointId(network.right.id, containerId, ifName)
-    // As host-local: exactly ipam.routes (no default route unless listed).
-    const routes = routesOf(ctx.netconf.conf, network.right, ctx.netconf.conf.ipam?.routes ?? []) ?? []
-    const created = await runFlow(
-      env,
-      createEndpoint(network.right.id, { id, owner: { kind: 'container', containerId, ifName }, addresses: addresses.right, routes })
+  const { conf } = ctx.netconf
+  return pipe(
+    E.Do,
+    E.bind('spec', () => toIpamNetworkSpec(ctx.netconf)),
+    E.bind('ips', () => requestedIps(conf, ctx.args.args)),
+    E.bind('addresses', ({ spec, ips }) => addressRequestsOf(spec.subnets, ips)),
+    TE.fromEither,
+    TE.chain(({ spec, addresses }) =>
+      withCore(ctx, (session) => {
+        const env: Env = { ...session.env, dataplane: recordOnlyDataplane }
+        return pipe(
+          runFlow(env, ensureNetwork(spec)),
+          TE.chain((network) => {
+            const id = attachmentEndpointId(network.id, containerId, ifName)
+            // As host-local: exactly ipam.routes (no default route unless listed).
+            const routes = routesOf(conf, network, conf.ipam?.routes ?? []) ?? []
+            const request = { id, owner: { kind: 'container', containerId, ifName } as const, addresses, routes }
+            return pipe(
+              runFlow(env, createEndpoint(network.id, request)),
+              TE.map((created) => toIpamResult(conf, network, created))
+            )
+          })
+        )
+      })
     )
-    if (E.isLeft(created)) return created
-    return E.right(toIpamResult(ctx.netconf.conf, network.right, created.right))
-  })
+  )
 }

@@ -4,16 +4,30 @@
  * the delegated IPAM plugin.
  */
 import * as E from 'fp-ts/lib/Either.js'
-import { compositeControlPlane, DEFAULT_STATE_DIR, type CoreError, type Env, type Flow, type Logger } from '@isthmus/core'
+import { pipe } from 'fp-ts/lib/function.js'
+import * as TE from 'fp-ts/lib/TaskEither.js'
+import * as t from 'io-ts'
+import {
+  compositeControlPlane,
+  DEFAULT_STATE_DIR,
+  describe,
+  invalidConfig,
+  parseJson,
+  decodeJson,
+  type CoreError,
+  type Env,
+  type Flow,
+  type Logger
+} from '@isthmus/core'
 import type { CmdArgs, RawEnv } from '../protocol/Env.js'
 import { Code, cniError, isCniError, type CniError } from '../protocol/Error.js'
 import { excerpt } from '../protocol/Json.js'
 import type { NetConf } from '../protocol/NetConf.js'
 import { decodeResult, type Result } from '../protocol/Result.js'
 import { compareVersions } from '../protocol/Version.js'
-import type { CoreSession, Runtime } from '../runtime.js'
+import type { ControllerPorts, CoreSession, PluginRun, Runtime } from '../runtime.js'
 import { noController } from '../controller.js'
-import { controllerSettingsOf, toCniError } from '../translate.js'
+import { controllerSettingsOf, ipamModeOf, isIpamCall, toCniError } from '../translate.js'
 
 /** @category model */
 export interface CommandContext {
@@ -28,8 +42,80 @@ export interface CommandContext {
 /** A result to print (ADD), nothing (DEL, CHECK, GC, STATUS), or the error document. @category model */
 export type CommandOutcome = E.Either<CniError, Result | undefined>
 
+/** A command, run once by the envelope. @category model */
+export type CommandTask = TE.TaskEither<CniError, Result | undefined>
+
 /** What could not be opened: the state store, or the controller of the `contrail` section. @category model */
 export type Opening = 'store' | 'controller'
+
+// -------------------------------------------------------------------------------------
+// CNI errors inside core's saga
+// -------------------------------------------------------------------------------------
+
+/** A CNI error riding through core's saga: a valid CoreError for the saga's logs, with the exact CNI answer. */
+type Carried = CoreError & { readonly cni: CniError }
+
+/**
+ * A CNI error as a saga step's failure. The saga fails with its failing step's own error, so
+ * `fromStepError` gives back this very CNI error (a delegate's document keeps its code).
+ *
+ * @category utils
+ */
+export const carry = (e: CniError): CoreError =>
+  ({ ...invalidConfig(e.details === undefined ? e.msg : `${e.msg}: ${e.details}`), cni: e }) as Carried
+
+/** A saga's failure as the CNI error to answer: a carried one as it is, a core error mapped. @category utils */
+export const fromStepError = (e: CoreError): CniError => ('cni' in e ? (e as Carried).cni : toCniError(e))
+
+/** The netconf's `prevResult`, decoded, when it has one. @category utils */
+export const prevResultOf = (ctx: CommandContext): E.Either<CniError, Result | undefined> =>
+  ctx.netconf.conf.prevResult === undefined
+    ? E.right(undefined)
+    : decodeResult(ctx.netconf.conf.prevResult, ctx.netconf.cniVersion)
+
+/**
+ * The delegated IPAM plugin the command goes on to, if any: none when the netconf's IPAM is
+ * isthmus's own, nor when isthmus is itself the IPAM of another plugin.
+ *
+ * @category utils
+ */
+export const delegatedPlugin = (ctx: CommandContext): string | undefined => {
+  const { conf } = ctx.netconf
+  const mode = ipamModeOf(conf, ctx.runtime.selfNames)
+  return !isIpamCall(conf, ctx.runtime.selfNames) && mode._tag === 'Delegated' ? mode.plugin : undefined
+}
+
+// -------------------------------------------------------------------------------------
+// the core
+// -------------------------------------------------------------------------------------
+
+// First, as it holds nothing to close: credentials are read, nothing is contacted.
+const controllerOf = (ctx: CommandContext): TE.TaskEither<CoreError, ControllerPorts> => {
+  const settings = controllerSettingsOf(ctx.netconf.conf, ctx.env)
+  return settings === undefined ? TE.right(noController) : ctx.runtime.controller(settings, ctx.log)
+}
+
+const openStore = (ctx: CommandContext): TE.TaskEither<CoreError, CoreSession> => {
+  const { conf } = ctx.netconf
+  const chain = conf.chainPrefix === undefined ? {} : { chainPrefix: conf.chainPrefix }
+  return ctx.runtime.open({ stateDir: conf.stateDir ?? DEFAULT_STATE_DIR, ...chain }, ctx.log)
+}
+
+/** The session's Env with the controller's control plane in front of the built-in one, and its agent. */
+const withController = (opened: CoreSession, ports: ControllerPorts): CoreSession => ({
+  ...opened,
+  env: {
+    ...opened.env,
+    controlPlane: compositeControlPlane({ controller: ports.controlPlane, builtin: opened.env.controlPlane }),
+    agent: ports.agent
+  }
+})
+
+// The store is closed whatever `run` does, a thrown bug included (the envelope reports that one).
+const closing =
+  <A>(opened: CoreSession, run: TE.TaskEither<CniError, A>): TE.TaskEither<CniError, A> =>
+  () =>
+    run().finally(() => opened.close())
 
 /**
  * Run `f` with the core opened at the netconf's `stateDir`; the store is closed afterwards.
@@ -39,46 +125,65 @@ export type Opening = 'store' | 'controller'
  *
  * @category utils
  */
-export const withCore = async <A>(
+export const withCore = <A>(
   ctx: CommandContext,
-  f: (s: CoreSession) => Promise<E.Either<CniError, A>>,
+  f: (s: CoreSession) => TE.TaskEither<CniError, A>,
   onOpenError: (e: CoreError, what: Opening) => CniError = toCniError
-): Promise<E.Either<CniError, A>> => {
-  const { conf } = ctx.netconf
-  // First, as it holds nothing to close: credentials are read, nothing is contacted.
-  const settings = controllerSettingsOf(conf, ctx.env)
-  const ports = settings === undefined ? E.right(noController) : await ctx.runtime.controller(settings, ctx.log)()
-  if (E.isLeft(ports)) return E.left(onOpenError(ports.left, 'controller'))
-  const opened = await ctx.runtime.open(
-    { stateDir: conf.stateDir ?? DEFAULT_STATE_DIR, ...(conf.chainPrefix === undefined ? {} : { chainPrefix: conf.chainPrefix }) },
-    ctx.log
-  )()
-  if (E.isLeft(opened)) return E.left(onOpenError(opened.left, 'store'))
-  const { env } = opened.right
-  const session: CoreSession = {
-    ...opened.right,
-    env: {
-      ...env,
-      controlPlane: compositeControlPlane({ controller: ports.right.controlPlane, builtin: env.controlPlane }),
-      agent: ports.right.agent
-    }
-  }
-  try {
-    return await f(session)
-  } finally {
-    await opened.right.close()
-  }
-}
+): TE.TaskEither<CniError, A> =>
+  pipe(
+    TE.Do,
+    TE.bind('ports', () =>
+      pipe(
+        controllerOf(ctx),
+        TE.mapLeft((e) => onOpenError(e, 'controller'))
+      )
+    ),
+    TE.bind('opened', () =>
+      pipe(
+        openStore(ctx),
+        TE.mapLeft((e) => onOpenError(e, 'store'))
+      )
+    ),
+    TE.chain(({ ports, opened }) => closing(opened, f(withController(opened, ports))))
+  )
 
 /** Run a flow; a core error becomes its CNI error. @category utils */
-export const runFlow = async <A>(env: Env, flow: Flow<A>): Promise<E.Either<CniError, A>> => {
-  const r = await flow(env)()
-  return E.isLeft(r) ? E.left(toCniError(r.left)) : r
-}
+export const runFlow = <A>(env: Env, flow: Flow<A>): TE.TaskEither<CniError, A> =>
+  pipe(flow(env), TE.mapLeft(toCniError))
 
 // -------------------------------------------------------------------------------------
 // delegation (CNI SPEC §Delegated plugins)
 // -------------------------------------------------------------------------------------
+
+// A failed delegate's own error document, if it printed one; its code passes through unchanged.
+const delegateDocument = (stdout: string): CniError | undefined =>
+  pipe(
+    parseJson('the delegate error')(stdout),
+    E.match(
+      () => undefined,
+      (doc) =>
+        isCniError(doc)
+          ? { code: doc.code, msg: doc.msg, ...(doc.details === undefined ? {} : { details: doc.details }) }
+          : undefined
+    )
+  )
+
+const delegateOutcome =
+  (ctx: CommandContext, plugin: string, command: string) =>
+  (run: PluginRun | undefined): E.Either<CniError, string> => {
+    if (run === undefined) {
+      const path = excerpt(ctx.args.path.join(' '), 256)
+      return E.left(
+        cniError(Code.InvalidConfig, `failed to find plugin ${JSON.stringify(excerpt(plugin))} in path [${path}]`)
+      )
+    }
+    if (run.stderr.trim() !== '') ctx.log.debug('delegate stderr', { plugin, command, stderr: run.stderr.trim() })
+    if (run.exitCode === 0) return E.right(run.stdout)
+    const failure = run.stderr.trim() || run.stdout.trim() || `exit ${run.exitCode}`
+    return E.left(
+      delegateDocument(run.stdout) ?? cniError(Code.Internal, `delegated plugin ${plugin} failed (${command})`, failure)
+    )
+  }
 
 /**
  * Run the delegated plugin with the same stdin and environment, CNI_COMMAND set to `command`.
@@ -87,43 +192,38 @@ export const runFlow = async <A>(env: Env, flow: Flow<A>): Promise<E.Either<CniE
  *
  * @category utils
  */
-export const runDelegate = async (
+export const runDelegate = (
   ctx: CommandContext,
   plugin: string,
   command: string,
   stdin: string = ctx.netconf.text
-): Promise<E.Either<CniError, string>> => {
-  const run = await ctx.runtime.delegate.exec(plugin, ctx.args.path, { ...ctx.env, CNI_COMMAND: command }, stdin)
-  if (run === undefined) {
-    return E.left(cniError(Code.InvalidConfig, `failed to find plugin ${JSON.stringify(excerpt(plugin))} in path [${excerpt(ctx.args.path.join(' '), 256)}]`))
-  }
-  if (run.stderr.trim() !== '') ctx.log.debug('delegate stderr', { plugin, command, stderr: run.stderr.trim() })
-  if (run.exitCode === 0) return E.right(run.stdout)
-  let doc: unknown
-  try {
-    doc = JSON.parse(run.stdout)
-  } catch {
-    doc = undefined
-  }
-  return E.left(
-    isCniError(doc)
-      ? { code: doc.code, msg: doc.msg, ...(doc.details === undefined ? {} : { details: doc.details }) }
-      : cniError(Code.Internal, `delegated plugin ${plugin} failed (${command})`, run.stderr.trim() || run.stdout.trim() || `exit ${run.exitCode}`)
+): TE.TaskEither<CniError, string> =>
+  pipe(
+    TE.rightTask(() => ctx.runtime.delegate.exec(plugin, ctx.args.path, { ...ctx.env, CNI_COMMAND: command }, stdin)),
+    TE.chainEitherK(delegateOutcome(ctx, plugin, command))
   )
-}
 
 /** The delegate's ADD result, decoded. @category utils */
-export const delegateAdd = async (ctx: CommandContext, plugin: string): Promise<E.Either<CniError, Result>> => {
-  const out = await runDelegate(ctx, plugin, 'ADD')
-  if (E.isLeft(out)) return out
-  let doc: unknown
-  try {
-    doc = JSON.parse(out.right)
-  } catch (e) {
-    return E.left(cniError(Code.Decode, `delegated plugin ${plugin} printed no JSON result`, e instanceof Error ? e.message : String(e)))
-  }
-  return decodeResult(doc, ctx.netconf.cniVersion, `the result of ${plugin}`)
-}
+export const delegateAdd = (ctx: CommandContext, plugin: string): TE.TaskEither<CniError, Result> =>
+  pipe(
+    runDelegate(ctx, plugin, 'ADD'),
+    TE.chainEitherK((out) =>
+      pipe(
+        parseJson(`the result of ${plugin}`)(out),
+        E.mapLeft((e) => cniError(Code.Decode, `delegated plugin ${plugin} printed no JSON result`, describe(e)))
+      )
+    ),
+    TE.chainEitherK((doc) => decodeResult(doc, ctx.netconf.cniVersion, `the result of ${plugin}`))
+  )
+
+/** What VERSION answers, as far as this plugin reads it. */
+const Versions = t.type({ supportedVersions: t.array(t.unknown) })
+
+const speaks110 = (out: string): boolean =>
+  pipe(
+    decodeJson(Versions, 'the VERSION answer')(out),
+    E.exists((v) => v.supportedVersions.some((s) => typeof s === 'string' && compareVersions(s, '1.1.0') >= 0))
+  )
 
 /**
  * Whether the delegate speaks spec 1.1.0 (GC, STATUS): asked with VERSION. Older plugins (the
@@ -131,13 +231,33 @@ export const delegateAdd = async (ctx: CommandContext, plugin: string): Promise<
  *
  * @category utils
  */
-export const delegateSpeaks110 = async (ctx: CommandContext, plugin: string): Promise<boolean> => {
-  const out = await runDelegate(ctx, plugin, 'VERSION', JSON.stringify({ cniVersion: ctx.netconf.cniVersion }))
-  if (E.isLeft(out)) return false
-  try {
-    const v = JSON.parse(out.right) as { supportedVersions?: unknown }
-    return Array.isArray(v.supportedVersions) && v.supportedVersions.some((s) => typeof s === 'string' && compareVersions(s, '1.1.0') >= 0)
-  } catch {
-    return false
-  }
+export const delegateSpeaks110 = (ctx: CommandContext, plugin: string): TE.TaskEither<never, boolean> =>
+  pipe(
+    runDelegate(ctx, plugin, 'VERSION', JSON.stringify({ cniVersion: ctx.netconf.cniVersion })),
+    TE.match(() => false, speaks110),
+    TE.rightTask
+  )
+
+/**
+ * The delegated IPAM's own command after ours (DEL, CHECK, GC, STATUS), when there is one
+ * (`delegatedPlugin`); GC and STATUS only go to a delegate that speaks 1.1.0.
+ *
+ * @category utils
+ */
+export const forwardToDelegate = (
+  ctx: CommandContext,
+  command: 'DEL' | 'CHECK' | 'GC' | 'STATUS'
+): TE.TaskEither<CniError, void> => {
+  const plugin = delegatedPlugin(ctx)
+  if (plugin === undefined) return TE.right(undefined)
+  const run = pipe(
+    runDelegate(ctx, plugin, command),
+    TE.map(() => undefined)
+  )
+  return command === 'DEL' || command === 'CHECK'
+    ? run
+    : pipe(
+        delegateSpeaks110(ctx, plugin),
+        TE.chainW((speaks) => (speaks ? run : TE.right(undefined)))
+      )
 }

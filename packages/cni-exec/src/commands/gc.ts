@@ -10,7 +10,10 @@
  * endpoint's lock, so an ADD running meanwhile on the same network is not swept.
  */
 import * as E from 'fp-ts/lib/Either.js'
+import { pipe } from 'fp-ts/lib/function.js'
 import * as O from 'fp-ts/lib/Option.js'
+import * as T from 'fp-ts/lib/Task.js'
+import * as TE from 'fp-ts/lib/TaskEither.js'
 import {
   ContainerId,
   describe,
@@ -19,13 +22,14 @@ import {
   IfName,
   type Env,
   type GcAttachment,
-  type GcOptions
+  type GcOptions,
+  type GcReport
 } from '@isthmus/core'
-import { cniError } from '../protocol/Error.js'
+import { cniError, type CniError } from '../protocol/Error.js'
 import { OLD_ATTACHMENTS, VALID_ATTACHMENTS, type Attachment } from '../protocol/NetConf.js'
 import { recordOnlyDataplane } from '../recordOnly.js'
-import { ipamModeOf, isIpamCall, toCniError } from '../translate.js'
-import { delegateSpeaks110, runDelegate, runFlow, withCore, type CommandContext, type CommandOutcome } from './context.js'
+import { isIpamCall, toCniError } from '../translate.js'
+import { forwardToDelegate, runFlow, withCore, type CommandContext, type CommandTask } from './context.js'
 
 /**
  * The attachments to keep. Absent or `null` (libcni sends null for a nil list) means "no
@@ -52,42 +56,58 @@ export const validOf = (list: ReadonlyArray<Attachment> | null | undefined): GcO
  */
 export const LEASE_GRACE_MS = 60_000
 
-/** @category commands */
-export const gc = async (ctx: CommandContext): Promise<CommandOutcome> => {
+/**
+ * @category commands
+ */
+export const gc = (ctx: CommandContext): CommandTask =>
+  pipe(
+    collect(ctx),
+    // The delegate collects its own even when ours failed; ours is the error reported first.
+    T.chain((ours) =>
+      pipe(
+        forwardToDelegate(ctx, 'GC'),
+        T.map((delegated) => (E.isLeft(ours) ? ours : delegated))
+      )
+    ),
+    TE.map(() => undefined)
+  )
+
+/** Core gc on this network, when it was ever attached to here. */
+const collect = (ctx: CommandContext): TE.TaskEither<CniError, void> => {
   const { conf } = ctx.netconf
   const ipamCall = isIpamCall(conf, ctx.runtime.selfNames)
   const valid = validOf(conf[VALID_ATTACHMENTS] !== undefined ? conf[VALID_ATTACHMENTS] : conf[OLD_ATTACHMENTS])
-  const ours = await withCore(ctx, async (session) => {
-    const stored = await runFlow(session.env, getNetwork(ctx.netconf.name))
-    if (E.isLeft(stored)) return stored
-    // Nothing was ever attached to this network here.
-    if (O.isNone(stored.right)) return E.right(undefined)
-    const env: Env = ipamCall ? { ...session.env, dataplane: recordOnlyDataplane } : session.env
-    const report = await runFlow(env, coreGc({ networkId: ctx.netconf.name, valid, leaseGraceMs: LEASE_GRACE_MS }))
-    if (E.isLeft(report)) return report
-    const r = report.right
-    ctx.log.info('gc', {
-      networkId: ctx.netconf.name,
-      endpointsRemoved: r.endpointsRemoved,
-      leasesReleased: r.leasesReleased.map((l) => l.address),
-      linksRemoved: r.linksRemoved
-    })
-    const first = r.failures[0]
-    if (first === undefined) return E.right(undefined)
-    const mapped = toCniError(first.error)
-    return E.left(
-      cniError(
-        mapped.code,
-        `GC could not remove ${r.failures.length} item(s)`,
-        r.failures.map((f) => `${f.step} ${f.target}: ${describe(f.error)}`).join('; ')
-      )
+  return withCore(ctx, (session) =>
+    pipe(
+      runFlow(session.env, getNetwork(ctx.netconf.name)),
+      TE.chain((stored) => {
+        // Nothing was ever attached to this network here.
+        if (O.isNone(stored)) return TE.right(undefined)
+        const env: Env = ipamCall ? { ...session.env, dataplane: recordOnlyDataplane } : session.env
+        return pipe(
+          runFlow(env, coreGc({ networkId: ctx.netconf.name, valid, leaseGraceMs: LEASE_GRACE_MS })),
+          TE.chainEitherK((report) => reported(ctx, report))
+        )
+      })
     )
-  })
-  const mode = ipamModeOf(conf, ctx.runtime.selfNames)
-  if (!ipamCall && mode._tag === 'Delegated' && (await delegateSpeaks110(ctx, mode.plugin))) {
-    const d = await runDelegate(ctx, mode.plugin, 'GC')
-    if (E.isLeft(d) && E.isRight(ours)) return d
-  }
-  return E.isLeft(ours) ? ours : E.right(undefined)
+  )
 }
 
+/** Log what gc did; its failures, if any, as one error naming each. */
+const reported = (ctx: CommandContext, r: GcReport): E.Either<CniError, void> => {
+  ctx.log.info('gc', {
+    networkId: ctx.netconf.name,
+    endpointsRemoved: r.endpointsRemoved,
+    leasesReleased: r.leasesReleased.map((l) => l.address),
+    linksRemoved: r.linksRemoved
+  })
+  const first = r.failures[0]
+  if (first === undefined) return E.right(undefined)
+  return E.left(
+    cniError(
+      toCniError(first.error).code,
+      `GC could not remove ${r.failures.length} item(s)`,
+      r.failures.map((f) => `${f.step} ${f.target}: ${describe(f.error)}`).join('; ')
+    )
+  )
+}

@@ -3,32 +3,40 @@
  * the main plugin) the dataplane's tools must run; otherwise code 50. Forwarded to a delegated
  * IPAM that speaks 1.1.0.
  */
-import * as E from 'fp-ts/lib/Either.js'
-import { describe, unavailable } from '@isthmus/core'
-import { ipamModeOf, isIpamCall, toCniError } from '../translate.js'
-import { delegateSpeaks110, runDelegate, withCore, type CommandContext, type CommandOutcome } from './context.js'
+import { pipe } from 'fp-ts/lib/function.js'
+import * as TE from 'fp-ts/lib/TaskEither.js'
+import { describe, unavailable, type CoreError, type Env } from '@isthmus/core'
+import type { CniError } from '../protocol/Error.js'
+import { isIpamCall, toCniError } from '../translate.js'
+import { forwardToDelegate, withCore, type CommandContext, type CommandTask, type Opening } from './context.js'
+
+const down = (what: string, detail: string): CniError => toCniError(unavailable(`${what}: ${detail}`))
+
+const unopened = (e: CoreError, what: Opening): CniError =>
+  down(what === 'store' ? 'the state store cannot be opened' : 'the contrail section cannot be used', describe(e))
+
+/** The store answers; as the main plugin, the dataplane's tools run too. */
+const ready = (env: Env, ipamCall: boolean): TE.TaskEither<CniError, void> =>
+  pipe(
+    env.store.ping(),
+    TE.mapLeft((e) => down('the state store is unusable', describe(e))),
+    TE.chain(() =>
+      ipamCall
+        ? TE.right(undefined)
+        : pipe(
+            env.dataplane.inventory(),
+            TE.bimap(
+              (e) => down('the dataplane is unusable', describe(e)),
+              () => undefined
+            )
+          )
+    )
+  )
 
 /** @category commands */
-export const status = async (ctx: CommandContext): Promise<CommandOutcome> => {
-  const { conf } = ctx.netconf
-  const ipamCall = isIpamCall(conf, ctx.runtime.selfNames)
-  const down = (what: string, detail: string) => toCniError(unavailable(`${what}: ${detail}`))
-  const ours = await withCore(
-    ctx,
-    async ({ env }) => {
-      const ping = await env.store.ping()()
-      if (E.isLeft(ping)) return E.left(down('the state store is unusable', describe(ping.left)))
-      if (ipamCall) return E.right(undefined)
-      const inv = await env.dataplane.inventory()()
-      return E.isLeft(inv) ? E.left(down('the dataplane is unusable', describe(inv.left))) : E.right(undefined)
-    },
-    (e, what) => down(what === 'store' ? 'the state store cannot be opened' : 'the contrail section cannot be used', describe(e))
+export const status = (ctx: CommandContext): CommandTask =>
+  pipe(
+    withCore(ctx, ({ env }) => ready(env, isIpamCall(ctx.netconf.conf, ctx.runtime.selfNames)), unopened),
+    TE.chain(() => forwardToDelegate(ctx, 'STATUS')),
+    TE.map(() => undefined)
   )
-  if (E.isLeft(ours)) return ours
-  const mode = ipamModeOf(conf, ctx.runtime.selfNames)
-  if (!ipamCall && mode._tag === 'Delegated' && (await delegateSpeaks110(ctx, mode.plugin))) {
-    const d = await runDelegate(ctx, mode.plugin, 'STATUS')
-    if (E.isLeft(d)) return d
-  }
-  return E.right(undefined)
-}

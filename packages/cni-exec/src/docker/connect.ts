@@ -10,16 +10,37 @@
  * The sandbox (SandboxKey, the namespace) stays the same throughout.
  */
 import * as E from 'fp-ts/lib/Either.js'
-import { familyOf, type IpAddress, type MacAddress } from '@isthmus/core'
+import { sequenceT } from 'fp-ts/lib/Apply.js'
+import { pipe } from 'fp-ts/lib/function.js'
+import * as O from 'fp-ts/lib/Option.js'
+import * as RTE from 'fp-ts/lib/ReaderTaskEither.js'
+import * as T from 'fp-ts/lib/Task.js'
+import * as TE from 'fp-ts/lib/TaskEither.js'
+import {
+  begin,
+  bindStep,
+  doStep,
+  familyOf,
+  type IpAddress,
+  type MacAddress,
+  type SagaEnv,
+  type Step
+} from '@isthmus/core'
 import { Code, cniError, type CniError } from '../protocol/Error.js'
 import type { DockerConf } from '../protocol/NetConf.js'
 import { appendResult, decodeResult, type Result } from '../protocol/Result.js'
 import { requestedIps, requestedMac, toCniError } from '../translate.js'
-import type { CommandContext, CommandOutcome } from '../commands/context.js'
-import { attachmentOn, onNoneNetwork, type ConnectRequest, type ContainerInspect, type EndpointSettings } from './api.js'
-import { isNoSuch, type DockerClient } from './client.js'
+import { carry, fromStepError, prevResultOf, type CommandContext, type CommandTask } from '../commands/context.js'
+import {
+  attachmentOn,
+  onNoneNetwork,
+  type ConnectRequest,
+  type ContainerInspect,
+  type EndpointSettings
+} from './api.js'
+import { isNoSuch, type DockerClient, type DockerError } from './client.js'
 import { dockerToCni, NO_SUCH_CONTAINER, NO_SUCH_NETWORK } from './errors.js'
-import type { DockerPorts } from './ports.js'
+import type { NamespaceId, DockerPorts } from './ports.js'
 import { dockerAddresses, dockerResult } from './result.js'
 
 /** Docker's own network of `--net=none`. */
@@ -36,161 +57,308 @@ const checkFailed = (msg: string, details?: string): CniError => cniError(Code.C
 
 const lower = (s: string | undefined): string | undefined => s?.toLowerCase()
 
+const short = (id: string): string => id.slice(0, 12)
+
 // -------------------------------------------------------------------------------------
 // reads shared by ADD and CHECK
 // -------------------------------------------------------------------------------------
 
-const inspectBoth = async (s: Shim): Promise<E.Either<CniError, { network: string; container: ContainerInspect }>> => {
-  const [n, c] = await Promise.all([s.docker.inspectNetwork(s.section.network)(), s.docker.inspectContainer(s.ctx.args.containerId ?? '')()])
-  if (E.isLeft(n)) return E.left(dockerToCni(n.left, NO_SUCH_NETWORK))
-  if (E.isLeft(c)) return E.left(dockerToCni(c.left, NO_SUCH_CONTAINER))
-  return E.right({ network: n.right.Id, container: c.right })
+interface Both {
+  readonly network: string
+  readonly container: ContainerInspect
 }
+
+// Both asked at once; the network's failure is reported first.
+const inspectBoth = (s: Shim): TE.TaskEither<CniError, Both> =>
+  pipe(
+    sequenceT(TE.ApplyPar)(
+      pipe(
+        s.docker.inspectNetwork(s.section.network),
+        TE.mapLeft((e) => dockerToCni(e, NO_SUCH_NETWORK))
+      ),
+      pipe(
+        s.docker.inspectContainer(s.ctx.args.containerId ?? ''),
+        TE.mapLeft((e) => dockerToCni(e, NO_SUCH_CONTAINER))
+      )
+    ),
+    TE.map(([n, container]) => ({ network: n.Id, container }))
+  )
+
+const notRunning = (c: ContainerInspect): CniError =>
+  cniError(
+    Code.TryAgainLater,
+    'docker container is not running',
+    `container ${short(c.Id)} is ${c.State.Status ?? 'not running'}: it has no network namespace`
+  )
+
+// The sandbox vanished between the inspect and now: the container is stopping or restarting.
+const sandboxGone = (c: ContainerInspect, key: string): CniError =>
+  cniError(
+    Code.TryAgainLater,
+    'docker container sandbox is gone',
+    `${key}: container ${short(c.Id)} is stopping or restarting`
+  )
+
+const otherNamespace = (c: ContainerInspect, netns: string, ours: NamespaceId, theirs: NamespaceId): CniError =>
+  cniError(
+    Code.InvalidConfig,
+    'CNI_NETNS is not the network namespace of the docker container',
+    `CNI_NETNS ${netns} is namespace ${ours.ino} (dev ${ours.dev}); ` +
+      `container ${short(c.Id)} has ${c.NetworkSettings.SandboxKey}, namespace ${theirs.ino} (dev ${theirs.dev})`
+  )
 
 /**
  * CNI_NETNS must be the namespace Docker put the container in: the runtime and Docker would
  * otherwise disagree about which sandbox the result describes. Compared by device and inode, so
  * `/proc/<pid>/ns/net` and `/var/run/docker/netns/<id>` match when they are one namespace.
  */
-const sameNamespace = async (s: Shim, c: ContainerInspect): Promise<E.Either<CniError, void>> => {
+const sameNamespace = (s: Shim, c: ContainerInspect): TE.TaskEither<CniError, void> => {
   const key = c.NetworkSettings.SandboxKey
-  if (!c.State.Running || key === '') {
-    return E.left(cniError(Code.TryAgainLater, 'docker container is not running', `container ${c.Id.slice(0, 12)} is ${c.State.Status ?? 'not running'}: it has no network namespace`))
-  }
+  if (!c.State.Running || key === '') return TE.left(notRunning(c))
   const netns = s.ctx.args.netns ?? ''
-  const [ours, theirs] = await Promise.all([s.ports.namespaceOf(netns)(), s.ports.namespaceOf(key)()])
-  if (E.isLeft(ours)) return E.left(toCniError(ours.left))
-  // The sandbox vanished between the inspect and now: the container is stopping or restarting.
-  if (E.isLeft(theirs)) return E.left(cniError(Code.TryAgainLater, 'docker container sandbox is gone', `${key}: container ${c.Id.slice(0, 12)} is stopping or restarting`))
-  if (ours.right.dev === theirs.right.dev && ours.right.ino === theirs.right.ino) return E.right(undefined)
-  return E.left(
-    cniError(
-      Code.InvalidConfig,
-      'CNI_NETNS is not the network namespace of the docker container',
-      `CNI_NETNS ${netns} is namespace ${ours.right.ino} (dev ${ours.right.dev}); container ${c.Id.slice(0, 12)} has ${key}, namespace ${theirs.right.ino} (dev ${theirs.right.dev})`
+  return pipe(
+    sequenceT(TE.ApplyPar)(
+      pipe(s.ports.namespaceOf(netns), TE.mapLeft(toCniError)),
+      pipe(
+        s.ports.namespaceOf(key),
+        TE.mapLeft(() => sandboxGone(c, key))
+      )
+    ),
+    TE.chainEitherK(([ours, theirs]) =>
+      ours.dev === theirs.dev && ours.ino === theirs.ino
+        ? E.right(undefined)
+        : E.left(otherNamespace(c, netns, ours, theirs))
     )
   )
 }
 
 /** The interface Docker made in the sandbox: the link with the endpoint's MAC. */
-const linkNamed = async (s: Shim, key: string, mac: string | undefined): Promise<E.Either<CniError, string>> => {
-  const links = await s.ports.links(key)()
-  if (E.isLeft(links)) return E.left(toCniError(links.left))
-  const found = links.right.find((l) => mac !== undefined && lower(l.mac) === lower(mac))
-  return found === undefined
-    ? E.left(cniError(Code.Dataplane, 'docker attached the container, but its interface is not in the sandbox', `no link with MAC ${mac ?? '(none)'} in ${key}`))
-    : E.right(found.name)
-}
+const linkNamed = (s: Shim, key: string, mac: string | undefined): TE.TaskEither<CniError, string> =>
+  pipe(
+    s.ports.links(key),
+    TE.mapLeft(toCniError),
+    TE.chainEitherK((links) =>
+      pipe(
+        links.find((l) => mac !== undefined && lower(l.mac) === lower(mac)),
+        E.fromNullable(
+          cniError(
+            Code.Dataplane,
+            'docker attached the container, but its interface is not in the sandbox',
+            `no link with MAC ${mac ?? '(none)'} in ${key}`
+          )
+        ),
+        E.map((l) => l.name)
+      )
+    )
+  )
 
 // -------------------------------------------------------------------------------------
 // ADD
 // -------------------------------------------------------------------------------------
 
 /** The connect request: at most one address per family (`ips` capability, args, `IP=`), and the MAC. */
-const connectRequest = (ctx: CommandContext, container: string): E.Either<CniError, { readonly body: ConnectRequest; readonly mac?: MacAddress }> => {
-  const ips = requestedIps(ctx.netconf.conf, ctx.args.args)
-  if (E.isLeft(ips)) return ips
-  const mac = requestedMac(ctx.netconf.conf, ctx.args.args)
-  if (E.isLeft(mac)) return mac
-  const of = (f: 4 | 6): ReadonlyArray<IpAddress> => ips.right.filter((a) => familyOf(a) === f)
-  const [v4, v6] = [of(4), of(6)]
-  if (v4.length > 1 || v6.length > 1) {
-    return E.left(cniError(Code.InvalidConfig, 'invalid network config', 'dockerConnect: Docker takes at most one IPv4 and one IPv6 address per network'))
-  }
-  const ipam = { ...(v4[0] === undefined ? {} : { IPv4Address: v4[0] }), ...(v6[0] === undefined ? {} : { IPv6Address: v6[0] }) }
+interface ConnectRequestOf {
+  readonly body: ConnectRequest
+  readonly mac?: MacAddress
+}
+
+const connectRequest = (ctx: CommandContext, container: string): E.Either<CniError, ConnectRequestOf> =>
+  pipe(
+    E.Do,
+    E.bind('ips', () => requestedIps(ctx.netconf.conf, ctx.args.args)),
+    E.bind('mac', () => requestedMac(ctx.netconf.conf, ctx.args.args)),
+    E.chain(({ ips, mac }) => {
+      const of = (f: 4 | 6): ReadonlyArray<IpAddress> => ips.filter((a) => familyOf(a) === f)
+      const [v4, v6] = [of(4), of(6)]
+      if (v4.length > 1 || v6.length > 1) {
+        const one = 'dockerConnect: Docker takes at most one IPv4 and one IPv6 address per network'
+        return E.left(cniError(Code.InvalidConfig, 'invalid network config', one))
+      }
+      return E.right(connectBody(container, v4[0], v6[0], mac))
+    })
+  )
+
+const connectBody = (
+  container: string,
+  v4: IpAddress | undefined,
+  v6: IpAddress | undefined,
+  mac: MacAddress | undefined
+): ConnectRequestOf => {
+  const ipam = { ...(v4 === undefined ? {} : { IPv4Address: v4 }), ...(v6 === undefined ? {} : { IPv6Address: v6 }) }
   const endpoint = {
     ...(Object.keys(ipam).length === 0 ? {} : { IPAMConfig: ipam }),
-    ...(mac.right === undefined ? {} : { MacAddress: mac.right })
+    ...(mac === undefined ? {} : { MacAddress: mac })
   }
-  return E.right({
+  return {
     body: { Container: container, ...(Object.keys(endpoint).length === 0 ? {} : { EndpointConfig: endpoint }) },
-    ...(mac.right === undefined ? {} : { mac: mac.right })
-  })
+    ...(mac === undefined ? {} : { mac })
+  }
 }
 
-/** Disconnect again (and back to `none` if it came from there): an ADD that fails leaves nothing. */
-const undo = async (s: Shim, network: string, container: string, fromNone: boolean): Promise<void> => {
-  const d = await s.docker.disconnect(network, container, true)()
-  if (E.isLeft(d) && !isNoSuch(d.left)) s.ctx.log.warn('dockerConnect: disconnect after a failed ADD failed', { network, container, error: d.left })
-  if (fromNone) await backToNone(s, container)
-}
+/** A Docker call as a step of core's saga: its failure as the CNI error it answers. */
+const step =
+  <A>(task: TE.TaskEither<DockerError, A>, onNoSuch?: CniError): Step<SagaEnv, A> =>
+  () =>
+    pipe(
+      task,
+      TE.mapLeft((e) => carry(dockerToCni(e, onNoSuch)))
+    )
 
-const backToNone = async (s: Shim, container: string): Promise<void> => {
-  const r = await s.docker.connect(NONE, { Container: container })()
-  if (E.isLeft(r)) s.ctx.log.warn('dockerConnect: could not put the container back on the none network', { container, error: r.left })
-}
+// Already gone is as good as disconnected.
+const disconnect = (s: Shim, network: string, container: string, force?: boolean): TE.TaskEither<DockerError, void> =>
+  pipe(
+    s.docker.disconnect(network, container, force),
+    TE.orElse((e) => (isNoSuch(e) ? TE.right(undefined) : TE.left(e)))
+  )
+
+const backToNone = (s: Shim, container: string): TE.TaskEither<DockerError, void> =>
+  s.docker.connect(NONE, { Container: container })
 
 const macIgnored = (wanted: MacAddress, got: string | undefined): CniError =>
   cniError(
     Code.UnsupportedField,
     `unsupported field mac=${JSON.stringify(wanted)}`,
-    `docker gave the interface ${got ?? 'no MAC'}: a MAC on network connect needs Docker 25 (API 1.44); dockerd 20.10 ignores it`
+    `docker gave the interface ${got ?? 'no MAC'}: ` +
+      'a MAC on network connect needs Docker 25 (API 1.44); dockerd 20.10 ignores it'
   )
 
-/** @category commands */
-export const connectAdd = async (s: Shim): Promise<CommandOutcome> => {
-  const { ctx } = s
-  const prev = ctx.netconf.conf.prevResult === undefined ? E.right(undefined) : decodeResult(ctx.netconf.conf.prevResult, ctx.netconf.cniVersion)
-  if (E.isLeft(prev)) return prev
-  const found = await inspectBoth(s)
-  if (E.isLeft(found)) return found
-  const { network, container: c } = found.right
-  if (attachmentOn(c, network) !== undefined) {
-    return E.left(cniError(Code.InvalidConfig, 'docker container already attached', `container ${c.Id.slice(0, 12)} is on docker network ${s.section.network}; DEL it first`))
-  }
-  const request = connectRequest(ctx, c.Id)
-  if (E.isLeft(request)) return request
-  const netns = await sameNamespace(s, c)
-  if (E.isLeft(netns)) return netns
-
-  // Docker refuses a second network next to `none` (see the module comment).
+/**
+ * Off `none` (Docker refuses a second network next to it, see the module comment), connected,
+ * then described. A failure after a step undoes the steps before it through core's saga:
+ * disconnected again, and back to `none` if it came from there; an ADD that fails leaves nothing.
+ */
+const connectSaga = (s: Shim, c: ContainerInspect, network: string, request: ConnectRequestOf) => {
   const fromNone = onNoneNetwork(c)
-  if (fromNone) {
-    const off = await s.docker.disconnect(NONE, c.Id)()
-    if (E.isLeft(off) && !isNoSuch(off.left)) return E.left(dockerToCni(off.left))
-  }
-  const on = await s.docker.connect(network, request.right.body)()
-  if (E.isLeft(on)) {
-    if (fromNone) await backToNone(s, c.Id)
-    return E.left(dockerToCni(on.left, NO_SUCH_NETWORK))
-  }
-
-  const result = await describeAttachment(s, c.Id, network, request.right.mac)
-  if (E.isLeft(result)) {
-    await undo(s, network, c.Id, fromNone)
-    return result
-  }
-  if (result.right.ifName !== ctx.args.ifName) {
-    // Docker names the interface itself (eth0, eth1, … in the order of connects) and tracks it by that name.
-    ctx.log.warn('dockerConnect: docker named the interface differently from CNI_IFNAME', { asked: ctx.args.ifName, named: result.right.ifName })
-  }
-  return E.right(prev.right === undefined ? result.right.result : appendResult(prev.right, result.right.result))
+  return pipe(
+    begin<SagaEnv>('dockerConnect ADD'),
+    doStep(
+      'leave none',
+      () => (fromNone ? step(disconnect(s, NONE, c.Id)) : RTE.right(undefined)),
+      fromNone ? () => step(backToNone(s, c.Id)) : undefined
+    ),
+    doStep(
+      'connect',
+      () => step(s.docker.connect(network, request.body), NO_SUCH_NETWORK),
+      () => step(disconnect(s, network, c.Id, true))
+    ),
+    bindStep('attachment', () => () => pipe(describeAttachment(s, c.Id, network, request.mac), TE.mapLeft(carry))),
+    RTE.map(({ attachment }) => attachment)
+  )
 }
 
+/** @category commands */
+export const connectAdd = (s: Shim): CommandTask =>
+  pipe(
+    TE.fromEither(prevResultOf(s.ctx)),
+    TE.bindTo('prev'),
+    TE.bind('found', () => inspectBoth(s)),
+    TE.bind('request', ({ found: { network, container: c } }) =>
+      attachmentOn(c, network) !== undefined
+        ? TE.left(
+            cniError(
+              Code.InvalidConfig,
+              'docker container already attached',
+              `container ${short(c.Id)} is on docker network ${s.section.network}; DEL it first`
+            )
+          )
+        : TE.fromEither(connectRequest(s.ctx, c.Id))
+    ),
+    TE.chainFirst(({ found }) => sameNamespace(s, found.container)),
+    TE.bind('attached', ({ found, request }) =>
+      pipe(connectSaga(s, found.container, found.network, request)({ log: s.ctx.log }), TE.mapLeft(fromStepError))
+    ),
+    TE.map(({ prev, attached }) => {
+      if (attached.ifName !== s.ctx.args.ifName) {
+        // Docker names the interface itself (eth0, eth1, … in the order of connects) and tracks it by that name.
+        s.ctx.log.warn('dockerConnect: docker named the interface differently from CNI_IFNAME', {
+          asked: s.ctx.args.ifName,
+          named: attached.ifName
+        })
+      }
+      return prev === undefined ? attached.result : appendResult(prev, attached.result)
+    })
+  )
+
 /** After the connect: Docker's view of the endpoint, the interface in the sandbox, its routes. */
-const describeAttachment = async (
+const describeAttachment = (
   s: Shim,
   container: string,
   network: string,
   wantedMac: MacAddress | undefined
-): Promise<E.Either<CniError, { readonly result: Result; readonly ifName: string }>> => {
-  const after = await s.docker.inspectContainer(container)()
-  if (E.isLeft(after)) return E.left(dockerToCni(after.left, NO_SUCH_CONTAINER))
-  const c = after.right
+): TE.TaskEither<CniError, { readonly result: Result; readonly ifName: string }> =>
+  pipe(
+    s.docker.inspectContainer(container),
+    TE.mapLeft((e) => dockerToCni(e, NO_SUCH_CONTAINER)),
+    TE.bindTo('c'),
+    TE.bind('ep', ({ c }) => TE.fromEither(endpointAfterConnect(c, container, network, wantedMac))),
+    TE.bind('ifName', ({ c, ep }) => linkNamed(s, c.NetworkSettings.SandboxKey, ep.MacAddress)),
+    TE.bind('routes', ({ c, ifName }) =>
+      pipe(s.ports.routes(c.NetworkSettings.SandboxKey, ifName), TE.mapLeft(toCniError))
+    ),
+    TE.map(({ c, ep, ifName, routes }) => ({
+      ifName,
+      result: dockerResult(c, ep, ifName, routes, s.ctx.netconf.conf.dns)
+    }))
+  )
+
+/** Docker's endpoint on the network, with the MAC asked for (dockerd before 25 ignores it). */
+const endpointAfterConnect = (
+  c: ContainerInspect,
+  container: string,
+  network: string,
+  wantedMac: MacAddress | undefined
+): E.Either<CniError, EndpointSettings> => {
   const ep = attachmentOn(c, network)
-  if (ep === undefined) return E.left(cniError(Code.DockerRefused, 'docker shows no attachment after connect', `container ${container.slice(0, 12)}, network ${network.slice(0, 12)}`))
-  if (wantedMac !== undefined && lower(ep.MacAddress) !== lower(wantedMac)) return E.left(macIgnored(wantedMac, ep.MacAddress))
-  const key = c.NetworkSettings.SandboxKey
-  const ifName = await linkNamed(s, key, ep.MacAddress)
-  if (E.isLeft(ifName)) return ifName
-  const routes = await s.ports.routes(key, ifName.right)()
-  if (E.isLeft(routes)) return E.left(toCniError(routes.left))
-  return E.right({ ifName: ifName.right, result: dockerResult(c, ep, ifName.right, routes.right, s.ctx.netconf.conf.dns) })
+  if (ep === undefined) {
+    return E.left(
+      cniError(
+        Code.DockerRefused,
+        'docker shows no attachment after connect',
+        `container ${short(container)}, network ${short(network)}`
+      )
+    )
+  }
+  return wantedMac !== undefined && lower(ep.MacAddress) !== lower(wantedMac)
+    ? E.left(macIgnored(wantedMac, ep.MacAddress))
+    : E.right(ep)
 }
 
 // -------------------------------------------------------------------------------------
 // DEL
 // -------------------------------------------------------------------------------------
+
+// A 404 is "nothing to do" for DEL.
+const unlessGone = <A>(r: E.Either<DockerError, A>): E.Either<CniError, O.Option<A>> =>
+  E.isRight(r) ? E.right(O.some(r.right)) : isNoSuch(r.left) ? E.right(O.none) : E.left(dockerToCni(r.left))
+
+// 404: removed meanwhile; 500 "is not connected": a parallel DEL was first.
+const alreadyOff = (e: DockerError): boolean =>
+  isNoSuch(e) || /is not connected/.test(e._tag === 'Refused' ? e.message : '')
+
+const backToNoneLogged = (s: Shim, container: string): T.Task<void> =>
+  pipe(
+    backToNone(s, container),
+    TE.match(
+      (error) =>
+        s.ctx.log.warn('dockerConnect: could not put the container back on the none network', { container, error }),
+      () => undefined
+    )
+  )
+
+/** Off the network; back on `none` when it was a `--net=none` container that is now on no network. */
+const detachFrom = (s: Shim, network: string, container: ContainerInspect): TE.TaskEither<CniError, void> => {
+  if (attachmentOn(container, network) === undefined) return TE.right(undefined)
+  const others = Object.values(container.NetworkSettings.Networks ?? {}).filter((e) => e.NetworkID !== network)
+  return pipe(
+    s.docker.disconnect(network, container.Id),
+    TE.orElse((e) => (alreadyOff(e) ? TE.right(undefined) : TE.left(dockerToCni(e)))),
+    TE.chainFirstTaskK(() =>
+      container.HostConfig.NetworkMode === NONE && others.length === 0
+        ? backToNoneLogged(s, container.Id)
+        : T.of(undefined)
+    )
+  )
+}
 
 /**
  * Disconnect; success when the container or the network is gone or the container is not on the
@@ -198,25 +366,53 @@ const describeAttachment = async (
  *
  * @category commands
  */
-export const connectDel = async (s: Shim): Promise<CommandOutcome> => {
-  const [n, c] = await Promise.all([s.docker.inspectNetwork(s.section.network)(), s.docker.inspectContainer(s.ctx.args.containerId ?? '')()])
-  if (E.isLeft(n)) return isNoSuch(n.left) ? E.right(undefined) : E.left(dockerToCni(n.left))
-  if (E.isLeft(c)) return isNoSuch(c.left) ? E.right(undefined) : E.left(dockerToCni(c.left))
-  const container = c.right
-  if (attachmentOn(container, n.right.Id) === undefined) return E.right(undefined)
-  const off = await s.docker.disconnect(n.right.Id, container.Id)()
-  // 404: removed meanwhile; 500 "is not connected": a parallel DEL was first.
-  if (E.isLeft(off) && !isNoSuch(off.left) && !/is not connected/.test(off.left._tag === 'Refused' ? off.left.message : '')) {
-    return E.left(dockerToCni(off.left))
-  }
-  const others = Object.values(container.NetworkSettings.Networks ?? {}).filter((e) => e.NetworkID !== n.right.Id)
-  if (container.HostConfig.NetworkMode === NONE && others.length === 0) await backToNone(s, container.Id)
-  return E.right(undefined)
-}
+export const connectDel = (s: Shim): CommandTask =>
+  pipe(
+    sequenceT(T.ApplyPar)(
+      s.docker.inspectNetwork(s.section.network),
+      s.docker.inspectContainer(s.ctx.args.containerId ?? '')
+    ),
+    // The network's answer first: when it is gone, the container's does not matter.
+    T.map(([n, c]) =>
+      pipe(
+        unlessGone(n),
+        E.chain(
+          O.match(
+            () => E.right(O.none),
+            (network) => pipe(unlessGone(c), E.map(O.map((container) => ({ network, container }))))
+          )
+        )
+      )
+    ),
+    TE.chain(
+      O.match(
+        () => TE.right(undefined),
+        ({ network, container }) => detachFrom(s, network.Id, container)
+      )
+    ),
+    TE.map(() => undefined)
+  )
 
 // -------------------------------------------------------------------------------------
 // CHECK
 // -------------------------------------------------------------------------------------
+
+/** Docker's addresses and MAC are the ones prevResult lists for the interface. */
+const matchesPrev = (c: ContainerInspect, ep: EndpointSettings, prev: Result): E.Either<CniError, void> => {
+  const key = c.NetworkSettings.SandboxKey
+  const index = (prev.interfaces ?? []).findIndex((i) => i.sandbox === key && lower(i.mac) === lower(ep.MacAddress))
+  if (index < 0)
+    return E.left(
+      checkFailed("prevResult names no interface with docker's MAC", `${ep.MacAddress ?? '(none)'} in ${key}`)
+    )
+  const listed = (prev.ips ?? []).filter((ip) => ip.interface === index).map((ip) => ip.address.toLowerCase())
+  const held = dockerAddresses(ep).map((a) => a.toLowerCase())
+  if (listed.length !== held.length || held.some((a) => !listed.includes(a))) {
+    const both = `docker: ${held.join(', ') || 'none'}; prevResult: ${listed.join(', ') || 'none'}`
+    return E.left(checkFailed('docker holds other addresses than prevResult', both))
+  }
+  return E.right(undefined)
+}
 
 /**
  * Docker still has the attachment, in the namespace CNI_NETNS names, with prevResult's MAC and
@@ -224,28 +420,36 @@ export const connectDel = async (s: Shim): Promise<CommandOutcome> => {
  *
  * @category commands
  */
-export const connectCheck = async (s: Shim): Promise<CommandOutcome> => {
+export const connectCheck = (s: Shim): CommandTask => {
   const { ctx } = s
-  if (ctx.netconf.conf.prevResult === undefined) return E.left(cniError(Code.InvalidConfig, 'required prevResult missing'))
-  const prev = decodeResult(ctx.netconf.conf.prevResult, ctx.netconf.cniVersion)
-  if (E.isLeft(prev)) return prev
-  const found = await inspectBoth(s)
-  if (E.isLeft(found)) return found
-  const { network, container: c } = found.right
-  const ep: EndpointSettings | undefined = attachmentOn(c, network)
-  if (ep === undefined) return E.left(checkFailed('docker has no such attachment', `container ${c.Id.slice(0, 12)} is not on docker network ${s.section.network}`))
-  const netns = await sameNamespace(s, c)
-  if (E.isLeft(netns)) return netns
-  const key = c.NetworkSettings.SandboxKey
-  const index = (prev.right.interfaces ?? []).findIndex((i) => i.sandbox === key && lower(i.mac) === lower(ep.MacAddress))
-  if (index < 0) return E.left(checkFailed('prevResult names no interface with docker\'s MAC', `${ep.MacAddress ?? '(none)'} in ${key}`))
-  const listed = (prev.right.ips ?? []).filter((ip) => ip.interface === index).map((ip) => ip.address.toLowerCase())
-  const held = dockerAddresses(ep).map((a) => a.toLowerCase())
-  if (listed.length !== held.length || held.some((a) => !listed.includes(a))) {
-    return E.left(checkFailed('docker holds other addresses than prevResult', `docker: ${held.join(', ') || 'none'}; prevResult: ${listed.join(', ') || 'none'}`))
-  }
-  const link = await linkNamed(s, key, ep.MacAddress)
-  return E.isLeft(link) ? E.left(checkFailed(link.left.msg, link.left.details)) : E.right(undefined)
+  if (ctx.netconf.conf.prevResult === undefined)
+    return TE.left(cniError(Code.InvalidConfig, 'required prevResult missing'))
+  return pipe(
+    TE.fromEither(decodeResult(ctx.netconf.conf.prevResult, ctx.netconf.cniVersion)),
+    TE.bindTo('prev'),
+    TE.bind('found', () => inspectBoth(s)),
+    TE.bind('ep', ({ found: { network, container: c } }) =>
+      TE.fromEither(
+        E.fromNullable(
+          checkFailed(
+            'docker has no such attachment',
+            `container ${short(c.Id)} is not on docker network ${s.section.network}`
+          )
+        )(attachmentOn(c, network))
+      )
+    ),
+    TE.chainFirst(({ found }) => sameNamespace(s, found.container)),
+    TE.chainFirstEitherK(({ found, ep, prev }) => matchesPrev(found.container, ep, prev)),
+    TE.chain(({ found, ep }) =>
+      pipe(
+        linkNamed(s, found.container.NetworkSettings.SandboxKey, ep.MacAddress),
+        TE.bimap(
+          (e) => checkFailed(e.msg, e.details),
+          () => undefined
+        )
+      )
+    )
+  )
 }
 
 // -------------------------------------------------------------------------------------
@@ -253,12 +457,20 @@ export const connectCheck = async (s: Shim): Promise<CommandOutcome> => {
 // -------------------------------------------------------------------------------------
 
 /** Docker owns every attachment of this mode, so GC has nothing of isthmus's to collect. @category commands */
-export const connectGc = async (_s: Shim): Promise<CommandOutcome> => E.right(undefined)
+export const connectGc = (_s: Shim): CommandTask => TE.right(undefined)
+
+/** dockerd's `/_ping`, failing with code 50. @category utils */
+export const dockerReady = (docker: DockerClient): TE.TaskEither<CniError, void> =>
+  pipe(
+    docker.ping(),
+    TE.mapLeft((e) => cniError(Code.Unavailable, 'plugin not available', dockerToCni(e).details))
+  )
 
 /** Ready when dockerd answers `/_ping`; else code 50. @category commands */
-export const connectStatus = async (s: Shim): Promise<CommandOutcome> => {
-  const r = await s.docker.ping()()
-  return E.isLeft(r) ? E.left(cniError(Code.Unavailable, 'plugin not available', dockerToCni(r.left).details)) : E.right(undefined)
-}
+export const connectStatus = (s: Shim): CommandTask =>
+  pipe(
+    dockerReady(s.docker),
+    TE.map(() => undefined)
+  )
 
 export type { Shim }

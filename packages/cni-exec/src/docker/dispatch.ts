@@ -4,19 +4,21 @@
  * (isthmus attaches), any other to the usual commands unchanged.
  */
 import * as E from 'fp-ts/lib/Either.js'
-import type { CommandContext, CommandOutcome } from '../commands/context.js'
+import { pipe } from 'fp-ts/lib/function.js'
+import * as T from 'fp-ts/lib/Task.js'
+import * as TE from 'fp-ts/lib/TaskEither.js'
+import type { CommandContext, CommandTask } from '../commands/context.js'
 import type { Command } from '../protocol/Env.js'
 import { Code, cniError, type CniError } from '../protocol/Error.js'
 import type { DockerConf } from '../protocol/NetConf.js'
 import type { DockerClient } from './client.js'
-import { connectAdd, connectCheck, connectDel, connectGc, connectStatus, type Shim } from './connect.js'
-import { dockerToCni } from './errors.js'
+import { connectAdd, connectCheck, connectDel, connectGc, connectStatus, dockerReady, type Shim } from './connect.js'
 import { dropIfEmpty, onDockerNetwork } from './network.js'
 
 /** @category model */
-export type CommandTable = Readonly<Record<Exclude<Command, 'VERSION'>, (ctx: CommandContext) => Promise<CommandOutcome>>>
+export type CommandTable = Readonly<Record<Exclude<Command, 'VERSION'>, (ctx: CommandContext) => CommandTask>>
 
-const SHIM: Readonly<Record<Exclude<Command, 'VERSION'>, (s: Shim) => Promise<CommandOutcome>>> = {
+const SHIM: Readonly<Record<Exclude<Command, 'VERSION'>, (s: Shim) => CommandTask>> = {
   ADD: connectAdd,
   DEL: connectDel,
   CHECK: connectCheck,
@@ -24,45 +26,77 @@ const SHIM: Readonly<Record<Exclude<Command, 'VERSION'>, (s: Shim) => Promise<Co
   STATUS: connectStatus
 }
 
-const clientFor = (ctx: CommandContext, section: DockerConf): E.Either<CniError, { shim: Omit<Shim, 'section'>; docker: DockerClient }> => {
+const shimFor = (ctx: CommandContext, section: DockerConf): E.Either<CniError, Shim> => {
   const ports = ctx.runtime.docker
-  if (ports === undefined) return E.left(cniError(Code.InvalidConfig, 'invalid network config', 'this runtime has no Docker Engine API ports'))
+  if (ports === undefined)
+    return E.left(cniError(Code.InvalidConfig, 'invalid network config', 'this runtime has no Docker Engine API ports'))
   const docker = ports.client({
     ...(section.socket === undefined ? {} : { socket: section.socket }),
     ...(section.timeoutMs === undefined ? {} : { timeoutMs: section.timeoutMs })
   })
-  return E.right({ shim: { ctx, ports, docker }, docker })
+  return E.right({ ctx, ports, docker, section })
+}
+
+/** `dockerConnect`: Docker assigns the addresses, so the netconf names no IPAM or controller. */
+const viaShim = (command: Exclude<Command, 'VERSION'>, shim: Shim): CommandTask => {
+  const extra = (['ipam', 'contrail'] as const).filter((k) => shim.ctx.netconf.conf[k] !== undefined)
+  return extra.length > 0
+    ? TE.left(
+        cniError(
+          Code.InvalidConfig,
+          'invalid network config',
+          `dockerConnect: Docker assigns the addresses; remove ${extra.join(' and ')}`
+        )
+      )
+    : SHIM[command](shim)
+}
+
+/** `dockerNetwork`: the usual command on the netconf rewritten for the Docker network. */
+const onNetwork = (
+  command: Exclude<Command, 'VERSION'>,
+  usual: CommandTable[typeof command],
+  ctx: CommandContext,
+  docker: DockerClient,
+  section: DockerConf
+): CommandTask => {
+  // Ready when ours is and dockerd answers.
+  if (command === 'STATUS')
+    return pipe(
+      usual(ctx),
+      TE.chainFirst(() => dockerReady(docker))
+    )
+  return pipe(
+    onDockerNetwork(ctx, command, docker, section),
+    TE.chain((on) =>
+      on === undefined
+        ? TE.right(undefined)
+        : pipe(
+            usual({ ...ctx, netconf: on.netconf }),
+            TE.chainFirstTaskK(() =>
+              command === 'DEL' && on.dockerGone ? dropIfEmpty(ctx, on.netconf.name) : T.of(undefined)
+            )
+          )
+    )
+  )
 }
 
 const viaDocker =
   (command: Exclude<Command, 'VERSION'>, usual: CommandTable[typeof command]) =>
-  async (ctx: CommandContext): Promise<CommandOutcome> => {
+  (ctx: CommandContext): CommandTask => {
     const { dockerConnect, dockerNetwork } = ctx.netconf.conf
     if (dockerConnect === undefined && dockerNetwork === undefined) return usual(ctx)
     if (dockerConnect !== undefined && dockerNetwork !== undefined) {
-      return E.left(cniError(Code.InvalidConfig, 'invalid network config', 'dockerConnect and dockerNetwork exclude each other'))
+      return TE.left(
+        cniError(Code.InvalidConfig, 'invalid network config', 'dockerConnect and dockerNetwork exclude each other')
+      )
     }
     const section = (dockerConnect ?? dockerNetwork) as DockerConf
-    const c = clientFor(ctx, section)
-    if (E.isLeft(c)) return c
-    if (dockerConnect !== undefined) {
-      const extra = (['ipam', 'contrail'] as const).filter((k) => ctx.netconf.conf[k] !== undefined)
-      return extra.length > 0
-        ? E.left(cniError(Code.InvalidConfig, 'invalid network config', `dockerConnect: Docker assigns the addresses; remove ${extra.join(' and ')}`))
-        : SHIM[command]({ ...c.right.shim, section })
-    }
-    if (command === 'STATUS') {
-      const ours = await usual(ctx)
-      if (E.isLeft(ours)) return ours
-      const ping = await c.right.docker.ping()()
-      return E.isLeft(ping) ? E.left(cniError(Code.Unavailable, 'plugin not available', dockerToCni(ping.left).details)) : ours
-    }
-    const on = await onDockerNetwork(ctx, command, c.right.docker, section)
-    if (E.isLeft(on)) return on
-    if (on.right === undefined) return E.right(undefined)
-    const r = await usual({ ...ctx, netconf: on.right.netconf })
-    if (E.isRight(r) && command === 'DEL' && on.right.dockerGone) await dropIfEmpty(ctx, on.right.netconf.name)
-    return r
+    return pipe(
+      TE.fromEither(shimFor(ctx, section)),
+      TE.chain((shim) =>
+        dockerConnect !== undefined ? viaShim(command, shim) : onNetwork(command, usual, ctx, shim.docker, section)
+      )
+    )
   }
 
 /**

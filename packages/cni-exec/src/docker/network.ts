@@ -10,7 +10,10 @@
  * network's subnets, which makes the usual ADD find the stored network instead of making one.
  */
 import * as E from 'fp-ts/lib/Either.js'
+import { pipe } from 'fp-ts/lib/function.js'
 import * as O from 'fp-ts/lib/Option.js'
+import * as T from 'fp-ts/lib/Task.js'
+import * as TE from 'fp-ts/lib/TaskEither.js'
 import {
   attachmentEndpointId,
   DEFAULT_STATE_DIR,
@@ -19,6 +22,7 @@ import {
   getEndpoint,
   getNetwork,
   type ContainerId,
+  type Env,
   type IfName,
   type Network,
   type NetworkId
@@ -40,12 +44,20 @@ type Lookup = { readonly _tag: 'Known'; readonly id: string } | { readonly _tag:
  * The Docker network's id through `GET /networks/{name or id}`. A full id that Docker cannot be
  * asked about (dockerd down) is used as it is, so DEL works without dockerd.
  */
-const lookup = async (docker: DockerClient, section: DockerConf, command: Exclude<Command, 'VERSION'>): Promise<E.Either<CniError, Lookup>> => {
+const lookup = (
+  docker: DockerClient,
+  section: DockerConf,
+  command: Exclude<Command, 'VERSION'>
+): TE.TaskEither<CniError, Lookup> => {
   const full = FULL_ID.test(section.network)
-  const n = await docker.inspectNetwork(section.network)()
-  if (E.isRight(n)) return E.right({ _tag: 'Known', id: n.right.Id })
-  if (isNoSuch(n.left)) return E.right(full ? { _tag: 'Gone', id: section.network } : { _tag: 'Gone' })
-  return full && command === 'DEL' ? E.right({ _tag: 'Known', id: section.network }) : E.left(dockerToCni(n.left))
+  return pipe(
+    docker.inspectNetwork(section.network),
+    TE.map((n): Lookup => ({ _tag: 'Known', id: n.Id })),
+    TE.orElse((e): TE.TaskEither<CniError, Lookup> => {
+      if (isNoSuch(e)) return TE.right(full ? { _tag: 'Gone', id: section.network } : { _tag: 'Gone' })
+      return full && command === 'DEL' ? TE.right({ _tag: 'Known', id: section.network }) : TE.left(dockerToCni(e))
+    })
+  )
 }
 
 /**
@@ -54,17 +66,35 @@ const lookup = async (docker: DockerClient, section: DockerConf, command: Exclud
  * CNI attachments remain (a driver error other than "forbidden" is only logged), so the record
  * and the attachment outlive Docker's name for them.
  */
-const holderOf = (ctx: CommandContext): Promise<E.Either<CniError, NetworkId | undefined>> =>
-  withCore(ctx, async ({ env }) => {
-    const networks = await env.store.networks.list()()
-    if (E.isLeft(networks)) return E.left(toCniError(networks.left))
-    for (const n of networks.right.filter((x) => FULL_ID.test(x.id))) {
-      const ep = await runFlow(env, getEndpoint(attachmentEndpointId(n.id, ctx.args.containerId as ContainerId, ctx.args.ifName as IfName)))
-      if (E.isLeft(ep)) return ep
-      if (O.isSome(ep.right)) return E.right(n.id)
-    }
-    return E.right(undefined)
-  })
+const holderOf = (ctx: CommandContext): TE.TaskEither<CniError, NetworkId | undefined> =>
+  withCore(ctx, ({ env }) =>
+    pipe(
+      env.store.networks.list(),
+      TE.mapLeft(toCniError),
+      TE.chain((networks) =>
+        firstHolding(
+          ctx,
+          env,
+          networks.filter((x) => FULL_ID.test(x.id)).map((n) => n.id)
+        )
+      )
+    )
+  )
+
+// One network at a time, stopping at the first that holds the attachment.
+const firstHolding = (
+  ctx: CommandContext,
+  env: Env,
+  ids: ReadonlyArray<NetworkId>
+): TE.TaskEither<CniError, NetworkId | undefined> => {
+  const [id, ...rest] = ids
+  if (id === undefined) return TE.right(undefined)
+  const endpoint = attachmentEndpointId(id, ctx.args.containerId as ContainerId, ctx.args.ifName as IfName)
+  return pipe(
+    runFlow(env, getEndpoint(endpoint)),
+    TE.chain((ep) => (O.isSome(ep) ? TE.right<CniError, NetworkId | undefined>(id) : firstHolding(ctx, env, rest)))
+  )
+}
 
 /**
  * After a DEL on a network Docker no longer has: remove the network once its last attachment
@@ -73,10 +103,14 @@ const holderOf = (ctx: CommandContext): Promise<E.Either<CniError, NetworkId | u
  *
  * @category utils
  */
-export const dropIfEmpty = async (ctx: CommandContext, id: NetworkId): Promise<void> => {
-  const r = await withCore(ctx, async ({ env }) => runFlow(env, deleteNetwork(id)))
-  if (E.isLeft(r)) ctx.log.info('dockerNetwork: network kept after DEL', { networkId: id, reason: r.left.details ?? r.left.msg })
-}
+export const dropIfEmpty = (ctx: CommandContext, id: NetworkId): T.Task<void> =>
+  pipe(
+    withCore(ctx, ({ env }) => runFlow(env, deleteNetwork(id))),
+    TE.match(
+      (e) => ctx.log.info('dockerNetwork: network kept after DEL', { networkId: id, reason: e.details ?? e.msg }),
+      () => undefined
+    )
+  )
 
 /** The stored network's subnets as one range set per family (the whole subnet, its gateway). */
 const rangesOf = (n: Network): ReadonlyArray<ReadonlyArray<RangeConf>> =>
@@ -88,20 +122,19 @@ const rangesOf = (n: Network): ReadonlyArray<ReadonlyArray<RangeConf>> =>
     )
     .filter((set) => set.length > 0)
 
-const storedNetwork = (ctx: CommandContext, id: NetworkId): Promise<E.Either<CniError, Network>> =>
-  withCore(ctx, async ({ env }) => {
-    const n = await runFlow(env, getNetwork(id))
-    if (E.isLeft(n)) return n
-    return O.isSome(n.right)
-      ? E.right(n.right.value)
-      : E.left(
-          cniError(
-            Code.InvalidConfig,
-            'docker network is not an isthmus network here',
-            `docker network ${ctx.netconf.conf.dockerNetwork?.network ?? id} (${id.slice(0, 12)}) is not in the state directory ${ctx.netconf.conf.stateDir ?? DEFAULT_STATE_DIR}: create it with the isthmus network and IPAM drivers, and give this netconf the daemon's stateDir`
-          )
-        )
-  })
+const notIsthmus = (ctx: CommandContext, id: NetworkId): CniError =>
+  cniError(
+    Code.InvalidConfig,
+    'docker network is not an isthmus network here',
+    `docker network ${ctx.netconf.conf.dockerNetwork?.network ?? id} (${id.slice(0, 12)}) is not in the state ` +
+      `directory ${ctx.netconf.conf.stateDir ?? DEFAULT_STATE_DIR}: create it with the isthmus network and IPAM ` +
+      "drivers, and give this netconf the daemon's stateDir"
+  )
+
+const storedNetwork = (ctx: CommandContext, id: NetworkId): TE.TaskEither<CniError, Network> =>
+  withCore(ctx, ({ env }) =>
+    pipe(runFlow(env, getNetwork(id)), TE.chainEitherK(E.fromOption(() => notIsthmus(ctx, id))))
+  )
 
 /** Keys the Docker network decides, refused rather than ignored. */
 const conflicts = (nc: NetConf): ReadonlyArray<string> => {
@@ -126,29 +159,56 @@ export interface OnDockerNetwork {
  *
  * @category utils
  */
-export const onDockerNetwork = async (
+export const onDockerNetwork = (
   ctx: CommandContext,
   command: Exclude<Command, 'VERSION'>,
   docker: DockerClient,
   section: DockerConf
-): Promise<E.Either<CniError, OnDockerNetwork | undefined>> => {
+): TE.TaskEither<CniError, OnDockerNetwork | undefined> => {
   const bad = conflicts(ctx.netconf)
   if (bad.length > 0) {
-    return E.left(cniError(Code.InvalidConfig, 'invalid network config', `dockerNetwork: the Docker network decides the subnets and addresses; remove ${bad.join(' and ')}`))
+    const remove = `dockerNetwork: the Docker network decides the subnets and addresses; remove ${bad.join(' and ')}`
+    return TE.left(cniError(Code.InvalidConfig, 'invalid network config', remove))
   }
-  const found = await lookup(docker, section, command)
-  if (E.isLeft(found)) return found
-  const named = (id: string): NetConf => ({ ...ctx.netconf, name: id as NetworkId })
-  if (found.right._tag === 'Gone') {
-    if (command === 'ADD' || command === 'CHECK') return E.left({ ...NO_SUCH_NETWORK, details: `no docker network ${section.network}` })
-    if (command !== 'DEL') return E.right(undefined)
-    const id = found.right.id === undefined ? await holderOf(ctx) : E.right(found.right.id as NetworkId)
-    if (E.isLeft(id)) return id
-    return E.right(id.right === undefined ? undefined : { netconf: named(id.right), dockerGone: true })
-  }
-  const nc = named(found.right.id)
-  if (command !== 'ADD') return E.right({ netconf: nc, dockerGone: false })
-  const stored = await storedNetwork({ ...ctx, netconf: nc }, nc.name)
-  if (E.isLeft(stored)) return stored
-  return E.right({ netconf: { ...nc, conf: { ...nc.conf, ipam: { ...nc.conf.ipam, ranges: rangesOf(stored.right).map((set) => [...set]) } } }, dockerGone: false })
+  return pipe(
+    lookup(docker, section, command),
+    TE.chain((found) =>
+      found._tag === 'Gone' ? onGone(ctx, command, section, found.id) : onKnown(ctx, command, found.id)
+    )
+  )
+}
+
+const named = (ctx: CommandContext, id: string): NetConf => ({ ...ctx.netconf, name: id as NetworkId })
+
+/** Docker has no such network: only a DEL has something to do, on the stored network that holds the attachment. */
+const onGone = (
+  ctx: CommandContext,
+  command: Exclude<Command, 'VERSION'>,
+  section: DockerConf,
+  id: string | undefined
+): TE.TaskEither<CniError, OnDockerNetwork | undefined> => {
+  if (command === 'ADD' || command === 'CHECK')
+    return TE.left({ ...NO_SUCH_NETWORK, details: `no docker network ${section.network}` })
+  if (command !== 'DEL') return TE.right(undefined)
+  return pipe(
+    id === undefined ? holderOf(ctx) : TE.right(id as NetworkId),
+    TE.map((held) => (held === undefined ? undefined : { netconf: named(ctx, held), dockerGone: true }))
+  )
+}
+
+/** The netconf named by Docker's id; for ADD, with the stored network's subnets as its ranges. */
+const onKnown = (
+  ctx: CommandContext,
+  command: Exclude<Command, 'VERSION'>,
+  id: string
+): TE.TaskEither<CniError, OnDockerNetwork> => {
+  const nc = named(ctx, id)
+  if (command !== 'ADD') return TE.right({ netconf: nc, dockerGone: false })
+  return pipe(
+    storedNetwork({ ...ctx, netconf: nc }, nc.name),
+    TE.map((stored) => {
+      const ranges = rangesOf(stored).map((set) => [...set])
+      return { netconf: { ...nc, conf: { ...nc.conf, ipam: { ...nc.conf.ipam, ranges } } }, dockerGone: false }
+    })
+  )
 }

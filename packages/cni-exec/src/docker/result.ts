@@ -11,14 +11,24 @@ const addressesOf = (ep: EndpointSettings): ReadonlyArray<IpConfig> => {
   const one = (address: string | undefined, prefix: number | undefined, gateway: string | undefined): IpConfig[] =>
     address === undefined || address === '' || prefix === undefined
       ? []
-      : [{ address: `${address}/${prefix}`, ...(gateway === undefined || gateway === '' ? {} : { gateway }), interface: 0 }]
-  return [...one(ep.IPAddress, ep.IPPrefixLen, ep.Gateway), ...one(ep.GlobalIPv6Address, ep.GlobalIPv6PrefixLen, ep.IPv6Gateway)]
+      : [
+          {
+            address: `${address}/${prefix}`,
+            ...(gateway === undefined || gateway === '' ? {} : { gateway }),
+            interface: 0
+          }
+        ]
+  return [
+    ...one(ep.IPAddress, ep.IPPrefixLen, ep.Gateway),
+    ...one(ep.GlobalIPv6Address, ep.GlobalIPv6PrefixLen, ep.IPv6Gateway)
+  ]
 }
 
 /** The container's DNS settings (`--dns`, `--dns-search`, `--dns-option`), when it has any. */
 const dnsOf = (c: ContainerInspect): Dns => {
   const h = c.HostConfig
-  const nonEmpty = (l: ReadonlyArray<string> | null | undefined): l is ReadonlyArray<string> => l !== undefined && l !== null && l.length > 0
+  const nonEmpty = (l: ReadonlyArray<string> | null | undefined): l is ReadonlyArray<string> =>
+    l !== undefined && l !== null && l.length > 0
   return {
     ...(nonEmpty(h.Dns) ? { nameservers: [...h.Dns] } : {}),
     ...(nonEmpty(h.DnsSearch) ? { search: [...h.DnsSearch] } : {}),
@@ -40,7 +50,13 @@ export const dockerResult = (
   routes: ReadonlyArray<SandboxRoute>,
   dns: Dns | undefined
 ): Result => ({
-  interfaces: [{ name: ifName, ...(ep.MacAddress === undefined || ep.MacAddress === '' ? {} : { mac: ep.MacAddress }), sandbox: c.NetworkSettings.SandboxKey }],
+  interfaces: [
+    {
+      name: ifName,
+      ...(ep.MacAddress === undefined || ep.MacAddress === '' ? {} : { mac: ep.MacAddress }),
+      sandbox: c.NetworkSettings.SandboxKey
+    }
+  ],
   ips: addressesOf(ep),
   routes: routes.flatMap((r): ResultRoute[] => (r.gw === undefined ? [] : [{ dst: r.dst, gw: r.gw }])),
   dns: dns ?? dnsOf(c)

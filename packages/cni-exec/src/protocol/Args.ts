@@ -1,5 +1,6 @@
 /**
- * CNI_ARGS (CNI SPEC §Parameters, CONVENTIONS.md §CNI_ARGS): `K=V;K2=V2`. The keys this plugin
+ * CNI_ARGS (CNI SPEC §Parameters, and the CNI_ARGS section of
+ * https://github.com/containernetworking/cni/blob/main/CONVENTIONS.md): `K=V;K2=V2`. The keys this plugin
  * reads are decoded; like the reference plugins it refuses any other key unless `IgnoreUnknown`
  * is set, so a typo (`MACC=`) is an error instead of a silently ignored request.
  */
@@ -58,7 +59,9 @@ export const decodeCniArgs = (s: string): E.Either<ReadonlyArray<string>, CniArg
   const ignoreUnknown = raw['IgnoreUnknown'] !== undefined && truthy(raw['IgnoreUnknown'])
   const unknown = Object.keys(raw).filter((k) => !KNOWN.has(k))
   if (unknown.length > 0 && !ignoreUnknown) {
-    problems.push(`ARGS: unknown args [${unknown.map((k) => JSON.stringify(excerpt(`${k}=${raw[k] ?? ''}`))).join(' ')}]`)
+    problems.push(
+      `ARGS: unknown args [${unknown.map((k) => JSON.stringify(excerpt(`${k}=${raw[k] ?? ''}`))).join(' ')}]`
+    )
   }
   const ips: IpAddress[] = []
   for (const one of (raw['IP'] ?? '').split(',').filter((x) => x !== '')) {

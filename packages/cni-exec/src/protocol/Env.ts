@@ -68,7 +68,8 @@ export const containerIdProblem = (s: string): Problem | undefined => {
 
 const netnsProblem = (s: string): Problem | undefined => {
   if (SandboxKey.is(s)) return undefined
-  if (s.startsWith('/') && !s.includes('\0')) return { msg: 'CNI_NETNS is too long', details: `at most 4096 characters, got ${s.length}` }
+  if (s.startsWith('/') && !s.includes('\0'))
+    return { msg: 'CNI_NETNS is too long', details: `at most 4096 characters, got ${s.length}` }
   return { msg: 'CNI_NETNS must be an absolute path', details: excerpt(s) }
 }
 
@@ -150,7 +151,9 @@ export const decodeEnv = (command: Command, env: RawEnv): E.Either<CniError, Cmd
     if (problems.length === 1) return E.left(cniError(Code.InvalidEnv, first.msg, first.details))
     const all = [
       ...(missing.length > 0 ? [`missing: ${missing.join(', ')}`] : []),
-      ...invalid.map((i) => `${i.name}: ${i.problem.msg}${i.problem.details === undefined ? '' : ` (${i.problem.details})`}`)
+      ...invalid.map(
+        (i) => `${i.name}: ${i.problem.msg}${i.problem.details === undefined ? '' : ` (${i.problem.details})`}`
+      )
     ]
     return E.left(cniError(Code.InvalidEnv, first.msg, all.join('; ')))
   }

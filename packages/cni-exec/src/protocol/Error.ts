@@ -3,7 +3,10 @@
  * command fails. The reserved codes are named here; `translate.ts` owns the one mapping from
  * core errors onto them.
  */
+import * as E from 'fp-ts/lib/Either.js'
+import { pipe } from 'fp-ts/lib/function.js'
 import * as t from 'io-ts'
+import { decodeWith, describe } from '@isthmus/core'
 
 /** CNI SPEC §Error codes (0-99 reserved; 100+ are this plugin's own). @category constants */
 export const Code = {
@@ -59,7 +62,12 @@ export const isCniError = (u: unknown): u is CniError => CniError.is(u)
  */
 export const errorDocument = (e: CniError, version: string): string =>
   JSON.stringify(
-    { cniVersion: e.cniVersion ?? version, code: e.code, msg: e.msg, ...(e.details === undefined ? {} : { details: e.details }) },
+    {
+      cniVersion: e.cniVersion ?? version,
+      code: e.code,
+      msg: e.msg,
+      ...(e.details === undefined ? {} : { details: e.details })
+    },
     null,
     4
   )
@@ -71,10 +79,33 @@ export const errorDocument = (e: CniError, version: string): string =>
  * @category constructors
  */
 export const internalError = (thrown: unknown): { readonly error: CniError; readonly stack: string } => {
-  const text = thrown instanceof Error ? `${thrown.name}: ${thrown.message}` : typeof thrown === 'string' ? thrown : Object.prototype.toString.call(thrown)
+  const text =
+    thrown instanceof Error
+      ? `${thrown.name}: ${thrown.message}`
+      : typeof thrown === 'string'
+        ? thrown
+        : Object.prototype.toString.call(thrown)
   const line = text.split('\n')[0] ?? ''
   return {
-    error: cniError(Code.Internal, 'internal error in the isthmus plugin (see its log)', line.length > 200 ? `${line.slice(0, 200)}…` : line),
+    error: cniError(
+      Code.Internal,
+      'internal error in the isthmus plugin (see its log)',
+      line.length > 200 ? `${line.slice(0, 200)}…` : line
+    ),
     stack: thrown instanceof Error ? (thrown.stack ?? text) : text
   }
 }
+
+/**
+ * Decode `u` with `codec` (core's `decodeWith`); a refusal is the CNI error `code`/`msg` with
+ * each bad field in `details`.
+ *
+ * @category utils
+ */
+export const decodeAs =
+  <A, O>(codec: t.Type<A, O, unknown>, code: number, msg: string) =>
+  (u: unknown): E.Either<CniError, A> =>
+    pipe(
+      decodeWith(codec)(u),
+      E.mapLeft((e) => cniError(code, msg, e._tag === 'DecodeFailure' ? e.errors.join('; ') : describe(e)))
+    )

@@ -32,7 +32,10 @@ export const Port = intIn('Port', 1, 65535)
 export const AbsolutePath = new t.Type<string, string, unknown>(
   'AbsolutePath',
   (u): u is string => typeof u === 'string' && u.startsWith('/') && !u.includes('\0'),
-  (u, c) => (typeof u === 'string' && u.startsWith('/') && !u.includes('\0') ? t.success(u) : t.failure(u, c, 'an absolute path')),
+  (u, c) =>
+    typeof u === 'string' && u.startsWith('/') && !u.includes('\0')
+      ? t.success(u)
+      : t.failure(u, c, 'an absolute path'),
   (a) => a
 )
 
@@ -40,7 +43,8 @@ export const AbsolutePath = new t.Type<string, string, unknown>(
 export const ChainPrefix = new t.Type<string, string, unknown>(
   'ChainPrefix',
   (u): u is string => typeof u === 'string' && isChainPrefix(u),
-  (u, c) => (typeof u === 'string' && isChainPrefix(u) ? t.success(u) : t.failure(u, c, 'letters, digits and _ (1 to 16)')),
+  (u, c) =>
+    typeof u === 'string' && isChainPrefix(u) ? t.success(u) : t.failure(u, c, 'letters, digits and _ (1 to 16)'),
   (a) => a
 )
 
@@ -113,7 +117,11 @@ export const HttpUrl = new t.Type<string, string, unknown>(
     typeof u === 'string' && isHttpUrl(u)
       ? t.success(u)
       : // a URL with userinfo holds a password: never echoed into an error
-        t.failure(typeof u === 'string' && u.includes('@') ? '(not shown)' : u, c, 'an http:// or https:// URL without user or password'),
+        t.failure(
+          typeof u === 'string' && u.includes('@') ? '(not shown)' : u,
+          c,
+          'an http:// or https:// URL without user or password'
+        ),
   (a) => a
 )
 
@@ -122,7 +130,9 @@ export const ContrailName = new t.Type<string, string, unknown>(
   'ContrailName',
   (u): u is string => typeof u === 'string' && /^[^:\s][^:]*$/.test(u) && u.length <= 255,
   (u, c) =>
-    typeof u === 'string' && /^[^:\s][^:]*$/.test(u) && u.length <= 255 ? t.success(u) : t.failure(u, c, 'a Contrail name (no ":")'),
+    typeof u === 'string' && /^[^:\s][^:]*$/.test(u) && u.length <= 255
+      ? t.success(u)
+      : t.failure(u, c, 'a Contrail name (no ":")'),
   (a) => a
 )
 
@@ -141,7 +151,10 @@ export const KeystoneVersion = new t.Type<'v2' | 'v3', string, unknown>(
 
 const KEYSTONE_KEYS = new Set(['url', 'version', 'credentialsFile'])
 
-const KeystoneFields = t.intersection([t.type({ url: HttpUrl }), t.partial({ version: KeystoneVersion, credentialsFile: AbsolutePath })])
+const KeystoneFields = t.intersection([
+  t.type({ url: HttpUrl }),
+  t.partial({ version: KeystoneVersion, credentialsFile: AbsolutePath })
+])
 
 /**
  * `contrail.keystone`: where keystone is; the credentials come from `credentialsFile` or the
@@ -206,7 +219,8 @@ const DOCKER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$/
 export const DockerName = new t.Type<string, string, unknown>(
   'DockerName',
   (u): u is string => typeof u === 'string' && DOCKER_NAME.test(u),
-  (u, c) => (typeof u === 'string' && DOCKER_NAME.test(u) ? t.success(u) : t.failure(u, c, 'a Docker network name or id')),
+  (u, c) =>
+    typeof u === 'string' && DOCKER_NAME.test(u) ? t.success(u) : t.failure(u, c, 'a Docker network name or id'),
   (a) => a
 )
 
@@ -228,9 +242,16 @@ export type DockerConf = t.TypeOf<typeof DockerConf>
 // capabilities and args
 // -------------------------------------------------------------------------------------
 
-/** CONVENTIONS.md `portMappings` capability entry. @category codecs */
+/**
+ * A `portMappings` capability entry (https://github.com/containernetworking/cni/blob/main/CONVENTIONS.md).
+ *
+ * @category codecs
+ */
 export const PortMappingConf = t.intersection(
-  [t.type({ hostPort: Port, containerPort: Port }), t.partial({ protocol: t.keyof({ tcp: null, udp: null, sctp: null }), hostIP: t.string })],
+  [
+    t.type({ hostPort: Port, containerPort: Port }),
+    t.partial({ protocol: t.keyof({ tcp: null, udp: null, sctp: null }), hostIP: t.string })
+  ],
   'PortMappingConf'
 )
 /** @category model */
@@ -244,7 +265,12 @@ export const RuntimeConfig = t.partial(
 /** @category model */
 export type RuntimeConfig = t.TypeOf<typeof RuntimeConfig>
 
-/** `args.cni` (CONVENTIONS.md §args): `ips` and, as bridge reads it, `mac`. @category codecs */
+/**
+ * `args.cni` (the `args` section of https://github.com/containernetworking/cni/blob/main/CONVENTIONS.md):
+ * `ips` and, as bridge reads it, `mac`.
+ *
+ * @category codecs
+ */
 export const ArgsConf = t.partial({ cni: t.partial({ ips: t.array(t.string), mac: t.string }) }, 'ArgsConf')
 
 /** One entry of `cni.dev/valid-attachments`. @category codecs */

@@ -9,9 +9,9 @@
  * | 1.0.0, 1.1.0        | no `version`; 1.1.0 adds interface and route fields (carried along) |
  */
 import * as E from 'fp-ts/lib/Either.js'
+import { pipe } from 'fp-ts/lib/function.js'
 import * as t from 'io-ts'
-import { report } from '@isthmus/core'
-import { Code, cniError, type CniError } from './Error.js'
+import { Code, cniError, decodeAs, type CniError } from './Error.js'
 import { isPre1, SUPPORTED_VERSIONS, type SupportedVersion } from './Version.js'
 
 // -------------------------------------------------------------------------------------
@@ -39,7 +39,10 @@ export type IpConfig = t.TypeOf<typeof IpConfig>
 
 /** An `ips[]` entry of a 0.3.x/0.4.0 result. @category codecs */
 export const IpConfig040 = t.intersection(
-  [t.type({ version: t.keyof({ '4': null, '6': null }), address: t.string }), t.partial({ gateway: t.string, interface: t.number })],
+  [
+    t.type({ version: t.keyof({ '4': null, '6': null }), address: t.string }),
+    t.partial({ gateway: t.string, interface: t.number })
+  ],
   'IpConfig040'
 )
 /** @category model */
@@ -111,7 +114,10 @@ export const toVersion = (r: Result, version: SupportedVersion): Result100 | Res
   const routes = r.routes === undefined ? {} : { routes: r.routes.map((x) => ({ ...x })) }
   const dns = { dns: { ...(r.dns ?? {}) } }
   if (isPre1(version)) {
-    const ips = r.ips === undefined ? {} : { ips: r.ips.map((ip): IpConfig040 => ({ version: familyOfAddress(ip.address), ...ipOut(ip) })) }
+    const ips =
+      r.ips === undefined
+        ? {}
+        : { ips: r.ips.map((ip): IpConfig040 => ({ version: familyOfAddress(ip.address), ...ipOut(ip) })) }
     return { cniVersion: version, ...rest, ...ips, ...routes, ...dns }
   }
   const ips = r.ips === undefined ? {} : { ips: r.ips.map(ipOut) }
@@ -138,11 +144,11 @@ export const decodeResult = (u: unknown, fallbackVersion: string, what = 'prevRe
   if (!(SUPPORTED_VERSIONS as ReadonlyArray<string>).includes(version)) {
     return E.left(cniError(Code.IncompatibleVersion, `unsupported CNI result version "${version}"`, `in ${what}`))
   }
-  const codec = isPre1(version as SupportedVersion) ? Result040 : Result100
-  const r = codec.decode({ ...(u as object), cniVersion: version })
-  return E.isLeft(r)
-    ? E.left(cniError(Code.Decode, `invalid ${what}`, report(r.left).join('; ')))
-    : E.right(fromVersioned(r.right))
+  const versioned = { ...(u as object), cniVersion: version }
+  const decoded: E.Either<CniError, Result100 | Result040> = isPre1(version as SupportedVersion)
+    ? decodeAs(Result040, Code.Decode, `invalid ${what}`)(versioned)
+    : decodeAs(Result100, Code.Decode, `invalid ${what}`)(versioned)
+  return pipe(decoded, E.map(fromVersioned))
 }
 
 /**
@@ -168,7 +174,10 @@ export const appendResult = (prev: Result, ours: Result): Result => {
 
 /** An IPAM plugin's result: no interfaces, no `ips[].interface` (CNI SPEC §IPAM). @category utils */
 export const asIpamResult = (r: Result): Result => ({
-  ips: (r.ips ?? []).map((ip) => ({ address: ip.address, ...(ip.gateway === undefined ? {} : { gateway: ip.gateway }) })),
+  ips: (r.ips ?? []).map((ip) => ({
+    address: ip.address,
+    ...(ip.gateway === undefined ? {} : { gateway: ip.gateway })
+  })),
   routes: r.routes ?? [],
   ...(r.dns === undefined ? {} : { dns: r.dns })
 })

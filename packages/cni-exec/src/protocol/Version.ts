@@ -24,15 +24,15 @@ export const SupportedVersion = t.keyof(
 )
 
 /** `{"cniVersion", "supportedVersions"}`: the VERSION answer. @category codecs */
-export const VersionInfo = t.type(
-  { cniVersion: t.string, supportedVersions: t.array(t.string) },
-  'VersionInfo'
-)
+export const VersionInfo = t.type({ cniVersion: t.string, supportedVersions: t.array(t.string) }, 'VersionInfo')
 /** @category model */
 export type VersionInfo = t.TypeOf<typeof VersionInfo>
 
 /** The VERSION answer; the spec asks for the input's cniVersion, but VERSION reads no stdin (as the reference). @category constructors */
-export const versionInfo = (): VersionInfo => ({ cniVersion: CURRENT_VERSION, supportedVersions: [...SUPPORTED_VERSIONS] })
+export const versionInfo = (): VersionInfo => ({
+  cniVersion: CURRENT_VERSION,
+  supportedVersions: [...SUPPORTED_VERSIONS]
+})
 
 const parts = (v: string): ReadonlyArray<number> => v.split('.').map((p) => Number.parseInt(p, 10))
 
