@@ -16,10 +16,10 @@ import type { DockerConf } from '../protocol/NetConf.js'
 import { appendResult, decodeResult, type Result } from '../protocol/Result.js'
 import { requestedIps, requestedMac, toCniError } from '../translate.js'
 import type { CommandContext, CommandOutcome } from '../commands/context.js'
-import { attachmentOn, onNoneNetwork, type ConnectRequest, type ContainerInspect, type EndpointSettings } from './api.js'
-import { isNoSuch, type DockerClient } from './client.js'
+import { attachmentOn, onNoneNetwork, type ConnectRequest, type ContainerInspect, type EndpointSettings } from '@isthmus/core'
+import { isNoSuch, type DockerClient } from '@isthmus/core'
 import { dockerToCni, NO_SUCH_CONTAINER, NO_SUCH_NETWORK } from './errors.js'
-import type { DockerPorts } from './ports.js'
+import type { DockerPorts } from '@isthmus/core'
 import { dockerAddresses, dockerResult } from './result.js'
 
 /** Docker's own network of `--net=none`. */

@@ -7,7 +7,7 @@ import * as E from 'fp-ts/lib/Either.js'
 import type * as TE from 'fp-ts/lib/TaskEither.js'
 import type { CoreError } from '@isthmus/core'
 import { DEFAULT_CHAIN_PREFIX } from '@isthmus/dataplane-linux'
-import type { CoreSession, CoreSettings, Runtime } from '../runtime.js'
+import type { CoreSession, CoreSettings, Runtime } from '@isthmus/cni-exec'
 
 /** @category model */
 export interface SessionCache {
