@@ -10,23 +10,23 @@ import { describe, it } from 'node:test'
 
 const root = new URL('../../../', import.meta.url).pathname
 
-/** The layers of docs/architecture.md ("Wiring"), by package directory. */
-const LAYERS: Readonly<Record<string, 'core' | 'frontend' | 'adapter' | 'composition' | 'test-support'>> = {
+type Layer = 'core' | 'frontend' | 'adapter' | 'composition' | 'test-support'
+
+/**
+ * The layers of docs/architecture.md ("Wiring"), by package directory. Any other package is an
+ * adapter (store-fs, dataplane-linux, dataplane-vnic, contrail, log, docker-engine, handoff, and
+ * the next one), so a new adapter needs no row here.
+ */
+const NAMED_LAYERS: Readonly<Record<string, Layer>> = {
   core: 'core',
   'cnm-server': 'frontend',
   'cni-exec': 'frontend',
-  'store-fs': 'adapter',
-  'dataplane-linux': 'adapter',
-  'dataplane-vnic': 'adapter',
-  contrail: 'adapter',
-  log: 'adapter',
-  'docker-engine': 'adapter',
-  handoff: 'adapter',
   wiring: 'composition',
   'cni-plugin': 'composition',
   cli: 'composition',
   testkit: 'test-support'
 }
+const layerOf = (pkg: string): Layer => NAMED_LAYERS[pkg] ?? 'adapter'
 
 // Which composition package may import which other one (never in a circle).
 const COMPOSES: Readonly<Record<string, ReadonlyArray<string>>> = { wiring: [], 'cni-plugin': ['wiring'], cli: ['wiring'] }
@@ -39,12 +39,10 @@ const isLibrary = (spec: string): boolean => /^fp-ts\/lib\//.test(spec) || spec 
  */
 const layerViolation = (pkg: string, file: string, spec: string): string | undefined => {
   if (spec.startsWith('.')) return undefined
-  const layer = LAYERS[pkg]
-  if (layer === undefined) return `${pkg} is in no layer`
+  const layer = layerOf(pkg)
   const m = /^@isthmus\/([^/]+)(\/.*)?$/.exec(spec)
   const target = m?.[1]
-  const targetLayer = target === undefined ? undefined : LAYERS[target]
-  if (target !== undefined && targetLayer === undefined) return `${spec}: ${target} is in no layer`
+  const targetLayer = target === undefined ? undefined : layerOf(target)
   const internal = m?.[2] !== undefined && /^\/(src|dist|internal)\//.test(m[2])
   if (target !== undefined && target !== pkg && internal) return `${spec} reaches into ${target}'s internals`
   if (layer === 'test-support') return undefined
@@ -127,10 +125,6 @@ describe('workspace rules', () => {
     )
   })
 
-  it('puts every package in a layer', () => {
-    assert.deepEqual(packages.filter((p) => LAYERS[p] === undefined), [])
-  })
-
   it('keeps the layer rules: frontends and adapters apart, composition only in wiring, cni-plugin and cli', () => {
     const bad = allImports.flatMap((i) => {
       const why = layerViolation(i.pkg, i.file, i.spec)
@@ -155,6 +149,8 @@ describe('workspace rules', () => {
     assert.equal(layerViolation('cni-exec', 'packages/cni-exec/src/commands/add.ts', '@isthmus/core'), undefined)
     assert.equal(layerViolation('wiring', 'packages/wiring/src/x.ts', '@isthmus/store-fs'), undefined)
     assert.equal(layerViolation('cli', 'packages/cli/src/x.ts', '@isthmus/cnm-server/protocol'), undefined)
+    // a package no row names is an adapter
+    assert.match(layerViolation('store-etcd', 'packages/store-etcd/src/x.ts', '@isthmus/cni-exec') ?? '', /adapter/)
   })
 
   it('checks a planted import in a copy of a real frontend file', () => {
