@@ -11,7 +11,8 @@ export const execDelegate = (baseEnv: Cni.RawEnv): Delegate => ({
     const merged: Record<string, string> = {}
     for (const [k, v] of Object.entries({ ...baseEnv, ...env })) if (v !== undefined) merged[k] = v
     return new Promise((resolve) => {
-      const child = execFile(file, [], { env: merged, maxBuffer: 16 * 1024 * 1024, timeout: 60_000 }, (err, stdout, stderr) => {
+      const options = { env: merged, maxBuffer: 16 * 1024 * 1024, timeout: 60_000 }
+      const child = execFile(file, [], options, (err, stdout, stderr) => {
         const exitCode = err === null ? 0 : typeof err.code === 'number' ? err.code : 1
         resolve({ exitCode, stdout: String(stdout), stderr: String(stderr) })
       })

@@ -10,7 +10,13 @@ import { dockerClient } from '@isthmus/docker-engine'
 const IpRoutes = t.array(t.intersection([t.type({ dst: t.string }), t.partial({ gateway: t.string })]), 'IpRoutes')
 
 const asCidr = (dst: string, family: 4 | 6): string =>
-  dst === 'default' ? (family === 4 ? '0.0.0.0/0' : '::/0') : dst.includes('/') ? dst : `${dst}/${family === 4 ? 32 : 128}`
+  dst === 'default'
+    ? family === 4
+      ? '0.0.0.0/0'
+      : '::/0'
+    : dst.includes('/')
+      ? dst
+      : `${dst}/${family === 4 ? 32 : 128}`
 
 const routesOf = (
   tools: Tools,
@@ -21,7 +27,9 @@ const routesOf = (
   pipe(
     runIp(tools, inNetns(netns), [`-${family}`, '-json', 'route', 'show', 'dev', dev]),
     TE.chainEitherK((out) => decodeJson(IpRoutes, 'ip -json route')(out.trim() === '' ? '[]' : out)),
-    TE.map((rs) => rs.map((r) => ({ dst: asCidr(r.dst, family), ...(r.gateway === undefined ? {} : { gw: r.gateway }) })))
+    TE.map((rs) =>
+      rs.map((r) => ({ dst: asCidr(r.dst, family), ...(r.gateway === undefined ? {} : { gw: r.gateway }) }))
+    )
   )
 
 /** @category constructors */

@@ -46,6 +46,8 @@ export const ipProbe = (tools: Tools): Probe => ({
       TE.chainEitherK((out) => decodeLinks(out === '' ? '[]' : out)),
       TE.map((links) => links.map((l) => l.ifname)),
       // No such bridge: no ports.
-      TE.orElse((e) => (e._tag === 'Dataplane' && /does not exist|Cannot find device/.test(e.stderr) ? TE.right([]) : TE.left(e)))
+      TE.orElse((e) =>
+        e._tag === 'Dataplane' && /does not exist|Cannot find device/.test(e.stderr) ? TE.right([]) : TE.left(e)
+      )
     )
 })

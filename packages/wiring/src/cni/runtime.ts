@@ -57,7 +57,14 @@ export const linuxRuntime = (options: LinuxRuntimeOptions): Runtime => {
         })
         const ipam = makeIpam({ store, clock: systemClock })
         return {
-          env: { store, dataplane, controlPlane: builtinControlPlane(ipam, store), agent: noopAgent, log, clock: systemClock },
+          env: {
+            store,
+            dataplane,
+            controlPlane: builtinControlPlane(ipam, store),
+            agent: noopAgent,
+            log,
+            clock: systemClock
+          },
           close: async () => {
             await dataplane.drain()
             await store.close()

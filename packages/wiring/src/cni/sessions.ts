@@ -37,7 +37,9 @@ export const sessionCache = (seeds: ReadonlyArray<SeedSession> = []): SessionCac
   const open = new Map<string, Opening>()
   // A netconf without chainPrefix gets the default one: the same dataplane as one that names it.
   const keyOf = (s: CoreSettings): string => `${s.stateDir}\0${s.chainPrefix ?? DEFAULT_CHAIN_PREFIX}`
-  const seeded = new Map(seeds.map((x) => [keyOf(x.settings), Promise.resolve(E.right<CoreError, CoreSession>(x.session))]))
+  const seeded = new Map(
+    seeds.map((x) => [keyOf(x.settings), Promise.resolve(E.right<CoreError, CoreSession>(x.session))])
+  )
   // The session of `key`: a seed, one being opened or open, or a new one.
   const sessionOf = (key: string, runtime: Runtime, settings: CoreSettings, log: Logger): Opening => {
     const known = seeded.get(key) ?? open.get(key)
