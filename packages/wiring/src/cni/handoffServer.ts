@@ -38,10 +38,14 @@ export const cniHandoffServer = async (options: CniHandoffServerOptions): Promis
   const server = await handoffServer({
     ...listen,
     // A bug is answered as the process would answer it (code 999), never by dropping the call.
-    handle: ({ env, stdin, selfNames }) =>
-      runSkel(sessions.around(runtime({ ...baseEnv, ...env }, selfNames)))(env, stdin).catch((e: unknown) =>
-        bugOutput(e, CURRENT_VERSION, options.log)
-      )
+    // (A runtime that throws while being built is a bug too, hence the async function.)
+    handle: async ({ env, stdin, selfNames }) => {
+      try {
+        return await runSkel(sessions.around(runtime({ ...baseEnv, ...env }, selfNames)))(env, stdin)
+      } catch (e) {
+        return bugOutput(e, CURRENT_VERSION, options.log)
+      }
+    }
   })
   return {
     server: server.server,
