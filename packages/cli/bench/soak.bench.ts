@@ -85,7 +85,7 @@ const SAMPLE_MS = 2_000
 const DOWN_MAX_MS = 2_000
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..')
-const SEA = join(root, 'packages/cni-exec/dist/sea/isthmus')
+const SEA = join(root, 'packages/cni-plugin/dist/sea/isthmus')
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const between = (lo: number, hi: number): number => lo + Math.random() * Math.max(0, hi - lo)
@@ -200,7 +200,7 @@ const main = async (): Promise<number> => {
   const log = (msg: string) => console.log(`[${padL(((Date.now() - t0) / 1000).toFixed(0), 4)} s] ${msg}`)
   log(`bench:soak ${prefix}: ${SECONDS} s of workload, ${PARALLEL} jobs at a time, a kill every ${KILL_MAX === 0 ? 'never' : `${KILL_MIN}-${KILL_MAX} s`}`)
 
-  execFileSync(process.execPath, [join(root, 'packages/cni-exec/scripts/build.mjs')], { stdio: 'ignore' })
+  execFileSync(process.execPath, [join(root, 'packages/cni-plugin/scripts/build.mjs')], { stdio: 'ignore' })
   let dockerd: DockerDaemon | undefined
   let plugin: PluginProcess | undefined
   let workload: Workload | undefined

@@ -3,18 +3,15 @@
  * install the CNI plugin and inspect state. Built as a function of argv and output streams so
  * tests drive it without a process.
  */
-import { readFileSync } from 'node:fs'
 import yargs, { type Argv } from 'yargs'
 import { cniCommand } from './commands/cni.js'
 import { leasesCommand } from './commands/leases.js'
 import { networksCommand } from './commands/networks.js'
 import { quarantineCommand } from './commands/quarantine.js'
 import { serveCommand } from './commands/serve.js'
+import { version } from './version.js'
 
-/** The version of this package, the one `isthmus --version` prints. */
-export const version: string = (
-  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
-).version
+export { version }
 
 const epilogue = [
   'isthmus serves Docker (CNM remote network + IPAM plugin) and CNI runtimes from one core.',

@@ -1,7 +1,8 @@
 import { strict as assert } from 'node:assert'
 import { describe, it } from 'node:test'
 import * as E from 'fp-ts/lib/Either.js'
-import { contrailSettings, parseCredentialsFile, type ContrailArgs } from '../src/commands/contrailOptions.js'
+import { parseCredentialsFile } from '@isthmus/contrail'
+import { contrailSettings, type ContrailArgs } from '@isthmus/wiring'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 

@@ -20,10 +20,11 @@ import * as E from 'fp-ts/lib/Either.js'
 import { DEFAULT_LOCAL_SPACE, fromBigInt, makeIpam, systemClock, toBigInt, type EndpointId, type IpAddress, type PoolId } from '@isthmus/core'
 import { linuxDataplane } from '@isthmus/dataplane-linux'
 import { fileStore } from '@isthmus/store-fs'
-import { handoffServer, linuxRuntime, type HandoffServer } from '../src/index.js'
+import type { HandoffServer } from '@isthmus/handoff'
+import { cniHandoffServer, linuxRuntime } from '@isthmus/wiring'
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..')
-const SEA = join(root, 'packages/cni-exec/dist/sea/isthmus')
+const SEA = join(root, 'packages/cni-plugin/dist/sea/isthmus')
 const RUNS = Number(process.env['RUNS'] ?? 15)
 const PARALLEL = 100
 const id = randomBytes(3).toString('hex')
@@ -186,8 +187,8 @@ const parallel = async (): Promise<Record<string, { add: number; del: number }>>
 let daemon: HandoffServer | undefined
 
 const main = async (): Promise<void> => {
-  execFileSync(process.execPath, [join(root, 'packages/cni-exec/scripts/build.mjs')], { stdio: 'ignore' })
-  daemon = await handoffServer({
+  execFileSync(process.execPath, [join(root, 'packages/cni-plugin/scripts/build.mjs')], { stdio: 'ignore' })
+  daemon = await cniHandoffServer({
     socket: daemonSocket,
     runtime: (env, selfNames) => linuxRuntime({ env, selfNames, deferLinkRemoval: true }),
     log: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined }

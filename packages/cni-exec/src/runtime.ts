@@ -1,11 +1,22 @@
 /**
  * What the envelope and the commands need from the outside world, as one record of ports: the
- * bin wires the real ones (linux.ts), tests wire fakes or the real ones with their own state
+ * real ones are wired in @isthmus/wiring (linuxRuntime), tests wire fakes or the real ones with their own state
  * directory. Nothing here touches `process`.
  */
 import type * as TE from 'fp-ts/lib/TaskEither.js'
-import type { Agent, Clock, ClosableLogger, ControlPlane, CoreError, Env, IfName, Logger, LogSettings, SandboxKey } from '@isthmus/core'
-import type { DockerPorts } from './docker/ports.js'
+import type {
+  Agent,
+  Clock,
+  ClosableLogger,
+  ControlPlane,
+  CoreError,
+  DockerPorts,
+  Env,
+  IfName,
+  Logger,
+  LogSettings,
+  SandboxKey
+} from '@isthmus/core'
 import type { RawEnv } from './protocol/Env.js'
 
 /** Where the core keeps its state and how the dataplane names its firewall chains. @category ports */
@@ -51,7 +62,6 @@ export interface CoreSession {
   readonly env: Env
   readonly close: () => Promise<void>
 }
-
 
 /** The outcome of running another plugin. @category ports */
 export interface PluginRun {

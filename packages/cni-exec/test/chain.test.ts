@@ -68,9 +68,9 @@ const isthmus = (over: Record<string, unknown>) => ({ type: 'isthmus', isGateway
 describe('chaining through libcni (minicni)', () => {
   before(() => {
     requireRoot()
-    execFileSync(process.execPath, [join(root, 'packages/cni-exec/scripts/build.mjs')], { stdio: 'ignore' })
+    execFileSync(process.execPath, [join(root, 'packages/cni-plugin/scripts/build.mjs')], { stdio: 'ignore' })
     mkdirSync(binDir, { recursive: true })
-    copyFileSync(join(root, 'packages/cni-exec/dist/sea/isthmus'), join(binDir, 'isthmus'))
+    copyFileSync(join(root, 'packages/cni-plugin/dist/sea/isthmus'), join(binDir, 'isthmus'))
     execFileSync('chmod', ['755', join(binDir, 'isthmus')])
     const src = join(dir, 'gopath/src/minicni')
     mkdirSync(src, { recursive: true })

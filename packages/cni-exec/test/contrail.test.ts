@@ -20,7 +20,7 @@ import type { Cni } from '../src/index.js'
 import { addresses, cniEnv, execPlugin, invoke, link, linkNames, pings, realRuntime, requireRoot, routes, Scope, sh, type Outcome } from './support.js'
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..')
-const sea = join(root, 'packages/cni-exec/dist/sea/isthmus')
+const sea = join(root, 'packages/cni-plugin/dist/sea/isthmus')
 const scope = new Scope()
 const runtime = realRuntime()
 const stateDir = scope.tmpDir('state')
@@ -92,7 +92,7 @@ describe('CNI on a Contrail network (simulated controller and agent, real kernel
   before(async () => {
     requireRoot()
     // Incremental: a no-op when `pnpm build` made it already.
-    execFileSync(process.execPath, [join(root, 'packages/cni-exec/scripts/build.mjs')], { stdio: 'ignore' })
+    execFileSync(process.execPath, [join(root, 'packages/cni-plugin/scripts/build.mjs')], { stdio: 'ignore' })
     contrail = await startContrailSimulator({ auth: 'keystone', users: [USER] })
     agent = await startAgentSimulator()
     contrail.seedProject(TENANT)

@@ -31,7 +31,7 @@ import { pluginCall, startPlugin, waitUntil, type PluginProcess } from '@isthmus
 import { errorDoc, hasStackTrace, linkNames, requireRoot, Scope, type Outcome } from './support.js'
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..')
-const sea = join(root, 'packages/cni-exec/dist/sea/isthmus')
+const sea = join(root, 'packages/cni-plugin/dist/sea/isthmus')
 const SEED = Number(process.env['FUZZ_SEED'] ?? 1313)
 const RUNS = Number(process.env['FUZZ_RUNS'] ?? 80)
 
@@ -249,7 +249,7 @@ describe(`CNI fuzz (fast-check, seed ${SEED}, ${RUNS} runs; FUZZ_SEED/FUZZ_RUNS 
   const hostLinks = new Set<string>()
   before(async () => {
     requireRoot()
-    execFileSync(process.execPath, [join(root, 'packages/cni-exec/scripts/build.mjs')], { stdio: 'ignore' })
+    execFileSync(process.execPath, [join(root, 'packages/cni-plugin/scripts/build.mjs')], { stdio: 'ignore' })
     ns = scope.addNetns('fz')
     plugin = await startPlugin(`isthmus-fz-${scope.id}`)
   })

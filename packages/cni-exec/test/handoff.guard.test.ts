@@ -20,12 +20,14 @@ import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { silentLogger } from '@isthmus/core'
-import { handoffServer, HANDOFF_VERSION, trustedSocket, type HandoffServer, type Runtime } from '../src/index.js'
+import { HANDOFF_VERSION, trustedSocket, type HandoffServer } from '@isthmus/handoff'
+import { cniHandoffServer } from '@isthmus/wiring'
+import type { Runtime } from '../src/index.js'
 import type { RawEnv } from '../src/protocol/Env.js'
 import { cniEnv, execPlugin, fakeDaemon, fakeRuntime, rawHandoff, requireRoot, Scope } from './support.js'
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..')
-const sea = join(root, 'packages/cni-exec/dist/sea/isthmus')
+const sea = join(root, 'packages/cni-plugin/dist/sea/isthmus')
 const scope = new Scope()
 const dir = scope.tmpDir('guard')
 const stateDir = scope.tmpDir('state')
@@ -47,10 +49,10 @@ const recording = (e: RawEnv): Runtime => {
   seen.push(e)
   return fakePorts.runtime
 }
-const start = (socket: string, more: Partial<Parameters<typeof handoffServer>[0]> = {}) =>
-  handoffServer({ socket, runtime: recording, log: silentLogger, ...more })
+const start = (socket: string, more: Partial<Parameters<typeof cniHandoffServer>[0]> = {}) =>
+  cniHandoffServer({ socket, runtime: recording, log: silentLogger, ...more })
 // `f` with such a daemon listening at `socket`, closed afterwards.
-const serving = async (socket: string, more: Partial<Parameters<typeof handoffServer>[0]>, f: () => Promise<void>): Promise<void> => {
+const serving = async (socket: string, more: Partial<Parameters<typeof cniHandoffServer>[0]>, f: () => Promise<void>): Promise<void> => {
   const daemon = await start(socket, more)
   try {
     await f()
@@ -72,7 +74,7 @@ after(() => scope.cleanup())
 describe('hand-off: what the plugin sends', () => {
   before(() => {
     requireRoot()
-    execFileSync(process.execPath, [join(root, 'packages/cni-exec/scripts/build.mjs')], { stdio: 'ignore' })
+    execFileSync(process.execPath, [join(root, 'packages/cni-plugin/scripts/build.mjs')], { stdio: 'ignore' })
   })
 
   const secretEnv = { OS_USERNAME: 'admin', OS_PASSWORD: 'hunter2-secret', OS_PROJECT_NAME: 'p', HOME: '/root', AWS_SECRET_ACCESS_KEY: 'aws-secret', CNI_FOO: 'x' }

@@ -19,7 +19,7 @@ import { startPlugin, waitUntil, type PluginProcess } from '@isthmus/testkit'
 import { addresses, cniEnv, execPlugin, linkNames, requireRoot, Scope } from './support.js'
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..')
-const sea = join(root, 'packages/cni-exec/dist/sea/isthmus')
+const sea = join(root, 'packages/cni-plugin/dist/sea/isthmus')
 const scope = new Scope()
 const stateDir = scope.tmpDir('state')
 const NAME = `stop-${scope.id}`
@@ -49,7 +49,7 @@ describe('SIGTERM with clients on the hand-off socket', () => {
   const held: Socket[] = []
   before(async () => {
     requireRoot()
-    execFileSync(process.execPath, [join(root, 'packages/cni-exec/scripts/build.mjs')], { stdio: 'ignore' })
+    execFileSync(process.execPath, [join(root, 'packages/cni-plugin/scripts/build.mjs')], { stdio: 'ignore' })
   })
   after(async () => {
     for (const c of held) c.destroy()

@@ -1,6 +1,6 @@
 /**
  * Handing calls to a running daemon: the built executable (the Node SEA) sends ADD/DEL/CHECK to
- * the hand-off socket of a daemon (here `handoffServer` in this process, as `isthmus serve` runs
+ * the hand-off socket of a daemon (here `cniHandoffServer` in this process, as `isthmus serve` runs
  * it) and prints its answer; the kernel state is the one an in-process call makes. Without a
  * daemon, or when it refuses, the executable runs the call itself; when a daemon takes the request
  * and answers nothing, it reports code 11 and does not run the call a second time.
@@ -14,12 +14,14 @@ import * as E from 'fp-ts/lib/Either.js'
 import { builtinControlPlane, deleteNetwork, makeIpam, noopAgent, silentLogger, systemClock, type Env, type Logger, type NetworkId } from '@isthmus/core'
 import { linuxDataplane } from '@isthmus/dataplane-linux'
 import { fileStore } from '@isthmus/store-fs'
-import { daemonSocketOf, DEFAULT_DAEMON_SOCKET, handoffServer, linuxRuntime, type HandoffServer } from '../src/index.js'
+import { daemonSocketOf } from '@isthmus/cni-plugin'
+import { DEFAULT_DAEMON_SOCKET, type HandoffServer } from '@isthmus/handoff'
+import { cniHandoffServer, linuxRuntime } from '@isthmus/wiring'
 import { startPlugin, type PluginProcess } from '@isthmus/testkit'
 import { addresses, cniEnv, execPlugin, fakeDaemon as fakeDaemonIn, linkNames, pings, requireRoot, Scope } from './support.js'
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..')
-const sea = join(root, 'packages/cni-exec/dist/sea/isthmus')
+const sea = join(root, 'packages/cni-plugin/dist/sea/isthmus')
 const scope = new Scope()
 const dir = scope.tmpDir('handoff')
 const stateDir = scope.tmpDir('state')
@@ -55,8 +57,8 @@ describe('hand-off to a running daemon', () => {
   let daemon: HandoffServer | undefined
   before(async () => {
     requireRoot()
-    execFileSync(process.execPath, [join(root, 'packages/cni-exec/scripts/build.mjs')], { stdio: 'ignore' })
-    daemon = await handoffServer({
+    execFileSync(process.execPath, [join(root, 'packages/cni-plugin/scripts/build.mjs')], { stdio: 'ignore' })
+    daemon = await cniHandoffServer({
       socket,
       runtime: (e, selfNames) => linuxRuntime({ env: e, selfNames, deferLinkRemoval: true }),
       log

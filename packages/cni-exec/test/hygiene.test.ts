@@ -14,11 +14,13 @@ import { after, before, describe, it } from 'node:test'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { recordingLogger } from '@isthmus/core/testing'
 import { pluginCall, startPlugin, type PluginProcess } from '@isthmus/testkit'
-import { handoffServer, runSkel, type HandoffServer } from '../src/index.js'
+import type { HandoffServer } from '@isthmus/handoff'
+import { cniHandoffServer } from '@isthmus/wiring'
+import { runSkel } from '../src/index.js'
 import { cniEnv, errorDoc, execPlugin, fakeRuntime, hasStackTrace, linkNames, requireRoot, Scope, type Outcome } from './support.js'
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..')
-const sea = join(root, 'packages/cni-exec/dist/sea/isthmus')
+const sea = join(root, 'packages/cni-plugin/dist/sea/isthmus')
 const scope = new Scope()
 const stateDir = scope.tmpDir('state')
 const bridge = scope.bridge('y')
@@ -169,7 +171,7 @@ describe('CNI error hygiene: the same precise error in the process and through t
   let nsName = ''
   before(async () => {
     requireRoot()
-    execFileSync(process.execPath, [join(root, 'packages/cni-exec/scripts/build.mjs')], { stdio: 'ignore' })
+    execFileSync(process.execPath, [join(root, 'packages/cni-plugin/scripts/build.mjs')], { stdio: 'ignore' })
     const ns = scope.addNetns('h')
     netns = ns.path
     nsName = ns.name
@@ -225,7 +227,7 @@ describe('a bug is code 999 with a short sentence, never a stack trace or a try-
   it('through a daemon whose call throws: the plugin prints 999, not code 11', async () => {
     requireRoot()
     const socket = join(dir, 'cni.sock')
-    daemon = await handoffServer({
+    daemon = await cniHandoffServer({
       socket,
       runtime: () => {
         throw new RangeError('Maximum call stack size exceeded')

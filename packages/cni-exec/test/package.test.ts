@@ -38,7 +38,7 @@ describe('packaging: isthmus cni install', () => {
   before(() => {
     requireRoot()
     // Incremental: a no-op when `pnpm build` made it already (CI builds before testing).
-    execFileSync(process.execPath, [join(root, 'packages/cni-exec/scripts/build.mjs')], { stdio: 'ignore' })
+    execFileSync(process.execPath, [join(root, 'packages/cni-plugin/scripts/build.mjs')], { stdio: 'ignore' })
     execFileSync('pnpm', ['--silent', 'isthmus', 'cni', 'install', '--bin-dir', binDir, '--conf-dir', confDir], { cwd: root, stdio: 'ignore' })
   })
   after(() => scope.cleanup())

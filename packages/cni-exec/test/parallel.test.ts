@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test'
 import { addresses, execPlugin, firewallLines, requireRoot, Scope, sh } from './support.js'
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..')
-const plugin = join(root, 'packages/cni-exec/dist/sea/isthmus')
+const plugin = join(root, 'packages/cni-plugin/dist/sea/isthmus')
 const scope = new Scope()
 const stateDir = scope.tmpDir('state')
 const bridge = scope.bridge('x')
@@ -35,7 +35,7 @@ describe(`${N} parallel ADDs and DELs (SEA processes)`, () => {
   const namespaces: Array<{ name: string; path: string }> = []
   before(() => {
     requireRoot()
-    execFileSync(process.execPath, [join(root, 'packages/cni-exec/scripts/build.mjs')], { stdio: 'ignore' })
+    execFileSync(process.execPath, [join(root, 'packages/cni-plugin/scripts/build.mjs')], { stdio: 'ignore' })
     for (let i = 0; i < N; i++) namespaces.push(scope.addNetns(`p${i}`))
   })
   after(() => scope.cleanup())

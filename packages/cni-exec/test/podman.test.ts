@@ -37,9 +37,9 @@ const ipOf = (name: string): string =>
 describe('podman 4.3 (CNI backend) on an isthmus network', () => {
   before(() => {
     requireRoot()
-    execFileSync(process.execPath, [join(root, 'packages/cni-exec/scripts/build.mjs')], { stdio: 'ignore' })
+    execFileSync(process.execPath, [join(root, 'packages/cni-plugin/scripts/build.mjs')], { stdio: 'ignore' })
     for (const d of ['bin', 'net.d', 'root', 'run', 'tmp', 'rootfs/bin']) mkdirSync(join(dir, d), { recursive: true })
-    copyFileSync(join(root, 'packages/cni-exec/dist/sea/isthmus'), join(dir, 'bin/isthmus'))
+    copyFileSync(join(root, 'packages/cni-plugin/dist/sea/isthmus'), join(dir, 'bin/isthmus'))
     execFileSync('chmod', ['755', join(dir, 'bin/isthmus')])
     writeFileSync(
       env.CONTAINERS_CONF,

@@ -19,7 +19,8 @@ import { pipe } from 'fp-ts/lib/function.js'
 import { builtinControlPlane, makeIpam, noopAgent, type Dataplane, type IfName, type SandboxKey, type Store } from '@isthmus/core'
 import { fakeDataplane, fixedClock, memoryStore, recordingLogger, type FakeDataplane, type RecordingLogger } from '@isthmus/core/testing'
 import { linuxDataplane } from '@isthmus/dataplane-linux'
-import { linuxRuntime, runSkel, type Delegate, type LinkState, type PluginRun, type Runtime } from '../src/index.js'
+import { linuxRuntime } from '@isthmus/wiring'
+import { runSkel, type Delegate, type LinkState, type PluginRun, type Runtime } from '../src/index.js'
 import type { RawEnv } from '../src/protocol/Env.js'
 
 export const hex = (n: number): string => randomBytes(n).toString('hex')

@@ -35,7 +35,7 @@ import { startPlugin, type PluginProcess } from '@isthmus/testkit'
 import { addresses, cniEnv, execPlugin, invoke, realRuntime, requireRoot, Scope, sh } from './support.js'
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..')
-const sea = join(root, 'packages/cni-exec/dist/sea/isthmus')
+const sea = join(root, 'packages/cni-plugin/dist/sea/isthmus')
 const scope = new Scope()
 
 const ports = (bridge: string): Array<{ ifname: string; ifalias?: string }> => {
@@ -105,7 +105,7 @@ describe('the daemon sweeps at start while CNI ADDs run in other processes (real
   })
   before(async () => {
     requireRoot()
-    execFileSync(process.execPath, [join(root, 'packages/cni-exec/scripts/build.mjs')], { stdio: 'ignore' })
+    execFileSync(process.execPath, [join(root, 'packages/cni-plugin/scripts/build.mjs')], { stdio: 'ignore' })
     plugin = await startPlugin(`isthmus-sw-${run.id}`)
   })
   after(async () => {

@@ -85,7 +85,7 @@ describe('leases and metrics after Docker and CNI attachments in one state direc
     ipam: { ranges: [[{ subnet: `${cniNet}.0/24` }]] }
   })
   const cni = (command: 'ADD' | 'DEL', ns: string) =>
-    fromSource('packages/cni-exec/src/bin/cni-exec.ts', [], {
+    fromSource('packages/cni-plugin/src/bin/cni-exec.ts', [], {
       input: JSON.stringify(conf()),
       env: { PATH: process.env['PATH'], CNI_COMMAND: command, CNI_CONTAINERID: `ctr-${ns}`, CNI_NETNS: `/var/run/netns/${ns}`, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' }
     })

@@ -20,10 +20,10 @@ export interface CniInstallArgs {
   readonly out: (line: string) => void
 }
 
-/** The built plugin inside the @isthmus/cni-exec package (`pnpm build` makes it). */
+/** The built plugin inside the @isthmus/cni-plugin package (`pnpm build` makes it). */
 export const builtPlugin = (): string => {
   const require = createRequire(import.meta.url)
-  return join(dirname(require.resolve('@isthmus/cni-exec/package.json')), 'dist/sea/isthmus')
+  return join(dirname(require.resolve('@isthmus/cni-plugin/package.json')), 'dist/sea/isthmus')
 }
 
 /** The example network: isthmus alone, consuming the capabilities it implements itself. */

@@ -11,7 +11,7 @@ import type { Argv } from 'yargs'
 import { DEFAULT_STATE_DIR, describe, inspectLeases, type Attachment, type CoreError, type Env, type LeasesView } from '@isthmus/core'
 import { leasesAnswer } from '@isthmus/cnm-server'
 import { Inspect } from '@isthmus/cnm-server/protocol'
-import { fileStore } from '@isthmus/store-fs'
+import { openStore } from '@isthmus/wiring'
 
 /** Where a command's text goes (the handlers pass process.stdout and process.stderr). */
 export interface Output {
@@ -44,7 +44,7 @@ export const queryStateDir = async <A>(
     o.err(`isthmus: no state directory at ${stateDir} (see --state-dir)\n`)
     return 1
   }
-  const opened = await fileStore({ stateDir, sweepOnOpen: false })()
+  const opened = await openStore({ stateDir, sweepOnOpen: false })()
   if (E.isLeft(opened)) {
     o.err(`isthmus: cannot open ${stateDir}: ${describe(opened.left)}\n`)
     return 1

@@ -1,12 +1,13 @@
 /**
- * `isthmus serve`: the Docker plugin daemon on its embedded defaults: the file store, the Linux
- * bridge dataplane and the built-in IPAM. Logs JSON lines to stderr; stops cleanly on SIGTERM.
+ * `isthmus serve`: the Docker plugin daemon on the ports @isthmus/wiring picks (the file store,
+ * the Linux bridge dataplane, the built-in IPAM, Contrail when configured), and the CNI hand-off
+ * socket. Logs JSON lines to stderr; stops cleanly on SIGTERM.
  */
 import * as E from 'fp-ts/lib/Either.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import type { Argv } from 'yargs'
-import { builtinControlPlane, DEFAULT_STATE_DIR, describe, gc, isChainPrefix, LOG_LEVELS, makeIpam, noopAgent, systemClock, type ControlPlane, type Env, type Logger, type LogLevel, type Store } from '@isthmus/core'
+import { causeText, DEFAULT_STATE_DIR, describe, gc, isChainPrefix, LOG_LEVELS, type Env, type Logger, type LogLevel } from '@isthmus/core'
 import {
   bugText,
   clearStaleSocket,
@@ -24,12 +25,22 @@ import {
   type MetricsServer
 } from '@isthmus/cnm-server'
 import type { Inspect } from '@isthmus/cnm-server/protocol'
-import { Cni, DEFAULT_DAEMON_SOCKET, handoffServer, linuxRuntime, type HandoffServer } from '@isthmus/cni-exec'
-import { DEFAULT_CHAIN_PREFIX, linuxDataplane, type LinuxDataplane } from '@isthmus/dataplane-linux'
-import { winstonLogger } from '@isthmus/log'
-import { fileStore } from '@isthmus/store-fs'
-import { version } from '../cli.js'
-import { contrailFlags, contrailSettings, withContrail, type ContrailArgs, type ContrailSettings } from './contrailOptions.js'
+import { Cni } from '@isthmus/cni-exec'
+import { DEFAULT_CHAIN_PREFIX } from '@isthmus/dataplane-linux'
+import { DEFAULT_DAEMON_SOCKET, type HandoffServer } from '@isthmus/handoff'
+import {
+  cniHandoffServer,
+  contrailSettings,
+  daemonCni,
+  daemonControlPlane,
+  daemonLogger,
+  openDaemon,
+  type ContrailArgs,
+  type ContrailSettings,
+  type Daemon
+} from '@isthmus/wiring'
+import { version } from '../version.js'
+import { contrailFlags } from './contrailOptions.js'
 
 export interface ServeArgs {
   readonly socket: string
@@ -75,7 +86,7 @@ const inheritedSocket = (): ListenOn | undefined =>
   process.env['LISTEN_FDS'] === '1' && process.env['LISTEN_PID'] === String(process.pid) ? { fd: 3 } : undefined
 
 // Spares a killed predecessor kept ready are links nobody records: remove them before serving.
-const removeStraySpares = async (store: Store, dataplane: LinuxDataplane, log: Logger): Promise<void> => {
+const removeStraySpares = async ({ store, dataplane }: Daemon, log: Logger): Promise<void> => {
   const removed = await pipe(
     TE.Do,
     TE.apS('endpoints', store.endpoints.list()),
@@ -138,118 +149,108 @@ const configurationOf = (args: ServeArgs, on: ListenOn, contrail: ContrailSettin
 }
 
 /**
- * The CNI hand-off socket (packages/cni-exec/src/handoff): netconfs on this daemon's state
- * directory and chain prefix share its store and dataplane; others get sessions of their
- * own. Not having it is not fatal: the CNI executable then runs its calls itself.
+ * The CNI hand-off socket (@isthmus/handoff): netconfs on this daemon's state directory and chain
+ * prefix share its store and dataplane; others get sessions of their own. Not having it is not
+ * fatal: the CNI executable then runs its calls itself.
  */
-const startCniHandoff = async (
-  args: ServeArgs,
-  own: { readonly store: Store; readonly dataplane: LinuxDataplane; readonly builtin: ControlPlane; readonly log: Logger }
-): Promise<HandoffServer | undefined> => {
+const startCniHandoff = async (args: ServeArgs, daemon: Daemon, log: Logger): Promise<HandoffServer | undefined> => {
   const socket = args.cniSocket ?? DEFAULT_DAEMON_SOCKET
   if (socket === '') return undefined
-  const { store, dataplane, builtin, log } = own
-  // The Docker plugin's own built-in control plane: one IPAM, one view of the pools, for both.
-  const seed = {
-    settings: { stateDir: args.stateDir, chainPrefix: dataplane.chainPrefix },
-    session: {
-      env: { store, dataplane, controlPlane: builtin, agent: noopAgent, log, clock: systemClock },
-      close: () => Promise.resolve()
-    }
-  }
   try {
     await clearStaleSocket(socket)
-    const server = await handoffServer({
-      socket,
-      runtime: (env, selfNames) => linuxRuntime({ env, selfNames, deferLinkRemoval: true }),
-      log,
-      seeds: [seed]
-    })
+    const server = await cniHandoffServer({ socket, log, ...daemonCni(daemon, args.stateDir, log) })
     log.info('cni hand-off', { socket })
     return server
   } catch (e) {
-    log.warn('no CNI hand-off: CNI calls run in their own processes', { socket, detail: e instanceof Error ? e.message : String(e) })
+    log.warn('no CNI hand-off: CNI calls run in their own processes', { socket, detail: causeText(e) })
     return undefined
   }
 }
 
-export const serve = async (args: ServeArgs): Promise<void> => {
-  const { logger: log, close: closeLog } = winstonLogger({ level: args.logLevel, stderr: true })
-  const stopCatchingBugs = keepServingOnBugs(log)
+/** What serve runs until a stop signal; `stop` closes it all in order. */
+interface Running {
+  readonly stop: () => Promise<void>
+  /** A metrics listener asked for and not had: stop at once, exit code 1. */
+  readonly failed: boolean
+}
+
+const listenMetricsOf = async (
+  args: ServeArgs,
+  at: ReturnType<typeof parseMetricsAddr> | undefined,
+  metrics: ReturnType<typeof pluginMetrics>,
+  daemon: Daemon,
+  env: Env,
+  log: Logger
+): Promise<MetricsServer | undefined> => {
+  if (at === undefined || E.isLeft(at)) return undefined
+  registerStoreMetrics(metrics.registry, env)
+  registerProcessMetrics(metrics.registry)
+  const server = await listenMetrics(at.right, metrics.registry, daemon.store).catch((e: unknown) => {
+    log.error('cannot listen for metrics', { metricsAddr: args.metricsAddr, detail: causeText(e) })
+    return undefined
+  })
+  if (server !== undefined) log.info('metrics', { address: server.address, paths: ['/metrics', '/healthz', '/readyz'] })
+  return server
+}
+
+/**
+ * Open the ports, clean up after a predecessor, put Contrail in, and serve. Undefined (and exit
+ * code 1) when the daemon cannot start; a metrics listener asked for and not had stops it at once.
+ */
+const start = async (args: ServeArgs, log: Logger): Promise<Running | undefined> => {
   const metricsAt = args.metricsAddr === undefined ? undefined : parseMetricsAddr(args.metricsAddr)
   if (metricsAt !== undefined && E.isLeft(metricsAt)) {
     log.error('invalid --metrics-addr', { detail: metricsAt.left })
-    process.exitCode = 1
-    return
+    return undefined
   }
-  const opened = await fileStore({ stateDir: args.stateDir, log })()
+  const opened = await openDaemon({ store: { stateDir: args.stateDir }, chainPrefix: args.chainPrefix }, log)()
   if (E.isLeft(opened)) {
     log.error('cannot open the state directory', { stateDir: args.stateDir, detail: describe(opened.left) })
-    process.exitCode = 1
-    return
+    return undefined
   }
-  const store = opened.right
-  const builtinIpam = makeIpam({ store, clock: systemClock })
-  const builtin = builtinControlPlane(builtinIpam, store)
-
-  // A daemon answers DeleteEndpoint before the kernel's ~20 ms veth removal is over, keeps veth
-  // pairs ready so CreateEndpoint starts no process, and feeds its other ip work to kept processes.
-  const dataplane = linuxDataplane({ deferLinkRemoval: true, spareLinks: 2, keepIpProcesses: true, chainPrefix: args.chainPrefix ?? DEFAULT_CHAIN_PREFIX, log })
-  let env: Env = {
-    store,
-    dataplane,
-    controlPlane: builtin,
-    agent: noopAgent,
-    log,
-    clock: systemClock
-  }
-  await removeStraySpares(store, dataplane, log)
-  await sweepAtStart(env, log)
-  let ipam = builtinIpam
+  const daemon = opened.right
+  await removeStraySpares(daemon, log)
+  await sweepAtStart(daemon.env, log)
   const contrail = args.contrail === undefined ? E.right(undefined) : contrailSettings(args.contrail, process.env)
   if (E.isLeft(contrail)) {
     log.error('invalid Contrail configuration', { detail: contrail.left })
-    await store.close()
-    process.exitCode = 1
-    return
+    await daemon.store.close()
+    return undefined
   }
+  const { env, ipam, reconcile } = daemonControlPlane(daemon, contrail.right, log)
   if (contrail.right !== undefined) {
-    const c = withContrail(contrail.right, { env, ipam, store, builtin, log })
-    env = c.env
-    ipam = c.ipam
-    log.info('contrail', { api: contrail.right.api, agent: contrail.right.agent, auth: contrail.right.auth.kind, owner: contrail.right.owner })
-    await c.reconcile()
+    const c = contrail.right
+    log.info('contrail', { api: c.api, agent: c.agent, auth: c.auth.kind, owner: c.owner })
+    await reconcile()
   }
   const on = inheritedSocket() ?? { socket: args.socket }
   const metrics = pluginMetrics()
   const about = { version, cniVersions: Cni.SUPPORTED_VERSIONS, configuration: configurationOf(args, on, contrail.right) }
   const limits: SocketLimits = { ...SOCKET_LIMITS, ...args.limits }
   const server = await listen(createPluginApp({ env, ipam, about, metrics }), on, limits).catch((e: unknown) => {
-    log.error('cannot listen', { ...on, detail: e instanceof Error ? e.message : String(e) })
+    log.error('cannot listen', { ...on, detail: causeText(e) })
     return undefined
   })
   if (server === undefined) {
-    await store.close()
-    process.exitCode = 1
-    return
+    await daemon.store.close()
+    return undefined
   }
   log.info('serving', { ...on, stateDir: args.stateDir, pid: process.pid })
-  const cni = await startCniHandoff(args, { store, dataplane, builtin, log })
-  let metricsServer: MetricsServer | undefined
-  if (metricsAt !== undefined) {
-    registerStoreMetrics(metrics.registry, env)
-    registerProcessMetrics(metrics.registry)
-    metricsServer = await listenMetrics(metricsAt.right, metrics.registry, store).catch((e: unknown) => {
-      log.error('cannot listen for metrics', { metricsAddr: args.metricsAddr, detail: e instanceof Error ? e.message : String(e) })
-      return undefined
-    })
-    if (metricsServer === undefined) process.exitCode = 1
-    else log.info('metrics', { address: metricsServer.address, paths: ['/metrics', '/healthz', '/readyz'] })
+  const cni = await startCniHandoff(args, daemon, log)
+  const metricsServer = await listenMetricsOf(args, metricsAt, metrics, daemon, env, log)
+  const stop = async (): Promise<void> => {
+    await metricsServer?.close()
+    await server.close()
+    await cni?.close()
+    // Its kept ip processes first (a stop signal to the group may have ended them), then its spares
+    // and background removals, each in a process of its own; then the store.
+    await daemon.close()
   }
+  return { stop, failed: metricsAt !== undefined && metricsServer === undefined }
+}
 
-  // a metrics listener asked for and not had stops the daemon at once (exit 1)
-  const metricsFailed = metricsAt !== undefined && metricsServer === undefined
-  if (!metricsFailed) await new Promise<void>((resolve) => {
+const stopSignal = (log: Logger): Promise<void> =>
+  new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals) => {
       log.info('stopping', { signal })
       resolve()
@@ -257,17 +258,55 @@ export const serve = async (args: ServeArgs): Promise<void> => {
     process.once('SIGTERM', stop)
     process.once('SIGINT', stop)
   })
-  await metricsServer?.close()
-  await server.close()
-  await cni?.close()
-  // Its kept ip processes first (a stop signal to the group may have ended them), then its spares
-  // and background removals, each in a process of its own.
-  await dataplane.close()
-  await store.close()
+
+export const serve = async (args: ServeArgs): Promise<void> => {
+  const { logger: log, close: closeLog } = daemonLogger(args.logLevel)
+  const stopCatchingBugs = keepServingOnBugs(log)
+  const running = await start(args, log)
+  if (running === undefined) {
+    process.exitCode = 1
+    return
+  }
+  if (running.failed) process.exitCode = 1
+  else await stopSignal(log)
+  await running.stop()
   log.info('stopped', {})
   stopCatchingBugs()
   await closeLog()
 }
+
+/** The settings of `isthmus serve` from its parsed flags. */
+export const settingsFromFlags = (a: {
+  readonly socket: string
+  readonly stateDir: string
+  readonly logLevel: string
+  readonly metricsAddr?: string | undefined
+  readonly cniSocket: string
+  readonly chainPrefix: string
+  readonly maxConnections: number
+  readonly idleTimeout: number
+  readonly requestTimeout: number
+} & ContrailArgs): ServeArgs => ({
+  socket: a.socket,
+  stateDir: a.stateDir,
+  logLevel: a.logLevel as LogLevel,
+  metricsAddr: a.metricsAddr,
+  cniSocket: a.cniSocket,
+  chainPrefix: a.chainPrefix,
+  limits: {
+    maxConnections: Math.floor(a.maxConnections),
+    idleTimeoutMs: a.idleTimeout * 1000,
+    requestTimeoutMs: a.requestTimeout * 1000
+  },
+  contrail: {
+    contrailApi: a.contrailApi,
+    keystoneUrl: a.keystoneUrl,
+    keystoneVersion: a.keystoneVersion,
+    contrailCredentialsFile: a.contrailCredentialsFile,
+    vrouterAgent: a.vrouterAgent,
+    contrailOwner: a.contrailOwner
+  }
+})
 
 export const serveCommand = (y: Argv): Argv =>
   y.command(
@@ -293,22 +332,5 @@ export const serveCommand = (y: Argv): Argv =>
           }
           return true
         }),
-    (a) =>
-      serve({
-        socket: a.socket,
-        stateDir: a.stateDir,
-        logLevel: a.logLevel as LogLevel,
-        metricsAddr: a.metricsAddr,
-        cniSocket: a.cniSocket,
-        chainPrefix: a.chainPrefix,
-        limits: { maxConnections: Math.floor(a.maxConnections), idleTimeoutMs: a.idleTimeout * 1000, requestTimeoutMs: a.requestTimeout * 1000 },
-        contrail: {
-          contrailApi: a.contrailApi,
-          keystoneUrl: a.keystoneUrl,
-          keystoneVersion: a.keystoneVersion,
-          contrailCredentialsFile: a.contrailCredentialsFile,
-          vrouterAgent: a.vrouterAgent,
-          contrailOwner: a.contrailOwner
-        }
-      })
+    (a) => serve(settingsFromFlags(a))
   )

@@ -26,7 +26,7 @@ import type { NetConf } from '../protocol/NetConf.js'
 import { decodeResult, type Result } from '../protocol/Result.js'
 import { compareVersions } from '../protocol/Version.js'
 import type { ControllerPorts, CoreSession, PluginRun, Runtime } from '../runtime.js'
-import { noController } from '../controller.js'
+import { noController } from '../noController.js'
 import { controllerSettingsOf, ipamModeOf, isIpamCall, toCniError } from '../translate.js'
 
 /** @category model */

@@ -33,14 +33,17 @@ import { requestedIps, requestedMac, toCniError } from '../translate.js'
 import { carry, fromStepError, prevResultOf, type CommandContext, type CommandTask } from '../commands/context.js'
 import {
   attachmentOn,
+  isNoSuch,
   onNoneNetwork,
   type ConnectRequest,
   type ContainerInspect,
-  type EndpointSettings
-} from './api.js'
-import { isNoSuch, type DockerClient, type DockerError } from './client.js'
+  type DockerClient,
+  type DockerError,
+  type DockerPorts,
+  type EndpointSettings,
+  type NamespaceId
+} from '@isthmus/core'
 import { dockerToCni, NO_SUCH_CONTAINER, NO_SUCH_NETWORK } from './errors.js'
-import type { NamespaceId, DockerPorts } from './ports.js'
 import { dockerAddresses, dockerResult } from './result.js'
 
 /** Docker's own network of `--net=none`. */

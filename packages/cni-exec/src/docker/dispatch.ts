@@ -11,7 +11,7 @@ import type { CommandContext, CommandTask } from '../commands/context.js'
 import type { Command } from '../protocol/Env.js'
 import { Code, cniError, type CniError } from '../protocol/Error.js'
 import type { DockerConf } from '../protocol/NetConf.js'
-import type { DockerClient } from './client.js'
+import type { DockerClient } from '@isthmus/core'
 import { connectAdd, connectCheck, connectDel, connectGc, connectStatus, dockerReady, type Shim } from './connect.js'
 import { dropIfEmpty, onDockerNetwork } from './network.js'
 

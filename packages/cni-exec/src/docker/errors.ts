@@ -4,7 +4,7 @@
  * a 404 means what the caller says it means (an unknown container is 3, an unknown network 7).
  */
 import { Code, cniError, type CniError } from '../protocol/Error.js'
-import { describeDockerError, isNoSuch, type DockerError } from './client.js'
+import { describeDockerError, isNoSuch, type DockerError } from '@isthmus/core'
 
 /** @category utils */
 export const dockerToCni = (e: DockerError, onNoSuch?: CniError): CniError => {

@@ -32,7 +32,7 @@ import { Code, cniError, type CniError } from '../protocol/Error.js'
 import type { DockerConf, NetConf, RangeConf } from '../protocol/NetConf.js'
 import { runFlow, withCore, type CommandContext } from '../commands/context.js'
 import { toCniError } from '../translate.js'
-import { isNoSuch, type DockerClient } from './client.js'
+import { isNoSuch, type DockerClient } from '@isthmus/core'
 import { dockerToCni, NO_SUCH_NETWORK } from './errors.js'
 
 const FULL_ID = /^[0-9a-f]{64}$/

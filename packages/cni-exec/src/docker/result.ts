@@ -4,8 +4,8 @@
  */
 import type { Dns } from '../protocol/NetConf.js'
 import type { IpConfig, Result, ResultRoute } from '../protocol/Result.js'
-import type { ContainerInspect, EndpointSettings } from './api.js'
-import type { SandboxRoute } from './ports.js'
+import type { ContainerInspect, EndpointSettings } from '@isthmus/core'
+import type { SandboxRoute } from '@isthmus/core'
 
 const addressesOf = (ep: EndpointSettings): ReadonlyArray<IpConfig> => {
   const one = (address: string | undefined, prefix: number | undefined, gateway: string | undefined): IpConfig[] =>

@@ -1,6 +1,6 @@
 /**
  * Whose IPAM a netconf's `ipam.type` names. Kept apart from the codecs so that the hand-off client
- * (the executable's small main script) can tell a delegated IPAM without loading the core.
+ * (the executable's small main script) can tell a delegated IPAM without loading the flows.
  */
 
 /** Whether `type` (absent, `""`, or one of the names this executable answers to) is isthmus's own IPAM. @category utils */

@@ -12,6 +12,7 @@ import { lstat, realpath } from 'node:fs/promises'
 import { createConnection } from 'node:net'
 import { dirname } from 'node:path'
 import * as E from 'fp-ts/lib/Either.js'
+import { causeText } from '@isthmus/core'
 import { HandoffRefusal, HandoffReply, type HandoffRequest } from './protocol.js'
 
 /** @category model */
@@ -61,7 +62,7 @@ export const trustedSocket = async (socket: string, uid: number = process.geteui
       if (dir === '/') break
     }
   } catch (e) {
-    return { ok: false, why: `${path}: ${e instanceof Error ? e.message : String(e)}` }
+    return { ok: false, why: `${path}: ${causeText(e)}` }
   }
   return { ok: true, path }
 }

@@ -1,53 +1,48 @@
 /**
  * The daemon's side of the hand-off: a unix socket (mode 0600: only root runs CNI plugins) on
- * which each connection carries one call, run by the same envelope as the plugin process, over
- * sessions kept open between calls.
+ * which each connection carries one call, answered by the caller's handler (the daemon runs the
+ * same CNI envelope as the plugin process, over sessions kept open between calls).
  *
  * A connection is bounded: its request must arrive whole within `requestTimeoutMs` and within
  * `maxRequestBytes`, and at most `maxConnections` are open at once (one more is refused, and its
- * plugin runs the call itself). Every call is answered with a reply, a bug included (code 999),
- * never by dropping the connection, which the plugin would read as "try again" (code 11).
+ * plugin runs the call itself). Every call is answered with a reply (the handler answers its own
+ * bugs), never by dropping the connection, which the plugin would read as "try again" (code 11).
  */
 import { chmod, mkdir } from 'node:fs/promises'
 import { createServer, type Server, type Socket } from 'node:net'
 import { dirname } from 'node:path'
 import * as E from 'fp-ts/lib/Either.js'
-import { decodeWith, describe, jsonRefusalText, parseJsonWithin, type Logger } from '@isthmus/core'
-import { bugOutput, runSkel } from '../skel.js'
-import type { RawEnv } from '../protocol/Env.js'
-import { CURRENT_VERSION } from '../protocol/Version.js'
-import type { Runtime } from '../runtime.js'
-import { HandoffRequest, type HandoffReply } from './protocol.js'
-import { sessionCache, type SeedSession } from './sessions.js'
+import { causeText, decodeWith, describe, jsonRefusalText, parseJsonWithin, type Logger } from '@isthmus/core'
+import { HandoffRequest, type HandoffRefusal, type HandoffReply } from './protocol.js'
+
+/**
+ * Runs one call. Must answer every call, its own bugs included; a rejection is answered as a
+ * refusal (the plugin then runs the call itself).
+ *
+ * @category model
+ */
+export type HandoffHandler = (request: HandoffRequest) => Promise<HandoffReply>
 
 /** @category model */
 export interface HandoffServerOptions {
   readonly socket: string
-  /** The runtime of one call, from its variables (the request's, over `baseEnv`) and names. */
-  readonly runtime: (env: RawEnv, selfNames: ReadonlyArray<string>) => Runtime
+  readonly handle: HandoffHandler
   /** The daemon's own log: one line per call (the call's own logging goes where its netconf says). */
   readonly log: Logger
-  /** Sessions the caller opened and keeps (see sessionCache). */
-  readonly seeds?: ReadonlyArray<SeedSession>
   /** Largest request accepted (bytes); default 8 MiB (a 1 MiB netconf, JSON-escaped, and its variables). */
   readonly maxRequestBytes?: number
   /** A request must have arrived whole this long after the connection opened; default 5 s. */
   readonly requestTimeoutMs?: number
   /** Connections open at once; one more is refused (its plugin runs the call itself). Default 128. */
   readonly maxConnections?: number
-  /**
-   * Variables of the daemon's own under each call's: PATH, where the daemon finds `ip` and
-   * iptables (a request never carries it). Default: this process's PATH.
-   */
-  readonly baseEnv?: RawEnv
 }
 
 /** @category model */
 export interface HandoffServer {
   readonly server: Server
   /**
-   * Stop accepting, end the connections that carry no call, let the calls in flight answer, then
-   * close the sessions. An idle client does not hold it up.
+   * Stop accepting, end the connections that carry no call, let the calls in flight answer. An
+   * idle client does not hold it up.
    */
   readonly close: () => Promise<void>
 }
@@ -67,31 +62,29 @@ const CLOSE_GRACE_MS = 1_000
  * @category constructors
  */
 export const handoffServer = async (options: HandoffServerOptions): Promise<HandoffServer> => {
-  const sessions = sessionCache(options.seeds)
   const limit = options.maxRequestBytes ?? HANDOFF_LIMITS.maxRequestBytes
   const requestTimeoutMs = options.requestTimeoutMs ?? HANDOFF_LIMITS.requestTimeoutMs
   const maxConnections = options.maxConnections ?? HANDOFF_LIMITS.maxConnections
-  const baseEnv: RawEnv = options.baseEnv ?? { PATH: process.env['PATH'] }
   const inFlight = new Set<Promise<void>>()
   // Open connections, and whether each carries a call being run.
   const open = new Map<Socket, { busy: boolean }>()
   let closing = false
 
   // The reply, then the end of the connection; a plugin that does not read it is dropped.
-  const reply = (conn: Socket, doc: HandoffReply | { refused: string }): void => {
+  const reply = (conn: Socket, doc: HandoffReply | HandoffRefusal): void => {
     conn.end(JSON.stringify(doc))
     const timer = setTimeout(() => conn.destroy(), REPLY_GRACE_MS)
     conn.on('close', () => clearTimeout(timer))
   }
 
-  const run = async (text: string): Promise<HandoffReply | { refused: string }> => {
+  const run = async (text: string): Promise<HandoffReply | HandoffRefusal> => {
     const parsed = parseJsonWithin(text, { maxBytes: limit, maxDepth: 8 })
     if (E.isLeft(parsed)) return { refused: `request is not JSON: ${jsonRefusalText(parsed.left)}` }
     const req = decodeWith(HandoffRequest, 'hand-off request')(parsed.right)
     if (E.isLeft(req)) return { refused: describe(req.left) }
-    const { env, stdin, selfNames } = req.right
+    const { env } = req.right
     const started = process.hrtime.bigint()
-    const out = await runSkel(sessions.around(options.runtime({ ...baseEnv, ...env }, selfNames)))(env, stdin)
+    const out = await options.handle(req.right)
     options.log.info('cni', {
       command: env['CNI_COMMAND'],
       containerId: env['CNI_CONTAINERID'],
@@ -131,7 +124,10 @@ export const handoffServer = async (options: HandoffServerOptions): Promise<Hand
       state.busy = true
       if (size > limit) return reply(conn, { refused: `request larger than ${limit} bytes` })
       const p = run(Buffer.concat(chunks).toString('utf8'))
-        .catch((e: unknown) => bugOutput(e, CURRENT_VERSION, options.log))
+        .catch((e: unknown): HandoffRefusal => {
+          options.log.error('bug: the hand-off handler failed', { detail: causeText(e) })
+          return { refused: 'the daemon failed to run the call' }
+        })
         .then((doc) => reply(conn, doc))
       inFlight.add(p)
       void p.finally(() => inFlight.delete(p))
@@ -157,7 +153,6 @@ export const handoffServer = async (options: HandoffServerOptions): Promise<Hand
       }, CLOSE_GRACE_MS)
       await stopped
       clearTimeout(grace)
-      await sessions.closeAll()
     }
   }
 }

@@ -1,29 +1,35 @@
-/** The Docker modes' ports on Linux: node:fs `stat`, and `ip -json` run inside the namespace. */
+/** The Docker modes' ports on Linux: the Engine API client, node:fs `stat`, `ip -json` inside the namespace. */
 import { stat } from 'node:fs/promises'
-import * as E from 'fp-ts/lib/Either.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import * as t from 'io-ts'
-import { decodeFailure, decodeWith, invalidNetns, type CoreError } from '@isthmus/core'
+import { causeText, decodeJson, invalidNetns, type CoreError, type DockerPorts, type SandboxRoute } from '@isthmus/core'
 import { decodeLinks, inNetns, runIp, type Tools } from '@isthmus/dataplane-linux'
-import { dockerClient } from './client.js'
-import type { DockerPorts, SandboxRoute } from './ports.js'
+import { dockerClient } from '@isthmus/docker-engine'
 
 const IpRoutes = t.array(t.intersection([t.type({ dst: t.string }), t.partial({ gateway: t.string })]), 'IpRoutes')
 
 const asCidr = (dst: string, family: 4 | 6): string =>
-  dst === 'default' ? (family === 4 ? '0.0.0.0/0' : '::/0') : dst.includes('/') ? dst : `${dst}/${family === 4 ? 32 : 128}`
+  dst === 'default'
+    ? family === 4
+      ? '0.0.0.0/0'
+      : '::/0'
+    : dst.includes('/')
+      ? dst
+      : `${dst}/${family === 4 ? 32 : 128}`
 
-const routesOf = (tools: Tools, netns: string, dev: string, family: 4 | 6): TE.TaskEither<CoreError, ReadonlyArray<SandboxRoute>> =>
+const routesOf = (
+  tools: Tools,
+  netns: string,
+  dev: string,
+  family: 4 | 6
+): TE.TaskEither<CoreError, ReadonlyArray<SandboxRoute>> =>
   pipe(
     runIp(tools, inNetns(netns), [`-${family}`, '-json', 'route', 'show', 'dev', dev]),
-    TE.chainEitherK((out) =>
-      pipe(
-        E.tryCatch((): unknown => JSON.parse(out.trim() === '' ? '[]' : out), (): CoreError => decodeFailure('ip -json route', ['not JSON'])),
-        E.chain(decodeWith(IpRoutes, 'ip -json route'))
-      )
-    ),
-    TE.map((rs) => rs.map((r) => ({ dst: asCidr(r.dst, family), ...(r.gateway === undefined ? {} : { gw: r.gateway }) })))
+    TE.chainEitherK((out) => decodeJson(IpRoutes, 'ip -json route')(out.trim() === '' ? '[]' : out)),
+    TE.map((rs) =>
+      rs.map((r) => ({ dst: asCidr(r.dst, family), ...(r.gateway === undefined ? {} : { gw: r.gateway }) }))
+    )
   )
 
 /** @category constructors */
@@ -35,7 +41,7 @@ export const linuxDockerPorts = (tools: Tools): DockerPorts => ({
         const s = await stat(path, { bigint: true })
         return { dev: s.dev, ino: s.ino }
       },
-      (e): CoreError => invalidNetns(path, e instanceof Error ? e.message : String(e))
+      (e): CoreError => invalidNetns(path, causeText(e))
     ),
   links: (netns) =>
     pipe(

@@ -1,17 +1,16 @@
 #!/usr/bin/env node
 /**
  * The CNI plugin executable: the only file that touches the process. A call that a running
- * isthmus daemon can take (handoff/protocol.ts planHandoff) is handed to it over its socket;
+ * isthmus daemon can take (../plan.ts planHandoff) is handed to it over its socket;
  * otherwise, or when no daemon answers, the envelope runs here (local.ts, loaded only then).
  * Reads stdin only when needed and at most MAX_STDIN_BYTES of it, writes stdout and stderr, sets
  * the exit code; never calls process.exit, so winston's file transport can flush (winston#228).
  * Whatever happens, stdout carries one CNI document or nothing, never a stack trace.
  */
 import { basename } from 'node:path'
-import { handOff } from '../handoff/client.js'
-import { HANDOFF_COMMANDS, planHandoff } from '../handoff/protocol.js'
-import { errorDocument, internalError } from '../protocol/Error.js'
-import { MAX_STDIN_BYTES } from '../protocol/Json.js'
+import { errorDocument, internalError, MAX_STDIN_BYTES } from '@isthmus/cni-exec/protocol'
+import { HANDOFF_COMMANDS, handOff } from '@isthmus/handoff'
+import { planHandoff } from '../plan.js'
 import { loadLocal } from './loadLocal.js'
 
 // Keeps at most MAX_STDIN_BYTES + 1 bytes (enough for the envelope to say "too large") and

@@ -4,10 +4,13 @@
  * store's in-process lock queues then order concurrent calls without polling lock directories.
  */
 import * as E from 'fp-ts/lib/Either.js'
-import type * as TE from 'fp-ts/lib/TaskEither.js'
-import type { CoreError } from '@isthmus/core'
+import * as TE from 'fp-ts/lib/TaskEither.js'
+import { pipe } from 'fp-ts/lib/function.js'
+import type { CoreError, Logger } from '@isthmus/core'
 import { DEFAULT_CHAIN_PREFIX } from '@isthmus/dataplane-linux'
-import type { CoreSession, CoreSettings, Runtime } from '../runtime.js'
+import type { CoreSession, CoreSettings, Runtime } from '@isthmus/cni-exec'
+
+type Opening = Promise<E.Either<CoreError, CoreSession>>
 
 /** @category model */
 export interface SessionCache {
@@ -31,30 +34,38 @@ export interface SeedSession {
  * @category constructors
  */
 export const sessionCache = (seeds: ReadonlyArray<SeedSession> = []): SessionCache => {
-  const open = new Map<string, Promise<E.Either<CoreError, CoreSession>>>()
+  const open = new Map<string, Opening>()
   // A netconf without chainPrefix gets the default one: the same dataplane as one that names it.
   const keyOf = (s: CoreSettings): string => `${s.stateDir}\0${s.chainPrefix ?? DEFAULT_CHAIN_PREFIX}`
-  const seeded = new Map(seeds.map((x) => [keyOf(x.settings), Promise.resolve(E.right<CoreError, CoreSession>(x.session))]))
+  const seeded = new Map(
+    seeds.map((x) => [keyOf(x.settings), Promise.resolve(E.right<CoreError, CoreSession>(x.session))])
+  )
+  // The session of `key`: a seed, one being opened or open, or a new one.
+  const sessionOf = (key: string, runtime: Runtime, settings: CoreSettings, log: Logger): Opening => {
+    const known = seeded.get(key) ?? open.get(key)
+    if (known !== undefined) return known
+    const opening = runtime.open(settings, log)()
+    open.set(key, opening)
+    return opening
+  }
   return {
     around: (runtime) => ({
       ...runtime,
       open:
         (settings, log): TE.TaskEither<CoreError, CoreSession> =>
-        async () => {
+        () => {
           const key = keyOf(settings)
-          let session = seeded.get(key) ?? open.get(key)
-          if (session === undefined) {
-            session = runtime.open(settings, log)()
-            open.set(key, session)
-          }
-          const s = await session
-          // A store that could not be opened is tried again by the next call.
-          if (E.isLeft(s)) {
-            if (open.get(key) === session) open.delete(key)
-            return s
-          }
-          // Each call logs where its own netconf says.
-          return E.right({ env: { ...s.right.env, log }, close: () => Promise.resolve() })
+          const opening = sessionOf(key, runtime, settings, log)
+          return pipe(
+            () => opening,
+            // A store that could not be opened is tried again by the next call.
+            TE.mapLeft((e) => {
+              if (open.get(key) === opening) open.delete(key)
+              return e
+            }),
+            // Each call logs where its own netconf says.
+            TE.map((s) => ({ env: { ...s.env, log }, close: () => Promise.resolve() }))
+          )()
         }
     }),
     closeAll: async () => {

@@ -1,0 +1,23 @@
+/**
+ * @isthmus/handoff: the transport of a CNI call from the executable to a running daemon (one JSON
+ * request and one JSON reply over a unix socket): the codecs, the client and the listener.
+ */
+export {
+  CNI_ENV_KEYS,
+  DEFAULT_DAEMON_SOCKET,
+  HANDOFF_COMMANDS,
+  HANDOFF_ENV_KEYS,
+  HANDOFF_VERSION,
+  HandoffEnv,
+  HandoffRefusal,
+  HandoffReply,
+  HandoffRequest
+} from './protocol.js'
+export { handOff, trustedSocket, HANDOFF_TIMEOUT_MS, type HandoffOutcome, type SocketCheck } from './client.js'
+export {
+  handoffServer,
+  HANDOFF_LIMITS,
+  type HandoffHandler,
+  type HandoffServer,
+  type HandoffServerOptions
+} from './server.js'

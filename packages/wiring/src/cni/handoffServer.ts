@@ -1,0 +1,57 @@
+/**
+ * The daemon's CNI hand-off: the hand-off listener with a handler that runs each call through the
+ * CNI envelope (`runSkel`) over sessions kept open between calls, so the answer is the one the
+ * plugin process would have given.
+ */
+import { CURRENT_VERSION, type RawEnv } from '@isthmus/cni-exec/protocol'
+import { bugOutput, runSkel, type Runtime } from '@isthmus/cni-exec'
+import type { Logger } from '@isthmus/core'
+import { handoffServer, type HandoffServer, type HandoffServerOptions } from '@isthmus/handoff'
+import { sessionCache, type SeedSession } from './sessions.js'
+
+/** @category model */
+export interface CniHandoffServerOptions extends Omit<HandoffServerOptions, 'handle'> {
+  /** The runtime of one call, from its variables (the request's, over `baseEnv`) and names. */
+  readonly runtime: (env: RawEnv, selfNames: ReadonlyArray<string>) => Runtime
+  /** The daemon's own log: one line per call, and the bugs of a call. */
+  readonly log: Logger
+  /** Sessions the caller opened and keeps (see sessionCache). */
+  readonly seeds?: ReadonlyArray<SeedSession>
+  /**
+   * Variables of the daemon's own under each call's: PATH, where the daemon finds `ip` and
+   * iptables (a request never carries it). Default: this process's PATH.
+   */
+  readonly baseEnv?: RawEnv
+}
+
+/**
+ * Listen on `options.socket` (a stale socket file must have been removed by the caller: see
+ * cnm-server's `clearStaleSocket`, which refuses to take one a live process serves). `close`
+ * stops the listener, then closes the sessions it opened.
+ *
+ * @category constructors
+ */
+export const cniHandoffServer = async (options: CniHandoffServerOptions): Promise<HandoffServer> => {
+  const { runtime, seeds, baseEnv: base, ...listen } = options
+  const sessions = sessionCache(seeds)
+  const baseEnv: RawEnv = base ?? { PATH: process.env['PATH'] }
+  const server = await handoffServer({
+    ...listen,
+    // A bug is answered as the process would answer it (code 999), never by dropping the call.
+    // (A runtime that throws while being built is a bug too, hence the async function.)
+    handle: async ({ env, stdin, selfNames }) => {
+      try {
+        return await runSkel(sessions.around(runtime({ ...baseEnv, ...env }, selfNames)))(env, stdin)
+      } catch (e) {
+        return bugOutput(e, CURRENT_VERSION, options.log)
+      }
+    }
+  })
+  return {
+    server: server.server,
+    close: async () => {
+      await server.close()
+      await sessions.closeAll()
+    }
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * What `isthmus serve` runs on: its logger, the store of its settings, the Linux dataplane with
+ * the daemon's options, the built-in control plane, Contrail around it when configured, and the
+ * runtime of the CNI calls handed to it.
+ */
+import * as TE from 'fp-ts/lib/TaskEither.js'
+import { pipe } from 'fp-ts/lib/function.js'
+import {
+  builtinControlPlane,
+  makeIpam,
+  noopAgent,
+  systemClock,
+  type ClosableLogger,
+  type ControlPlane,
+  type CoreError,
+  type Env,
+  type Ipam,
+  type Logger,
+  type LogLevel,
+  type Store
+} from '@isthmus/core'
+import type { Runtime } from '@isthmus/cni-exec'
+import type { RawEnv } from '@isthmus/cni-exec/protocol'
+import { DEFAULT_CHAIN_PREFIX, linuxDataplane, type LinuxDataplane } from '@isthmus/dataplane-linux'
+import { withContrail, type ContrailSettings } from './contrail.js'
+import { openLogger } from './logs.js'
+import { openStore, type StoreSettings } from './stores.js'
+import { linuxRuntime } from './cni/runtime.js'
+import type { SeedSession } from './cni/sessions.js'
+
+/** @category model */
+export interface DaemonSettings {
+  readonly store: StoreSettings
+  /** Prefix of the iptables chains; DEFAULT_CHAIN_PREFIX when absent. */
+  readonly chainPrefix?: string | undefined
+}
+
+/** The daemon's ports on the built-in control plane. @category model */
+export interface Daemon {
+  readonly store: Store
+  readonly dataplane: LinuxDataplane
+  readonly builtin: ControlPlane
+  readonly ipam: Ipam
+  readonly env: Env
+  /** The dataplane's kept processes, spares and deferred removals, then the store. */
+  readonly close: () => Promise<void>
+}
+
+/** The daemon's log: JSON lines on stderr from `level` up. @category constructors */
+export const daemonLogger = (level: LogLevel): ClosableLogger => openLogger({ level, stderr: true })
+
+/**
+ * Open the store (sweeping what a killed writer left) and build the dataplane. A daemon answers
+ * DeleteEndpoint before the kernel's ~20 ms veth removal is over, keeps veth pairs ready so
+ * CreateEndpoint starts no process, and feeds its other ip work to kept processes.
+ *
+ * @category constructors
+ */
+export const openDaemon = (settings: DaemonSettings, log: Logger): TE.TaskEither<CoreError, Daemon> =>
+  pipe(
+    openStore(settings.store, log),
+    TE.map((store) => {
+      const dataplane = linuxDataplane({
+        deferLinkRemoval: true,
+        spareLinks: 2,
+        keepIpProcesses: true,
+        chainPrefix: settings.chainPrefix ?? DEFAULT_CHAIN_PREFIX,
+        log
+      })
+      const ipam = makeIpam({ store, clock: systemClock })
+      const builtin = builtinControlPlane(ipam, store)
+      const env: Env = { store, dataplane, controlPlane: builtin, agent: noopAgent, log, clock: systemClock }
+      return {
+        store,
+        dataplane,
+        builtin,
+        ipam,
+        env,
+        close: async () => {
+          await dataplane.close()
+          await store.close()
+        }
+      }
+    })
+  )
+
+/**
+ * The daemon's Env and Docker IPAM: the built-in ones, or Contrail around them. `reconcile`
+ * brings the controller and the agent in line with the store (nothing without Contrail).
+ *
+ * @category constructors
+ */
+export const daemonControlPlane = (
+  daemon: Daemon,
+  contrail: ContrailSettings | undefined,
+  log: Logger
+): { readonly env: Env; readonly ipam: Ipam; readonly reconcile: () => Promise<void> } =>
+  contrail === undefined
+    ? { env: daemon.env, ipam: daemon.ipam, reconcile: () => Promise.resolve() }
+    : withContrail(contrail, { env: daemon.env, ipam: daemon.ipam, store: daemon.store, builtin: daemon.builtin, log })
+
+/**
+ * The CNI calls handed to the daemon: netconfs on the daemon's state directory and chain prefix
+ * share its store, dataplane and built-in control plane (one IPAM, one view of the pools);
+ * others get sessions of their own.
+ *
+ * @category constructors
+ */
+export const daemonCni = (
+  daemon: Daemon,
+  stateDir: string,
+  log: Logger
+): {
+  readonly runtime: (env: RawEnv, selfNames: ReadonlyArray<string>) => Runtime
+  readonly seeds: ReadonlyArray<SeedSession>
+} => ({
+  runtime: (env, selfNames) => linuxRuntime({ env, selfNames, deferLinkRemoval: true }),
+  seeds: [
+    {
+      settings: { stateDir, chainPrefix: daemon.dataplane.chainPrefix },
+      session: {
+        env: { ...daemon.env, controlPlane: daemon.builtin, agent: noopAgent, log },
+        close: () => Promise.resolve()
+      }
+    }
+  ]
+})

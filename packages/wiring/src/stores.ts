@@ -1,0 +1,47 @@
+/**
+ * The Store adapters isthmus can run on, as one table: a kind names an opener. Everything that
+ * opens a store (the daemon, a CNI call, the inspection commands) goes through `openStore`, so a
+ * new Store adapter is its package and one entry here (plus, if it has settings of its own, their
+ * fields in StoreSettings).
+ */
+import type * as TE from 'fp-ts/lib/TaskEither.js'
+import { DEFAULT_STATE_DIR, type CoreError, type Logger, type Store } from '@isthmus/core'
+import { fileStore } from '@isthmus/store-fs'
+
+/** Where and how to open the store; each kind reads the fields it knows. @category model */
+export interface StoreSettings {
+  /** The adapter; `file` when absent. */
+  readonly kind?: StoreKind
+  /** `file`: the state directory; DEFAULT_STATE_DIR when absent. */
+  readonly stateDir?: string
+  /**
+   * Sweep what a killed writer left while opening (the daemon does); a short-lived reader or a
+   * CNI call does not (listing sweeps what it reads anyway).
+   */
+  readonly sweepOnOpen?: boolean
+}
+
+/** @category model */
+export type StoreOpener = (settings: StoreSettings, log?: Logger) => TE.TaskEither<CoreError, Store>
+
+const STORES = {
+  file: (s, log) =>
+    fileStore({
+      stateDir: s.stateDir ?? DEFAULT_STATE_DIR,
+      ...(s.sweepOnOpen === undefined ? {} : { sweepOnOpen: s.sweepOnOpen }),
+      ...(log === undefined ? {} : { log })
+    })
+} satisfies Record<string, StoreOpener>
+
+/** @category model */
+export type StoreKind = keyof typeof STORES
+
+/** The kinds `openStore` knows, for a flag's choices. @category constants */
+export const STORE_KINDS = Object.keys(STORES) as ReadonlyArray<StoreKind>
+
+/**
+ * Open the store `settings` name.
+ *
+ * @category constructors
+ */
+export const openStore: StoreOpener = (settings, log) => STORES[settings.kind ?? 'file'](settings, log)
