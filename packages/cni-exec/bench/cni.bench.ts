@@ -3,7 +3,7 @@
  * reference bridge + host-local, with 0 and 5,000 addresses in use, and the wall time of 100
  * parallel ADDs (and DELs) of each. Whole-process times, as a runtime pays them; medians.
  *
- * Stores are pre-populated: host-local's the way baseline/README.md §2 did (one file per IP
+ * Stores are pre-populated: host-local's as host-local itself writes them (one file per IP
  * holding "<id>\r\n<ifname>", plus last_reserved_ip.0), isthmus's through its own IPAM. Each
  * round uses a fresh namespace. Traffic: none; subnets 10.231.96.0/19 (isthmus) and
  * 10.231.128.0/19 (reference). Everything made here is removed at the end, also on failure.

@@ -64,15 +64,16 @@ import {
   toNetworkSpec
 } from '../translate.js'
 import {
-  carry,
+  answerOf,
+  cniStepErrors,
   delegateAdd,
-  fromStepError,
   prevResultOf,
   runDelegate,
   runFlow,
   withCore,
   type CommandContext,
-  type CommandTask
+  type CommandTask,
+  type StepError
 } from './context.js'
 
 /** The attachment ADD works on; the env table guarantees all three for ADD. */
@@ -151,22 +152,22 @@ const delegatedAdd = (ctx: CommandContext, plugin: string): TE.TaskEither<CniErr
   pipe(
     // Everything that can be refused without side effects is checked before the delegate allocates.
     TE.fromEither(requestedMac(ctx.netconf.conf, ctx.args.args)),
-    TE.chain(() => pipe(delegatedSaga(ctx, plugin)({ log: ctx.log }), TE.mapLeft(fromStepError)))
+    TE.chain(() => pipe(delegatedSaga(ctx, plugin)({ log: ctx.log }), TE.mapLeft(answerOf)))
   )
 
 const delegatedSaga = (ctx: CommandContext, plugin: string) =>
   pipe(
-    begin<SagaEnv>('ADD'),
+    begin<SagaEnv, StepError>('ADD', cniStepErrors),
     bindStep(
       'ipam',
-      () => () => pipe(delegateAdd(ctx, plugin), TE.mapLeft(carry)),
-      () => () => pipe(runDelegate(ctx, plugin, 'DEL'), TE.mapLeft(carry))
+      () => () => pipe(delegateAdd(ctx, plugin)),
+      () => () => pipe(runDelegate(ctx, plugin, 'DEL'))
     ),
     bindStep(
       'attached',
       ({ ipam }) =>
         () =>
-          pipe(attachDelegated(ctx, plugin, ipam), TE.mapLeft(carry))
+          pipe(attachDelegated(ctx, plugin, ipam))
     ),
     RTE.map(({ attached }) => attached)
   )
@@ -247,11 +248,11 @@ const attach =
   (env: Env): TE.TaskEither<CniError, JoinResult> => {
     const { containerId, ifName, netns } = attachmentOf(ctx)
     const flow = pipe(
-      begin<Env>('ADD'),
+      begin<Env, StepError>('ADD', cniStepErrors),
       bindStep('network', () => ensureNetwork(spec)),
       doStep('binding', ({ network }) => {
         const mismatch = controllerMismatch(spec, network)
-        return mismatch === undefined ? RTE.right(undefined) : RTE.left(carry(mismatch))
+        return mismatch === undefined ? RTE.right(undefined) : RTE.left(mismatch)
       }),
       RTE.map((s) => ({ ...s, id: attachmentEndpointId(s.network.id, containerId, ifName) })),
       doStep('existing', ({ id }) => refuseJoined(id, containerId, ifName)),
@@ -265,7 +266,7 @@ const attach =
       bindStep('joined', ({ id }) => join(id, { _tag: 'PluginMoves', sandbox: netns, ifName }, { containerId })),
       RTE.map(({ joined }) => joined)
     )(env)
-    return pipe(flow, TE.mapLeft(fromStepError))
+    return pipe(flow, TE.mapLeft(answerOf))
   }
 
 const refuseJoined = (id: EndpointId, containerId: ContainerId, ifName: IfName): Flow<void> =>

@@ -11,13 +11,14 @@ import {
   compositeControlPlane,
   DEFAULT_STATE_DIR,
   describe,
-  invalidConfig,
+  isNotFound,
   parseJson,
   decodeJson,
   type CoreError,
   type Env,
   type Flow,
-  type Logger
+  type Logger,
+  type StepErrors
 } from '@isthmus/core'
 import type { CmdArgs, RawEnv } from '../protocol/Env.js'
 import { Code, cniError, isCniError, type CniError } from '../protocol/Error.js'
@@ -52,20 +53,24 @@ export type Opening = 'store' | 'controller'
 // CNI errors inside core's saga
 // -------------------------------------------------------------------------------------
 
-/** A CNI error riding through core's saga: a valid CoreError for the saga's logs, with the exact CNI answer. */
-type Carried = CoreError & { readonly cni: CniError }
+/** A failure inside a CNI saga: a core error from a flow, or a CNI error as it will be answered. */
+export type StepError = CoreError | CniError
+
+const isCoreError = (e: StepError): e is CoreError => '_tag' in e
 
 /**
- * A CNI error as a saga step's failure. The saga fails with its failing step's own error, so
- * `fromStepError` gives back this very CNI error (a delegate's document keeps its code).
+ * The CNI sagas' errors: an undo that finds its object gone had nothing to do; a warning names a
+ * core error with its sentence and a CNI error with its msg and details.
  *
- * @category utils
+ * @category constants
  */
-export const carry = (e: CniError): CoreError =>
-  ({ ...invalidConfig(e.details === undefined ? e.msg : `${e.msg}: ${e.details}`), cni: e }) as Carried
+export const cniStepErrors: StepErrors<StepError> = {
+  gone: (e) => isCoreError(e) && isNotFound(e),
+  describe: (e) => (isCoreError(e) ? describe(e) : e.details === undefined ? e.msg : `${e.msg}: ${e.details}`)
+}
 
-/** A saga's failure as the CNI error to answer: a carried one as it is, a core error mapped. @category utils */
-export const fromStepError = (e: CoreError): CniError => ('cni' in e ? (e as Carried).cni : toCniError(e))
+/** A saga's failure as the CNI error to answer: a CNI error as it is, a core error mapped. @category utils */
+export const answerOf = (e: StepError): CniError => (isCoreError(e) ? toCniError(e) : e)
 
 /** The netconf's `prevResult`, decoded, when it has one. @category utils */
 export const prevResultOf = (ctx: CommandContext): E.Either<CniError, Result | undefined> =>

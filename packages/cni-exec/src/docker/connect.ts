@@ -30,7 +30,7 @@ import { Code, cniError, type CniError } from '../protocol/Error.js'
 import type { DockerConf } from '../protocol/NetConf.js'
 import { appendResult, decodeResult, type Result } from '../protocol/Result.js'
 import { requestedIps, requestedMac, toCniError } from '../translate.js'
-import { carry, fromStepError, prevResultOf, type CommandContext, type CommandTask } from '../commands/context.js'
+import { answerOf, cniStepErrors, prevResultOf, type CommandContext, type CommandTask, type StepError } from '../commands/context.js'
 import {
   attachmentOn,
   isNoSuch,
@@ -200,11 +200,11 @@ const connectBody = (
 
 /** A Docker call as a step of core's saga: its failure as the CNI error it answers. */
 const step =
-  <A>(task: TE.TaskEither<DockerError, A>, onNoSuch?: CniError): Step<SagaEnv, A> =>
+  <A>(task: TE.TaskEither<DockerError, A>, onNoSuch?: CniError): Step<SagaEnv, A, StepError> =>
   () =>
     pipe(
       task,
-      TE.mapLeft((e) => carry(dockerToCni(e, onNoSuch)))
+      TE.mapLeft((e) => dockerToCni(e, onNoSuch))
     )
 
 // Already gone is as good as disconnected.
@@ -233,7 +233,7 @@ const macIgnored = (wanted: MacAddress, got: string | undefined): CniError =>
 const connectSaga = (s: Shim, c: ContainerInspect, network: string, request: ConnectRequestOf) => {
   const fromNone = onNoneNetwork(c)
   return pipe(
-    begin<SagaEnv>('dockerConnect ADD'),
+    begin<SagaEnv, StepError>('dockerConnect ADD', cniStepErrors),
     doStep(
       'leave none',
       () => (fromNone ? step(disconnect(s, NONE, c.Id)) : RTE.right(undefined)),
@@ -244,7 +244,7 @@ const connectSaga = (s: Shim, c: ContainerInspect, network: string, request: Con
       () => step(s.docker.connect(network, request.body), NO_SUCH_NETWORK),
       () => step(disconnect(s, network, c.Id, true))
     ),
-    bindStep('attachment', () => () => pipe(describeAttachment(s, c.Id, network, request.mac), TE.mapLeft(carry))),
+    bindStep('attachment', () => () => pipe(describeAttachment(s, c.Id, network, request.mac))),
     RTE.map(({ attachment }) => attachment)
   )
 }
@@ -268,7 +268,7 @@ export const connectAdd = (s: Shim): CommandTask =>
     ),
     TE.chainFirst(({ found }) => sameNamespace(s, found.container)),
     TE.bind('attached', ({ found, request }) =>
-      pipe(connectSaga(s, found.container, found.network, request)({ log: s.ctx.log }), TE.mapLeft(fromStepError))
+      pipe(connectSaga(s, found.container, found.network, request)({ log: s.ctx.log }), TE.mapLeft(answerOf))
     ),
     TE.map(({ prev, attached }) => {
       if (attached.ifName !== s.ctx.args.ifName) {
