@@ -8,6 +8,7 @@ import { openSync } from 'node:fs'
 import { mkdtemp, rm, symlink, mkdir, copyFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { mustParseJson } from './json.js'
 import { mustRun, run, stopChild, waitUntil, type RunResult } from './proc.js'
 
 export const DOCKER = '/usr/bin/docker'
@@ -86,7 +87,7 @@ export interface ContainerNetwork {
 
 /** A container's network attachments by network name (`NetworkSettings.Networks`). */
 export const containerNetworks = async (container: string): Promise<Readonly<Record<string, ContainerNetwork>>> =>
-  JSON.parse((await mustDocker('inspect', '--format', '{{json .NetworkSettings.Networks}}', container)).stdout) as Record<
+  mustParseJson('docker inspect', (await mustDocker('inspect', '--format', '{{json .NetworkSettings.Networks}}', container)).stdout) as Record<
     string,
     ContainerNetwork
   >
