@@ -83,7 +83,9 @@ const gatewayAsked = (req: Ipd.RequestAddressRequest, pool: Pool): TE.TaskEither
   const gateway = req.Options?.['RequestAddressType'] === GATEWAY_TYPE
   const address = req.Address
   return gateway && pool.refs > 1 && address !== undefined && address !== pool.gateway
-    ? TE.left(invalidConfig(`subnet ${pool.subnet} is already used by another network, with gateway ${pool.gateway ?? 'none'}`))
+    ? TE.left(
+        invalidConfig(`subnet ${pool.subnet} is already used by another network, with gateway ${pool.gateway ?? 'none'}`)
+      )
     : TE.right(gateway)
 }
 

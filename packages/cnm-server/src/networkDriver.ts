@@ -73,7 +73,9 @@ const subnetRequest =
 const OUR_SPACES = new Set<string>([DEFAULT_LOCAL_SPACE, DEFAULT_GLOBAL_SPACE])
 
 const addressRequests = (iface: Nd.EndpointInterface | null | undefined): AddressRequest[] =>
-  [iface?.Address, iface?.AddressIPv6].flatMap((cidr): AddressRequest[] => (cidr === undefined ? [] : [{ _tag: 'Assigned', cidr }]))
+  [iface?.Address, iface?.AddressIPv6].flatMap((cidr): AddressRequest[] =>
+    cidr === undefined ? [] : [{ _tag: 'Assigned', cidr }]
+  )
 
 /**
  * A subnet of another stored network that overlaps one of `subnets`, as an error. Two networks
@@ -132,7 +134,9 @@ const networkSpec = (
   options: opts.generic,
   ...(opts.addressSpace === undefined ? {} : { addressSpace: opts.addressSpace }),
   ...(opts.mtu === undefined ? {} : { mtu: opts.mtu }),
-  ...(opts.tenant !== undefined && opts.network !== undefined ? { controller: { tenant: opts.tenant, network: opts.network } } : {}),
+  ...(opts.tenant !== undefined && opts.network !== undefined
+    ? { controller: { tenant: opts.tenant, network: opts.network } }
+    : {}),
   ...(shared === undefined ? {} : sharedSettings(shared))
 })
 
@@ -182,7 +186,12 @@ export const createNetwork =
       // -o cni-network=<name>: the CNI network's bridge and pool (cniNetwork.ts)
       TE.bind('shared', ({ opts, subnets }) => sharedCniNetwork(env, opts.generic, subnets)),
       TE.chain(({ opts, pools, subnets, shared }) =>
-        createChecked(env, networkSpec(req.NetworkID, opts, subnets, shared), spaceOf(subnets, pools, opts.addressSpace), shared)
+        createChecked(
+          env,
+          networkSpec(req.NetworkID, opts, subnets, shared),
+          spaceOf(subnets, pools, opts.addressSpace),
+          shared
+        )
       ),
       TE.map(empty)
     )
@@ -204,8 +213,9 @@ export const createEndpoint =
   (req: Nd.CreateEndpointRequest): TE.TaskEither<CoreError, Nd.CreateEndpointResponse> => {
     const addresses = addressRequests(req.Interface)
     const mac = req.Interface?.MacAddress
+    const families = new Set(addresses.flatMap((a) => (a._tag === 'Assigned' ? [familyOf(a.cidr)] : [])))
     return pipe(
-      TE.fromEither(portMappings(req.Options, new Set(addresses.flatMap((a) => (a._tag === 'Assigned' ? [familyOf(a.cidr)] : []))))),
+      TE.fromEither(portMappings(req.Options, families)),
       TE.chain((ports) =>
         addEndpoint(req.NetworkID, {
           id: req.EndpointID,
@@ -216,7 +226,10 @@ export const createEndpoint =
         })(env)
       ),
       // Fill only what dockerd left empty: echoing a field it set fails the call.
-      TE.map((ep): Nd.CreateEndpointResponse => (mac === undefined && ep.mac !== undefined ? { Interface: { MacAddress: ep.mac } } : {}))
+      TE.map(
+        (ep): Nd.CreateEndpointResponse =>
+          mac === undefined && ep.mac !== undefined ? { Interface: { MacAddress: ep.mac } } : {}
+      )
     )
   }
 
@@ -249,7 +262,9 @@ const staticRoutesOf = (routes: ReadonlyArray<StaticRoute>): Partial<Nd.JoinResp
     ? {}
     : {
         StaticRoutes: routes.map((r): Nd.StaticRoute =>
-          r.gw === undefined ? { Destination: r.dst, RouteType: 1 } : { Destination: r.dst, RouteType: 0, NextHop: r.gw }
+          r.gw === undefined
+            ? { Destination: r.dst, RouteType: 1 }
+            : { Destination: r.dst, RouteType: 0, NextHop: r.gw }
         )
       }
 
@@ -260,9 +275,13 @@ export const join =
     pipe(
       TE.Do,
       TE.bind('network', () => loadNetwork(req.NetworkID)(env)),
-      TE.bind('dstPrefix', ({ network }) => TE.right(OPT.ifacePrefix.map((k) => network.options[k]).find((v) => v !== undefined) ?? 'eth')),
+      TE.bind('dstPrefix', ({ network }) =>
+        TE.right(OPT.ifacePrefix.map((k) => network.options[k]).find((v) => v !== undefined) ?? 'eth')
+      ),
       TE.bind('routes', ({ network }) => TE.fromEither(staticRoutes(network.options))),
-      TE.bind('joined', ({ dstPrefix }) => joinFlow(req.EndpointID, { _tag: 'RuntimeMoves', dstPrefix }, { sandboxKey: req.SandboxKey })(env)),
+      TE.bind('joined', ({ dstPrefix }) =>
+        joinFlow(req.EndpointID, { _tag: 'RuntimeMoves', dstPrefix }, { sandboxKey: req.SandboxKey })(env)
+      ),
       TE.map(({ joined, dstPrefix, routes }): Nd.JoinResponse => ({
         InterfaceName: { SrcName: joined.placed.ifName, DstPrefix: dstPrefix },
         ...(joined.gateways.v4 === undefined ? {} : { Gateway: joined.gateways.v4 }),

@@ -56,7 +56,10 @@ export const decodeRequest =
           const field = refusedField(e)
           return field === undefined ? [] : [{ field, value: e.value }]
         })
-        const first = refused.reduce<(typeof refused)[number] | undefined>((a, r) => (a === undefined || r.field.rank < a.field.rank ? r : a), undefined)
+        const first = refused.reduce<(typeof refused)[number] | undefined>(
+          (a, r) => (a === undefined || r.field.rank < a.field.rank ? r : a),
+          undefined
+        )
         if (malformed.length > 0 || first === undefined) return decodeFailure(what, report(malformed))
         return pipe(
           decodeWith(first.field.codec, first.field.what)(first.value),

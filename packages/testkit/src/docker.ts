@@ -87,10 +87,10 @@ export interface ContainerNetwork {
 
 /** A container's network attachments by network name (`NetworkSettings.Networks`). */
 export const containerNetworks = async (container: string): Promise<Readonly<Record<string, ContainerNetwork>>> =>
-  mustParseJson('docker inspect', (await mustDocker('inspect', '--format', '{{json .NetworkSettings.Networks}}', container)).stdout) as Record<
-    string,
-    ContainerNetwork
-  >
+  mustParseJson(
+    'docker inspect',
+    (await mustDocker('inspect', '--format', '{{json .NetworkSettings.Networks}}', container)).stdout
+  ) as Record<string, ContainerNetwork>
 
 /** One attachment, failing when the container is not on that network. */
 export const containerNetwork = async (container: string, network: string): Promise<ContainerNetwork> => {

@@ -32,7 +32,10 @@ export const RequestPoolRequest = t.intersection(
     t.partial({
       Pool: optionalIdField(Subnet, 'Pool', 2),
       SubPool: optionalIdField(Subnet, 'SubPool', 3),
-      Options: stringOptionsWith(ADDRESS_SPACE_OPTION, optionalIdField(AddressSpace, `Options.${ADDRESS_SPACE_OPTION}`, 1)),
+      Options: stringOptionsWith(
+        ADDRESS_SPACE_OPTION,
+        optionalIdField(AddressSpace, `Options.${ADDRESS_SPACE_OPTION}`, 1)
+      ),
       V6: t.boolean
     })
   ],

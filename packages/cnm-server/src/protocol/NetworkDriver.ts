@@ -57,7 +57,10 @@ export type CreateNetworkRequest = t.TypeOf<typeof CreateNetworkRequest>
 
 /** Swarm only: nothing in it is used, so nothing in it is checked beyond its shape. */
 export const AllocateNetworkRequest = t.intersection(
-  [t.type({ NetworkID: t.string }), t.partial({ Options, IPv4Data: nullable(t.array(IPAMDataShape)), IPv6Data: nullable(t.array(IPAMDataShape)) })],
+  [
+    t.type({ NetworkID: t.string }),
+    t.partial({ Options, IPv4Data: nullable(t.array(IPAMDataShape)), IPv6Data: nullable(t.array(IPAMDataShape)) })
+  ],
   'AllocateNetworkRequest'
 )
 export const AllocateNetworkResponse = t.type({ Options: t.record(t.string, t.string) }, 'AllocateNetworkResponse')

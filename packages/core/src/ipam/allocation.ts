@@ -62,7 +62,8 @@ const refusal = (st: PoolState, address: IpAddress, anywhereInSubnet: boolean): 
 const staticLease = (deps: LeaseDeps, st: PoolState, owner: LeaseOwner, address: IpAddress, opts: AllocateOptions) => {
   const why = refusal(st, address, opts.anywhereInSubnet ?? false)
   if (why !== undefined) {
-    return TE.left(invalidConfig(`requested address ${address} cannot be handed out by pool ${st.pool.id}: it is ${why}`))
+    const pool = st.pool.id
+    return TE.left(invalidConfig(`requested address ${address} cannot be handed out by pool ${pool}: it is ${why}`))
   }
   const i = indexOf(st.span, address)
   return pipe(
@@ -157,7 +158,8 @@ const gatewayLease = (deps: LeaseDeps, st: PoolState, address?: IpAddress): TE.T
         const target = address ?? current
         if (target === undefined) return TE.left(invalidConfig(`pool ${pool.id} has no gateway to give`))
         if (target !== current) {
-          const why = forbiddenReason(pool.subnet, target) ?? (excludedOf(pool).includes(target) ? 'excluded' : undefined)
+          const why =
+            forbiddenReason(pool.subnet, target) ?? (excludedOf(pool).includes(target) ? 'excluded' : undefined)
           if (why !== undefined) return TE.left(invalidConfig(`gateway ${target} is ${why}`))
         }
         return pipe(

@@ -45,7 +45,9 @@ export const claim =
   (pool: Pool, address: IpAddress, owner: LeaseOwner, opts: ClaimOptions = {}): TE.TaskEither<CoreError, Lease> => {
     const space = pool.addressSpace
     const attempt = (left: number): TE.TaskEither<CoreError, Lease> => {
-      if (left === 0) return TE.left(transient(`address ${address} in ${space} changed hands while it was being reserved`))
+      if (left === 0) {
+        return TE.left(transient(`address ${address} in ${space} changed hands while it was being reserved`))
+      }
       const lease = leaseOf(clock)(pool, address, owner, opts.mac)
       return pipe(
         store.leases.reserve(lease, { durable: opts.durable ?? true }),

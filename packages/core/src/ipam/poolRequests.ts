@@ -33,20 +33,28 @@ const pickFor = (req: PoolRequest, mine: ReadonlyArray<Pool>): E.Either<CoreErro
     const d = req.family === 4 ? DEFAULT_V4_POOLS : DEFAULT_V6_POOLS
     return E.left(poolExhausted(`default pools ${d.base} of address space ${space}`))
   }
-  if (familyOf(wanted) !== req.family) return E.left(invalidConfig(`subnet ${wanted} is not an IPv${req.family} subnet`))
+  if (familyOf(wanted) !== req.family) {
+    return E.left(invalidConfig(`subnet ${wanted} is not an IPv${req.family} subnet`))
+  }
   return pipe(
     normaliseRanges(wanted, req.ranges ?? []),
     E.chain((ranges): E.Either<CoreError, Pick> => {
       const same = mine.find((p) => isIdentical(p, space, wanted, ranges))
       if (same !== undefined) return E.right({ _tag: 'Same', pool: same })
       const clash = mine.find((p) => overlaps(p.subnet, wanted))
-      return clash !== undefined ? E.left(poolOverlap(wanted, clash.subnet, space)) : E.right({ _tag: 'New', subnet: wanted })
+      return clash !== undefined
+        ? E.left(poolOverlap(wanted, clash.subnet, space))
+        : E.right({ _tag: 'New', subnet: wanted })
     })
   )
 }
 
 // Release each holding in turn; the first failure stops.
-const releaseEach = ({ store }: LeaseDeps, space: AddressSpace, held: ReadonlyArray<Holding>): TE.TaskEither<CoreError, void> =>
+const releaseEach = (
+  { store }: LeaseDeps,
+  space: AddressSpace,
+  held: ReadonlyArray<Holding>
+): TE.TaskEither<CoreError, void> =>
   pipe(
     held,
     TE.traverseSeqArray(([a, o]) => store.leases.release(space, a, o)),
@@ -62,7 +70,12 @@ const undo = ({ store }: LeaseDeps, space: AddressSpace, taken: ReadonlyArray<Ho
   )
 
 // Claim the pool's gateway and aux addresses, in order; on a failure, those taken are released.
-const claimAll = (deps: LeaseDeps, pool: Pool, held: ReadonlyArray<Holding>, taken: ReadonlyArray<Holding> = []): TE.TaskEither<CoreError, ReadonlyArray<Holding>> => {
+const claimAll = (
+  deps: LeaseDeps,
+  pool: Pool,
+  held: ReadonlyArray<Holding>,
+  taken: ReadonlyArray<Holding> = []
+): TE.TaskEither<CoreError, ReadonlyArray<Holding>> => {
   const [next, ...rest] = held
   if (next === undefined) return TE.right(taken)
   return pipe(
@@ -99,7 +112,12 @@ export const requestPool =
         deps.store.pools.list(),
         TE.chain((all) => TE.fromEither(pickFor(req, all.filter((p) => p.addressSpace === req.addressSpace)))),
         TE.chain((pick) => {
-          if (pick._tag === 'New') return pipe(TE.fromEither(buildPool(req, pick.subnet)), TE.chain((pool) => createPool(deps, hints, pool)))
+          if (pick._tag === 'New') {
+            return pipe(
+              TE.fromEither(buildPool(req, pick.subnet)),
+              TE.chain((pool) => createPool(deps, hints, pool))
+            )
+          }
           const more: Pool = { ...pick.pool, refs: pick.pool.refs + 1 }
           return pipe(deps.store.pools.put(more), TE.map(() => more))
         })
@@ -119,7 +137,9 @@ const dropPool = (deps: LeaseDeps, hints: Hints, pool: Pool): TE.TaskEither<Core
       releaseEach(
         deps,
         space,
-        left.filter((l) => sameOwner(l.owner, DOCKER_RUNTIME_OWNER)).map((l): Holding => [l.address, DOCKER_RUNTIME_OWNER])
+        left
+          .filter((l) => sameOwner(l.owner, DOCKER_RUNTIME_OWNER))
+          .map((l): Holding => [l.address, DOCKER_RUNTIME_OWNER])
       )
     ),
     TE.chain(() => store.pools.delete(pool.id)),
