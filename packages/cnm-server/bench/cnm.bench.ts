@@ -34,6 +34,9 @@ import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import * as E from 'fp-ts/lib/Either.js'
+import { pipe } from 'fp-ts/lib/function.js'
+import { describe, parseJson } from '@isthmus/core'
 import { linuxDataplane } from '@isthmus/dataplane-linux'
 import {
   DOCKER,
@@ -139,11 +142,9 @@ const makeCaller = (socket: string) => {
           res.setEncoding('utf8')
           res.on('data', (c: string) => (text += c))
           res.on('end', () => {
-            try {
-              resolve({ status: res.statusCode ?? 0, body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>) })
-            } catch (e) {
-              reject(e)
-            }
+            const body = text === '' ? E.right({}) : parseJson(`${path} reply`)(text)
+            if (E.isRight(body)) resolve({ status: res.statusCode ?? 0, body: body.right as Record<string, unknown> })
+            else reject(new Error(describe(body.left)))
           })
         }
       )
@@ -196,13 +197,7 @@ const asRequestLine = (o: unknown): RequestLine[] => {
 
 /** `request` lines of the daemon's own JSON log. */
 const parseJsonLines = (text: string): RequestLine[] =>
-  text.split('\n').flatMap((l) => {
-    try {
-      return asRequestLine(JSON.parse(l))
-    } catch {
-      return []
-    }
-  })
+  text.split('\n').flatMap((l) => E.fold(() => [], asRequestLine)(parseJson('log line')(l)))
 
 /** `request` lines of plugin `id` as dockerd relays them: time=… level=error msg="<quoted JSON>" plugin=<id>. */
 const parseDockerdLines = (text: string, id: string): RequestLine[] =>
@@ -210,11 +205,12 @@ const parseDockerdLines = (text: string, id: string): RequestLine[] =>
     if (!l.endsWith(`plugin=${id}`)) return []
     const m = /msg="((?:[^"\\]|\\.)*)"/.exec(l)
     if (m === null) return []
-    try {
-      return asRequestLine(JSON.parse(JSON.parse(`"${m[1]}"`) as string))
-    } catch {
-      return []
-    }
+    // the message is a Go-quoted string holding the JSON line
+    return pipe(
+      parseJson('dockerd log message')(`"${m[1]}"`),
+      E.chain((s) => (typeof s === 'string' ? parseJson('log line')(s) : E.right(undefined))),
+      E.fold(() => [], asRequestLine)
+    )
   })
 
 // -------------------------------------------------------------------------------------------------

@@ -12,6 +12,8 @@
 import { execFile } from 'node:child_process'
 import { rmSync } from 'node:fs'
 import { createServer } from 'node:http'
+import * as E from 'fp-ts/lib/Either.js'
+import { describe, parseJson } from '@isthmus/core'
 
 export interface FloorDriver {
   /** Stop serving and remove the bridge and every pair it made. */
@@ -128,8 +130,10 @@ export const startFloorDriver = async ({ socket, net24, tag }: FloorOptions): Pr
         res.end(out)
       }
       if (handler === undefined) return reply(404, { Err: `${req.url ?? ''} is not implemented` })
+      const parsed = text === '' ? E.right({}) : parseJson('request')(text)
+      if (E.isLeft(parsed)) return reply(500, { Err: describe(parsed.left) })
       Promise.resolve()
-        .then(() => handler(text === '' ? {} : (JSON.parse(text) as Record<string, unknown>)))
+        .then(() => handler(parsed.right as Record<string, unknown>))
         .then(
           (body) => reply(200, body),
           (e: unknown) => reply(500, { Err: String(e) })

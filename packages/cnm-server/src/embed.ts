@@ -3,7 +3,7 @@
  * `embeddedEnv` builds the core's Env from the integrator's store and dataplane (built-in IPAM
  * and control plane unless it brings its own), and `startPluginServer` serves the network and
  * IPAM driver on a unix socket dockerd finds by name, or on TCP loopback with the discovery file
- * dockerd reads (`/etc/docker/plugins/<name>.spec` or `.json`, cnm-protocol.md §2.1).
+ * dockerd reads (`/etc/docker/plugins/<name>.spec` or `.json`: docs/cnm.md, "Discovery").
  */
 import { mkdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'

@@ -22,7 +22,7 @@ export {
   type StartPluginServerOptions,
   type TcpListen
 } from './embed.js'
-export { ADDRESS_SPACE_OPTION } from './ipamDriver.js'
+export { ADDRESS_SPACE_OPTION } from './protocol/IpamDriver.js'
 export { inspectRoutes, leasesAnswer, metricsAnswer, networksAnswer, type DaemonInfo } from './inspect.js'
 export { METRIC_PREFIX, pluginMetrics, registerProcessMetrics, registerStoreMetrics, type PluginMetrics } from './metrics.js'
 export { listenMetrics, metricsApp, parseMetricsAddr, type MetricsAddress, type MetricsServer } from './metricsServer.js'

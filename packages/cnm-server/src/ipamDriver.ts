@@ -1,44 +1,34 @@
 /**
- * IpamDriver: Docker's remote IPAM calls translated onto the built-in IPAM engine
- * (cnm-protocol.md §4). Addresses Docker asks for are held by the runtime owner until
+ * IpamDriver: Docker's remote IPAM calls, one function each, translated onto the built-in IPAM
+ * engine (docs/cnm.md). Addresses Docker asks for are held by the runtime owner until
  * CreateEndpoint hands them to the endpoint; ReleaseAddress frees only what the runtime holds.
  */
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import * as t from 'io-ts'
 import {
-  AddressSpace,
   DEFAULT_GLOBAL_SPACE,
   DEFAULT_LOCAL_SPACE,
   DOCKER_RUNTIME_OWNER,
-  IpAddress,
-  MacAddress,
-  PoolId,
-  Subnet,
-  decodeWith,
   invalidConfig,
   isNotFound,
   joinCidr,
   poolRangeOfSubnet,
   splitCidr,
   type CoreError,
+  type IpAddress,
   type Ipam,
+  type Pool,
   type PoolRequest
 } from '@isthmus/core'
+import { present } from './protocol/common.js'
 import * as Ipd from './protocol/IpamDriver.js'
+import { ADDRESS_SPACE_OPTION, MAC_OPTION } from './protocol/IpamDriver.js'
 import { route, type Route } from './router.js'
 
 const GATEWAY_TYPE = 'com.docker.network.gateway'
-/** The `--ipam-opt` that names the pool's address space (the tenant's). */
-export const ADDRESS_SPACE_OPTION = 'address-space'
-const MAC_OPTION = 'com.docker.network.endpoint.macaddress'
 
-const decodeOr = <A>(codec: t.Type<A, unknown, unknown>, what: string) => (u: unknown) =>
-  TE.fromEither(decodeWith(codec, what)(u))
-
-const optionalField = <A>(codec: t.Type<A, unknown, unknown>, what: string, v: string | undefined) =>
-  v === undefined || v === '' ? TE.right(undefined) : pipe(decodeOr(codec, what)(v), TE.map((a): A | undefined => a))
-
+// Teardown: what is gone already is released.
 const absentOk = (te: TE.TaskEither<CoreError, unknown>): TE.TaskEither<CoreError, object> =>
   pipe(
     te,
@@ -46,76 +36,72 @@ const absentOk = (te: TE.TaskEither<CoreError, unknown>): TE.TaskEither<CoreErro
     TE.orElse((e) => (isNotFound(e) ? TE.right({}) : TE.left(e)))
   )
 
-/** The IpamDriver routes over one Ipam. */
-export const ipamRoutes = (ipam: Ipam): ReadonlyArray<Route> => [
-  route('IpamDriver', 'GetCapabilities', t.unknown, () =>
-    TE.right<CoreError, Ipd.CapabilitiesResponse>({ RequiresMACAddress: false, RequiresRequestReplay: false })
-  ),
+/** GetCapabilities: no MAC address needed, no replay after a restart. */
+export const getCapabilities = (): TE.TaskEither<CoreError, Ipd.CapabilitiesResponse> =>
+  TE.right({ RequiresMACAddress: false, RequiresRequestReplay: false })
 
-  route('IpamDriver', 'GetDefaultAddressSpaces', t.unknown, () =>
-    TE.right<CoreError, Ipd.DefaultAddressSpacesResponse>({
-      LocalDefaultAddressSpace: DEFAULT_LOCAL_SPACE,
-      GlobalDefaultAddressSpace: DEFAULT_GLOBAL_SPACE
-    })
-  ),
+/** GetDefaultAddressSpaces: the built-in IPAM's two spaces. */
+export const getDefaultAddressSpaces = (): TE.TaskEither<CoreError, Ipd.DefaultAddressSpacesResponse> =>
+  TE.right({ LocalDefaultAddressSpace: DEFAULT_LOCAL_SPACE, GlobalDefaultAddressSpace: DEFAULT_GLOBAL_SPACE })
 
-  route('IpamDriver', 'RequestPool', Ipd.RequestPoolRequest, (req) =>
+/** The pool a RequestPool asks for. */
+const poolRequest = (req: Ipd.RequestPoolRequest): PoolRequest => {
+  // --ip-range: the sub-subnet becomes the pool's one range (buildPool checks it lies inside)
+  const range = req.SubPool === undefined ? undefined : poolRangeOfSubnet(req.SubPool)
+  return {
+    // --ipam-opt address-space=<tenant> puts the pool in the tenant's space: tenants may then
+    // share a subnet (the network names the space too, `-o address-space`: docs/cnm.md).
+    addressSpace: present(req.Options?.[ADDRESS_SPACE_OPTION]) ?? req.AddressSpace,
+    family: req.V6 === true ? 6 : 4,
+    ...(req.Pool === undefined ? {} : { subnet: req.Pool }),
+    ...(range === undefined ? {} : { ranges: [range] }),
+    options: req.Options ?? {}
+  }
+}
+
+/** RequestPool: the pool of a network (an identical request gets the same pool, one more reference). */
+export const requestPool =
+  (ipam: Ipam) =>
+  (req: Ipd.RequestPoolRequest): TE.TaskEither<CoreError, Ipd.RequestPoolResponse> =>
     pipe(
-      TE.Do,
-      // --ipam-opt address-space=<tenant> puts the pool in the tenant's space: tenants may then
-      // share a subnet (the network names the space too, `-o address-space`: docs/cnm.md).
-      TE.bind('space', () =>
-        pipe(
-          decodeOr(AddressSpace, 'AddressSpace')(req.AddressSpace),
-          TE.chain((docker) =>
-            pipe(
-              optionalField(AddressSpace, `Options.${ADDRESS_SPACE_OPTION}`, req.Options?.[ADDRESS_SPACE_OPTION]),
-              TE.map((named) => named ?? docker)
-            )
-          )
-        )
-      ),
-      TE.bind('subnet', () => optionalField(Subnet, 'Pool', req.Pool)),
-      TE.bind('sub', () => optionalField(Subnet, 'SubPool', req.SubPool)),
-      // --ip-range: the sub-subnet becomes the pool's one range (buildPool checks it lies inside)
-      TE.bind('ranges', ({ sub }) => TE.right(sub === undefined ? undefined : poolRangeOfSubnet(sub))),
-      TE.chain(({ space, subnet, ranges }) => {
-        const request: PoolRequest = {
-          addressSpace: space,
-          family: req.V6 === true ? 6 : 4,
-          ...(subnet === undefined ? {} : { subnet }),
-          ...(ranges === undefined ? {} : { ranges: [ranges] }),
-          options: req.Options ?? {}
-        }
-        return ipam.requestPool(request)
-      }),
-      TE.map((pool): Ipd.RequestPoolResponse => ({ PoolID: pool.id, Pool: pool.subnet, Data: {} }))
+      ipam.requestPool(poolRequest(req)),
+      TE.map((pool) => ({ PoolID: pool.id, Pool: pool.subnet, Data: {} }))
     )
-  ),
 
-  route('IpamDriver', 'ReleasePool', Ipd.ReleasePoolRequest, (req) =>
-    pipe(decodeOr(PoolId, 'PoolID')(req.PoolID), TE.chain(ipam.releasePool), absentOk)
-  ),
+/** ReleasePool: one reference less; a pool already gone is released. */
+export const releasePool =
+  (ipam: Ipam) =>
+  (req: Ipd.ReleasePoolRequest): TE.TaskEither<CoreError, object> =>
+    absentOk(ipam.releasePool(req.PoolID))
 
-  route('IpamDriver', 'RequestAddress', Ipd.RequestAddressRequest, (req) =>
-    pipe(
+/**
+ * Whether a RequestAddress asks for the network's gateway. A pool with more than one reference
+ * serves another network already (an identical RequestPool): moving its gateway would pull it from
+ * under that network, and Docker's rollback (ReleaseAddress) would not move it back.
+ */
+const gatewayAsked = (req: Ipd.RequestAddressRequest, pool: Pool): TE.TaskEither<CoreError, boolean> => {
+  const gateway = req.Options?.['RequestAddressType'] === GATEWAY_TYPE
+  const address = req.Address
+  return gateway && pool.refs > 1 && address !== undefined && address !== pool.gateway
+    ? TE.left(
+        invalidConfig(`subnet ${pool.subnet} is already used by another network, with gateway ${pool.gateway ?? 'none'}`)
+      )
+    : TE.right(gateway)
+}
+
+/** RequestAddress: a network's gateway, a container's address or an --aux-address. */
+export const requestAddress =
+  (ipam: Ipam) =>
+  (req: Ipd.RequestAddressRequest): TE.TaskEither<CoreError, Ipd.RequestAddressResponse> => {
+    const address: IpAddress | undefined = req.Address
+    const mac = present(req.Options?.[MAC_OPTION])
+    return pipe(
       TE.Do,
-      TE.bind('poolId', () => decodeOr(PoolId, 'PoolID')(req.PoolID)),
-      TE.bind('address', () => optionalField(IpAddress, 'Address', req.Address)),
-      TE.bind('mac', () => optionalField(MacAddress, MAC_OPTION, req.Options?.[MAC_OPTION])),
-      TE.bind('pool', ({ poolId }) => ipam.getPool(poolId)),
-      TE.bind('gateway', ({ pool, address }) => {
-        const gateway = req.Options?.['RequestAddressType'] === GATEWAY_TYPE
-        // A pool with more than one reference serves another network already (an identical
-        // RequestPool): moving its gateway would pull it from under that network, and Docker's
-        // rollback (ReleaseAddress) would not move it back.
-        return gateway && pool.refs > 1 && address !== undefined && address !== pool.gateway
-          ? TE.left(invalidConfig(`subnet ${pool.subnet} is already used by another network, with gateway ${pool.gateway ?? 'none'}`))
-          : TE.right(gateway)
-      }),
-      TE.bind('lease', ({ poolId, address, mac, gateway }) =>
+      TE.bind('pool', () => ipam.getPool(req.PoolID)),
+      TE.bind('gateway', ({ pool }) => gatewayAsked(req, pool)),
+      TE.bind('lease', ({ gateway }) =>
         ipam.allocate(
-          poolId,
+          req.PoolID,
           // the gateway of a network: the pool's own lease, moved if --gateway names another
           gateway ? { kind: 'gateway' } : DOCKER_RUNTIME_OWNER,
           {
@@ -132,26 +118,31 @@ export const ipamRoutes = (ipam: Ipam): ReadonlyArray<Route> => [
           }
         )
       ),
-      TE.map(
-        ({ pool, lease }): Ipd.RequestAddressResponse => ({
-          // dockerd needs the prefix length (`invalid CIDR address` otherwise)
-          Address: joinCidr(lease.address, splitCidr(pool.subnet).prefix),
-          Data: {}
-        })
+      // dockerd needs the prefix length (`invalid CIDR address` otherwise)
+      TE.map(({ pool, lease }) => ({ Address: joinCidr(lease.address, splitCidr(pool.subnet).prefix), Data: {} }))
+    )
+  }
+
+/**
+ * ReleaseAddress: only what the runtime holds. The gateway lease lives as long as the pool
+ * (ReleasePool), and an endpoint's address was handed back to the runtime at DeleteEndpoint.
+ */
+export const releaseAddress =
+  (ipam: Ipam) =>
+  (req: Ipd.ReleaseAddressRequest): TE.TaskEither<CoreError, object> =>
+    absentOk(
+      pipe(
+        ipam.getPool(req.PoolID),
+        TE.chain((pool) => ipam.release(pool.addressSpace, req.Address, DOCKER_RUNTIME_OWNER))
       )
     )
-  ),
 
-  route('IpamDriver', 'ReleaseAddress', Ipd.ReleaseAddressRequest, (req) =>
-    pipe(
-      TE.Do,
-      TE.bind('poolId', () => decodeOr(PoolId, 'PoolID')(req.PoolID)),
-      TE.bind('address', () => decodeOr(IpAddress, 'Address')(req.Address)),
-      TE.bind('pool', ({ poolId }) => ipam.getPool(poolId)),
-      // Only what the runtime holds: the gateway lease lives as long as the pool (ReleasePool),
-      // and an endpoint's address was handed back to the runtime at DeleteEndpoint.
-      TE.chain(({ pool, address }) => ipam.release(pool.addressSpace, address, DOCKER_RUNTIME_OWNER)),
-      absentOk
-    )
-  )
+/** The IpamDriver routes over one Ipam. */
+export const ipamRoutes = (ipam: Ipam): ReadonlyArray<Route> => [
+  route('IpamDriver', 'GetCapabilities', t.unknown, getCapabilities),
+  route('IpamDriver', 'GetDefaultAddressSpaces', t.unknown, getDefaultAddressSpaces),
+  route('IpamDriver', 'RequestPool', Ipd.RequestPoolRequest, requestPool(ipam)),
+  route('IpamDriver', 'ReleasePool', Ipd.ReleasePoolRequest, releasePool(ipam)),
+  route('IpamDriver', 'RequestAddress', Ipd.RequestAddressRequest, requestAddress(ipam)),
+  route('IpamDriver', 'ReleaseAddress', Ipd.ReleaseAddressRequest, releaseAddress(ipam))
 ]

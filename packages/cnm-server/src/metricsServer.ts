@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net'
 import * as E from 'fp-ts/lib/Either.js'
 import express, { type Request, type Response } from 'express'
 import type { Registry } from 'prom-client'
-import { contains, describe, IpAddress, type Store, type Subnet } from '@isthmus/core'
+import { causeText, contains, describe, IpAddress, type Store, type Subnet } from '@isthmus/core'
 
 /** Where the metrics listener listens. @category model */
 export interface MetricsAddress {
@@ -58,7 +58,7 @@ export const metricsApp = (registry: Registry, store: Pick<Store, 'ping'>): expr
   app.get('/metrics', (_req: Request, res: Response) => {
     registry.metrics().then(
       (text) => res.status(200).type(registry.contentType).send(text),
-      (e: unknown) => res.status(500).type('text/plain').send(`${e instanceof Error ? e.message : String(e)}\n`)
+      (e: unknown) => res.status(500).type('text/plain').send(`${causeText(e)}\n`)
     )
   })
   app.get('/healthz', (_req: Request, res: Response) => {

@@ -7,10 +7,12 @@
  */
 import express, { type NextFunction, type Request, type Response } from 'express'
 import * as E from 'fp-ts/lib/Either.js'
-import type * as TE from 'fp-ts/lib/TaskEither.js'
+import { identity, pipe } from 'fp-ts/lib/function.js'
+import * as TE from 'fp-ts/lib/TaskEither.js'
 import type * as t from 'io-ts'
-import { decodeFailure, decodeWith, describe, type CoreError, type Logger } from '@isthmus/core'
+import { decodeFailure, decodeWith, describe, report, type CoreError, type Logger } from '@isthmus/core'
 import { BODY_LIMITS, bodyErrorText, boundedJson, type BodyLimits } from './body.js'
+import { refusedField } from './protocol/common.js'
 import { bugReply, bugText, errorReply, failureReply, type Api } from './reply.js'
 
 /** One RPC: its path, request codec and handler. */
@@ -38,6 +40,34 @@ export interface AppOptions {
   readonly bodyLimits?: BodyLimits
 }
 
+/**
+ * Decode a request, once. A malformed request is `invalid <Api>.<Method> request: …` with every
+ * bad field; a well-formed one with a typed field its codec refused is `invalid <field>: …` for
+ * one such field, the first by rank (protocol/common.ts, IdField).
+ */
+export const decodeRequest =
+  <A>(codec: t.Type<A, unknown, unknown>, what: string) =>
+  (body: unknown): E.Either<CoreError, A> =>
+    pipe(
+      codec.decode(body),
+      E.mapLeft((errors): CoreError => {
+        const malformed = errors.filter((e) => refusedField(e) === undefined)
+        const refused = errors.flatMap((e) => {
+          const field = refusedField(e)
+          return field === undefined ? [] : [{ field, value: e.value }]
+        })
+        const first = refused.reduce<(typeof refused)[number] | undefined>(
+          (a, r) => (a === undefined || r.field.rank < a.field.rank ? r : a),
+          undefined
+        )
+        if (malformed.length > 0 || first === undefined) return decodeFailure(what, report(malformed))
+        return pipe(
+          decodeWith(first.field.codec, first.field.what)(first.value),
+          E.fold(identity, () => decodeFailure(what, report(errors)))
+        )
+      })
+    )
+
 /** Build a Route from a codec and a handler of the decoded request. */
 export const route = <A>(
   api: Api,
@@ -47,10 +77,7 @@ export const route = <A>(
 ): Route => ({
   api,
   method,
-  handle: (body) => {
-    const decoded = decodeWith(codec, `${api}.${method} request`)(body)
-    return E.isLeft(decoded) ? () => Promise.resolve(decoded) : handler(decoded.right)
-  }
+  handle: (body) => pipe(TE.fromEither(decodeRequest(codec, `${api}.${method} request`)(body)), TE.chain(handler))
 })
 
 // The ids worth a log line; never whole options (they may hold anything the user typed).

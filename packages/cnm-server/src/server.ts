@@ -18,7 +18,7 @@ import { route, buildApp, type Route } from './router.js'
 import { boundedServer, SOCKET_LIMITS, type SocketLimits } from './sockets.js'
 import * as t from 'io-ts'
 
-/** Where the plugin default socket lives: dockerd looks for `<name>.sock` here (cnm-protocol.md §2.1). */
+/** Where the plugin default socket lives: dockerd looks for `<name>.sock` here (docs/cnm.md, "Discovery"). */
 export const DEFAULT_SOCKET = '/run/docker/plugins/isthmus.sock'
 
 /** What the plugin serves: the core's ports and the built-in IPAM. */

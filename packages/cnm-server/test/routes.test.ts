@@ -1,6 +1,6 @@
 /**
  * The plugin's HTTP surface over a real unix socket, with in-memory ports: the details of the
- * protocol as dockerd 20.10 speaks it (cnm-protocol.md §1, §3, §4, §12), and a replay of 179
+ * protocol as dockerd 20.10 speaks it (docs/cnm.md, "The protocol"), and a replay of 179
  * calls dockerd really made (test/fixtures) checked call by call and for what is left at the end.
  */
 import { strict as assert } from 'node:assert'
@@ -136,7 +136,7 @@ describe('cnm-server routes over a unix socket', () => {
     })
     assert.deepEqual(created, { status: 200, body: {} })
 
-    // dockerd filled Address and MacAddress (--mac-address): nothing may come back (§3.1)
+    // dockerd filled Address and MacAddress (--mac-address): nothing may come back
     const a1 = obj((await h.call('/IpamDriver.RequestAddress', { PoolID, Address: '', Options: null })).body)
     const withMac = await h.call('/NetworkDriver.CreateEndpoint', {
       NetworkID,
@@ -167,7 +167,7 @@ describe('cnm-server routes over a unix socket', () => {
     assert.equal(j['DisableGatewayService'], undefined)
     const name = obj(j['InterfaceName'])
     assert.equal(name['DstPrefix'], 'eth')
-    // SrcName must exist in the host namespace when Join returns (§3.2)
+    // SrcName must exist in the host namespace when Join returns
     assert.equal(h.t.dataplane.state.link(name['SrcName'] as IfName)?.location._tag, 'Host')
   })
 

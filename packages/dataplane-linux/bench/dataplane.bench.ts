@@ -2,8 +2,8 @@
  * Bench: isthmus's Linux dataplane against the reference CNI bridge plugin, in one run.
  *
  * Each round runs four cases in a shuffled order (isthmus and reference, without and with
- * masquerade), each into a fresh network namespace (made and removed untimed), as
- * baseline/scripts/02-cni-add-del.mjs does:
+ * masquerade), each into a fresh network namespace (made and removed untimed), one ADD and one DEL
+ * of each in a row:
  *  - isthmus ADD: `ensureEndpoint(spec, placement)` + `place(PluginMoves)` (veth made with its
  *    sandbox end inside the netns, renamed eth0, addressed, up, default route), in process;
  *    `ensureNetwork` on the existing network is timed on its own, and the sum of the three is what

@@ -6,7 +6,7 @@
 import * as E from 'fp-ts/lib/Either.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import * as t from 'io-ts'
-import { decodeFailure, decodeWith, type CoreError } from '@isthmus/core'
+import { decodeJson, type CoreError } from '@isthmus/core'
 
 // -------------------------------------------------------------------------------------
 // codecs
@@ -72,20 +72,9 @@ export const kindOf = (l: IpLink): string | undefined => l.linkinfo?.info_kind
  *
  * @category utils
  */
-export const decodeLinks = (stdout: string, what = 'ip -json output'): E.Either<CoreError, ReadonlyArray<IpLink>> => {
-  const out: IpLink[] = []
-  for (const line of stdout.split('\n')) {
-    const text = line.trim()
-    if (text === '') continue
-    let json: unknown
-    try {
-      json = JSON.parse(text)
-    } catch (e) {
-      return E.left(decodeFailure(what, [`not JSON: ${e instanceof Error ? e.message : String(e)}`]))
-    }
-    const r = pipe(json, decodeWith(IpLinks, what))
-    if (E.isLeft(r)) return r
-    out.push(...r.right)
-  }
-  return E.right(out)
-}
+export const decodeLinks = (stdout: string, what = 'ip -json output'): E.Either<CoreError, ReadonlyArray<IpLink>> =>
+  pipe(
+    stdout.split('\n').map((line) => line.trim()).filter((text) => text !== ''),
+    E.traverseArray(decodeJson(IpLinks, what)),
+    E.map((chunks) => chunks.flat())
+  )

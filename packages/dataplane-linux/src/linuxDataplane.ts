@@ -5,6 +5,7 @@
  */
 import * as E from 'fp-ts/lib/Either.js'
 import { pipe } from 'fp-ts/lib/function.js'
+import * as T from 'fp-ts/lib/Task.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import {
   isChainPrefix,
@@ -320,10 +321,27 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
     syncAll(networkFamilies(network), networkTag(network), () => [])
 
   // What a failed ensureNetwork undoes is logged when it fails: no one else will hear of it.
-  const undo = async (network: Network, bridge: string, step: string, task: TE.TaskEither<CoreError, unknown>): Promise<void> => {
-    const r = await task()
-    if (E.isLeft(r)) log.warn('cannot undo a failed network creation', { networkId: network.id, bridge, step, error: describe(r.left) })
-  }
+  const undo = (
+    network: Network,
+    bridge: string,
+    step: string,
+    task: TE.TaskEither<CoreError, unknown>
+  ): T.Task<void> =>
+    pipe(
+      task,
+      T.map(
+        E.fold(
+          (e) =>
+            log.warn('cannot undo a failed network creation', {
+              networkId: network.id,
+              bridge,
+              step,
+              error: describe(e)
+            }),
+          () => undefined
+        )
+      )
+    )
 
   // Taking over a leftover bridge: its old network's rules and the spares its daemon left go first.
   const dropOwner =
@@ -342,30 +360,44 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
   const ensureNetwork = (network: Network, sharedWith: ReadonlyArray<string> = []): TE.TaskEither<CoreError, HostNetwork> =>
     withBridge(
       network,
-      (bridge) => async () => {
-        // The bridge and the iptables transaction are independent: run them side by side.
-        const [made, firewall] = await Promise.all([
-          ensureBridge(tools, network, bridge, dropOwner(bridge), sharedWith)(),
-          networkFirewall(network, bridge)()
-        ])
-        if (E.isLeft(made)) {
-          // ensureBridge removes a bridge it made and failed to set up. Rules this call wrote for a
-          // network without a usable bridge go too; rules that were there before stay.
-          if (E.isLeft(firewall) || firewall.right) await undo(network, bridge, 'firewall', removeNetworkRules(network))
-          return made
-        }
-        const result = E.isLeft(firewall) ? firewall : await networkSysctls(network, bridge)()
-        if (E.isRight(result)) {
-          spares.refill(network, bridge)
-          return E.right({ device: bridge, created: made.right.created })
-        }
-        // Leave nothing half made: what this call created goes again.
-        if (made.right.created) {
-          await undo(network, bridge, 'firewall', removeNetworkRules(network))
-          await undo(network, bridge, 'bridge', deleteBridge(tools, network, bridge))
-        }
-        return result
-      },
+      (bridge) =>
+        pipe(
+          // The bridge and the iptables transaction are independent: run them side by side.
+          () =>
+            Promise.all([
+              ensureBridge(tools, network, bridge, dropOwner(bridge), sharedWith)(),
+              networkFirewall(network, bridge)()
+            ]),
+          T.chain(([made, firewall]): TE.TaskEither<CoreError, HostNetwork> => {
+            if (E.isLeft(made)) {
+              // ensureBridge removes a bridge it made and failed to set up. Rules this call wrote for a
+              // network without a usable bridge go too; rules that were there before stay.
+              const rules =
+                E.isLeft(firewall) || firewall.right
+                  ? undo(network, bridge, 'firewall', removeNetworkRules(network))
+                  : T.of(undefined)
+              return pipe(rules, T.map(() => made))
+            }
+            return pipe(
+              TE.fromEither(firewall),
+              TE.chain(() => networkSysctls(network, bridge)),
+              TE.map((): HostNetwork => {
+                spares.refill(network, bridge)
+                return { device: bridge, created: made.right.created }
+              }),
+              // Leave nothing half made: what this call created goes again.
+              TE.orElse((e) =>
+                made.right.created
+                  ? pipe(
+                      undo(network, bridge, 'firewall', removeNetworkRules(network)),
+                      T.chain(() => undo(network, bridge, 'bridge', deleteBridge(tools, network, bridge))),
+                      T.map(() => E.left(e))
+                    )
+                  : TE.left(e)
+              )
+            )
+          })
+        ),
       'everything'
     )
 

@@ -6,7 +6,7 @@
 import { statfs } from 'node:fs/promises'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { pipe } from 'fp-ts/lib/function.js'
-import { invalidNetns, type CoreError } from '@isthmus/core'
+import { causeText, invalidNetns, type CoreError } from '@isthmus/core'
 
 /** `statfs(2)` f_type of a namespace file (NSFS_MAGIC, linux/magic.h). */
 const NSFS_MAGIC = 0x6e736673
@@ -23,7 +23,7 @@ export const checkNetns = (path: string): TE.TaskEither<CoreError, void> =>
   pipe(
     TE.tryCatch(
       () => statfs(path),
-      (e) => invalidNetns(path, e instanceof Error ? e.message : String(e))
+      (e) => invalidNetns(path, causeText(e))
     ),
     TE.chain((s) =>
       s.type === NSFS_MAGIC

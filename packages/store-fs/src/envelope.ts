@@ -11,7 +11,7 @@
 import * as E from 'fp-ts/lib/Either.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import * as t from 'io-ts'
-import { IpAddress, PoolId, causeText, decodeFailure, decodeWith, type CoreError } from '@isthmus/core'
+import { IpAddress, PoolId, causeText, decodeFailure, decodeWith, parseJson, type CoreError } from '@isthmus/core'
 
 /** The schema version this code writes and reads. @category constants */
 export const SCHEMA_VERSION = 1
@@ -71,10 +71,7 @@ const decodeText = <A, Out>(
   text: string
 ): E.Either<CoreError, A> =>
   pipe(
-    E.tryCatch(
-      () => JSON.parse(text) as unknown,
-      (e) => decodeFailure(what, [`not JSON (${causeText(e)})`])
-    ),
+    parseJson(what)(text),
     E.chainFirst((json) =>
       pipe(
         decodeWith(EnvelopeHeader, what)(json),

@@ -24,6 +24,7 @@
  *   there, readable or not, is a taken address.
  */
 import { dirname } from 'node:path'
+import * as E from 'fp-ts/lib/Either.js'
 import * as O from 'fp-ts/lib/Option.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { pipe } from 'fp-ts/lib/function.js'
@@ -32,6 +33,7 @@ import {
   Lease,
   PoolId,
   leaseObject,
+  parseJson,
   quarantineHolder,
   sameOwner,
   transient,
@@ -82,14 +84,15 @@ const storableCursor = storableEnvelope('cursor', Cursor)
 const decodeCursor = decodeEnvelope('cursor', Cursor)
 
 // The pool an unreadable lease's bytes still name, if any.
-const poolNamed = (text: string): PoolId | undefined => {
-  try {
-    const data = (JSON.parse(text) as { data?: { poolId?: unknown } } | null)?.data
-    return PoolId.is(data?.poolId) ? data.poolId : undefined
-  } catch {
-    return undefined
-  }
-}
+const poolNamed = (text: string): PoolId | undefined =>
+  pipe(
+    parseJson('lease')(text),
+    E.map((json) => (json as { data?: { poolId?: unknown } } | null)?.data?.poolId),
+    E.fold(
+      () => undefined,
+      (id) => (PoolId.is(id) ? id : undefined)
+    )
+  )
 
 /** @category constructors */
 export const fileLeases = ({ layout: L, locks, tempMaxAgeMs, quarantine, poolOf }: LeaseSpec): LeaseStore => {

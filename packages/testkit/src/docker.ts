@@ -8,6 +8,7 @@ import { openSync } from 'node:fs'
 import { mkdtemp, rm, symlink, mkdir, copyFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { mustParseJson } from './json.js'
 import { mustRun, run, stopChild, waitUntil, type RunResult } from './proc.js'
 
 export const DOCKER = '/usr/bin/docker'
@@ -86,10 +87,10 @@ export interface ContainerNetwork {
 
 /** A container's network attachments by network name (`NetworkSettings.Networks`). */
 export const containerNetworks = async (container: string): Promise<Readonly<Record<string, ContainerNetwork>>> =>
-  JSON.parse((await mustDocker('inspect', '--format', '{{json .NetworkSettings.Networks}}', container)).stdout) as Record<
-    string,
-    ContainerNetwork
-  >
+  mustParseJson(
+    'docker inspect',
+    (await mustDocker('inspect', '--format', '{{json .NetworkSettings.Networks}}', container)).stdout
+  ) as Record<string, ContainerNetwork>
 
 /** One attachment, failing when the container is not on that network. */
 export const containerNetwork = async (container: string, network: string): Promise<ContainerNetwork> => {

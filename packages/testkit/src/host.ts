@@ -3,12 +3,13 @@
  * published port. Everything here only reads, or talks to the address it is given.
  */
 import { connect } from 'node:net'
+import { mustParseJson } from './json.js'
 import { mustRun, run } from './proc.js'
 
 /** The names of every link in the host's network namespace (`ip -j link`). */
 export const hostLinks = async (): Promise<ReadonlyArray<string>> => {
   const out = (await mustRun(['ip', '-j', 'link', 'show'])).stdout
-  const parsed: unknown = JSON.parse(out)
+  const parsed = mustParseJson('ip -j link show', out)
   if (!Array.isArray(parsed)) throw new Error(`ip -j link printed no list: ${out.slice(0, 200)}`)
   return parsed.flatMap((l: unknown) =>
     typeof l === 'object' && l !== null && typeof (l as { ifname?: unknown }).ifname === 'string'
@@ -22,7 +23,8 @@ export const hostLinks = async (): Promise<ReadonlyArray<string>> => {
 export const bridgePorts = async (bridge: string): Promise<ReadonlyArray<{ readonly name: string; readonly alias?: string }>> => {
   const r = await run(['ip', '-j', 'link', 'show', 'master', bridge])
   if (r.code !== 0) return []
-  return (JSON.parse(r.stdout) as Array<{ ifname: string; ifalias?: string }>).map((l) => ({
+  const links = mustParseJson('ip -j link show master', r.stdout) as Array<{ ifname: string; ifalias?: string }>
+  return links.map((l) => ({
     name: l.ifname,
     ...(l.ifalias === undefined ? {} : { alias: l.ifalias })
   }))
@@ -36,7 +38,10 @@ export const linkInfo = async (
 ): Promise<{ readonly mtu: number; readonly addresses: ReadonlyArray<string> } | undefined> => {
   const r = await run(['ip', '-j', 'addr', 'show', 'dev', name])
   if (r.code !== 0) return undefined
-  const [l] = JSON.parse(r.stdout) as Array<{ mtu: number; addr_info?: Array<{ local: string; prefixlen: number }> }>
+  const [l] = mustParseJson('ip -j addr show', r.stdout) as Array<{
+    mtu: number
+    addr_info?: Array<{ local: string; prefixlen: number }>
+  }>
   if (l === undefined) return undefined
   return { mtu: l.mtu, addresses: (l.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`) }
 }

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { linuxDataplane } from '@isthmus/dataplane-linux'
+import { mustParseJson } from './json.js'
 import { stopChild, waitUntil } from './proc.js'
 
 const root = fileURLToPath(new URL('../../../', import.meta.url))
@@ -50,7 +51,7 @@ export const pluginRequest = (socket: string, path: string, raw: string | Uint8A
 export const pluginCall = async (socket: string, path: string, body?: unknown) => {
   // Go's json.Encoder ends each body with a newline; argument-less calls send none at all
   const r = await pluginRequest(socket, path, body === undefined ? '' : `${JSON.stringify(body)}\n`)
-  return { status: r.status, body: r.text === '' ? undefined : (JSON.parse(r.text) as unknown) }
+  return { status: r.status, body: r.text === '' ? undefined : mustParseJson(`${path} reply`, r.text) }
 }
 
 export interface PluginProcess {

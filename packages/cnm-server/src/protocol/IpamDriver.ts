@@ -1,9 +1,17 @@
 /**
- * The IpamDriver API as dockerd 20.10 speaks it (libnetwork docs/ipam.md; cnm-protocol.md §4).
- * Failures go out as a non-200 with both `Err` and `Error`: on a 200 dockerd reads only `Error`.
+ * The IpamDriver API as dockerd 20.10 speaks it (libnetwork's
+ * https://github.com/moby/libnetwork/blob/master/docs/ipam.md, and docs/cnm.md). Failures go out
+ * as a non-200 with both `Err` and `Error`: on a 200 dockerd reads only `Error`. A field that
+ * always holds one kind of id is decoded into it here, once.
  */
 import * as t from 'io-ts'
-import { nullable } from './common.js'
+import { AddressSpace, IpAddress, MacAddress, PoolId, Subnet } from '@isthmus/core'
+import { idField, optionalIdField, stringOptionsWith } from './common.js'
+
+/** The `--ipam-opt` that names the pool's address space (the tenant's). */
+export const ADDRESS_SPACE_OPTION = 'address-space'
+/** The option that carries an endpoint's MAC address (`docker run --mac-address`). */
+export const MAC_OPTION = 'com.docker.network.endpoint.macaddress'
 
 export const CapabilitiesResponse = t.type(
   { RequiresMACAddress: t.boolean, RequiresRequestReplay: t.boolean },
@@ -17,10 +25,20 @@ export const DefaultAddressSpacesResponse = t.type(
 )
 export type DefaultAddressSpacesResponse = t.TypeOf<typeof DefaultAddressSpacesResponse>
 
-const StringMap = nullable(t.record(t.string, t.string, 'an object of string options'), 'StringMap')
-
+/** Checked the space, the one `--ipam-opt` names, the subnets: the order of the ranks, not of the wire. */
 export const RequestPoolRequest = t.intersection(
-  [t.type({ AddressSpace: t.string }), t.partial({ Pool: t.string, SubPool: t.string, Options: StringMap, V6: t.boolean })],
+  [
+    t.type({ AddressSpace: idField(AddressSpace, 'AddressSpace') }),
+    t.partial({
+      Pool: optionalIdField(Subnet, 'Pool', 2),
+      SubPool: optionalIdField(Subnet, 'SubPool', 3),
+      Options: stringOptionsWith(
+        ADDRESS_SPACE_OPTION,
+        optionalIdField(AddressSpace, `Options.${ADDRESS_SPACE_OPTION}`, 1)
+      ),
+      V6: t.boolean
+    })
+  ],
   'RequestPoolRequest'
 )
 export type RequestPoolRequest = t.TypeOf<typeof RequestPoolRequest>
@@ -31,12 +49,18 @@ export const RequestPoolResponse = t.type(
 )
 export type RequestPoolResponse = t.TypeOf<typeof RequestPoolResponse>
 
-export const ReleasePoolRequest = t.type({ PoolID: t.string }, 'ReleasePoolRequest')
+export const ReleasePoolRequest = t.type({ PoolID: idField(PoolId, 'PoolID') }, 'ReleasePoolRequest')
 export type ReleasePoolRequest = t.TypeOf<typeof ReleasePoolRequest>
 
-/** `Options` is JSON null for container endpoints and aux addresses (cnm-protocol.md §10.3). */
+/** `Options` is JSON null for a container's address and for aux addresses (docs/cnm.md). */
 export const RequestAddressRequest = t.intersection(
-  [t.type({ PoolID: t.string }), t.partial({ Address: t.string, Options: StringMap })],
+  [
+    t.type({ PoolID: idField(PoolId, 'PoolID') }),
+    t.partial({
+      Address: optionalIdField(IpAddress, 'Address'),
+      Options: stringOptionsWith(MAC_OPTION, optionalIdField(MacAddress, MAC_OPTION))
+    })
+  ],
   'RequestAddressRequest'
 )
 export type RequestAddressRequest = t.TypeOf<typeof RequestAddressRequest>
@@ -48,7 +72,10 @@ export const RequestAddressResponse = t.type(
 )
 export type RequestAddressResponse = t.TypeOf<typeof RequestAddressResponse>
 
-export const ReleaseAddressRequest = t.type({ PoolID: t.string, Address: t.string }, 'ReleaseAddressRequest')
+export const ReleaseAddressRequest = t.type(
+  { PoolID: idField(PoolId, 'PoolID'), Address: idField(IpAddress, 'Address') },
+  'ReleaseAddressRequest'
+)
 export type ReleaseAddressRequest = t.TypeOf<typeof ReleaseAddressRequest>
 
 export const IpamErrorResponse = t.type({ Err: t.string, Error: t.string }, 'IpamErrorResponse')

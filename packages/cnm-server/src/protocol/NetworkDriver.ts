@@ -1,23 +1,44 @@
 /**
- * The NetworkDriver API as dockerd 20.10 speaks it (libnetwork docs/remote.md, checked on a real
- * daemon: shared/reference/cnm-protocol.md §3). Wire names stay as on the wire.
+ * The NetworkDriver API as dockerd 20.10 speaks it (libnetwork's
+ * https://github.com/moby/libnetwork/blob/master/docs/remote.md, and docs/cnm.md for what a real
+ * daemon sends). Wire names stay as on the wire; a field that always holds one kind of id is
+ * decoded into it here, once.
  */
 import * as t from 'io-ts'
-import { IpAddress } from '@isthmus/core'
-import { nullable, Options } from './common.js'
+import { Cidr, EndpointId, IpAddress, MacAddress, NetworkId, SandboxKey, Subnet } from '@isthmus/core'
+import { idField, nullable, optionalIdField, Options } from './common.js'
 
-/** `IPAMData`: Gateway and aux addresses carry the pool's prefix length (`10.1.0.1/24`). */
-export const IPAMData = t.intersection(
+/**
+ * `IPAMData` of one family: Gateway and aux addresses carry the pool's prefix length
+ * (`10.1.0.1/24`), so the gateway is a CIDR.
+ */
+const ipamData = (family: 4 | 6) =>
+  t.intersection(
+    [
+      t.type({ AddressSpace: t.string, Pool: idField(Subnet, `IPv${family}Data.Pool`) }),
+      t.partial({
+        Gateway: optionalIdField(Cidr, `IPv${family}Data.Gateway`),
+        AuxAddresses: nullable(t.record(t.string, t.string))
+      })
+    ],
+    'IPAMData'
+  )
+/** `IPAMData` as AllocateNetwork (swarm only) carries it: acknowledged, so only its shape is checked. */
+const IPAMDataShape = t.intersection(
   [
     t.type({ AddressSpace: t.string, Pool: t.string }),
     t.partial({ Gateway: t.string, AuxAddresses: nullable(t.record(t.string, t.string)) })
   ],
   'IPAMData'
 )
-export type IPAMData = t.TypeOf<typeof IPAMData>
+export const IPv4Data = ipamData(4)
+export const IPv6Data = ipamData(6)
+export type IPAMData = t.TypeOf<typeof IPv4Data>
 
-const NetworkRef = { NetworkID: t.string }
-const EndpointRef = { NetworkID: t.string, EndpointID: t.string }
+const NetworkRef = { NetworkID: idField(NetworkId, 'NetworkID') }
+const EndpointRef = { NetworkID: idField(NetworkId, 'NetworkID'), EndpointID: idField(EndpointId, 'EndpointID') }
+/** Requests that name an endpoint: only its id is used, so only its id is checked. */
+const EndpointOnly = { NetworkID: t.string, EndpointID: idField(EndpointId, 'EndpointID') }
 
 export const GetCapabilitiesResponse = t.type(
   { Scope: t.keyof({ local: null, global: null }), ConnectivityScope: t.keyof({ local: null, global: null }) },
@@ -28,23 +49,44 @@ export type GetCapabilitiesResponse = t.TypeOf<typeof GetCapabilitiesResponse>
 export const CreateNetworkRequest = t.intersection(
   [
     t.type(NetworkRef),
-    t.partial({ Options, IPv4Data: nullable(t.array(IPAMData)), IPv6Data: nullable(t.array(IPAMData)) })
+    t.partial({ Options, IPv4Data: nullable(t.array(IPv4Data)), IPv6Data: nullable(t.array(IPv6Data)) })
   ],
   'CreateNetworkRequest'
 )
 export type CreateNetworkRequest = t.TypeOf<typeof CreateNetworkRequest>
 
-export const AllocateNetworkRequest = CreateNetworkRequest
+/** Swarm only: nothing in it is used, so nothing in it is checked beyond its shape. */
+export const AllocateNetworkRequest = t.intersection(
+  [
+    t.type({ NetworkID: t.string }),
+    t.partial({ Options, IPv4Data: nullable(t.array(IPAMDataShape)), IPv6Data: nullable(t.array(IPAMDataShape)) })
+  ],
+  'AllocateNetworkRequest'
+)
 export const AllocateNetworkResponse = t.type({ Options: t.record(t.string, t.string) }, 'AllocateNetworkResponse')
 
 export const NetworkRequest = t.type(NetworkRef, 'NetworkRequest')
 export type NetworkRequest = t.TypeOf<typeof NetworkRequest>
 
+/** FreeNetwork (swarm only): acknowledged, the id unused. */
+export const FreeNetworkRequest = t.type({ NetworkID: t.string }, 'FreeNetworkRequest')
+
+/** The addresses Docker's IPAM gave the endpoint, with their prefix length; empty for none. */
 export const EndpointInterface = t.partial(
-  { Address: t.string, AddressIPv6: t.string, MacAddress: t.string },
+  {
+    Address: optionalIdField(Cidr, 'Interface.Address'),
+    AddressIPv6: optionalIdField(Cidr, 'Interface.Address'),
+    MacAddress: optionalIdField(MacAddress, 'Interface.MacAddress')
+  },
   'EndpointInterface'
 )
 export type EndpointInterface = t.TypeOf<typeof EndpointInterface>
+
+/** What CreateEndpoint answers: only fields dockerd left empty (docs/cnm.md). */
+export const EndpointInterfaceResponse = t.partial(
+  { Address: t.string, AddressIPv6: t.string, MacAddress: t.string },
+  'EndpointInterfaceResponse'
+)
 
 const isObject = (u: unknown): u is Record<string, unknown> => typeof u === 'object' && u !== null && !Array.isArray(u)
 
@@ -121,18 +163,26 @@ export const CreateEndpointRequest = t.intersection(
 )
 export type CreateEndpointRequest = t.TypeOf<typeof CreateEndpointRequest>
 
-/** Only fields dockerd left empty may be returned (cnm-protocol.md §3.1). */
-export const CreateEndpointResponse = t.partial({ Interface: EndpointInterface }, 'CreateEndpointResponse')
+/** Only fields dockerd left empty may be returned: it fails the call on any field it set itself. */
+export const CreateEndpointResponse = t.partial({ Interface: EndpointInterfaceResponse }, 'CreateEndpointResponse')
 export type CreateEndpointResponse = t.TypeOf<typeof CreateEndpointResponse>
 
-export const EndpointRequest = t.type(EndpointRef, 'EndpointRequest')
+export const EndpointRequest = t.type(EndpointOnly, 'EndpointRequest')
 export type EndpointRequest = t.TypeOf<typeof EndpointRequest>
 
 export const EndpointOperInfoResponse = t.type({ Value: t.record(t.string, t.unknown) }, 'EndpointOperInfoResponse')
 export type EndpointOperInfoResponse = t.TypeOf<typeof EndpointOperInfoResponse>
 
 export const JoinRequest = t.intersection(
-  [t.type({ ...EndpointRef, SandboxKey: t.string }), t.partial({ Options })],
+  // checked endpoint, sandbox, network: the order of the ranks, not of the wire
+  [
+    t.type({
+      NetworkID: idField(NetworkId, 'NetworkID', 2),
+      EndpointID: idField(EndpointId, 'EndpointID'),
+      SandboxKey: idField(SandboxKey, 'SandboxKey', 1)
+    }),
+    t.partial({ Options })
+  ],
   'JoinRequest'
 )
 export type JoinRequest = t.TypeOf<typeof JoinRequest>
@@ -158,8 +208,9 @@ export const JoinResponse = t.intersection(
 )
 export type JoinResponse = t.TypeOf<typeof JoinResponse>
 
+/** Acknowledged only (ports are published at Join): the ids are not used, so not checked. */
 export const ExternalConnectivityRequest = t.intersection(
-  [t.type(EndpointRef), t.partial({ Options })],
+  [t.type({ NetworkID: t.string, EndpointID: t.string }), t.partial({ Options })],
   'ExternalConnectivityRequest'
 )
 export type ExternalConnectivityRequest = t.TypeOf<typeof ExternalConnectivityRequest>

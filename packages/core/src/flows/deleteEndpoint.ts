@@ -1,6 +1,7 @@
 /**
  * deleteEndpoint: remove an endpoint and everything it holds (Docker DeleteEndpoint; the second
- * half of CNI DEL). Absent counts as deleted (CNI SPEC §DEL: must succeed when things are gone).
+ * half of CNI DEL). Absent counts as deleted: a CNI DEL must succeed when things are gone
+ * (https://github.com/containernetworking/cni/blob/main/SPEC.md).
  */
 import * as O from 'fp-ts/lib/Option.js'
 import * as RTE from 'fp-ts/lib/ReaderTaskEither.js'
@@ -18,7 +19,7 @@ import { absentOk, detachFromSandbox, getEndpoint, getNetwork, lockedEndpoint } 
  * and a retry (Docker retries nothing, but CNI DEL is repeated) finishes the job.
  *
  * Steps: 1. the agent forgets the port, 2. published ports are withdrawn, 3. the veth pair is
- * deleted (for Docker it is back in the host namespace by now, cnm-protocol §3.3), 4. the control
+ * deleted (for Docker it is back in the host namespace by now: docs/cnm.md), 4. the control
  * plane gives the addresses back, 5. the Sandbox record drops it, 6. the record, last.
  *
  * An endpoint whose network record is gone fails with InvalidConfig rather than NotFound: the

@@ -61,14 +61,14 @@ export const join = (endpointId: EndpointId, placement: Placement, options: Join
     // 2. The sandbox it goes to, if known; refused when it is already in another one.
     RTE.bind('key', ({ endpoint }) => RTE.fromEither(sandboxOf(endpoint, placement, options))),
     // 3. PluginMoves: moved, renamed, addressed and routed. RuntimeMoves: left in the host
-    //    namespace under its own name for the runtime to move (cnm-protocol §3.2: SrcName must exist).
+    //    namespace under its own name for the runtime to move (dockerd needs SrcName to exist: docs/cnm.md).
     RTE.bind(
       'placed',
       ({ endpoint, network }) =>
         (env) =>
           env.dataplane.place({ endpoint, network }, placement)
     ),
-    // 4. Published ports (Docker does none itself when the driver gives a gateway, §7).
+    // 4. Published ports (dockerd publishes none itself for a remote driver).
     RTE.tap(
       ({ endpoint, network }): Flow<void> =>
         endpoint.portMappings.length === 0

@@ -13,7 +13,7 @@ import { detachFromSandbox, getEndpoint, lockedEndpoint, putEndpoint } from './r
  * Forget the endpoint's sandbox. An absent endpoint, or one in no sandbox, succeeds.
  *
  * No dataplane call: when Docker sends Leave the link is still inside the container, and it is
- * back in the host namespace only at DeleteEndpoint (cnm-protocol §3.3), which deletes it; CNI
+ * back in the host namespace only at DeleteEndpoint (docs/cnm.md), which deletes it; CNI
  * DEL runs leave and then deleteEndpoint. The links live exactly as long as the endpoint.
  *
  * Steps: 1. the Sandbox record drops the interface (and goes when it has none left), 2. the

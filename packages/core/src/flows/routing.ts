@@ -21,7 +21,7 @@ export const gatewayOf = (network: Network, address: EndpointAddress): IpAddress
 
 /**
  * The first gateway of each family. An internal network has none: it must not look like a way
- * out (Docker would otherwise skip docker_gwbridge for nothing, cnm-protocol §3.2).
+ * out (Docker would otherwise skip docker_gwbridge for nothing: docs/cnm.md).
  */
 export const gatewaysOf = (network: Network, addresses: ReadonlyArray<EndpointAddress>): Gateways => {
   if (network.internal) return {}
