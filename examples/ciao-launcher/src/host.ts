@@ -14,7 +14,19 @@ const ruleTag = (bridge: string) => `isthmus-ciao:${bridge}`
 
 // With br_netfilter loaded (any Docker host), bridged frames cross iptables FORWARD, whose policy
 // Docker sets to DROP: the tenant bridge's own traffic must be let through, and only that.
-const forwardRule = (bridge: string) => ['FORWARD', '-i', bridge, '-o', bridge, '-m', 'comment', '--comment', ruleTag(bridge), '-j', 'ACCEPT']
+const forwardRule = (bridge: string) => [
+  'FORWARD',
+  '-i',
+  bridge,
+  '-o',
+  bridge,
+  '-m',
+  'comment',
+  '--comment',
+  ruleTag(bridge),
+  '-j',
+  'ACCEPT'
+]
 
 /** A tenant bridge, up, with no address, and its frames allowed to cross it. */
 export const createBridge = async (bridge: string): Promise<void> => {

@@ -84,7 +84,8 @@ const short = (s: string): string => createHash('sha256').update(s).digest('hex'
 
 /** Start the embedded plugin over a fresh VNIC registry; nothing on the host is made yet. */
 export const startLauncher = async (options: LauncherOptions): Promise<Launcher> => {
-  if (!/^[a-z][a-z0-9]{0,6}$/.test(options.linkPrefix)) throw new Error('linkPrefix: 1 to 7 lowercase letters and digits')
+  if (!/^[a-z][a-z0-9]{0,6}$/.test(options.linkPrefix))
+    throw new Error('linkPrefix: 1 to 7 lowercase letters and digits')
   const store = await must(fileStore({ stateDir: options.stateDir }))
   const registry = memoryVnicRegistry()
   const { env, ipam } = embeddedEnv({
@@ -110,10 +111,22 @@ export const startLauncher = async (options: LauncherOptions): Promise<Launcher>
     // The same --subnet for every tenant: the address space keeps their pools apart, and the
     // VNIC dataplane routes none of them on the host.
     await docker(
-      'network', 'create', '-d', P, '--ipam-driver', P,
-      '--subnet', spec.subnet, '--gateway', spec.gateway,
-      '--ipam-opt', `address-space=${spec.id}`, '-o', `address-space=${spec.id}`,
-      '-o', `bridge=${tenant.bridge}`,
+      'network',
+      'create',
+      '-d',
+      P,
+      '--ipam-driver',
+      P,
+      '--subnet',
+      spec.subnet,
+      '--gateway',
+      spec.gateway,
+      '--ipam-opt',
+      `address-space=${spec.id}`,
+      '-o',
+      `address-space=${spec.id}`,
+      '-o',
+      `bridge=${tenant.bridge}`,
       tenant.network
     ).catch(async (e: unknown) => {
       await deleteBridge(tenant.bridge)
@@ -138,9 +151,18 @@ export const startLauncher = async (options: LauncherOptions): Promise<Launcher>
       })
     )
     await docker(
-      'run', '-d', '--name', spec.name, '--net', tenant.network,
-      '--ip', spec.address, '--mac-address', spec.mac,
-      spec.image, ...spec.command
+      'run',
+      '-d',
+      '--name',
+      spec.name,
+      '--net',
+      tenant.network,
+      '--ip',
+      spec.address,
+      '--mac-address',
+      spec.mac,
+      spec.image,
+      ...spec.command
     )
     return { ...spec, tenant, vnic }
   }

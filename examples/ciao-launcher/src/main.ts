@@ -36,11 +36,14 @@ try {
     [blue, 4, '02:c1:a0:00:02:04']
   ] as const) {
     const name = `ciaodemo-${tenant.id}${n}`
-    instances.push(await launcher.startInstance(tenant, { name, address: `10.243.250.${n}`, mac, image, command: ['sleep', '600'] }))
+    instances.push(
+      await launcher.startInstance(tenant, { name, address: `10.243.250.${n}`, mac, image, command: ['sleep', '600'] })
+    )
   }
   for (const from of instances) {
     for (const n of [2, 3, 4]) {
-      if (from.address !== `10.243.250.${n}`) console.log(`${from.name} ${await reaches(from, `10.243.250.${n}`)} 10.243.250.${n}`)
+      if (from.address !== `10.243.250.${n}`)
+        console.log(`${from.name} ${await reaches(from, `10.243.250.${n}`)} 10.243.250.${n}`)
     }
   }
 } finally {

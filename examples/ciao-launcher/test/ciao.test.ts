@@ -35,7 +35,8 @@ const LINKS = `c${hex}`
 const X = 100 + Math.floor(Math.random() * 100)
 const SUBNET = `10.243.${X}.0/24`
 const ip = (n: number) => `10.243.${X}.${n}`
-const mac = (tenant: number, n: number) => `02:c1:a0:${hex.slice(0, 2)}:${tenant}${hex.slice(2, 3)}:${n.toString(16).padStart(2, '0')}`
+const mac = (tenant: number, n: number) =>
+  `02:c1:a0:${hex.slice(0, 2)}:${tenant}${hex.slice(2, 3)}:${n.toString(16).padStart(2, '0')}`
 const cnci = (t: string) => ({ netns: `${LINKS}${t}cnci`, hostIf: `${LINKS}g${t}` })
 
 /** The MAC a container's neighbour table holds for `address` (after a ping). */
@@ -88,8 +89,17 @@ describe('ciao launcher: two tenants on one subnet over VNICs', { timeout: 240_0
     await launcher?.close()
     for (const t of ['a', 'b']) await deleteCnci(cnci(t).netns, cnci(t).hostIf).catch(() => undefined)
     for (const l of await linksOfRun()) await run(['ip', 'link', 'del', l])
-    const rules = (await run(['iptables', '-S', 'FORWARD'])).stdout.split('\n').filter((r) => r.includes(`isthmus-ciao:${LINKS}`))
-    for (const r of rules) await run(['iptables', ...r.replace(/^-A /, '-D ').split(' ').map((w) => w.replace(/^"|"$/g, ''))])
+    const rules = (await run(['iptables', '-S', 'FORWARD'])).stdout
+      .split('\n')
+      .filter((r) => r.includes(`isthmus-ciao:${LINKS}`))
+    for (const r of rules)
+      await run([
+        'iptables',
+        ...r
+          .replace(/^-A /, '-D ')
+          .split(' ')
+          .map((w) => w.replace(/^"|"$/g, ''))
+      ])
     await rm(stateDir, { recursive: true, force: true })
     await daemon?.stop()
   })
@@ -99,8 +109,14 @@ describe('ciao launcher: two tenants on one subnet over VNICs', { timeout: 240_0
       const att = await containerNetwork(inst.name, inst.tenant.network)
       assert.equal(att.IPAddress, inst.address, inst.name)
       assert.equal(att.MacAddress, inst.mac, inst.name)
-      assert.match((await inContainer(inst.name, 'ip', '-o', 'addr', 'show', 'eth0')).stdout, new RegExp(`inet ${inst.address.replace(/\./g, '\\.')}/24 `))
-      assert.match((await inContainer(inst.name, 'ip', 'link', 'show', 'eth0')).stdout, new RegExp(`link/ether ${inst.mac} `))
+      assert.match(
+        (await inContainer(inst.name, 'ip', '-o', 'addr', 'show', 'eth0')).stdout,
+        new RegExp(`inet ${inst.address.replace(/\./g, '\\.')}/24 `)
+      )
+      assert.match(
+        (await inContainer(inst.name, 'ip', 'link', 'show', 'eth0')).stdout,
+        new RegExp(`link/ether ${inst.mac} `)
+      )
       // Docker moved the VNIC's container side in: it is no longer in the host's namespace
       assert.ok(!(await hostLinks()).includes(inst.vnic.peer), `${inst.vnic.peer} is inside ${inst.name}`)
     }
@@ -118,7 +134,9 @@ describe('ciao launcher: two tenants on one subnet over VNICs', { timeout: 240_0
 
   it('lets each container reach its own peer and gateway, answered by their own tenant MACs', async () => {
     const gatewayMac = async (t: string) =>
-      /link\/ether ([0-9a-f:]{17})/.exec((await mustRun(['ip', '-n', cnci(t).netns, 'link', 'show', 'cnci0'])).stdout)?.[1]
+      /link\/ether ([0-9a-f:]{17})/.exec(
+        (await mustRun(['ip', '-n', cnci(t).netns, 'link', 'show', 'cnci0'])).stdout
+      )?.[1]
     const checks: Array<[string, number, string | undefined]> = [
       ['a2', 3, mac(1, 3)],
       ['a3', 2, mac(1, 2)],
@@ -146,7 +164,11 @@ describe('ciao launcher: two tenants on one subnet over VNICs', { timeout: 240_0
     const L = launcher!
     for (const inst of Object.values(instances)) await L.stopInstance(inst)
     for (const t of tenants) await docker('network', 'rm', t.network)
-    await waitUntil('every VNIC to be unbound', async () => (await vnics(L)).every((v) => v.endpointId === undefined), 15_000)
+    await waitUntil(
+      'every VNIC to be unbound',
+      async () => (await vnics(L)).every((v) => v.endpointId === undefined),
+      15_000
+    )
     const links = await hostLinks()
     for (const inst of Object.values(instances)) {
       assert.ok(links.includes(inst.vnic.host), `${inst.vnic.host} kept`)
@@ -172,9 +194,16 @@ describe('ciao launcher: two tenants on one subnet over VNICs', { timeout: 240_0
       [],
       'no namespace left'
     )
-    assert.equal((await docker('network', 'ls', '-q', '--filter', `name=${PLUGIN}`)).stdout.trim(), '', 'no docker network left')
+    assert.equal(
+      (await docker('network', 'ls', '-q', '--filter', `name=${PLUGIN}`)).stdout.trim(),
+      '',
+      'no docker network left'
+    )
     assert.equal((await docker('ps', '-aq', '--filter', `name=${PLUGIN}`)).stdout.trim(), '', 'no container left')
-    assert.ok(!(await run(['iptables', '-S', 'FORWARD'])).stdout.includes(`isthmus-ciao:${LINKS}`), 'no iptables rule left')
+    assert.ok(
+      !(await run(['iptables', '-S', 'FORWARD'])).stdout.includes(`isthmus-ciao:${LINKS}`),
+      'no iptables rule left'
+    )
     await assert.rejects(stat(specFile), /ENOENT/, 'no discovery file left')
   })
 })

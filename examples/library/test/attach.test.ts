@@ -15,16 +15,26 @@ describe('example: embedding the core', () => {
     dirs.push(dir)
     const first = await attachAll(dir, 'blue', '10.77.0.0/24', ['web', 'db'])
     assert.ok(E.isRight(first), E.isLeft(first) ? first.left : '')
-    assert.deepEqual(first.right.map((a) => a.address), ['10.77.0.2/24', '10.77.0.3/24'])
+    assert.deepEqual(
+      first.right.map((a) => a.address),
+      ['10.77.0.2/24', '10.77.0.3/24']
+    )
 
     // a second process (a new Env on the same state) sees the same attachments: no new addresses
     const again = await attachAll(dir, 'blue', '10.77.0.0/24', ['web', 'db', 'cache'])
-    assert.ok(E.isRight(again), E.isLeft(again) ? again.left : "")
-    assert.deepEqual(again.right.map((a) => a.address), ['10.77.0.2/24', '10.77.0.3/24', '10.77.0.4/24'])
+    assert.ok(E.isRight(again), E.isLeft(again) ? again.left : '')
+    assert.deepEqual(
+      again.right.map((a) => a.address),
+      ['10.77.0.2/24', '10.77.0.3/24', '10.77.0.4/24']
+    )
 
     assert.ok(E.isRight(await detach(dir, 'blue', 'web')))
     const leases = await readdir(join(dir, 'v1/leases/isthmus-local'))
-    assert.deepEqual(leases.filter((f) => !f.startsWith('.')).sort(), ['10.77.0.1.json', '10.77.0.3.json', '10.77.0.4.json'])
+    assert.deepEqual(leases.filter((f) => !f.startsWith('.')).sort(), [
+      '10.77.0.1.json',
+      '10.77.0.3.json',
+      '10.77.0.4.json'
+    ])
   })
 
   it('reports a bad subnet as one sentence, not an exception', async () => {

@@ -113,7 +113,11 @@ class Daemon implements DaemonWatch {
   private isDown = false
   private upAt = Date.now()
   private op: Promise<void> = Promise.resolve()
-  readonly restarts: Array<{ readonly why: 'kill' | 'died' | 'sweep'; readonly downMs: number; readonly startMs: number }> = []
+  readonly restarts: Array<{
+    readonly why: 'kill' | 'died' | 'sweep'
+    readonly downMs: number
+    readonly startMs: number
+  }> = []
   readonly deaths: Array<{ readonly t: number; readonly lastLines: ReadonlyArray<string> }> = []
   readonly samples: Sample[] = []
   life = 0
@@ -142,7 +146,10 @@ class Daemon implements DaemonWatch {
           break
         } catch (e) {
           if (attempt >= 3) throw e
-          this.deaths.push({ t: (Date.now() - this.t0) / 1000, lastLines: [`start failed: ${e instanceof Error ? e.message.slice(0, 300) : String(e)}`] })
+          this.deaths.push({
+            t: (Date.now() - this.t0) / 1000,
+            lastLines: [`start failed: ${e instanceof Error ? e.message.slice(0, 300) : String(e)}`]
+          })
         }
       }
       this.restarts.push({ why, downMs: Math.round(downMs), startMs: Date.now() - started })
@@ -193,12 +200,15 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 const main = async (): Promise<number> => {
-  if (process.getuid?.() !== 0) throw new Error('bench:soak makes namespaces, bridges and iptables chains: run it as root')
+  if (process.getuid?.() !== 0)
+    throw new Error('bench:soak makes namespaces, bridges and iptables chains: run it as root')
   const t0 = Date.now()
   const prefix = uniquePrefix('soak')
   const bridgePrefix = `sk${prefix.slice(-6)}`
   const log = (msg: string) => console.log(`[${padL(((Date.now() - t0) / 1000).toFixed(0), 4)} s] ${msg}`)
-  log(`bench:soak ${prefix}: ${SECONDS} s of workload, ${PARALLEL} jobs at a time, a kill every ${KILL_MAX === 0 ? 'never' : `${KILL_MIN}-${KILL_MAX} s`}`)
+  log(
+    `bench:soak ${prefix}: ${SECONDS} s of workload, ${PARALLEL} jobs at a time, a kill every ${KILL_MAX === 0 ? 'never' : `${KILL_MIN}-${KILL_MAX} s`}`
+  )
 
   execFileSync(process.execPath, [join(root, 'packages/cni-plugin/scripts/build.mjs')], { stdio: 'ignore' })
   let dockerd: DockerDaemon | undefined
@@ -220,7 +230,19 @@ const main = async (): Promise<number> => {
       { name: `${prefix}-n2`, subnet: '10.247.2.0/24', bridge: `${bridgePrefix}b` }
     ]
     for (const n of dockerNets) {
-      await mustDocker('network', 'create', '-d', p.name, '--ipam-driver', p.name, '--subnet', n.subnet, '-o', `com.docker.network.bridge.name=${n.bridge}`, n.name)
+      await mustDocker(
+        'network',
+        'create',
+        '-d',
+        p.name,
+        '--ipam-driver',
+        p.name,
+        '--subnet',
+        n.subnet,
+        '-o',
+        `com.docker.network.bridge.name=${n.bridge}`,
+        n.name
+      )
     }
     const setup: SoakSetup = {
       prefix,
@@ -287,27 +309,40 @@ const main = async (): Promise<number> => {
     const wrong: string[] = []
     for (const a of live) {
       const got = await addressesOf(a)
-      if (got === undefined || !got.includes(a.address)) wrong.push(`${a.key}: recorded ${a.address}, kernel ${got === undefined ? 'gone' : got.join(',') || 'none'}`)
+      if (got === undefined || !got.includes(a.address))
+        wrong.push(`${a.key}: recorded ${a.address}, kernel ${got === undefined ? 'gone' : got.join(',') || 'none'}`)
       for (const addr of got ?? []) kernel.set(addr, [...(kernel.get(addr) ?? []), a.key])
     }
     const kernelDuplicates = [...kernel].filter(([, ks]) => ks.length > 1)
-    const checks = await Promise.all(live.filter((a) => a.kind === 'cni').map(async (a) => ({ a, r: await w.check(a) })))
+    const checks = await Promise.all(
+      live.filter((a) => a.kind === 'cni').map(async (a) => ({ a, r: await w.check(a) }))
+    )
     const checkFailures = checks.filter((c) => c.r.code !== 0)
 
     // ---- teardown through the protocols ---------------------------------------------------------
     if (interrupted) return 130
-    log(`teardown: ${live.length} live attachments, ${w.pendingCni.size} CNI DELs and ${w.pendingContainers.size + w.pendingNetworks.size} Docker removals left over`)
+    log(
+      `teardown: ${live.length} live attachments, ${w.pendingCni.size} CNI DELs and ${w.pendingContainers.size + w.pendingNetworks.size} Docker removals left over`
+    )
     const teardownFailures: string[] = []
-    const cniToRemove = new Map([...w.pendingCni, ...live.flatMap((a) => (a.cni === undefined ? [] : [[a.key, a.cni] as const]))])
+    const cniToRemove = new Map([
+      ...w.pendingCni,
+      ...live.flatMap((a) => (a.cni === undefined ? [] : [[a.key, a.cni] as const]))
+    ])
     for (const [key, c] of cniToRemove) if (!(await w.teardownCni(key, c))) teardownFailures.push(`cni DEL ${key}`)
-    const containers = new Set([...w.pendingContainers, ...live.filter((a) => a.kind === 'container').map((a) => a.key)])
+    const containers = new Set([
+      ...w.pendingContainers,
+      ...live.filter((a) => a.kind === 'container').map((a) => a.key)
+    ])
     for (const c of containers) {
       const r = await docker('rm', '-f', c)
-      if (r.code !== 0 && !/No such container/i.test(r.stderr)) teardownFailures.push(`docker rm -f ${c}: ${r.stderr.trim()}`)
+      if (r.code !== 0 && !/No such container/i.test(r.stderr))
+        teardownFailures.push(`docker rm -f ${c}: ${r.stderr.trim()}`)
     }
     for (const n of [...w.pendingNetworks, ...dockerNets.map((x) => x.name)]) {
       const r = await docker('network', 'rm', n)
-      if (r.code !== 0 && !/not found/i.test(r.stderr)) teardownFailures.push(`docker network rm ${n}: ${r.stderr.trim()}`)
+      if (r.code !== 0 && !/not found/i.test(r.stderr))
+        teardownFailures.push(`docker network rm ${n}: ${r.stderr.trim()}`)
     }
     await sleep(2_000)
     await observe()
@@ -318,10 +353,15 @@ const main = async (): Promise<number> => {
     // ---- leaks ----------------------------------------------------------------------------------
     const after = await hostLinks()
     const leakedLinks = after.filter(
-      (l) => isEndpointLink(l.ifname) && !linksBefore.has(l.ifname) && (ours.has(l.ifname) || w.hostIfNames.has(l.ifname) || l.master?.startsWith(bridgePrefix) === true)
+      (l) =>
+        isEndpointLink(l.ifname) &&
+        !linksBefore.has(l.ifname) &&
+        (ours.has(l.ifname) || w.hostIfNames.has(l.ifname) || l.master?.startsWith(bridgePrefix) === true)
     )
     const leakedBridges = after.filter((l) => l.ifname.startsWith(bridgePrefix) && l.ifname !== cniNet.bridge)
-    const unattributed = after.filter((l) => isEndpointLink(l.ifname) && !linksBefore.has(l.ifname) && !leakedLinks.includes(l))
+    const unattributed = after.filter(
+      (l) => isEndpointLink(l.ifname) && !linksBefore.has(l.ifname) && !leakedLinks.includes(l)
+    )
     const rules = await prefixedRules(p.chainPrefix)
     const keptTag = `isthmus:net:${cniNet.name}`
     const leakedRules = rules.filter((r) => r.tag !== undefined && r.tag !== keptTag)
@@ -331,15 +371,24 @@ const main = async (): Promise<number> => {
     const orphans = orphanLeases(state, new Set())
     const leftNetworks = state.networks.filter((n) => n !== keptNetwork)
     const leftPools = state.pools.filter((x) => !keptPools.has(x.id))
-    const errorLines = p.logs().split('\n').filter((l) => l.includes('"level":"error"'))
+    const errorLines = p
+      .logs()
+      .split('\n')
+      .filter((l) => l.includes('"level":"error"'))
 
     // ---- report ---------------------------------------------------------------------------------
     console.log('')
-    console.log(`bench:soak ${prefix}: ${SECONDS} s, ${PARALLEL} jobs at a time, peak ${w.registry.peak} live attachments`)
+    console.log(
+      `bench:soak ${prefix}: ${SECONDS} s, ${PARALLEL} jobs at a time, peak ${w.registry.peak} live attachments`
+    )
     console.log('')
-    console.log(`${pad('job', 36)}${padL('ok', 6)}${padL('failed', 8)}${padL('near a kill', 13)}${padL('p50 ms', 9)}${padL('p90 ms', 9)}`)
+    console.log(
+      `${pad('job', 36)}${padL('ok', 6)}${padL('failed', 8)}${padL('near a kill', 13)}${padL('p50 ms', 9)}${padL('p90 ms', 9)}`
+    )
     for (const [kind, s] of [...w.stats.byKind].sort(([a], [b]) => a.localeCompare(b))) {
-      console.log(`${pad(kind, 36)}${padL(s.ok, 6)}${padL(s.failed, 8)}${padL(s.failedNearKill, 13)}${padL(quantile(s.ms, 0.5), 9)}${padL(quantile(s.ms, 0.9), 9)}`)
+      console.log(
+        `${pad(kind, 36)}${padL(s.ok, 6)}${padL(s.failed, 8)}${padL(s.failedNearKill, 13)}${padL(quantile(s.ms, 0.5), 9)}${padL(quantile(s.ms, 0.9), 9)}`
+      )
     }
     for (const [kind, s] of w.stats.byKind) {
       for (const x of s.samples) console.log(`  failed far from a kill, ${kind}: ${x}`)
@@ -348,9 +397,13 @@ const main = async (): Promise<number> => {
     const byWhy = (why: string) => d.restarts.filter((r) => r.why === why)
     console.log('')
     console.log(
-      `daemon: ${byWhy('kill').length} kills (SIGKILL) + 1 before the sweep; ${d.deaths.length} deaths of its own; answering again after start: p50 ${quantile(d.restarts.map((r) => r.startMs), 0.5)} ms, max ${Math.max(0, ...d.restarts.map((r) => r.startMs))} ms`
+      `daemon: ${byWhy('kill').length} kills (SIGKILL) + 1 before the sweep; ${d.deaths.length} deaths of its own; answering again after start: p50 ${quantile(
+        d.restarts.map((r) => r.startMs),
+        0.5
+      )} ms, max ${Math.max(0, ...d.restarts.map((r) => r.startMs))} ms`
     )
-    for (const death of d.deaths) console.log(`  died at ${death.t.toFixed(0)} s: ${death.lastLines.join(' | ').slice(0, 600)}`)
+    for (const death of d.deaths)
+      console.log(`  died at ${death.t.toFixed(0)} s: ${death.lastLines.join(' | ').slice(0, 600)}`)
     printMemory(d.samples)
     console.log(`error log lines: ${errorLines.length}`)
     for (const l of errorLines.slice(0, 5)) console.log(`  ${l.slice(0, 400)}`)
@@ -362,29 +415,80 @@ const main = async (): Promise<number> => {
       if (!ok) findings.broken.push(what)
     }
     console.log('')
-    verdict(w.registry.duplicates.length === 0, `duplicate addresses while running: ${w.registry.duplicates.length}`, w.registry.duplicates.map((x) => `${x.address}: ${x.holders.join(' and ')}`))
-    verdict(kernelDuplicates.length === 0, `duplicate addresses in the kernel at the end, across ${live.length} live containers and namespaces: ${kernelDuplicates.length}`, kernelDuplicates.map(([a, ks]) => `${a}: ${ks.join(', ')}`))
+    verdict(
+      w.registry.duplicates.length === 0,
+      `duplicate addresses while running: ${w.registry.duplicates.length}`,
+      w.registry.duplicates.map((x) => `${x.address}: ${x.holders.join(' and ')}`)
+    )
+    verdict(
+      kernelDuplicates.length === 0,
+      `duplicate addresses in the kernel at the end, across ${live.length} live containers and namespaces: ${kernelDuplicates.length}`,
+      kernelDuplicates.map(([a, ks]) => `${a}: ${ks.join(', ')}`)
+    )
     verdict(wrong.length === 0, `live attachments whose kernel address is not the one given: ${wrong.length}`, wrong)
-    verdict(checkFailures.length === 0, `CNI CHECK of the ${checks.length} live attachments after the last restart, failed: ${checkFailures.length}`, checkFailures.map((c) => `${c.a.key} (${c.a.cni?.via}): ${c.r.stdout.trim().slice(0, 300)}`))
+    verdict(
+      checkFailures.length === 0,
+      `CNI CHECK of the ${checks.length} live attachments after the last restart, failed: ${checkFailures.length}`,
+      checkFailures.map((c) => `${c.a.key} (${c.a.cni?.via}): ${c.r.stdout.trim().slice(0, 300)}`)
+    )
     verdict(d.deaths.length === 0, `daemon deaths not caused by the bench: ${d.deaths.length}`)
-    verdict(leakedLinks.length === 0, `leaked links (istv/istc of the run): ${leakedLinks.length}`, leakedLinks.map((l) => {
-      const seen = ours.get(l.ifname)
-      const first = seen === undefined ? 'named by a CNI result' : `first seen at ${seen.t} s${seen.master === undefined ? '' : ` on ${seen.master}`}${seen.alias === undefined ? ', no alias' : `, alias ${seen.alias}`}`
-      return `${l.ifname}${l.master === undefined ? ', on no bridge' : ` on ${l.master}`}${l.ifalias === undefined ? '' : `, alias ${l.ifalias}`} (${first})`
-    }))
-    verdict(leakedBridges.length === 0, `leaked bridges of the run: ${leakedBridges.length}`, leakedBridges.map((l) => `${l.ifname}${l.ifalias === undefined ? '' : ` alias ${l.ifalias}`}`))
-    verdict(leakedRules.length === 0, `leaked iptables rules under ${p.chainPrefix}: ${leakedRules.length}`, leakedRules.map((r) => `${r.family === 4 ? 'iptables' : 'ip6tables'} -t ${r.table} ${r.text}`))
-    verdict(orphans.length === 0, `leaked leases (owner gone): ${orphans.length}`, orphans.map((l) => `${l.address} in ${l.poolId}, owner ${JSON.stringify(l.owner)}`))
+    verdict(
+      leakedLinks.length === 0,
+      `leaked links (istv/istc of the run): ${leakedLinks.length}`,
+      leakedLinks.map((l) => {
+        const seen = ours.get(l.ifname)
+        const first =
+          seen === undefined
+            ? 'named by a CNI result'
+            : `first seen at ${seen.t} s${seen.master === undefined ? '' : ` on ${seen.master}`}${seen.alias === undefined ? ', no alias' : `, alias ${seen.alias}`}`
+        return `${l.ifname}${l.master === undefined ? ', on no bridge' : ` on ${l.master}`}${l.ifalias === undefined ? '' : `, alias ${l.ifalias}`} (${first})`
+      })
+    )
+    verdict(
+      leakedBridges.length === 0,
+      `leaked bridges of the run: ${leakedBridges.length}`,
+      leakedBridges.map((l) => `${l.ifname}${l.ifalias === undefined ? '' : ` alias ${l.ifalias}`}`)
+    )
+    verdict(
+      leakedRules.length === 0,
+      `leaked iptables rules under ${p.chainPrefix}: ${leakedRules.length}`,
+      leakedRules.map((r) => `${r.family === 4 ? 'iptables' : 'ip6tables'} -t ${r.table} ${r.text}`)
+    )
+    verdict(
+      orphans.length === 0,
+      `leaked leases (owner gone): ${orphans.length}`,
+      orphans.map((l) => `${l.address} in ${l.poolId}, owner ${JSON.stringify(l.owner)}`)
+    )
     verdict(
       state.endpoints.length + leftNetworks.length + leftPools.length === 0,
       `records left: ${state.endpoints.length} endpoints, ${leftNetworks.length} networks, ${leftPools.length} pools (the CNI network ${cniNet.name} is kept by design)`,
-      [...state.endpoints.map((e) => `endpoint ${e.id} on ${e.networkId} (${e.hostIfName}; ${w.endpointOf.get(e.id) ?? 'no docker run -d of the run'})`), ...leftNetworks.map((n) => `network ${n.id} (bridge ${n.bridge ?? '-'})`), ...leftPools.map((x) => `pool ${x.id}`)]
+      [
+        ...state.endpoints.map(
+          (e) =>
+            `endpoint ${e.id} on ${e.networkId} (${e.hostIfName}; ${w.endpointOf.get(e.id) ?? 'no docker run -d of the run'})`
+        ),
+        ...leftNetworks.map((n) => `network ${n.id} (bridge ${n.bridge ?? '-'})`),
+        ...leftPools.map((x) => `pool ${x.id}`)
+      ]
     )
-    verdict(teardownFailures.length === 0, `teardown through the protocols, failed: ${teardownFailures.length}`, teardownFailures)
-    console.log(`info   records quarantined: ${state.quarantined.length}${state.quarantined.length === 0 ? '' : ` (${state.quarantined.slice(0, 10).join(', ')})`}; unreadable record files: ${state.unreadable.length}`)
+    verdict(
+      teardownFailures.length === 0,
+      `teardown through the protocols, failed: ${teardownFailures.length}`,
+      teardownFailures
+    )
+    console.log(
+      `info   records quarantined: ${state.quarantined.length}${state.quarantined.length === 0 ? '' : ` (${state.quarantined.slice(0, 10).join(', ')})`}; unreadable record files: ${state.unreadable.length}`
+    )
     if (unattributed.length > 0) {
-      const shown = unattributed.slice(0, 10).map((l) => `${l.ifname}${l.master === undefined ? '' : ` on ${l.master}`}${l.ifalias === undefined ? '' : ` alias ${l.ifalias}`}`)
-      console.log(`info   new istv/istc links never seen on this run's bridges (another run on this host, or made and orphaned between two samples): ${unattributed.length}: ${shown.join('; ')}`)
+      const shown = unattributed
+        .slice(0, 10)
+        .map(
+          (l) =>
+            `${l.ifname}${l.master === undefined ? '' : ` on ${l.master}`}${l.ifalias === undefined ? '' : ` alias ${l.ifalias}`}`
+        )
+      console.log(
+        `info   new istv/istc links never seen on this run's bridges (another run on this host, or made and orphaned between two samples): ${unattributed.length}: ${shown.join('; ')}`
+      )
     }
     console.log('')
     if (findings.broken.length > 0) {
@@ -425,7 +529,9 @@ const printMemory = (samples: ReadonlyArray<Sample>): void => {
   console.log('per life: first → max → last RSS MiB (seconds lived)')
   for (const [life, xs] of lives) {
     const rss = xs.map((x) => x.rssKiB)
-    console.log(`  life ${life}: ${mib(rss[0]!)} → ${mib(Math.max(...rss))} → ${mib(rss.at(-1)!)} (${(xs.at(-1)!.t - xs[0]!.t).toFixed(0)} s)`)
+    console.log(
+      `  life ${life}: ${mib(rss[0]!)} → ${mib(Math.max(...rss))} → ${mib(rss.at(-1)!)} (${(xs.at(-1)!.t - xs[0]!.t).toFixed(0)} s)`
+    )
   }
 }
 
@@ -448,18 +554,29 @@ const cleanup = async (o: {
   }
   const w = o.workload
   // the daemon again (stopped, or ended by the Ctrl-C), so that dockerd can remove its endpoints and networks
-  const dockerLeft = (await docker('ps', '-aq', '--filter', `name=^${o.prefix}`)).stdout.trim() + (await docker('network', 'ls', '-q', '--filter', `name=^${o.prefix}`)).stdout.trim()
-  if (o.plugin !== undefined && dockerLeft !== '' && processSample(o.plugin.pid()) === undefined) await quietly('restart the daemon', () => o.plugin!.start())
+  const dockerLeft =
+    (await docker('ps', '-aq', '--filter', `name=^${o.prefix}`)).stdout.trim() +
+    (await docker('network', 'ls', '-q', '--filter', `name=^${o.prefix}`)).stdout.trim()
+  if (o.plugin !== undefined && dockerLeft !== '' && processSample(o.plugin.pid()) === undefined)
+    await quietly('restart the daemon', () => o.plugin!.start())
   if (w !== undefined) {
     for (const a of w.registry.all()) if (a.cni !== undefined) w.pendingCni.set(a.key, a.cni)
-    for (const [key, c] of w.pendingCni) await quietly(`cni DEL ${key}`, () => w.teardownCni(key, { ...c, conf: { ...c.conf, daemon: false } }))
+    for (const [key, c] of w.pendingCni)
+      await quietly(`cni DEL ${key}`, () => w.teardownCni(key, { ...c, conf: { ...c.conf, daemon: false } }))
   }
   await quietly('docker objects', () => removeDockerObjects(o.prefix))
   await quietly('the daemon, its chains, state directory and sockets', () => o.plugin?.dispose() ?? Promise.resolve())
-  const netns = (await run(['ip', 'netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n.startsWith(o.prefix))
+  const netns = (await run(['ip', 'netns', 'list'])).stdout
+    .split('\n')
+    .map((l) => l.split(' ')[0] ?? '')
+    .filter((n) => n.startsWith(o.prefix))
   for (const n of netns) await run(['ip', 'netns', 'del', n])
   for (const l of await hostLinks().catch(() => [] as ReadonlyArray<HostLink>)) {
-    const mine = l.ifname.startsWith(o.bridgePrefix) || (isEndpointLink(l.ifname) && !o.linksBefore.has(l.ifname) && (o.ours.has(l.ifname) || w?.hostIfNames.has(l.ifname) === true))
+    const mine =
+      l.ifname.startsWith(o.bridgePrefix) ||
+      (isEndpointLink(l.ifname) &&
+        !o.linksBefore.has(l.ifname) &&
+        (o.ours.has(l.ifname) || w?.hostIfNames.has(l.ifname) === true))
     if (mine) await run(['ip', 'link', 'del', l.ifname])
   }
   await quietly('dockerd', () => o.daemonStartedHere?.stop() ?? Promise.resolve())

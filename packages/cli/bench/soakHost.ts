@@ -26,7 +26,15 @@ export interface HostLink {
 /** Every link of the host namespace. */
 export const hostLinks = async (): Promise<ReadonlyArray<HostLink>> => {
   const out = (await mustRun(['ip', '-j', '-d', 'link', 'show'])).stdout
-  return (JSON.parse(out) as Array<{ ifname: string; master?: string; link?: string; ifalias?: string; linkinfo?: { info_kind?: string } }>).map((l) => ({
+  return (
+    JSON.parse(out) as Array<{
+      ifname: string
+      master?: string
+      link?: string
+      ifalias?: string
+      linkinfo?: { info_kind?: string }
+    }>
+  ).map((l) => ({
     ifname: l.ifname,
     ...(l.master === undefined ? {} : { master: l.master }),
     ...(l.link === undefined ? {} : { link: l.link }),
@@ -54,7 +62,10 @@ export interface PrefixedRule {
 /** The rules of every chain whose name starts with `prefix` (`iptables-save`, both families). */
 export const prefixedRules = async (prefix: string): Promise<ReadonlyArray<PrefixedRule>> => {
   const out: PrefixedRule[] = []
-  for (const [family, save] of [[4, 'iptables-save'], [6, 'ip6tables-save']] as const) {
+  for (const [family, save] of [
+    [4, 'iptables-save'],
+    [6, 'ip6tables-save']
+  ] as const) {
     const r = await run([save])
     if (r.code !== 0) continue
     let table = ''
@@ -115,10 +126,18 @@ export const processSample = (pid: number): { readonly rssKiB: number; readonly 
 
 /** What the state directory holds: decoded enough to judge, and what could not be read. */
 export interface StateView {
-  readonly networks: ReadonlyArray<{ readonly id: string; readonly bridge?: string; readonly pools: ReadonlyArray<string> }>
+  readonly networks: ReadonlyArray<{
+    readonly id: string
+    readonly bridge?: string
+    readonly pools: ReadonlyArray<string>
+  }>
   readonly endpoints: ReadonlyArray<{ readonly id: string; readonly networkId: string; readonly hostIfName: string }>
   readonly pools: ReadonlyArray<{ readonly id: string; readonly subnet: string }>
-  readonly leases: ReadonlyArray<{ readonly address: string; readonly poolId: string; readonly owner: { readonly kind: string; readonly id?: string; readonly ref?: string } }>
+  readonly leases: ReadonlyArray<{
+    readonly address: string
+    readonly poolId: string
+    readonly owner: { readonly kind: string; readonly id?: string; readonly ref?: string }
+  }>
   /** Record files that are not JSON envelopes with data (a torn write, a hand edit). */
   readonly unreadable: ReadonlyArray<string>
   /** Entries of `<stateDir>/v1/quarantine` (where the store moves records it cannot decode). */
@@ -151,11 +170,16 @@ export const readState = (stateDir: string): StateView => {
   const networks = data('networks').map((n) => ({
     id: String(n['id']),
     ...(typeof n['bridge'] === 'string' ? { bridge: n['bridge'] } : {}),
-    pools: [...((n['ipv4'] as Array<{ poolId?: string }> | undefined) ?? []), ...((n['ipv6'] as Array<{ poolId?: string }> | undefined) ?? [])].flatMap((s) =>
-      s.poolId === undefined ? [] : [s.poolId]
-    )
+    pools: [
+      ...((n['ipv4'] as Array<{ poolId?: string }> | undefined) ?? []),
+      ...((n['ipv6'] as Array<{ poolId?: string }> | undefined) ?? [])
+    ].flatMap((s) => (s.poolId === undefined ? [] : [s.poolId]))
   }))
-  const endpoints = data('endpoints').map((e) => ({ id: String(e['id']), networkId: String(e['networkId']), hostIfName: String(e['hostIfName']) }))
+  const endpoints = data('endpoints').map((e) => ({
+    id: String(e['id']),
+    networkId: String(e['networkId']),
+    hostIfName: String(e['hostIfName'])
+  }))
   const pools = data('pools').map((p) => ({ id: String(p['id']), subnet: String(p['subnet']) }))
   const leases = data('leases').map((l) => ({
     address: String(l['address']),

@@ -56,7 +56,8 @@ export class Registry {
 
   add(a: Attachment): void {
     for (const other of this.items.values()) {
-      if (other.state !== 'removing' && other.address === a.address) this.duplicates.push({ address: a.address, holders: [other.key, a.key] })
+      if (other.state !== 'removing' && other.address === a.address)
+        this.duplicates.push({ address: a.address, holders: [other.key, a.key] })
     }
     this.items.set(a.key, a)
     this.peak = Math.max(this.peak, this.items.size)
@@ -116,7 +117,8 @@ export class Stats {
 
   of(kind: string): KindStats {
     let s = this.byKind.get(kind)
-    if (s === undefined) this.byKind.set(kind, (s = { ok: 0, failed: 0, failedNearKill: 0, ms: [], samples: [], nearKillSamples: [] }))
+    if (s === undefined)
+      this.byKind.set(kind, (s = { ok: 0, failed: 0, failedNearKill: 0, ms: [], samples: [], nearKillSamples: [] }))
     return s
   }
 }
@@ -152,7 +154,13 @@ const pick = <A>(xs: ReadonlyArray<A>): A => xs[Math.floor(Math.random() * xs.le
 const oneLine = (s: string): string => s.replace(/\s+/g, ' ').trim().slice(0, 600)
 
 /** One call of the CNI executable; its exit code and stdout. */
-export const cniCall = (sea: string, command: string, cid: string, netns: string, conf: Record<string, unknown>): Promise<RunResult> =>
+export const cniCall = (
+  sea: string,
+  command: string,
+  cid: string,
+  netns: string,
+  conf: Record<string, unknown>
+): Promise<RunResult> =>
   run([sea], {
     input: JSON.stringify(conf),
     timeoutMs: CNI_TIMEOUT_MS,
@@ -238,9 +246,15 @@ export class Workload {
     const cnis = this.registry.count('cni')
     const jobs: Array<readonly [number, () => Promise<void>]> = [
       [3, () => this.counted('docker run --rm', () => this.runRm(pick(s.dockerNets).name))],
-      [containers < s.maxContainers ? 2 : 0, () => this.counted('docker run -d', () => this.runDetached(pick(s.dockerNets).name))],
+      [
+        containers < s.maxContainers ? 2 : 0,
+        () => this.counted('docker run -d', () => this.runDetached(pick(s.dockerNets).name))
+      ],
       [containers > 0 ? 2 : 0, () => this.counted('docker rm -f', () => this.removeContainer())],
-      [this.churnBusy.size < s.churnSubnets.length ? 1 : 0, () => this.counted('network create+run+rm', () => this.churn())],
+      [
+        this.churnBusy.size < s.churnSubnets.length ? 1 : 0,
+        () => this.counted('network create+run+rm', () => this.churn())
+      ],
       [cnis < s.maxCni ? 3 : 0, () => this.cniAdd('cni')],
       [cnis < s.maxCni ? 2 : 0, () => this.cniAdd('docker')],
       [cnis > 0 ? 3 : 0, () => this.counted('cni DEL', () => this.cniDel())],
@@ -259,9 +273,24 @@ export class Workload {
   private runRm(network: string): Promise<string | undefined> {
     const name = `${this.s.prefix}-r${this.next()}`
     return new Promise((resolve) => {
-      const child = spawn(DOCKER, ['run', '--rm', '--name', name, '--net', network, this.s.image, 'sh', '-c', 'ip -4 -o addr show dev eth0; sleep 1; echo soak-bye'], {
-        stdio: ['ignore', 'pipe', 'pipe']
-      })
+      const child = spawn(
+        DOCKER,
+        [
+          'run',
+          '--rm',
+          '--name',
+          name,
+          '--net',
+          network,
+          this.s.image,
+          'sh',
+          '-c',
+          'ip -4 -o addr show dev eth0; sleep 1; echo soak-bye'
+        ],
+        {
+          stdio: ['ignore', 'pipe', 'pipe']
+        }
+      )
       let out = ''
       let err = ''
       let registered = false
@@ -300,12 +329,20 @@ export class Workload {
     const name = `${this.s.prefix}-d${this.next()}`
     // loopback only, and a port range outside the kernel's ephemeral one; no traffic is sent
     const publish = Math.random() < 0.3 ? ['-p', `127.0.0.1:${61_000 + Math.floor(Math.random() * 1_000)}:80`] : []
-    const r = await run([DOCKER, 'run', '-d', '--name', name, '--net', network, ...publish, this.s.image, 'sleep', '3600'], { timeoutMs: DOCKER_TIMEOUT_MS })
+    const r = await run(
+      [DOCKER, 'run', '-d', '--name', name, '--net', network, ...publish, this.s.image, 'sleep', '3600'],
+      { timeoutMs: DOCKER_TIMEOUT_MS }
+    )
     if (r.code !== 0) {
       if ((await docker('rm', '-f', name)).code !== 0) this.pendingContainers.add(name)
       return failureText(r)
     }
-    const i = await docker('inspect', '--format', `{{with index .NetworkSettings.Networks "${network}"}}{{.IPAddress}} {{.EndpointID}}{{end}}`, name)
+    const i = await docker(
+      'inspect',
+      '--format',
+      `{{with index .NetworkSettings.Networks "${network}"}}{{.IPAddress}} {{.EndpointID}}{{end}}`,
+      name
+    )
     const [address = '', endpointId = ''] = i.stdout.trim().split(' ')
     this.endpointOf.set(endpointId, `container ${name}${publish.length > 0 ? ` (${publish[1]})` : ''}`)
     if (i.code !== 0 || address === '') {
@@ -334,9 +371,25 @@ export class Workload {
     const name = `${this.s.prefix}-x${this.next()}`
     const bridge = `${this.s.bridgePrefix}x${slot.toString(16)}`
     const p = this.s.plugin.name
-    const made = await run([DOCKER, 'network', 'create', '-d', p, '--ipam-driver', p, '--subnet', this.s.churnSubnets[slot]!, '-o', `com.docker.network.bridge.name=${bridge}`, name], {
-      timeoutMs: DOCKER_TIMEOUT_MS
-    })
+    const made = await run(
+      [
+        DOCKER,
+        'network',
+        'create',
+        '-d',
+        p,
+        '--ipam-driver',
+        p,
+        '--subnet',
+        this.s.churnSubnets[slot]!,
+        '-o',
+        `com.docker.network.bridge.name=${bridge}`,
+        name
+      ],
+      {
+        timeoutMs: DOCKER_TIMEOUT_MS
+      }
+    )
     let failure = made.code === 0 ? await this.runRm(name) : `network create: ${failureText(made)}`
     const removed = await docker('network', 'rm', name)
     if (removed.code !== 0 && (await docker('network', 'inspect', name)).code === 0) {
@@ -381,7 +434,8 @@ export class Workload {
       } catch {
         result = undefined
       }
-      const address = String((result?.['ips'] as Array<{ address?: string }> | undefined)?.[0]?.address ?? '').split('/')[0] ?? ''
+      const address =
+        String((result?.['ips'] as Array<{ address?: string }> | undefined)?.[0]?.address ?? '').split('/')[0] ?? ''
       const attachment: CniAttachment = { netns: key, conf, result: result ?? {}, via }
       if (result === undefined || address === '') {
         // as a runtime does after a failed ADD: DEL until it succeeds

@@ -25,11 +25,14 @@ describe('isthmus CLI', () => {
 
   it('serve refuses an iptables chain prefix iptables would not take, before touching anything', async () => {
     for (const bad of ['has-dash', 'A'.repeat(17), '']) {
-      await assert.rejects(isthmus('serve', '--socket', '/nonexistent/x.sock', '--chain-prefix', bad), (e: { code: number; stderr: string }) => {
-        assert.equal(e.code, 1)
-        assert.match(e.stderr, /--chain-prefix: letters, digits and _, at most 16/)
-        return true
-      })
+      await assert.rejects(
+        isthmus('serve', '--socket', '/nonexistent/x.sock', '--chain-prefix', bad),
+        (e: { code: number; stderr: string }) => {
+          assert.equal(e.code, 1)
+          assert.match(e.stderr, /--chain-prefix: letters, digits and _, at most 16/)
+          return true
+        }
+      )
     }
   })
 

@@ -8,7 +8,13 @@ import { promisify } from 'node:util'
 
 const root = new URL('../../../', import.meta.url).pathname
 const serveHelp = async (): Promise<string> =>
-  (await promisify(execFile)(process.execPath, ['--import', 'tsx', '--conditions=@isthmus/source', 'packages/cli/src/bin/isthmus.ts', 'serve', '--help'], { cwd: root })).stdout
+  (
+    await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', '--conditions=@isthmus/source', 'packages/cli/src/bin/isthmus.ts', 'serve', '--help'],
+      { cwd: root }
+    )
+  ).stdout
 
 const args = (over: Partial<ContrailArgs> = {}): ContrailArgs => ({
   contrailApi: 'http://127.0.0.1:8082',
@@ -31,14 +37,31 @@ describe('serve: Contrail settings', () => {
 
   it('keystone credentials from the OS_* variables, which win over the file', () => {
     const file = 'export OS_USERNAME=fileuser\nexport OS_PASSWORD="file pass"\n# comment\nOS_TENANT_NAME=admin\n'
-    const s = contrailSettings(args({ keystoneUrl: 'http://127.0.0.1:5000/v3', contrailCredentialsFile: '/x/openrc' }), { OS_USERNAME: 'envuser', OS_USER_DOMAIN_NAME: 'Default' }, () => file)
+    const s = contrailSettings(
+      args({ keystoneUrl: 'http://127.0.0.1:5000/v3', contrailCredentialsFile: '/x/openrc' }),
+      { OS_USERNAME: 'envuser', OS_USER_DOMAIN_NAME: 'Default' },
+      () => file
+    )
     assert.ok(E.isRight(s))
-    assert.deepEqual(s.right?.auth, { kind: 'keystone', url: 'http://127.0.0.1:5000/v3', version: 'v3', username: 'envuser', password: 'file pass', project: 'admin', userDomain: 'Default' })
+    assert.deepEqual(s.right?.auth, {
+      kind: 'keystone',
+      url: 'http://127.0.0.1:5000/v3',
+      version: 'v3',
+      username: 'envuser',
+      password: 'file pass',
+      project: 'admin',
+      userDomain: 'Default'
+    })
   })
 
   it('missing credentials are named, and no value read is repeated', () => {
-    const s = contrailSettings(args({ keystoneUrl: 'http://127.0.0.1:5000/v2.0', keystoneVersion: 'v2' }), { OS_PASSWORD: 'hunter2-secret' })
-    assert.deepEqual(s, E.left('--keystone-url needs OS_USERNAME, OS_PROJECT_NAME in the environment or in --contrail-credentials-file'))
+    const s = contrailSettings(args({ keystoneUrl: 'http://127.0.0.1:5000/v2.0', keystoneVersion: 'v2' }), {
+      OS_PASSWORD: 'hunter2-secret'
+    })
+    assert.deepEqual(
+      s,
+      E.left('--keystone-url needs OS_USERNAME, OS_PROJECT_NAME in the environment or in --contrail-credentials-file')
+    )
   })
 
   it('an unreadable credentials file is one sentence', () => {
@@ -54,7 +77,15 @@ describe('serve: Contrail settings', () => {
 
   it('serve has the Contrail flags and no password flag', async () => {
     const help = await serveHelp()
-    for (const f of ['--contrail-api', '--keystone-url', '--keystone-version', '--contrail-credentials-file', '--vrouter-agent', '--contrail-owner']) assert.ok(help.includes(f), f)
+    for (const f of [
+      '--contrail-api',
+      '--keystone-url',
+      '--keystone-version',
+      '--contrail-credentials-file',
+      '--vrouter-agent',
+      '--contrail-owner'
+    ])
+      assert.ok(help.includes(f), f)
     assert.ok(!/password/i.test(help.replace(/OS_PASSWORD/g, '')), 'no password on argv')
   })
 })

@@ -21,19 +21,33 @@ describe('isthmus serve: bugs and limits', () => {
       setTimeout(() => { throw new RangeError('thrown from a timer') }, 20)
       setTimeout(() => out({ message: 'still running' }), 300)
     `
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', '--conditions=@isthmus/source', '--input-type=module', '-e', script], { cwd: root })
-    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as { message: string; origin?: string; stack?: string })
-    assert.deepEqual(lines.map((l) => [l.message, l.origin]), [
-      ['bug: a promise rejected and nothing handled it; serving on', 'unhandledRejection'],
-      ['bug: an exception reached the top; serving on', 'uncaughtException'],
-      ['still running', undefined]
-    ])
+    const { stdout } = await run(
+      process.execPath,
+      ['--import', 'tsx', '--conditions=@isthmus/source', '--input-type=module', '-e', script],
+      { cwd: root }
+    )
+    const lines = stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { message: string; origin?: string; stack?: string })
+    assert.deepEqual(
+      lines.map((l) => [l.message, l.origin]),
+      [
+        ['bug: a promise rejected and nothing handled it; serving on', 'unhandledRejection'],
+        ['bug: an exception reached the top; serving on', 'uncaughtException'],
+        ['still running', undefined]
+      ]
+    )
     assert.match(lines[0]!.stack ?? '', /^Error: nobody handles this rejection\n\s+at /)
     assert.match(lines[1]!.stack ?? '', /^RangeError: thrown from a timer\n\s+at /)
   })
 
   it('refuses socket limits that are not positive numbers, before touching anything', async () => {
-    for (const [flag, value] of [['--max-connections', '0'], ['--idle-timeout', '-1'], ['--request-timeout', 'soon']] as const) {
+    for (const [flag, value] of [
+      ['--max-connections', '0'],
+      ['--idle-timeout', '-1'],
+      ['--request-timeout', 'soon']
+    ] as const) {
       await assert.rejects(
         run('pnpm', ['--silent', 'isthmus', 'serve', '--socket', '/nonexistent/x.sock', flag, value], { cwd: root }),
         (e: { code: number; stderr: string }) => {

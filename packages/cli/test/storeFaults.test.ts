@@ -34,9 +34,13 @@ import {
 
 const root = fileURLToPath(new URL('../../../', import.meta.url))
 const BIN = join(root, 'packages/cli/src/bin/isthmus.ts')
-const isthmus = (...args: string[]) => run([process.execPath, '--import', 'tsx', '--conditions=@isthmus/source', BIN, ...args])
+const isthmus = (...args: string[]) =>
+  run([process.execPath, '--import', 'tsx', '--conditions=@isthmus/source', BIN, ...args])
 
-const dockerId = (seed: string): string => createHash('sha256').update(`${seed}-${randomBytes(8).toString('hex')}`).digest('hex')
+const dockerId = (seed: string): string =>
+  createHash('sha256')
+    .update(`${seed}-${randomBytes(8).toString('hex')}`)
+    .digest('hex')
 const SPACE = 'isthmus-local'
 
 interface LogLine {
@@ -52,9 +56,19 @@ const logLines = (p: PluginProcess): ReadonlyArray<LogLine> =>
 
 // Docker's calls for one network on isthmus IPAM: pool, gateway, network. The subnet's pool id.
 const createNetwork = async (socket: string, networkId: string, subnet: string) => {
-  const pool = await pluginCall(socket, '/IpamDriver.RequestPool', { AddressSpace: SPACE, Pool: subnet, SubPool: '', Options: {}, V6: false })
+  const pool = await pluginCall(socket, '/IpamDriver.RequestPool', {
+    AddressSpace: SPACE,
+    Pool: subnet,
+    SubPool: '',
+    Options: {},
+    V6: false
+  })
   const PoolID = (pool.body as { PoolID: string }).PoolID
-  const gw = await pluginCall(socket, '/IpamDriver.RequestAddress', { PoolID, Address: '', Options: { RequestAddressType: 'com.docker.network.gateway' } })
+  const gw = await pluginCall(socket, '/IpamDriver.RequestAddress', {
+    PoolID,
+    Address: '',
+    Options: { RequestAddressType: 'com.docker.network.gateway' }
+  })
   const Gateway = (gw.body as { Address: string }).Address
   const created = await pluginCall(socket, '/NetworkDriver.CreateNetwork', {
     NetworkID: networkId,
@@ -141,16 +155,22 @@ describe('a truncated record in a live daemon', () => {
       assert.deepEqual(await call('/NetworkDriver.DeleteNetwork', { NetworkID: C }), { status: 200, body: {} })
       const nets = await call('/IpamDriver.Networks')
       assert.equal(nets.status, 200, JSON.stringify(nets.body))
-      assert.deepEqual(
-        (nets.body as { networks: Array<{ id: string }> }).networks.map((n) => n.id).sort(),
-        [A].sort()
-      )
+      assert.deepEqual((nets.body as { networks: Array<{ id: string }> }).networks.map((n) => n.id).sort(), [A].sort())
       const leases = await call('/IpamDriver.Leases')
       assert.equal(leases.status, 200, JSON.stringify(leases.body))
-      assert.deepEqual((leases.body as { attachments: Array<{ endpointId: string }> }).attachments.map((x) => x.endpointId), [e2])
+      assert.deepEqual(
+        (leases.body as { attachments: Array<{ endpointId: string }> }).attachments.map((x) => x.endpointId),
+        [e2]
+      )
       // the truncated endpoint's own delete answers success (it is gone as far as isthmus can tell)
-      assert.deepEqual(await call('/NetworkDriver.DeleteEndpoint', { NetworkID: A, EndpointID: e1 }), { status: 200, body: {} })
-      assert.deepEqual(await call('/NetworkDriver.DeleteEndpoint', { NetworkID: A, EndpointID: e2 }), { status: 200, body: {} })
+      assert.deepEqual(await call('/NetworkDriver.DeleteEndpoint', { NetworkID: A, EndpointID: e1 }), {
+        status: 200,
+        body: {}
+      })
+      assert.deepEqual(await call('/NetworkDriver.DeleteEndpoint', { NetworkID: A, EndpointID: e2 }), {
+        status: 200,
+        body: {}
+      })
       assert.deepEqual(await call('/NetworkDriver.DeleteNetwork', { NetworkID: A }), { status: 200, body: {} })
 
       // in the quarantine, with its bytes, and listed by the CLI
@@ -166,11 +186,16 @@ describe('a truncated record in a live daemon', () => {
       assert.deepEqual(await readFile(ep['location']!), endpointBytes.subarray(0, Math.floor(endpointBytes.length / 2)))
       const plain = await isthmus('quarantine', '--state-dir', plugin.stateDir)
       assert.equal(plain.code, 0, plain.stderr)
-      for (const r of records) for (const f of ['id', 'object', 'at', 'location']) assert.ok(plain.stdout.includes(r[f]!), `${f} in:\n${plain.stdout}`)
+      for (const r of records)
+        for (const f of ['id', 'object', 'at', 'location'])
+          assert.ok(plain.stdout.includes(r[f]!), `${f} in:\n${plain.stdout}`)
 
       // counted
       const address = logLines(plugin).find((l) => l.message === 'metrics')?.['address'] as string
-      const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))]
+      const [host, port] = [
+        address.slice(0, address.lastIndexOf(':')),
+        Number(address.slice(address.lastIndexOf(':') + 1))
+      ]
       const metrics = await httpGet(host, port, '/metrics')
       assert.ok(metrics.ok, JSON.stringify(metrics))
       assert.match(metrics.text, /^isthmus_store_quarantined_records\{kind="endpoint"\} 1$/m)
@@ -187,9 +212,17 @@ describe('a truncated record in a live daemon', () => {
       assert.ok(!plugin.logs().includes(`"error":"invalid ${plugin.stateDir}`), 'no path in an error')
 
       // dropped by the operator: gone
-      const dropped = await isthmus('quarantine', 'drop', ...records.map((r) => r['id']!), '--state-dir', plugin.stateDir)
+      const dropped = await isthmus(
+        'quarantine',
+        'drop',
+        ...records.map((r) => r['id']!),
+        '--state-dir',
+        plugin.stateDir
+      )
       assert.equal(dropped.code, 0, dropped.stderr)
-      assert.deepEqual(JSON.parse((await isthmus('quarantine', '--json', '--state-dir', plugin.stateDir)).stdout), { records: [] })
+      assert.deepEqual(JSON.parse((await isthmus('quarantine', '--json', '--state-dir', plugin.stateDir)).stdout), {
+        records: []
+      })
     } finally {
       await plugin.dispose()
       await removeLinks(links)
@@ -241,7 +274,17 @@ describe('a daemon whose state directory fills up, then turns read-only', () => 
       const before = await snapshot(stateDir)
       const filler = join(mnt, 'filler')
       fillFileSystem(filler)
-      await refused('RequestPool', pluginCall(s, '/IpamDriver.RequestPool', { AddressSpace: SPACE, Pool: '10.246.22.0/24', SubPool: '', Options: {}, V6: false }), 'ENOSPC')
+      await refused(
+        'RequestPool',
+        pluginCall(s, '/IpamDriver.RequestPool', {
+          AddressSpace: SPACE,
+          Pool: '10.246.22.0/24',
+          SubPool: '',
+          Options: {},
+          V6: false
+        }),
+        'ENOSPC'
+      )
       await refused('RequestAddress', requestAddress(s, n1.PoolID), 'ENOSPC')
       await refused('CreateEndpoint', createEndpoint(s, N1, e1, addr1), 'ENOSPC')
       await refused(
@@ -270,8 +313,22 @@ describe('a daemon whose state directory fills up, then turns read-only', () => 
       ro = true
       await refused('RequestAddress', requestAddress(s, n2.PoolID), 'EROFS')
       await refused('CreateEndpoint', createEndpoint(s, N1, e2, addr2), 'EROFS')
-      await refused('ReleaseAddress', pluginCall(s, '/IpamDriver.ReleaseAddress', { PoolID: n1.PoolID, Address: addr2.split('/')[0] }), 'EROFS')
-      await refused('RequestPool', pluginCall(s, '/IpamDriver.RequestPool', { AddressSpace: SPACE, Pool: '10.246.24.0/24', SubPool: '', Options: {}, V6: false }), 'EROFS')
+      await refused(
+        'ReleaseAddress',
+        pluginCall(s, '/IpamDriver.ReleaseAddress', { PoolID: n1.PoolID, Address: addr2.split('/')[0] }),
+        'EROFS'
+      )
+      await refused(
+        'RequestPool',
+        pluginCall(s, '/IpamDriver.RequestPool', {
+          AddressSpace: SPACE,
+          Pool: '10.246.24.0/24',
+          SubPool: '',
+          Options: {},
+          V6: false
+        }),
+        'EROFS'
+      )
       await alive()
       const nets = await pluginCall(s, '/IpamDriver.Networks')
       assert.equal(nets.status, 200)
@@ -280,9 +337,18 @@ describe('a daemon whose state directory fills up, then turns read-only', () => 
       remount(mnt, 'rw')
       ro = false
       assert.equal((await createEndpoint(s, N1, e2, addr2)).status, 200)
-      for (const e of [e1, e2]) assert.deepEqual(await pluginCall(s, '/NetworkDriver.DeleteEndpoint', { NetworkID: N1, EndpointID: e }), { status: 200, body: {} })
-      for (const n of [N1, N2]) assert.deepEqual(await pluginCall(s, '/NetworkDriver.DeleteNetwork', { NetworkID: n }), { status: 200, body: {} })
-      for (const p of [n1.PoolID, n2.PoolID]) assert.equal((await pluginCall(s, '/IpamDriver.ReleasePool', { PoolID: p })).status, 200)
+      for (const e of [e1, e2])
+        assert.deepEqual(await pluginCall(s, '/NetworkDriver.DeleteEndpoint', { NetworkID: N1, EndpointID: e }), {
+          status: 200,
+          body: {}
+        })
+      for (const n of [N1, N2])
+        assert.deepEqual(await pluginCall(s, '/NetworkDriver.DeleteNetwork', { NetworkID: n }), {
+          status: 200,
+          body: {}
+        })
+      for (const p of [n1.PoolID, n2.PoolID])
+        assert.equal((await pluginCall(s, '/IpamDriver.ReleasePool', { PoolID: p })).status, 200)
 
       // every record on disk decodes, nothing was quarantined, the daemon never crashed
       await allRecordsDecode(stateDir)

@@ -17,7 +17,16 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import * as E from 'fp-ts/lib/Either.js'
-import { DEFAULT_LOCAL_SPACE, fromBigInt, makeIpam, systemClock, toBigInt, type EndpointId, type IpAddress, type PoolId } from '@isthmus/core'
+import {
+  DEFAULT_LOCAL_SPACE,
+  fromBigInt,
+  makeIpam,
+  systemClock,
+  toBigInt,
+  type EndpointId,
+  type IpAddress,
+  type PoolId
+} from '@isthmus/core'
 import { linuxDataplane } from '@isthmus/dataplane-linux'
 import { fileStore } from '@isthmus/store-fs'
 import type { HandoffServer } from '@isthmus/handoff'
@@ -160,7 +169,11 @@ const populate = async (n: number): Promise<void> => {
   const pool = `${DEFAULT_LOCAL_SPACE}/10.231.96.0/19` as PoolId
   const ourBase = toBigInt('10.231.96.0' as IpAddress)
   for (let i = 0; i < n; i++) {
-    const r = await ipam.allocate(pool, { kind: 'endpoint', id: `fill-${i}` as EndpointId }, { address: fromBigInt(ourBase + 10n + BigInt(i), 4) })()
+    const r = await ipam.allocate(
+      pool,
+      { kind: 'endpoint', id: `fill-${i}` as EndpointId },
+      { address: fromBigInt(ourBase + 10n + BigInt(i), 4) }
+    )()
     if (E.isLeft(r)) throw new Error(`populate: ${JSON.stringify(r.left)}`)
   }
   await store.close()
@@ -202,7 +215,8 @@ const main = async (): Promise<void> => {
   }
   // node's own start-up, measured here: the ADD@0 target is this plus 15 ms.
   const nodeStart: number[] = []
-  for (let r = 0; r < RUNS; r++) nodeStart.push((await run(process.execPath, { PATH: process.env['PATH'] ?? '' }, '', ['-e', '0'])).ms)
+  for (let r = 0; r < RUNS; r++)
+    nodeStart.push((await run(process.execPath, { PATH: process.env['PATH'] ?? '' }, '', ['-e', '0'])).ms)
   const at0 = await cycles('0')
   const par = await parallel()
   await populate(5000)
@@ -216,11 +230,15 @@ const main = async (): Promise<void> => {
   console.log(row('isthmus → daemon'))
   console.log(row('bridge+host-local'))
   const ref5k = (at5k['bridge+host-local']?.add ?? NaN) + (at5k['bridge+host-local']?.del ?? NaN)
-  console.log(`node -e 0: ${median(nodeStart).toFixed(1)} ms, so the ADD @0 target is ${(median(nodeStart) + 15).toFixed(1)} ms; ADD+DEL @5k target: ${ref5k.toFixed(1)} ms (the reference's)`)
+  console.log(
+    `node -e 0: ${median(nodeStart).toFixed(1)} ms, so the ADD @0 target is ${(median(nodeStart) + 15).toFixed(1)} ms; ADD+DEL @5k target: ${ref5k.toFixed(1)} ms (the reference's)`
+  )
   for (const name of ['isthmus', 'isthmus → daemon']) {
     const a = at0[name]?.add ?? NaN
     const ad = (at5k[name]?.add ?? NaN) + (at5k[name]?.del ?? NaN)
-    console.log(`${name}: ADD @0 ${a.toFixed(1)} ms (${a <= median(nodeStart) + 15 ? 'meets' : 'misses'} the target), ADD+DEL @5k ${ad.toFixed(1)} ms (${ad <= ref5k ? 'meets' : 'misses'})`)
+    console.log(
+      `${name}: ADD @0 ${a.toFixed(1)} ms (${a <= median(nodeStart) + 15 ? 'meets' : 'misses'} the target), ADD+DEL @5k ${ad.toFixed(1)} ms (${ad <= ref5k ? 'meets' : 'misses'})`
+    )
   }
 }
 

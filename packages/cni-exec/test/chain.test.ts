@@ -36,7 +36,11 @@ interface Run {
 }
 const minicni = (cmd: string, conflist: string, cid: string, netns: string, caps = '', args = ''): Run => {
   try {
-    const stdout = execFileSync(driver, [cmd, conflist, cid, netns, 'eth0', cacheDir, cniPath, caps, args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 })
+    const stdout = execFileSync(driver, [cmd, conflist, cid, netns, 'eth0', cacheDir, cniPath, caps, args], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 60_000
+    })
     return { code: 0, stdout, stderr: '' }
   } catch (e) {
     const err = e as { status?: number; stdout?: string; stderr?: string }
@@ -56,14 +60,22 @@ const ourLeases = (prefix: string): string[] => {
   const d = join(stateDir, 'v1', 'leases', 'isthmus-local')
   return existsSync(d)
     ? readdirSync(d)
-        .map((f) => JSON.parse(readFileSync(join(d, f), 'utf8')) as { data: { address: string; owner: { kind: string } } })
+        .map(
+          (f) => JSON.parse(readFileSync(join(d, f), 'utf8')) as { data: { address: string; owner: { kind: string } } }
+        )
         .filter((l) => l.data.owner.kind === 'endpoint')
         .map((l) => l.data.address)
         .filter((a) => a.startsWith(prefix))
         .sort()
     : []
 }
-const isthmus = (over: Record<string, unknown>) => ({ type: 'isthmus', isGateway: true, stateDir, chainPrefix: scope.chainPrefix, ...over })
+const isthmus = (over: Record<string, unknown>) => ({
+  type: 'isthmus',
+  isGateway: true,
+  stateDir,
+  chainPrefix: scope.chainPrefix,
+  ...over
+})
 
 describe('chaining through libcni (minicni)', () => {
   before(() => {
@@ -77,14 +89,20 @@ describe('chaining through libcni (minicni)', () => {
     copyFileSync(join(here, 'minicni/main.go'), join(src, 'main.go'))
     execFileSync('go', ['build', '-o', driver, '.'], {
       cwd: src,
-      env: { ...process.env, GO111MODULE: 'off', GOFLAGS: '', GOPATH: `${join(dir, 'gopath')}:/usr/share/gocode`, GOCACHE: join(dir, 'gocache') },
+      env: {
+        ...process.env,
+        GO111MODULE: 'off',
+        GOFLAGS: '',
+        GOPATH: `${join(dir, 'gopath')}:/usr/share/gocode`,
+        GOCACHE: join(dir, 'gocache')
+      },
       stdio: 'ignore',
       timeout: 300_000
     })
   })
   after(() => scope.cleanup())
 
-  it('isthmus → portmap → tuning: tuning\'s MAC and sysctl, portmap\'s DNAT to isthmus\'s address, CHECK, DEL', async () => {
+  it("isthmus → portmap → tuning: tuning's MAC and sysctl, portmap's DNAT to isthmus's address, CHECK, DEL", async () => {
     const ns = scope.addNetns('chain')
     const bridge = scope.bridge('c')
     const list = writeList(`chain-${scope.id}`, [
@@ -92,20 +110,40 @@ describe('chaining through libcni (minicni)', () => {
       { type: 'portmap', capabilities: { portMappings: true }, snat: true },
       { type: 'tuning', capabilities: { mac: true }, sysctl: { 'net.ipv4.conf.eth0.rp_filter': '2' } }
     ])
-    const caps = JSON.stringify({ portMappings: [{ hostPort: 18250, containerPort: 80, protocol: 'tcp' }], mac: '02:31:50:00:00:42' })
+    const caps = JSON.stringify({
+      portMappings: [{ hostPort: 18250, containerPort: 80, protocol: 'tcp' }],
+      mac: '02:31:50:00:00:42'
+    })
     scope.finally(() => void minicni('del', list, 'chain1', ns.path, caps))
-    const r = JSON.parse(ok(minicni('add', list, 'chain1', ns.path, caps)).stdout) as { interfaces: Array<{ name: string; mac: string; sandbox?: string }>; ips: Array<{ address: string }> }
-    assert.deepEqual(r.interfaces.map((i) => i.name), [bridge, r.interfaces[1]?.name, 'eth0'], "isthmus's interfaces carried through the chain")
+    const r = JSON.parse(ok(minicni('add', list, 'chain1', ns.path, caps)).stdout) as {
+      interfaces: Array<{ name: string; mac: string; sandbox?: string }>
+      ips: Array<{ address: string }>
+    }
+    assert.deepEqual(
+      r.interfaces.map((i) => i.name),
+      [bridge, r.interfaces[1]?.name, 'eth0'],
+      "isthmus's interfaces carried through the chain"
+    )
     assert.equal(r.interfaces[2]?.mac, '02:31:50:00:00:42', "tuning's MAC in the final result")
     assert.equal(link('eth0', ns.name)?.address, '02:31:50:00:00:42')
     assert.equal(sh('ip', ['netns', 'exec', ns.name, 'cat', '/proc/sys/net/ipv4/conf/eth0/rp_filter']).trim(), '2')
-    assert.deepEqual(r.ips.map((i) => i.address), ['10.231.50.2/24', 'fd00:231:50::2/64'])
+    assert.deepEqual(
+      r.ips.map((i) => i.address),
+      ['10.231.50.2/24', 'fd00:231:50::2/64']
+    )
     const name = `chain-${scope.id}`
     const dnatChain = firewallLines(`"dnat name: \\"${name}\\"`)[0]?.split(' -j ')[1]
     assert.ok(dnatChain !== undefined, `portmap made its chain for ${name}`)
-    assert.ok(firewallLines(dnatChain).some((l) => l.includes('--to-destination 10.231.50.2:80')), "portmap DNATs to isthmus's address")
+    assert.ok(
+      firewallLines(dnatChain).some((l) => l.includes('--to-destination 10.231.50.2:80')),
+      "portmap DNATs to isthmus's address"
+    )
     await serveIn(scope, ns.name, 80, 'hello from the container')
-    assert.equal(await fetchTcp('10.231.50.1', 18250), 'hello from the container', 'host port → container through the chain')
+    assert.equal(
+      await fetchTcp('10.231.50.1', 18250),
+      'hello from the container',
+      'host port → container through the chain'
+    )
     // portmap v1.1.1's own CHECK is broken (plugins#819: it looks for its IPv4 rules in ip6tables),
     // so CHECK runs over the same network without it: libcni hands isthmus and tuning the cached
     // final result, whose eth0 MAC is tuning's.
@@ -125,11 +163,22 @@ describe('chaining through libcni (minicni)', () => {
     const bridge = scope.bridge('b')
     const name = `ipam-${scope.id}`
     const list = writeList(name, [
-      { type: 'bridge', bridge, isGateway: true, stateDir, ipam: { type: 'isthmus', ranges: [[{ subnet: '10.231.51.0/24' }]], routes: [{ dst: '10.231.0.0/16' }] } }
+      {
+        type: 'bridge',
+        bridge,
+        isGateway: true,
+        stateDir,
+        ipam: { type: 'isthmus', ranges: [[{ subnet: '10.231.51.0/24' }]], routes: [{ dst: '10.231.0.0/16' }] }
+      }
     ])
     scope.finally(() => void minicni('del', list, 'ipam1', ns.path))
-    const r = JSON.parse(ok(minicni('add', list, 'ipam1', ns.path)).stdout) as { ips: Array<{ address: string; gateway: string }> }
-    assert.deepEqual(r.ips.map((i) => [i.address, i.gateway]), [['10.231.51.2/24', '10.231.51.1']])
+    const r = JSON.parse(ok(minicni('add', list, 'ipam1', ns.path)).stdout) as {
+      ips: Array<{ address: string; gateway: string }>
+    }
+    assert.deepEqual(
+      r.ips.map((i) => [i.address, i.gateway]),
+      [['10.231.51.2/24', '10.231.51.1']]
+    )
     assert.deepEqual(addresses('eth0', ns.name), ['10.231.51.2/24'])
     assert.deepEqual(addresses(bridge), ['10.231.51.1/24'], "the reference bridge put isthmus's gateway on its bridge")
     assert.ok(sh('ip', ['-n', ns.name, 'route']).includes('10.231.0.0/16 via 10.231.51.1 dev eth0'))
@@ -142,16 +191,26 @@ describe('chaining through libcni (minicni)', () => {
     assert.deepEqual(linkNames(ns.name), ['lo'])
   })
 
-  it('isthmus delegating its IPAM to host-local: host-local\'s file holds the address; CHECK and DEL forwarded', () => {
+  it("isthmus delegating its IPAM to host-local: host-local's file holds the address; CHECK and DEL forwarded", () => {
     const ns = scope.addNetns('hl')
     const bridge = scope.bridge('h')
     const dataDir = join(dir, 'host-local')
     const name = `hl-${scope.id}`
     const list = writeList(name, [
-      isthmus({ bridge, ipam: { type: 'host-local', dataDir, ranges: [[{ subnet: '10.231.52.0/24' }]], routes: [{ dst: '10.231.0.0/16', gw: '10.231.52.1' }] } })
+      isthmus({
+        bridge,
+        ipam: {
+          type: 'host-local',
+          dataDir,
+          ranges: [[{ subnet: '10.231.52.0/24' }]],
+          routes: [{ dst: '10.231.0.0/16', gw: '10.231.52.1' }]
+        }
+      })
     ])
     scope.finally(() => void minicni('del', list, 'hl1', ns.path))
-    const r = JSON.parse(ok(minicni('add', list, 'hl1', ns.path)).stdout) as { ips: Array<{ address: string; interface: number }> }
+    const r = JSON.parse(ok(minicni('add', list, 'hl1', ns.path)).stdout) as {
+      ips: Array<{ address: string; interface: number }>
+    }
     assert.deepEqual(r.ips, [{ address: '10.231.52.2/24', gateway: '10.231.52.1', interface: 2 }])
     assert.equal(readFileSync(join(dataDir, name, '10.231.52.2'), 'utf8'), 'hl1\r\neth0', "host-local's reservation")
     assert.deepEqual(addresses('eth0', ns.name), ['10.231.52.2/24'])
@@ -167,16 +226,40 @@ describe('chaining through libcni (minicni)', () => {
     const ns = scope.addNetns('caps')
     const bridge = scope.bridge('p')
     const list = writeList(`caps-${scope.id}`, [
-      isthmus({ bridge, capabilities: { ips: true, mac: true, portMappings: true }, ipam: { ranges: [[{ subnet: '10.231.53.0/24' }]] } })
+      isthmus({
+        bridge,
+        capabilities: { ips: true, mac: true, portMappings: true },
+        ipam: { ranges: [[{ subnet: '10.231.53.0/24' }]] }
+      })
     ])
-    const caps = JSON.stringify({ ips: ['10.231.53.50/24'], mac: '02:31:53:00:00:50', portMappings: [{ hostPort: 18253, containerPort: 8080, protocol: 'tcp' }], bandwidth: { ingressRate: 1 } })
+    const caps = JSON.stringify({
+      ips: ['10.231.53.50/24'],
+      mac: '02:31:53:00:00:50',
+      portMappings: [{ hostPort: 18253, containerPort: 8080, protocol: 'tcp' }],
+      bandwidth: { ingressRate: 1 }
+    })
     scope.finally(() => void minicni('del', list, 'caps1', ns.path, caps))
-    const r = JSON.parse(ok(minicni('add', list, 'caps1', ns.path, caps, 'IgnoreUnknown=1;K8S_POD_NAME=p1;K8S_POD_NAMESPACE=default;FOO=bar')).stdout) as { ips: Array<{ address: string }>; interfaces: Array<{ mac: string }> }
+    const r = JSON.parse(
+      ok(
+        minicni(
+          'add',
+          list,
+          'caps1',
+          ns.path,
+          caps,
+          'IgnoreUnknown=1;K8S_POD_NAME=p1;K8S_POD_NAMESPACE=default;FOO=bar'
+        )
+      ).stdout
+    ) as { ips: Array<{ address: string }>; interfaces: Array<{ mac: string }> }
     assert.equal(r.ips[0]?.address, '10.231.53.50/24')
     assert.equal(r.interfaces[2]?.mac, '02:31:53:00:00:50')
     assert.equal(link('eth0', ns.name)?.address, '02:31:53:00:00:50')
     await serveIn(scope, ns.name, 8080, 'published by isthmus')
-    assert.equal(await fetchTcp('10.231.53.1', 18253), 'published by isthmus', "isthmus's own DNAT for runtimeConfig.portMappings")
+    assert.equal(
+      await fetchTcp('10.231.53.1', 18253),
+      'published by isthmus',
+      "isthmus's own DNAT for runtimeConfig.portMappings"
+    )
     // Without IgnoreUnknown an unknown CNI_ARGS key is refused, as the reference plugins do.
     const ns2 = scope.addNetns('caps2')
     const refused = minicni('add', list, 'caps2', ns2.path, '', 'FOO=bar')

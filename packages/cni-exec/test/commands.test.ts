@@ -20,18 +20,38 @@ const conf = (over: Record<string, unknown> = {}) => ({
   name: 'fnet',
   type: 'isthmus',
   bridge: 'fbr0',
-  ipam: { ranges: [[{ subnet: '10.231.200.0/24' }], [{ subnet: 'fd00:231:200::/64' }]], routes: [{ dst: '10.231.0.0/16' }] },
+  ipam: {
+    ranges: [[{ subnet: '10.231.200.0/24' }], [{ subnet: 'fd00:231:200::/64' }]],
+    routes: [{ dst: '10.231.0.0/16' }]
+  },
   dns: { nameservers: ['10.231.200.1'], search: ['example.test'] },
   ...over
 })
-const add = (f: FakeRuntime, cid: string, c: unknown = conf(), extra: { args?: string; ifName?: string; netns?: string } = {}) =>
-  invoke(f.runtime, cniEnv('ADD', { cid, netns: extra.netns ?? nsOf(cid), ifName: extra.ifName ?? 'eth0', ...(extra.args === undefined ? {} : { args: extra.args }) }), c)
+const add = (
+  f: FakeRuntime,
+  cid: string,
+  c: unknown = conf(),
+  extra: { args?: string; ifName?: string; netns?: string } = {}
+) =>
+  invoke(
+    f.runtime,
+    cniEnv('ADD', {
+      cid,
+      netns: extra.netns ?? nsOf(cid),
+      ifName: extra.ifName ?? 'eth0',
+      ...(extra.args === undefined ? {} : { args: extra.args })
+    }),
+    c
+  )
 const del = (f: FakeRuntime, cid: string, c: unknown = conf(), ifName = 'eth0') =>
   invoke(f.runtime, cniEnv('DEL', { cid, netns: nsOf(cid), ifName }), c)
 const leases = async (f: FakeRuntime): Promise<string[]> => {
   const r = await f.store.leases.list('isthmus-local' as never)()
   assert.ok(E.isRight(r))
-  return r.right.filter((l) => l.owner.kind === 'endpoint').map((l) => l.address).sort()
+  return r.right
+    .filter((l) => l.owner.kind === 'endpoint')
+    .map((l) => l.address)
+    .sort()
 }
 
 describe('ADD result (fake dataplane)', () => {
@@ -43,7 +63,10 @@ describe('ADD result (fake dataplane)', () => {
     assert.equal(r.cniVersion, '1.0.0')
     const id = attachmentEndpointId('fnet', 'c1' as ContainerId, 'eth0' as IfName)
     const eth0 = f.dataplane.state.linkIn(NETNS as never, 'eth0' as IfName)
-    assert.deepEqual(r.interfaces?.map((i) => i.name), ['fbr0', f.dataplane.state.linksOf(id).find((l) => l.side === 'host')?.name, 'eth0'])
+    assert.deepEqual(
+      r.interfaces?.map((i) => i.name),
+      ['fbr0', f.dataplane.state.linksOf(id).find((l) => l.side === 'host')?.name, 'eth0']
+    )
     assert.deepEqual(r.interfaces?.[2], { name: 'eth0', mac: eth0?.mac, sandbox: NETNS })
     assert.deepEqual(r.ips, [
       { address: '10.231.200.2/24', gateway: '10.231.200.1', interface: 2 },
@@ -59,13 +82,20 @@ describe('ADD result (fake dataplane)', () => {
       const out = await add(fakeRuntime(), 'c1', conf({ cniVersion: v }))
       const r = out.doc as Cni.Result040
       assert.equal(r.cniVersion, v)
-      assert.deepEqual(r.ips?.map((i) => i.version), ['4', '6'])
+      assert.deepEqual(
+        r.ips?.map((i) => i.version),
+        ['4', '6']
+      )
       assert.ok(E.isRight(Cni.Result040.decode(r)))
     })
   }
 
   it('1.1.0 answers in 1.1.0; no ipam.routes means a default route per family', async () => {
-    const out = await add(fakeRuntime(), 'c1', conf({ cniVersion: '1.1.0', ipam: { ranges: [[{ subnet: '10.231.200.0/24' }]] } }))
+    const out = await add(
+      fakeRuntime(),
+      'c1',
+      conf({ cniVersion: '1.1.0', ipam: { ranges: [[{ subnet: '10.231.200.0/24' }]] } })
+    )
     assert.equal(out.doc?.['cniVersion'], '1.1.0')
     assert.deepEqual(out.doc?.['routes'], [{ dst: '0.0.0.0/0', gw: '10.231.200.1' }])
   })
@@ -73,7 +103,19 @@ describe('ADD result (fake dataplane)', () => {
   it('isDefaultGateway adds the default route to the given routes; rangeStart/rangeEnd/gateway are honoured', async () => {
     const c = conf({
       isDefaultGateway: true,
-      ipam: { ranges: [[{ subnet: '10.231.200.0/24', rangeStart: '10.231.200.50', rangeEnd: '10.231.200.51', gateway: '10.231.200.254' }]], routes: [{ dst: '10.231.0.0/16' }] }
+      ipam: {
+        ranges: [
+          [
+            {
+              subnet: '10.231.200.0/24',
+              rangeStart: '10.231.200.50',
+              rangeEnd: '10.231.200.51',
+              gateway: '10.231.200.254'
+            }
+          ]
+        ],
+        routes: [{ dst: '10.231.0.0/16' }]
+      }
     })
     const f = fakeRuntime()
     const r = (await add(f, 'c1', c)).doc as Cni.Result100
@@ -95,13 +137,20 @@ describe('ADD result (fake dataplane)', () => {
       routes: [{ dst: '192.0.2.0/24' }],
       dns: { nameservers: ['192.0.2.53'] }
     }
-    const r = (await add(fakeRuntime(), 'c1', conf({ cniVersion: '0.4.0', prevResult, dns: undefined }))).doc as Cni.Result040
-    assert.deepEqual(r.interfaces?.map((i) => i.name).filter((n) => n === 'lo' || n === 'eth0' || n === 'fbr0'), ['lo', 'fbr0', 'eth0'])
-    assert.deepEqual(r.ips?.map((i) => [i.address, i.interface, i.version]), [
-      ['127.0.0.1/8', 0, '4'],
-      ['10.231.200.2/24', 3, '4'],
-      ['fd00:231:200::2/64', 3, '6']
-    ])
+    const r = (await add(fakeRuntime(), 'c1', conf({ cniVersion: '0.4.0', prevResult, dns: undefined })))
+      .doc as Cni.Result040
+    assert.deepEqual(
+      r.interfaces?.map((i) => i.name).filter((n) => n === 'lo' || n === 'eth0' || n === 'fbr0'),
+      ['lo', 'fbr0', 'eth0']
+    )
+    assert.deepEqual(
+      r.ips?.map((i) => [i.address, i.interface, i.version]),
+      [
+        ['127.0.0.1/8', 0, '4'],
+        ['10.231.200.2/24', 3, '4'],
+        ['fd00:231:200::2/64', 3, '6']
+      ]
+    )
     assert.equal(r.routes?.[0]?.dst, '192.0.2.0/24')
     assert.deepEqual(r.dns, { nameservers: ['192.0.2.53'] }, 'no dns of ours: prevResult keeps its own')
   })
@@ -115,14 +164,26 @@ describe('ADD result (fake dataplane)', () => {
 describe('capabilities and CNI_ARGS (fake dataplane)', () => {
   it('runtimeConfig.ips and mac win over args.cni and CNI_ARGS; CNI_ARGS alone works', async () => {
     const f = fakeRuntime()
-    const both = conf({ runtimeConfig: { ips: ['10.231.200.77/24'], mac: 'C2:11:22:33:44:55' }, args: { cni: { ips: ['10.231.200.78'], mac: '02:00:00:00:00:78' } } })
-    const r = (await add(f, 'c1', both, { args: 'IgnoreUnknown=1;IP=10.231.200.79;MAC=02:00:00:00:00:79;K8S_POD_NAME=p;K8S_POD_NAMESPACE=ns' })).doc as Cni.Result100
+    const both = conf({
+      runtimeConfig: { ips: ['10.231.200.77/24'], mac: 'C2:11:22:33:44:55' },
+      args: { cni: { ips: ['10.231.200.78'], mac: '02:00:00:00:00:78' } }
+    })
+    const r = (
+      await add(f, 'c1', both, {
+        args: 'IgnoreUnknown=1;IP=10.231.200.79;MAC=02:00:00:00:00:79;K8S_POD_NAME=p;K8S_POD_NAMESPACE=ns'
+      })
+    ).doc as Cni.Result100
     assert.equal(r.ips?.[0]?.address, '10.231.200.77/24')
     assert.equal(r.interfaces?.[2]?.mac, 'c2:11:22:33:44:55')
-    const a = (await add(f, 'c2', conf({ args: { cni: { ips: ['10.231.200.78'] } } }), { args: 'IP=10.231.200.79' })).doc as Cni.Result100
+    const a = (await add(f, 'c2', conf({ args: { cni: { ips: ['10.231.200.78'] } } }), { args: 'IP=10.231.200.79' }))
+      .doc as Cni.Result100
     assert.equal(a.ips?.[0]?.address, '10.231.200.78/24')
-    const c = (await add(f, 'c3', conf(), { args: 'IP=10.231.200.79,fd00:231:200::79;MAC=02:00:00:00:00:79' })).doc as Cni.Result100
-    assert.deepEqual(c.ips?.map((i) => i.address), ['10.231.200.79/24', 'fd00:231:200::79/64'])
+    const c = (await add(f, 'c3', conf(), { args: 'IP=10.231.200.79,fd00:231:200::79;MAC=02:00:00:00:00:79' }))
+      .doc as Cni.Result100
+    assert.deepEqual(
+      c.ips?.map((i) => i.address),
+      ['10.231.200.79/24', 'fd00:231:200::79/64']
+    )
     assert.equal(c.interfaces?.[2]?.mac, '02:00:00:00:00:79')
     const taken = (await add(f, 'c4', conf(), { args: 'IP=10.231.200.79' })).doc
     assert.deepEqual([taken?.['code'], taken?.['msg']], [103, 'requested address is in use'])
@@ -132,7 +193,10 @@ describe('capabilities and CNI_ARGS (fake dataplane)', () => {
 
   it('runtimeConfig.portMappings are published for the endpoint and withdrawn at DEL', async () => {
     const f = fakeRuntime()
-    const pm = [{ hostPort: 18080, containerPort: 80, protocol: 'tcp' }, { hostPort: 18053, containerPort: 53, protocol: 'udp', hostIP: '127.0.0.1' }]
+    const pm = [
+      { hostPort: 18080, containerPort: 80, protocol: 'tcp' },
+      { hostPort: 18053, containerPort: 53, protocol: 'udp', hostIP: '127.0.0.1' }
+    ]
     assert.equal((await add(f, 'c1', conf({ runtimeConfig: { portMappings: pm } }))).exitCode, 0)
     const id = attachmentEndpointId('fnet', 'c1' as ContainerId, 'eth0' as IfName)
     assert.deepEqual(f.dataplane.state.published(id), [
@@ -159,7 +223,11 @@ describe('ADD/DEL/GC semantics (fake dataplane)', () => {
     const f = fakeRuntime()
     // This dataplane knows no namespace but another one: placing the sandbox end fails (code 8).
     const dp = fakeDataplane({ sandboxes: ['/var/run/netns/other' as SandboxKey] })
-    const failed = await invoke(withDataplane(f, dp.port), cniEnv('ADD', { cid: 'c9', netns: nsOf('c9'), ifName: 'eth0' }), conf())
+    const failed = await invoke(
+      withDataplane(f, dp.port),
+      cniEnv('ADD', { cid: 'c9', netns: nsOf('c9'), ifName: 'eth0' }),
+      conf()
+    )
     assert.deepEqual([failed.exitCode, failed.doc?.['code']], [1, 8])
     assert.deepEqual(dp.state.links(), [], 'no link left')
     assert.deepEqual(await leases(f), [], 'no lease left')
@@ -182,10 +250,20 @@ describe('ADD/DEL/GC semantics (fake dataplane)', () => {
   it('GC removes every attachment not listed; an absent list removes none', async () => {
     const f = fakeRuntime()
     for (const c of ['g1', 'g2', 'g3']) assert.equal((await add(f, c)).exitCode, 0)
-    const gcConf = (list: unknown) => ({ ...conf({ cniVersion: '1.1.0' }), ...(list === undefined ? {} : { 'cni.dev/valid-attachments': list }) })
+    const gcConf = (list: unknown) => ({
+      ...conf({ cniVersion: '1.1.0' }),
+      ...(list === undefined ? {} : { 'cni.dev/valid-attachments': list })
+    })
     assert.equal((await invoke(f.runtime, cniEnv('GC'), gcConf(undefined))).exitCode, 0)
     assert.equal((await leases(f)).length, 6)
-    const out = await invoke(f.runtime, cniEnv('GC'), gcConf([{ containerID: 'g2', ifname: 'eth0' }, { containerID: 'bad/id', ifname: 'eth0' }]))
+    const out = await invoke(
+      f.runtime,
+      cniEnv('GC'),
+      gcConf([
+        { containerID: 'g2', ifname: 'eth0' },
+        { containerID: 'bad/id', ifname: 'eth0' }
+      ])
+    )
     assert.deepEqual([out.exitCode, out.stdout], [0, ''])
     assert.deepEqual(await leases(f), ['10.231.200.3', 'fd00:231:200::3'])
     assert.equal(f.dataplane.state.links().filter((l) => l.side === 'host').length, 1)
@@ -214,11 +292,26 @@ describe('isthmus as an IPAM plugin (fake runtime)', () => {
       dns: {}
     })
     assert.deepEqual(f.dataplane.state.links(), [], 'no link made')
-    const prevResult = { cniVersion: '1.0.0', interfaces: [{ name: 'eth0', sandbox: NETNS }], ips: [{ address: '10.231.201.2/24', interface: 0 }] }
-    assert.equal((await invoke(f.runtime, cniEnv('CHECK', { cid: 'i1', netns: NETNS, ifName: 'eth0' }), ipamConf({ prevResult }))).exitCode, 0)
-    assert.equal((await invoke(f.runtime, cniEnv('DEL', { cid: 'i1', netns: NETNS, ifName: 'eth0' }), ipamConf())).exitCode, 0)
+    const prevResult = {
+      cniVersion: '1.0.0',
+      interfaces: [{ name: 'eth0', sandbox: NETNS }],
+      ips: [{ address: '10.231.201.2/24', interface: 0 }]
+    }
+    assert.equal(
+      (await invoke(f.runtime, cniEnv('CHECK', { cid: 'i1', netns: NETNS, ifName: 'eth0' }), ipamConf({ prevResult })))
+        .exitCode,
+      0
+    )
+    assert.equal(
+      (await invoke(f.runtime, cniEnv('DEL', { cid: 'i1', netns: NETNS, ifName: 'eth0' }), ipamConf())).exitCode,
+      0
+    )
     assert.deepEqual(await leases(f), [])
-    const gone = await invoke(f.runtime, cniEnv('CHECK', { cid: 'i1', netns: NETNS, ifName: 'eth0' }), ipamConf({ prevResult }))
+    const gone = await invoke(
+      f.runtime,
+      cniEnv('CHECK', { cid: 'i1', netns: NETNS, ifName: 'eth0' }),
+      ipamConf({ prevResult })
+    )
     assert.equal(gone.doc?.['code'], 3)
   })
 })
@@ -230,29 +323,56 @@ describe('IPAM delegation (fake plugin)', () => {
         case 'ADD':
           return behaviour.failAdd === true
             ? { exitCode: 1, stdout: JSON.stringify({ code: 999, msg: 'failed to allocate for range 0' }), stderr: '' }
-            : { exitCode: 0, stdout: JSON.stringify({ cniVersion: '1.0.0', ips: [{ address: '10.231.202.9/24', gateway: '10.231.202.1' }], routes: [{ dst: '0.0.0.0/0' }] }), stderr: '' }
+            : {
+                exitCode: 0,
+                stdout: JSON.stringify({
+                  cniVersion: '1.0.0',
+                  ips: [{ address: '10.231.202.9/24', gateway: '10.231.202.1' }],
+                  routes: [{ dst: '0.0.0.0/0' }]
+                }),
+                stderr: ''
+              }
         case 'VERSION':
-          return { exitCode: 0, stdout: JSON.stringify({ cniVersion: '1.0.0', supportedVersions: ['1.0.0'] }), stderr: '' }
+          return {
+            exitCode: 0,
+            stdout: JSON.stringify({ cniVersion: '1.0.0', supportedVersions: ['1.0.0'] }),
+            stderr: ''
+          }
         default:
           return { exitCode: 0, stdout: '', stderr: '' }
       }
     })
   const dconf = conf({ ipam: { type: 'host-local', ranges: [[{ subnet: '10.231.202.0/24' }]] } })
 
-  it('ADD takes the delegate\'s address and routes; DEL and CHECK are forwarded with the same stdin; GC not to a 1.0.0 delegate', async () => {
+  it("ADD takes the delegate's address and routes; DEL and CHECK are forwarded with the same stdin; GC not to a 1.0.0 delegate", async () => {
     const f = fakeRuntime()
     hostLocal(f)
     const r = (await add(f, 'd1', dconf)).doc as Cni.Result100
     assert.deepEqual(r.ips, [{ address: '10.231.202.9/24', gateway: '10.231.202.1', interface: 2 }])
     assert.deepEqual(r.routes, [{ dst: '0.0.0.0/0', gw: '10.231.202.1' }])
     assert.equal(f.calls[0]?.stdin, JSON.stringify(dconf), 'the delegate gets the whole netconf, byte for byte')
-    assert.equal((await invoke(f.runtime, cniEnv('CHECK', { cid: 'd1', netns: nsOf('d1'), ifName: 'eth0' }), { ...dconf, prevResult: r })).exitCode, 0)
+    assert.equal(
+      (
+        await invoke(f.runtime, cniEnv('CHECK', { cid: 'd1', netns: nsOf('d1'), ifName: 'eth0' }), {
+          ...dconf,
+          prevResult: r
+        })
+      ).exitCode,
+      0
+    )
     assert.equal((await del(f, 'd1', dconf)).exitCode, 0)
-    assert.equal((await invoke(f.runtime, cniEnv('GC'), { ...dconf, cniVersion: '1.1.0', 'cni.dev/valid-attachments': [] })).exitCode, 0)
-    assert.deepEqual(f.calls.map((c) => c.command), ['ADD', 'CHECK', 'DEL', 'VERSION'])
+    assert.equal(
+      (await invoke(f.runtime, cniEnv('GC'), { ...dconf, cniVersion: '1.1.0', 'cni.dev/valid-attachments': [] }))
+        .exitCode,
+      0
+    )
+    assert.deepEqual(
+      f.calls.map((c) => c.command),
+      ['ADD', 'CHECK', 'DEL', 'VERSION']
+    )
   })
 
-  it('a delegate\'s error passes through with its code; a failure after its ADD runs its DEL', async () => {
+  it("a delegate's error passes through with its code; a failure after its ADD runs its DEL", async () => {
     const f = fakeRuntime()
     hostLocal(f, { failAdd: true })
     const o = (await add(f, 'd1', dconf)).doc
@@ -265,22 +385,41 @@ describe('IPAM delegation (fake plugin)', () => {
     hostLocal(h)
     // The sandbox end cannot be placed: the delegate's address must be given back.
     const dp = fakeDataplane({ sandboxes: [] })
-    const failed = await invoke(withDataplane(h, dp.port), cniEnv('ADD', { cid: 'd3', netns: nsOf('d3'), ifName: 'eth0' }), dconf)
+    const failed = await invoke(
+      withDataplane(h, dp.port),
+      cniEnv('ADD', { cid: 'd3', netns: nsOf('d3'), ifName: 'eth0' }),
+      dconf
+    )
     assert.equal(failed.exitCode, 1)
-    assert.deepEqual(h.calls.map((c) => c.command), ['ADD', 'DEL'])
+    assert.deepEqual(
+      h.calls.map((c) => c.command),
+      ['ADD', 'DEL']
+    )
   })
 })
 
 describe('result converters', () => {
   const v4 = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((p) => p.join('.'))
   const v6 = fc.array(fc.nat(0xffff), { minLength: 8, maxLength: 8 }).map((p) => p.map((x) => x.toString(16)).join(':'))
-  const address = fc.oneof(v4.map((a) => `${a}/24`), v6.map((a) => `${a}/64`))
+  const address = fc.oneof(
+    v4.map((a) => `${a}/24`),
+    v6.map((a) => `${a}/64`)
+  )
   const result: fc.Arbitrary<Cni.Result> = fc.record(
     {
-    interfaces: fc.array(fc.record({ name: fc.stringMatching(/^[a-z][a-z0-9]{0,14}$/), mac: fc.constant('02:00:00:00:00:01') }, { requiredKeys: ['name'], noNullPrototype: true }), { maxLength: 3 }),
-    ips: fc.array(fc.record({ address, interface: fc.nat(2) }, { requiredKeys: ['address'], noNullPrototype: true }), { maxLength: 3 }),
-    routes: fc.array(fc.record({ dst: address }, { noNullPrototype: true }), { maxLength: 2 }),
-    dns: fc.record({ nameservers: fc.array(v4, { maxLength: 2 }) }, { requiredKeys: [], noNullPrototype: true })
+      interfaces: fc.array(
+        fc.record(
+          { name: fc.stringMatching(/^[a-z][a-z0-9]{0,14}$/), mac: fc.constant('02:00:00:00:00:01') },
+          { requiredKeys: ['name'], noNullPrototype: true }
+        ),
+        { maxLength: 3 }
+      ),
+      ips: fc.array(
+        fc.record({ address, interface: fc.nat(2) }, { requiredKeys: ['address'], noNullPrototype: true }),
+        { maxLength: 3 }
+      ),
+      routes: fc.array(fc.record({ dst: address }, { noNullPrototype: true }), { maxLength: 2 }),
+      dns: fc.record({ nameservers: fc.array(v4, { maxLength: 2 }) }, { requiredKeys: [], noNullPrototype: true })
     },
     { noNullPrototype: true }
   )
@@ -294,7 +433,11 @@ describe('result converters', () => {
         assert.deepEqual(back.right, r)
         // 0.3.x/0.4.0 carry a version per ip, 1.x none.
         const ips = (out as { ips: Array<Record<string, unknown>> }).ips
-        assert.ok(ips.every((ip) => (Cni.isPre1(v) ? ip['version'] === (String(ip['address']).includes(':') ? '6' : '4') : !('version' in ip))))
+        assert.ok(
+          ips.every((ip) =>
+            Cni.isPre1(v) ? ip['version'] === (String(ip['address']).includes(':') ? '6' : '4') : !('version' in ip)
+          )
+        )
       })
     )
   })
@@ -302,13 +445,24 @@ describe('result converters', () => {
   it('SPEC.md example results decode (1.0.0 and 0.4.0)', () => {
     const spec100 = {
       cniVersion: '1.0.0',
-      interfaces: [{ name: 'cni0', mac: '00:11:22:33:44:55' }, { name: 'veth3243', mac: '55:44:33:22:11:11' }, { name: 'eth0', mac: '99:88:77:66:55:44', sandbox: '/var/run/netns/blue' }],
+      interfaces: [
+        { name: 'cni0', mac: '00:11:22:33:44:55' },
+        { name: 'veth3243', mac: '55:44:33:22:11:11' },
+        { name: 'eth0', mac: '99:88:77:66:55:44', sandbox: '/var/run/netns/blue' }
+      ],
       ips: [{ address: '10.1.0.5/16', gateway: '10.1.0.1', interface: 2 }],
       routes: [{ dst: '0.0.0.0/0' }],
       dns: { nameservers: ['10.1.0.1'] }
     }
     assert.ok(E.isRight(Cni.Result100.decode(spec100)))
-    const r = Cni.decodeResult({ ...spec100, cniVersion: '0.4.0', ips: [{ version: '4', address: '10.1.0.5/16', gateway: '10.1.0.1', interface: 2 }] }, '0.4.0')
+    const r = Cni.decodeResult(
+      {
+        ...spec100,
+        cniVersion: '0.4.0',
+        ips: [{ version: '4', address: '10.1.0.5/16', gateway: '10.1.0.1', interface: 2 }]
+      },
+      '0.4.0'
+    )
     assert.ok(E.isRight(r))
     assert.deepEqual(r.right.ips, spec100.ips)
     assert.ok(E.isLeft(Cni.decodeResult({ ...spec100, cniVersion: '0.4.0' }, '0.4.0')), '0.4.0 ips need version')

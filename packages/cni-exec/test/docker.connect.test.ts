@@ -33,7 +33,13 @@ const net = name('net')
 const scope = new Scope()
 const runtime = realRuntime()
 
-const conf = (over: Record<string, unknown> = {}) => ({ cniVersion: '1.0.0', name: name('shim'), type: 'isthmus', dockerConnect: { network: net }, ...over })
+const conf = (over: Record<string, unknown> = {}) => ({
+  cniVersion: '1.0.0',
+  name: name('shim'),
+  type: 'isthmus',
+  dockerConnect: { network: net },
+  ...over
+})
 
 /** A running `--net=none` container: its full id and the runtime's view of its namespace. */
 const noneContainer = async (image: string, tag: string) => {
@@ -41,7 +47,8 @@ const noneContainer = async (image: string, tag: string) => {
   const pid = (await mustDocker('inspect', '--format', '{{.State.Pid}}', id)).stdout.trim()
   return { id, netns: `/proc/${pid}/ns/net` }
 }
-const sandboxKey = async (id: string) => (await mustDocker('inspect', '--format', '{{.NetworkSettings.SandboxKey}}', id)).stdout.trim()
+const sandboxKey = async (id: string) =>
+  (await mustDocker('inspect', '--format', '{{.NetworkSettings.SandboxKey}}', id)).stdout.trim()
 const ipAddr = async (id: string) => (await inContainer(id, 'ip', '-o', 'addr')).stdout
 const networkNames = async (id: string) => Object.keys(await containerNetworks(id)).sort()
 
@@ -57,7 +64,17 @@ describe('dockerConnect: Docker attaches a --net=none container for CNI', { time
     daemon = await ensureDockerd()
     image = await ensureBusyboxImage()
     plugin = await startPlugin(name('p'))
-    await mustDocker('network', 'create', '-d', plugin.name, '--ipam-driver', plugin.name, '--subnet', `${subnet}.0/24`, net)
+    await mustDocker(
+      'network',
+      'create',
+      '-d',
+      plugin.name,
+      '--ipam-driver',
+      plugin.name,
+      '--subnet',
+      `${subnet}.0/24`,
+      net
+    )
     await mustDocker('run', '-d', '--name', name('peer'), '--net', net, image, 'sleep', '600')
     peerAddress = (await containerNetworks(name('peer')))[net]?.IPAddress ?? ''
     target = await noneContainer(image, 'c')
@@ -73,7 +90,11 @@ describe('dockerConnect: Docker attaches a --net=none container for CNI', { time
 
   it('ADD: Docker connects the container with the requested address; the result is what docker inspect and the kernel say', async () => {
     assert.deepEqual(await networkNames(target.id), ['none'])
-    const out = await invoke(runtime, cniEnv('ADD', { cid: target.id, netns: target.netns, ifName: 'eth0', args: `IP=${subnet}.50` }), conf())
+    const out = await invoke(
+      runtime,
+      cniEnv('ADD', { cid: target.id, netns: target.netns, ifName: 'eth0', args: `IP=${subnet}.50` }),
+      conf()
+    )
     assert.equal(out.exitCode, 0, out.stdout)
     added = out.doc as Cni.Result100
     const ep = (await containerNetworks(target.id))[net]
@@ -94,10 +115,18 @@ describe('dockerConnect: Docker attaches a --net=none container for CNI', { time
   })
 
   it('CHECK: Docker still has the attachment prevResult describes', async () => {
-    const out = await invoke(runtime, cniEnv('CHECK', { cid: target.id, netns: target.netns, ifName: 'eth0' }), conf({ prevResult: added }))
+    const out = await invoke(
+      runtime,
+      cniEnv('CHECK', { cid: target.id, netns: target.netns, ifName: 'eth0' }),
+      conf({ prevResult: added })
+    )
     assert.equal(out.exitCode, 0, out.stdout)
     const other = { ...added, ips: [{ address: `${subnet}.99/24`, interface: 0 }] }
-    const bad = await invoke(runtime, cniEnv('CHECK', { cid: target.id, netns: target.netns, ifName: 'eth0' }), conf({ prevResult: other }))
+    const bad = await invoke(
+      runtime,
+      cniEnv('CHECK', { cid: target.id, netns: target.netns, ifName: 'eth0' }),
+      conf({ prevResult: other })
+    )
     assert.equal(bad.doc?.['code'], 104, bad.stdout)
   })
 
@@ -116,13 +145,21 @@ describe('dockerConnect: Docker attaches a --net=none container for CNI', { time
     assert.ok(!(await pings(name('peer'), `${subnet}.50`)), 'the old address answers no more')
     const again = await invoke(runtime, cniEnv('DEL', { cid: target.id, netns: target.netns, ifName: 'eth0' }), conf())
     assert.equal(again.exitCode, 0, again.stdout)
-    const check = await invoke(runtime, cniEnv('CHECK', { cid: target.id, netns: target.netns, ifName: 'eth0' }), conf({ prevResult: added }))
+    const check = await invoke(
+      runtime,
+      cniEnv('CHECK', { cid: target.id, netns: target.netns, ifName: 'eth0' }),
+      conf({ prevResult: added })
+    )
     assert.equal(check.doc?.['code'], 104, check.stdout)
   })
 
   it('ADD in 0.4.0 with a dynamic address, then DEL of a removed container succeeds', async () => {
     const c = await noneContainer(image, 'v04')
-    const out = await invoke(runtime, cniEnv('ADD', { cid: c.id, netns: c.netns, ifName: 'eth0' }), conf({ cniVersion: '0.4.0' }))
+    const out = await invoke(
+      runtime,
+      cniEnv('ADD', { cid: c.id, netns: c.netns, ifName: 'eth0' }),
+      conf({ cniVersion: '0.4.0' })
+    )
     assert.equal(out.exitCode, 0, out.stdout)
     const r = out.doc as Cni.Result040
     const ep = (await containerNetworks(c.id))[net]
@@ -130,20 +167,33 @@ describe('dockerConnect: Docker attaches a --net=none container for CNI', { time
     assert.notEqual(ep?.IPAddress, `${subnet}.50`, 'a fresh address, not the one just released')
     assert.ok(await pings(c.id, peerAddress, 5))
     await mustDocker('rm', '-f', c.id)
-    const del = await invoke(runtime, cniEnv('DEL', { cid: c.id, netns: c.netns, ifName: 'eth0' }), conf({ cniVersion: '0.4.0' }))
+    const del = await invoke(
+      runtime,
+      cniEnv('DEL', { cid: c.id, netns: c.netns, ifName: 'eth0' }),
+      conf({ cniVersion: '0.4.0' })
+    )
     assert.equal(del.exitCode, 0, del.stdout)
   })
 
   it('refusals leave the container on none: another namespace (7), a MAC (2), unknown container (3) or network (7), no dockerd (11)', async () => {
     const other = scope.addNetns('x')
     const env = (over: { netns?: string; args?: string; cid?: string } = {}) =>
-      cniEnv('ADD', { cid: over.cid ?? target.id, netns: over.netns ?? target.netns, ifName: 'eth0', ...(over.args === undefined ? {} : { args: over.args }) })
+      cniEnv('ADD', {
+        cid: over.cid ?? target.id,
+        netns: over.netns ?? target.netns,
+        ifName: 'eth0',
+        ...(over.args === undefined ? {} : { args: over.args })
+      })
     const cases: Array<[string, Awaited<ReturnType<typeof invoke>>, number]> = [
       ['another namespace', await invoke(runtime, env({ netns: other.path }), conf()), 7],
       ['a MAC', await invoke(runtime, env({ args: 'MAC=02:42:de:ad:be:ef' }), conf()), 2],
       ['unknown container', await invoke(runtime, env({ cid: name('nosuch') }), conf()), 3],
       ['unknown network', await invoke(runtime, env(), conf({ dockerConnect: { network: name('nosuch') } })), 7],
-      ['no dockerd', await invoke(runtime, env(), conf({ dockerConnect: { network: net, socket: `/run/${prefix}-none.sock` } })), 11]
+      [
+        'no dockerd',
+        await invoke(runtime, env(), conf({ dockerConnect: { network: net, socket: `/run/${prefix}-none.sock` } })),
+        11
+      ]
     ]
     for (const [what, out, code] of cases) {
       assert.equal(out.exitCode, 1, what)

@@ -49,20 +49,30 @@ const pool = async <A>(items: ReadonlyArray<A>, n: number, f: (a: A) => Promise<
 /** A fixed interleaving: run, cni, connect, cni, run, cni, … */
 const interleaved = (): Job[] => {
   const jobs: Job[] = []
-  for (let i = 0; i < 50; i++) jobs.push({ kind: 'run', i }, { kind: 'cni', i: 2 * i }, { kind: 'connect', i }, { kind: 'cni', i: 2 * i + 1 })
+  for (let i = 0; i < 50; i++)
+    jobs.push({ kind: 'run', i }, { kind: 'cni', i: 2 * i }, { kind: 'connect', i }, { kind: 'cni', i: 2 * i + 1 })
   return jobs
 }
 
-const ours = (links: ReadonlyArray<string>, before: ReadonlySet<string>) => links.filter((l) => /^ist[vc]/.test(l) && !before.has(l))
+const ours = (links: ReadonlyArray<string>, before: ReadonlySet<string>) =>
+  links.filter((l) => /^ist[vc]/.test(l) && !before.has(l))
 
 describe('200 mixed attachments from Docker and CNI on one network', { timeout: 300_000 }, () => {
   let daemon: DockerDaemon | undefined
   let plugin: PluginProcess | undefined
   let image = ''
   // the daemon's state directory and chain prefix: the Docker network's own store and rules
-  const conf = () => ({ cniVersion: '1.0.0', name: name('cni'), type: 'isthmus', stateDir: plugin?.stateDir, chainPrefix: plugin?.chainPrefix, dockerNetwork: { network: net } })
+  const conf = () => ({
+    cniVersion: '1.0.0',
+    name: name('cni'),
+    type: 'isthmus',
+    stateDir: plugin?.stateDir,
+    chainPrefix: plugin?.chainPrefix,
+    dockerNetwork: { network: net }
+  })
   const sandboxes = new Map<number, { readonly name: string; readonly path: string }>()
-  const cniEnvOf = (command: string, i: number) => cniEnv(command, { cid: name(`s${i}`), netns: sandboxes.get(i)?.path ?? '', ifName: 'eth0' })
+  const cniEnvOf = (command: string, i: number) =>
+    cniEnv(command, { cid: name(`s${i}`), netns: sandboxes.get(i)?.path ?? '', ifName: 'eth0' })
   const addresses = new Map<string, string>()
   let linksBefore = new Set<string>()
 
@@ -108,7 +118,10 @@ describe('200 mixed attachments from Docker and CNI on one network', { timeout: 
     await pool(interleaved(), PARALLEL, attach)
     const all = [...addresses.values()]
     assert.equal(all.length, 200)
-    assert.ok(all.every((a) => a !== ''), 'every attachment has an address')
+    assert.ok(
+      all.every((a) => a !== ''),
+      'every attachment has an address'
+    )
     assert.equal(new Set(all).size, 200, 'no address twice')
     assert.deepEqual(await leasesIn(plugin!.stateDir), [...all].sort(), 'the leases are exactly the 200 addresses')
     const attachedMs = Date.now() - started
@@ -127,7 +140,13 @@ describe('200 mixed attachments from Docker and CNI on one network', { timeout: 
     assert.deepEqual(endpointRecords(plugin!.stateDir), [], 'no endpoint record left')
     await mustDocker('network', 'rm', net)
     assert.deepEqual(ours(await hostLinks(), linksBefore), [], 'no isthmus link left')
-    assert.deepEqual(sh('ip', ['netns', 'list']).split('\n').filter((l) => l.includes(scope.id)), [], 'no namespace left')
+    assert.deepEqual(
+      sh('ip', ['netns', 'list'])
+        .split('\n')
+        .filter((l) => l.includes(scope.id)),
+      [],
+      'no namespace left'
+    )
     process.stderr.write(`200 attachments in ${attachedMs} ms, removed in ${Date.now() - started - attachedMs} ms\n`)
   })
 })

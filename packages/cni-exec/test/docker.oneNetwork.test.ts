@@ -40,17 +40,33 @@ const runtime = realRuntime()
 /** The bridge of a container's eth0: the master of its peer in the host (found by the peer's ifindex). */
 const bridgeOf = async (container: string): Promise<string | undefined> => {
   const peer = Number((await mustDocker('exec', container, 'cat', '/sys/class/net/eth0/iflink')).stdout.trim())
-  return (JSON.parse(sh('ip', ['-json', 'link', 'show'])) as Array<{ ifindex: number; master?: string }>).find((l) => l.ifindex === peer)?.master
+  return (JSON.parse(sh('ip', ['-json', 'link', 'show'])) as Array<{ ifindex: number; master?: string }>).find(
+    (l) => l.ifindex === peer
+  )?.master
 }
-const ports = (bridge: string): string[] => (JSON.parse(sh('ip', ['-json', 'link', 'show', 'master', bridge])) as Array<{ ifname: string }>).map((l) => l.ifname)
+const ports = (bridge: string): string[] =>
+  (JSON.parse(sh('ip', ['-json', 'link', 'show', 'master', bridge])) as Array<{ ifname: string }>).map((l) => l.ifname)
 
 describe('one network, both frontends', { timeout: 240_000 }, () => {
   let daemon: DockerDaemon | undefined
   let plugin: PluginProcess | undefined
   let image = ''
-  const conf = (over: Record<string, unknown>) => ({ cniVersion: '1.0.0', type: 'isthmus', stateDir: plugin?.stateDir, chainPrefix: scope.chainPrefix, ...over })
+  const conf = (over: Record<string, unknown>) => ({
+    cniVersion: '1.0.0',
+    type: 'isthmus',
+    stateDir: plugin?.stateDir,
+    chainPrefix: scope.chainPrefix,
+    ...over
+  })
   // On a Docker-made network: the daemon's state directory and chain prefix.
-  const dconf = (over: Record<string, unknown>) => ({ cniVersion: '1.0.0', type: 'isthmus', name: name('cni-d'), stateDir: plugin?.stateDir, chainPrefix: plugin?.chainPrefix, ...over })
+  const dconf = (over: Record<string, unknown>) => ({
+    cniVersion: '1.0.0',
+    type: 'isthmus',
+    name: name('cni-d'),
+    stateDir: plugin?.stateDir,
+    chainPrefix: plugin?.chainPrefix,
+    ...over
+  })
   // Every CNI attachment made here, DELeted in `after` before Docker's networks go (also on failure).
   const made: Array<{ readonly cid: string; readonly netns: string; readonly conf: Record<string, unknown> }> = []
   const add = async (cid: string, netns: string, c: Record<string, unknown>) => {
@@ -75,7 +91,9 @@ describe('one network, both frontends', { timeout: 240_000 }, () => {
   it('a Docker-made network named in a CNI netconf: one bridge, one pool, ping both ways; DEL finishes a network Docker dropped', async () => {
     const P = plugin!.name
     const netD = name('dnet')
-    const id = (await mustDocker('network', 'create', '-d', P, '--ipam-driver', P, '--subnet', `${subnetD}.0/24`, netD)).stdout.trim()
+    const id = (
+      await mustDocker('network', 'create', '-d', P, '--ipam-driver', P, '--subnet', `${subnetD}.0/24`, netD)
+    ).stdout.trim()
     await mustDocker('run', '-d', '--name', name('d1'), '--net', netD, image, 'sleep', '600')
     const d1 = (await containerNetworks(name('d1')))[netD]!
 
@@ -93,18 +111,23 @@ describe('one network, both frontends', { timeout: 240_000 }, () => {
     assert.equal(new Set(addresses).size, 3, `three distinct addresses: ${addresses.join(', ')}`)
     const bridge = results[0]?.interfaces?.[0]?.name ?? ''
     for (const r of results) {
-      assert.equal(r.interfaces?.[0]?.name, bridge, 'the Docker network\'s bridge')
+      assert.equal(r.interfaces?.[0]?.name, bridge, "the Docker network's bridge")
       assert.equal(link(r.interfaces?.[1]?.name ?? '')?.master, bridge)
       assert.equal(r.ips?.[0]?.gateway, d1.Gateway)
       assert.match(r.ips?.[0]?.address ?? '', new RegExp(`^${subnetD.replace(/\./g, '\\.')}\\.\\d+/24$`))
     }
     const onBridge = ports(bridge)
-    for (const l of results.map((r) => r.interfaces?.[1]?.name ?? '')) assert.ok(onBridge.includes(l), `${l} on ${bridge}`)
+    for (const l of results.map((r) => r.interfaces?.[1]?.name ?? ''))
+      assert.ok(onBridge.includes(l), `${l} on ${bridge}`)
     assert.equal(await bridgeOf(name('d1')), bridge, 'the Docker container on the same bridge')
     assert.ok(pings(sandboxes[0]!.name, d1.IPAddress), 'CNI sandbox → Docker container')
     assert.ok(await containerPings(name('d1'), addresses[2]!, 3), 'Docker container → CNI sandbox')
 
-    const check = await invoke(runtime, cniEnv('CHECK', { cid: `${prefix}-d0`, netns: sandboxes[0]!.path, ifName: 'eth0' }), dconf({ dockerNetwork: { network: netD }, prevResult: results[0] }))
+    const check = await invoke(
+      runtime,
+      cniEnv('CHECK', { cid: `${prefix}-d0`, netns: sandboxes[0]!.path, ifName: 'eth0' }),
+      dconf({ dockerNetwork: { network: netD }, prevResult: results[0] })
+    )
     assert.equal(check.exitCode, 0, check.stdout)
 
     // The Docker network's pool serves both: Docker allocates around the CNI addresses.
@@ -112,23 +135,35 @@ describe('one network, both frontends', { timeout: 240_000 }, () => {
     assert.ok(!addresses.includes((await containerNetworks(name('d2')))[netD]!.IPAddress))
 
     await mustDocker('rm', '-f', name('d1'), name('d2'))
-    const del1 = await invoke(runtime, cniEnv('DEL', { cid: `${prefix}-d1`, netns: sandboxes[1]!.path, ifName: 'eth0' }), dconf({ dockerNetwork: { network: id } }))
+    const del1 = await invoke(
+      runtime,
+      cniEnv('DEL', { cid: `${prefix}-d1`, netns: sandboxes[1]!.path, ifName: 'eth0' }),
+      dconf({ dockerNetwork: { network: id } })
+    )
     assert.equal(del1.exitCode, 0, del1.stdout)
 
     // dockerd 20.10 removes its network although the driver refuses (a CNI attachment is left):
     // the isthmus network stays until that attachment's DEL, which finds it without Docker's name.
     await mustDocker('network', 'rm', netD)
     assert.ok(await linkExists(bridge), 'isthmus keeps the network while a CNI attachment is on it')
-    const del0 = await invoke(runtime, cniEnv('DEL', { cid: `${prefix}-d0`, netns: sandboxes[0]!.path, ifName: 'eth0' }), dconf({ dockerNetwork: { network: netD } }))
+    const del0 = await invoke(
+      runtime,
+      cniEnv('DEL', { cid: `${prefix}-d0`, netns: sandboxes[0]!.path, ifName: 'eth0' }),
+      dconf({ dockerNetwork: { network: netD } })
+    )
     assert.equal(del0.exitCode, 0, del0.stdout)
     assert.ok(!(await linkExists(bridge)), 'the last DEL removed the network Docker had dropped')
     assert.deepEqual(firewallLines(id), [])
     assert.deepEqual(await leasesIn(plugin!.stateDir, subnetD), [])
-    const again = await invoke(runtime, cniEnv('DEL', { cid: `${prefix}-d0`, netns: sandboxes[0]!.path, ifName: 'eth0' }), dconf({ dockerNetwork: { network: netD } }))
+    const again = await invoke(
+      runtime,
+      cniEnv('DEL', { cid: `${prefix}-d0`, netns: sandboxes[0]!.path, ifName: 'eth0' }),
+      dconf({ dockerNetwork: { network: netD } })
+    )
     assert.equal(again.exitCode, 0, again.stdout)
   })
 
-  it('a CNI-made network used by Docker (-o cni-network): one bridge, one pool, ping both ways; the bridge stays the CNI network\'s', async () => {
+  it("a CNI-made network used by Docker (-o cni-network): one bridge, one pool, ping both ways; the bridge stays the CNI network's", async () => {
     const P = plugin!.name
     const cniName = name('cni-c')
     const bridge = scope.bridge('c')
@@ -138,17 +173,41 @@ describe('one network, both frontends', { timeout: 240_000 }, () => {
     assert.equal(out.exitCode, 0, out.stdout)
     const cniAddress = ((out.doc as Cni.Result100).ips?.[0]?.address ?? '').split('/')[0] ?? ''
 
-    const wrong = await docker('network', 'create', '-d', P, '--ipam-driver', P, '--subnet', `10.242.${base + 16}.0/24`, '-o', `cni-network=${cniName}`, name('wrong'))
+    const wrong = await docker(
+      'network',
+      'create',
+      '-d',
+      P,
+      '--ipam-driver',
+      P,
+      '--subnet',
+      `10.242.${base + 16}.0/24`,
+      '-o',
+      `cni-network=${cniName}`,
+      name('wrong')
+    )
     assert.notEqual(wrong.code, 0, 'another subnet is refused')
     assert.match(wrong.stderr, /cni-network/)
 
     const netC = name('cnet')
-    await mustDocker('network', 'create', '-d', P, '--ipam-driver', P, '--subnet', `${subnetC}.0/24`, '-o', `cni-network=${cniName}`, netC)
+    await mustDocker(
+      'network',
+      'create',
+      '-d',
+      P,
+      '--ipam-driver',
+      P,
+      '--subnet',
+      `${subnetC}.0/24`,
+      '-o',
+      `cni-network=${cniName}`,
+      netC
+    )
     await mustDocker('run', '-d', '--name', name('c1'), '--net', netC, image, 'sleep', '600')
     const c1 = (await containerNetworks(name('c1')))[netC]!
     assert.notEqual(c1.IPAddress, cniAddress)
     assert.equal(c1.Gateway, `${subnetC}.1`)
-    assert.equal(await bridgeOf(name('c1')), bridge, 'the Docker container is on the CNI network\'s bridge')
+    assert.equal(await bridgeOf(name('c1')), bridge, "the Docker container is on the CNI network's bridge")
     assert.ok(pings(ns.name, c1.IPAddress), 'CNI sandbox → Docker container')
     assert.ok(await containerPings(name('c1'), cniAddress, 3), 'Docker container → CNI sandbox')
 

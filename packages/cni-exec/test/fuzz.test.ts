@@ -24,7 +24,15 @@ import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
 import fc from 'fast-check'
 import * as E from 'fp-ts/lib/Either.js'
-import { builtinControlPlane, deleteNetwork, makeIpam, noopAgent, silentLogger, systemClock, type Env } from '@isthmus/core'
+import {
+  builtinControlPlane,
+  deleteNetwork,
+  makeIpam,
+  noopAgent,
+  silentLogger,
+  systemClock,
+  type Env
+} from '@isthmus/core'
 import { linuxDataplane } from '@isthmus/dataplane-linux'
 import { fileStore } from '@isthmus/store-fs'
 import { pluginCall, startPlugin, waitUntil, type PluginProcess } from '@isthmus/testkit'
@@ -55,8 +63,13 @@ const EXPAND: Readonly<Record<string, string>> = {
   '<100k x>': JSON.stringify('x'.repeat(100_000)),
   '<40k é>': JSON.stringify('é'.repeat(40_000))
 }
-const expand = (text: string): string => text.replace(/"<(deep|100k x|40k é)>"/g, (m) => EXPAND[JSON.parse(m) as string] ?? m)
-const ENV_EXPAND: Readonly<Record<string, string>> = { '<100k cid>': 'a'.repeat(100 * 1024), '<100k args>': `K8S_POD_NAME=${'p'.repeat(100_000)}`, '<5k netns>': `/${'n'.repeat(5_000)}` }
+const expand = (text: string): string =>
+  text.replace(/"<(deep|100k x|40k é)>"/g, (m) => EXPAND[JSON.parse(m) as string] ?? m)
+const ENV_EXPAND: Readonly<Record<string, string>> = {
+  '<100k cid>': 'a'.repeat(100 * 1024),
+  '<100k args>': `K8S_POD_NAME=${'p'.repeat(100_000)}`,
+  '<5k netns>': `/${'n'.repeat(5_000)}`
+}
 
 // Environment values cannot hold NUL.
 const odd = fc.string({ unit: 'binary', maxLength: 40 }).map((s) => s.replace(/\0/g, ''))
@@ -66,7 +79,14 @@ const weird: fc.Arbitrary<unknown> = fc.oneof(
   { weight: 1, arbitrary: odd }
 )
 // A value the plugin must refuse for a key that names something on the host.
-const refusedPath = fc.oneof(fc.integer(), fc.boolean(), fc.constant(null), fc.constant('relative/dir'), fc.constant('<deep>'), fc.constant([]))
+const refusedPath = fc.oneof(
+  fc.integer(),
+  fc.boolean(),
+  fc.constant(null),
+  fc.constant('relative/dir'),
+  fc.constant('<deep>'),
+  fc.constant([])
+)
 
 const MUTATIONS: Readonly<Record<string, fc.Arbitrary<unknown>>> = {
   cniVersion: fc.oneof(fc.constantFrom('0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0', '0.1.0', '9.9.9', ''), weird),
@@ -78,14 +98,25 @@ const MUTATIONS: Readonly<Record<string, fc.Arbitrary<unknown>>> = {
   isGateway: fc.oneof(fc.boolean(), weird),
   isDefaultGateway: fc.oneof(fc.boolean(), weird),
   ipam: fc.oneof(
-    fc.constantFrom({ ranges: [] }, { ranges: [[{ subnet: 'x' }]] }, { type: 'no-such-ipam-plugin' }, { ranges: [[{ subnet: SUBNET, gateway: '10.231.46.300' }]] }),
+    fc.constantFrom(
+      { ranges: [] },
+      { ranges: [[{ subnet: 'x' }]] },
+      { type: 'no-such-ipam-plugin' },
+      { ranges: [[{ subnet: SUBNET, gateway: '10.231.46.300' }]] }
+    ),
     weird.map((routes) => ({ ranges: [[{ subnet: SUBNET }]], routes })),
     weird.map((exclude) => ({ ranges: [[{ subnet: SUBNET }]], exclude })),
     weird
   ),
   dns: weird,
   runtimeConfig: fc.oneof(
-    fc.constantFrom({ ips: ['10.231.46.99'] }, { ips: ['x'] }, { mac: 'zz' }, { portMappings: [{ hostPort: 0, containerPort: 80 }] }, { portMappings: [{ hostPort: 18_746, containerPort: 80, protocol: 'tcp' }] }),
+    fc.constantFrom(
+      { ips: ['10.231.46.99'] },
+      { ips: ['x'] },
+      { mac: 'zz' },
+      { portMappings: [{ hostPort: 0, containerPort: 80 }] },
+      { portMappings: [{ hostPort: 18_746, containerPort: 80, protocol: 'tcp' }] }
+    ),
     weird
   ),
   args: fc.oneof(fc.constant({ cni: { ips: ['10.231.46.98'] } }), weird),
@@ -115,7 +146,13 @@ const netconfBase = (cniVersion: string): Record<string, unknown> => ({
 
 /** What goes on stdin, as data (a counterexample prints it). */
 type StdinCase =
-  | { readonly kind: 'netconf'; readonly version: string; readonly set: Readonly<Record<string, unknown>>; readonly drop: ReadonlyArray<string>; readonly cut: boolean }
+  | {
+      readonly kind: 'netconf'
+      readonly version: string
+      readonly set: Readonly<Record<string, unknown>>
+      readonly drop: ReadonlyArray<string>
+      readonly cut: boolean
+    }
   | { readonly kind: 'text'; readonly text: string }
   | { readonly kind: 'over the limit' }
 
@@ -126,12 +163,25 @@ const stdinArb: fc.Arbitrary<StdinCase> = fc.oneof(
       kind: fc.constant('netconf' as const),
       version: fc.constantFrom('1.0.0', '1.1.0', '0.4.0'),
       // about half the netconfs are valid: those get through the envelope to the host
-      set: fc.oneof(fc.constant({}), fc.uniqueArray(fc.constantFrom(...KEYS), { minLength: 1, maxLength: 3 }).chain((ks) => fc.record(Object.fromEntries(ks.map((k) => [k, MUTATIONS[k]!]))))),
-      drop: fc.oneof({ weight: 4, arbitrary: fc.constant([]) }, { weight: 1, arbitrary: fc.constantFrom(...Object.keys(netconfBase('1.0.0'))).map((k) => [k]) }),
+      set: fc.oneof(
+        fc.constant({}),
+        fc
+          .uniqueArray(fc.constantFrom(...KEYS), { minLength: 1, maxLength: 3 })
+          .chain((ks) => fc.record(Object.fromEntries(ks.map((k) => [k, MUTATIONS[k]!]))))
+      ),
+      drop: fc.oneof(
+        { weight: 4, arbitrary: fc.constant([]) },
+        { weight: 1, arbitrary: fc.constantFrom(...Object.keys(netconfBase('1.0.0'))).map((k) => [k]) }
+      ),
       cut: fc.oneof({ weight: 9, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) })
     })
   },
-  { weight: 2, arbitrary: fc.oneof(odd, fc.constantFrom('', 'null', '[]', '"x"', '{}')).map((text) => ({ kind: 'text' as const, text })) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .oneof(odd, fc.constantFrom('', 'null', '[]', '"x"', '{}'))
+      .map((text) => ({ kind: 'text' as const, text }))
+  },
   { weight: 1, arbitrary: fc.constant({ kind: 'over the limit' as const }) }
 )
 
@@ -151,12 +201,24 @@ const stdinOf = (c: StdinCase, daemon: string | false): string => {
   }
 }
 
-const envVar = (valid: fc.Arbitrary<string>, ...others: Array<fc.Arbitrary<string>>): fc.Arbitrary<string | undefined> =>
-  fc.oneof({ weight: 3, arbitrary: valid }, { weight: 1, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.constant('') }, ...others.map((a) => ({ weight: 1, arbitrary: a })))
+const envVar = (
+  valid: fc.Arbitrary<string>,
+  ...others: Array<fc.Arbitrary<string>>
+): fc.Arbitrary<string | undefined> =>
+  fc.oneof(
+    { weight: 3, arbitrary: valid },
+    { weight: 1, arbitrary: fc.constant(undefined) },
+    { weight: 1, arbitrary: fc.constant('') },
+    ...others.map((a) => ({ weight: 1, arbitrary: a }))
+  )
 
 const CID = fc.stringMatching(/^[a-f0-9]{1,12}$/)
 const IFNAME = fc.stringMatching(/^(eth|net)[0-9]$/)
-const COMMAND = fc.oneof({ weight: 4, arbitrary: fc.constant('ADD') }, { weight: 2, arbitrary: fc.constant('DEL') }, { weight: 1, arbitrary: fc.constantFrom('CHECK', 'GC', 'STATUS', 'VERSION') })
+const COMMAND = fc.oneof(
+  { weight: 4, arbitrary: fc.constant('ADD') },
+  { weight: 2, arbitrary: fc.constant('DEL') },
+  { weight: 1, arbitrary: fc.constantFrom('CHECK', 'GC', 'STATUS', 'VERSION') }
+)
 
 /** The CNI variables of a call, as data; `<netns>` is this test's namespace. Valid in about half the cases. */
 const envArb = fc.oneof(
@@ -169,11 +231,22 @@ const envArb = fc.oneof(
     CNI_PATH: fc.constant('/usr/lib/cni')
   }) as fc.Arbitrary<Record<string, string | undefined>>,
   fc.record({
-    CNI_COMMAND: fc.oneof({ weight: 3, arbitrary: COMMAND }, { weight: 1, arbitrary: fc.oneof(fc.constantFrom('add', 'FOO', ''), odd) }),
+    CNI_COMMAND: fc.oneof(
+      { weight: 3, arbitrary: COMMAND },
+      { weight: 1, arbitrary: fc.oneof(fc.constantFrom('add', 'FOO', ''), odd) }
+    ),
     CNI_CONTAINERID: envVar(CID, fc.constantFrom('-x', 'a/b', '<100k cid>'), odd),
-    CNI_NETNS: envVar(fc.constant('<netns>'), fc.constantFrom('/var/run/netns/isthmus-cni-no-such', notNetns, 'relative', '<5k netns>'), odd),
+    CNI_NETNS: envVar(
+      fc.constant('<netns>'),
+      fc.constantFrom('/var/run/netns/isthmus-cni-no-such', notNetns, 'relative', '<5k netns>'),
+      odd
+    ),
     CNI_IFNAME: envVar(IFNAME, fc.constantFrom('+', '-x', '.', '..', 'a'.repeat(16), 'a b', 'e/1', 'é'), odd),
-    CNI_ARGS: envVar(fc.constantFrom('', 'IgnoreUnknown=1', 'IP=10.231.46.77'), fc.constantFrom('FOO=bar', ';;=', 'IP=x', 'MAC=zz', '<100k args>'), odd),
+    CNI_ARGS: envVar(
+      fc.constantFrom('', 'IgnoreUnknown=1', 'IP=10.231.46.77'),
+      fc.constantFrom('FOO=bar', ';;=', 'IP=x', 'MAC=zz', '<100k args>'),
+      odd
+    ),
     CNI_PATH: envVar(fc.constant('/usr/lib/cni'), fc.constant(emptyDir), odd)
   })
 )
@@ -204,7 +277,14 @@ const runSea = (env: Record<string, string>, stdin: string): Promise<Run> =>
       } catch {
         doc = undefined
       }
-      res({ exitCode, stdout: String(stdout), stderr: String(stderr), doc, signal: err?.signal ?? null, timedOut: err?.killed === true })
+      res({
+        exitCode,
+        stdout: String(stdout),
+        stderr: String(stderr),
+        doc,
+        signal: err?.signal ?? null,
+        timedOut: err?.killed === true
+      })
     })
     child.stdin?.on('error', () => undefined)
     child.stdin?.end(stdin)
@@ -212,7 +292,8 @@ const runSea = (env: Record<string, string>, stdin: string): Promise<Run> =>
 
 // What the envelope decides from the input alone: the same on every path and at every moment.
 const inputOnly = (d: { code: number; msg: string }): boolean =>
-  [1, 4, 6].includes(d.code) || ['missing network name', 'invalid characters found in network name', 'network name is too long'].includes(d.msg)
+  [1, 4, 6].includes(d.code) ||
+  ['missing network name', 'invalid characters found in network name', 'network name is too long'].includes(d.msg)
 
 const judge = (r: Run, env: Record<string, string>, path: string): { code: number; msg: string } | 'ok' => {
   const what = `${path}: ${env['CNI_COMMAND'] ?? '(none)'} → exit ${r.exitCode}, stdout ${r.stdout.slice(0, 400)} stderr ${r.stderr.slice(0, 400)}`
@@ -258,7 +339,7 @@ describe(`CNI fuzz (fast-check, seed ${SEED}, ${RUNS} runs; FUZZ_SEED/FUZZ_RUNS 
     await scope.cleanup()
   })
 
-  it('every call answers in the protocol\'s form, alike on both paths', async () => {
+  it("every call answers in the protocol's form, alike on both paths", async () => {
     const started = Date.now()
     const details = await fc.check(
       fc.asyncProperty(envArb, stdinArb, async (envCase, stdinCase) => {
@@ -269,11 +350,13 @@ describe(`CNI fuzz (fast-check, seed ${SEED}, ${RUNS} runs; FUZZ_SEED/FUZZ_RUNS 
           outcomes.push(judge(r, env, daemon === false ? 'in the process' : 'handed off'))
           if (r.exitCode === 0 && env['CNI_COMMAND'] === 'ADD' && r.doc !== undefined) {
             added.push({ env, stdin: stdinOf(stdinCase, false) })
-            for (const i of (r.doc['interfaces'] as Array<{ name: string; sandbox?: string }> | undefined) ?? []) if (i.sandbox === undefined) hostLinks.add(i.name)
+            for (const i of (r.doc['interfaces'] as Array<{ name: string; sandbox?: string }> | undefined) ?? [])
+              if (i.sandbox === undefined) hostLinks.add(i.name)
           }
         }
         const [local, handed] = outcomes
-        if (local !== 'ok' && local !== undefined && inputOnly(local)) assert.deepEqual(handed, local, 'the same error on both paths')
+        if (local !== 'ok' && local !== undefined && inputOnly(local))
+          assert.deepEqual(handed, local, 'the same error on both paths')
       }),
       { seed: SEED, numRuns: RUNS, endOnFailure: true }
     )
@@ -287,10 +370,23 @@ describe(`CNI fuzz (fast-check, seed ${SEED}, ${RUNS} runs; FUZZ_SEED/FUZZ_RUNS 
   it('afterwards the daemon answers, and nothing is left once DEL, GC and the networks are gone', async () => {
     assert.equal((await pluginCall(plugin!.socket, '/Plugin.Activate')).status, 200)
     const statusConf = { cniVersion: '1.1.0', name: NAME, type: 'isthmus', stateDir, chainPrefix: scope.chainPrefix }
-    const before = plugin!.logs().split('\n').filter((l) => l.includes('"message":"cni"')).length
-    const status = await runSea({ PATH: process.env['PATH'] ?? '', CNI_COMMAND: 'STATUS' }, JSON.stringify({ ...statusConf, daemon: plugin!.cniSocket }))
+    const before = plugin!
+      .logs()
+      .split('\n')
+      .filter((l) => l.includes('"message":"cni"')).length
+    const status = await runSea(
+      { PATH: process.env['PATH'] ?? '', CNI_COMMAND: 'STATUS' },
+      JSON.stringify({ ...statusConf, daemon: plugin!.cniSocket })
+    )
     assert.deepEqual([status.exitCode, status.stdout], [0, ''], status.stderr)
-    assert.equal(plugin!.logs().split('\n').filter((l) => l.includes('"message":"cni"')).length, before + 1, 'the daemon ran it')
+    assert.equal(
+      plugin!
+        .logs()
+        .split('\n')
+        .filter((l) => l.includes('"message":"cni"')).length,
+      before + 1,
+      'the daemon ran it'
+    )
 
     for (const a of added) {
       const del = await runSea({ ...a.env, CNI_COMMAND: 'DEL' }, a.stdin)
@@ -301,18 +397,36 @@ describe(`CNI fuzz (fast-check, seed ${SEED}, ${RUNS} runs; FUZZ_SEED/FUZZ_RUNS 
     const networks = await store.right.networks.list()()
     assert.ok(E.isRight(networks))
     for (const n of networks.right) {
-      const gc = await runSea({ PATH: process.env['PATH'] ?? '', CNI_COMMAND: 'GC', CNI_PATH: '/usr/lib/cni' }, JSON.stringify({ ...statusConf, name: n.id, daemon: false, 'cni.dev/valid-attachments': [] }))
+      const gc = await runSea(
+        { PATH: process.env['PATH'] ?? '', CNI_COMMAND: 'GC', CNI_PATH: '/usr/lib/cni' },
+        JSON.stringify({ ...statusConf, name: n.id, daemon: false, 'cni.dev/valid-attachments': [] })
+      )
       assert.deepEqual([gc.exitCode, gc.stdout], [0, ''], gc.stderr)
       // CNI never deletes a network: the test does, through the core, as Docker's DeleteNetwork would.
       const ipam = makeIpam({ store: store.right, clock: systemClock })
-      const env: Env = { store: store.right, dataplane: linuxDataplane({ chainPrefix: scope.chainPrefix }), controlPlane: builtinControlPlane(ipam, store.right), agent: noopAgent, log: silentLogger, clock: systemClock }
+      const env: Env = {
+        store: store.right,
+        dataplane: linuxDataplane({ chainPrefix: scope.chainPrefix }),
+        controlPlane: builtinControlPlane(ipam, store.right),
+        agent: noopAgent,
+        log: silentLogger,
+        clock: systemClock
+      }
       const deleted = await deleteNetwork(n.id)(env)()
       assert.ok(E.isRight(deleted), JSON.stringify(deleted))
       if (n.bridge !== undefined) hostLinks.add(n.bridge)
     }
     await store.right.close()
-    assert.deepEqual(files(stateDir).filter((f) => f.endsWith('.json')), [], 'no record and no lease left in the state directory')
-    await waitUntil('the links of the test to be gone', async () => linkNames().filter((l) => hostLinks.has(l)).length === 0, 10_000)
+    assert.deepEqual(
+      files(stateDir).filter((f) => f.endsWith('.json')),
+      [],
+      'no record and no lease left in the state directory'
+    )
+    await waitUntil(
+      'the links of the test to be gone',
+      async () => linkNames().filter((l) => hostLinks.has(l)).length === 0,
+      10_000
+    )
     assert.deepEqual(linkNames(ns.name), ['lo'], 'nothing left in the namespace')
   })
 })

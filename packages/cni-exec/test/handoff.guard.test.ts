@@ -52,7 +52,11 @@ const recording = (e: RawEnv): Runtime => {
 const start = (socket: string, more: Partial<Parameters<typeof cniHandoffServer>[0]> = {}) =>
   cniHandoffServer({ socket, runtime: recording, log: silentLogger, ...more })
 // `f` with such a daemon listening at `socket`, closed afterwards.
-const serving = async (socket: string, more: Partial<Parameters<typeof cniHandoffServer>[0]>, f: () => Promise<void>): Promise<void> => {
+const serving = async (
+  socket: string,
+  more: Partial<Parameters<typeof cniHandoffServer>[0]>,
+  f: () => Promise<void>
+): Promise<void> => {
   const daemon = await start(socket, more)
   try {
     await f()
@@ -77,14 +81,25 @@ describe('hand-off: what the plugin sends', () => {
     execFileSync(process.execPath, [join(root, 'packages/cni-plugin/scripts/build.mjs')], { stdio: 'ignore' })
   })
 
-  const secretEnv = { OS_USERNAME: 'admin', OS_PASSWORD: 'hunter2-secret', OS_PROJECT_NAME: 'p', HOME: '/root', AWS_SECRET_ACCESS_KEY: 'aws-secret', CNI_FOO: 'x' }
+  const secretEnv = {
+    OS_USERNAME: 'admin',
+    OS_PASSWORD: 'hunter2-secret',
+    OS_PROJECT_NAME: 'p',
+    HOME: '/root',
+    AWS_SECRET_ACCESS_KEY: 'aws-secret',
+    CNI_FOO: 'x'
+  }
   const capture = async (path: string, conf: Record<string, unknown>) => {
     const requests: string[] = []
     await fakeDaemon(scope, path, (c, text) => {
       requests.push(text)
       c.end(JSON.stringify({ stdout: '', stderr: '', exitCode: 0 }))
     })
-    const out = await execPlugin(sea, { ...cniEnv('DEL', { cid: 'g1', ifName: 'eth0' }), ...secretEnv }, { ...conf, daemon: path })
+    const out = await execPlugin(
+      sea,
+      { ...cniEnv('DEL', { cid: 'g1', ifName: 'eth0' }), ...secretEnv },
+      { ...conf, daemon: path }
+    )
     assert.equal(out.exitCode, 0, out.stdout + out.stderr)
     assert.equal(requests.length, 1)
     return { raw: requests[0]!, request: JSON.parse(requests[0]!) as { v: number; env: Record<string, string> } }
@@ -93,31 +108,56 @@ describe('hand-off: what the plugin sends', () => {
   it('the CNI variables only; no other variable of the environment', async () => {
     const { raw, request } = await capture(join(dir, 'plain.sock'), statusConf(''))
     assert.equal(request.v, HANDOFF_VERSION)
-    assert.deepEqual(Object.keys(request.env).sort(), ['CNI_ARGS', 'CNI_COMMAND', 'CNI_CONTAINERID', 'CNI_IFNAME', 'CNI_NETNS', 'CNI_PATH'])
-    for (const secret of ['hunter2-secret', 'aws-secret', 'admin', 'HOME', '"PATH"']) assert.ok(!raw.includes(secret), `${secret} is not sent`)
+    assert.deepEqual(Object.keys(request.env).sort(), [
+      'CNI_ARGS',
+      'CNI_COMMAND',
+      'CNI_CONTAINERID',
+      'CNI_IFNAME',
+      'CNI_NETNS',
+      'CNI_PATH'
+    ])
+    for (const secret of ['hunter2-secret', 'aws-secret', 'admin', 'HOME', '"PATH"'])
+      assert.ok(!raw.includes(secret), `${secret} is not sent`)
   })
 
   it('with a Contrail keystone in the netconf, also the OS_* credentials', async () => {
-    const contrail = { api: 'http://127.0.0.1:1', tenant: 't', network: 'n', keystone: { url: 'http://127.0.0.1:2/v3' } }
+    const contrail = {
+      api: 'http://127.0.0.1:1',
+      tenant: 't',
+      network: 'n',
+      keystone: { url: 'http://127.0.0.1:2/v3' }
+    }
     const { raw, request } = await capture(join(dir, 'contrail.sock'), statusConf('', { contrail }))
-    assert.deepEqual(Object.keys(request.env).filter((k) => !k.startsWith('CNI_')).sort(), ['OS_PASSWORD', 'OS_PROJECT_NAME', 'OS_USERNAME'])
+    assert.deepEqual(
+      Object.keys(request.env)
+        .filter((k) => !k.startsWith('CNI_'))
+        .sort(),
+      ['OS_PASSWORD', 'OS_PROJECT_NAME', 'OS_USERNAME']
+    )
     assert.ok(!raw.includes('aws-secret') && !raw.includes('HOME'))
   })
 
-  it('a delegated IPAM plugin gets the runtime\'s environment, so that call is not handed off', async () => {
+  it("a delegated IPAM plugin gets the runtime's environment, so that call is not handed off", async () => {
     const path = join(dir, 'delegated.sock')
     const fake = await fakeDaemon(scope, path, (c) => c.end(JSON.stringify({ stdout: '', stderr: '', exitCode: 0 })))
     const empty = scope.tmpDir('cnipath')
-    const out = await execPlugin(sea, cniEnv('DEL', { cid: 'g2', ifName: 'eth0', path: empty }), statusConf(path, { cniVersion: '1.0.0', ipam: { type: 'host-local' } }))
+    const out = await execPlugin(
+      sea,
+      cniEnv('DEL', { cid: 'g2', ifName: 'eth0', path: empty }),
+      statusConf(path, { cniVersion: '1.0.0', ipam: { type: 'host-local' } })
+    )
     assert.equal(fake.accepted(), 0)
     assert.equal(out.doc?.['code'], 7, out.stdout)
   })
 
-  it('the daemon keeps only the call\'s variables, under its own PATH, and refuses protocol v1', async () => {
+  it("the daemon keeps only the call's variables, under its own PATH, and refuses protocol v1", async () => {
     const socket = join(dir, 'strip.sock')
     await serving(socket, { baseEnv: { PATH: '/daemon/bin' } }, async () => {
       const env = { ...STATUS_ENV, EVIL: 'x', PATH: '/client/bin' }
-      const r = await rawHandoff(socket, JSON.stringify({ v: HANDOFF_VERSION, env, stdin: JSON.stringify(statusConf(socket)), selfNames: ['isthmus'] }))
+      const r = await rawHandoff(
+        socket,
+        JSON.stringify({ v: HANDOFF_VERSION, env, stdin: JSON.stringify(statusConf(socket)), selfNames: ['isthmus'] })
+      )
       assert.equal((JSON.parse(r.text) as { exitCode: number }).exitCode, 0, r.text)
       const got = seen.at(-1)!
       assert.equal(got['EVIL'], undefined)
@@ -132,7 +172,7 @@ describe('hand-off: what the plugin sends', () => {
 describe('hand-off: whom the plugin trusts', () => {
   before(requireRoot)
 
-  it('a socket of root, mode 0600, in root\'s directories: trusted; its real path is the one used', async () => {
+  it("a socket of root, mode 0600, in root's directories: trusted; its real path is the one used", async () => {
     const d = join(dir, 'ok')
     mkdirSync(d, { mode: 0o700 })
     await serving(join(d, 'cni.sock'), {}, async () => {
@@ -147,7 +187,10 @@ describe('hand-off: whom the plugin trusts', () => {
   })
 
   it('refused: writable by others, owned by another user, a directory others may change, not a socket', async () => {
-    const mk = async (name: string, setup: (d: string, sock: string) => void): Promise<{ daemon: HandoffServer; sock: string }> => {
+    const mk = async (
+      name: string,
+      setup: (d: string, sock: string) => void
+    ): Promise<{ daemon: HandoffServer; sock: string }> => {
       const d = join(dir, name)
       mkdirSync(d, { mode: 0o755 })
       const sock = join(d, 'cni.sock')
@@ -159,7 +202,11 @@ describe('hand-off: whom the plugin trusts', () => {
       ['world', (_d, s) => chmodSync(s, 0o666), /cni\.sock is writable by group or others \(mode 666\)/],
       ['group', (_d, s) => chmodSync(s, 0o620), /writable by group or others \(mode 620\)/],
       ['owner', (_d, s) => chownSync(s, 1234, 1234), /cni\.sock is owned by uid 1234, not root/],
-      ['opendir', (d) => chmodSync(d, 0o777), /directory .*opendir is writable by group or others \(mode 777\) and not sticky/],
+      [
+        'opendir',
+        (d) => chmodSync(d, 0o777),
+        /directory .*opendir is writable by group or others \(mode 777\) and not sticky/
+      ],
       ['userdir', (d) => chownSync(d, 1234, 1234), /directory .*userdir is owned by uid 1234/]
     ]
     for (const [name, setup, why] of cases) {
@@ -194,7 +241,10 @@ describe('hand-off: whom the plugin trusts', () => {
       chmodSync(sock, 0o666)
       const out = await execPlugin(sea, STATUS_ENV, statusConf(sock))
       assert.deepEqual([out.exitCode, out.stdout], [0, ''], out.stdout + out.stderr)
-      assert.match(out.stderr, /not handing the call to the daemon, running it in this process: .*cni\.sock is writable by group or others/)
+      assert.match(
+        out.stderr,
+        /not handing the call to the daemon, running it in this process: .*cni\.sock is writable by group or others/
+      )
       assert.equal(seen.length, before, 'the daemon got nothing')
       chmodSync(sock, 0o600)
       const ok = await execPlugin(sea, STATUS_ENV, statusConf(sock))
@@ -213,7 +263,10 @@ describe('hand-off: what the daemon bounds', () => {
   it('a client that sends nothing, or half a request, is dropped after the request timeout', async () => {
     const socket = join(dir, 'timeout.sock')
     await serving(socket, { requestTimeoutMs: 300 }, async () => {
-      const [nothing, half] = await Promise.all([rawHandoff(socket, '', false), rawHandoff(socket, '{"v":2,"env":{', false)])
+      const [nothing, half] = await Promise.all([
+        rawHandoff(socket, '', false),
+        rawHandoff(socket, '{"v":2,"env":{', false)
+      ])
       for (const r of [nothing, half]) {
         assert.equal(r.text, '')
         assert.ok(r.closedAfterMs >= 250 && r.closedAfterMs < 2_000, `dropped after ${r.closedAfterMs} ms`)
@@ -226,7 +279,10 @@ describe('hand-off: what the daemon bounds', () => {
     const daemon = await start(socket, { maxConnections: 2 })
     const held = [await idle(socket), await idle(socket)]
     try {
-      const r = await rawHandoff(socket, JSON.stringify({ v: HANDOFF_VERSION, env: STATUS_ENV, stdin: '{}', selfNames: [] }))
+      const r = await rawHandoff(
+        socket,
+        JSON.stringify({ v: HANDOFF_VERSION, env: STATUS_ENV, stdin: '{}', selfNames: [] })
+      )
       assert.deepEqual(JSON.parse(r.text), { refused: 'too many connections (2)' })
       const before = seen.length
       const out = await execPlugin(sea, STATUS_ENV, statusConf(socket))
@@ -241,7 +297,10 @@ describe('hand-off: what the daemon bounds', () => {
   it('a request over the size limit is refused (not dropped), so the plugin runs the call itself', async () => {
     const socket = join(dir, 'size.sock')
     await serving(socket, { maxRequestBytes: 1_000 }, async () => {
-      const r = await rawHandoff(socket, JSON.stringify({ v: HANDOFF_VERSION, env: STATUS_ENV, stdin: 'x'.repeat(5_000), selfNames: [] }))
+      const r = await rawHandoff(
+        socket,
+        JSON.stringify({ v: HANDOFF_VERSION, env: STATUS_ENV, stdin: 'x'.repeat(5_000), selfNames: [] })
+      )
       assert.deepEqual(JSON.parse(r.text), { refused: 'request larger than 1000 bytes' })
     })
   })
@@ -252,16 +311,25 @@ describe('hand-off: what the daemon bounds', () => {
     const gate = new Promise<void>((r) => (release = r))
     const slow: Runtime = {
       ...fakePorts.runtime,
-      open: (settings, log) => TE.fromTask(async () => {
-        await gate
-        const s = await fakePorts.runtime.open(settings, log)()
-        if (s._tag === 'Left') throw new Error('fake store did not open')
-        return s.right
-      })
+      open: (settings, log) =>
+        TE.fromTask(async () => {
+          await gate
+          const s = await fakePorts.runtime.open(settings, log)()
+          if (s._tag === 'Left') throw new Error('fake store did not open')
+          return s.right
+        })
     }
     const daemon = await start(socket, { runtime: () => slow })
     const idlers = [await idle(socket), await idle(socket), await idle(socket)]
-    const inFlight = rawHandoff(socket, JSON.stringify({ v: HANDOFF_VERSION, env: STATUS_ENV, stdin: JSON.stringify(statusConf(socket)), selfNames: ['isthmus'] }))
+    const inFlight = rawHandoff(
+      socket,
+      JSON.stringify({
+        v: HANDOFF_VERSION,
+        env: STATUS_ENV,
+        stdin: JSON.stringify(statusConf(socket)),
+        selfNames: ['isthmus']
+      })
+    )
     await new Promise((r) => setTimeout(r, 200))
     const started = Date.now()
     const closing = daemon.close()

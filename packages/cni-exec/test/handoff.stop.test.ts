@@ -81,16 +81,25 @@ describe('SIGTERM with clients on the hand-off socket', () => {
     let release: () => void = () => undefined
     let locked: () => void = () => undefined
     const isLocked = new Promise<void>((r) => (locked = r))
-    const holding = store.right.withLock(`endpoint:${id}`, TE.fromTask(() => {
-      locked()
-      return new Promise<void>((r) => (release = r))
-    }), 'host')()
+    const holding = store.right.withLock(
+      `endpoint:${id}`,
+      TE.fromTask(() => {
+        locked()
+        return new Promise<void>((r) => (release = r))
+      }),
+      'host'
+    )()
     await isLocked
     const add = execPlugin(sea, cniEnv('ADD', { cid: 'f1', netns: ns.path, ifName: 'eth0' }), conf(plugin!.cniSocket))
-    await waitUntil('the handed-off ADD to make its network', async () => {
-      const n = await store.right.networks.get(NAME as NetworkId)()
-      return E.isRight(n) && O.isSome(n.right)
-    }, 15_000, 20)
+    await waitUntil(
+      'the handed-off ADD to make its network',
+      async () => {
+        const n = await store.right.networks.get(NAME as NetworkId)()
+        return E.isRight(n) && O.isSome(n.right)
+      },
+      15_000,
+      20
+    )
     const sigterm = Date.now()
     const stopping = plugin!.kill('SIGTERM')
     setTimeout(release, 1_000)

@@ -11,14 +11,33 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
 import * as E from 'fp-ts/lib/Either.js'
-import { builtinControlPlane, deleteNetwork, makeIpam, noopAgent, silentLogger, systemClock, type Env, type Logger, type NetworkId } from '@isthmus/core'
+import {
+  builtinControlPlane,
+  deleteNetwork,
+  makeIpam,
+  noopAgent,
+  silentLogger,
+  systemClock,
+  type Env,
+  type Logger,
+  type NetworkId
+} from '@isthmus/core'
 import { linuxDataplane } from '@isthmus/dataplane-linux'
 import { fileStore } from '@isthmus/store-fs'
 import { daemonSocketOf } from '@isthmus/cni-plugin'
 import { DEFAULT_DAEMON_SOCKET, type HandoffServer } from '@isthmus/handoff'
 import { cniHandoffServer, linuxRuntime } from '@isthmus/wiring'
 import { startPlugin, type PluginProcess } from '@isthmus/testkit'
-import { addresses, cniEnv, execPlugin, fakeDaemon as fakeDaemonIn, linkNames, pings, requireRoot, Scope } from './support.js'
+import {
+  addresses,
+  cniEnv,
+  execPlugin,
+  fakeDaemon as fakeDaemonIn,
+  linkNames,
+  pings,
+  requireRoot,
+  Scope
+} from './support.js'
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..')
 const sea = join(root, 'packages/cni-plugin/dist/sea/isthmus')
@@ -90,11 +109,18 @@ describe('hand-off to a running daemon', () => {
     assert.equal(check.exitCode, 0, check.stdout)
     const del = await execPlugin(sea, env('DEL', 'h1', ns.path), conf())
     assert.deepEqual([del.exitCode, del.stdout], [0, ''])
-    assert.deepEqual(calls.slice(before).map((c) => [c['command'], c['exitCode']]), [['ADD', 0], ['CHECK', 0], ['DEL', 0]])
+    assert.deepEqual(
+      calls.slice(before).map((c) => [c['command'], c['exitCode']]),
+      [
+        ['ADD', 0],
+        ['CHECK', 0],
+        ['DEL', 0]
+      ]
+    )
     assert.deepEqual(addresses('eth0', ns.name), [])
   })
 
-  it('an error is the daemon envelope\'s, in the protocol form', async () => {
+  it("an error is the daemon envelope's, in the protocol form", async () => {
     const ns = scope.addNetns('e')
     const bad = await execPlugin(sea, env('ADD', 'h2', ns.path), conf({ ipam: { ranges: [] } }))
     assert.deepEqual([bad.exitCode, bad.doc?.['code'], bad.doc?.['msg']], [1, 7, 'invalid network config'])
@@ -146,7 +172,9 @@ describe('hand-off to a running daemon', () => {
     for (const d of dels) assert.equal(d.exitCode, 0, d.stdout)
     await daemon?.close()
     daemon = undefined
-    const ports = JSON.parse(execFileSync('ip', ['-json', 'link', 'show', 'master', bridge], { encoding: 'utf8' })) as unknown[]
+    const ports = JSON.parse(
+      execFileSync('ip', ['-json', 'link', 'show', 'master', bridge], { encoding: 'utf8' })
+    ) as unknown[]
     assert.deepEqual(ports, [], 'the daemon removed every pair before it closed')
   })
 })
@@ -165,7 +193,14 @@ describe('hand-off to `isthmus serve`', () => {
       const store = await fileStore({ stateDir: plugin.stateDir })()
       if (E.isRight(store)) {
         const ipam = makeIpam({ store: store.right, clock: systemClock })
-        const env: Env = { store: store.right, dataplane: linuxDataplane({ chainPrefix: plugin.chainPrefix }), controlPlane: builtinControlPlane(ipam, store.right), agent: noopAgent, log: silentLogger, clock: systemClock }
+        const env: Env = {
+          store: store.right,
+          dataplane: linuxDataplane({ chainPrefix: plugin.chainPrefix }),
+          controlPlane: builtinControlPlane(ipam, store.right),
+          agent: noopAgent,
+          log: silentLogger,
+          clock: systemClock
+        }
         await deleteNetwork(`served-${served.id}` as NetworkId)(env)()
         await store.right.close()
       }
@@ -174,7 +209,7 @@ describe('hand-off to `isthmus serve`', () => {
     await served.cleanup()
   })
 
-  it('a netconf on the daemon\'s state directory is served by the daemon, over its own store', async () => {
+  it("a netconf on the daemon's state directory is served by the daemon, over its own store", async () => {
     const ns = served.addNetns('s')
     const onDaemon = {
       cniVersion: '1.0.0',
@@ -193,10 +228,16 @@ describe('hand-off to `isthmus serve`', () => {
     assert.ok(pings(ns.name, '10.231.41.1'))
     const del = await execPlugin(sea, env('DEL', 's1', ns.path), onDaemon)
     assert.deepEqual([del.exitCode, del.stdout], [0, ''])
-    const lines = plugin!.logs().split('\n').filter((l) => l.includes('"message":"cni"'))
+    const lines = plugin!
+      .logs()
+      .split('\n')
+      .filter((l) => l.includes('"message":"cni"'))
     assert.deepEqual(
-      lines.map((l) => (JSON.parse(l) as { command: string; exitCode: number })).map((c) => [c.command, c.exitCode]),
-      [['ADD', 0], ['DEL', 0]],
+      lines.map((l) => JSON.parse(l) as { command: string; exitCode: number }).map((c) => [c.command, c.exitCode]),
+      [
+        ['ADD', 0],
+        ['DEL', 0]
+      ],
       'both calls ran in the daemon'
     )
   })

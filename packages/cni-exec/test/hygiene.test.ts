@@ -17,7 +17,17 @@ import { pluginCall, startPlugin, type PluginProcess } from '@isthmus/testkit'
 import type { HandoffServer } from '@isthmus/handoff'
 import { cniHandoffServer } from '@isthmus/wiring'
 import { runSkel } from '../src/index.js'
-import { cniEnv, errorDoc, execPlugin, fakeRuntime, hasStackTrace, linkNames, requireRoot, Scope, type Outcome } from './support.js'
+import {
+  cniEnv,
+  errorDoc,
+  execPlugin,
+  fakeRuntime,
+  hasStackTrace,
+  linkNames,
+  requireRoot,
+  Scope,
+  type Outcome
+} from './support.js'
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..')
 const sea = join(root, 'packages/cni-plugin/dist/sea/isthmus')
@@ -161,7 +171,11 @@ const cases: ReadonlyArray<Case> = [
   }
 ]
 
-const cniLines = (p: PluginProcess): number => p.logs().split('\n').filter((l) => l.includes('"message":"cni"')).length
+const cniLines = (p: PluginProcess): number =>
+  p
+    .logs()
+    .split('\n')
+    .filter((l) => l.includes('"message":"cni"')).length
 
 after(() => scope.cleanup())
 
@@ -190,7 +204,10 @@ describe('CNI error hygiene: the same precise error in the process and through t
         const d = errorDoc(o)
         assert.deepEqual([d.code, d.msg], [c.code, c.msg], `${path}: ${o.stdout.slice(0, 300)}`)
         if (c.details !== undefined) assert.ok((d.details ?? '').includes(c.details), `${path} details: ${d.details}`)
-        assert.ok(o.stdout.length < 2048, `${path}: a short document, not an echo of the input (${o.stdout.length} bytes)`)
+        assert.ok(
+          o.stdout.length < 2048,
+          `${path}: a short document, not an echo of the input (${o.stdout.length} bytes)`
+        )
         assert.ok(!hasStackTrace(o.stderr), `${path}: no stack on stderr either: ${o.stderr.slice(0, 300)}`)
         return d
       }
@@ -203,7 +220,13 @@ describe('CNI error hygiene: the same precise error in the process and through t
     assert.equal((await pluginCall(plugin!.socket, '/Plugin.Activate')).status, 200)
     assert.deepEqual(linkNames(nsName), ['lo'], 'no link in the sandbox')
     assert.ok(!linkNames().includes(bridge) && !linkNames().includes('zz+'), 'no bridge')
-    assert.deepEqual(readdirSync(stateDir).filter((f) => !f.startsWith('.')).flatMap((d) => readdirSync(join(stateDir, d))), [], 'no record in the state directory')
+    assert.deepEqual(
+      readdirSync(stateDir)
+        .filter((f) => !f.startsWith('.'))
+        .flatMap((d) => readdirSync(join(stateDir, d))),
+      [],
+      'no record in the state directory'
+    )
   })
 })
 
@@ -215,13 +238,25 @@ describe('a bug is code 999 with a short sentence, never a stack trace or a try-
     await daemon?.close()
   })
 
-  it('in the envelope: the stack goes to the call\'s log, stdout has one sentence', async () => {
+  it("in the envelope: the stack goes to the call's log, stdout has one sentence", async () => {
     const f = fakeRuntime()
-    const runtime = { ...f.runtime, open: () => TE.fromTask<never, never>(() => Promise.reject(new TypeError('cannot read x of undefined'))) }
-    const out = await runSkel(runtime)(cniEnv('ADD', { cid: 'b1', netns: '/var/run/netns/none', ifName: 'eth0' }), JSON.stringify(conf()))
+    const runtime = {
+      ...f.runtime,
+      open: () => TE.fromTask<never, never>(() => Promise.reject(new TypeError('cannot read x of undefined')))
+    }
+    const out = await runSkel(runtime)(
+      cniEnv('ADD', { cid: 'b1', netns: '/var/run/netns/none', ifName: 'eth0' }),
+      JSON.stringify(conf())
+    )
     const d = errorDoc({ ...out, doc: JSON.parse(out.stdout) as Record<string, unknown> })
-    assert.deepEqual([d.code, d.msg, d.details, d.cniVersion], [999, 'internal error in the isthmus plugin (see its log)', 'TypeError: cannot read x of undefined', '1.0.0'])
-    assert.ok(f.log.state.entries.some((e) => e.level === 'error' && hasStackTrace(String(e.fields?.['stack']))), 'the stack is in the log')
+    assert.deepEqual(
+      [d.code, d.msg, d.details, d.cniVersion],
+      [999, 'internal error in the isthmus plugin (see its log)', 'TypeError: cannot read x of undefined', '1.0.0']
+    )
+    assert.ok(
+      f.log.state.entries.some((e) => e.level === 'error' && hasStackTrace(String(e.fields?.['stack']))),
+      'the stack is in the log'
+    )
   })
 
   it('through a daemon whose call throws: the plugin prints 999, not code 11', async () => {
@@ -234,9 +269,15 @@ describe('a bug is code 999 with a short sentence, never a stack trace or a try-
       },
       log: log.port
     })
-    const out = await execPlugin(sea, cniEnv('ADD', { cid: 'b2', netns: '/var/run/netns/none', ifName: 'eth0' }), { ...conf(), daemon: socket })
+    const out = await execPlugin(sea, cniEnv('ADD', { cid: 'b2', netns: '/var/run/netns/none', ifName: 'eth0' }), {
+      ...conf(),
+      daemon: socket
+    })
     const d = errorDoc(out)
     assert.deepEqual([d.code, d.details, d.cniVersion], [999, 'RangeError: Maximum call stack size exceeded', '1.1.0'])
-    assert.ok(log.state.entries.some((e) => e.level === 'error' && hasStackTrace(String(e.fields?.['stack']))), 'the stack is in the daemon\'s log')
+    assert.ok(
+      log.state.entries.some((e) => e.level === 'error' && hasStackTrace(String(e.fields?.['stack']))),
+      "the stack is in the daemon's log"
+    )
   })
 })

@@ -39,7 +39,10 @@ describe('packaging: isthmus cni install', () => {
     requireRoot()
     // Incremental: a no-op when `pnpm build` made it already (CI builds before testing).
     execFileSync(process.execPath, [join(root, 'packages/cni-plugin/scripts/build.mjs')], { stdio: 'ignore' })
-    execFileSync('pnpm', ['--silent', 'isthmus', 'cni', 'install', '--bin-dir', binDir, '--conf-dir', confDir], { cwd: root, stdio: 'ignore' })
+    execFileSync('pnpm', ['--silent', 'isthmus', 'cni', 'install', '--bin-dir', binDir, '--conf-dir', confDir], {
+      cwd: root,
+      stdio: 'ignore'
+    })
   })
   after(() => scope.cleanup())
 
@@ -53,9 +56,16 @@ describe('packaging: isthmus cni install', () => {
     closeSync(fd)
     assert.deepEqual([...head], [0x7f, 0x45, 0x4c, 0x46], 'an ELF binary, not a script needing an interpreter')
     assert.deepEqual(readdirSync(confDir), ['10-isthmus.conflist'])
-    const list = JSON.parse(readFileSync(join(confDir, '10-isthmus.conflist'), 'utf8')) as { cniVersion: string; name: string; plugins: Array<{ type: string }> }
+    const list = JSON.parse(readFileSync(join(confDir, '10-isthmus.conflist'), 'utf8')) as {
+      cniVersion: string
+      name: string
+      plugins: Array<{ type: string }>
+    }
     assert.equal(list.cniVersion, '1.0.0')
-    assert.deepEqual(list.plugins.map((p) => p.type), ['isthmus'])
+    assert.deepEqual(
+      list.plugins.map((p) => p.type),
+      ['isthmus']
+    )
   })
 
   it('answers VERSION under env -i PATH=/usr/bin', async () => {
@@ -67,7 +77,13 @@ describe('packaging: isthmus cni install', () => {
 
   it('ADD, an error and DEL under env -i PATH=/usr/bin: one JSON document on stdout each, logs only in logFile', async () => {
     const ns = scope.addNetns('p')
-    const env = minimal({ CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'pkg1', CNI_NETNS: ns.path, CNI_IFNAME: 'eth0', CNI_PATH: binDir })
+    const env = minimal({
+      CNI_COMMAND: 'ADD',
+      CNI_CONTAINERID: 'pkg1',
+      CNI_NETNS: ns.path,
+      CNI_IFNAME: 'eth0',
+      CNI_PATH: binDir
+    })
     const add = await execPlugin(plugin, env, conf)
     assert.equal(add.exitCode, 0, add.stdout + add.stderr)
     assert.ok(add.doc !== undefined, 'stdout is exactly one JSON document')
@@ -79,7 +95,16 @@ describe('packaging: isthmus cni install', () => {
     const del = await execPlugin(plugin, { ...env, CNI_COMMAND: 'DEL' }, conf)
     assert.deepEqual([del.exitCode, del.stdout], [0, ''])
     assert.deepEqual(addresses('eth0', ns.name), [])
-    const log = readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
-    assert.deepEqual(log.map((l) => [l['op'], l['message']]), [['ADD', 'done'], ['DEL', 'done']])
+    const log = readFileSync(logFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+    assert.deepEqual(
+      log.map((l) => [l['op'], l['message']]),
+      [
+        ['ADD', 'done'],
+        ['DEL', 'done']
+      ]
+    )
   })
 })

@@ -28,8 +28,12 @@ const conf = {
   chainPrefix: scope.chainPrefix,
   ipam: { ranges: [[{ subnet: '10.231.60.0/24' }]] }
 }
-const count = (d: string): number => (existsSync(join(stateDir, 'v1', d)) ? readdirSync(join(stateDir, 'v1', d), { recursive: true }).filter((f) => String(f).endsWith('.json')).length : 0)
-const bridgePorts = (): string[] => (JSON.parse(sh('ip', ['-json', 'link', 'show', 'master', bridge])) as Array<{ ifname: string }>).map((l) => l.ifname)
+const count = (d: string): number =>
+  existsSync(join(stateDir, 'v1', d))
+    ? readdirSync(join(stateDir, 'v1', d), { recursive: true }).filter((f) => String(f).endsWith('.json')).length
+    : 0
+const bridgePorts = (): string[] =>
+  (JSON.parse(sh('ip', ['-json', 'link', 'show', 'master', bridge])) as Array<{ ifname: string }>).map((l) => l.ifname)
 
 describe(`${N} parallel ADDs and DELs (SEA processes)`, () => {
   const namespaces: Array<{ name: string; path: string }> = []
@@ -53,23 +57,40 @@ describe(`${N} parallel ADDs and DELs (SEA processes)`, () => {
     const adds = await Promise.all(namespaces.map((_, i) => execPlugin(plugin, env('ADD', i), conf, 120_000)))
     const addMs = Date.now() - t0
     const failed = adds.filter((a) => a.exitCode !== 0)
-    assert.deepEqual(failed.map((f) => f.stdout), [], 'no ADD failed')
-    const answered = adds.map((a) => ((a.doc?.['ips'] as Array<{ address: string }>)[0]?.address ?? ''))
+    assert.deepEqual(
+      failed.map((f) => f.stdout),
+      [],
+      'no ADD failed'
+    )
+    const answered = adds.map((a) => (a.doc?.['ips'] as Array<{ address: string }>)[0]?.address ?? '')
     assert.equal(new Set(answered).size, N, 'no duplicate address')
-    namespaces.forEach((ns, i) => assert.deepEqual(addresses('eth0', ns.name), [answered[i]], `${ns.name} has its address`))
+    namespaces.forEach((ns, i) =>
+      assert.deepEqual(addresses('eth0', ns.name), [answered[i]], `${ns.name} has its address`)
+    )
     assert.equal(bridgePorts().length, N)
     assert.equal(count('endpoints'), N)
 
     const t1 = Date.now()
     const dels = await Promise.all(namespaces.map((_, i) => execPlugin(plugin, env('DEL', i), conf, 120_000)))
     const delMs = Date.now() - t1
-    assert.deepEqual(dels.filter((d) => d.exitCode !== 0).map((d) => d.stdout), [], 'no DEL failed')
+    assert.deepEqual(
+      dels.filter((d) => d.exitCode !== 0).map((d) => d.stdout),
+      [],
+      'no DEL failed'
+    )
     assert.deepEqual(bridgePorts(), [], 'no link left on the bridge')
     assert.equal(count('endpoints'), 0, 'no endpoint record left')
     assert.equal(count('sandboxes'), 0, 'no sandbox record left')
     assert.equal(count('leases'), 1, "only the gateway's lease is left")
-    assert.ok(namespaces.every((ns) => addresses('eth0', ns.name).length === 0), 'no address left in any namespace')
-    assert.deepEqual(firewallLines('isthmus:ep:').filter((l) => l.includes(scope.chainPrefix)), [], 'no endpoint rule left')
+    assert.ok(
+      namespaces.every((ns) => addresses('eth0', ns.name).length === 0),
+      'no address left in any namespace'
+    )
+    assert.deepEqual(
+      firewallLines('isthmus:ep:').filter((l) => l.includes(scope.chainPrefix)),
+      [],
+      'no endpoint rule left'
+    )
     console.log(`# ${N} parallel ADDs: ${addMs} ms wall; ${N} parallel DELs: ${delMs} ms wall`)
   })
 })

@@ -24,15 +24,29 @@ const bridge = scope.bridge('d')
 const stateDir = join(dir, 'state')
 const image = `localhost/isthmus-cni-bb-${scope.id}:latest`
 const names = ['a', 'b', 'c'].map((t) => `isthmus-cni-${scope.id}-${t}`)
-const env = { ...process.env, CONTAINERS_CONF: join(dir, 'containers.conf'), CONTAINERS_STORAGE_CONF: join(dir, 'storage.conf') }
-const podman = (...args: string[]): string => execFileSync('podman', args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 })
+const env = {
+  ...process.env,
+  CONTAINERS_CONF: join(dir, 'containers.conf'),
+  CONTAINERS_STORAGE_CONF: join(dir, 'storage.conf')
+}
+const podman = (...args: string[]): string =>
+  execFileSync('podman', args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 })
 
 const leases = (): string[] => {
   const d = join(stateDir, 'v1', 'leases', 'isthmus-local')
-  return existsSync(d) ? readdirSync(d).filter((f) => f !== '10.231.40.1.json').sort() : []
+  return existsSync(d)
+    ? readdirSync(d)
+        .filter((f) => f !== '10.231.40.1.json')
+        .sort()
+    : []
 }
 const ipOf = (name: string): string =>
-  (JSON.parse(podman('inspect', name, '--format', '{{json .NetworkSettings.Networks}}')) as Record<string, { IPAddress: string }>)[net]?.IPAddress ?? ''
+  (
+    JSON.parse(podman('inspect', name, '--format', '{{json .NetworkSettings.Networks}}')) as Record<
+      string,
+      { IPAddress: string }
+    >
+  )[net]?.IPAddress ?? ''
 
 describe('podman 4.3 (CNI backend) on an isthmus network', () => {
   before(() => {
@@ -59,7 +73,12 @@ describe('podman 4.3 (CNI backend) on an isthmus network', () => {
         `tmp_dir = "${join(dir, 'tmp')}"`
       ].join('\n')
     )
-    writeFileSync(env.CONTAINERS_STORAGE_CONF, ['[storage]', 'driver = "vfs"', `graphroot = "${join(dir, 'root')}"`, `runroot = "${join(dir, 'run')}"`].join('\n'))
+    writeFileSync(
+      env.CONTAINERS_STORAGE_CONF,
+      ['[storage]', 'driver = "vfs"', `graphroot = "${join(dir, 'root')}"`, `runroot = "${join(dir, 'run')}"`].join(
+        '\n'
+      )
+    )
     writeFileSync(
       join(dir, 'net.d', `${net}.conflist`),
       JSON.stringify({
@@ -103,14 +122,41 @@ describe('podman 4.3 (CNI backend) on an isthmus network', () => {
   it('two containers get addresses from the pool and reach each other; --ip and --mac-address are honoured; rm releases the addresses', () => {
     const [a, b, c] = names as [string, string, string]
     podman('run', '-d', '--name', a, '--network', net, image, 'sleep', '600')
-    podman('run', '-d', '--name', b, '--network', net, '--ip', '10.231.40.77', '--mac-address', '02:31:40:00:00:77', image, 'sleep', '600')
+    podman(
+      'run',
+      '-d',
+      '--name',
+      b,
+      '--network',
+      net,
+      '--ip',
+      '10.231.40.77',
+      '--mac-address',
+      '02:31:40:00:00:77',
+      image,
+      'sleep',
+      '600'
+    )
     const ipA = ipOf(a)
     assert.match(ipA, /^10\.231\.40\.\d+$/)
     assert.equal(ipOf(b), '10.231.40.77')
     assert.match(podman('exec', b, 'ip', 'link', 'show', 'eth0'), /link\/ether 02:31:40:00:00:77/)
     assert.deepEqual(leases(), [`${ipA}.json`, '10.231.40.77.json'].sort())
     // A third container pings both (busybox ping needs a raw socket).
-    const out = podman('run', '--rm', '--name', c, '--cap-add', 'NET_RAW', '--network', net, image, 'sh', '-c', `ping -c1 -W2 ${ipA} && ping -c1 -W2 10.231.40.77`)
+    const out = podman(
+      'run',
+      '--rm',
+      '--name',
+      c,
+      '--cap-add',
+      'NET_RAW',
+      '--network',
+      net,
+      image,
+      'sh',
+      '-c',
+      `ping -c1 -W2 ${ipA} && ping -c1 -W2 10.231.40.77`
+    )
     assert.match(out, /1 packets received[\s\S]*1 packets received/)
     podman('exec', a, 'ping', '-c1', '-W2', '10.231.40.77')
     assert.equal(leases().length, 2, "the --rm container's address went back at its DEL")

@@ -7,7 +7,19 @@
  */
 import { strict as assert } from 'node:assert'
 import { after, before, describe, it } from 'node:test'
-import { addresses, cniEnv, execPlugin, invoke, link, linkNames, pings, realRuntime, requireRoot, routes, Scope } from './support.js'
+import {
+  addresses,
+  cniEnv,
+  execPlugin,
+  invoke,
+  link,
+  linkNames,
+  pings,
+  realRuntime,
+  requireRoot,
+  routes,
+  Scope
+} from './support.js'
 
 const scope = new Scope()
 const runtime = realRuntime()
@@ -18,7 +30,10 @@ interface Side {
   readonly name: 'reference' | 'isthmus'
   readonly octet: number
   readonly bridge: string
-  readonly run: (env: Record<string, string | undefined>, conf: unknown) => Promise<{ exitCode: number; doc: Record<string, unknown> | undefined; stdout: string }>
+  readonly run: (
+    env: Record<string, string | undefined>,
+    conf: unknown
+  ) => Promise<{ exitCode: number; doc: Record<string, unknown> | undefined; stdout: string }>
   readonly conf: (version: string) => Record<string, unknown>
 }
 
@@ -72,7 +87,12 @@ const kernelView = (side: Side, ns: string, hostVeth: string) => {
   const br = link(side.bridge)
   return normalise(
     {
-      eth0: { up: eth0?.flags.includes('UP'), mtu: eth0?.mtu, addresses: addresses('eth0', ns), hasMac: /^[0-9a-f:]{17}$/.test(eth0?.address ?? '') },
+      eth0: {
+        up: eth0?.flags.includes('UP'),
+        mtu: eth0?.mtu,
+        addresses: addresses('eth0', ns),
+        hasMac: /^[0-9a-f:]{17}$/.test(eth0?.address ?? '')
+      },
       routes: routes(ns, 4),
       links: linkNames(ns).sort(),
       host: { master: host?.master, up: host?.flags.includes('UP'), mtu: host?.mtu },
@@ -100,7 +120,11 @@ describe('side by side with the reference bridge + host-local', () => {
         const kernel = kernelView(side, ns.name, hostVeth)
         const del = await side.run({ ...env, CNI_COMMAND: 'DEL' }, side.conf(version))
         assert.deepEqual([del.exitCode, del.stdout], [0, ''], side.name)
-        seen.push({ result: normalise(add.doc, side), kernel, afterDel: { links: linkNames(ns.name), hostVethGone: link(hostVeth) === undefined } })
+        seen.push({
+          result: normalise(add.doc, side),
+          kernel,
+          afterDel: { links: linkNames(ns.name), hostVethGone: link(hostVeth) === undefined }
+        })
       }
       const [ref, ours] = seen
       assert.deepEqual(ours?.result, ref?.result, 'results of the same shape and content')

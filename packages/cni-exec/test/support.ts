@@ -16,8 +16,23 @@ import { join } from 'node:path'
 import * as E from 'fp-ts/lib/Either.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { pipe } from 'fp-ts/lib/function.js'
-import { builtinControlPlane, makeIpam, noopAgent, type Dataplane, type IfName, type SandboxKey, type Store } from '@isthmus/core'
-import { fakeDataplane, fixedClock, memoryStore, recordingLogger, type FakeDataplane, type RecordingLogger } from '@isthmus/core/testing'
+import {
+  builtinControlPlane,
+  makeIpam,
+  noopAgent,
+  type Dataplane,
+  type IfName,
+  type SandboxKey,
+  type Store
+} from '@isthmus/core'
+import {
+  fakeDataplane,
+  fixedClock,
+  memoryStore,
+  recordingLogger,
+  type FakeDataplane,
+  type RecordingLogger
+} from '@isthmus/core/testing'
 import { linuxDataplane } from '@isthmus/dataplane-linux'
 import { linuxRuntime } from '@isthmus/wiring'
 import { runSkel, type Delegate, type LinkState, type PluginRun, type Runtime } from '../src/index.js'
@@ -27,7 +42,11 @@ export const hex = (n: number): string => randomBytes(n).toString('hex')
 
 /** Fail (never skip) when the tests cannot touch the kernel. */
 export const requireRoot = (): void => {
-  assert.equal(process.getuid?.(), 0, 'the cni-exec kernel tests create namespaces, bridges and iptables chains: run them as root (CI does)')
+  assert.equal(
+    process.getuid?.(),
+    0,
+    'the cni-exec kernel tests create namespaces, bridges and iptables chains: run them as root (CI does)'
+  )
 }
 
 // -------------------------------------------------------------------------------------
@@ -59,7 +78,12 @@ export const fakeRuntime = (): FakeRuntime => {
   const clock = fixedClock().port
   const plugins = new Map<string, (env: RawEnv, stdin: string) => PluginRun>()
   const calls: FakeRuntime['calls'] = []
-  const linkState = (l: { name: string; mac: string; addresses: ReadonlyArray<string>; device?: string }): LinkState => ({
+  const linkState = (l: {
+    name: string
+    mac: string
+    addresses: ReadonlyArray<string>
+    device?: string
+  }): LinkState => ({
     name: l.name,
     mac: l.mac,
     up: true,
@@ -115,7 +139,12 @@ export const fakeRuntime = (): FakeRuntime => {
           return TE.right(l === undefined ? undefined : linkState({ ...l, name }))
         },
         bridgePorts: (bridge) =>
-          TE.right(dataplane.state.links().filter((l) => l.side === 'host' && l.device === bridge).map((l) => l.name))
+          TE.right(
+            dataplane.state
+              .links()
+              .filter((l) => l.side === 'host' && l.device === bridge)
+              .map((l) => l.name)
+          )
       },
       clock,
       selfNames: ['isthmus']
@@ -168,17 +197,25 @@ export const execPlugin = (file: string, env: RawEnv, conf: unknown, timeoutMs =
   new Promise((resolve) => {
     const clean: Record<string, string> = {}
     for (const [k, v] of Object.entries(env)) if (v !== undefined) clean[k] = v
-    const child = execFile(file, [], { env: clean, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const exitCode = err === null ? 0 : typeof err.code === 'number' ? err.code : 1
-      resolve({ exitCode, stdout: String(stdout), stderr: String(stderr), doc: parse(String(stdout)) })
-    })
+    const child = execFile(
+      file,
+      [],
+      { env: clean, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        const exitCode = err === null ? 0 : typeof err.code === 'number' ? err.code : 1
+        resolve({ exitCode, stdout: String(stdout), stderr: String(stderr), doc: parse(String(stdout)) })
+      }
+    )
     // A plugin may answer without reading all of stdin (VERSION, a bad environment).
     child.stdin?.on('error', () => undefined)
     child.stdin?.end(typeof conf === 'string' ? conf : JSON.stringify(conf))
   })
 
 /** The CNI environment of one call. */
-export const cniEnv = (command: string, p: { cid?: string; netns?: string; ifName?: string; args?: string; path?: string } = {}): RawEnv => ({
+export const cniEnv = (
+  command: string,
+  p: { cid?: string; netns?: string; ifName?: string; args?: string; path?: string } = {}
+): RawEnv => ({
   PATH: process.env['PATH'],
   CNI_COMMAND: command,
   CNI_CONTAINERID: p.cid ?? '',
@@ -193,7 +230,12 @@ export const cniEnv = (command: string, p: { cid?: string; netns?: string; ifNam
 // -------------------------------------------------------------------------------------
 
 export const sh = (file: string, args: ReadonlyArray<string>, input?: string): string =>
-  execFileSync(file, [...args], { encoding: 'utf8', input: input ?? '', stdio: ['pipe', 'pipe', 'pipe'], timeout: 30_000 })
+  execFileSync(file, [...args], {
+    encoding: 'utf8',
+    input: input ?? '',
+    stdio: ['pipe', 'pipe', 'pipe'],
+    timeout: 30_000
+  })
 
 export const shQuiet = (file: string, args: ReadonlyArray<string>): void => {
   try {
@@ -206,7 +248,10 @@ export const shQuiet = (file: string, args: ReadonlyArray<string>): void => {
 /** Whether `ip netns exec <ns> busybox ping` reaches `address` (one echo, 2 s). */
 export const pings = (ns: string, address: string): boolean => {
   try {
-    execFileSync('ip', ['netns', 'exec', ns, '/bin/busybox', 'ping', '-c', '1', '-W', '2', address], { stdio: 'ignore', timeout: 10_000 })
+    execFileSync('ip', ['netns', 'exec', ns, '/bin/busybox', 'ping', '-c', '1', '-W', '2', address], {
+      stdio: 'ignore',
+      timeout: 10_000
+    })
     return true
   } catch {
     return false
@@ -238,7 +283,9 @@ export const addresses = (name: string, ns?: string): string[] =>
   (link(name, ns)?.addr_info ?? []).filter((a) => a.scope !== 'link').map((a) => `${a.local}/${a.prefixlen}`)
 
 export const linkNames = (ns?: string): string[] =>
-  (JSON.parse(sh('ip', [...(ns === undefined ? [] : ['-n', ns]), '-json', 'link', 'show'])) as IpLinkJson[]).map((l) => l.ifname)
+  (JSON.parse(sh('ip', [...(ns === undefined ? [] : ['-n', ns]), '-json', 'link', 'show'])) as IpLinkJson[]).map(
+    (l) => l.ifname
+  )
 
 /** Routes of a namespace, one line each (`ip route show`), kernel routes included. */
 export const routes = (ns: string, family: 4 | 6 = 4): string[] =>
@@ -303,7 +350,11 @@ export class Scope {
 
 /** Lines of iptables-save (both families) that mention `needle`. */
 export const firewallLines = (needle: string): string[] =>
-  ['iptables-save', 'ip6tables-save'].flatMap((cmd) => sh(cmd, []).split('\n').filter((l) => l.includes(needle)))
+  ['iptables-save', 'ip6tables-save'].flatMap((cmd) =>
+    sh(cmd, [])
+      .split('\n')
+      .filter((l) => l.includes(needle))
+  )
 
 export { E }
 
@@ -318,7 +369,9 @@ export { E }
 export const serveIn = (scope: Scope, ns: string, port: number, reply: string): Promise<void> =>
   new Promise((resolve, reject) => {
     const code = `require('net').createServer((s)=>s.end(${JSON.stringify(reply)})).listen(${port},()=>console.log('ready'))`
-    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', code], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', code], {
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
     scope.finally(() => {
       if (child.exitCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL')
     })
@@ -404,7 +457,11 @@ export const fakeDaemon = async (
  * One raw connection to a hand-off socket: sends `request` (and half-closes unless `end` is
  * false), resolves with what came back and when the daemon closed, in ms after connecting.
  */
-export const rawHandoff = (socket: string, request: string, end = true): Promise<{ readonly text: string; readonly closedAfterMs: number }> =>
+export const rawHandoff = (
+  socket: string,
+  request: string,
+  end = true
+): Promise<{ readonly text: string; readonly closedAfterMs: number }> =>
   new Promise((resolve) => {
     const started = Date.now()
     let text = ''

@@ -40,7 +40,10 @@ const scope = new Scope()
 
 const ports = (bridge: string): Array<{ ifname: string; ifalias?: string }> => {
   try {
-    return JSON.parse(sh('ip', ['-json', 'link', 'show', 'master', bridge])) as Array<{ ifname: string; ifalias?: string }>
+    return JSON.parse(sh('ip', ['-json', 'link', 'show', 'master', bridge])) as Array<{
+      ifname: string
+      ifalias?: string
+    }>
   } catch {
     return []
   }
@@ -68,7 +71,11 @@ describe('CNI: one bridge, one network (real kernel)', () => {
     const first = conf(`one-${scope.id}`, '10.231.50.0/24')
     const add = await invoke(runtime, cniEnv('ADD', { cid: 'one', netns: a.path, ifName: 'eth0' }), first)
     assert.equal(add.exitCode, 0, add.stdout)
-    const clash = await invoke(runtime, cniEnv('ADD', { cid: 'two', netns: b.path, ifName: 'eth0' }), conf(`two-${scope.id}`, '10.231.51.0/24'))
+    const clash = await invoke(
+      runtime,
+      cniEnv('ADD', { cid: 'two', netns: b.path, ifName: 'eth0' }),
+      conf(`two-${scope.id}`, '10.231.51.0/24')
+    )
     assert.equal(clash.exitCode, 1)
     assert.equal(clash.doc?.['code'], 7)
     assert.equal(clash.doc?.['msg'], 'invalid network config')
@@ -79,11 +86,20 @@ describe('CNI: one bridge, one network (real kernel)', () => {
     assert.deepEqual(addresses('eth0', b.name), [], 'nothing made in the second sandbox')
     assert.equal(ports(bridge).length, 1)
     assert.deepEqual(
-      (JSON.parse(sh('ip', ['-json', '-details', 'addr', 'show', 'dev', bridge])) as Array<{ addr_info: Array<{ local: string }> }>)[0]?.addr_info.map((x) => x.local).filter((x) => x.startsWith('10.')),
+      (
+        JSON.parse(sh('ip', ['-json', '-details', 'addr', 'show', 'dev', bridge])) as Array<{
+          addr_info: Array<{ local: string }>
+        }>
+      )[0]?.addr_info
+        .map((x) => x.local)
+        .filter((x) => x.startsWith('10.')),
       ['10.231.50.1'],
       'no second gateway on the bridge'
     )
-    assert.equal((await invoke(runtime, cniEnv('DEL', { cid: 'one', netns: a.path, ifName: 'eth0' }), first)).exitCode, 0)
+    assert.equal(
+      (await invoke(runtime, cniEnv('DEL', { cid: 'one', netns: a.path, ifName: 'eth0' }), first)).exitCode,
+      0
+    )
   })
 })
 
@@ -114,8 +130,18 @@ describe('the daemon sweeps at start while CNI ADDs run in other processes (real
       const store = await fileStore({ stateDir: plugin.stateDir })()
       if (E.isRight(store)) {
         const ipam = makeIpam({ store: store.right, clock: systemClock })
-        const env: Env = { store: store.right, dataplane: linuxDataplane({ chainPrefix: plugin.chainPrefix }), controlPlane: builtinControlPlane(ipam, store.right), agent: noopAgent, log: silentLogger, clock: systemClock }
-        for (const e of await store.right.endpoints.list()().then((r) => (E.isRight(r) ? r.right : []))) await deleteEndpoint(e.id)(env)()
+        const env: Env = {
+          store: store.right,
+          dataplane: linuxDataplane({ chainPrefix: plugin.chainPrefix }),
+          controlPlane: builtinControlPlane(ipam, store.right),
+          agent: noopAgent,
+          log: silentLogger,
+          clock: systemClock
+        }
+        for (const e of await store.right.endpoints
+          .list()()
+          .then((r) => (E.isRight(r) ? r.right : [])))
+          await deleteEndpoint(e.id)(env)()
         await deleteNetwork(name as NetworkId)(env)()
         await store.right.close()
       }
@@ -126,7 +152,10 @@ describe('the daemon sweeps at start while CNI ADDs run in other processes (real
 
   it('an ADD between its link and its record holds the sweep back; its link and lease stay, a stray link naming a gone endpoint goes', async () => {
     const first = run.addNetns('first')
-    assert.equal((await execPlugin(sea, cniEnv('ADD', { cid: 'first', netns: first.path, ifName: 'eth0' }), conf())).exitCode, 0)
+    assert.equal(
+      (await execPlugin(sea, cniEnv('ADD', { cid: 'first', netns: first.path, ifName: 'eth0' }), conf())).exitCode,
+      0
+    )
     // A link a crashed ADD left, naming its endpoint.
     const stray = `istv${run.id}00000`
     run.finally(() => void sh('ip', ['link', 'del', stray]))
@@ -145,7 +174,14 @@ describe('the daemon sweeps at start while CNI ADDs run in other processes (real
     const ipam = makeIpam({ store, clock: systemClock })
     const env: Env = {
       store,
-      dataplane: { ...dp, ensureEndpoint: (spec, placement) => pipe(dp.ensureEndpoint(spec, placement), TE.chainFirst(() => TE.fromTask(() => gate))) },
+      dataplane: {
+        ...dp,
+        ensureEndpoint: (spec, placement) =>
+          pipe(
+            dp.ensureEndpoint(spec, placement),
+            TE.chainFirst(() => TE.fromTask(() => gate))
+          )
+      },
       controlPlane: builtinControlPlane(ipam, store),
       agent: noopAgent,
       log: silentLogger,
@@ -161,11 +197,17 @@ describe('the daemon sweeps at start while CNI ADDs run in other processes (real
     while (!readdirSync('/sys/class/net').includes(link)) await new Promise((r) => setTimeout(r, 10))
 
     // The daemon starts meanwhile, with other ADDs running in their own processes.
-    const said = (message: string) => plugin!.logs().split('\n').filter((l) => l.includes(`"message":"${message}"`)).length
+    const said = (message: string) =>
+      plugin!
+        .logs()
+        .split('\n')
+        .filter((l) => l.includes(`"message":"${message}"`)).length
     const [sweeps, servings] = [said('sweeping what an earlier run left'), said('serving')]
     const restarting = plugin!.start()
     const others = Array.from({ length: 4 }, (_, i) => ({ cid: `o${i}`, ns: run.addNetns(`o${i}`) }))
-    const adds = others.map((o) => execPlugin(sea, cniEnv('ADD', { cid: o.cid, netns: o.ns.path, ifName: 'eth0' }), conf()))
+    const adds = others.map((o) =>
+      execPlugin(sea, cniEnv('ADD', { cid: o.cid, netns: o.ns.path, ifName: 'eth0' }), conf())
+    )
     while (said('sweeping what an earlier run left') === sweeps) await new Promise((r) => setTimeout(r, 50))
     await new Promise((r) => setTimeout(r, 1_500))
     assert.equal(said('serving'), servings, 'its sweep waits for the ADD in flight')
@@ -180,11 +222,23 @@ describe('the daemon sweeps at start while CNI ADDs run in other processes (real
     const stored = await store.networks.get(name as NetworkId)()
     assert.ok(E.isRight(stored) && stored.right._tag === 'Some')
     const leases = await store.leases.list(stored.right.value.addressSpace)()
-    assert.ok(E.isRight(leases) && leases.right.some((l) => l.owner.kind === 'endpoint' && l.owner.id === held), 'its lease kept')
-    assert.equal(ports(bridge).length, 2 + others.length, ports(bridge).map((p) => p.ifname).join(' '))
+    assert.ok(
+      E.isRight(leases) && leases.right.some((l) => l.owner.kind === 'endpoint' && l.owner.id === held),
+      'its lease kept'
+    )
+    assert.equal(
+      ports(bridge).length,
+      2 + others.length,
+      ports(bridge)
+        .map((p) => p.ifname)
+        .join(' ')
+    )
     await store.close()
     for (const o of [...others, { cid: 'first', ns: first }]) {
-      assert.equal((await execPlugin(sea, cniEnv('DEL', { cid: o.cid, netns: o.ns.path, ifName: 'eth0' }), conf())).exitCode, 0)
+      assert.equal(
+        (await execPlugin(sea, cniEnv('DEL', { cid: o.cid, netns: o.ns.path, ifName: 'eth0' }), conf())).exitCode,
+        0
+      )
     }
   })
 })

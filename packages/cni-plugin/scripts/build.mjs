@@ -12,7 +12,18 @@
 // reads (this package's and those of the workspace packages it bundles) and than the node binary.
 // `--force` rebuilds. Prints one JSON line: { bundle, sea, bytes, ms, rebuilt }.
 import { execFileSync } from 'node:child_process'
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync
+} from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createRequire } from 'node:module'
@@ -39,9 +50,18 @@ const newest = (dir) => {
   return t
 }
 const inputs = Math.max(
-  ...['cni-plugin', 'cni-exec', 'wiring', 'handoff', 'docker-engine', 'core', 'store-fs', 'dataplane-linux', 'log', 'contrail'].map(
-    (p) => newest(join(root, 'packages', p, 'src'))
-  ),
+  ...[
+    'cni-plugin',
+    'cni-exec',
+    'wiring',
+    'handoff',
+    'docker-engine',
+    'core',
+    'store-fs',
+    'dataplane-linux',
+    'log',
+    'contrail'
+  ].map((p) => newest(join(root, 'packages', p, 'src'))),
   statSync(here).mtimeMs,
   statSync(realpathSync(process.execPath)).mtimeMs
 )
@@ -81,7 +101,10 @@ await build({ ...common, entryPoints: [join(pkg, 'src/bin/local.ts')], outfile: 
   const { Script } = await import('node:vm')
   const { wrap } = (await import('node:module')).default
   const { readFileSync } = await import('node:fs')
-  writeFileSync(localCache, new Script(wrap(readFileSync(localBundle, 'utf8')), { filename: 'local.cjs' }).createCachedData())
+  writeFileSync(
+    localCache,
+    new Script(wrap(readFileSync(localBundle, 'utf8')), { filename: 'local.cjs' }).createCachedData()
+  )
 }
 
 // 2. The SEA (Node 20: --experimental-sea-config + postject). The code cache saves compiling the
@@ -105,10 +128,24 @@ rmSync(tmp, { force: true })
 copyFileSync(realpathSync(process.execPath), tmp)
 chmodSync(tmp, 0o755)
 const postject = join(dirname(require.resolve('postject/package.json')), 'dist/cli.js')
-execFileSync(process.execPath, [postject, tmp, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'], {
-  // postject prints harmless "Can't find string offset for section name" warnings.
-  stdio: ['ignore', 'ignore', 'ignore']
-})
+execFileSync(
+  process.execPath,
+  [postject, tmp, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'],
+  {
+    // postject prints harmless "Can't find string offset for section name" warnings.
+    stdio: ['ignore', 'ignore', 'ignore']
+  }
+)
 renameSync(tmp, sea)
 rmSync(blob, { force: true })
-console.log(JSON.stringify({ bundle, sea, bytes: statSync(sea).size, bundleBytes: statSync(bundle).size, localBytes: statSync(localBundle).size, ms: Date.now() - started, rebuilt: true }))
+console.log(
+  JSON.stringify({
+    bundle,
+    sea,
+    bytes: statSync(sea).size,
+    bundleBytes: statSync(bundle).size,
+    localBytes: statSync(localBundle).size,
+    ms: Date.now() - started,
+    rebuilt: true
+  })
+)

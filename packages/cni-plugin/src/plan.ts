@@ -68,8 +68,7 @@ export const handoffEnv = (env: RawEnv, netconf: Readonly<Record<string, unknown
 
 /** @category model */
 export type HandoffPlan =
-  | { readonly _tag: 'HandOff'; readonly socket: string; readonly request: HandoffRequest }
-  | { readonly _tag: 'Local' }
+  { readonly _tag: 'HandOff'; readonly socket: string; readonly request: HandoffRequest } | { readonly _tag: 'Local' }
 
 /**
  * Whether a call goes to a daemon, and what it sends. It stays in the process when the command

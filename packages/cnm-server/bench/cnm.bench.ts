@@ -94,7 +94,11 @@ const summarize = (xs: ReadonlyArray<number>): Summary => {
   }
 }
 
-const median = (xs: ReadonlyArray<number>): number => quantile([...xs].sort((a, b) => a - b), 0.5)
+const median = (xs: ReadonlyArray<number>): number =>
+  quantile(
+    [...xs].sort((a, b) => a - b),
+    0.5
+  )
 
 /** The 2.5% and 97.5% points of median(a)/median(b) over rounds resampled with replacement. */
 const ratioInterval = (a: ReadonlyArray<number>, b: ReadonlyArray<number>, resamples = 2000): [number, number] => {
@@ -136,7 +140,13 @@ const makeCaller = (socket: string) => {
     new Promise<{ status: number; body: Record<string, unknown> }>((resolve, reject) => {
       const data = `${JSON.stringify(body)}\n`
       const req = request(
-        { socketPath: socket, path, method: 'POST', agent, headers: { Accept: 'application/vnd.docker.plugins.v1.2+json', 'Content-Length': Buffer.byteLength(data) } },
+        {
+          socketPath: socket,
+          path,
+          method: 'POST',
+          agent,
+          headers: { Accept: 'application/vnd.docker.plugins.v1.2+json', 'Content-Length': Buffer.byteLength(data) }
+        },
         (res) => {
           let text = ''
           res.setEncoding('utf8')
@@ -192,7 +202,9 @@ interface RequestLine {
 const asRequestLine = (o: unknown): RequestLine[] => {
   if (typeof o !== 'object' || o === null) return []
   const r = o as { message?: unknown; op?: unknown; durationMs?: unknown }
-  return r.message === 'request' && typeof r.op === 'string' && typeof r.durationMs === 'number' ? [{ op: r.op, durationMs: r.durationMs }] : []
+  return r.message === 'request' && typeof r.op === 'string' && typeof r.durationMs === 'number'
+    ? [{ op: r.op, durationMs: r.durationMs }]
+    : []
 }
 
 /** `request` lines of the daemon's own JSON log. */
@@ -262,7 +274,13 @@ const ipamBench = async (label: string, socket: string, pool: string) => {
   try {
     const spaces = await call('/IpamDriver.GetDefaultAddressSpaces', {})
     const space = String(spaces.body['LocalDefaultAddressSpace'])
-    const p = await call('/IpamDriver.RequestPool', { AddressSpace: space, Pool: pool, SubPool: '', Options: {}, V6: false })
+    const p = await call('/IpamDriver.RequestPool', {
+      AddressSpace: space,
+      Pool: pool,
+      SubPool: '',
+      Options: {},
+      V6: false
+    })
     if (p.status !== 200) throw new Error(`${label}: RequestPool ${pool}: ${JSON.stringify(p.body)}`)
     const poolId = String(p.body['PoolID'])
     const req: number[] = []
@@ -288,8 +306,12 @@ const ipamBench = async (label: string, socket: string, pool: string) => {
     const wallS = Number(process.hrtime.bigint() - started) / 1e9
     const a = summarize(req)
     const b = summarize(rel)
-    console.log(`| ${label} | RequestAddress | ${a.n} | **${f(a.p50, 2)}** | ${f(a.p90, 2)} | **${f(a.p99, 2)}** | ${f(a.max, 2)} |`)
-    console.log(`| ${label} | ReleaseAddress | ${b.n} | ${f(b.p50, 2)} | ${f(b.p90, 2)} | ${f(b.p99, 2)} | ${f(b.max, 2)} |`)
+    console.log(
+      `| ${label} | RequestAddress | ${a.n} | **${f(a.p50, 2)}** | ${f(a.p90, 2)} | **${f(a.p99, 2)}** | ${f(a.max, 2)} |`
+    )
+    console.log(
+      `| ${label} | ReleaseAddress | ${b.n} | ${f(b.p50, 2)} | ${f(b.p90, 2)} | ${f(b.p99, 2)} | ${f(b.max, 2)} |`
+    )
     console.log(`| ${label} | request+release pairs/s | ${a.n + 50} | ${f((a.n + 50) / wallS, 0)} | | | |`)
   } finally {
     close()
@@ -300,13 +322,26 @@ const profile = (label: string, lines: ReadonlyArray<RequestLine>, runs: number)
   const byOp = new Map<string, number[]>()
   for (const l of lines) byOp.set(l.op, [...(byOp.get(l.op) ?? []), l.durationMs])
   const rows = [...byOp.entries()]
-    .map(([op, ds]) => ({ op, s: summarize(ds), perRun: ds.reduce((a, b) => a + b, 0) / runs, calls: ds.length / runs }))
+    .map(([op, ds]) => ({
+      op,
+      s: summarize(ds),
+      perRun: ds.reduce((a, b) => a + b, 0) / runs,
+      calls: ds.length / runs
+    }))
     .sort((a, b) => b.perRun - a.perRun)
   const total = rows.reduce((a, r) => a + r.perRun, 0)
   console.log(`\n${label}: plugin-side time per docker run (request log durationMs, ${runs} runs)`)
   console.log('| op | calls/run | median ms | p90 ms | ms per run | share |\n|---|---|---|---|---|---|')
-  for (const r of rows) console.log(`| ${r.op} | ${f(r.calls, 2)} | ${f(r.s.p50, 2)} | ${f(r.s.p90, 2)} | **${f(r.perRun, 2)}** | ${f((r.perRun / total) * 100, 0)}% |`)
-  console.log(`| total | ${f(rows.reduce((a, r) => a + r.calls, 0), 1)} | | | **${f(total, 1)}** | |`)
+  for (const r of rows)
+    console.log(
+      `| ${r.op} | ${f(r.calls, 2)} | ${f(r.s.p50, 2)} | ${f(r.s.p90, 2)} | **${f(r.perRun, 2)}** | ${f((r.perRun / total) * 100, 0)}% |`
+    )
+  console.log(
+    `| total | ${f(
+      rows.reduce((a, r) => a + r.calls, 0),
+      1
+    )} | | | **${f(total, 1)}** | |`
+  )
 }
 
 try {
@@ -340,15 +375,49 @@ try {
     { name: 'isthmus (managed plugin)', net: `${prefix}-im` }
   ]
   await mustDocker('network', 'create', '-d', 'bridge', '--subnet', '10.252.224.0/24', `${prefix}-br`)
-  await mustDocker('network', 'create', '-d', managedName, '--ipam-driver', managedName, '--subnet', '10.252.225.0/24', `${prefix}-im`)
+  await mustDocker(
+    'network',
+    'create',
+    '-d',
+    managedName,
+    '--ipam-driver',
+    managedName,
+    '--subnet',
+    '10.252.225.0/24',
+    `${prefix}-im`
+  )
   if (source !== undefined) {
-    await mustDocker('network', 'create', '-d', source.name, '--ipam-driver', source.name, '--subnet', '10.252.226.0/24', `${prefix}-is`)
+    await mustDocker(
+      'network',
+      'create',
+      '-d',
+      source.name,
+      '--ipam-driver',
+      source.name,
+      '--subnet',
+      '10.252.226.0/24',
+      `${prefix}-is`
+    )
     cases.push({ name: 'isthmus (source, startPlugin)', net: `${prefix}-is` })
   }
   if (WITH_FLOOR) {
     const floorName = `${prefix}-floor`
-    floor = await startFloorDriver({ socket: `/run/docker/plugins/${floorName}.sock`, net24: '10.252.230', tag: `f${prefix.slice(-5)}` })
-    await mustDocker('network', 'create', '-d', floorName, '--ipam-driver', floorName, '--subnet', '10.252.230.0/24', `${prefix}-fl`)
+    floor = await startFloorDriver({
+      socket: `/run/docker/plugins/${floorName}.sock`,
+      net24: '10.252.230',
+      tag: `f${prefix.slice(-5)}`
+    })
+    await mustDocker(
+      'network',
+      'create',
+      '-d',
+      floorName,
+      '--ipam-driver',
+      floorName,
+      '--subnet',
+      '10.252.230.0/24',
+      `${prefix}-fl`
+    )
     cases.push({ name: 'floor (do-nothing remote driver)', net: `${prefix}-fl` })
   }
 
@@ -364,21 +433,30 @@ try {
   for (let i = 0; i < ROUNDS; i++) {
     for (const c of shuffled()) samples.get(c.name)!.push(await timeDocker(runArgs(c.net)))
   }
-  const managedLines = dockerdLog === undefined ? [] : parseDockerdLines(readFrom(dockerdLog, dockerdLogOffset), managedId)
+  const managedLines =
+    dockerdLog === undefined ? [] : parseDockerdLines(readFrom(dockerdLog, dockerdLogOffset), managedId)
   const sourceLines = source === undefined ? [] : parseJsonLines(source.logs().slice(sourceLogOffset))
 
   const dv = (await mustDocker('version', '--format', '{{.Server.Version}}')).stdout.trim()
-  console.log(`isthmus CNM bench: dockerd ${dv}, node ${process.version}, load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`)
+  console.log(
+    `isthmus CNM bench: dockerd ${dv}, node ${process.version}, load ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}`
+  )
   console.log(
     `managed plugin: build ${(tBuild / 1000).toFixed(1)} s (rootfs ${(rootfsBytes / 1e6).toFixed(0)} MB), docker plugin create ${(tCreate / 1000).toFixed(1)} s, enable ${(tEnable / 1000).toFixed(1)} s`
   )
-  console.log(`\ndocker run --rm --net <net> ${image} busybox true: ${ROUNDS} interleaved rounds after ${WARMUP} warm-up (ms, whole CLI call)`)
+  console.log(
+    `\ndocker run --rm --net <net> ${image} busybox true: ${ROUNDS} interleaved rounds after ${WARMUP} warm-up (ms, whole CLI call)`
+  )
   console.log('| case | n | median | p90 | min | max | median - none |\n|---|---|---|---|---|---|---|')
   const st = new Map(cases.map((c) => [c.name, summarize(samples.get(c.name)!)]))
   const none = st.get(cases[0]!.name)!
   for (const c of cases) {
     const s = st.get(c.name)!
-    console.log(`| ${c.name} | ${s.n} | **${f(s.p50)}** | ${f(s.p90)} | ${f(s.min)} | ${f(s.max)} | ${c.net === 'none' ? '' : f(s.p50 - none.p50)} |`)
+    console.log(
+      `| ${c.name} | ${s.n} | **${f(s.p50)}** | ${f(s.p90)} | ${f(s.min)} | ${f(s.max)} | ${c.net === 'none' ? '' : f(s.p50 - none.p50)} |`
+    )
   }
   const bridge = st.get(cases[1]!.name)!
   const bridgeSamples = samples.get(cases[1]!.name)!
@@ -393,13 +471,18 @@ try {
     )
   }
 
-  console.log(`\nIPAM over the plugin socket: ${IPAM_CALLS} x (RequestAddress; ReleaseAddress), one keep-alive connection, after 50 warm-up (ms, client-side round trip)`)
+  console.log(
+    `\nIPAM over the plugin socket: ${IPAM_CALLS} x (RequestAddress; ReleaseAddress), one keep-alive connection, after 50 warm-up (ms, client-side round trip)`
+  )
   console.log('| plugin | call | n | p50 | p90 | p99 | max |\n|---|---|---|---|---|---|---|')
   await ipamBench('managed', managedSocket, '10.252.228.0/24')
   if (source !== undefined) await ipamBench('source', source.socket, '10.252.229.0/24')
 
   if (managedLines.length > 0) profile('isthmus (managed plugin)', managedLines, ROUNDS)
-  else console.log(`\nmanaged plugin profile: not available (${dockerdLog === undefined ? "dockerd's stderr is not a file" : 'no request lines found'})`)
+  else
+    console.log(
+      `\nmanaged plugin profile: not available (${dockerdLog === undefined ? "dockerd's stderr is not a file" : 'no request lines found'})`
+    )
   if (source !== undefined) profile('isthmus (source, startPlugin)', sourceLines, ROUNDS)
 } finally {
   await cleanup()

@@ -70,11 +70,15 @@ export const startFloorDriver = async ({ socket, net24, tag }: FloorOptions): Pr
     'Plugin.Activate': () => ({ Implements: ['NetworkDriver', 'IpamDriver'] }),
     'NetworkDriver.GetCapabilities': () => ({ Scope: 'local', ConnectivityScope: 'local' }),
     'IpamDriver.GetCapabilities': () => ({ RequiresMACAddress: false }),
-    'IpamDriver.GetDefaultAddressSpaces': () => ({ LocalDefaultAddressSpace: 'floor', GlobalDefaultAddressSpace: 'floor-global' }),
+    'IpamDriver.GetDefaultAddressSpaces': () => ({
+      LocalDefaultAddressSpace: 'floor',
+      GlobalDefaultAddressSpace: 'floor-global'
+    }),
     'IpamDriver.RequestPool': () => ({ PoolID: 'floor', Pool: `${net24}.0/24`, Data: {} }),
     'IpamDriver.RequestAddress': (b) => {
       const options = b['Options'] as Record<string, unknown> | null | undefined
-      if (options?.['RequestAddressType'] === 'com.docker.network.gateway') return { Address: `${gateway}/24`, Data: {} }
+      if (options?.['RequestAddressType'] === 'com.docker.network.gateway')
+        return { Address: `${gateway}/24`, Data: {} }
       next = next >= 254 ? 2 : next + 1
       return { Address: `${net24}.${next}/24`, Data: {} }
     },
@@ -126,7 +130,10 @@ export const startFloorDriver = async ({ socket, net24, tag }: FloorOptions): Pr
       const handler = handlers[(req.url ?? '').slice(1)]
       const reply = (status: number, body: object) => {
         const out = JSON.stringify(body)
-        res.writeHead(status, { 'Content-Type': 'application/vnd.docker.plugins.v1.2+json', 'Content-Length': Buffer.byteLength(out) })
+        res.writeHead(status, {
+          'Content-Type': 'application/vnd.docker.plugins.v1.2+json',
+          'Content-Length': Buffer.byteLength(out)
+        })
         res.end(out)
       }
       if (handler === undefined) return reply(404, { Err: `${req.url ?? ''} is not implemented` })

@@ -11,7 +11,21 @@
 // then:  docker plugin create isthmus:latest <outdir> && docker plugin enable isthmus:latest
 // Prints one JSON line: { outdir, bytes, files, ms }.
 import { execFileSync } from 'node:child_process'
-import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync
+} from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
@@ -27,7 +41,8 @@ const rootfs = join(outdir, 'rootfs')
 // Refuse to wipe something that is not a plugin directory of ours.
 if (existsSync(outdir)) {
   const entries = readdirSync(outdir)
-  if (entries.some((e) => e !== 'config.json' && e !== 'rootfs')) throw new Error(`${outdir} exists and is not a plugin directory`)
+  if (entries.some((e) => e !== 'config.json' && e !== 'rootfs'))
+    throw new Error(`${outdir} exists and is not a plugin directory`)
   rmSync(outdir, { recursive: true, force: true })
 }
 mkdirSync(rootfs, { recursive: true })
@@ -103,15 +118,22 @@ for (const cmd of ['ip', 'nsenter', 'mount']) copyWithLibs(which(cmd))
 // iptables: on Debian every name is a link (through /etc/alternatives) to one multi-call binary
 // that picks its mode from argv[0]. Copy the binary the host's choice points at, then make each
 // name a direct link to it; the binary loads its matches/targets from the xtables directory.
-for (const cmd of ['iptables-save', 'iptables-restore', 'ip6tables-save', 'ip6tables-restore', 'iptables', 'ip6tables']) copyWithLibs(which(cmd))
-for (const dir of ['/usr/lib/x86_64-linux-gnu/xtables', '/usr/lib/aarch64-linux-gnu/xtables', '/usr/lib/xtables', '/usr/lib64/xtables']) {
+for (const cmd of ['iptables-save', 'iptables-restore', 'ip6tables-save', 'ip6tables-restore', 'iptables', 'ip6tables'])
+  copyWithLibs(which(cmd))
+for (const dir of [
+  '/usr/lib/x86_64-linux-gnu/xtables',
+  '/usr/lib/aarch64-linux-gnu/xtables',
+  '/usr/lib/xtables',
+  '/usr/lib64/xtables'
+]) {
   if (!existsSync(dir)) continue
   for (const f of readdirSync(dir)) if (f.endsWith('.so')) copyWithLibs(join(dir, f))
 }
 
 // /etc: protocol and service names (iptables `-p tcp`), iproute2's tables. /etc/hosts and
 // /etc/resolv.conf are bind-mounted by dockerd (Network.Type is set); their mount points exist.
-for (const f of ['/etc/protocols', '/etc/services', '/etc/nsswitch.conf', '/etc/ethertypes']) if (existsSync(f)) copyHostFile(f)
+for (const f of ['/etc/protocols', '/etc/services', '/etc/nsswitch.conf', '/etc/ethertypes'])
+  if (existsSync(f)) copyHostFile(f)
 const copyTree = (dir) => {
   if (!existsSync(dir)) return
   for (const f of readdirSync(dir)) {
@@ -126,7 +148,8 @@ writeFileSync(join(rootfs, 'etc/hosts'), '')
 writeFileSync(join(rootfs, 'etc/resolv.conf'), '')
 writeFileSync(join(rootfs, 'etc/passwd'), 'root:x:0:0:root:/root:/usr/sbin/nologin\n')
 writeFileSync(join(rootfs, 'etc/group'), 'root:x:0:\n')
-for (const d of ['tmp', 'root', 'var/lib/isthmus', 'run/docker/plugins', 'proc', 'sys', 'dev']) mkdirSync(join(rootfs, d), { recursive: true })
+for (const d of ['tmp', 'root', 'var/lib/isthmus', 'run/docker/plugins', 'proc', 'sys', 'dev'])
+  mkdirSync(join(rootfs, d), { recursive: true })
 chmodSync(join(rootfs, 'tmp'), 0o1777)
 
 // ---------------------------------------------------------------------------------------------
@@ -146,11 +169,16 @@ await build({
   target: 'node20',
   format: 'esm',
   conditions: ['@isthmus/source'],
-  banner: { js: "import { createRequire as __isthmusCreateRequire } from 'node:module'; const require = __isthmusCreateRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __isthmusCreateRequire } from 'node:module'; const require = __isthmusCreateRequire(import.meta.url);"
+  },
   legalComments: 'none',
   logLevel: 'warning'
 })
-writeFileSync(join(rootfs, 'opt/isthmus/package.json'), `${JSON.stringify({ name: cliPkg.name, version: cliPkg.version, type: 'module', private: true }, null, 2)}\n`)
+writeFileSync(
+  join(rootfs, 'opt/isthmus/package.json'),
+  `${JSON.stringify({ name: cliPkg.name, version: cliPkg.version, type: 'module', private: true }, null, 2)}\n`
+)
 
 // dockerd stores a plugin's rootfs as a content-addressed layer and refuses to create a second
 // plugin whose layer already exists ("content sha256:…: already exists"): a build stamp makes

@@ -40,10 +40,17 @@ export const sharedCniNetwork = (
   return pipe(
     TE.fromEither(decodeWith(NetworkId, `option ${CNI_NETWORK_OPTION}`)(name)),
     TE.chain((id) => loadNetwork(id)(env)),
-    TE.mapLeft((e) => (isNotFound(e) ? invalidConfig(`option ${CNI_NETWORK_OPTION}=${name}: no CNI network of that name in this state directory`) : e)),
+    TE.mapLeft((e) =>
+      isNotFound(e)
+        ? invalidConfig(`option ${CNI_NETWORK_OPTION}=${name}: no CNI network of that name in this state directory`)
+        : e
+    ),
     TE.chain((n) => {
       const theirs = [...n.ipv4, ...n.ipv6]
-      return sameSet(subnets.map((s) => s.poolId), theirs.map((s) => s.poolId))
+      return sameSet(
+        subnets.map((s) => s.poolId),
+        theirs.map((s) => s.poolId)
+      )
         ? TE.right(n)
         : TE.left(
             invalidConfig(
@@ -55,12 +62,16 @@ export const sharedCniNetwork = (
 }
 
 /** What the Docker network takes over from the CNI network. */
-export const sharedSettings = (n: Network): Pick<NetworkSpec, 'ipMasquerade'> & Partial<Pick<NetworkSpec, 'bridge' | 'mtu'>> => ({
+export const sharedSettings = (
+  n: Network
+): Pick<NetworkSpec, 'ipMasquerade'> & Partial<Pick<NetworkSpec, 'bridge' | 'mtu'>> => ({
   ipMasquerade: n.ipMasquerade,
   ...(n.bridge === undefined ? {} : { bridge: n.bridge }),
   ...(n.mtu === undefined ? {} : { mtu: n.mtu })
 })
 
 /** Networks on the shared bridge use its subnets by design: not a clash. */
-export const onSharedBridge = (shared: Network | undefined) => (n: Network): boolean =>
-  shared !== undefined && n.bridge !== undefined && n.bridge === shared.bridge
+export const onSharedBridge =
+  (shared: Network | undefined) =>
+  (n: Network): boolean =>
+    shared !== undefined && n.bridge !== undefined && n.bridge === shared.bridge

@@ -179,6 +179,10 @@ export const startPluginServer = async (options: StartPluginServerOptions): Prom
   const on = options.listen
   if ('port' in on) return listenTcp(options, on, name)
   const socket = on.socket ?? join(PLUGIN_SOCKET_DIR, `${name}.sock`)
-  const served = await listen(createPluginApp(options), { socket, ...(on.mode === undefined ? {} : { mode: on.mode }) }, options.limits)
+  const served = await listen(
+    createPluginApp(options),
+    { socket, ...(on.mode === undefined ? {} : { mode: on.mode }) },
+    options.limits
+  )
   return { name, address: `unix://${socket}`, server: served.server, close: served.close }
 }

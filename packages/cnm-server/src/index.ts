@@ -4,7 +4,16 @@
  * plugin socket; `embeddedEnv` and `startPluginServer` run it inside an integrator's process
  * (docs/embedding.md). The wire protocol is exported on its own as `@isthmus/cnm-server/protocol`.
  */
-export { clearStaleSocket, createPluginApp, listen, pluginRoutes, DEFAULT_SOCKET, type ListenOn, type PluginDeps, type PluginServer } from './server.js'
+export {
+  clearStaleSocket,
+  createPluginApp,
+  listen,
+  pluginRoutes,
+  DEFAULT_SOCKET,
+  type ListenOn,
+  type PluginDeps,
+  type PluginServer
+} from './server.js'
 export { bugReply, bugText, errorReply, failureReply, type Api, type Reply } from './reply.js'
 export { boundedServer, SOCKET_LIMITS, type BoundedServer, type SocketLimits } from './sockets.js'
 export { BODY_LIMITS, type BodyLimits } from './body.js'
@@ -24,5 +33,17 @@ export {
 } from './embed.js'
 export { ADDRESS_SPACE_OPTION } from './protocol/IpamDriver.js'
 export { inspectRoutes, leasesAnswer, metricsAnswer, networksAnswer, type DaemonInfo } from './inspect.js'
-export { METRIC_PREFIX, pluginMetrics, registerProcessMetrics, registerStoreMetrics, type PluginMetrics } from './metrics.js'
-export { listenMetrics, metricsApp, parseMetricsAddr, type MetricsAddress, type MetricsServer } from './metricsServer.js'
+export {
+  METRIC_PREFIX,
+  pluginMetrics,
+  registerProcessMetrics,
+  registerStoreMetrics,
+  type PluginMetrics
+} from './metrics.js'
+export {
+  listenMetrics,
+  metricsApp,
+  parseMetricsAddr,
+  type MetricsAddress,
+  type MetricsServer
+} from './metricsServer.js'

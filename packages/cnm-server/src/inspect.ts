@@ -45,7 +45,10 @@ export const networksAnswer = (v: NetworksView): Inspect.NetworksResponse => ({
 })
 
 /** The `/IpamDriver.Metrics` answer. @category translations */
-export const metricsAnswer = (s: InspectSummary, requests: ReadonlyArray<Inspect.RequestCount>): Inspect.MetricsResponse => ({
+export const metricsAnswer = (
+  s: InspectSummary,
+  requests: ReadonlyArray<Inspect.RequestCount>
+): Inspect.MetricsResponse => ({
   requests,
   networks: s.networks,
   endpoints: s.endpoints,
@@ -66,7 +69,11 @@ const answer =
     codec.encode(a) as object
 
 /** The inspection routes over the store of `env`. @category constructors */
-export const inspectRoutes = (env: Pick<Env, 'store'>, about: DaemonInfo, metrics?: PluginMetrics): ReadonlyArray<Route> => {
+export const inspectRoutes = (
+  env: Pick<Env, 'store'>,
+  about: DaemonInfo,
+  metrics?: PluginMetrics
+): ReadonlyArray<Route> => {
   const get = (r: Route): Route => ({ ...r, allowGet: true })
   const configuration = about.configuration
   return [
@@ -80,7 +87,10 @@ export const inspectRoutes = (env: Pick<Env, 'store'>, about: DaemonInfo, metric
     ),
     get(
       route('IpamDriver', 'Networks', t.unknown, () =>
-        pipe(inspectNetworks(env), TE.map((v) => answer(Inspect.NetworksResponse)(networksAnswer(v))))
+        pipe(
+          inspectNetworks(env),
+          TE.map((v) => answer(Inspect.NetworksResponse)(networksAnswer(v)))
+        )
       )
     ),
     get(
@@ -107,6 +117,12 @@ export const inspectRoutes = (env: Pick<Env, 'store'>, about: DaemonInfo, metric
     ),
     ...(configuration === undefined
       ? []
-      : [get(route('IpamDriver', 'Configuration', t.unknown, () => TE.right<CoreError, object>(answer(Inspect.ConfigurationResponse)(configuration))))])
+      : [
+          get(
+            route('IpamDriver', 'Configuration', t.unknown, () =>
+              TE.right<CoreError, object>(answer(Inspect.ConfigurationResponse)(configuration))
+            )
+          )
+        ])
   ]
 }

@@ -84,7 +84,9 @@ const gatewayAsked = (req: Ipd.RequestAddressRequest, pool: Pool): TE.TaskEither
   const address = req.Address
   return gateway && pool.refs > 1 && address !== undefined && address !== pool.gateway
     ? TE.left(
-        invalidConfig(`subnet ${pool.subnet} is already used by another network, with gateway ${pool.gateway ?? 'none'}`)
+        invalidConfig(
+          `subnet ${pool.subnet} is already used by another network, with gateway ${pool.gateway ?? 'none'}`
+        )
       )
     : TE.right(gateway)
 }

@@ -53,7 +53,9 @@ export const pluginMetrics = (): PluginMetrics => {
     requests: async () => {
       const [counts, times] = await Promise.all([total.get(), duration.get()])
       const key = (l: Partial<Record<string, string | number>>) => `${String(l['op'])} ${String(l['outcome'])}`
-      const sums = new Map(times.values.filter((v) => v.metricName?.endsWith('_sum')).map((v) => [key(v.labels), v.value]))
+      const sums = new Map(
+        times.values.filter((v) => v.metricName?.endsWith('_sum')).map((v) => [key(v.labels), v.value])
+      )
       return counts.values
         .map((v) => ({
           op: String(v.labels['op']),
@@ -85,7 +87,12 @@ export const registerStoreMetrics = (registry: Registry, env: Pick<Env, 'store'>
     })
     return inflight
   }
-  const gauge = <L extends string>(name: string, help: string, labelNames: ReadonlyArray<L>, set: (g: Gauge<L>, s: InspectSummary) => void) =>
+  const gauge = <L extends string>(
+    name: string,
+    help: string,
+    labelNames: ReadonlyArray<L>,
+    set: (g: Gauge<L>, s: InspectSummary) => void
+  ) =>
     new Gauge<L>({
       name: `${METRIC_PREFIX}${name}`,
       help,
@@ -107,9 +114,14 @@ export const registerStoreMetrics = (registry: Registry, env: Pick<Env, 'store'>
   })
   gauge('networks', 'Networks in the store', [], (g, s) => g.set(s.networks))
   gauge('endpoints', 'Endpoints (live attachments, Docker and CNI) in the store', [], (g, s) => g.set(s.endpoints))
-  gauge('ipam_leases', 'Held addresses by holder: attachment, gateway, aux, runtime (not yet bound), orphan', ['holder'], (g, s) => {
-    for (const [holder, n] of Object.entries(s.leases)) g.set({ holder }, n)
-  })
+  gauge(
+    'ipam_leases',
+    'Held addresses by holder: attachment, gateway, aux, runtime (not yet bound), orphan',
+    ['holder'],
+    (g, s) => {
+      for (const [holder, n] of Object.entries(s.leases)) g.set({ holder }, n)
+    }
+  )
   gauge('ipam_pool_size', 'Addresses a pool may hand out (IPv6: approximate above 2^53)', ['pool'], (g, s) => {
     for (const p of s.pools) g.set({ pool: p.poolId }, Number(p.size))
   })
@@ -133,4 +145,5 @@ export const registerStoreMetrics = (registry: Registry, env: Pick<Env, 'store'>
 }
 
 /** Node's process metrics (CPU, memory, event loop lag, …), for a daemon that exports metrics. */
-export const registerProcessMetrics = (registry: Registry): void => collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX })
+export const registerProcessMetrics = (registry: Registry): void =>
+  collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX })

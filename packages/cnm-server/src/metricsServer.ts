@@ -40,7 +40,9 @@ export const parseMetricsAddr = (text: string): E.Either<string, MetricsAddress>
   const host = named === 'localhost' ? '127.0.0.1' : named
   return isLoopback(host)
     ? E.right({ host, port })
-    : E.left(`--metrics-addr ${text}: ${named} is not a loopback address; the metrics listener has no authentication, so it serves only 127.0.0.0/8 or [::1]`)
+    : E.left(
+        `--metrics-addr ${text}: ${named} is not a loopback address; the metrics listener has no authentication, so it serves only 127.0.0.0/8 or [::1]`
+      )
 }
 
 /** @category model */
@@ -58,7 +60,11 @@ export const metricsApp = (registry: Registry, store: Pick<Store, 'ping'>): expr
   app.get('/metrics', (_req: Request, res: Response) => {
     registry.metrics().then(
       (text) => res.status(200).type(registry.contentType).send(text),
-      (e: unknown) => res.status(500).type('text/plain').send(`${causeText(e)}\n`)
+      (e: unknown) =>
+        res
+          .status(500)
+          .type('text/plain')
+          .send(`${causeText(e)}\n`)
     )
   })
   app.get('/healthz', (_req: Request, res: Response) => {
@@ -70,7 +76,10 @@ export const metricsApp = (registry: Registry, store: Pick<Store, 'ping'>): expr
       .then((r) =>
         E.isRight(r)
           ? res.status(200).type('text/plain').send('ok\n')
-          : res.status(503).type('text/plain').send(`store unavailable: ${describe(r.left)}\n`)
+          : res
+              .status(503)
+              .type('text/plain')
+              .send(`store unavailable: ${describe(r.left)}\n`)
       )
   })
   app.use((req: Request, res: Response) => {
@@ -80,7 +89,11 @@ export const metricsApp = (registry: Registry, store: Pick<Store, 'ping'>): expr
 }
 
 /** Listen with the metrics app. Rejects with the listen error (address in use, …). */
-export const listenMetrics = async (at: MetricsAddress, registry: Registry, store: Pick<Store, 'ping'>): Promise<MetricsServer> => {
+export const listenMetrics = async (
+  at: MetricsAddress,
+  registry: Registry,
+  store: Pick<Store, 'ping'>
+): Promise<MetricsServer> => {
   const app = metricsApp(registry, store)
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(at.port, at.host)

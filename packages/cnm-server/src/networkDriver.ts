@@ -97,7 +97,10 @@ const overlapWith = (
     for (const theirs of [...n.ipv4, ...n.ipv6]) {
       const mine = subnets.find((r) => r.subnet !== undefined && overlaps(r.subnet, theirs.subnet))
       if (mine?.subnet !== undefined) {
-        const why = n.addressSpace === space ? '' : ` (address space ${n.addressSpace}; this dataplane routes every subnet on the host)`
+        const why =
+          n.addressSpace === space
+            ? ''
+            : ` (address space ${n.addressSpace}; this dataplane routes every subnet on the host)`
         return invalidConfig(`subnet ${mine.subnet} overlaps ${theirs.subnet} of network ${n.name} on this host${why}`)
       }
     }
@@ -113,7 +116,11 @@ const overlapWith = (
 const SUBNETS_LOCK = 'network-subnets'
 
 /** The address space a network lands in: its pools', else the one it names, else the default. */
-const spaceOf = (subnets: ReadonlyArray<SubnetRequest>, pools: ReadonlyArray<Pool>, named: AddressSpace | undefined): AddressSpace =>
+const spaceOf = (
+  subnets: ReadonlyArray<SubnetRequest>,
+  pools: ReadonlyArray<Pool>,
+  named: AddressSpace | undefined
+): AddressSpace =>
   pools.find((p) => subnets.some((r) => r.poolId === p.id))?.addressSpace ?? named ?? DEFAULT_LOCAL_SPACE
 
 /** The network to create, from the request, its options and the subnets Docker's IPAM chose. */
@@ -226,9 +233,8 @@ export const createEndpoint =
         })(env)
       ),
       // Fill only what dockerd left empty: echoing a field it set fails the call.
-      TE.map(
-        (ep): Nd.CreateEndpointResponse =>
-          mac === undefined && ep.mac !== undefined ? { Interface: { MacAddress: ep.mac } } : {}
+      TE.map((ep): Nd.CreateEndpointResponse =>
+        mac === undefined && ep.mac !== undefined ? { Interface: { MacAddress: ep.mac } } : {}
       )
     )
   }

@@ -56,7 +56,8 @@ const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 export const shown = (s: string, max = 64): string =>
   s.length <= max && /^[\x21-\x7e]+$/.test(s) ? s : JSON.stringify(s.length > max ? `${s.slice(0, max)}…` : s)
 
-const kindOf = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'an object' : `a ${typeof v}`)
+const kindOf = (v: unknown): string =>
+  v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'an object' : `a ${typeof v}`
 
 /**
  * The `-o` options as strings. dockerd sends strings; a number or boolean from another client
@@ -65,7 +66,10 @@ const kindOf = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ?
  */
 const genericOptions = (raw: unknown): E.Either<CoreError, Record<string, string>> => {
   if (raw === undefined || raw === null) return E.right({})
-  if (!isRecord(raw)) return E.left(invalidConfig(`option com.docker.network.generic must be an object of -o key=value options, got ${kindOf(raw)}`))
+  if (!isRecord(raw))
+    return E.left(
+      invalidConfig(`option com.docker.network.generic must be an object of -o key=value options, got ${kindOf(raw)}`)
+    )
   const generic: Record<string, string> = {}
   for (const [k, v] of Object.entries(raw)) {
     if (typeof v === 'string') generic[k] = v
@@ -95,7 +99,10 @@ export const staticRoutes = (generic: Readonly<Record<string, string>>): E.Eithe
   const opt = pick(generic, OPT.routes)
   if (opt === undefined) return E.right([])
   const out: Route[] = []
-  for (const entry of opt[1].split(',').map((e) => e.trim()).filter((e) => e !== '')) {
+  for (const entry of opt[1]
+    .split(',')
+    .map((e) => e.trim())
+    .filter((e) => e !== '')) {
     const [dst, via, gw, ...rest] = entry.split(/\s+/)
     const d = Subnet.decode(dst)
     const g = gw === undefined ? undefined : IpAddress.decode(gw)
@@ -146,14 +153,23 @@ export const networkOptions = (options: Options): E.Either<CoreError, NetworkOpt
   const prefixOpt = pick(generic, OPT.ifacePrefix)
   const ifacePrefix = prefixOpt?.[1] ?? 'eth'
   if (!/^[a-zA-Z][a-zA-Z0-9_-]{0,9}$/.test(ifacePrefix)) {
-    return E.left(invalidConfig(`option ${OPT.ifacePrefix[0]}=${shown(ifacePrefix)} must be a letter and up to 9 letters, digits, _ or -`))
+    return E.left(
+      invalidConfig(
+        `option ${OPT.ifacePrefix[0]}=${shown(ifacePrefix)} must be a letter and up to 9 letters, digits, _ or -`
+      )
+    )
   }
 
   const spaceOpt = pick(generic, OPT.addressSpace)
   let addressSpace: AddressSpace | undefined
   if (spaceOpt !== undefined) {
     const d = AddressSpace.decode(spaceOpt[1])
-    if (E.isLeft(d)) return E.left(invalidConfig(`option ${spaceOpt[0]}=${shown(spaceOpt[1])} must be an address space name (letters, digits, _ . -)`))
+    if (E.isLeft(d))
+      return E.left(
+        invalidConfig(
+          `option ${spaceOpt[0]}=${shown(spaceOpt[1])} must be an address space name (letters, digits, _ . -)`
+        )
+      )
     addressSpace = d.right
   }
   const routes = staticRoutes(generic)
@@ -200,7 +216,11 @@ export const portMappings = (
     if (end !== 0 && end < hostPort) return refuse(i, 'HostPortEnd', `${end} is below HostPort ${hostPort}`)
     const hostIp = m.HostIP === undefined || m.HostIP === '' ? undefined : m.HostIP
     if (hostIp !== undefined && families.size > 0 && !families.has(familyOf(hostIp))) {
-      return refuse(i, 'HostIP', `${hostIp} is an IPv${familyOf(hostIp)} address, and the endpoint has none of that family`)
+      return refuse(
+        i,
+        'HostIP',
+        `${hostIp} is an IPv${familyOf(hostIp)} address, and the endpoint has none of that family`
+      )
     }
     if (m.IP !== undefined && m.IP !== '' && hostIp !== undefined && familyOf(m.IP) !== familyOf(hostIp)) {
       return refuse(i, 'HostIP', `${hostIp} and IP ${m.IP} are of different address families`)

@@ -144,7 +144,9 @@ export const buildApp = (routes: ReadonlyArray<Route>, log: Logger, options: App
   // Only a method's body is read: a path no method serves is a 404 whatever its body. Size and
   // depth are checked on the raw bytes before the JSON is parsed (body.ts).
   const readBody = boundedJson(limits)
-  app.use((req: Request, res: Response, next: NextFunction) => (table.has(req.path) ? readBody(req, res, next) : next()))
+  app.use((req: Request, res: Response, next: NextFunction) =>
+    table.has(req.path) ? readBody(req, res, next) : next()
+  )
 
   // A handler that throws or rejects is a bug: its stack goes to the log, the caller gets one
   // sentence in the protocol's own form, and the daemon goes on serving.
@@ -176,7 +178,14 @@ export const buildApp = (routes: ReadonlyArray<Route>, log: Logger, options: App
       const failure = errorReply(r.api, result.left)
       reply(res, failure.status, failure.body)
       observe({ op, outcome: 'error', durationMs })
-      log.info('request', { op, ...idsOf(body), durationMs, outcome: 'error', error: result.left._tag, detail: describe(result.left) })
+      log.info('request', {
+        op,
+        ...idsOf(body),
+        durationMs,
+        outcome: 'error',
+        error: result.left._tag,
+        detail: describe(result.left)
+      })
       log.debug('payload', { op, request: body, response: failure.body })
     }
   }
@@ -191,7 +200,11 @@ export const buildApp = (routes: ReadonlyArray<Route>, log: Logger, options: App
     if (req.method === 'POST') return serve(r, op, req.body === undefined ? {} : req.body, res)
     if (req.method === 'GET' && r.allowGet === true) return serve(r, op, { ...req.query }, res)
     // a method that exists, asked the wrong way: not a 404, which dockerd reads as "not implemented"
-    const answer = failureReply(r.api, 405, `${op} answers POST${r.allowGet === true ? ' and GET' : ''}, not ${req.method}`)
+    const answer = failureReply(
+      r.api,
+      405,
+      `${op} answers POST${r.allowGet === true ? ' and GET' : ''}, not ${req.method}`
+    )
     reply(res, answer.status, answer.body)
     observe({ op, outcome: 'error', durationMs: since(res.locals['started'] as bigint) })
   })

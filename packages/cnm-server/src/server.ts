@@ -61,7 +61,9 @@ export interface PluginServer {
 // A socket file nobody answers on is left by a killed daemon: replace it. One that answers
 // belongs to a running daemon: refuse, rather than steal its clients.
 export const clearStaleSocket = async (path: string): Promise<void> => {
-  const st = await lstat(path).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)))
+  const st = await lstat(path).catch((e: NodeJS.ErrnoException) =>
+    e.code === 'ENOENT' ? undefined : Promise.reject(e)
+  )
   if (st === undefined) return
   if (!st.isSocket()) throw new Error(`${path} exists and is not a socket`)
   const alive = await new Promise<boolean>((resolve) => {
@@ -80,7 +82,11 @@ export const clearStaleSocket = async (path: string): Promise<void> => {
  * Listen with `app`, within `limits` (sockets.ts). Rejects with a plain Error naming the problem
  * (the bin prints it).
  */
-export const listen = async (app: express.Express, on: ListenOn, limits: SocketLimits = SOCKET_LIMITS): Promise<PluginServer> => {
+export const listen = async (
+  app: express.Express,
+  on: ListenOn,
+  limits: SocketLimits = SOCKET_LIMITS
+): Promise<PluginServer> => {
   if ('socket' in on) {
     await mkdir(dirname(on.socket), { recursive: true })
     await clearStaleSocket(on.socket)

@@ -78,15 +78,31 @@ const plugin = async (routesSubnetsOnHost: boolean) => {
 describe('address spaces (RequestPool, CreateNetwork)', () => {
   it('puts a pool in the space --ipam-opt address-space names, and refuses a bad name', async () => {
     const p = await plugin(true)
-    const a = await p.call('/IpamDriver.RequestPool', { AddressSpace: 'isthmus-local', Pool: SUBNET, Options: { 'address-space': 'tenant-a' } })
-    const b = await p.call('/IpamDriver.RequestPool', { AddressSpace: 'isthmus-local', Pool: SUBNET, Options: { 'address-space': 'tenant-b' } })
+    const a = await p.call('/IpamDriver.RequestPool', {
+      AddressSpace: 'isthmus-local',
+      Pool: SUBNET,
+      Options: { 'address-space': 'tenant-a' }
+    })
+    const b = await p.call('/IpamDriver.RequestPool', {
+      AddressSpace: 'isthmus-local',
+      Pool: SUBNET,
+      Options: { 'address-space': 'tenant-b' }
+    })
     assert.deepEqual([a.status, a.body['PoolID'], a.body['Pool']], [200, `tenant-a/${SUBNET}`, SUBNET])
     assert.deepEqual([b.status, b.body['PoolID']], [200, `tenant-b/${SUBNET}`])
     // overlapping pools within one space stay refused by the IPAM itself
-    const overlap = await p.call('/IpamDriver.RequestPool', { AddressSpace: 'isthmus-local', Pool: '10.243.7.128/25', Options: { 'address-space': 'tenant-a' } })
+    const overlap = await p.call('/IpamDriver.RequestPool', {
+      AddressSpace: 'isthmus-local',
+      Pool: '10.243.7.128/25',
+      Options: { 'address-space': 'tenant-a' }
+    })
     assert.equal(overlap.status, 500)
     assert.equal(overlap.body['Error'], `pool 10.243.7.128/25 overlaps pool ${SUBNET} in address space tenant-a`)
-    const bad = await p.call('/IpamDriver.RequestPool', { AddressSpace: 'isthmus-local', Pool: SUBNET, Options: { 'address-space': 'a/b' } })
+    const bad = await p.call('/IpamDriver.RequestPool', {
+      AddressSpace: 'isthmus-local',
+      Pool: SUBNET,
+      Options: { 'address-space': 'a/b' }
+    })
     assert.equal(bad.status, 400)
     assert.match(String(bad.body['Err']), /Options\.address-space/)
   })
@@ -98,10 +114,10 @@ describe('address spaces (RequestPool, CreateNetwork)', () => {
     assert.deepEqual([a.step, a.status, b.step, b.status], ['CreateNetwork', 200, 'CreateNetwork', 200])
     const stored = await p.env.store.networks.list()()
     assert.ok(stored._tag === 'Right')
-    assert.deepEqual(
-      stored.right.map((n) => `${n.addressSpace} ${n.ipv4[0]?.subnet} ${n.ipv4[0]?.poolId}`).sort(),
-      [`tenant-a ${SUBNET} tenant-a/${SUBNET}`, `tenant-b ${SUBNET} tenant-b/${SUBNET}`]
-    )
+    assert.deepEqual(stored.right.map((n) => `${n.addressSpace} ${n.ipv4[0]?.subnet} ${n.ipv4[0]?.poolId}`).sort(), [
+      `tenant-a ${SUBNET} tenant-a/${SUBNET}`,
+      `tenant-b ${SUBNET} tenant-b/${SUBNET}`
+    ])
   })
 
   it('refuses the same subnet in one space whatever the dataplane (an identical RequestPool shares the pool)', async () => {
@@ -110,7 +126,10 @@ describe('address spaces (RequestPool, CreateNetwork)', () => {
       assert.equal((await p.network('a', 'tenant-a')).status, 200)
       const again = await p.network('a2', 'tenant-a')
       assert.deepEqual([again.step, again.status], ['CreateNetwork', 500], `routesSubnetsOnHost ${routes}`)
-      assert.match(String(again.body['Err']), new RegExp(`^invalid configuration: subnet ${SUBNET} overlaps ${SUBNET} of network \\w+ on this host$`))
+      assert.match(
+        String(again.body['Err']),
+        new RegExp(`^invalid configuration: subnet ${SUBNET} overlaps ${SUBNET} of network \\w+ on this host$`)
+      )
     }
   })
 
@@ -119,12 +138,19 @@ describe('address spaces (RequestPool, CreateNetwork)', () => {
     assert.equal((await p.network('a', 'tenant-a')).status, 200)
     const b = await p.network('b', 'tenant-b')
     assert.deepEqual([b.step, b.status], ['CreateNetwork', 500])
-    assert.match(String(b.body['Err']), /overlaps 10\.243\.7\.0\/24 of network \w+ on this host \(address space tenant-a; this dataplane routes every subnet on the host\)/)
+    assert.match(
+      String(b.body['Err']),
+      /overlaps 10\.243\.7\.0\/24 of network \w+ on this host \(address space tenant-a; this dataplane routes every subnet on the host\)/
+    )
   })
 
   it('refuses a network that names no space for a subnet its IPAM holds only in another space', async () => {
     const p = await plugin(false)
-    const pool = await p.call('/IpamDriver.RequestPool', { AddressSpace: 'isthmus-local', Pool: SUBNET, Options: { 'address-space': 'tenant-a' } })
+    const pool = await p.call('/IpamDriver.RequestPool', {
+      AddressSpace: 'isthmus-local',
+      Pool: SUBNET,
+      Options: { 'address-space': 'tenant-a' }
+    })
     const r = await p.call('/NetworkDriver.CreateNetwork', {
       NetworkID: dockerId('nospace'),
       Options: { 'com.docker.network.generic': {} },
@@ -152,12 +178,18 @@ describe('address spaces (RequestPool, CreateNetwork)', () => {
     const p = await plugin(true)
     const bad = await p.network('bad', 'tenant-a', { routes: '10.9.0.0/16 through 10.243.7.1' })
     assert.equal(bad.status, 500)
-    assert.match(String(bad.body['Err']), /option routes entry "10\.9\.0\.0\/16 through 10\.243\.7\.1" must be <subnet> or <subnet> via <address>/)
+    assert.match(
+      String(bad.body['Err']),
+      /option routes entry "10\.9\.0\.0\/16 through 10\.243\.7\.1" must be <subnet> or <subnet> via <address>/
+    )
     const ok = await p.network('ok', 'tenant-b', { routes: '10.9.0.0/16 via 10.243.7.254, 10.8.0.0/24' })
     assert.equal(ok.status, 200)
     const ip = await p.call('/IpamDriver.RequestAddress', { PoolID: ok.poolId, Address: '10.243.7.5', Options: null })
     const ep = { NetworkID: dockerId('ok'), EndpointID: dockerId('ep') }
-    assert.equal((await p.call('/NetworkDriver.CreateEndpoint', { ...ep, Interface: { Address: ip.body['Address'] } })).status, 200)
+    assert.equal(
+      (await p.call('/NetworkDriver.CreateEndpoint', { ...ep, Interface: { Address: ip.body['Address'] } })).status,
+      200
+    )
     const joined = await p.call('/NetworkDriver.Join', { ...ep, SandboxKey: '/var/run/docker/netns/abc' })
     assert.equal(joined.status, 200)
     assert.deepEqual(joined.body['StaticRoutes'], [
@@ -174,14 +206,20 @@ describe('startPluginServer', () => {
   for (const format of ['spec', 'json'] as const) {
     it(`serves on 127.0.0.1 and writes the .${format} discovery file dockerd reads, removed at close`, async () => {
       const specDir = join(await tempDir(), 'plugins')
-      const p = await startPluginServer({ ...env(), pluginName: 'embedtest', listen: { port: 0, specDir, specFormat: format } })
+      const p = await startPluginServer({
+        ...env(),
+        pluginName: 'embedtest',
+        listen: { port: 0, specDir, specFormat: format }
+      })
       const port = Number(/:(\d+)$/.exec(p.address)?.[1])
       assert.match(p.address, /^tcp:\/\/127\.0\.0\.1:\d+$/)
       assert.equal(p.specFile, join(specDir, `embedtest.${format}`))
       const text = await readFile(p.specFile!, 'utf8')
       assert.equal(
         text,
-        format === 'spec' ? `tcp://127.0.0.1:${port}\n` : `${JSON.stringify({ Name: 'embedtest', Addr: `http://127.0.0.1:${port}` })}\n`
+        format === 'spec'
+          ? `tcp://127.0.0.1:${port}\n`
+          : `${JSON.stringify({ Name: 'embedtest', Addr: `http://127.0.0.1:${port}` })}\n`
       )
       assert.deepEqual(await readdir(specDir), [`embedtest.${format}`], 'no temp file left')
       const r = await fetch(`http://127.0.0.1:${port}/Plugin.Activate`, { method: 'POST' })
@@ -199,6 +237,9 @@ describe('startPluginServer', () => {
     assert.equal((await pluginCall(socket, '/Plugin.Activate')).status, 200)
     await p.close()
     await assert.rejects(stat(socket), /ENOENT/)
-    await assert.rejects(startPluginServer({ ...env(), pluginName: '../etc', listen: { socket } }), /invalid plugin name/)
+    await assert.rejects(
+      startPluginServer({ ...env(), pluginName: '../etc', listen: { socket } }),
+      /invalid plugin name/
+    )
   })
 })

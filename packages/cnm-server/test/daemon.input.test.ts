@@ -67,12 +67,20 @@ describe('the daemon under hostile input', { timeout: 180_000 }, () => {
     const net = made.network(hexId())
 
     // the finding of the issue: ~10 KB, a 5,000-deep array under com.docker.network.generic
-    const nested = await post('/NetworkDriver.CreateNetwork', withDeep(networkBody(net, subnet(0), { x: '<<DEEP>>' }), 5_000))
+    const nested = await post(
+      '/NetworkDriver.CreateNetwork',
+      withDeep(networkBody(net, subnet(0), { x: '<<DEEP>>' }), 5_000)
+    )
     assertProtocolShaped('/NetworkDriver.CreateNetwork', true, nested)
-    assert.deepEqual({ status: nested.status, body: JSON.parse(nested.text) }, {
-      status: 400,
-      body: { Err: 'invalid NetworkDriver.CreateNetwork request: the request body nests arrays and objects deeper than 16 levels (the limit)' }
-    })
+    assert.deepEqual(
+      { status: nested.status, body: JSON.parse(nested.text) },
+      {
+        status: 400,
+        body: {
+          Err: 'invalid NetworkDriver.CreateNetwork request: the request body nests arrays and objects deeper than 16 levels (the limit)'
+        }
+      }
+    )
     await stillServing()
 
     const proto = await post(
@@ -84,23 +92,40 @@ describe('the daemon under hostile input', { timeout: 180_000 }, () => {
     await stillServing()
 
     // the same depth at an IpamDriver method: Err and Error
-    const ipam = await post('/IpamDriver.RequestPool', `{"AddressSpace":"LocalDefault","Options":${deepArrayText(5_000)}}`)
+    const ipam = await post(
+      '/IpamDriver.RequestPool',
+      `{"AddressSpace":"LocalDefault","Options":${deepArrayText(5_000)}}`
+    )
     assertProtocolShaped('/IpamDriver.RequestPool', true, ipam)
     assert.equal(ipam.status, 400)
 
     // 300 KB: past the 256 KiB limit, which still holds Docker's largest body (next test)
-    const huge = await post('/NetworkDriver.CreateNetwork', JSON.stringify(networkBody(net, subnet(0), { x: 'a'.repeat(300_000) })))
+    const huge = await post(
+      '/NetworkDriver.CreateNetwork',
+      JSON.stringify(networkBody(net, subnet(0), { x: 'a'.repeat(300_000) }))
+    )
     assertProtocolShaped('/NetworkDriver.CreateNetwork', true, huge)
     assert.equal(huge.status, 400)
-    assert.match(JSON.parse(huge.text).Err, /^invalid NetworkDriver\.CreateNetwork request: the request body of \d+ bytes is larger than 262144 bytes \(the limit\)$/)
+    assert.match(
+      JSON.parse(huge.text).Err,
+      /^invalid NetworkDriver\.CreateNetwork request: the request body of \d+ bytes is larger than 262144 bytes \(the limit\)$/
+    )
     await stillServing()
 
     // nested below the limit: reaches the option decoder, which refuses it by name (never stringifies)
     const shallow = await call('/NetworkDriver.CreateNetwork', networkBody(net, subnet(0), { x: [[[[[[1]]]]]] }))
-    assert.deepEqual(shallow, { status: 500, body: { Err: 'invalid configuration: option x must be a string, got a list' } })
+    assert.deepEqual(shallow, {
+      status: 500,
+      body: { Err: 'invalid configuration: option x must be a string, got a list' }
+    })
 
     // truncated JSON, random bytes, JSON that is not an object
-    for (const text of [JSON.stringify(networkBody(net, subnet(0))).slice(0, 40), '\u0000\u00ff{]', '"a string"', '[1,2]']) {
+    for (const text of [
+      JSON.stringify(networkBody(net, subnet(0))).slice(0, 40),
+      '\u0000\u00ff{]',
+      '"a string"',
+      '[1,2]'
+    ]) {
       const r = await post('/NetworkDriver.CreateNetwork', text)
       assertProtocolShaped('/NetworkDriver.CreateNetwork', true, r)
       assert.equal(r.status, 400, `${JSON.stringify(text)}: ${r.text}`)
@@ -123,7 +148,10 @@ describe('the daemon under hostile input', { timeout: 180_000 }, () => {
     assert.equal(created.status, 200, created.text)
     const stored = (await readState(plugin.stateDir)).endpoints.find((e) => e.id === ep)
     assert.equal(stored?.portMappings.length, 1_001)
-    assert.deepEqual(await call('/NetworkDriver.DeleteEndpoint', { NetworkID: net, EndpointID: ep }), { status: 200, body: {} })
+    assert.deepEqual(await call('/NetworkDriver.DeleteEndpoint', { NetworkID: net, EndpointID: ep }), {
+      status: 200,
+      body: {}
+    })
     assert.deepEqual(await call('/NetworkDriver.DeleteNetwork', { NetworkID: net }), { status: 200, body: {} })
   })
 
@@ -159,9 +187,15 @@ describe('the daemon under hostile input', { timeout: 180_000 }, () => {
     assert.equal((await call('/IpamDriver.Leases')).status, 200)
     // and the network itself takes a good endpoint and lets it go
     const good = made.endpoint(a, hexId())
-    const r = await call('/NetworkDriver.CreateEndpoint', endpointBody(a, good, addr, [binding(80, 18_080, { HostIP: '127.0.0.1' })]))
+    const r = await call(
+      '/NetworkDriver.CreateEndpoint',
+      endpointBody(a, good, addr, [binding(80, 18_080, { HostIP: '127.0.0.1' })])
+    )
     assert.equal(r.status, 200, JSON.stringify(r.body))
-    assert.deepEqual(await call('/NetworkDriver.DeleteEndpoint', { NetworkID: a, EndpointID: good }), { status: 200, body: {} })
+    assert.deepEqual(await call('/NetworkDriver.DeleteEndpoint', { NetworkID: a, EndpointID: good }), {
+      status: 200,
+      body: {}
+    })
     assert.deepEqual(await call('/NetworkDriver.DeleteNetwork', { NetworkID: a }), { status: 200, body: {} })
     assert.deepEqual(await linksOf(good), [])
     await stillServing()
@@ -171,16 +205,32 @@ describe('the daemon under hostile input', { timeout: 180_000 }, () => {
     const a = made.network(hexId())
     const b = made.network(hexId())
     const bridge = `${prefix.replace('-', '')}s`
-    assert.equal((await call('/NetworkDriver.CreateNetwork', networkBody(a, subnet(4), { 'com.docker.network.bridge.name': bridge }))).status, 200)
+    assert.equal(
+      (
+        await call(
+          '/NetworkDriver.CreateNetwork',
+          networkBody(a, subnet(4), { 'com.docker.network.bridge.name': bridge })
+        )
+      ).status,
+      200
+    )
     // without subnets too: the bridge alone is what clashes
     for (const subnets of [[subnet(5)], []]) {
-      const body = { ...networkBody(b, subnet(5), { 'com.docker.network.bridge.name': bridge }), IPv4Data: subnets.map((s) => networkBody(b, s).IPv4Data[0]) }
+      const body = {
+        ...networkBody(b, subnet(5), { 'com.docker.network.bridge.name': bridge }),
+        IPv4Data: subnets.map((s) => networkBody(b, s).IPv4Data[0])
+      }
       assert.deepEqual(await call('/NetworkDriver.CreateNetwork', body), {
         status: 500,
-        body: { Err: `invalid configuration: bridge ${bridge} is already the bridge of network ${a.slice(0, 12)} (${a}); name another bridge or remove that network first` }
+        body: {
+          Err: `invalid configuration: bridge ${bridge} is already the bridge of network ${a.slice(0, 12)} (${a}); name another bridge or remove that network first`
+        }
       })
     }
-    assert.deepEqual((await readState(plugin.stateDir)).networks.filter((n) => n.bridge === bridge).map((n) => n.id), [a])
+    assert.deepEqual(
+      (await readState(plugin.stateDir)).networks.filter((n) => n.bridge === bridge).map((n) => n.id),
+      [a]
+    )
     assert.ok((await hostLinks()).includes(bridge), 'the first network keeps its bridge')
     assert.deepEqual(await call('/NetworkDriver.DeleteNetwork', { NetworkID: a }), { status: 200, body: {} })
     await stillServing()
@@ -190,8 +240,15 @@ describe('the daemon under hostile input', { timeout: 180_000 }, () => {
     const rulesBefore = await ownedRulesUnder(plugin.chainPrefix)
     for (const [i, name] of ['zz+', 'a!b', '-x'].entries()) {
       const r = await docker(
-        'network', 'create', '-d', plugin.name, '--subnet', subnet(10 + i),
-        '-o', `com.docker.network.bridge.name=${name}`, `${prefix}-br${i}`
+        'network',
+        'create',
+        '-d',
+        plugin.name,
+        '--subnet',
+        subnet(10 + i),
+        '-o',
+        `com.docker.network.bridge.name=${name}`,
+        `${prefix}-br${i}`
       )
       assert.notEqual(r.code, 0, `${name} was accepted`)
       assert.equal(
@@ -202,7 +259,12 @@ describe('the daemon under hostile input', { timeout: 180_000 }, () => {
       assert.deepEqual(await rulesNamingInterface(name), [], `no rule naming ${name}`)
     }
     assert.deepEqual(await ownedRulesUnder(plugin.chainPrefix), rulesBefore)
-    assert.deepEqual((await readState(plugin.stateDir)).networks.filter((n) => n.bridge !== undefined && ['zz+', 'a!b', '-x'].includes(n.bridge)), [])
+    assert.deepEqual(
+      (await readState(plugin.stateDir)).networks.filter(
+        (n) => n.bridge !== undefined && ['zz+', 'a!b', '-x'].includes(n.bridge)
+      ),
+      []
+    )
     await stillServing()
   })
 })

@@ -6,7 +6,17 @@
 import { strict as assert } from 'node:assert'
 import { rm } from 'node:fs/promises'
 import { after, describe, it } from 'node:test'
-import { bridgePorts, hostLinks, linkExists, pluginCall, run, startPlugin, uniquePrefix, waitUntil, type PluginProcess } from '@isthmus/testkit'
+import {
+  bridgePorts,
+  hostLinks,
+  linkExists,
+  pluginCall,
+  run,
+  startPlugin,
+  uniquePrefix,
+  waitUntil,
+  type PluginProcess
+} from '@isthmus/testkit'
 import { createEndpoint, createNetwork, join, leave, removeNetwork } from './support/cnmCalls.js'
 import { dockerId } from './support/harness.js'
 import { ownedRulesUnder } from './support/protocol.js'
@@ -58,47 +68,83 @@ describe('Docker teardown calls lost while the daemon was down (real daemon, rea
     await createEndpoint(socket, c)
     await join(socket, c)
     await leave(socket, c)
-    assert.equal((await pluginCall(socket, '/NetworkDriver.DeleteEndpoint', { NetworkID: networkId, EndpointID: c.id })).status, 200)
+    assert.equal(
+      (await pluginCall(socket, '/NetworkDriver.DeleteEndpoint', { NetworkID: networkId, EndpointID: c.id })).status,
+      200
+    )
     await plugin.kill('SIGKILL')
     await plugin.start()
     const before = summary(await readState(plugin.stateDir))
     assert.equal(before.endpoints.length, 2, 'a and b are still stored')
-    assert.equal(before.leases.filter((l) => l.includes('"kind":"runtime"')).length, 1, `c's address is still Docker's: ${before.leases.join(', ')}`)
+    assert.equal(
+      before.leases.filter((l) => l.includes('"kind":"runtime"')).length,
+      1,
+      `c's address is still Docker's: ${before.leases.join(', ')}`
+    )
 
     // docker network rm, as dockerd sends it: every call answers success.
     await removeNetwork(socket, { id: networkId, poolId: net.poolId, gateway: net.gateway })
 
-    assert.deepEqual(summary(await readState(plugin.stateDir)), { networks: [], endpoints: [], sandboxes: [], pools: [], leases: [] })
+    assert.deepEqual(summary(await readState(plugin.stateDir)), {
+      networks: [],
+      endpoints: [],
+      sandboxes: [],
+      pools: [],
+      leases: []
+    })
     // the pairs' removals run after the answers (deferred): they are gone within moments
-    await waitUntil('the links of a, b and the bridge to go', async () => {
-      const links = await hostLinks()
-      return [aLink, bLink, bridge].every((l) => !links.includes(l))
-    }, 5_000, 50)
+    await waitUntil(
+      'the links of a, b and the bridge to go',
+      async () => {
+        const links = await hostLinks()
+        return [aLink, bLink, bridge].every((l) => !links.includes(l))
+      },
+      5_000,
+      50
+    )
     assert.deepEqual(await ownedRulesUnder(plugin.chainPrefix), [])
   })
 
   it("a bridge whose CreateNetwork was cut short (no record) goes at the next start; another state directory's and a CNI network's stay", async () => {
     const p = plugin ?? (plugin = await startPlugin(`${prefix}-p`))
     other = await startPlugin(`${prefix}-o`)
-    const docker = await createNetwork(p.socket, { id: dockerId(`${prefix}-cut`), subnet: '10.252.78.0/24', bridge: bridgeName('c') })
+    const docker = await createNetwork(p.socket, {
+      id: dockerId(`${prefix}-cut`),
+      subnet: '10.252.78.0/24',
+      bridge: bridgeName('c')
+    })
     const cni = await pluginCall(p.socket, '/NetworkDriver.CreateNetwork', {
       NetworkID: `${prefix}-cni`,
       Options: { 'com.docker.network.generic': { 'com.docker.network.bridge.name': bridgeName('n') } },
       IPv4Data: [{ AddressSpace: 'isthmus-local', Gateway: '10.252.79.1/24', Pool: '10.252.79.0/24' }],
       IPv6Data: []
     })
-    const elsewhere = await createNetwork(other.socket, { id: dockerId(`${prefix}-else`), subnet: '10.252.80.0/24', bridge: bridgeName('e') })
+    const elsewhere = await createNetwork(other.socket, {
+      id: dockerId(`${prefix}-else`),
+      subnet: '10.252.80.0/24',
+      bridge: bridgeName('e')
+    })
     for (const r of [docker, cni, elsewhere]) assert.equal(r.status, 200, JSON.stringify(r.body))
     const [cut, cniBridge, otherBridge] = bridges.slice(-3) as [string, string, string]
     // Killed after the bridge and its rules, before the record: the record is what never came.
     await p.kill('SIGKILL')
     for (const id of [dockerId(`${prefix}-cut`), `${prefix}-cni`]) await rm(layout(p.stateDir).record('networks', id))
     await p.start()
-    assert.equal(await linkExists(cut), false, 'the cut-short network\'s bridge is gone')
-    assert.deepEqual((await ownedRulesUnder(p.chainPrefix)).filter((r) => r.includes(dockerId(`${prefix}-cut`))), [], 'and its rules')
+    assert.equal(await linkExists(cut), false, "the cut-short network's bridge is gone")
+    assert.deepEqual(
+      (await ownedRulesUnder(p.chainPrefix)).filter((r) => r.includes(dockerId(`${prefix}-cut`))),
+      [],
+      'and its rules'
+    )
     assert.ok(await linkExists(cniBridge), 'a network the daemon does not make alone (CNI-named) is left')
     assert.ok(await linkExists(otherBridge), "another daemon's network is left")
-    const said = p.logs().split('\n').filter((l) => l.includes('"removed what an earlier run left"'))
-    assert.ok(said.some((l) => l.includes(`"devices":["${cut}"]`)), said.join('\n'))
+    const said = p
+      .logs()
+      .split('\n')
+      .filter((l) => l.includes('"removed what an earlier run left"'))
+    assert.ok(
+      said.some((l) => l.includes(`"devices":["${cut}"]`)),
+      said.join('\n')
+    )
   })
 })

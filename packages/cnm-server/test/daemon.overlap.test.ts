@@ -25,7 +25,9 @@ describe('overlapping networks created at the same time', { timeout: 180_000 }, 
   // Send every creation at once; return who won, and check the losers' sentences and the bridges.
   const race = async (subnets: ReadonlyArray<string>) => {
     const ids = subnets.map(() => hexId())
-    const answers = await Promise.all(ids.map((id, i) => call('/NetworkDriver.CreateNetwork', networkBody(id, subnets[i]!))))
+    const answers = await Promise.all(
+      ids.map((id, i) => call('/NetworkDriver.CreateNetwork', networkBody(id, subnets[i]!)))
+    )
     try {
       const won = answers.flatMap((a, i) => (a.status === 200 ? [i] : []))
       assert.equal(won.length, 1, `exactly one creation wins: ${JSON.stringify(answers)}`)
@@ -45,16 +47,25 @@ describe('overlapping networks created at the same time', { timeout: 180_000 }, 
         [ids[winner]],
         'one bridge, the winner’s'
       )
-      assert.deepEqual((await readState(plugin.stateDir)).networks.map((n) => n.id), [ids[winner]])
+      assert.deepEqual(
+        (await readState(plugin.stateDir)).networks.map((n) => n.id),
+        [ids[winner]]
+      )
     } finally {
-      for (const id of ids) assert.deepEqual(await call('/NetworkDriver.DeleteNetwork', { NetworkID: id }), { status: 200, body: {} })
+      for (const id of ids)
+        assert.deepEqual(await call('/NetworkDriver.DeleteNetwork', { NetworkID: id }), { status: 200, body: {} })
     }
     const links = new Set(await hostLinks())
-    assert.deepEqual(ids.filter((id) => links.has(bridgeIfName(id as NetworkId))), [], 'no bridge left')
+    assert.deepEqual(
+      ids.filter((id) => links.has(bridgeIfName(id as NetworkId))),
+      [],
+      'no bridge left'
+    )
   }
 
   it('of a /16 and a /24 inside it sent together, exactly one wins (10 tries)', async () => {
-    for (let i = 0; i < 10; i++) await race(i % 2 === 0 ? ['10.244.0.0/16', '10.244.7.0/24'] : ['10.244.7.0/24', '10.244.0.0/16'])
+    for (let i = 0; i < 10; i++)
+      await race(i % 2 === 0 ? ['10.244.0.0/16', '10.244.7.0/24'] : ['10.244.7.0/24', '10.244.0.0/16'])
   })
 
   it('of a burst of 8 creations that all overlap, exactly one wins (3 tries); nothing is left afterwards', async () => {

@@ -55,8 +55,16 @@ describe('the plugin socket: idle clients, calls in flight, the connection cap',
     const kept = await Promise.all(Array.from({ length: 3 }, () => open(p.socket)))
     raws.push(...idle, ...kept)
     for (const k of kept) k.socket.write(request('/Plugin.Activate', ''))
-    await waitUntil('the keep-alive calls to be answered', async () => kept.every((k) => k.text().includes('"Implements"')), 5_000, 20)
-    assert.ok(kept.every((k) => k.closedAfter() === undefined), 'kept alive after the call')
+    await waitUntil(
+      'the keep-alive calls to be answered',
+      async () => kept.every((k) => k.text().includes('"Implements"')),
+      5_000,
+      20
+    )
+    assert.ok(
+      kept.every((k) => k.closedAfter() === undefined),
+      'kept alive after the call'
+    )
 
     const started = Date.now()
     await p.kill('SIGTERM')
@@ -64,7 +72,12 @@ describe('the plugin socket: idle clients, calls in flight, the connection cap',
     assert.deepEqual(p.exit(), { code: 0, signal: null }, `exit status; log tail: ${p.logs().slice(-500)}`)
     assert.ok(took < 5_000, `stopped after ${took} ms`)
     assert.match(p.logs(), /"message":"stopped"/)
-    await waitUntil('the daemon to close every connection', async () => [...idle, ...kept].every((r) => r.closedAfter() !== undefined), 2_000, 20)
+    await waitUntil(
+      'the daemon to close every connection',
+      async () => [...idle, ...kept].every((r) => r.closedAfter() !== undefined),
+      2_000,
+      20
+    )
   })
 
   it('answers a call in flight at SIGTERM (its body still arriving), then exits 0', async () => {
@@ -89,28 +102,54 @@ describe('the plugin socket: idle clients, calls in flight, the connection cap',
     await waitUntil('the daemon to exit', async () => p.exit() !== undefined, 5_000, 20)
     assert.deepEqual(p.exit(), { code: 0, signal: null })
     // the call was done, not only answered: its pool is stored
-    assert.deepEqual((await readState(p.stateDir)).pools.map((x) => x.subnet), [subnet])
+    assert.deepEqual(
+      (await readState(p.stateDir)).pools.map((x) => x.subnet),
+      [subnet]
+    )
   })
 
   it('closes connections past the cap at once and idle ones after the request timeout; serves others afterwards', async () => {
     const p = plugin!
     await p.kill('SIGKILL')
     await p.dispose()
-    plugin = await startPlugin(`${prefix}-cap`, ['--max-connections', '8', '--request-timeout', '2', '--idle-timeout', '1'])
+    plugin = await startPlugin(`${prefix}-cap`, [
+      '--max-connections',
+      '8',
+      '--request-timeout',
+      '2',
+      '--idle-timeout',
+      '1'
+    ])
     const q = plugin
     const conns: Raw[] = []
     for (let i = 0; i < 14; i++) conns.push(await open(q.socket))
     raws.push(...conns)
-    await waitUntil('the connections past the cap to be closed', async () => conns.filter((c) => c.closedAfter() !== undefined).length >= 6, 2_000, 20)
+    await waitUntil(
+      'the connections past the cap to be closed',
+      async () => conns.filter((c) => c.closedAfter() !== undefined).length >= 6,
+      2_000,
+      20
+    )
     await sleep(300)
     assert.equal(conns.filter((c) => c.closedAfter() !== undefined).length, 6, 'exactly those past the cap of 8')
 
     // the 8 it holds send nothing: closed after the 2 s request timeout, then others are served
-    await waitUntil('the idle connections to be closed', async () => conns.every((c) => c.closedAfter() !== undefined), 6_000, 50)
+    await waitUntil(
+      'the idle connections to be closed',
+      async () => conns.every((c) => c.closedAfter() !== undefined),
+      6_000,
+      50
+    )
     const held = conns.map((c) => c.closedAfter()!).filter((ms) => ms >= 1_000)
     assert.equal(held.length, 8)
-    assert.ok(held.every((ms) => ms < 5_000), `closed after ${held.join(', ')} ms`)
-    assert.deepEqual(await pluginCall(q.socket, '/Plugin.Activate'), { status: 200, body: { Implements: ['NetworkDriver', 'IpamDriver'] } })
+    assert.ok(
+      held.every((ms) => ms < 5_000),
+      `closed after ${held.join(', ')} ms`
+    )
+    assert.deepEqual(await pluginCall(q.socket, '/Plugin.Activate'), {
+      status: 200,
+      body: { Implements: ['NetworkDriver', 'IpamDriver'] }
+    })
 
     // a keep-alive connection idle after its call: closed after the 1 s idle timeout
     const k = await open(q.socket)

@@ -93,7 +93,11 @@ describe('the daemon sweeps what it leaves (real daemon, real kernel)', () => {
     assert.equal(net.status, 200, JSON.stringify(net.body))
     await waitUntil('two spare pairs on the bridge', async () => (await spares(b)).length === 2, 10_000)
     const cases = [
-      { what: 'a spare pair', ep: { networkId, id: dockerId(`${prefix}-kill-a`), poolId: net.poolId }, alias: () => 'isthmus-spare' },
+      {
+        what: 'a spare pair',
+        ep: { networkId, id: dockerId(`${prefix}-kill-a`), poolId: net.poolId },
+        alias: () => 'isthmus-spare'
+      },
       {
         what: 'its own pair',
         ep: { networkId, id: dockerId(`${prefix}-kill-b`), poolId: net.poolId, publish: 18231 },
@@ -129,7 +133,21 @@ describe('the daemon sweeps what it leaves (real daemon, real kernel)', () => {
         // that batch (an `ip neigh` reads every link), so the removal may have found a fresh one
         // and run before the kill. Put back what a kill before it leaves: the pair on the bridge,
         // named for its endpoint.
-        await mustRun(['ip', 'link', 'add', 'name', hostEnd, 'master', b, 'up', 'type', 'veth', 'peer', 'name', hostEnd.replace(/^istv/, 'istc')])
+        await mustRun([
+          'ip',
+          'link',
+          'add',
+          'name',
+          hostEnd,
+          'master',
+          b,
+          'up',
+          'type',
+          'veth',
+          'peer',
+          'name',
+          hostEnd.replace(/^istv/, 'istc')
+        ])
         await mustRun(['ip', 'link', 'set', 'dev', hostEnd, 'alias', alias()])
       }
       assert.ok(await linkExists(hostEnd), `${what}: the link outlived the daemon`)
@@ -140,7 +158,10 @@ describe('the daemon sweeps what it leaves (real daemon, real kernel)', () => {
       // dead daemon kept went too).
       assert.deepEqual(await bridgePorts(b), [], what)
       assert.ok(!(await linkExists(hostEnd.replace(/^istv/, 'istc'))), `${what}: both ends went`)
-      assert.match(p.logs(), ep.publish === undefined ? /removed spare links left by an earlier run/ : /removed what an earlier run left/)
+      assert.match(
+        p.logs(),
+        ep.publish === undefined ? /removed spare links left by an earlier run/ : /removed what an earlier run left/
+      )
       assert.ok(Date.now() - restarted < 15_000)
     }
     await deleteNetwork(p.socket, networkId, net.poolId)
@@ -155,13 +176,22 @@ describe('the daemon sweeps what it leaves (real daemon, real kernel)', () => {
       const net = await createNetwork(p.socket, { id, subnet: `10.252.${10 + (i % 2)}.0/24`, bridge: b })
       assert.equal(net.status, 200, JSON.stringify(net.body))
       // Another network naming the same bridge while this one exists: one sentence, nothing made.
-      const clash = await createNetwork(p.socket, { id: dockerId(`${prefix}-clash-${i}`), subnet: '10.252.20.0/24', bridge: b })
+      const clash = await createNetwork(p.socket, {
+        id: dockerId(`${prefix}-clash-${i}`),
+        subnet: '10.252.20.0/24',
+        bridge: b
+      })
       assert.equal(clash.status, 500)
       assert.equal(
         clash.body['Err'],
         `invalid configuration: bridge ${b} is already the bridge of network ${id.slice(0, 12)} (${id}); name another bridge or remove that network first`
       )
-      const eps = [0, 1].map((j) => ({ networkId: id, id: dockerId(`${prefix}-reuse-${i}-${j}`), poolId: net.poolId, ...(j === 1 ? { publish: 18240 + i } : {}) }))
+      const eps = [0, 1].map((j) => ({
+        networkId: id,
+        id: dockerId(`${prefix}-reuse-${i}-${j}`),
+        poolId: net.poolId,
+        ...(j === 1 ? { publish: 18240 + i } : {})
+      }))
       const addrs = []
       for (const ep of eps) addrs.push(await createEndpoint(p.socket, ep))
       for (const [j, ep] of eps.entries()) await deleteEndpoint(p.socket, { ...ep, address: addrs[j]!.address })
@@ -179,8 +209,22 @@ describe('the daemon sweeps what it leaves (real daemon, real kernel)', () => {
     const p = await plugin('docker')
     const b = bridge('d')
     const create = (i: number) =>
-      docker('network', 'create', '-d', p.name, '--ipam-driver', p.name, '--subnet', `10.252.${30 + (i % 2)}.0/24`, '-o', `com.docker.network.bridge.name=${b}`, `${prefix}-d${i}`)
-    const sentence = new RegExp(`bridge ${b} is already the bridge of network \\w+ \\(\\w+\\); name another bridge or remove that network first`)
+      docker(
+        'network',
+        'create',
+        '-d',
+        p.name,
+        '--ipam-driver',
+        p.name,
+        '--subnet',
+        `10.252.${30 + (i % 2)}.0/24`,
+        '-o',
+        `com.docker.network.bridge.name=${b}`,
+        `${prefix}-d${i}`
+      )
+    const sentence = new RegExp(
+      `bridge ${b} is already the bridge of network \\w+ \\(\\w+\\); name another bridge or remove that network first`
+    )
     assert.equal((await create(0)).code, 0)
     for (const i of [1, 2, 3, 4]) {
       const ran = await docker('run', '--rm', '--net', `${prefix}-d${i - 1}`, image, 'true')
@@ -193,7 +237,9 @@ describe('the daemon sweeps what it leaves (real daemon, real kernel)', () => {
         assert.match(made.stderr, sentence)
         assert.equal((await create(i)).code, 0)
       }
-      const alias = (JSON.parse((await run(['ip', '-json', 'link', 'show', 'dev', b])).stdout) as Array<{ ifalias?: string }>)[0]?.ifalias
+      const alias = (
+        JSON.parse((await run(['ip', '-json', 'link', 'show', 'dev', b])).stdout) as Array<{ ifalias?: string }>
+      )[0]?.ifalias
       const id = (await docker('network', 'inspect', '-f', '{{.Id}}', `${prefix}-d${i}`)).stdout.trim()
       assert.equal(alias, `isthmus:net:${id}`, `round ${i}: the bridge is the new network's`)
     }

@@ -32,7 +32,6 @@ import {
 } from '@isthmus/testkit'
 import { endpointIdsInLog, failedRequestsInLog, linksLeftOf, readState, summary } from './support/state.js'
 
-
 /**
  * The CLI's stderr without the line docker 20.10's client may add after a failed start: its wait
  * for the container is cancelled ("error waiting for container: context canceled"), a client
@@ -132,22 +131,46 @@ describe('docker containers on isthmus', { timeout: 280_000 }, () => {
     assert.doesNotMatch((await inContainer(name('c1'), 'ip', 'link')).stdout, /eth1/)
     assert.equal((await containerNetworks(name('c1')))[net2], undefined)
     const state = await readState(plugin!.stateDir)
-    assert.equal(state.endpoints.find((e) => e.id === att.EndpointID), undefined)
-    assert.deepEqual(state.leases.filter((l) => l.address.startsWith(`${v4(1)}.`)).map((l) => l.address), [`${v4(1)}.1`])
+    assert.equal(
+      state.endpoints.find((e) => e.id === att.EndpointID),
+      undefined
+    )
+    assert.deepEqual(
+      state.leases.filter((l) => l.address.startsWith(`${v4(1)}.`)).map((l) => l.address),
+      [`${v4(1)}.1`]
+    )
     assert.deepEqual(await linksLeftOf([att.EndpointID]), [])
   })
 
   it(`publishes -p ${port}:80 to the host (loopback and gateway) and other containers, until the container goes`, async () => {
     const web = name('web')
     await mustDocker(
-      'run', '-d', '--name', web, '--net', net1, '-p', `${port}:80`, image,
-      'sh', '-c', 'mkdir -p /www && echo isthmus-published > /www/index.html && exec httpd -f -p 80 -h /www'
+      'run',
+      '-d',
+      '--name',
+      web,
+      '--net',
+      net1,
+      '-p',
+      `${port}:80`,
+      image,
+      'sh',
+      '-c',
+      'mkdir -p /www && echo isthmus-published > /www/index.html && exec httpd -f -p 80 -h /www'
     )
     const gateway = `${v4(0)}.1`
-    await waitUntil('httpd to answer on the published port', async () => (await httpGet('127.0.0.1', port, '/index.html')).ok, 10_000, 100)
+    await waitUntil(
+      'httpd to answer on the published port',
+      async () => (await httpGet('127.0.0.1', port, '/index.html')).ok,
+      10_000,
+      100
+    )
     for (const host of ['127.0.0.1', gateway]) {
       const got = await httpGet(host, port, '/index.html')
-      assert.ok(got.ok && /^HTTP\/1\.[01] 200/.test(got.text) && got.text.includes('isthmus-published'), `${host}:${port}: ${JSON.stringify(got)}`)
+      assert.ok(
+        got.ok && /^HTTP\/1\.[01] 200/.test(got.text) && got.text.includes('isthmus-published'),
+        `${host}:${port}: ${JSON.stringify(got)}`
+      )
     }
     // another container on the network, through the published port on the gateway (hairpin)
     assert.match(await httpGetFrom(name('c2'), gateway, port, '/index.html'), /isthmus-published/)
@@ -167,11 +190,18 @@ describe('docker containers on isthmus', { timeout: 280_000 }, () => {
     const before = summary(await readState(plugin!.stateDir))
     const r = await docker('run', '--name', name('s6'), '--net', small, image, 'true')
     assert.equal(r.code, 125)
-    assert.equal(cliError(r.stderr), `docker: Error response from daemon: IpamDriver.RequestAddress: no free address left in pool isthmus-local/${v4(2)}.0/29.\n`)
+    assert.equal(
+      cliError(r.stderr),
+      `docker: Error response from daemon: IpamDriver.RequestAddress: no free address left in pool isthmus-local/${v4(2)}.0/29.\n`
+    )
     assert.deepEqual(summary(await readState(plugin!.stateDir)), before)
     await mustDocker('rm', '-f', ...[1, 2, 3, 4, 5, 6].map((i) => name(`s${i}`)))
     const left = (await readState(plugin!.stateDir)).endpoints.filter((e) => e.networkId === smallId)
-    assert.deepEqual(left.map((e) => e.id), [], `every endpoint goes with docker rm; failed calls: ${JSON.stringify(failedRequestsInLog(plugin!.logs()))}`)
+    assert.deepEqual(
+      left.map((e) => e.id),
+      [],
+      `every endpoint goes with docker rm; failed calls: ${JSON.stringify(failedRequestsInLog(plugin!.logs()))}`
+    )
     await mustDocker('network', 'rm', small)
   })
 
@@ -185,12 +215,26 @@ describe('docker containers on isthmus', { timeout: 280_000 }, () => {
     assert.equal(ids.length, 50, 'fifty endpoints were made')
     assert.deepEqual(await linksLeftOf(ids), [], 'no istv/istc link of them on the host')
     // Most took one of the veth pairs the daemon keeps ready: only its spares are left on the bridge.
-    await waitUntil('the spares to be refilled', async () => (await bridgePorts(bridgeIfName(id as NetworkId))).length === 2, 10_000, 50)
+    await waitUntil(
+      'the spares to be refilled',
+      async () => (await bridgePorts(bridgeIfName(id as NetworkId))).length === 2,
+      10_000,
+      50
+    )
     const ports = await bridgePorts(bridgeIfName(id as NetworkId))
-    assert.ok(ports.every((p) => p.alias === 'isthmus-spare'), JSON.stringify(ports))
+    assert.ok(
+      ports.every((p) => p.alias === 'isthmus-spare'),
+      JSON.stringify(ports)
+    )
     const state = await readState(plugin!.stateDir)
-    assert.deepEqual(state.endpoints.filter((e) => e.networkId === id), [])
-    assert.deepEqual(state.leases.filter((l) => l.address.startsWith(`${v4(3)}.`)).map((l) => `${l.address} ${l.owner.kind}`), [`${v4(3)}.1 gateway`])
+    assert.deepEqual(
+      state.endpoints.filter((e) => e.networkId === id),
+      []
+    )
+    assert.deepEqual(
+      state.leases.filter((l) => l.address.startsWith(`${v4(3)}.`)).map((l) => `${l.address} ${l.owner.kind}`),
+      [`${v4(3)}.1 gateway`]
+    )
     await mustDocker('network', 'rm', cycles)
     for (const p of ports) assert.equal(await linkExists(p.name), false, `spare ${p.name} goes with the network`)
     console.log(`# 50 x docker run --rm: ${ms} ms (${Math.round(ms / 50)} ms each)`)
@@ -216,14 +260,22 @@ describe('docker containers on isthmus', { timeout: 280_000 }, () => {
     await mustDocker('rm', '-f', name('c1'), name('c2'), name('c3'), name('c4'))
     const ports = (await Promise.all(networkIds.map((n) => bridgePorts(bridgeIfName(n as NetworkId))))).flat()
     await mustDocker('network', 'rm', net1, net2)
-    for (const p of ports) assert.equal(await linkExists(p.name), false, `${p.name} (${p.alias ?? 'no alias'}) goes with its network`)
+    for (const p of ports)
+      assert.equal(await linkExists(p.name), false, `${p.name} (${p.alias ?? 'no alias'}) goes with its network`)
     const end = await readState(plugin!.stateDir)
     assert.deepEqual(
-      { networks: end.networks, endpoints: end.endpoints, sandboxes: end.sandboxes, pools: end.pools, leases: end.leases },
+      {
+        networks: end.networks,
+        endpoints: end.endpoints,
+        sandboxes: end.sandboxes,
+        pools: end.pools,
+        leases: end.leases
+      },
       { networks: [], endpoints: [], sandboxes: [], pools: [], leases: [] }
     )
     assert.deepEqual(await linksLeftOf(endpointIdsInLog(plugin!.logs())), [], 'no isthmus link of this run on the host')
-    for (const n of networkIds) assert.equal(await linkExists(bridgeIfName(n as NetworkId)), false, `bridge of ${n.slice(0, 12)}`)
+    for (const n of networkIds)
+      assert.equal(await linkExists(bridgeIfName(n as NetworkId)), false, `bridge of ${n.slice(0, 12)}`)
     assert.deepEqual(
       failedRequestsInLog(plugin!.logs()).map((f) => `${f.op} ${f.error}`),
       ['IpamDriver.RequestAddress AddressInUse', 'IpamDriver.RequestAddress PoolExhausted'],

@@ -48,13 +48,26 @@ describe('address exclusivity', { timeout: 240_000 }, () => {
       .map((l) => `${l.address} ${l.owner.kind}`)
       .sort()
 
-  for (const [i, driver] of [[0, 'bridge'], [1, 'isthmus']] as const) {
+  for (const [i, driver] of [
+    [0, 'bridge'],
+    [1, 'isthmus']
+  ] as const) {
     it(`refuses a second docker run --ip of a held address at the IPAM driver (-d ${driver} --ipam-driver isthmus); the first keeps it, nothing leaks`, async () => {
       const b = base(i)
       const net = `${prefix}-n${i}`
       const first = `${prefix}-a${i}`
       const second = `${prefix}-b${i}`
-      await mustDocker('network', 'create', '-d', driver === 'bridge' ? 'bridge' : plugin.name, '--ipam-driver', plugin.name, '--subnet', `${b}.0/24`, net)
+      await mustDocker(
+        'network',
+        'create',
+        '-d',
+        driver === 'bridge' ? 'bridge' : plugin.name,
+        '--ipam-driver',
+        plugin.name,
+        '--subnet',
+        `${b}.0/24`,
+        net
+      )
       await mustDocker('run', '-d', '--name', first, '--net', net, '--ip', `${b}.9`, image, 'sleep', '600')
       assert.equal((await containerNetwork(first, net)).IPAddress, `${b}.9`)
 
@@ -62,12 +75,20 @@ describe('address exclusivity', { timeout: 240_000 }, () => {
       assert.notEqual(r.code, 0, 'the second container started with the same address')
       // under Docker's bridge the runtime holds it; on an isthmus network CreateEndpoint handed it to the endpoint
       const holderText = driver === 'bridge' ? 'runtime reservation docker' : 'endpoint [0-9a-f]{64}'
-      assert.match(r.stderr, new RegExp(`IpamDriver\\.RequestAddress: address ${b.replace(/\./g, '\\.')}\\.9 is already in use by ${holderText} in address space isthmus-local`))
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `IpamDriver\\.RequestAddress: address ${b.replace(/\./g, '\\.')}\\.9 is already in use by ${holderText} in address space isthmus-local`
+        )
+      )
       assert.notEqual((await docker('inspect', '--format', '{{.State.Running}}', second)).stdout.trim(), 'true')
 
       // the first keeps its address, inside the container too, and is the only holder of it
       assert.equal((await containerNetwork(first, net)).IPAddress, `${b}.9`)
-      assert.match((await inContainer(first, 'ip', '-o', '-4', 'addr', 'show', 'eth0')).stdout, new RegExp(`inet ${b.replace(/\./g, '\\.')}\\.9/24`))
+      assert.match(
+        (await inContainer(first, 'ip', '-o', '-4', 'addr', 'show', 'eth0')).stdout,
+        new RegExp(`inet ${b.replace(/\./g, '\\.')}\\.9/24`)
+      )
       const holder = driver === 'bridge' ? 'runtime' : 'endpoint'
       assert.deepEqual(await held(b), [`${b}.1 gateway`, `${b}.9 ${holder}`])
 
@@ -80,14 +101,21 @@ describe('address exclusivity', { timeout: 240_000 }, () => {
       await mustDocker('run', '--rm', '--net', net, '--ip', `${b}.9`, image, 'true')
       await mustDocker('network', 'rm', net)
       assert.deepEqual(await held(b), [])
-      assert.deepEqual((await readState(plugin.stateDir)).pools.filter((p) => p.subnet.startsWith(`${b}.`)), [])
+      assert.deepEqual(
+        (await readState(plugin.stateDir)).pools.filter((p) => p.subnet.startsWith(`${b}.`)),
+        []
+      )
     })
   }
 
   it('answers RequestAddress of a held address with Err and Error at the socket; a dynamic one never gets it; released, it is given again', async () => {
     const b = base(2)
     const call = (path: string, body: unknown) => pluginCall(plugin.socket, path, body)
-    const pool = await call('/IpamDriver.RequestPool', { AddressSpace: 'isthmus-local', Pool: `${b}.0/24`, Options: {} })
+    const pool = await call('/IpamDriver.RequestPool', {
+      AddressSpace: 'isthmus-local',
+      Pool: `${b}.0/24`,
+      Options: {}
+    })
     assert.equal(pool.status, 200)
     const PoolID = (pool.body as { PoolID: string }).PoolID
     assert.deepEqual(await call('/IpamDriver.RequestAddress', { PoolID, Address: `${b}.2`, Options: null }), {

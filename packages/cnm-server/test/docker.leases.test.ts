@@ -39,12 +39,17 @@ import { parseMetrics, sample } from './support/prometheus.js'
 import { readState } from './support/state.js'
 
 const root = fileURLToPath(new URL('../../../', import.meta.url))
-const fromSource = (bin: string, args: ReadonlyArray<string>, opts: Parameters<typeof run>[1] = {}): Promise<RunResult> =>
+const fromSource = (
+  bin: string,
+  args: ReadonlyArray<string>,
+  opts: Parameters<typeof run>[1] = {}
+): Promise<RunResult> =>
   run([process.execPath, '--import', 'tsx', '--conditions=@isthmus/source', join(root, bin), ...args], opts)
 /** `isthmus <args>` from the sources, as `pnpm --silent isthmus` runs the build. */
 const isthmus = (...args: string[]) => fromSource('packages/cli/src/bin/isthmus.ts', args)
 /** The documented command itself: `pnpm --silent isthmus <args>` from the repository root (the build). */
-const pnpmIsthmus = (...args: string[]) => mustRun(['sh', '-c', `cd '${root}' && exec pnpm --silent isthmus "$@"`, 'sh', ...args])
+const pnpmIsthmus = (...args: string[]) =>
+  mustRun(['sh', '-c', `cd '${root}' && exec pnpm --silent isthmus "$@"`, 'sh', ...args])
 
 const decoded = <A>(codec: t.Type<A, unknown, unknown>, u: unknown): A => {
   const r = codec.decode(u)
@@ -87,15 +92,26 @@ describe('leases and metrics after Docker and CNI attachments in one state direc
   const cni = (command: 'ADD' | 'DEL', ns: string) =>
     fromSource('packages/cni-plugin/src/bin/cni-exec.ts', [], {
       input: JSON.stringify(conf()),
-      env: { PATH: process.env['PATH'], CNI_COMMAND: command, CNI_CONTAINERID: `ctr-${ns}`, CNI_NETNS: `/var/run/netns/${ns}`, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' }
+      env: {
+        PATH: process.env['PATH'],
+        CNI_COMMAND: command,
+        CNI_CONTAINERID: `ctr-${ns}`,
+        CNI_NETNS: `/var/run/netns/${ns}`,
+        CNI_IFNAME: 'eth0',
+        CNI_PATH: '/usr/lib/cni'
+      }
     })
   const cniAdd = async (ns: string): Promise<void> => {
     const r = await cni('ADD', ns)
     assert.equal(r.code, 0, r.stdout + r.stderr)
-    const result = JSON.parse(r.stdout) as { ips: Array<{ address: string }>; interfaces: Array<{ name: string; mac: string; sandbox?: string }> }
+    const result = JSON.parse(r.stdout) as {
+      ips: Array<{ address: string }>
+      interfaces: Array<{ name: string; mac: string; sandbox?: string }>
+    }
     added.set(ns, { ip: result.ips[0]!.address, mac: result.interfaces.find((i) => i.sandbox !== undefined)!.mac })
   }
-  const runDetached = (ctr: string, ...args: string[]) => mustDocker('run', '-d', '--name', name(ctr), '--net', name('net'), ...args, image, 'sleep', '600')
+  const runDetached = (ctr: string, ...args: string[]) =>
+    mustDocker('run', '-d', '--name', name(ctr), '--net', name('net'), ...args, image, 'sleep', '600')
   const metrics = async () => {
     const r = await fetch(`http://${metricsAddr}/metrics`)
     assert.equal(r.status, 200)
@@ -108,11 +124,30 @@ describe('leases and metrics after Docker and CNI attachments in one state direc
     image = await ensureBusyboxImage()
     plugin = await startPlugin(name('lsd'), ['--metrics-addr', '127.0.0.1:0'])
     await waitUntil('the metrics listener', async () => /"message":"metrics"/.test(plugin!.logs()))
-    metricsAddr = (JSON.parse(plugin.logs().split('\n').find((l) => l.includes('"message":"metrics"'))!) as { address: string }).address
+    metricsAddr = (
+      JSON.parse(
+        plugin
+          .logs()
+          .split('\n')
+          .find((l) => l.includes('"message":"metrics"'))!
+      ) as { address: string }
+    ).address
 
     const P = plugin.name
     networkId = (
-      await mustDocker('network', 'create', '-d', P, '--ipam-driver', P, '--subnet', `${dockerNet}.0/24`, '--aux-address', `printer=${dockerNet}.10`, name('net'))
+      await mustDocker(
+        'network',
+        'create',
+        '-d',
+        P,
+        '--ipam-driver',
+        P,
+        '--subnet',
+        `${dockerNet}.0/24`,
+        '--aux-address',
+        `printer=${dockerNet}.10`,
+        name('net')
+      )
     ).stdout.trim()
     await runDetached('c1')
     await runDetached('c2')
@@ -148,11 +183,18 @@ describe('leases and metrics after Docker and CNI attachments in one state direc
     const state = await readState(plugin!.stateDir)
     assert.equal(state.endpoints.length, 4, 'c1, c3, CNI a and c')
     assert.deepEqual(
-      fromCli.attachments.map((a) => `${a.endpointId} ${a.addresses.map((x) => x.cidr).join()} ${a.mac} ${a.since} ${a.sandbox}`).sort(),
-      state.endpoints.map((e) => `${e.id} ${e.addresses.map((x) => x.cidr).join()} ${e.mac} ${e.createdAt} ${e.sandbox}`).sort()
+      fromCli.attachments
+        .map((a) => `${a.endpointId} ${a.addresses.map((x) => x.cidr).join()} ${a.mac} ${a.since} ${a.sandbox}`)
+        .sort(),
+      state.endpoints
+        .map((e) => `${e.id} ${e.addresses.map((x) => x.cidr).join()} ${e.mac} ${e.createdAt} ${e.sandbox}`)
+        .sort()
     )
     // every held address is listed once: as an attachment's or as a reservation
-    const listed = [...fromCli.attachments.flatMap((a) => a.addresses.map((x) => x.cidr.split('/')[0])), ...fromCli.reserved.map((r) => r.address)]
+    const listed = [
+      ...fromCli.attachments.flatMap((a) => a.addresses.map((x) => x.cidr.split('/')[0])),
+      ...fromCli.reserved.map((r) => r.address)
+    ]
     assert.deepEqual([...listed].sort(), state.leases.map((l) => l.address).sort())
   })
 
@@ -163,16 +205,30 @@ describe('leases and metrics after Docker and CNI attachments in one state direc
       const a = v.attachments.find((x) => x.endpointId === att.EndpointID)
       assert.ok(a !== undefined, `${c} is listed`)
       assert.deepEqual(a.owner, { kind: 'docker', endpointId: att.EndpointID })
-      assert.deepEqual([a.addresses.map((x) => x.cidr), a.mac, a.networkId], [[`${att.IPAddress}/${att.IPPrefixLen}`], att.MacAddress, networkId])
+      assert.deepEqual(
+        [a.addresses.map((x) => x.cidr), a.mac, a.networkId],
+        [[`${att.IPAddress}/${att.IPPrefixLen}`], att.MacAddress, networkId]
+      )
       assert.match(String(a.sandbox), /^\/var\/run\/docker\/netns\//, 'joined')
     }
-    assert.equal(v.attachments.find((x) => x.mac === '02:42:0a:f1:00:32')?.addresses[0]?.cidr, `${dockerNet}.50/24`, '--ip and --mac-address of c3')
+    assert.equal(
+      v.attachments.find((x) => x.mac === '02:42:0a:f1:00:32')?.addresses[0]?.cidr,
+      `${dockerNet}.50/24`,
+      '--ip and --mac-address of c3'
+    )
     for (const [ns, add] of added) {
       const a = v.attachments.find((x) => x.owner.kind === 'container' && x.owner.containerId === `ctr-${ns}`)
       assert.ok(a !== undefined, `${ns} is listed`)
-      assert.deepEqual([a.owner, a.addresses.map((x) => x.cidr), a.mac, a.sandbox], [{ kind: 'container', containerId: `ctr-${ns}`, ifName: 'eth0' }, [add.ip], add.mac, `/var/run/netns/${ns}`])
+      assert.deepEqual(
+        [a.owner, a.addresses.map((x) => x.cidr), a.mac, a.sandbox],
+        [{ kind: 'container', containerId: `ctr-${ns}`, ifName: 'eth0' }, [add.ip], add.mac, `/var/run/netns/${ns}`]
+      )
     }
-    assert.equal(v.attachments.some((x) => x.owner.kind === 'container' && x.owner.containerId === `ctr-${namespaces[1]}`), false, 'CNI DEL removed b')
+    assert.equal(
+      v.attachments.some((x) => x.owner.kind === 'container' && x.owner.containerId === `ctr-${namespaces[1]}`),
+      false,
+      'CNI DEL removed b'
+    )
     assert.deepEqual(
       v.reserved.map((r) => `${r.kind} ${r.address}`).sort(),
       [`gateway ${cniNet}.1`, `gateway ${dockerNet}.1`, `runtime ${dockerNet}.10`].sort(),
@@ -183,14 +239,25 @@ describe('leases and metrics after Docker and CNI attachments in one state direc
   it('filters by network, prints a table without --json, and lists networks the same from CLI and socket', async () => {
     const only = await isthmus('leases', '--state-dir', plugin!.stateDir, '--network', networkId.slice(0, 12), '--json')
     const v = decoded(Inspect.LeasesResponse, JSON.parse(only.stdout))
-    assert.deepEqual(v.attachments.map((a) => a.owner.kind), ['docker', 'docker'])
+    assert.deepEqual(
+      v.attachments.map((a) => a.owner.kind),
+      ['docker', 'docker']
+    )
     const table = await isthmus('leases', '--state-dir', plugin!.stateDir)
     assert.equal(table.code, 0)
     assert.match(table.stdout, /^NETWORK\s+OWNER\s+ADDRESSES\s+MAC/)
     // container ids shortened to 12 characters, as docker ps does
-    assert.match(table.stdout, new RegExp(`cni ${`ctr-${namespaces[0]}`.slice(0, 12)}/eth0 +${added.get(namespaces[0]!)!.ip.replace(/\./g, '\\.')}`))
+    assert.match(
+      table.stdout,
+      new RegExp(
+        `cni ${`ctr-${namespaces[0]}`.slice(0, 12)}/eth0 +${added.get(namespaces[0]!)!.ip.replace(/\./g, '\\.')}`
+      )
+    )
     const missing = await isthmus('leases', '--state-dir', plugin!.stateDir, '--network', 'no-such-net', '--json')
-    assert.deepEqual([missing.code, missing.stdout, missing.stderr], [1, '', 'isthmus: network no-such-net not found\n'])
+    assert.deepEqual(
+      [missing.code, missing.stdout, missing.stderr],
+      [1, '', 'isthmus: network no-such-net not found\n']
+    )
 
     const nets = await isthmus('networks', '--state-dir', plugin!.stateDir, '--json')
     assert.equal(nets.code, 0, nets.stderr)
@@ -206,11 +273,22 @@ describe('leases and metrics after Docker and CNI attachments in one state direc
     const m = await metrics()
     assert.equal(sample(m, 'isthmus_endpoints'), 4)
     assert.equal(sample(m, 'isthmus_networks'), 2)
-    assert.equal(sample(m, 'isthmus_ipam_pool_used', { pool: `isthmus-local/${dockerNet}.0/24` }), 4, 'gateway, aux, c1, c3')
+    assert.equal(
+      sample(m, 'isthmus_ipam_pool_used', { pool: `isthmus-local/${dockerNet}.0/24` }),
+      4,
+      'gateway, aux, c1, c3'
+    )
     assert.equal(sample(m, 'isthmus_ipam_pool_size', { pool: `isthmus-local/${dockerNet}.0/24` }), 254)
     assert.equal(sample(m, 'isthmus_ipam_leases', { holder: 'attachment' }), 4)
-    assert.equal(sample(m, 'isthmus_cnm_requests_total', { op: 'NetworkDriver.CreateEndpoint', outcome: 'ok' }), 3, 'c1, c2, c3')
-    assert.ok((sample(m, 'isthmus_cnm_requests_total', { op: 'NetworkDriver.DeleteEndpoint', outcome: 'ok' }) ?? 0) >= 1, 'docker rm of c2')
+    assert.equal(
+      sample(m, 'isthmus_cnm_requests_total', { op: 'NetworkDriver.CreateEndpoint', outcome: 'ok' }),
+      3,
+      'c1, c2, c3'
+    )
+    assert.ok(
+      (sample(m, 'isthmus_cnm_requests_total', { op: 'NetworkDriver.DeleteEndpoint', outcome: 'ok' }) ?? 0) >= 1,
+      'docker rm of c2'
+    )
     assert.ok((sample(m, 'isthmus_process_resident_memory_bytes') ?? 0) > 0, 'process metrics too')
 
     await runDetached('c4')
@@ -237,7 +315,15 @@ describe('leases and metrics after Docker and CNI attachments in one state direc
     const dir = await mkdtemp(join(tmpdir(), `${prefix}-refuse-`))
     try {
       const socket = join(dir, 'refused.sock')
-      const r = await isthmus('serve', '--metrics-addr', '0.0.0.0:9323', '--socket', socket, '--state-dir', join(dir, 'state'))
+      const r = await isthmus(
+        'serve',
+        '--metrics-addr',
+        '0.0.0.0:9323',
+        '--socket',
+        socket,
+        '--state-dir',
+        join(dir, 'state')
+      )
       assert.equal(r.code, 1)
       assert.match(r.stderr, /--metrics-addr 0\.0\.0\.0:9323: 0\.0\.0\.0 is not a loopback address/)
       assert.equal(r.stdout, '')

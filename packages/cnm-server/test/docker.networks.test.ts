@@ -32,7 +32,12 @@ interface NetworkInspect {
   readonly Options: Record<string, string>
   readonly IPAM: {
     readonly Driver: string
-    readonly Config: ReadonlyArray<{ Subnet: string; IPRange?: string; Gateway?: string; AuxiliaryAddresses?: Record<string, string> }>
+    readonly Config: ReadonlyArray<{
+      Subnet: string
+      IPRange?: string
+      Gateway?: string
+      AuxiliaryAddresses?: Record<string, string>
+    }>
   }
 }
 
@@ -42,7 +47,10 @@ const inspectNetwork = async (name: string): Promise<NetworkInspect> =>
 /** What a state holds in one subnet (pools and leases), for "nothing of it is left". */
 const inSubnet = (s: PluginState, base: string) => ({
   pools: s.pools.filter((p) => p.subnet.startsWith(base)).map((p) => p.id),
-  leases: s.leases.filter((l) => l.address.startsWith(base)).map((l) => `${l.address} ${l.owner.kind}`).sort()
+  leases: s.leases
+    .filter((l) => l.address.startsWith(base))
+    .map((l) => `${l.address} ${l.owner.kind}`)
+    .sort()
 })
 
 describe('docker networks on isthmus', { timeout: 240_000 }, () => {
@@ -74,10 +82,25 @@ describe('docker networks on isthmus', { timeout: 240_000 }, () => {
     const net = `${prefix}-opts`
     const b = v4(0)
     await mustDocker(
-      'network', 'create', '-d', P, '--ipam-driver', P,
-      '--subnet', `${b}.0/24`, '--gateway', `${b}.254`, '--ip-range', `${b}.128/25`, '--aux-address', `host1=${b}.10`,
-      '--ipv6', '--subnet', `${v6(0)}:/64`,
-      '-o', 'com.docker.network.driver.mtu=1400',
+      'network',
+      'create',
+      '-d',
+      P,
+      '--ipam-driver',
+      P,
+      '--subnet',
+      `${b}.0/24`,
+      '--gateway',
+      `${b}.254`,
+      '--ip-range',
+      `${b}.128/25`,
+      '--aux-address',
+      `host1=${b}.10`,
+      '--ipv6',
+      '--subnet',
+      `${v6(0)}:/64`,
+      '-o',
+      'com.docker.network.driver.mtu=1400',
       net
     )
     const ins = await inspectNetwork(net)
@@ -110,15 +133,36 @@ describe('docker networks on isthmus', { timeout: 240_000 }, () => {
     const host = Number(new RegExp(`inet ${b.replace(/\./g, '\\.')}\\.(\\d+)/24`).exec(run.stdout)?.[1])
     assert.ok(host >= 128 && host <= 253, `an address of ${b}.128/25: ${run.stdout}`)
     assert.match(run.stdout, new RegExp(`inet6 ${v6(0)}:[0-9a-f]+/64`))
-    assert.match((await mustDocker('run', '--rm', '--net', net, image, 'ip', 'link', 'show', 'eth0')).stdout, /mtu 1400/)
-    const fixed = await mustDocker('run', '--rm', '--net', net, '--ip', `${b}.20`, '--ip6', `${v6(0)}:20`, image, 'ip', '-o', 'addr', 'show', 'eth0')
+    assert.match(
+      (await mustDocker('run', '--rm', '--net', net, image, 'ip', 'link', 'show', 'eth0')).stdout,
+      /mtu 1400/
+    )
+    const fixed = await mustDocker(
+      'run',
+      '--rm',
+      '--net',
+      net,
+      '--ip',
+      `${b}.20`,
+      '--ip6',
+      `${v6(0)}:20`,
+      image,
+      'ip',
+      '-o',
+      'addr',
+      'show',
+      'eth0'
+    )
     assert.match(fixed.stdout, new RegExp(`inet ${b.replace(/\./g, '\\.')}\\.20/24`))
     assert.match(fixed.stdout, new RegExp(`inet6 ${v6(0)}:20/64`))
 
     await mustDocker('network', 'rm', net)
     assert.equal(await linkExists(record.bridge), false, `bridge ${record.bridge} removed`)
     const afterRm = await readState(plugin!.stateDir)
-    assert.equal(afterRm.networks.find((n) => n.id === ins.Id), undefined)
+    assert.equal(
+      afterRm.networks.find((n) => n.id === ins.Id),
+      undefined
+    )
     assert.deepEqual(inSubnet(afterRm, b), { pools: [], leases: [] })
     assert.deepEqual(inSubnet(afterRm, v6(0)), { pools: [], leases: [] })
   })
@@ -131,7 +175,16 @@ describe('docker networks on isthmus', { timeout: 240_000 }, () => {
     await mustDocker('run', '-d', '--name', `${prefix}-int1`, '--net', net, image, 'sleep', '600')
     const first = await containerNetwork(`${prefix}-int1`, net)
     assert.equal(first.Gateway, '', 'Join gave no gateway')
-    const r = await mustDocker('run', '--rm', '--net', net, image, 'sh', '-c', `ip link; echo @@; ip route; echo @@; ping -c1 -W2 ${first.IPAddress}`)
+    const r = await mustDocker(
+      'run',
+      '--rm',
+      '--net',
+      net,
+      image,
+      'sh',
+      '-c',
+      `ip link; echo @@; ip route; echo @@; ping -c1 -W2 ${first.IPAddress}`
+    )
     const [links, routes, ping] = r.stdout.split('@@\n')
     assert.match(links!, /eth0/)
     assert.doesNotMatch(links!, /eth1/, 'no docker_gwbridge interface')
@@ -170,11 +223,13 @@ describe('docker networks on isthmus', { timeout: 240_000 }, () => {
       },
       {
         args: ['--subnet', `${v4(3)}.0/24`, '-o', 'com.docker.network.driver.mtu=abc'],
-        stderr: 'Error response from daemon: NetworkDriver.CreateNetwork: invalid configuration: option com.docker.network.driver.mtu=abc must be a whole number from 68 to 65535\n'
+        stderr:
+          'Error response from daemon: NetworkDriver.CreateNetwork: invalid configuration: option com.docker.network.driver.mtu=abc must be a whole number from 68 to 65535\n'
       },
       {
         args: ['--subnet', `${v4(3)}.0/24`, '-o', 'com.docker.network.bridge.name=no/such:name'],
-        stderr: 'Error response from daemon: NetworkDriver.CreateNetwork: invalid configuration: option com.docker.network.bridge.name=no/such:name is not a valid interface name (1 to 15 letters, digits, _ . or -, not starting with . or -)\n'
+        stderr:
+          'Error response from daemon: NetworkDriver.CreateNetwork: invalid configuration: option com.docker.network.bridge.name=no/such:name is not a valid interface name (1 to 15 letters, digits, _ . or -, not starting with . or -)\n'
       }
     ]
     for (const [i, f] of failing.entries()) {
@@ -206,7 +261,11 @@ describe('docker networks on isthmus', { timeout: 240_000 }, () => {
     assert.equal(ins.Driver, 'bridge')
     assert.equal(ins.IPAM.Driver, P)
     const created = await readState(plugin!.stateDir)
-    assert.equal(created.networks.find((n) => n.id === ins.Id), undefined, 'not our network, only our pool')
+    assert.equal(
+      created.networks.find((n) => n.id === ins.Id),
+      undefined,
+      'not our network, only our pool'
+    )
     assert.deepEqual(inSubnet(created, b).leases, [`${b}.1 gateway`])
 
     const ctr = `${prefix}-ipam1`
@@ -214,12 +273,19 @@ describe('docker networks on isthmus', { timeout: 240_000 }, () => {
     const att = await containerNetwork(ctr, net)
     assert.equal(att.Gateway, `${b}.1`)
     assert.match(att.IPAddress, new RegExp(`^${b.replace(/\./g, '\\.')}\\.\\d+$`))
-    assert.deepEqual(inSubnet(await readState(plugin!.stateDir), b).leases, [`${att.IPAddress} runtime`, `${b}.1 gateway`].sort())
+    assert.deepEqual(
+      inSubnet(await readState(plugin!.stateDir), b).leases,
+      [`${att.IPAddress} runtime`, `${b}.1 gateway`].sort()
+    )
     assert.match((await inContainer(ctr, 'ping', '-c1', '-W2', `${b}.1`)).stdout, /1 packets received/)
 
     await mustDocker('rm', '-f', ctr)
     assert.deepEqual(inSubnet(await readState(plugin!.stateDir), b).leases, [`${b}.1 gateway`], 'released at docker rm')
     await mustDocker('network', 'rm', net)
-    assert.deepEqual(inSubnet(await readState(plugin!.stateDir), b), { pools: [], leases: [] }, 'pool released at network rm')
+    assert.deepEqual(
+      inSubnet(await readState(plugin!.stateDir), b),
+      { pools: [], leases: [] },
+      'pool released at network rm'
+    )
   })
 })

@@ -22,7 +22,17 @@ import { after, before, describe, it } from 'node:test'
 import fc from 'fast-check'
 import * as E from 'fp-ts/lib/Either.js'
 import { Cidr, HOST_IF_PREFIX, IpAddress, PEER_IF_PREFIX, isIfName } from '@isthmus/core'
-import { bridgePorts, hostLinks, pluginCall, pluginRequest, startPlugin, uniquePrefix, waitUntil, type PluginProcess, type RawReply } from '@isthmus/testkit'
+import {
+  bridgePorts,
+  hostLinks,
+  pluginCall,
+  pluginRequest,
+  startPlugin,
+  uniquePrefix,
+  waitUntil,
+  type PluginProcess,
+  type RawReply
+} from '@isthmus/testkit'
 import { assertProtocolShaped, Made, ownedRulesUnder } from './support/protocol.js'
 import { readState } from './support/state.js'
 
@@ -44,7 +54,9 @@ const serialise = (v: Body): string => {
   if (v instanceof Deep) return `${'['.repeat(v.depth)}${']'.repeat(v.depth)}`
   if (Array.isArray(v)) return `[${v.map(serialise).join(',')}]`
   if (typeof v === 'object' && v !== null) {
-    return `{${Object.entries(v as Record<string, unknown>).map(([k, x]) => `${JSON.stringify(k)}:${serialise(x)}`).join(',')}}`
+    return `{${Object.entries(v as Record<string, unknown>)
+      .map(([k, x]) => `${JSON.stringify(k)}:${serialise(x)}`)
+      .join(',')}}`
   }
   return JSON.stringify(v) ?? 'null'
 }
@@ -102,7 +114,10 @@ const DROP = Symbol('drop')
 const replacement: fc.Arbitrary<unknown> = fc.oneof(
   { weight: 3, arbitrary: fc.jsonValue({ maxDepth: 3 }) },
   { weight: 2, arbitrary: fc.constantFrom(null, true, false, 0, -1, 65_536, 1e308, '', [], {}, '0', 'null') },
-  { weight: 1, arbitrary: fc.integer({ min: 1_000, max: 300_000 }).map((n) => 'é\u0000"\\'.repeat(Math.ceil(n / 4)).slice(0, n)) },
+  {
+    weight: 1,
+    arbitrary: fc.integer({ min: 1_000, max: 300_000 }).map((n) => 'é\u0000"\\'.repeat(Math.ceil(n / 4)).slice(0, n))
+  },
   { weight: 1, arbitrary: fc.integer({ min: 10, max: 6_000 }).map((n) => new Deep(n)) }
 )
 
@@ -117,7 +132,10 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   { weight: 5, arbitrary: fc.constant<Mutation>({ kind: 'none' }) },
   { weight: 5, arbitrary: fc.record({ kind: fc.constant('replace' as const), pick: fc.nat(), value: replacement }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('drop' as const), pick: fc.nat() }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('add' as const), key: fc.string({ maxLength: 12 }), value: replacement }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('add' as const), key: fc.string({ maxLength: 12 }), value: replacement })
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('whole' as const), value: replacement }) }
 )
 
@@ -138,12 +156,19 @@ const mutate = (v: Body, m: Mutation): Body => {
 }
 
 /** How the body goes on the wire. */
-type Wire = { readonly kind: 'json' } | { readonly kind: 'truncated'; readonly at: number } | { readonly kind: 'bytes'; readonly bytes: Uint8Array } | { readonly kind: 'empty' }
+type Wire =
+  | { readonly kind: 'json' }
+  | { readonly kind: 'truncated'; readonly at: number }
+  | { readonly kind: 'bytes'; readonly bytes: Uint8Array }
+  | { readonly kind: 'empty' }
 
 const wire: fc.Arbitrary<Wire> = fc.oneof(
   { weight: 12, arbitrary: fc.constant<Wire>({ kind: 'json' }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('truncated' as const), at: fc.nat() }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('bytes' as const), bytes: fc.uint8Array({ maxLength: 2_048 }) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('bytes' as const), bytes: fc.uint8Array({ maxLength: 2_048 }) })
+  },
   { weight: 1, arbitrary: fc.constant<Wire>({ kind: 'empty' }) }
 )
 
@@ -172,16 +197,23 @@ const requests = (w: World): fc.Arbitrary<{ readonly path: string; readonly body
   const idx = fc.integer({ min: 0, max: 2 })
   const net = fc.constantFrom(...w.nets)
   const ep = fc.constantFrom(...w.eps)
-  const v4 = fc.oneof(idx.map((i) => `10.246.${i}.0/24`), fc.constant('10.246.0.0/16'), idx.map((i) => `10.246.${i}.128/25`))
+  const v4 = fc.oneof(
+    idx.map((i) => `10.246.${i}.0/24`),
+    fc.constant('10.246.0.0/16'),
+    idx.map((i) => `10.246.${i}.128/25`)
+  )
   const v6 = idx.map((i) => `fd00:246:${i}::/64`)
   const ipamData = (subnet: fc.Arbitrary<string>) =>
     subnet.chain((s) =>
-      fc.record({
-        AddressSpace: fc.constantFrom('LocalDefault', 'isthmus-local'),
-        Pool: fc.constant(s),
-        Gateway: fc.constantFrom(firstHost(s), ''),
-        AuxAddresses: fc.constantFrom(null, {}, { a: firstHost(s).replace(/\.\d+\//, '.200/') })
-      }, { requiredKeys: ['AddressSpace', 'Pool'] })
+      fc.record(
+        {
+          AddressSpace: fc.constantFrom('LocalDefault', 'isthmus-local'),
+          Pool: fc.constant(s),
+          Gateway: fc.constantFrom(firstHost(s), ''),
+          AuxAddresses: fc.constantFrom(null, {}, { a: firstHost(s).replace(/\.\d+\//, '.200/') })
+        },
+        { requiredKeys: ['AddressSpace', 'Pool'] }
+      )
     )
   const anyGeneric = fc.record(
     {
@@ -211,14 +243,21 @@ const requests = (w: World): fc.Arbitrary<{ readonly path: string; readonly body
     fc.record({
       NetworkID: fc.oneof({ weight: 4, arbitrary: fc.constant(w.nets[i]!) }, { weight: 1, arbitrary: net }),
       Options: fc.record(
-        { 'com.docker.network.enable_ipv6': fc.boolean(), 'com.docker.network.internal': fc.boolean(), 'com.docker.network.generic': generic },
+        {
+          'com.docker.network.enable_ipv6': fc.boolean(),
+          'com.docker.network.internal': fc.boolean(),
+          'com.docker.network.generic': generic
+        },
         { requiredKeys: [] }
       ),
       IPv4Data: fc.oneof(
         { weight: 4, arbitrary: fc.tuple(ipamData(fc.constant(`10.246.${i}.0/24`))) },
         { weight: 1, arbitrary: fc.array(ipamData(v4), { maxLength: 2 }) }
       ),
-      IPv6Data: fc.oneof({ weight: 3, arbitrary: fc.constant([]) }, { weight: 1, arbitrary: fc.tuple(ipamData(fc.constant(`fd00:246:${i}::/64`))) })
+      IPv6Data: fc.oneof(
+        { weight: 3, arbitrary: fc.constant([]) },
+        { weight: 1, arbitrary: fc.tuple(ipamData(fc.constant(`fd00:246:${i}::/64`))) }
+      )
     })
   )
   const portBinding = fc.record({
@@ -238,7 +277,10 @@ const requests = (w: World): fc.Arbitrary<{ readonly path: string; readonly body
         AddressIPv6: fc.constantFrom('', `fd00:246:${i}::9/64`),
         MacAddress: fc.constantFrom('', '02:42:0a:f6:00:09')
       }),
-      Options: fc.record({ 'com.docker.network.portmap': fc.array(portBinding, { maxLength: 3 }), 'com.docker.network.endpoint.exposedports': fc.constant([]) })
+      Options: fc.record({
+        'com.docker.network.portmap': fc.array(portBinding, { maxLength: 3 }),
+        'com.docker.network.endpoint.exposedports': fc.constant([])
+      })
     })
   )
   const netRef = fc.record({ NetworkID: net })
@@ -247,7 +289,15 @@ const requests = (w: World): fc.Arbitrary<{ readonly path: string; readonly body
     v4.map((s) => `isthmus-local/${s}`),
     fc.constantFrom('fuzz-space/10.246.1.0/24', 'isthmus-local/fd00:246:0::/64', 'nope')
   )
-  const address = fc.constantFrom('', '10.246.0.9', '10.246.1.1', '10.246.0.0', '10.246.0.255', '10.246.1.130', 'fd00:246:0::9')
+  const address = fc.constantFrom(
+    '',
+    '10.246.0.9',
+    '10.246.1.1',
+    '10.246.0.0',
+    '10.246.0.255',
+    '10.246.1.130',
+    'fd00:246:0::9'
+  )
   const none = fc.constant({})
   // [path, body, weight]: the calls that make things come more often, so that the others find something
   const table: ReadonlyArray<readonly [string, fc.Arbitrary<Body>, number?]> = [
@@ -259,13 +309,31 @@ const requests = (w: World): fc.Arbitrary<{ readonly path: string; readonly body
     ['/NetworkDriver.FreeNetwork', netRef],
     ['/NetworkDriver.CreateEndpoint', createEndpoint, 8],
     ['/NetworkDriver.EndpointOperInfo', epRef],
-    ['/NetworkDriver.Join', fc.record({ NetworkID: net, EndpointID: ep, SandboxKey: fc.oneof({ weight: 5, arbitrary: fc.constant('/var/run/docker/netns/fuzz0') }, { weight: 1, arbitrary: fc.constant('relative') }), Options: none }), 3],
+    [
+      '/NetworkDriver.Join',
+      fc.record({
+        NetworkID: net,
+        EndpointID: ep,
+        SandboxKey: fc.oneof(
+          { weight: 5, arbitrary: fc.constant('/var/run/docker/netns/fuzz0') },
+          { weight: 1, arbitrary: fc.constant('relative') }
+        ),
+        Options: none
+      }),
+      3
+    ],
     ['/NetworkDriver.Leave', epRef],
     ['/NetworkDriver.DeleteEndpoint', epRef],
     ['/NetworkDriver.ProgramExternalConnectivity', fc.record({ NetworkID: net, EndpointID: ep, Options: none })],
     ['/NetworkDriver.RevokeExternalConnectivity', epRef],
-    ['/NetworkDriver.DiscoverNew', fc.record({ DiscoveryType: fc.integer({ min: 0, max: 2 }), DiscoveryData: fc.jsonValue({ maxDepth: 2 }) })],
-    ['/NetworkDriver.DiscoverDelete', fc.record({ DiscoveryType: fc.integer({ min: 0, max: 2 }), DiscoveryData: fc.jsonValue({ maxDepth: 2 }) })],
+    [
+      '/NetworkDriver.DiscoverNew',
+      fc.record({ DiscoveryType: fc.integer({ min: 0, max: 2 }), DiscoveryData: fc.jsonValue({ maxDepth: 2 }) })
+    ],
+    [
+      '/NetworkDriver.DiscoverDelete',
+      fc.record({ DiscoveryType: fc.integer({ min: 0, max: 2 }), DiscoveryData: fc.jsonValue({ maxDepth: 2 }) })
+    ],
     ['/IpamDriver.GetCapabilities', none],
     ['/IpamDriver.GetDefaultAddressSpaces', none],
     [
@@ -289,7 +357,12 @@ const requests = (w: World): fc.Arbitrary<{ readonly path: string; readonly body
         {
           PoolID: poolId,
           Address: address,
-          Options: fc.constantFrom(null, {}, { RequestAddressType: 'com.docker.network.gateway' }, { 'com.docker.network.endpoint.macaddress': '02:42:0a:f6:00:09' })
+          Options: fc.constantFrom(
+            null,
+            {},
+            { RequestAddressType: 'com.docker.network.gateway' },
+            { 'com.docker.network.endpoint.macaddress': '02:42:0a:f6:00:09' }
+          )
         },
         { requiredKeys: ['PoolID'] }
       ),
@@ -302,8 +375,12 @@ const requests = (w: World): fc.Arbitrary<{ readonly path: string; readonly body
     ['/IpamDriver.Version', none],
     ['/IpamDriver.Configuration', none]
   ]
-  const known = fc.oneof(...table.map(([path, body, weight]) => ({ weight: weight ?? 1, arbitrary: body.map((b) => ({ path, body: b })) })))
-  const unknown = fc.constantFrom('/NetworkDriver.Nope', '/IpamDriver.Nope', '/Foo.Bar', '/', '/Plugin.Activate/x').map((path) => ({ path, body: {} as Body }))
+  const known = fc.oneof(
+    ...table.map(([path, body, weight]) => ({ weight: weight ?? 1, arbitrary: body.map((b) => ({ path, body: b })) }))
+  )
+  const unknown = fc
+    .constantFrom('/NetworkDriver.Nope', '/IpamDriver.Nope', '/Foo.Bar', '/', '/Plugin.Activate/x')
+    .map((path) => ({ path, body: {} as Body }))
   return fc.oneof({ weight: 60, arbitrary: known }, { weight: 1, arbitrary: unknown })
 }
 
@@ -313,12 +390,44 @@ const requests = (w: World): fc.Arbitrary<{ readonly path: string; readonly body
 
 const KNOWN = new Set([
   '/Plugin.Activate',
-  ...['GetCapabilities', 'CreateNetwork', 'AllocateNetwork', 'DeleteNetwork', 'FreeNetwork', 'CreateEndpoint', 'EndpointOperInfo', 'Join', 'Leave', 'DeleteEndpoint', 'ProgramExternalConnectivity', 'RevokeExternalConnectivity', 'DiscoverNew', 'DiscoverDelete'].map((m) => `/NetworkDriver.${m}`),
-  ...['GetCapabilities', 'GetDefaultAddressSpaces', 'RequestPool', 'ReleasePool', 'RequestAddress', 'ReleaseAddress', 'Leases', 'Networks', 'Metrics', 'Version', 'Configuration'].map((m) => `/IpamDriver.${m}`)
+  ...[
+    'GetCapabilities',
+    'CreateNetwork',
+    'AllocateNetwork',
+    'DeleteNetwork',
+    'FreeNetwork',
+    'CreateEndpoint',
+    'EndpointOperInfo',
+    'Join',
+    'Leave',
+    'DeleteEndpoint',
+    'ProgramExternalConnectivity',
+    'RevokeExternalConnectivity',
+    'DiscoverNew',
+    'DiscoverDelete'
+  ].map((m) => `/NetworkDriver.${m}`),
+  ...[
+    'GetCapabilities',
+    'GetDefaultAddressSpaces',
+    'RequestPool',
+    'ReleasePool',
+    'RequestAddress',
+    'ReleaseAddress',
+    'Leases',
+    'Networks',
+    'Metrics',
+    'Version',
+    'Configuration'
+  ].map((m) => `/IpamDriver.${m}`)
 ])
 
 const withTimeout = <A>(what: string, p: Promise<A>, ms: number): Promise<A> =>
-  Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms).unref())])
+  Promise.race([
+    p,
+    new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms).unref()
+    )
+  ])
 
 describe('fuzz: every plugin method over the real socket', { timeout: 300_000 }, () => {
   const prefix = uniquePrefix()
@@ -348,7 +457,13 @@ describe('fuzz: every plugin method over the real socket', { timeout: 300_000 },
   const send = async (path: string, body: Body, how: Wire): Promise<RawReply> => {
     const text = `${serialise(body)}\n`
     const raw =
-      how.kind === 'json' ? text : how.kind === 'truncated' ? text.slice(0, how.at % text.length) : how.kind === 'bytes' ? how.bytes : ''
+      how.kind === 'json'
+        ? text
+        : how.kind === 'truncated'
+          ? text.slice(0, how.at % text.length)
+          : how.kind === 'bytes'
+            ? how.bytes
+            : ''
     return withTimeout(path, pluginRequest(plugin.socket, path, raw), 20_000)
   }
 
@@ -357,10 +472,20 @@ describe('fuzz: every plugin method over the real socket', { timeout: 300_000 },
     if (reply.status !== 200 || typeof body !== 'object' || body === null) return
     const b = body as Record<string, unknown>
     const answer = JSON.parse(reply.text) as Record<string, unknown>
-    if (path === '/NetworkDriver.CreateNetwork' && typeof b['NetworkID'] === 'string') networkIds.add(made.network(b['NetworkID']))
-    if (path === '/NetworkDriver.CreateEndpoint' && typeof b['NetworkID'] === 'string' && typeof b['EndpointID'] === 'string') made.endpoint(b['NetworkID'], b['EndpointID'])
+    if (path === '/NetworkDriver.CreateNetwork' && typeof b['NetworkID'] === 'string')
+      networkIds.add(made.network(b['NetworkID']))
+    if (
+      path === '/NetworkDriver.CreateEndpoint' &&
+      typeof b['NetworkID'] === 'string' &&
+      typeof b['EndpointID'] === 'string'
+    )
+      made.endpoint(b['NetworkID'], b['EndpointID'])
     if (path === '/IpamDriver.RequestPool' && typeof answer['PoolID'] === 'string') made.pool(answer['PoolID'])
-    if (path === '/IpamDriver.RequestAddress' && typeof b['PoolID'] === 'string' && typeof answer['Address'] === 'string') {
+    if (
+      path === '/IpamDriver.RequestAddress' &&
+      typeof b['PoolID'] === 'string' &&
+      typeof answer['Address'] === 'string'
+    ) {
       made.address(b['PoolID'], answer['Address'].split('/')[0]!)
     }
   }
@@ -368,9 +493,13 @@ describe('fuzz: every plugin method over the real socket', { timeout: 300_000 },
   // What the daemon has on the host now: the bridges its inspection names, every port on them
   // (endpoints' veths and the spare pairs), and each veth's peer.
   const noteLinks = async (): Promise<void> => {
-    const nets = (await pluginCall(plugin.socket, '/IpamDriver.Networks')).body as { networks: Array<{ bridge?: string }> }
+    const nets = (await pluginCall(plugin.socket, '/IpamDriver.Networks')).body as {
+      networks: Array<{ bridge?: string }>
+    }
     for (const n of nets.networks) if (n.bridge !== undefined) bridges.add(n.bridge)
-    const leases = (await pluginCall(plugin.socket, '/IpamDriver.Leases')).body as { attachments: Array<{ hostIfName: string }> }
+    const leases = (await pluginCall(plugin.socket, '/IpamDriver.Leases')).body as {
+      attachments: Array<{ hostIfName: string }>
+    }
     const hostEnds = leases.attachments.map((a) => a.hostIfName)
     for (const b of bridges) hostEnds.push(...(await bridgePorts(b)).map((l) => l.name))
     for (const h of hostEnds) {
@@ -393,7 +522,8 @@ describe('fuzz: every plugin method over the real socket', { timeout: 300_000 },
           const reply = await send(c.path, c.body, c.how)
           sent++
           statuses.set(reply.status, (statuses.get(reply.status) ?? 0) + 1)
-          if (process.env['ISTHMUS_FUZZ_TRACE'] !== undefined) console.log(`TRACE ${c.path} ${c.how.kind} ${reply.status} ${reply.text.slice(0, 160)}`)
+          if (process.env['ISTHMUS_FUZZ_TRACE'] !== undefined)
+            console.log(`TRACE ${c.path} ${c.how.kind} ${reply.status} ${reply.text.slice(0, 160)}`)
           assertProtocolShaped(c.path, KNOWN.has(c.path), reply)
           record(c.path, c.body, reply)
         }
@@ -411,7 +541,9 @@ describe('fuzz: every plugin method over the real socket', { timeout: 300_000 },
       )
     }
     const took = Date.now() - started
-    console.log(`fuzz: ${sent} calls in ${took} ms, seed ${SEED}; statuses ${JSON.stringify(Object.fromEntries(statuses))}`)
+    console.log(
+      `fuzz: ${sent} calls in ${took} ms, seed ${SEED}; statuses ${JSON.stringify(Object.fromEntries(statuses))}`
+    )
     assert.ok((statuses.get(200) ?? 0) > sent / 5, 'a good share of calls went through (the fuzz reaches the flows)')
 
     // the daemon is alive and logged no bug
@@ -421,14 +553,25 @@ describe('fuzz: every plugin method over the real socket', { timeout: 300_000 },
     // nothing left: records, links (veth removal runs just after the answer), rules
     const state = await readState(plugin.stateDir)
     assert.deepEqual(
-      { networks: state.networks.length, endpoints: state.endpoints.length, sandboxes: state.sandboxes.length, leases: state.leases.length, pools: state.pools.length },
+      {
+        networks: state.networks.length,
+        endpoints: state.endpoints.length,
+        sandboxes: state.sandboxes.length,
+        leases: state.leases.length,
+        pools: state.pools.length
+      },
       { networks: 0, endpoints: 0, sandboxes: 0, leases: 0, pools: 0 },
-      JSON.stringify({ networks: state.networks.map((n) => n.id), leases: state.leases.map((l) => `${l.address} ${JSON.stringify(l.owner)}`), pools: state.pools.map((p) => p.id) })
+      JSON.stringify({
+        networks: state.networks.map((n) => n.id),
+        leases: state.leases.map((l) => `${l.address} ${JSON.stringify(l.owner)}`),
+        pools: state.pools.map((p) => p.id)
+      })
     )
     assert.ok(networkIds.size > 0 && bridges.size > 0 && hostIfs.size > 0, 'the run made networks and endpoints')
-    const mine = (links: ReadonlyArray<string>) => links.filter((l) => bridges.has(l) || hostIfs.has(l) || l.startsWith(world.bridge))
-    await waitUntil('the run’s links to be gone', async () => mine(await hostLinks()).length === 0, 10_000, 100).catch(async () =>
-      assert.deepEqual(mine(await hostLinks()), [])
+    const mine = (links: ReadonlyArray<string>) =>
+      links.filter((l) => bridges.has(l) || hostIfs.has(l) || l.startsWith(world.bridge))
+    await waitUntil('the run’s links to be gone', async () => mine(await hostLinks()).length === 0, 10_000, 100).catch(
+      async () => assert.deepEqual(mine(await hostLinks()), [])
     )
     assert.deepEqual(await ownedRulesUnder(plugin.chainPrefix), [])
   })

@@ -61,21 +61,49 @@ describe('inspection routes on the plugin socket', () => {
     env = { ...te.env, controlPlane: builtinControlPlane(ipam, te.env.store) }
     dir = await mkdtemp(join(tmpdir(), 'isthmus-inspect-'))
     socket = join(dir, 'plugin.sock')
-    server = await listen(createPluginApp({ env, ipam, about: { version: '9.8.7', cniVersions: ['1.0.0', '1.1.0'], configuration: CONFIGURATION } }), { socket })
+    server = await listen(
+      createPluginApp({
+        env,
+        ipam,
+        about: { version: '9.8.7', cniVersions: ['1.0.0', '1.1.0'], configuration: CONFIGURATION }
+      }),
+      { socket }
+    )
 
-    const pool = await call('/IpamDriver.RequestPool', { AddressSpace: 'isthmus-local', Pool: '10.241.250.0/24', SubPool: '', Options: {}, V6: false })
+    const pool = await call('/IpamDriver.RequestPool', {
+      AddressSpace: 'isthmus-local',
+      Pool: '10.241.250.0/24',
+      SubPool: '',
+      Options: {},
+      V6: false
+    })
     const PoolID = (pool.body as { PoolID: string }).PoolID
-    await call('/IpamDriver.RequestAddress', { PoolID, Address: '', Options: { RequestAddressType: 'com.docker.network.gateway' } })
+    await call('/IpamDriver.RequestAddress', {
+      PoolID,
+      Address: '',
+      Options: { RequestAddressType: 'com.docker.network.gateway' }
+    })
     await call('/NetworkDriver.CreateNetwork', {
       NetworkID,
       Options: { 'com.docker.network.generic': {} },
       IPv4Data: [{ AddressSpace: 'isthmus-local', Gateway: '10.241.250.1/24', Pool: '10.241.250.0/24' }]
     })
-    const a = (await call('/IpamDriver.RequestAddress', { PoolID, Address: '', Options: null })).body as { Address: string }
+    const a = (await call('/IpamDriver.RequestAddress', { PoolID, Address: '', Options: null })).body as {
+      Address: string
+    }
     await call('/IpamDriver.RequestAddress', { PoolID, Address: '10.241.250.77', Options: null }) // not yet bound
-    const created = await call('/NetworkDriver.CreateEndpoint', { NetworkID, EndpointID, Interface: { Address: a.Address, MacAddress: '' } })
+    const created = await call('/NetworkDriver.CreateEndpoint', {
+      NetworkID,
+      EndpointID,
+      Interface: { Address: a.Address, MacAddress: '' }
+    })
     assert.equal(created.status, 200)
-    const joined = await call('/NetworkDriver.Join', { NetworkID, EndpointID, SandboxKey: '/var/run/docker/netns/feedc0ffee00', Options: {} })
+    const joined = await call('/NetworkDriver.Join', {
+      NetworkID,
+      EndpointID,
+      SandboxKey: '/var/run/docker/netns/feedc0ffee00',
+      Options: {}
+    })
     assert.equal(joined.status, 200)
     await call('/NetworkDriver.Bogus', {})
   })
@@ -91,8 +119,28 @@ describe('inspection routes on the plugin socket', () => {
     const v = decoded(Inspect.LeasesResponse, r.body)
     const [record] = await right(env.store.endpoints.list()())
     assert.deepEqual(
-      v.attachments.map((x) => [x.endpointId, x.owner, x.addresses.map((y) => y.cidr), x.mac, x.hostIfName, x.sandbox, x.since, x.networkName]),
-      [[EndpointID, { kind: 'docker', endpointId: EndpointID }, record!.addresses.map((y) => y.cidr), record!.mac, record!.hostIfName, '/var/run/docker/netns/feedc0ffee00', record!.createdAt, NetworkID.slice(0, 12)]]
+      v.attachments.map((x) => [
+        x.endpointId,
+        x.owner,
+        x.addresses.map((y) => y.cidr),
+        x.mac,
+        x.hostIfName,
+        x.sandbox,
+        x.since,
+        x.networkName
+      ]),
+      [
+        [
+          EndpointID,
+          { kind: 'docker', endpointId: EndpointID },
+          record!.addresses.map((y) => y.cidr),
+          record!.mac,
+          record!.hostIfName,
+          '/var/run/docker/netns/feedc0ffee00',
+          record!.createdAt,
+          NetworkID.slice(0, 12)
+        ]
+      ]
     )
     assert.deepEqual(
       v.reserved.map((x) => `${x.kind} ${x.address} ${x.networkId}`),
@@ -124,7 +172,12 @@ describe('inspection routes on the plugin socket', () => {
     assert.equal(r.status, 200)
     const v = decoded(Inspect.NetworksResponse, r.body)
     assert.deepEqual(
-      v.networks.map((n) => [n.id, n.endpoints, n.subnets.map((s) => `${s.subnet} ${s.gateway}`), n.pools.map((p) => [p.subnet, p.size, p.used, p.free])]),
+      v.networks.map((n) => [
+        n.id,
+        n.endpoints,
+        n.subnets.map((s) => `${s.subnet} ${s.gateway}`),
+        n.pools.map((p) => [p.subnet, p.size, p.used, p.free])
+      ]),
       [[NetworkID, 1, ['10.241.250.0/24 10.241.250.1'], [['10.241.250.0/24', 254, 3, 251]]]]
     )
     assert.deepEqual(v.otherPools, [])
@@ -138,13 +191,22 @@ describe('inspection routes on the plugin socket', () => {
     assert.equal(count('other', 'not-implemented'), 1)
     assert.equal(count('IpamDriver.Leases', 'error'), 2)
     assert.ok(v.requests.every((r) => r.durationSeconds >= 0))
-    assert.deepEqual([v.networks, v.endpoints, v.leases], [1, 1, { attachment: 1, gateway: 1, aux: 0, runtime: 1, orphan: 0 }])
-    assert.deepEqual(v.pools.map((p) => [p.size, p.used]), [[254, 3]])
+    assert.deepEqual(
+      [v.networks, v.endpoints, v.leases],
+      [1, 1, { attachment: 1, gateway: 1, aux: 0, runtime: 1, orphan: 0 }]
+    )
+    assert.deepEqual(
+      v.pools.map((p) => [p.size, p.used]),
+      [[254, 3]]
+    )
   })
 
   it('tells its version, plugin API and CNI versions, and its configuration', async () => {
     const v = decoded(Inspect.VersionResponse, (await getOn(socket, '/IpamDriver.Version')).body)
-    assert.deepEqual([v.version, v.pluginApi.version, v.pluginApi.implements, v.cniVersions], ['9.8.7', '1.2', ['NetworkDriver', 'IpamDriver'], ['1.0.0', '1.1.0']])
+    assert.deepEqual(
+      [v.version, v.pluginApi.version, v.pluginApi.implements, v.cniVersions],
+      ['9.8.7', '1.2', ['NetworkDriver', 'IpamDriver'], ['1.0.0', '1.1.0']]
+    )
     assert.deepEqual(await call('/IpamDriver.Configuration'), { status: 200, body: CONFIGURATION })
   })
 })

@@ -38,7 +38,9 @@ describe('listen', () => {
   it('replaces the socket file a killed daemon left, and serves on it with mode 0660', async () => {
     const socket = join(dir, 'stale.sock')
     // a process that listens, then dies by SIGKILL: the file stays, nobody answers on it
-    const holder = spawn(process.execPath, ['-e', 'require("net").createServer().listen(process.argv[1])', socket], { stdio: 'ignore' })
+    const holder = spawn(process.execPath, ['-e', 'require("net").createServer().listen(process.argv[1])', socket], {
+      stdio: 'ignore'
+    })
     children.push(holder)
     await waitUntil('the socket file', async () => existsSync(socket), 10_000, 20)
     await stopChild(holder, 'SIGKILL')
@@ -47,7 +49,10 @@ describe('listen', () => {
 
     const s = await listen(appOf(), { socket })
     servers.push(s)
-    assert.deepEqual(await pluginCall(socket, '/Plugin.Activate'), { status: 200, body: { Implements: ['NetworkDriver', 'IpamDriver'] } })
+    assert.deepEqual(await pluginCall(socket, '/Plugin.Activate'), {
+      status: 200,
+      body: { Implements: ['NetworkDriver', 'IpamDriver'] }
+    })
     assert.equal((await stat(socket)).mode & 0o777, 0o660)
   })
 
@@ -66,28 +71,51 @@ describe('listen', () => {
     assert.ok((await stat(path)).isFile())
   })
 
-  it('serves on fd 3 under systemd socket activation, without creating its own socket', { timeout: 60_000 }, async () => {
-    const socket = join(dir, 'activated.sock')
-    const unused = join(dir, 'not-used.sock')
-    const state = join(dir, 'state')
-    // systemd-socket-activate listens on `socket`, then execs `isthmus serve` with LISTEN_FDS=1,
-    // LISTEN_PID=<its own pid> and the socket as fd 3 on the first connection.
-    const child = spawn(
-      'systemd-socket-activate',
-      ['-l', socket, process.execPath, '--import', 'tsx', '--conditions=@isthmus/source', join(root, 'packages/cli/src/bin/isthmus.ts'),
-        'serve', '--socket', unused, '--state-dir', state, '--log-level', 'info', '--cni-socket', ''],
-      { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] }
-    )
-    children.push(child)
-    let log = ''
-    child.stderr!.setEncoding('utf8')
-    child.stderr!.on('data', (c: string) => (log += c))
-    await waitUntil('systemd-socket-activate to listen', async () => existsSync(socket), 10_000, 20)
-    // the first call waits in the socket's backlog while the daemon starts
-    assert.deepEqual(await pluginCall(socket, '/Plugin.Activate'), { status: 200, body: { Implements: ['NetworkDriver', 'IpamDriver'] } })
-    assert.match(log, /"fd":3/)
-    assert.equal(existsSync(unused), false, 'the --socket path is not used when systemd passes one')
-    await stopChild(child, 'SIGTERM')
-    assert.match(log, /"message":"stopped"/)
-  })
+  it(
+    'serves on fd 3 under systemd socket activation, without creating its own socket',
+    { timeout: 60_000 },
+    async () => {
+      const socket = join(dir, 'activated.sock')
+      const unused = join(dir, 'not-used.sock')
+      const state = join(dir, 'state')
+      // systemd-socket-activate listens on `socket`, then execs `isthmus serve` with LISTEN_FDS=1,
+      // LISTEN_PID=<its own pid> and the socket as fd 3 on the first connection.
+      const child = spawn(
+        'systemd-socket-activate',
+        [
+          '-l',
+          socket,
+          process.execPath,
+          '--import',
+          'tsx',
+          '--conditions=@isthmus/source',
+          join(root, 'packages/cli/src/bin/isthmus.ts'),
+          'serve',
+          '--socket',
+          unused,
+          '--state-dir',
+          state,
+          '--log-level',
+          'info',
+          '--cni-socket',
+          ''
+        ],
+        { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] }
+      )
+      children.push(child)
+      let log = ''
+      child.stderr!.setEncoding('utf8')
+      child.stderr!.on('data', (c: string) => (log += c))
+      await waitUntil('systemd-socket-activate to listen', async () => existsSync(socket), 10_000, 20)
+      // the first call waits in the socket's backlog while the daemon starts
+      assert.deepEqual(await pluginCall(socket, '/Plugin.Activate'), {
+        status: 200,
+        body: { Implements: ['NetworkDriver', 'IpamDriver'] }
+      })
+      assert.match(log, /"fd":3/)
+      assert.equal(existsSync(unused), false, 'the --socket path is not used when systemd passes one')
+      await stopChild(child, 'SIGTERM')
+      assert.match(log, /"message":"stopped"/)
+    }
+  )
 })

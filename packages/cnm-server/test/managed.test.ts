@@ -69,11 +69,23 @@ describe('managed (v2) plugin', { timeout: 180_000 }, () => {
     const report = JSON.parse(stdout.trim().split('\n').pop()!) as { outdir: string; bytes: number; files: number }
     assert.equal(report.outdir, join(tmp, 'plugin'))
     const rootfs = join(tmp, 'plugin/rootfs')
-    for (const f of ['usr/bin/node', 'opt/isthmus/bin/plugin.mjs', 'usr/sbin/ip', 'usr/bin/nsenter', 'usr/sbin/iptables-save', 'usr/sbin/iptables-restore', 'usr/sbin/ip6tables-save', 'usr/sbin/ip6tables-restore']) {
+    for (const f of [
+      'usr/bin/node',
+      'opt/isthmus/bin/plugin.mjs',
+      'usr/sbin/ip',
+      'usr/bin/nsenter',
+      'usr/sbin/iptables-save',
+      'usr/sbin/iptables-restore',
+      'usr/sbin/ip6tables-save',
+      'usr/sbin/ip6tables-restore'
+    ]) {
       assert.ok(existsSync(join(rootfs, f)), `${f} in the rootfs`)
     }
     // the rootfs runs on its own (every library is inside): the bundled daemon and iptables, chrooted
-    const version = await mustRun(['/usr/sbin/chroot', rootfs, '/usr/bin/node', '/opt/isthmus/bin/plugin.mjs', '--version'], { env: CLEAN_ENV })
+    const version = await mustRun(
+      ['/usr/sbin/chroot', rootfs, '/usr/bin/node', '/opt/isthmus/bin/plugin.mjs', '--version'],
+      { env: CLEAN_ENV }
+    )
     assert.match(version.stdout.trim(), /^\d+\.\d+\.\d+/)
     const ipt = await mustRun(['/usr/sbin/chroot', rootfs, '/usr/sbin/iptables-save', '--version'], { env: CLEAN_ENV })
     assert.match(ipt.stdout, /iptables-save v\d/)
@@ -84,7 +96,13 @@ describe('managed (v2) plugin', { timeout: 180_000 }, () => {
     installed = true
     await mustDocker('plugin', 'set', plugin, `state.source=${stateDir}`, `args=--chain-prefix ${chainPrefix}`)
     await mustDocker('plugin', 'enable', plugin)
-    const enabled = await mustDocker('plugin', 'inspect', '--format', '{{.Enabled}} {{json .Config.Interface.Types}}', plugin)
+    const enabled = await mustDocker(
+      'plugin',
+      'inspect',
+      '--format',
+      '{{.Enabled}} {{json .Config.Interface.Types}}',
+      plugin
+    )
     assert.match(enabled.stdout.trim(), /^true /)
     assert.match(enabled.stdout, /docker\.networkdriver\/1\.0/)
     assert.match(enabled.stdout, /docker\.ipamdriver\/1\.0/)
@@ -104,12 +122,28 @@ describe('managed (v2) plugin', { timeout: 180_000 }, () => {
     assert.match(nat.stdout, new RegExp(`-A ${chainPrefix}-POSTROUTING .*${subnet.replace(/\./g, '\\.')}`))
 
     await mustDocker('run', '-d', '--name', `${prefix}-a`, '--net', network, image, 'busybox', 'sleep', '300')
-    const ipA = (await mustDocker('inspect', '--format', `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`, `${prefix}-a`)).stdout.trim()
+    const ipA = (
+      await mustDocker(
+        'inspect',
+        '--format',
+        `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`,
+        `${prefix}-a`
+      )
+    ).stdout.trim()
     assert.ok(ipA.startsWith(`10.252.${third}.`), `address ${ipA} in ${subnet}`)
 
     const b = await docker(
-      'run', '--rm', '--name', `${prefix}-b`, '--net', network, image,
-      'busybox', 'sh', '-c', `ip -4 -o addr show eth0 && ping -c 2 -W 2 ${ipA} && ping -c 2 -W 2 ${prefix}-a`
+      'run',
+      '--rm',
+      '--name',
+      `${prefix}-b`,
+      '--net',
+      network,
+      image,
+      'busybox',
+      'sh',
+      '-c',
+      `ip -4 -o addr show eth0 && ping -c 2 -W 2 ${ipA} && ping -c 2 -W 2 ${prefix}-a`
     )
     assert.equal(b.code, 0, `b pings a: ${b.stdout}${b.stderr}`)
     assert.match(b.stdout, new RegExp(`inet 10\\.252\\.${third}\\.\\d+/24`))

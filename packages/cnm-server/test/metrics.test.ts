@@ -9,7 +9,13 @@ import * as E from 'fp-ts/lib/Either.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { DEFAULT_LOCAL_SPACE, io, makeIpam, type IpAddress, type Store, type Subnet } from '@isthmus/core'
 import { memoryStore, right, fixedClock } from '@isthmus/core/testing'
-import { listenMetrics, parseMetricsAddr, pluginMetrics, registerStoreMetrics, type MetricsServer } from '../src/index.js'
+import {
+  listenMetrics,
+  parseMetricsAddr,
+  pluginMetrics,
+  registerStoreMetrics,
+  type MetricsServer
+} from '../src/index.js'
 import { parseMetrics, sample } from './support/prometheus.js'
 
 describe('metrics listener', () => {
@@ -23,11 +29,18 @@ describe('metrics listener', () => {
   }
   const metrics = pluginMetrics()
   let server: MetricsServer | undefined
-  const get = (path: string) => fetch(`http://${server!.address}${path}`).then(async (r) => ({ status: r.status, type: r.headers.get('content-type'), text: await r.text() }))
+  const get = (path: string) =>
+    fetch(`http://${server!.address}${path}`).then(async (r) => ({
+      status: r.status,
+      type: r.headers.get('content-type'),
+      text: await r.text()
+    }))
 
   before(async () => {
     const ipam = makeIpam({ store, clock: fixedClock().port })
-    const pool = await right(ipam.requestPool({ addressSpace: DEFAULT_LOCAL_SPACE, family: 4, subnet: '10.241.251.0/29' as Subnet })())
+    const pool = await right(
+      ipam.requestPool({ addressSpace: DEFAULT_LOCAL_SPACE, family: 4, subnet: '10.241.251.0/29' as Subnet })()
+    )
     await right(ipam.allocate(pool.id, { kind: 'runtime', ref: 'docker' }, { address: '10.241.251.3' as IpAddress })())
     registerStoreMetrics(metrics.registry, { store })
     metrics.observe({ op: 'IpamDriver.RequestAddress', outcome: 'ok', durationMs: 2 })
@@ -65,7 +78,10 @@ describe('metrics listener', () => {
     const m = parseMetrics(r.text)
     assert.equal(sample(m, 'isthmus_cnm_requests_total', { op: 'IpamDriver.RequestAddress', outcome: 'ok' }), 1)
     assert.equal(sample(m, 'isthmus_cnm_requests_total', { op: 'IpamDriver.RequestAddress', outcome: 'error' }), 1)
-    assert.match(r.text, /^isthmus_cnm_request_duration_seconds_count\{op="IpamDriver.RequestAddress",outcome="ok"\} 1$/m)
+    assert.match(
+      r.text,
+      /^isthmus_cnm_request_duration_seconds_count\{op="IpamDriver.RequestAddress",outcome="ok"\} 1$/m
+    )
     assert.equal(sample(m, 'isthmus_store_up'), 1)
     assert.equal(sample(m, 'isthmus_networks'), 0)
     // a /29: 6 usable; the gateway and .3 held
@@ -89,7 +105,11 @@ describe('metrics listener', () => {
       assert.equal((await get('/healthz')).status, 200, 'still alive')
       const m = parseMetrics((await get('/metrics')).text)
       assert.equal(sample(m, 'isthmus_store_up'), 0)
-      assert.equal(sample(m, 'isthmus_ipam_pool_size', { pool: 'isthmus-local/10.241.251.0/29' }), undefined, 'no stale numbers')
+      assert.equal(
+        sample(m, 'isthmus_ipam_pool_size', { pool: 'isthmus-local/10.241.251.0/29' }),
+        undefined,
+        'no stale numbers'
+      )
     } finally {
       broken = false
     }

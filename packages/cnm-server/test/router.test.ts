@@ -36,7 +36,12 @@ describe('router: failures that are bugs', () => {
         throw new RangeError('Maximum call stack size exceeded')
       }),
       // a task that rejects, with a message holding a path
-      route('IpamDriver', 'Rejects', t.unknown, () => () => Promise.reject(new Error('ENOENT: /var/lib/isthmus/v1/endpoints/x.json'))),
+      route(
+        'IpamDriver',
+        'Rejects',
+        t.unknown,
+        () => () => Promise.reject(new Error('ENOENT: /var/lib/isthmus/v1/endpoints/x.json'))
+      ),
       // thrown from inside the task, after an await
       route('NetworkDriver', 'ThrowsLater', t.unknown, () => async () => {
         await Promise.resolve()
@@ -69,7 +74,10 @@ describe('router: failures that are bugs', () => {
       assert.equal(bugs.length, 1)
       assert.equal(bugs[0]!.msg, 'bug: a handler failed')
       assert.match(String(bugs[0]!.fields['stack']), /Error: .*\n\s+at /)
-      assert.deepEqual(await pluginCall(socket, '/Plugin.Activate'), { status: 200, body: { Implements: ['NetworkDriver'] } })
+      assert.deepEqual(await pluginCall(socket, '/Plugin.Activate'), {
+        status: 200,
+        body: { Implements: ['NetworkDriver'] }
+      })
     })
   }
 
@@ -94,7 +102,10 @@ describe('router: failures that are bugs', () => {
         req.end()
       }, reject)
     })
-    assert.deepEqual({ status: get.status, body: JSON.parse(get.text) }, { status: 405, body: { Err: 'NetworkDriver.Throws answers POST, not GET' } })
+    assert.deepEqual(
+      { status: get.status, body: JSON.parse(get.text) },
+      { status: 405, body: { Err: 'NetworkDriver.Throws answers POST, not GET' } }
+    )
     const unknown = await pluginRequest(socket, '/NetworkDriver.Nope', '{}')
     assertProtocolShaped('/NetworkDriver.Nope', false, unknown)
     assert.equal(unknown.status, 404)

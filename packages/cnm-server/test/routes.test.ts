@@ -11,7 +11,10 @@ import { DEFAULT_LOCAL_SPACE, MacAddress, type IfName, type PoolId } from '@isth
 import { dockerId, startHarness, type Harness } from './support/harness.js'
 
 const obj = (u: unknown): Record<string, unknown> => {
-  assert.ok(typeof u === 'object' && u !== null && !Array.isArray(u), `expected a JSON object, got ${JSON.stringify(u)}`)
+  assert.ok(
+    typeof u === 'object' && u !== null && !Array.isArray(u),
+    `expected a JSON object, got ${JSON.stringify(u)}`
+  )
   return u as Record<string, unknown>
 }
 
@@ -45,7 +48,16 @@ describe('cnm-server routes over a unix socket', () => {
 
   it('logs one info line per request (method, ids, duration, outcome) and the payloads at debug', async () => {
     h.t.log.state.clear()
-    const pool = obj((await h.call('/IpamDriver.RequestPool', { AddressSpace: DEFAULT_LOCAL_SPACE, Pool: '10.250.77.0/24', Options: {}, V6: false })).body)
+    const pool = obj(
+      (
+        await h.call('/IpamDriver.RequestPool', {
+          AddressSpace: DEFAULT_LOCAL_SPACE,
+          Pool: '10.250.77.0/24',
+          Options: {},
+          V6: false
+        })
+      ).body
+    )
     const bad = await h.call('/IpamDriver.ReleasePool', { PoolID: 'no such pool' })
     await h.call('/NetworkDriver.Bogus', {})
     await h.raw('/NetworkDriver.Leave', '{')
@@ -101,7 +113,11 @@ describe('cnm-server routes over a unix socket', () => {
   })
 
   it('signals IPAM failures with a non-200 and both Err and Error (a 200 Err is success to dockerd)', async () => {
-    const r = await h.call('/IpamDriver.RequestAddress', { PoolID: 'isthmus-local/10.250.99.0/24', Address: '', Options: null })
+    const r = await h.call('/IpamDriver.RequestAddress', {
+      PoolID: 'isthmus-local/10.250.99.0/24',
+      Address: '',
+      Options: null
+    })
     assert.equal(r.status, 500)
     const b = obj(r.body)
     assert.equal(b['Err'], 'pool isthmus-local/10.250.99.0/24 not found')
@@ -124,9 +140,19 @@ describe('cnm-server routes over a unix socket', () => {
   })
 
   it('fills only the CreateEndpoint fields dockerd left empty, and answers Join with the gateway', async () => {
-    const pool = await h.call('/IpamDriver.RequestPool', { AddressSpace: 'isthmus-local', Pool: '10.250.90.0/24', SubPool: '', Options: {}, V6: false })
+    const pool = await h.call('/IpamDriver.RequestPool', {
+      AddressSpace: 'isthmus-local',
+      Pool: '10.250.90.0/24',
+      SubPool: '',
+      Options: {},
+      V6: false
+    })
     const PoolID = String(obj(pool.body)['PoolID'])
-    await h.call('/IpamDriver.RequestAddress', { PoolID, Address: '', Options: { RequestAddressType: 'com.docker.network.gateway' } })
+    await h.call('/IpamDriver.RequestAddress', {
+      PoolID,
+      Address: '',
+      Options: { RequestAddressType: 'com.docker.network.gateway' }
+    })
     const NetworkID = dockerId('echo-net')
     const created = await h.call('/NetworkDriver.CreateNetwork', {
       NetworkID,
@@ -160,7 +186,12 @@ describe('cnm-server routes over a unix socket', () => {
     assert.deepEqual(Object.keys(iface), ['MacAddress'])
     assert.ok(E.isRight(MacAddress.decode(iface['MacAddress'])), `a MAC: ${String(iface['MacAddress'])}`)
 
-    const joined = await h.call('/NetworkDriver.Join', { NetworkID, EndpointID, SandboxKey: '/var/run/docker/netns/0123456789ab', Options: {} })
+    const joined = await h.call('/NetworkDriver.Join', {
+      NetworkID,
+      EndpointID,
+      SandboxKey: '/var/run/docker/netns/0123456789ab',
+      Options: {}
+    })
     assert.equal(joined.status, 200)
     const j = obj(joined.body)
     assert.equal(j['Gateway'], '10.250.90.1')
@@ -173,11 +204,23 @@ describe('cnm-server routes over a unix socket', () => {
 
   it('hands out --ip and --aux-address outside --ip-range, and dynamic addresses only inside it', async () => {
     const pool = obj(
-      (await h.call('/IpamDriver.RequestPool', { AddressSpace: 'isthmus-local', Pool: '10.250.91.0/24', SubPool: '10.250.91.128/25', Options: {}, V6: false })).body
+      (
+        await h.call('/IpamDriver.RequestPool', {
+          AddressSpace: 'isthmus-local',
+          Pool: '10.250.91.0/24',
+          SubPool: '10.250.91.128/25',
+          Options: {},
+          V6: false
+        })
+      ).body
     )
     const PoolID = String(pool['PoolID'])
     h.t.store.probe.reset()
-    const gw = await h.call('/IpamDriver.RequestAddress', { PoolID, Address: '10.250.91.254', Options: { RequestAddressType: 'com.docker.network.gateway' } })
+    const gw = await h.call('/IpamDriver.RequestAddress', {
+      PoolID,
+      Address: '10.250.91.254',
+      Options: { RequestAddressType: 'com.docker.network.gateway' }
+    })
     assert.deepEqual(gw, { status: 200, body: { Address: '10.250.91.254/24', Data: {} } })
     const aux = await h.call('/IpamDriver.RequestAddress', { PoolID, Address: '10.250.91.10', Options: null })
     assert.deepEqual(aux, { status: 200, body: { Address: '10.250.91.10/24', Data: {} } })
@@ -191,35 +234,78 @@ describe('cnm-server routes over a unix socket', () => {
     // --ip on the wire) belong to the network and must outlive a power loss.
     assert.deepEqual(
       h.t.store.probe.callsOf('leases.reserve').map((c) => [(c.args[0] as { address: string }).address, c.args[1]]),
-      [['10.250.91.254', { durable: true }], ['10.250.91.10', { durable: true }], ['10.250.91.20', { durable: true }], [String(dyn['Address']).split('/')[0], { durable: false }]]
+      [
+        ['10.250.91.254', { durable: true }],
+        ['10.250.91.10', { durable: true }],
+        ['10.250.91.20', { durable: true }],
+        [String(dyn['Address']).split('/')[0], { durable: false }]
+      ]
     )
     // the address docker gives back is free again; the gateway stays with the pool
-    assert.deepEqual(await h.call('/IpamDriver.ReleaseAddress', { PoolID, Address: '10.250.91.20' }), { status: 200, body: {} })
-    assert.deepEqual(await h.call('/IpamDriver.ReleaseAddress', { PoolID, Address: '10.250.91.254' }), { status: 200, body: {} })
+    assert.deepEqual(await h.call('/IpamDriver.ReleaseAddress', { PoolID, Address: '10.250.91.20' }), {
+      status: 200,
+      body: {}
+    })
+    assert.deepEqual(await h.call('/IpamDriver.ReleaseAddress', { PoolID, Address: '10.250.91.254' }), {
+      status: 200,
+      body: {}
+    })
     const leases = await h.ipam.leases(DEFAULT_LOCAL_SPACE, PoolID as PoolId)()
     assert.ok(E.isRight(leases))
-    assert.deepEqual(leases.right.map((l) => l.address).sort(), ['10.250.91.10', '10.250.91.254', String(dyn['Address']).split('/')[0]].sort())
+    assert.deepEqual(
+      leases.right.map((l) => l.address).sort(),
+      ['10.250.91.10', '10.250.91.254', String(dyn['Address']).split('/')[0]].sort()
+    )
   })
 
   it('refuses a second network on a subnet in use, leaving the first one its pool and gateway', async () => {
     const req = { AddressSpace: 'isthmus-local', Pool: '10.250.92.0/24', SubPool: '', Options: {}, V6: false }
     const PoolID = String(obj((await h.call('/IpamDriver.RequestPool', req)).body)['PoolID'])
-    await h.call('/IpamDriver.RequestAddress', { PoolID, Address: '', Options: { RequestAddressType: 'com.docker.network.gateway' } })
+    await h.call('/IpamDriver.RequestAddress', {
+      PoolID,
+      Address: '',
+      Options: { RequestAddressType: 'com.docker.network.gateway' }
+    })
     const first = dockerId('first-net')
     const ipv4 = [{ AddressSpace: 'isthmus-local', Gateway: '10.250.92.1/24', Pool: '10.250.92.0/24' }]
     const options = { 'com.docker.network.enable_ipv6': false, 'com.docker.network.generic': {} }
-    assert.equal((await h.call('/NetworkDriver.CreateNetwork', { NetworkID: first, Options: options, IPv4Data: ipv4, IPv6Data: [] })).status, 200)
+    assert.equal(
+      (
+        await h.call('/NetworkDriver.CreateNetwork', {
+          NetworkID: first,
+          Options: options,
+          IPv4Data: ipv4,
+          IPv6Data: []
+        })
+      ).status,
+      200
+    )
 
     // dockerd: the identical RequestPool gets the same pool (ref-counted) ...
     assert.equal(obj((await h.call('/IpamDriver.RequestPool', req)).body)['PoolID'], PoolID)
     // ... but its --gateway must not move the first network's gateway
-    const moved = await h.call('/IpamDriver.RequestAddress', { PoolID, Address: '10.250.92.9', Options: { RequestAddressType: 'com.docker.network.gateway' } })
+    const moved = await h.call('/IpamDriver.RequestAddress', {
+      PoolID,
+      Address: '10.250.92.9',
+      Options: { RequestAddressType: 'com.docker.network.gateway' }
+    })
     assert.equal(moved.status, 500)
-    assert.equal(obj(moved.body)['Error'], 'invalid configuration: subnet 10.250.92.0/24 is already used by another network, with gateway 10.250.92.1')
+    assert.equal(
+      obj(moved.body)['Error'],
+      'invalid configuration: subnet 10.250.92.0/24 is already used by another network, with gateway 10.250.92.1'
+    )
     // and without --gateway the network driver refuses the network
-    const second = await h.call('/NetworkDriver.CreateNetwork', { NetworkID: dockerId('second-net'), Options: options, IPv4Data: ipv4, IPv6Data: [] })
+    const second = await h.call('/NetworkDriver.CreateNetwork', {
+      NetworkID: dockerId('second-net'),
+      Options: options,
+      IPv4Data: ipv4,
+      IPv6Data: []
+    })
     assert.equal(second.status, 500)
-    assert.equal(obj(second.body)['Err'], `invalid configuration: subnet 10.250.92.0/24 overlaps 10.250.92.0/24 of network ${first.slice(0, 12)} on this host`)
+    assert.equal(
+      obj(second.body)['Err'],
+      `invalid configuration: subnet 10.250.92.0/24 overlaps 10.250.92.0/24 of network ${first.slice(0, 12)} on this host`
+    )
     // dockerd's rollback: ReleaseAddress(gateway), ReleasePool
     await h.call('/IpamDriver.ReleaseAddress', { PoolID, Address: '10.250.92.1' })
     await h.call('/IpamDriver.ReleasePool', { PoolID })
@@ -229,19 +315,27 @@ describe('cnm-server routes over a unix socket', () => {
     assert.equal(pool.right.gateway, '10.250.92.1')
     const leases = await h.ipam.leases(DEFAULT_LOCAL_SPACE, PoolID as PoolId)()
     assert.ok(E.isRight(leases))
-    assert.deepEqual(leases.right.map((l) => [l.address, l.owner.kind]), [['10.250.92.1', 'gateway']])
+    assert.deepEqual(
+      leases.right.map((l) => [l.address, l.owner.kind]),
+      [['10.250.92.1', 'gateway']]
+    )
   })
 
   it('refuses a bad option value with one sentence and creates nothing', async () => {
     const before = h.t.dataplane.state.networks().length
     const r = await h.call('/NetworkDriver.CreateNetwork', {
       NetworkID: dockerId('bad-mtu'),
-      Options: { 'com.docker.network.enable_ipv6': false, 'com.docker.network.generic': { 'com.docker.network.driver.mtu': 'abc' } },
+      Options: {
+        'com.docker.network.enable_ipv6': false,
+        'com.docker.network.generic': { 'com.docker.network.driver.mtu': 'abc' }
+      },
       IPv4Data: [{ AddressSpace: 'other-ipam', Pool: '10.250.93.0/24', Gateway: '10.250.93.1/24' }],
       IPv6Data: []
     })
     assert.equal(r.status, 500)
-    assert.deepEqual(r.body, { Err: 'invalid configuration: option com.docker.network.driver.mtu=abc must be a whole number from 68 to 65535' })
+    assert.deepEqual(r.body, {
+      Err: 'invalid configuration: option com.docker.network.driver.mtu=abc must be a whole number from 68 to 65535'
+    })
     assert.equal(h.t.dataplane.state.networks().length, before)
     const stored = await h.env.store.networks.get(dockerId('bad-mtu') as never)()
     assert.ok(E.isRight(stored) && stored.right._tag === 'None')
@@ -253,7 +347,12 @@ describe('cnm-server routes over a unix socket', () => {
 // -------------------------------------------------------------------------------------
 
 type Line =
-  | { readonly scenario: string; readonly path: string; readonly rawBody: string; readonly response: { status: number; body: string } }
+  | {
+      readonly scenario: string
+      readonly path: string
+      readonly rawBody: string
+      readonly response: { status: number; body: string }
+    }
   | { readonly scenario: string; readonly cli: string; readonly rc: number }
 
 const FIXTURE = new URL('./fixtures/dockerd-20.10-calls.jsonl', import.meta.url)
@@ -269,7 +368,8 @@ const translator = () => {
   const rewrite = (u: unknown): unknown => {
     if (typeof u === 'string') return map.get(u) ?? u
     if (Array.isArray(u)) return u.map(rewrite)
-    if (typeof u === 'object' && u !== null) return Object.fromEntries(Object.entries(u).map(([k, v]) => [k, rewrite(v)]))
+    if (typeof u === 'object' && u !== null)
+      return Object.fromEntries(Object.entries(u).map(([k, v]) => [k, rewrite(v)]))
     return u
   }
   return {
@@ -291,7 +391,10 @@ describe('a replay of the calls dockerd 20.10 made in scenarios 01-07', () => {
   })
 
   it('answers each of the 179 calls as dockerd needs, and ends holding nothing but the gateways', async () => {
-    const lines = readFileSync(FIXTURE, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Line)
+    const lines = readFileSync(FIXTURE, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Line)
     const calls = lines.filter((l): l is Extract<Line, { path: string }> => 'path' in l)
     assert.equal(calls.length, 179)
     const tr = translator()
@@ -314,7 +417,8 @@ describe('a replay of the calls dockerd 20.10 made in scenarios 01-07', () => {
         case '/IpamDriver.RequestAddress': {
           const got = String(ours['Address'])
           assert.match(got, /\/\d+$/, `${where}: the address carries its prefix length`)
-          if (sent?.['Address'] !== '') assert.equal(got.split('/')[0], sent?.['Address'], `${where}: exactly the address asked for`)
+          if (sent?.['Address'] !== '')
+            assert.equal(got.split('/')[0], sent?.['Address'], `${where}: exactly the address asked for`)
           tr.learn(String(theirs['Address']), got)
           break
         }
@@ -324,13 +428,19 @@ describe('a replay of the calls dockerd 20.10 made in scenarios 01-07', () => {
         case '/NetworkDriver.CreateEndpoint': {
           const asked = obj(sent?.['Interface'])
           const given = ours['Interface'] === undefined ? {} : obj(ours['Interface'])
-          for (const k of Object.keys(given)) assert.equal(asked[k], '', `${where}: ${k} was filled by dockerd and must not come back`)
-          if (asked['MacAddress'] === '') assert.ok(E.isRight(MacAddress.decode(given['MacAddress'])), `${where}: a MAC for the empty one`)
+          for (const k of Object.keys(given))
+            assert.equal(asked[k], '', `${where}: ${k} was filled by dockerd and must not come back`)
+          if (asked['MacAddress'] === '')
+            assert.ok(E.isRight(MacAddress.decode(given['MacAddress'])), `${where}: a MAC for the empty one`)
           break
         }
         case '/NetworkDriver.Join': {
           const name = obj(ours['InterfaceName'])
-          assert.equal(h.t.dataplane.state.link(name['SrcName'] as IfName)?.location._tag, 'Host', `${where}: SrcName exists`)
+          assert.equal(
+            h.t.dataplane.state.link(name['SrcName'] as IfName)?.location._tag,
+            'Host',
+            `${where}: SrcName exists`
+          )
           if (internal.has(String(sent?.['NetworkID']))) {
             assert.equal(ours['Gateway'], undefined, `${where}: no gateway on an internal network`)
             assert.equal(ours['DisableGatewayService'], true, `${where}: and no docker_gwbridge`)
@@ -352,10 +462,11 @@ describe('a replay of the calls dockerd 20.10 made in scenarios 01-07', () => {
     assert.deepEqual(endpoints.right, [])
     assert.deepEqual(sandboxes.right, [])
     assert.deepEqual(networks.right.map((n) => n.name).sort(), ['00991661a3af', '775ec61aece4'])
-    assert.deepEqual(
-      leases.right.map((l) => `${l.address} ${l.owner.kind}`).sort(),
-      ['10.213.0.1 gateway', '10.213.2.1 gateway', 'fdaa:213:2::1 gateway']
-    )
+    assert.deepEqual(leases.right.map((l) => `${l.address} ${l.owner.kind}`).sort(), [
+      '10.213.0.1 gateway',
+      '10.213.2.1 gateway',
+      'fdaa:213:2::1 gateway'
+    ])
     assert.deepEqual(h.t.dataplane.state.links(), [])
   })
 })

@@ -94,7 +94,14 @@ export const userinfoOf = (url: string): Userinfo | undefined => {
   const [rawUser, rawPassword] = [u.username, u.password]
   u.username = ''
   u.password = ''
-  return { url: u.toString(), user, rawUser, password, rawPassword, basic: Buffer.from(`${user}:${password}`).toString('base64') }
+  return {
+    url: u.toString(),
+    user,
+    rawUser,
+    password,
+    rawPassword,
+    basic: Buffer.from(`${user}:${password}`).toString('base64')
+  }
 }
 
 const oneLine = (text: string): string => text.replace(/\s+/g, ' ').trim()

@@ -28,7 +28,14 @@ const network: Network = {
   ipMasquerade: false,
   options: {},
   createdAt: '2024-01-01T00:00:00.000Z',
-  controller: { tenant: 'demo', network: 'blue', projectId: randomUUID(), networkId: randomUUID(), subnetId: randomUUID(), hostNetworkName: 'x' }
+  controller: {
+    tenant: 'demo',
+    network: 'blue',
+    projectId: randomUUID(),
+    networkId: randomUUID(),
+    subnetId: randomUUID(),
+    hostNetworkName: 'x'
+  }
 }
 const endpoint = (name: string, over: Partial<Endpoint> = {}): Endpoint => ({
   id: name as EndpointId,
@@ -41,7 +48,12 @@ const endpoint = (name: string, over: Partial<Endpoint> = {}): Endpoint => ({
   portMappings: [],
   createdAt: '2024-01-01T00:00:00.000Z',
   mac: '02:aa:bb:cc:dd:ee' as MacAddress,
-  controller: { vmId: randomUUID(), interfaceId: randomUUID(), instanceIpId: randomUUID(), projectId: network.controller!.projectId! },
+  controller: {
+    vmId: randomUUID(),
+    interfaceId: randomUUID(),
+    instanceIpId: randomUUID(),
+    projectId: network.controller!.projectId!
+  },
   ...over
 })
 
@@ -59,7 +71,19 @@ describe('the vRouter agent client', () => {
     await right(a.addPort(network, ep)())
     const body = sim.calls('POST', '/port').at(-1)!.body as Record<string, unknown>
     assert.deepEqual(Object.keys(body).sort(), [
-      'display-name', 'id', 'instance-id', 'ip-address', 'ip6-address', 'mac-address', 'rx-vlan-id', 'system-name', 'time', 'tx-vlan-id', 'type', 'vm-project-id', 'vn-id'
+      'display-name',
+      'id',
+      'instance-id',
+      'ip-address',
+      'ip6-address',
+      'mac-address',
+      'rx-vlan-id',
+      'system-name',
+      'time',
+      'tx-vlan-id',
+      'type',
+      'vm-project-id',
+      'vn-id'
     ])
     assert.equal(body['vm-project-id'], network.controller!.projectId)
     assert.equal(body['vn-id'], network.controller!.networkId)
@@ -83,12 +107,17 @@ describe('the vRouter agent client', () => {
     const ep = endpoint('ep-bad', { mac: '02aabbccddee' as MacAddress })
     const e = await left(a.addPort(network, ep)())
     assert.equal(sim.calls('POST', '/port').length - before, 1)
-    assert.equal(describeError(e), `vRouter agent refused add port ${ep.controller!.interfaceId} (HTTP 500): {"error":"{ Invalid data for <mac-address> }"}`)
+    assert.equal(
+      describeError(e),
+      `vRouter agent refused add port ${ep.controller!.interfaceId} (HTTP 500): {"error":"{ Invalid data for <mac-address> }"}`
+    )
   })
 
   it('a nil project is refused by the agent (as every agent version does)', async () => {
     const a = vrouterAgent({ url: sim.url, policy: FAST })
-    const ep = endpoint('ep-nil', { controller: { vmId: randomUUID(), interfaceId: randomUUID(), projectId: '00000000-0000-0000-0000-000000000000' } })
+    const ep = endpoint('ep-nil', {
+      controller: { vmId: randomUUID(), interfaceId: randomUUID(), projectId: '00000000-0000-0000-0000-000000000000' }
+    })
     const e = await left(a.addPort(network, ep)())
     assert.match(describeError(e), /Invalid data for <vm-project-id>/)
   })
@@ -97,7 +126,10 @@ describe('the vRouter agent client', () => {
     const a = vrouterAgent({ url: sim.url, policy: FAST })
     const { controller: _c, ...ep } = endpoint('ep-noid')
     const e = await left(a.addPort(network, ep as Endpoint)())
-    assert.equal(describeError(e), 'invalid configuration: endpoint ep-noid has no Contrail interface, VM, project and network to give the vRouter agent')
+    assert.equal(
+      describeError(e),
+      'invalid configuration: endpoint ep-noid has no Contrail interface, VM, project and network to give the vRouter agent'
+    )
   })
 
   it('userinfo in the agent URL is sent as Basic authorization and blanked from a refusal that echoes it', async () => {
@@ -106,7 +138,10 @@ describe('the vRouter agent client', () => {
     const a = vrouterAgent({ url, policy: FAST })
     const ep = endpoint('ep-basic')
     await right(a.addPort(network, ep)())
-    assert.equal(sim.calls('POST', '/port').at(-1)!.headers['authorization'], `Basic ${Buffer.from(`agent:${pw}`).toString('base64')}`)
+    assert.equal(
+      sim.calls('POST', '/port').at(-1)!.headers['authorization'],
+      `Basic ${Buffer.from(`agent:${pw}`).toString('base64')}`
+    )
     sim.inject({ method: 'POST', path: '/port', nth: 1, status: 500, body: `${'p'.repeat(295)}${pw} (from ${url})` })
     const text = describeError(await left(a.addPort(network, endpoint('ep-basic2'))()))
     assert.match(text, /HTTP 500\): p{20}/)
@@ -119,7 +154,10 @@ describe('the vRouter agent client', () => {
     const a = vrouterAgent({ url: `http://127.0.0.1:${port}`, policy: FAST })
     const e = await left(a.addPort(network, endpoint('ep-down'))())
     assert.equal(e._tag, 'Transient')
-    assert.match(describeError(e), /vRouter agent at http:\/\/127\.0\.0\.1:\d+ unreachable \(ECONNREFUSED\) during add port/)
+    assert.match(
+      describeError(e),
+      /vRouter agent at http:\/\/127\.0\.0\.1:\d+ unreachable \(ECONNREFUSED\) during add port/
+    )
   })
 
   it('a hanging agent times out', async () => {

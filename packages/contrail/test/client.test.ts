@@ -36,7 +36,10 @@ describe('the config API client against the simulator', () => {
     sims.contrail.expireTokens()
     await right(c.fqNameToId('project', ['default-domain', TENANT])())
     assert.equal(sims.contrail.tokensIssued(), issued + 1)
-    const statuses = sims.contrail.calls('POST', '/fqname-to-id').slice(-2).map((e) => e.status)
+    const statuses = sims.contrail
+      .calls('POST', '/fqname-to-id')
+      .slice(-2)
+      .map((e) => e.status)
     assert.deepEqual(statuses, [401, 200])
   })
 
@@ -56,9 +59,20 @@ describe('the config API client against the simulator', () => {
   it('a wrong password is a Controller 401 whose text holds neither the password nor a token', async () => {
     const bad = { ...v2(), password: 'Wrong-Passw0rd-xyz' }
     // the server echoes the password back: the client must still not repeat it
-    sims.contrail.inject({ method: 'POST', path: '/v2.0/tokens', nth: 1, status: 401, body: `bad credentials for password Wrong-Passw0rd-xyz` })
+    sims.contrail.inject({
+      method: 'POST',
+      path: '/v2.0/tokens',
+      nth: 1,
+      status: 401,
+      body: `bad credentials for password Wrong-Passw0rd-xyz`
+    })
     const lines: string[] = []
-    const log = { debug: (m: string, f?: LogFields) => lines.push(m + JSON.stringify(f)), info: () => undefined, warn: () => undefined, error: () => undefined }
+    const log = {
+      debug: (m: string, f?: LogFields) => lines.push(m + JSON.stringify(f)),
+      info: () => undefined,
+      warn: () => undefined,
+      error: () => undefined
+    }
     const c = configApi({ url: sims.contrail.url, auth: bad, policy: FAST, log })
     const e = await left(c.fqNameToId('project', ['default-domain', TENANT])())
     sims.contrail.clearFaults()
@@ -71,11 +85,22 @@ describe('the config API client against the simulator', () => {
 
   it('never puts a token into an error text or a log line, even when the server echoes it', async () => {
     const lines: string[] = []
-    const log = { debug: (m: string, f?: LogFields) => lines.push(m + JSON.stringify(f)), info: () => undefined, warn: () => undefined, error: () => undefined }
+    const log = {
+      debug: (m: string, f?: LogFields) => lines.push(m + JSON.stringify(f)),
+      info: () => undefined,
+      warn: () => undefined,
+      error: () => undefined
+    }
     const c = configApi({ url: sims.contrail.url, auth: v2(), policy: FAST, log })
     await right(c.fqNameToId('project', ['default-domain', TENANT])())
     const token = String(sims.contrail.calls('POST', '/fqname-to-id').at(-1)!.headers['x-auth-token'])
-    sims.contrail.inject({ method: 'GET', path: /^\/virtual-network\//, nth: 1, status: 403, body: `token ${token} may not read this (password ${USER.password})` })
+    sims.contrail.inject({
+      method: 'GET',
+      path: /^\/virtual-network\//,
+      nth: 1,
+      status: 403,
+      body: `token ${token} may not read this (password ${USER.password})`
+    })
     const e = await left(c.read('virtual-network', sims.networkId, Contrail.VirtualNetwork)())
     sims.contrail.clearFaults()
     const text = describeError(e)
@@ -104,7 +129,9 @@ describe('config API operations and their errors', () => {
   })
 
   it('reads a virtual network with its ipam subnets, gateway and subnet uuid', async () => {
-    const vn = await right(api(sims).read('virtual-network', sims.networkId, Contrail.VirtualNetwork, { excludeBackRefs: true })())
+    const vn = await right(
+      api(sims).read('virtual-network', sims.networkId, Contrail.VirtualNetwork, { excludeBackRefs: true })()
+    )
     const s = vn.network_ipam_refs?.[0]?.attr.ipam_subnets[0]
     assert.equal(s?.default_gateway, '10.253.10.1')
     assert.match(String(s?.subnet_uuid), /^[0-9a-f-]{36}$/)
@@ -119,7 +146,13 @@ describe('config API operations and their errors', () => {
     assert.match(describeError(dup), /exists already with ID/)
     await right(c.remove('virtual-machine', made.uuid)())
     await right(c.remove('virtual-machine', made.uuid)()) // 404 = done
-    assert.equal(sims.contrail.calls('DELETE', `/virtual-machine/${made.uuid}`).map((e) => e.status).join(','), '200,404')
+    assert.equal(
+      sims.contrail
+        .calls('DELETE', `/virtual-machine/${made.uuid}`)
+        .map((e) => e.status)
+        .join(','),
+      '200,404'
+    )
   })
 
   it('ref-update links an interface to a VM; deleting the VM then is 409 (still referred)', async () => {
@@ -132,14 +165,29 @@ describe('config API operations and their errors', () => {
         virtual_network_refs: [{ to: ['default-domain', TENANT, VN] }]
       })()
     )
-    await right(c.refUpdate({ type: 'virtual-machine-interface', uuid: vmi.uuid, 'ref-type': 'virtual-machine', 'ref-uuid': vm.uuid, 'ref-fq-name': ['vm-client-2'], operation: 'ADD', attr: null })())
+    await right(
+      c.refUpdate({
+        type: 'virtual-machine-interface',
+        uuid: vmi.uuid,
+        'ref-type': 'virtual-machine',
+        'ref-uuid': vm.uuid,
+        'ref-fq-name': ['vm-client-2'],
+        operation: 'ADD',
+        attr: null
+      })()
+    )
     const read = await right(c.read('virtual-machine-interface', vmi.uuid, Contrail.VirtualMachineInterface)())
     assert.equal(read.virtual_machine_refs?.[0]?.uuid, vm.uuid)
     const refused = await left(c.remove('virtual-machine', vm.uuid)())
     assert.equal(refused._tag === 'Controller' && refused.status, 409)
     assert.match(describeError(refused), /still referred/)
-    const listed = await right(c.list('virtual-machine-interface', Contrail.VirtualMachineInterface, { parentId: sims.projectId })())
-    assert.deepEqual(listed.map((v) => v.uuid), [vmi.uuid])
+    const listed = await right(
+      c.list('virtual-machine-interface', Contrail.VirtualMachineInterface, { parentId: sims.projectId })()
+    )
+    assert.deepEqual(
+      listed.map((v) => v.uuid),
+      [vmi.uuid]
+    )
     await right(c.remove('virtual-machine-interface', vmi.uuid)())
     await right(c.remove('virtual-machine', vm.uuid)())
   })
@@ -158,7 +206,10 @@ describe('config API operations and their errors', () => {
     const e = await left(api(sims).fqNameToId('project', ['default-domain', TENANT])())
     sims.contrail.clearFaults()
     assert.equal(sims.contrail.calls('POST', '/fqname-to-id').length - before, 1 + FAST.retries)
-    assert.equal(describeError(e), 'network controller refused look up project default-domain:demo (HTTP 503): overloaded')
+    assert.equal(
+      describeError(e),
+      'network controller refused look up project default-domain:demo (HTTP 503): overloaded'
+    )
   })
 
   it('does not retry a 400', async () => {

@@ -25,7 +25,6 @@ import {
 } from '@isthmus/testkit'
 import { startSims, TENANT, VN, type Sims } from './support/helpers.js'
 
-
 describe('docker on a Contrail network (real dockerd, simulated controller and agent)', { timeout: 180_000 }, () => {
   const prefix = uniquePrefix('ctrl')
   const name = (s: string) => `${prefix}-${s}`
@@ -41,7 +40,14 @@ describe('docker on a Contrail network (real dockerd, simulated controller and a
     daemon = await ensureDockerd()
     image = await ensureBusyboxImage()
     sims = await startSims({}, cidr)
-    plugin = await startPlugin(name('plugin'), ['--contrail-api', sims.contrail.url, '--vrouter-agent', sims.agent.url, '--contrail-owner', prefix])
+    plugin = await startPlugin(name('plugin'), [
+      '--contrail-api',
+      sims.contrail.url,
+      '--vrouter-agent',
+      sims.agent.url,
+      '--contrail-owner',
+      prefix
+    ])
     P = plugin.name
   })
 
@@ -55,17 +61,45 @@ describe('docker on a Contrail network (real dockerd, simulated controller and a
   it('containers get the controller’s address and MAC, the agent holds their ports, they reach each other, and docker rm removes everything', async () => {
     const s = sims!
     const net = name('blue')
-    await mustDocker('network', 'create', '-d', P, '--ipam-driver', P, '-o', `tenant=${TENANT}`, '-o', `network=${VN}`, '--subnet', cidr, net)
-    assert.equal(s.contrail.created().length, 0, 'a network creates nothing in the controller: the virtual network is the operator’s')
+    await mustDocker(
+      'network',
+      'create',
+      '-d',
+      P,
+      '--ipam-driver',
+      P,
+      '-o',
+      `tenant=${TENANT}`,
+      '-o',
+      `network=${VN}`,
+      '--subnet',
+      cidr,
+      net
+    )
+    assert.equal(
+      s.contrail.created().length,
+      0,
+      'a network creates nothing in the controller: the virtual network is the operator’s'
+    )
 
     const run = async (c: string) => {
       await mustDocker('run', '-d', '--name', name(c), '--net', net, image, 'sleep', '600')
       const n = await containerNetwork(name(c), net)
       const vmi = s.contrail.objects('virtual-machine-interface').find((o) => o.fq_name[2] === n.EndpointID)
       assert.ok(vmi !== undefined, `an interface named by the endpoint ${n.EndpointID}`)
-      const iip = s.contrail.objects('instance-ip').find((o) => (o.props['virtual_machine_interface_refs'] as Array<{ uuid: string }> | undefined)?.some((r) => r.uuid === vmi.uuid))
+      const iip = s.contrail
+        .objects('instance-ip')
+        .find((o) =>
+          (o.props['virtual_machine_interface_refs'] as Array<{ uuid: string }> | undefined)?.some(
+            (r) => r.uuid === vmi.uuid
+          )
+        )
       assert.ok(iip !== undefined, 'an instance-ip on that interface')
-      assert.match(String(iip.fq_name[0]), /^isthmus-reservation-/, 'the reservation RequestAddress made, taken over at CreateEndpoint')
+      assert.match(
+        String(iip.fq_name[0]),
+        /^isthmus-reservation-/,
+        'the reservation RequestAddress made, taken over at CreateEndpoint'
+      )
       assert.equal(n.IPAddress, iip.props['instance_ip_address'], 'docker shows the controller’s address')
       assert.equal(n.IPPrefixLen, 24)
       assert.equal(n.Gateway, `10.253.${third}.1`)
@@ -86,15 +120,29 @@ describe('docker on a Contrail network (real dockerd, simulated controller and a
     assert.ok(await pings(name('b'), a.n.IPAddress, 3), 'b reaches a')
 
     await mustDocker('rm', '-f', name('a'))
-    await waitUntil('the controller to forget container a', async () => s.contrail.get(a.vmi) === undefined, 10_000, 100)
+    await waitUntil(
+      'the controller to forget container a',
+      async () => s.contrail.get(a.vmi) === undefined,
+      10_000,
+      100
+    )
     assert.equal(s.contrail.get(a.iip), undefined, 'instance-ip gone')
-    assert.equal(s.contrail.objects('virtual-machine').filter((o) => o.fq_name[0] === a.n.EndpointID).length, 0, 'VM gone')
+    assert.equal(
+      s.contrail.objects('virtual-machine').filter((o) => o.fq_name[0] === a.n.EndpointID).length,
+      0,
+      'VM gone'
+    )
     assert.ok(!s.agent.has(a.vmi), 'agent port gone')
     assert.ok(s.agent.has(b.vmi), 'b untouched')
 
     await mustDocker('rm', '-f', name('b'))
     await mustDocker('network', 'rm', net)
-    await waitUntil('the controller to hold nothing of ours', async () => s.contrail.created().length === 0, 10_000, 100)
+    await waitUntil(
+      'the controller to hold nothing of ours',
+      async () => s.contrail.created().length === 0,
+      10_000,
+      100
+    )
     assert.equal(s.agent.ports().size, 0)
     // the plugin reported no failed request along the way
     assert.doesNotMatch(plugin!.logs(), /"level":"error"/)

@@ -32,11 +32,19 @@ describe('contrailIpam: Docker RequestAddress asks the controller', () => {
     const store = c.env.store
     const base = makeIpam({ store, clock: c.env.clock })
     const ipam = contrailIpam(base, { api: c.api, store, owner: OWNER })
-    const pool = await right(ipam.requestPool({ addressSpace: DEFAULT_LOCAL_SPACE, family: 4, subnet: CIDR as Subnet })())
+    const pool = await right(
+      ipam.requestPool({ addressSpace: DEFAULT_LOCAL_SPACE, family: 4, subnet: CIDR as Subnet })()
+    )
     // the gateway stays with the built-in IPAM
     const gw = await right(ipam.allocate(pool.id, { kind: 'gateway' })())
     assert.equal(gw.address, '10.253.10.1')
-    await right(c.run(ensureNetwork(contrailSpec({ managedAddresses: false, subnets: [{ family: 4, subnet: CIDR as Subnet, poolId: pool.id }] }))))
+    await right(
+      c.run(
+        ensureNetwork(
+          contrailSpec({ managedAddresses: false, subnets: [{ family: 4, subnet: CIDR as Subnet, poolId: pool.id }] })
+        )
+      )
+    )
 
     const lease = await right(ipam.allocate(pool.id, DOCKER_RUNTIME_OWNER)())
     assert.equal(lease.address, '10.253.10.3', 'the controller’s first free address, not the pool’s')
@@ -44,11 +52,24 @@ describe('contrailIpam: Docker RequestAddress asks the controller', () => {
     assert.match(iip.fq_name[0]!, /^isthmus-reservation-/)
     assert.deepEqual(lease.owner, { kind: 'runtime', ref: `contrail-iip:${iip.uuid}` })
 
-    const ep = await right(c.run(createEndpoint(NET, { id: epId('ep-docker-1'), owner: { kind: 'docker', endpointId: epId('ep-docker-1') }, addresses: [{ _tag: 'Assigned', cidr: '10.253.10.3/24' as Cidr }] })))
+    const ep = await right(
+      c.run(
+        createEndpoint(NET, {
+          id: epId('ep-docker-1'),
+          owner: { kind: 'docker', endpointId: epId('ep-docker-1') },
+          addresses: [{ _tag: 'Assigned', cidr: '10.253.10.3/24' as Cidr }]
+        })
+      )
+    )
     assert.equal(ep.controller?.instanceIpId, iip.uuid, 'the reservation was taken over')
     assert.equal(sims.contrail.objects('instance-ip').length, 1)
     const vmi = sims.contrail.objects('virtual-machine-interface')[0]!
-    assert.deepEqual((sims.contrail.get(iip.uuid)!.props['virtual_machine_interface_refs'] as Array<{ uuid: string }>).map((r) => r.uuid), [vmi.uuid])
+    assert.deepEqual(
+      (sims.contrail.get(iip.uuid)!.props['virtual_machine_interface_refs'] as Array<{ uuid: string }>).map(
+        (r) => r.uuid
+      ),
+      [vmi.uuid]
+    )
 
     await right(c.run(deleteEndpoint(ep.id)))
     assert.equal(sims.contrail.created().length, 0)
@@ -69,7 +90,10 @@ describe('contrailIpam: Docker RequestAddress asks the controller', () => {
     const report = await right(reconcileController({ api: c.api, store, owner: OWNER })())
     const lostUuid = lost.owner.kind === 'runtime' ? lost.owner.ref.split(':')[1] : ''
     assert.deepEqual(report.reservationsRemoved, [lostUuid])
-    assert.deepEqual(sims.contrail.objects('instance-ip').map((o) => o.props['instance_ip_address']), [kept.address])
+    assert.deepEqual(
+      sims.contrail.objects('instance-ip').map((o) => o.props['instance_ip_address']),
+      [kept.address]
+    )
     await right(ipam.release(DEFAULT_LOCAL_SPACE, kept.address, DOCKER_RUNTIME_OWNER)())
     assert.equal(sims.contrail.created().length, 0)
   })

@@ -4,17 +4,41 @@ import { describe, it } from 'node:test'
 import * as E from 'fp-ts/lib/Either.js'
 import fc from 'fast-check'
 import { describe as describeError } from '@isthmus/core'
-import { escapeField, fromHnsMac, HnsEndpoint, HnsNetwork, hnsClient, hostNetworkName, parseHostNetworkName, toHnsMac, unescapeField } from '@isthmus/contrail'
+import {
+  escapeField,
+  fromHnsMac,
+  HnsEndpoint,
+  HnsNetwork,
+  hnsClient,
+  hostNetworkName,
+  parseHostNetworkName,
+  toHnsMac,
+  unescapeField
+} from '@isthmus/contrail'
 import { hnsSimulator } from '@isthmus/contrail/testing'
 import { left, right } from './support/helpers.js'
 
 describe('HNS v1 codecs', () => {
   it('decode hcsshim JSON with upper-case ID and keep what they do not name', () => {
-    const n = HnsNetwork.decode({ ID: 'A1', Name: 'Contrail:t:n:10.0.0.0/24', Type: 'transparent', Subnets: [{ AddressPrefix: '10.0.0.0/24', GatewayAddress: '10.0.0.1' }], DNSServerList: '10.0.0.2', Extra: 1 })
+    const n = HnsNetwork.decode({
+      ID: 'A1',
+      Name: 'Contrail:t:n:10.0.0.0/24',
+      Type: 'transparent',
+      Subnets: [{ AddressPrefix: '10.0.0.0/24', GatewayAddress: '10.0.0.1' }],
+      DNSServerList: '10.0.0.2',
+      Extra: 1
+    })
     assert.ok(E.isRight(n))
     assert.equal(n.right.Subnets?.[0]?.GatewayAddress, '10.0.0.1')
     assert.ok(E.isLeft(HnsNetwork.decode({ Id: 'A1', Name: 'x', Type: 'nat' })), 'a lower-case Id is not an ID')
-    const ep = HnsEndpoint.decode({ ID: 'E1', Name: 'ep', VirtualNetwork: 'A1', MacAddress: '02-AB-CD-EF-01-23', IPAddress: '10.0.0.5', PrefixLength: 24 })
+    const ep = HnsEndpoint.decode({
+      ID: 'E1',
+      Name: 'ep',
+      VirtualNetwork: 'A1',
+      MacAddress: '02-AB-CD-EF-01-23',
+      IPAddress: '10.0.0.5',
+      PrefixLength: 24
+    })
     assert.ok(E.isRight(ep))
   })
 
@@ -26,7 +50,10 @@ describe('HNS v1 codecs', () => {
 
 describe('host network names: Contrail:<tenant>:<network>:<subnet>', () => {
   it('are the Go driver’s names when no field holds : or %', () => {
-    assert.equal(hostNetworkName({ tenant: 'demo', network: 'blue', subnet: '10.0.0.0/24' }), 'Contrail:demo:blue:10.0.0.0/24')
+    assert.equal(
+      hostNetworkName({ tenant: 'demo', network: 'blue', subnet: '10.0.0.0/24' }),
+      'Contrail:demo:blue:10.0.0.0/24'
+    )
   })
 
   it('escape : and % so a name always has four fields', () => {
@@ -59,11 +86,35 @@ describe('the Hns client over the simulator transport', () => {
     const sim = hnsSimulator()
     const hns = hnsClient(sim.transport)
     const name = hostNetworkName({ tenant: 'demo', network: 'blue', subnet: '10.253.30.0/24' })
-    const net = await right(hns.createNetwork({ Name: name, Type: 'transparent', Subnets: [{ AddressPrefix: '10.253.30.0/24', GatewayAddress: '10.253.30.1' }], DNSServerList: '10.253.30.2' })())
+    const net = await right(
+      hns.createNetwork({
+        Name: name,
+        Type: 'transparent',
+        Subnets: [{ AddressPrefix: '10.253.30.0/24', GatewayAddress: '10.253.30.1' }],
+        DNSServerList: '10.253.30.2'
+      })()
+    )
     assert.match(net.ID, /^[0-9A-F-]{36}$/)
-    assert.deepEqual(sim.journal[0], { method: 'POST', path: '/networks/', request: JSON.stringify({ Name: name, Type: 'transparent', Subnets: [{ AddressPrefix: '10.253.30.0/24', GatewayAddress: '10.253.30.1' }], DNSServerList: '10.253.30.2' }) })
+    assert.deepEqual(sim.journal[0], {
+      method: 'POST',
+      path: '/networks/',
+      request: JSON.stringify({
+        Name: name,
+        Type: 'transparent',
+        Subnets: [{ AddressPrefix: '10.253.30.0/24', GatewayAddress: '10.253.30.1' }],
+        DNSServerList: '10.253.30.2'
+      })
+    })
     assert.equal((await right(hns.findNetworkByName(name)()))?.ID, net.ID)
-    const ep = await right(hns.createEndpoint({ Name: 'endpoint-1', VirtualNetwork: net.ID, IPAddress: '10.253.30.3', GatewayAddress: '10.253.30.1', MacAddress: toHnsMac('02:ab:cd:ef:01:23') })())
+    const ep = await right(
+      hns.createEndpoint({
+        Name: 'endpoint-1',
+        VirtualNetwork: net.ID,
+        IPAddress: '10.253.30.3',
+        GatewayAddress: '10.253.30.1',
+        MacAddress: toHnsMac('02:ab:cd:ef:01:23')
+      })()
+    )
     assert.equal(ep.VirtualNetworkName, name)
     assert.equal((await right(hns.getEndpoint(ep.ID)())).MacAddress, '02-AB-CD-EF-01-23')
     assert.equal((await right(hns.listEndpoints()())).length, 1)
@@ -83,10 +134,17 @@ describe('the Hns client over the simulator transport', () => {
     sim.failNextNetworkCreates(1)
     const flaky = await left(hns.createNetwork({ Name: 'n', Type: 'transparent' })())
     assert.equal(flaky._tag, 'Transient')
-    const net = await right(hns.createNetwork({ Name: 'n', Type: 'transparent', Subnets: [{ AddressPrefix: '10.253.31.0/24' }] })())
+    const net = await right(
+      hns.createNetwork({ Name: 'n', Type: 'transparent', Subnets: [{ AddressPrefix: '10.253.31.0/24' }] })()
+    )
     const outside = await left(hns.createEndpoint({ Name: 'e', VirtualNetwork: net.ID, IPAddress: '10.253.32.3' })())
-    assert.equal(describeError(outside), 'I/O failure during create endpoint e: HNS failed with error : The IP address is not in the network subnets.')
-    const badMac = await left(hns.createEndpoint({ Name: 'e', VirtualNetwork: net.ID, MacAddress: 'XX-YY-ZZ-00-11-22' })())
+    assert.equal(
+      describeError(outside),
+      'I/O failure during create endpoint e: HNS failed with error : The IP address is not in the network subnets.'
+    )
+    const badMac = await left(
+      hns.createEndpoint({ Name: 'e', VirtualNetwork: net.ID, MacAddress: 'XX-YY-ZZ-00-11-22' })()
+    )
     assert.equal(badMac._tag, 'Io')
   })
 })
@@ -95,9 +153,20 @@ describe('HNS requests from core records (the Contrail driver’s shapes)', () =
   it('a Contrail network becomes a transparent HNS network; its endpoint one named by the endpoint id', async () => {
     const { hnsEndpointRequest, hnsNetworkRequest } = await import('@isthmus/contrail')
     const network = {
-      id: 'n1', name: 'n1', addressSpace: 'isthmus-local', ipv6: [], internal: false, ipMasquerade: false, options: {}, createdAt: '',
+      id: 'n1',
+      name: 'n1',
+      addressSpace: 'isthmus-local',
+      ipv6: [],
+      internal: false,
+      ipMasquerade: false,
+      options: {},
+      createdAt: '',
       ipv4: [{ subnet: '10.253.33.0/24', gateway: '10.253.33.1' }],
-      controller: { tenant: 'a:b', network: 'blue', hostNetworkName: hostNetworkName({ tenant: 'a:b', network: 'blue', subnet: '10.253.33.0/24' }) }
+      controller: {
+        tenant: 'a:b',
+        network: 'blue',
+        hostNetworkName: hostNetworkName({ tenant: 'a:b', network: 'blue', subnet: '10.253.33.0/24' })
+      }
     } as never
     const sim = hnsSimulator()
     const hns = hnsClient(sim.transport)
@@ -105,11 +174,22 @@ describe('HNS requests from core records (the Contrail driver’s shapes)', () =
     assert.ok(E.isRight(netReq))
     const net = await right(hns.createNetwork(netReq.right)())
     assert.equal(net.Name, 'Contrail:a%3Ab:blue:10.253.33.0/24')
-    const endpoint = { id: 'ep-hns-1', addresses: [{ cidr: '10.253.33.7/24', gateway: '10.253.33.1' }], mac: '02:ab:cd:ef:01:23' } as never
+    const endpoint = {
+      id: 'ep-hns-1',
+      addresses: [{ cidr: '10.253.33.7/24', gateway: '10.253.33.1' }],
+      mac: '02:ab:cd:ef:01:23'
+    } as never
     const epReq = hnsEndpointRequest(endpoint, net.ID)
     assert.ok(E.isRight(epReq))
     const ep = await right(hns.createEndpoint(epReq.right)())
-    assert.deepEqual([ep.Name, ep.IPAddress, ep.PrefixLength, ep.GatewayAddress, ep.MacAddress, ep.VirtualNetworkName], ['ep-hns-1', '10.253.33.7', 24, '10.253.33.1', '02-AB-CD-EF-01-23', net.Name])
-    assert.deepEqual(parseHostNetworkName(ep.VirtualNetworkName!), { tenant: 'a:b', network: 'blue', subnet: '10.253.33.0/24' })
+    assert.deepEqual(
+      [ep.Name, ep.IPAddress, ep.PrefixLength, ep.GatewayAddress, ep.MacAddress, ep.VirtualNetworkName],
+      ['ep-hns-1', '10.253.33.7', 24, '10.253.33.1', '02-AB-CD-EF-01-23', net.Name]
+    )
+    assert.deepEqual(parseHostNetworkName(ep.VirtualNetworkName!), {
+      tenant: 'a:b',
+      network: 'blue',
+      subnet: '10.253.33.0/24'
+    })
   })
 })

@@ -15,7 +15,18 @@ import {
   type Subnet
 } from '@isthmus/core'
 import { macFromUuid } from '@isthmus/contrail/testing'
-import { assertOneSentence, contrailSpec, epId, left, NET, right, startSims, TENANT, VN, type Sims } from './support/helpers.js'
+import {
+  assertOneSentence,
+  contrailSpec,
+  epId,
+  left,
+  NET,
+  right,
+  startSims,
+  TENANT,
+  VN,
+  type Sims
+} from './support/helpers.js'
 import { contrailEnv } from './support/env.js'
 
 const request = (id: string): CreateEndpointRequest => ({
@@ -42,7 +53,16 @@ describe('network and endpoint lifecycles through the core flows with Contrail',
     assert.equal(c.t.dataplane.state.networks().length, 1)
 
     const plain = await right(
-      c.run(ensureNetwork(contrailSpec({ id: 'plain-net' as NetworkId, name: 'plain', subnets: [{ family: 4, subnet: '10.253.11.0/24' as Subnet }], controller: undefined as never })))
+      c.run(
+        ensureNetwork(
+          contrailSpec({
+            id: 'plain-net' as NetworkId,
+            name: 'plain',
+            subnets: [{ family: 4, subnet: '10.253.11.0/24' as Subnet }],
+            controller: undefined as never
+          })
+        )
+      )
     )
     assert.equal(plain.controller, undefined)
     assert.match(String(plain.ipv4[0]?.poolId), /10\.253\.11\.0/)
@@ -63,12 +83,23 @@ describe('network and endpoint lifecycles through the core flows with Contrail',
     assert.equal(iip.props['instance_ip_address'], '10.253.10.3')
     assert.deepEqual(ep.addresses, [{ cidr: '10.253.10.3/24', gateway: '10.253.10.1' }])
     assert.equal(ep.mac, macFromUuid(vmi.uuid))
-    assert.deepEqual(ep.controller, { vmId: vm.uuid, interfaceId: vmi.uuid, instanceIpId: iip.uuid, projectId: sims.projectId })
+    assert.deepEqual(ep.controller, {
+      vmId: vm.uuid,
+      interfaceId: vmi.uuid,
+      instanceIpId: iip.uuid,
+      projectId: sims.projectId
+    })
     // the link the container gets carries the controller's MAC
     assert.equal(c.t.dataplane.state.link(ep.peerIfName)?.mac, ep.mac)
     // refs as the controller sees them
-    assert.deepEqual((vmi.props['virtual_machine_refs'] as Array<{ uuid: string }>).map((r) => r.uuid), [vm.uuid])
-    assert.deepEqual((iip.props['virtual_machine_interface_refs'] as Array<{ uuid: string }>).map((r) => r.uuid), [vmi.uuid])
+    assert.deepEqual(
+      (vmi.props['virtual_machine_refs'] as Array<{ uuid: string }>).map((r) => r.uuid),
+      [vm.uuid]
+    )
+    assert.deepEqual(
+      (iip.props['virtual_machine_interface_refs'] as Array<{ uuid: string }>).map((r) => r.uuid),
+      [vmi.uuid]
+    )
     // the agent's port: full body with the real project uuid
     const port = sims.agent.ports().get(vmi.uuid)
     assert.deepEqual(port, {
@@ -101,21 +132,52 @@ describe('network and endpoint lifecycles through the core flows with Contrail',
   it('a static address is asked for; one in use is a clear AddressInUse and leaves nothing', async () => {
     const c = contrailEnv(sims)
     await right(c.run(ensureNetwork(contrailSpec())))
-    const a = await right(c.run(createEndpoint(NET, { ...request('ep-static-a'), addresses: [{ _tag: 'Static', address: '10.253.10.50' as never }] })))
+    const a = await right(
+      c.run(
+        createEndpoint(NET, {
+          ...request('ep-static-a'),
+          addresses: [{ _tag: 'Static', address: '10.253.10.50' as never }]
+        })
+      )
+    )
     assert.equal(a.addresses[0]?.cidr, '10.253.10.50/24')
-    const e = await left(c.run(createEndpoint(NET, { ...request('ep-static-b'), addresses: [{ _tag: 'Static', address: '10.253.10.50' as never }] })))
+    const e = await left(
+      c.run(
+        createEndpoint(NET, {
+          ...request('ep-static-b'),
+          addresses: [{ _tag: 'Static', address: '10.253.10.50' as never }]
+        })
+      )
+    )
     assert.equal(e._tag, 'AddressInUse')
-    assert.equal(describeError(e), 'address 10.253.10.50 is already in use by another instance-ip in address space Contrail virtual network demo:blue')
-    assert.deepEqual(sims.contrail.created().map((o) => o.fq_name.at(-1)).sort(), ['ep-static-a', 'ep-static-a', 'ep-static-a'])
+    assert.equal(
+      describeError(e),
+      'address 10.253.10.50 is already in use by another instance-ip in address space Contrail virtual network demo:blue'
+    )
+    assert.deepEqual(
+      sims.contrail
+        .created()
+        .map((o) => o.fq_name.at(-1))
+        .sort(),
+      ['ep-static-a', 'ep-static-a', 'ep-static-a']
+    )
     await right(c.run(deleteEndpoint(a.id)))
   })
 
   it('a subnet the virtual network lacks, or an unknown tenant, fails the network in one sentence', async () => {
     const c = contrailEnv(sims)
-    const e1 = await left(c.run(ensureNetwork(contrailSpec({ subnets: [{ family: 4, subnet: '10.253.99.0/24' as Subnet }] }))))
-    assert.equal(describeError(e1), 'invalid configuration: Contrail virtual network default-domain:demo:blue has no subnet 10.253.99.0/24 (it has 10.253.10.0/24)')
+    const e1 = await left(
+      c.run(ensureNetwork(contrailSpec({ subnets: [{ family: 4, subnet: '10.253.99.0/24' as Subnet }] })))
+    )
+    assert.equal(
+      describeError(e1),
+      'invalid configuration: Contrail virtual network default-domain:demo:blue has no subnet 10.253.99.0/24 (it has 10.253.10.0/24)'
+    )
     const e2 = await left(c.run(ensureNetwork(contrailSpec({ controller: { tenant: 'nobody', network: VN } }))))
-    assert.match(describeError(e2), /^network controller refused look up project default-domain:nobody \(HTTP 404\): Name .* not found$/)
+    assert.match(
+      describeError(e2),
+      /^network controller refused look up project default-domain:nobody \(HTTP 404\): Name .* not found$/
+    )
     assert.equal(c.t.dataplane.state.networks().length, 0)
   })
 
@@ -123,25 +185,64 @@ describe('network and endpoint lifecycles through the core flows with Contrail',
   // every step of createEndpoint made to fail in turn
   // ---------------------------------------------------------------------------------
 
-  type Breaker = { readonly step: string; readonly arm: (c: ReturnType<typeof contrailEnv>) => void; readonly says: RegExp }
+  type Breaker = {
+    readonly step: string
+    readonly arm: (c: ReturnType<typeof contrailEnv>) => void
+    readonly says: RegExp
+  }
   const http = (step: string, method: string, path: RegExp, says: RegExp): Breaker => ({
     step,
     arm: () => sims.contrail.inject({ method, path, nth: 1, status: 400, body: `injected refusal of ${step}` }),
     says
   })
   const breakers: ReadonlyArray<Breaker> = [
-    http('security group lookup', 'POST', /^\/fqname-to-id$/, /refused look up security-group default-domain:demo:default \(HTTP 400\)/),
-    http('interface create', 'POST', /^\/virtual-machine-interfaces$/, /refused create virtual-machine-interface default-domain:demo:ep-break \(HTTP 400\)/),
-    http('interface read', 'GET', /^\/virtual-machine-interface\//, /refused read virtual-machine-interface .* \(HTTP 400\)/),
+    http(
+      'security group lookup',
+      'POST',
+      /^\/fqname-to-id$/,
+      /refused look up security-group default-domain:demo:default \(HTTP 400\)/
+    ),
+    http(
+      'interface create',
+      'POST',
+      /^\/virtual-machine-interfaces$/,
+      /refused create virtual-machine-interface default-domain:demo:ep-break \(HTTP 400\)/
+    ),
+    http(
+      'interface read',
+      'GET',
+      /^\/virtual-machine-interface\//,
+      /refused read virtual-machine-interface .* \(HTTP 400\)/
+    ),
     http('VM create', 'POST', /^\/virtual-machines$/, /refused create virtual-machine ep-break \(HTTP 400\)/),
-    http('interface→VM reference', 'POST', /^\/ref-update$/, /refused add virtual-machine reference on virtual-machine-interface .* \(HTTP 400\)/),
+    http(
+      'interface→VM reference',
+      'POST',
+      /^\/ref-update$/,
+      /refused add virtual-machine reference on virtual-machine-interface .* \(HTTP 400\)/
+    ),
     http('instance-ip create', 'POST', /^\/instance-ips$/, /refused create instance-ip ep-break \(HTTP 400\)/),
     http('instance-ip read', 'GET', /^\/instance-ip\//, /refused read instance-ip .* \(HTTP 400\)/),
-    { step: 'veth pair', arm: (c) => c.t.dataplane.probe.failAt({ method: 'ensureEndpoint' }), says: /I\/O failure during dataplane.ensureEndpoint/ },
-    { step: 'store record', arm: (c) => c.t.store.probe.failAt({ method: 'endpoints.put' }), says: /I\/O failure during store.endpoints.put/ },
+    {
+      step: 'veth pair',
+      arm: (c) => c.t.dataplane.probe.failAt({ method: 'ensureEndpoint' }),
+      says: /I\/O failure during dataplane.ensureEndpoint/
+    },
+    {
+      step: 'store record',
+      arm: (c) => c.t.store.probe.failAt({ method: 'endpoints.put' }),
+      says: /I\/O failure during store.endpoints.put/
+    },
     {
       step: 'agent port',
-      arm: () => sims.agent.inject({ method: 'POST', path: '/port', nth: 1, status: 500, body: '{"error":"{ Invalid data for <vm-project-id> }"}' }),
+      arm: () =>
+        sims.agent.inject({
+          method: 'POST',
+          path: '/port',
+          nth: 1,
+          status: 500,
+          body: '{"error":"{ Invalid data for <vm-project-id> }"}'
+        }),
       says: /^vRouter agent refused add port .* \(HTTP 500\): \{"error":"\{ Invalid data for <vm-project-id> \}"\}$/
     }
   ]
@@ -158,7 +259,10 @@ describe('network and endpoint lifecycles through the core flows with Contrail',
       const text = describeError(r.left)
       assertOneSentence(text)
       assert.match(text, b.says)
-      assert.deepEqual(sims.contrail.created().map((o) => `${o.type} ${o.fq_name.join(':')}`), [])
+      assert.deepEqual(
+        sims.contrail.created().map((o) => `${o.type} ${o.fq_name.join(':')}`),
+        []
+      )
       assert.equal(sims.agent.ports().size, 0)
       assert.deepEqual(c.t.dataplane.state.links(), [])
       assert.deepEqual(await right(c.env.store.endpoints.list()()), [])
@@ -174,7 +278,10 @@ describe('network and endpoint lifecycles through the core flows with Contrail',
     const ep = await right(c.run(createEndpoint(NET, request('ep-commit'))))
     assert.equal(sims.contrail.objects('instance-ip').filter((o) => o.fq_name[0] === 'ep-commit').length, 1)
     assert.equal(sims.contrail.objects('virtual-machine').filter((o) => o.fq_name[0] === 'ep-commit').length, 1)
-    assert.equal(ep.controller?.instanceIpId, sims.contrail.objects('instance-ip').find((o) => o.fq_name[0] === 'ep-commit')?.uuid)
+    assert.equal(
+      ep.controller?.instanceIpId,
+      sims.contrail.objects('instance-ip').find((o) => o.fq_name[0] === 'ep-commit')?.uuid
+    )
     await right(c.run(deleteEndpoint(ep.id)))
     assert.equal(sims.contrail.created().length, 0)
   })
@@ -193,7 +300,13 @@ describe('network and endpoint lifecycles through the core flows with Contrail',
     const c = contrailEnv(sims)
     await right(c.run(ensureNetwork(contrailSpec())))
     const ep = await right(c.run(createEndpoint(NET, request('ep-del-retry'))))
-    sims.contrail.inject({ method: 'DELETE', path: /^\/virtual-machine-interface\//, nth: 1, status: 409, body: 'Delete when resource still referred: [x]' })
+    sims.contrail.inject({
+      method: 'DELETE',
+      path: /^\/virtual-machine-interface\//,
+      nth: 1,
+      status: 409,
+      body: 'Delete when resource still referred: [x]'
+    })
     const e = await left(c.run(deleteEndpoint(ep.id)))
     assertOneSentence(describeError(e))
     assert.match(describeError(e), /refused delete virtual-machine-interface .* \(HTTP 409\)/)

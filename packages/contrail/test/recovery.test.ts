@@ -65,7 +65,11 @@ interface Run {
 }
 
 const runChild = (args: object): Run => {
-  const proc = spawn(process.execPath, ['--import', 'tsx', '--conditions=@isthmus/source', CHILD, JSON.stringify(args)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  const proc = spawn(
+    process.execPath,
+    ['--import', 'tsx', '--conditions=@isthmus/source', CHILD, JSON.stringify(args)],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }
+  )
   let out = ''
   let err = ''
   proc.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c))
@@ -111,11 +115,21 @@ describe('restart recovery after a createEndpoint killed between steps', { timeo
       log: recordingLogger().port,
       clock: systemClock
     }
-    await right(ensureNetwork(contrailSpec({ id: networkId, name: networkId, bridge: bridgeIfName(networkId), subnets: [{ family: 4, subnet: CIDR as Subnet }] }))(env)())
+    await right(
+      ensureNetwork(
+        contrailSpec({
+          id: networkId,
+          name: networkId,
+          bridge: bridgeIfName(networkId),
+          subnets: [{ family: 4, subnet: CIDR as Subnet }]
+        })
+      )(env)()
+    )
   })
 
   after(async () => {
-    for (const c of children) if (c.exitCode === null && c.signalCode === null && c.pid !== undefined) process.kill(c.pid, 'SIGKILL')
+    for (const c of children)
+      if (c.exitCode === null && c.signalCode === null && c.pid !== undefined) process.kill(c.pid, 'SIGKILL')
     if (env !== undefined) {
       const left = await env.store.endpoints.list()()
       for (const e of E.isRight(left) ? left.right : []) await deleteEndpoint(e.id)(env)()
@@ -139,7 +153,11 @@ describe('restart recovery after a createEndpoint killed between steps', { timeo
     sims.agent.runStaleCleaner()
   }
 
-  const points: ReadonlyArray<{ readonly after: string; readonly stop: { http?: { method: string; path: RegExp | string; agent?: boolean }; step?: string }; readonly stored: boolean }> = [
+  const points: ReadonlyArray<{
+    readonly after: string
+    readonly stop: { http?: { method: string; path: RegExp | string; agent?: boolean }; step?: string }
+    readonly stored: boolean
+  }> = [
     { after: 'the interface', stop: { http: { method: 'POST', path: '/virtual-machines' } }, stored: false },
     { after: 'the VM', stop: { http: { method: 'POST', path: '/ref-update' } }, stored: false },
     { after: 'the interface→VM reference', stop: { http: { method: 'POST', path: '/instance-ips' } }, stored: false },
@@ -152,9 +170,18 @@ describe('restart recovery after a createEndpoint killed between steps', { timeo
     it(`killed after ${p.after}: reconcile leaves controller, agent and host as the store says`, async () => {
       const endpointId = `rec-ep-${randomBytes(6).toString('hex')}` as EndpointId
       const h = p.stop.http
-      if (h !== undefined) (h.agent === true ? sims.agent : sims.contrail).inject({ method: h.method, path: h.path, hang: true })
+      if (h !== undefined)
+        (h.agent === true ? sims.agent : sims.contrail).inject({ method: h.method, path: h.path, hang: true })
       const hung = h === undefined ? undefined : (h.agent === true ? sims.agent : sims.contrail).nextHang()
-      const run = runChild({ contrailUrl: sims.contrail.url, agentUrl: sims.agent.url, stateDir, networkId, endpointId, owner: OWNER, ...(p.stop.step === undefined ? {} : { hangAt: p.stop.step }) })
+      const run = runChild({
+        contrailUrl: sims.contrail.url,
+        agentUrl: sims.agent.url,
+        stateDir,
+        networkId,
+        endpointId,
+        owner: OWNER,
+        ...(p.stop.step === undefined ? {} : { hangAt: p.stop.step })
+      })
       children.push(run.proc)
       try {
         if (hung !== undefined) await hung
@@ -174,18 +201,35 @@ describe('restart recovery after a createEndpoint killed between steps', { timeo
       if (p.stored) {
         const ep = stored.find((e) => e.id === endpointId)
         assert.ok(ep !== undefined)
-        assert.deepEqual(mine.map((o) => o.type).sort(), ['instance-ip', 'virtual-machine', 'virtual-machine-interface'])
+        assert.deepEqual(mine.map((o) => o.type).sort(), [
+          'instance-ip',
+          'virtual-machine',
+          'virtual-machine-interface'
+        ])
         assert.ok(sims.agent.has(ep.controller!.interfaceId!), 'the agent holds the stored endpoint’s port')
         assert.ok(linkExists(hostIfName(endpointId)), 'its link is on the host')
         await right(deleteEndpoint(endpointId)(env)())
       } else {
-        assert.equal(stored.find((e) => e.id === endpointId), undefined)
-        assert.deepEqual(mine.map((o) => o.type), [], 'nothing of it in the controller')
+        assert.equal(
+          stored.find((e) => e.id === endpointId),
+          undefined
+        )
+        assert.deepEqual(
+          mine.map((o) => o.type),
+          [],
+          'nothing of it in the controller'
+        )
         assert.equal(sims.agent.ports().size, 0)
-        assert.ok(!linkExists(hostIfName(endpointId)) && !linkExists(peerIfName(endpointId)), 'no link of it on the host')
+        assert.ok(
+          !linkExists(hostIfName(endpointId)) && !linkExists(peerIfName(endpointId)),
+          'no link of it on the host'
+        )
       }
       // whatever happened, nothing else is left either
-      assert.deepEqual(sims.contrail.created().filter((o) => o.fq_name.at(-1) !== endpointId), [])
+      assert.deepEqual(
+        sims.contrail.created().filter((o) => o.fq_name.at(-1) !== endpointId),
+        []
+      )
     })
   }
 })

@@ -12,7 +12,8 @@ import { closedPort, FAST, left, right, startSims, TENANT, USER, VN, type Sims }
 /** No piece of `secret` of `min` or more characters anywhere in `text`. */
 const assertNoPart = (text: string, secret: string, min = 3): void => {
   for (let n = min; n <= secret.length; n++) {
-    for (let i = 0; i + n <= secret.length; i++) assert.ok(!text.includes(secret.slice(i, i + n)), `"${secret.slice(i, i + n)}" of the secret in: ${text}`)
+    for (let i = 0; i + n <= secret.length; i++)
+      assert.ok(!text.includes(secret.slice(i, i + n)), `"${secret.slice(i, i + n)}" of the secret in: ${text}`)
   }
 }
 
@@ -42,7 +43,10 @@ describe('Redactor', () => {
     for (const secret of ['e', 'q7', 'q7z']) {
       const r = redactor([secret])
       assert.equal(r.body(`bad password ${secret} for user isthmus`), WITHHELD)
-      assert.equal(r.body('The request you have made requires authorization.'), secret === 'e' ? WITHHELD : 'The request you have made requires authorization.')
+      assert.equal(
+        r.body('The request you have made requires authorization.'),
+        secret === 'e' ? WITHHELD : 'The request you have made requires authorization.'
+      )
     }
   })
 
@@ -61,15 +65,29 @@ describe('the config API client: secrets in error bodies', () => {
   after(async () => sims.close())
   afterEach(() => sims.contrail.clearFaults())
 
-  const v3 = (user: typeof USER): KeystoneAuth => ({ kind: 'keystone', url: sims.contrail.keystoneV3, version: 'v3', ...user })
+  const v3 = (user: typeof USER): KeystoneAuth => ({
+    kind: 'keystone',
+    url: sims.contrail.keystoneV3,
+    version: 'v3',
+    ...user
+  })
 
   it('a token and the password echoed past the 300-character cut leave no part of either', async () => {
     const c = configApi({ url: sims.contrail.url, auth: v3(USER), policy: FAST })
     await right(c.fqNameToId('project', ['default-domain', TENANT])())
     const token = String(sims.contrail.calls('POST', '/fqname-to-id').at(-1)!.headers['x-auth-token'])
     assert.ok(token.length >= 32)
-    for (const [secret, at] of [[token, 280], [USER.password, 290]] as const) {
-      sims.contrail.inject({ method: 'POST', path: '/fqname-to-id', nth: 1, status: 403, body: `${'x'.repeat(at)}${secret} was refused` })
+    for (const [secret, at] of [
+      [token, 280],
+      [USER.password, 290]
+    ] as const) {
+      sims.contrail.inject({
+        method: 'POST',
+        path: '/fqname-to-id',
+        nth: 1,
+        status: 403,
+        body: `${'x'.repeat(at)}${secret} was refused`
+      })
       const e = await left(c.fqNameToId('virtual-network', ['default-domain', TENANT, VN])())
       sims.contrail.clearFaults()
       assert.equal(e._tag === 'Controller' && e.status, 403)
@@ -85,14 +103,34 @@ describe('the config API client: secrets in error bodies', () => {
       // they work
       assert.equal(await right(c.fqNameToId('project', ['default-domain', TENANT])()), sims.projectId)
       sims.contrail.expireTokens()
-      sims.contrail.inject({ method: 'POST', path: '/v3/auth/tokens', nth: 1, status: 401, body: `wrong password "${user.password}" for ${user.username}` })
+      sims.contrail.inject({
+        method: 'POST',
+        path: '/v3/auth/tokens',
+        nth: 1,
+        status: 401,
+        body: `wrong password "${user.password}" for ${user.username}`
+      })
       const e = await left(c.fqNameToId('project', ['default-domain', TENANT])())
       assert.equal(describeError(e), `network controller refused authenticate with keystone (HTTP 401): ${WITHHELD}`)
     }
     // a body without the short secret is shown as it is
-    sims.contrail.inject({ method: 'POST', path: '/v3/auth/tokens', nth: 1, status: 401, body: 'Authentication required' })
-    const e = await left(configApi({ url: sims.contrail.url, auth: v3(short3), policy: FAST }).fqNameToId('project', ['default-domain', TENANT])())
-    assert.equal(describeError(e), 'network controller refused authenticate with keystone (HTTP 401): Authentication required')
+    sims.contrail.inject({
+      method: 'POST',
+      path: '/v3/auth/tokens',
+      nth: 1,
+      status: 401,
+      body: 'Authentication required'
+    })
+    const e = await left(
+      configApi({ url: sims.contrail.url, auth: v3(short3), policy: FAST }).fqNameToId('project', [
+        'default-domain',
+        TENANT
+      ])()
+    )
+    assert.equal(
+      describeError(e),
+      'network controller refused authenticate with keystone (HTTP 401): Authentication required'
+    )
   })
 
   it('userinfo in the API URL is sent as Basic authorization and never shown, even when echoed', async () => {
@@ -102,7 +140,13 @@ describe('the config API client: secrets in error bodies', () => {
     assert.equal(await right(c.fqNameToId('project', ['default-domain', TENANT])()), sims.projectId)
     const sent = sims.contrail.calls('POST', '/fqname-to-id').at(-1)!.headers
     assert.equal(sent['authorization'], `Basic ${Buffer.from(`isthmus:${pw}`).toString('base64')}`)
-    sims.contrail.inject({ method: 'POST', path: '/fqname-to-id', nth: 1, status: 403, body: `${'z'.repeat(292)}${pw} from ${url} with ${String(sent['authorization'])}` })
+    sims.contrail.inject({
+      method: 'POST',
+      path: '/fqname-to-id',
+      nth: 1,
+      status: 403,
+      body: `${'z'.repeat(292)}${pw} from ${url} with ${String(sent['authorization'])}`
+    })
     const e = await left(c.fqNameToId('project', ['default-domain', TENANT])())
     const text = describeError(e)
     assertNoPart(text, pw, 4)
@@ -110,8 +154,15 @@ describe('the config API client: secrets in error bodies', () => {
   })
 
   it('an unreachable API with userinfo is a sentence without the password', async () => {
-    const c = configApi({ url: `http://isthmus:Down-Pw-31@127.0.0.1:${await closedPort()}`, auth: { kind: 'none' }, policy: FAST })
+    const c = configApi({
+      url: `http://isthmus:Down-Pw-31@127.0.0.1:${await closedPort()}`,
+      auth: { kind: 'none' },
+      policy: FAST
+    })
     const text = describeError(await left(c.fqNameToId('project', ['default-domain', TENANT])()))
-    assert.match(text, /^temporary failure, try again: Contrail config API at http:\/\/isthmus:\[redacted\]@127\.0\.0\.1:\d+ unreachable \(ECONNREFUSED\)/)
+    assert.match(
+      text,
+      /^temporary failure, try again: Contrail config API at http:\/\/isthmus:\[redacted\]@127\.0\.0\.1:\d+ unreachable \(ECONNREFUSED\)/
+    )
   })
 })

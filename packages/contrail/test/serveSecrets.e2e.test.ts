@@ -22,11 +22,16 @@ const BASIC = Buffer.from(`user:${PW}`).toString('base64')
  */
 const partsOf = (secret: string): ReadonlyArray<string> => {
   const out: string[] = []
-  for (let n = secret === PW ? 3 : 8; n <= secret.length; n++) for (let i = 0; i + n <= secret.length; i++) out.push(secret.slice(i, i + n))
+  for (let n = secret === PW ? 3 : 8; n <= secret.length; n++)
+    for (let i = 0; i + n <= secret.length; i++) out.push(secret.slice(i, i + n))
   return out
 }
 const leaked = (text: string, secrets: ReadonlyArray<string>): ReadonlyArray<string> =>
-  secrets.flatMap((s) => partsOf(s).filter((p) => text.includes(p)).slice(0, 1))
+  secrets.flatMap((s) =>
+    partsOf(s)
+      .filter((p) => text.includes(p))
+      .slice(0, 1)
+  )
 
 const netId = () => randomBytes(32).toString('hex')
 
@@ -48,20 +53,30 @@ describe('isthmus serve with credentials in its URLs', { timeout: 120_000 }, () 
     assert.notEqual(r.status, 200, JSON.stringify(r.body))
     return String(r.body['Err'])
   }
-  const tokens = (): ReadonlyArray<string> =>
-    [...new Set(sims!.contrail.journal.map((e) => e.headers['x-auth-token']).filter((t): t is string => typeof t === 'string'))]
+  const tokens = (): ReadonlyArray<string> => [
+    ...new Set(
+      sims!.contrail.journal.map((e) => e.headers['x-auth-token']).filter((t): t is string => typeof t === 'string')
+    )
+  ]
 
   before(async () => {
-    sims = await startSims({ auth: 'keystone', users: [{ username: 'isthmus', password: KEYSTONE_PW, project: 'admin' }] }, cidr)
+    sims = await startSims(
+      { auth: 'keystone', users: [{ username: 'isthmus', password: KEYSTONE_PW, project: 'admin' }] },
+      cidr
+    )
     // the daemon inherits this process's environment: keystone credentials the supported way
     Object.assign(process.env, { OS_USERNAME: 'isthmus', OS_PASSWORD: KEYSTONE_PW, OS_PROJECT_NAME: 'admin' })
     apiUrl = sims.contrail.url.replace('http://', `http://user:${PW}@`)
     plugin = await startPlugin(`${prefix}-p`, [
-      '--contrail-api', apiUrl,
-      '--keystone-url', sims.contrail.keystoneV3,
+      '--contrail-api',
+      apiUrl,
+      '--keystone-url',
+      sims.contrail.keystoneV3,
       // nothing listens there: every agent call fails, and its error names this URL
-      '--vrouter-agent', `http://agent:${PW}@127.0.0.1:${await closedPort()}`,
-      '--contrail-owner', prefix
+      '--vrouter-agent',
+      `http://agent:${PW}@127.0.0.1:${await closedPort()}`,
+      '--contrail-owner',
+      prefix
     ])
   })
 
@@ -76,24 +91,54 @@ describe('isthmus serve with credentials in its URLs', { timeout: 120_000 }, () 
     assert.equal(configuration.status, 200)
     assert.deepEqual((configuration.body['controlPlane'] as Record<string, unknown>)['api'], `${s.contrail.url}/`)
 
-    const pool = await call('/IpamDriver.RequestPool', { AddressSpace: 'isthmus-local', Pool: cidr, SubPool: '', Options: {}, V6: false })
+    const pool = await call('/IpamDriver.RequestPool', {
+      AddressSpace: 'isthmus-local',
+      Pool: cidr,
+      SubPool: '',
+      Options: {},
+      V6: false
+    })
     assert.equal(pool.status, 200, JSON.stringify(pool.body))
     const poolId = pool.body['PoolID']
-    assert.equal((await call('/IpamDriver.RequestAddress', { PoolID: poolId, Address: gateway, Options: { RequestAddressType: 'com.docker.network.gateway' } })).status, 200)
+    assert.equal(
+      (
+        await call('/IpamDriver.RequestAddress', {
+          PoolID: poolId,
+          Address: gateway,
+          Options: { RequestAddressType: 'com.docker.network.gateway' }
+        })
+      ).status,
+      200
+    )
     const network = (id: string) =>
       call('/NetworkDriver.CreateNetwork', {
         NetworkID: id,
-        Options: { 'com.docker.network.enable_ipv6': false, 'com.docker.network.generic': { tenant: TENANT, network: VN } },
+        Options: {
+          'com.docker.network.enable_ipv6': false,
+          'com.docker.network.generic': { tenant: TENANT, network: VN }
+        },
         IPv4Data: [{ AddressSpace: 'isthmus-local', Gateway: `${gateway}/24`, Pool: cidr }],
         IPv6Data: []
       })
 
     // the controller refuses, echoing the URL password and the keystone password across the cut
-    s.contrail.inject({ method: 'POST', path: '/fqname-to-id', nth: 1, status: 403, body: `${'x'.repeat(293)}${PW} and ${KEYSTONE_PW} from ${apiUrl}` })
+    s.contrail.inject({
+      method: 'POST',
+      path: '/fqname-to-id',
+      nth: 1,
+      status: 403,
+      body: `${'x'.repeat(293)}${PW} and ${KEYSTONE_PW} from ${apiUrl}`
+    })
     const refused = errOf(await network(netId()))
     assert.match(refused, /network controller refused .*\(HTTP 403\): x{100}/)
     s.contrail.clearFaults()
-    s.contrail.inject({ method: 'POST', path: '/fqname-to-id', nth: 1, status: 403, body: `${'y'.repeat(280)}${KEYSTONE_PW}` })
+    s.contrail.inject({
+      method: 'POST',
+      path: '/fqname-to-id',
+      nth: 1,
+      status: 403,
+      body: `${'y'.repeat(280)}${KEYSTONE_PW}`
+    })
     assert.match(errOf(await network(netId())), /\(HTTP 403\): y{100}/)
     s.contrail.clearFaults()
 
@@ -107,9 +152,23 @@ describe('isthmus serve with credentials in its URLs', { timeout: 120_000 }, () 
     const address = await call('/IpamDriver.RequestAddress', { PoolID: poolId, Address: '', Options: {} })
     assert.equal(address.status, 200, JSON.stringify(address.body))
     const ep = randomBytes(32).toString('hex')
-    const noAgent = errOf(await call('/NetworkDriver.CreateEndpoint', { NetworkID: id, EndpointID: ep, Interface: { Address: address.body['Address'] } }))
+    const noAgent = errOf(
+      await call('/NetworkDriver.CreateEndpoint', {
+        NetworkID: id,
+        EndpointID: ep,
+        Interface: { Address: address.body['Address'] }
+      })
+    )
     assert.match(noAgent, /vRouter agent at http:\/\/agent:\[redacted\]@127\.0\.0\.1:\d+ unreachable/)
-    assert.equal((await call('/IpamDriver.ReleaseAddress', { PoolID: poolId, Address: String(address.body['Address']).split('/')[0] })).status, 200)
+    assert.equal(
+      (
+        await call('/IpamDriver.ReleaseAddress', {
+          PoolID: poolId,
+          Address: String(address.body['Address']).split('/')[0]
+        })
+      ).status,
+      200
+    )
 
     // the controller gone: its error names the API URL
     await s.contrail.close()
@@ -126,10 +185,23 @@ describe('isthmus serve with credentials in its URLs', { timeout: 120_000 }, () 
     for (const r of replies) assert.deepEqual(leaked(r.text, secrets), [], `${r.path}: ${r.text}`)
     const logs = plugin!.logs()
     assert.deepEqual(leaked(logs, secrets), [], 'stderr holds a secret')
-    const lines = logs.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
-    assert.ok(lines.some((l) => l['level'] === 'debug'), 'debug lines were written')
+    const lines = logs
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+    assert.ok(
+      lines.some((l) => l['level'] === 'debug'),
+      'debug lines were written'
+    )
     const start = lines.find((l) => l['message'] === 'contrail')
-    assert.equal(start?.['api'], apiUrl.replace(`:${PW}@`, ':[redacted]@'), 'the start-up line names the API, without its password')
-    assert.ok(lines.some((l) => l['level'] === 'warn' && /credentials in a URL on the command line/.test(String(l['message']))), 'and warns about the userinfo')
+    assert.equal(
+      start?.['api'],
+      apiUrl.replace(`:${PW}@`, ':[redacted]@'),
+      'the start-up line names the API, without its password'
+    )
+    assert.ok(
+      lines.some((l) => l['level'] === 'warn' && /credentials in a URL on the command line/.test(String(l['message']))),
+      'and warns about the userinfo'
+    )
   })
 })

@@ -112,9 +112,7 @@ const v4 = async (): Promise<void> => {
 const v6 = async (): Promise<void> => {
   const store = memoryStore()
   const ipam = makeIpam({ store, clock })
-  const pool = must(
-    await ipam.requestPool({ addressSpace: space, family: 6, subnet: 'fd00:1:2:3::/64' as Subnet })()
-  )
+  const pool = must(await ipam.requestPool({ addressSpace: space, family: 6, subnet: 'fd00:1:2:3::/64' as Subnet })())
   report('IPv6 /64 100,000 allocations', await fill(ipam, pool.id, 100_000, 'c'))
 }
 

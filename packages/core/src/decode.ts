@@ -143,7 +143,8 @@ export const nestsDeeperThan = (text: string, max: number): boolean => {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i)
     if (inString) {
-      if (c === 0x5c) i++ // a backslash: the next character is escaped
+      if (c === 0x5c)
+        i++ // a backslash: the next character is escaped
       else if (c === 0x22) inString = false
     } else if (c === 0x22) inString = true
     else if (c === 0x5b || c === 0x7b) {
@@ -176,7 +177,11 @@ export type JsonRefusal =
 
 /** One phrase for a sentence: `more than N bytes`, `nested deeper than N levels`, or the parser's words. @category utils */
 export const jsonRefusalText = (r: JsonRefusal): string =>
-  r._tag === 'TooLarge' ? `more than ${r.maxBytes} bytes` : r._tag === 'TooDeep' ? `nested deeper than ${r.maxDepth} levels` : r.detail
+  r._tag === 'TooLarge'
+    ? `more than ${r.maxBytes} bytes`
+    : r._tag === 'TooDeep'
+      ? `nested deeper than ${r.maxDepth} levels`
+      : r.detail
 
 /**
  * `JSON.parse` of `text` within `limits` (V8's own messages quote only a few characters of the
@@ -186,7 +191,8 @@ export const jsonRefusalText = (r: JsonRefusal): string =>
  */
 export const parseJsonWithin = (text: string, limits: JsonLimits): E.Either<JsonRefusal, unknown> => {
   // A UTF-16 length over the limit is over it in bytes too; below it, count the bytes.
-  if (text.length > limits.maxBytes || utf8Length(text) > limits.maxBytes) return E.left({ _tag: 'TooLarge', maxBytes: limits.maxBytes })
+  if (text.length > limits.maxBytes || utf8Length(text) > limits.maxBytes)
+    return E.left({ _tag: 'TooLarge', maxBytes: limits.maxBytes })
   if (nestsDeeperThan(text, limits.maxDepth)) return E.left({ _tag: 'TooDeep', maxDepth: limits.maxDepth })
   try {
     return E.right(JSON.parse(text) as unknown)

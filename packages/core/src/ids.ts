@@ -160,7 +160,8 @@ export const hostIfName = (id: EndpointId): IfName => `${HOST_IF_PREFIX}${suffix
 export const peerIfName = (id: EndpointId): IfName => `${PEER_IF_PREFIX}${suffix(id)}` as IfName
 
 /** The bridge name of a network the user gave no bridge name: `istb` plus 11 hex digits. @category utils */
-export const bridgeIfName = (id: NetworkId): IfName => `${BRIDGE_IF_PREFIX}${fnv1a64(`net\0${id}`).toString(16).padStart(16, '0').slice(0, 11)}` as IfName
+export const bridgeIfName = (id: NetworkId): IfName =>
+  `${BRIDGE_IF_PREFIX}${fnv1a64(`net\0${id}`).toString(16).padStart(16, '0').slice(0, 11)}` as IfName
 
 /**
  * The endpoint id of a CNI attachment: a CNI network, container and interface name identify one

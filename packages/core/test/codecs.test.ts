@@ -162,7 +162,8 @@ describe('address codecs', () => {
   })
 
   it('rejects the inet_aton spellings that ipaddr.isValid accepts', () => {
-    for (const s of ['0x7f.1', '127.1', '010.0.0.1', '1.2.3.4.5', '256.0.0.1', ' 1.2.3.4', 'fe80::1%eth0']) bad(IpAddress, s)
+    for (const s of ['0x7f.1', '127.1', '010.0.0.1', '1.2.3.4.5', '256.0.0.1', ' 1.2.3.4', 'fe80::1%eth0'])
+      bad(IpAddress, s)
   })
 
   it('tells a CIDR from a subnet', () => {

@@ -15,7 +15,10 @@ describe('redactUrlCredentials', () => {
     ['http://u:p%40ss%3A@[::1]:9091', 'http://u:[redacted]@[::1]:9091'],
     ['"api":"http://a:b@h","mail":"x@y"', '"api":"http://a:[redacted]@h","mail":"x@y"'],
     ['HTTPS://A:B@H and ftp://c:d@e', 'HTTPS://A:[redacted]@H and ftp://c:[redacted]@e'],
-    ['http://127.0.0.1:8082/path?q=a@b#c@d mail me@example.test', 'http://127.0.0.1:8082/path?q=a@b#c@d mail me@example.test'],
+    [
+      'http://127.0.0.1:8082/path?q=a@b#c@d mail me@example.test',
+      'http://127.0.0.1:8082/path?q=a@b#c@d mail me@example.test'
+    ],
     ['no url: user:pass@host', 'no url: user:pass@host']
   ]
   for (const [text, want] of cases) {

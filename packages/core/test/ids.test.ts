@@ -35,7 +35,23 @@ describe('ids', () => {
       assert.ok(IfName.is(ok), ok)
     }
     // iptables wildcard and negation, an option, the kernel's own refusals, 16 characters, ip -batch quoting
-    for (const bad of ['zz+', 'a!b', '-x', '.', '..', '.x', '', 'a b', 'a/b', 'a:b', 'abcdefghijklmnop', 'a"b', "a'b", 'a#b', 'é']) {
+    for (const bad of [
+      'zz+',
+      'a!b',
+      '-x',
+      '.',
+      '..',
+      '.x',
+      '',
+      'a b',
+      'a/b',
+      'a:b',
+      'abcdefghijklmnop',
+      'a"b',
+      "a'b",
+      'a#b',
+      'é'
+    ]) {
       assert.ok(!IfName.is(bad), JSON.stringify(bad))
     }
   })

@@ -29,7 +29,11 @@ const NAMED_LAYERS: Readonly<Record<string, Layer>> = {
 const layerOf = (pkg: string): Layer => NAMED_LAYERS[pkg] ?? 'adapter'
 
 // Which composition package may import which other one (never in a circle).
-const COMPOSES: Readonly<Record<string, ReadonlyArray<string>>> = { wiring: [], 'cni-plugin': ['wiring'], cli: ['wiring'] }
+const COMPOSES: Readonly<Record<string, ReadonlyArray<string>>> = {
+  wiring: [],
+  'cni-plugin': ['wiring'],
+  cli: ['wiring']
+}
 
 const isLibrary = (spec: string): boolean => /^fp-ts\/lib\//.test(spec) || spec === 'io-ts'
 
@@ -53,7 +57,8 @@ const layerViolation = (pkg: string, file: string, spec: string): string | undef
     case 'core':
       return undefined // checked on its own below (no I/O)
     case 'frontend':
-      if (targetLayer === 'adapter' || targetLayer === 'composition') return `a frontend imports the ${targetLayer} ${spec}`
+      if (targetLayer === 'adapter' || targetLayer === 'composition')
+        return `a frontend imports the ${targetLayer} ${spec}`
       if (targetLayer === 'frontend' && target !== pkg) return `a frontend imports another frontend, ${spec}`
       return undefined
     case 'adapter':
@@ -138,10 +143,19 @@ describe('workspace rules', () => {
       layerViolation('cni-exec', 'packages/cni-exec/src/commands/add.ts', '@isthmus/store-fs') ?? '',
       /a frontend imports the adapter @isthmus\/store-fs/
     )
-    assert.match(layerViolation('cnm-server', 'packages/cnm-server/src/server.ts', '@isthmus/wiring') ?? '', /composition/)
-    assert.match(layerViolation('cnm-server', 'packages/cnm-server/src/x.ts', '@isthmus/cni-exec') ?? '', /another frontend/)
+    assert.match(
+      layerViolation('cnm-server', 'packages/cnm-server/src/server.ts', '@isthmus/wiring') ?? '',
+      /composition/
+    )
+    assert.match(
+      layerViolation('cnm-server', 'packages/cnm-server/src/x.ts', '@isthmus/cni-exec') ?? '',
+      /another frontend/
+    )
     assert.match(layerViolation('cni-exec', 'packages/cni-exec/src/protocol/Env.ts', 'node:fs') ?? '', /protocol codec/)
-    assert.match(layerViolation('log', 'packages/log/src/index.ts', '@isthmus/cnm-server') ?? '', /an adapter imports the frontend/)
+    assert.match(
+      layerViolation('log', 'packages/log/src/index.ts', '@isthmus/cnm-server') ?? '',
+      /an adapter imports the frontend/
+    )
     assert.match(layerViolation('handoff', 'packages/handoff/src/server.ts', '@isthmus/wiring') ?? '', /composition/)
     assert.match(layerViolation('wiring', 'packages/wiring/src/x.ts', '@isthmus/cli') ?? '', /composition package/)
     assert.match(layerViolation('cli', 'packages/cli/src/x.ts', '@isthmus/wiring/src/stores.js') ?? '', /internals/)

@@ -160,7 +160,11 @@ const runCase = async (c: Case, i: number, keep: boolean): Promise<void> => {
     if (c.startsWith('isthmus')) {
       const net = masq ? nets.masq : nets.nomasq
       const spec = { endpoint: isthmusEndpoint(net, masq ? 51 : 50, i), network: net }
-      const placement = { _tag: 'PluginMoves', sandbox: `/var/run/netns/${ns}` as SandboxKey, ifName: 'eth0' as IfName } as const
+      const placement = {
+        _tag: 'PluginMoves',
+        sandbox: `/var/run/netns/${ns}` as SandboxKey,
+        ifName: 'eth0' as IfName
+      } as const
       const tNet = await time(dp.ensureNetwork(net))
       const t0 = process.hrtime.bigint()
       await mustOk(dp.ensureEndpoint(spec, c.includes('moved') ? undefined : placement))
@@ -210,13 +214,19 @@ const main = async (): Promise<void> => {
     spawnSync('/bin/true')
     if (i >= WARMUP) record('harness floor: spawnSync /bin/true', Number(process.hrtime.bigint() - t0) / 1e6)
   }
-  console.log(`RUNS=${RUNS}, load ${loadavg().map((x) => x.toFixed(2)).join(' ')}\n`)
+  console.log(
+    `RUNS=${RUNS}, load ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}\n`
+  )
   console.log('| case | n | median ms | p10 | p90 |')
   console.log('|---|---|---|---|---|')
   const keys = [...samples.keys()].sort()
   for (const k of keys) {
     const xs = samples.get(k) ?? []
-    console.log(`| ${k} | ${xs.length} | **${median(xs).toFixed(2)}** | ${quantile(xs, 0.1).toFixed(2)} | ${quantile(xs, 0.9).toFixed(2)} |`)
+    console.log(
+      `| ${k} | ${xs.length} | **${median(xs).toFixed(2)}** | ${quantile(xs, 0.1).toFixed(2)} | ${quantile(xs, 0.9).toFixed(2)} |`
+    )
   }
 }
 

@@ -151,7 +151,13 @@ const startProcess = (ip: string, timeoutMs: number, onExit: (p: BatchProcess) =
           resolve: (sent) => {
             clearTimeout(timer)
             hold(false)
-            resolve({ ...sent, stderr: sent.stderr.replace(/^Command failed -:(\d+)$/gm, (_, n: string) => `Command failed -:${Number(n) - first + 1}`) })
+            resolve({
+              ...sent,
+              stderr: sent.stderr.replace(
+                /^Command failed -:(\d+)$/gm,
+                (_, n: string) => `Command failed -:${Number(n) - first + 1}`
+              )
+            })
           },
           reject: (e) => {
             clearTimeout(timer)
@@ -337,7 +343,10 @@ export const batchProcesses = (inner: Exec, options: BatchProcessOptions = {}): 
     const lines = input.split('\n').filter((l) => l.trim() !== '')
     // A marker among the lines would end the batch early: never the case for isthmus's own.
     if (lines.some((l) => l.trim() === MARKER)) {
-      return (async () => E.left(io('ip batch', new Error(`a batch line may not be ${MARKER}`)))) as TE.TaskEither<CoreError, ExecOutput>
+      return (async () => E.left(io('ip batch', new Error(`a batch line may not be ${MARKER}`)))) as TE.TaskEither<
+        CoreError,
+        ExecOutput
+      >
     }
     return () => runBatch(lines, force, () => inner(file, args, input)())
   }

@@ -52,7 +52,9 @@ export const bridgeMac = (network: Network): string => {
 /** `gateway/prefix` for each subnet that has a gateway, in order (IPv4 first). */
 const gatewayCidrs = (network: Network): ReadonlyArray<{ readonly cidr: string; readonly v6: boolean }> =>
   [...network.ipv4, ...network.ipv6].flatMap((s) =>
-    s.gateway === undefined ? [] : [{ cidr: `${s.gateway}/${s.subnet.split('/')[1] ?? ''}`, v6: s.gateway.includes(':') }]
+    s.gateway === undefined
+      ? []
+      : [{ cidr: `${s.gateway}/${s.subnet.split('/')[1] ?? ''}`, v6: s.gateway.includes(':') }]
   )
 
 // Gateway addresses skip duplicate address detection: the bridge is the only holder of the
@@ -110,7 +112,9 @@ export const ensureBridge = (
         : pipe(
             findLink(tools, host, bridge, true),
             TE.chain((existing) =>
-              existing === undefined ? create(tools, owners, bridge, dropOwner) : adopt(tools, owners, bridge, existing, dropOwner)
+              existing === undefined
+                ? create(tools, owners, bridge, dropOwner)
+                : adopt(tools, owners, bridge, existing, dropOwner)
             )
           )
     )
@@ -182,7 +186,12 @@ const alreadyReady = (owners: Owners, bridge: string): boolean => {
   )
 }
 
-const create = (tools: Tools, owners: Owners, bridge: string, dropOwner: DropOwner): TE.TaskEither<CoreError, EnsuredBridge> => {
+const create = (
+  tools: Tools,
+  owners: Owners,
+  bridge: string,
+  dropOwner: DropOwner
+): TE.TaskEither<CoreError, EnsuredBridge> => {
   const { network } = owners
   const mtu = network.mtu === undefined ? [] : ['mtu', String(network.mtu)]
   const lines: IpCommand[] = [
@@ -224,7 +233,10 @@ const adopt = (
   const wanted = new Set(gatewayCidrs(network).map((a) => a.cidr))
   // A leftover's gateways would keep routing its old subnets to this bridge: all but ours go
   // (IPv6 link-local addresses are the kernel's own).
-  const stale = old === undefined ? [] : (link.addr_info ?? []).filter((a) => !wanted.has(`${a.local}/${a.prefixlen}`) && a.scope !== 'link')
+  const stale =
+    old === undefined
+      ? []
+      : (link.addr_info ?? []).filter((a) => !wanted.has(`${a.local}/${a.prefixlen}`) && a.scope !== 'link')
   const have = new Set((link.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`))
   const fixes: IpCommand[] = [
     ...(old === undefined
@@ -233,7 +245,9 @@ const adopt = (
           ['link', 'set', 'dev', bridge, 'address', bridgeMac(network)],
           ...stale.map((a): IpCommand => ['addr', 'del', `${a.local}/${a.prefixlen}`, 'dev', bridge])
         ]),
-    ...(network.mtu !== undefined && link.mtu !== network.mtu ? [['link', 'set', 'dev', bridge, 'mtu', String(network.mtu)]] : []),
+    ...(network.mtu !== undefined && link.mtu !== network.mtu
+      ? [['link', 'set', 'dev', bridge, 'mtu', String(network.mtu)]]
+      : []),
     ...gatewayCidrs(network)
       .filter((a) => !have.has(a.cidr))
       .map((a) => addAddr(bridge, a)),
@@ -248,7 +262,15 @@ const adopt = (
         old === undefined ? TE.right(undefined) : dropOwner(old),
         TE.chain(() => ipBatch(tools, host, fixes)),
         // A parallel caller may have added the same address first.
-        TE.orElse((e) => (isExists(e) ? ipBatch(tools, host, fixes.filter((f) => f[0] !== 'addr')) : TE.left(e))),
+        TE.orElse((e) =>
+          isExists(e)
+            ? ipBatch(
+                tools,
+                host,
+                fixes.filter((f) => f[0] !== 'addr')
+              )
+            : TE.left(e)
+        ),
         TE.map(() => done)
       )
 }
@@ -265,5 +287,9 @@ export const isOwnedBy = (link: IpLink, network: Network): boolean => link.ifali
 export const deleteBridge = (tools: Tools, network: Network, bridge: string): TE.TaskEither<CoreError, void> =>
   pipe(
     findLink(tools, host, bridge, true),
-    TE.chain((l) => (l !== undefined && kindOf(l) === 'bridge' && isOwnedBy(l, network) ? deleteLinks(tools, host, [bridge]) : TE.right(undefined)))
+    TE.chain((l) =>
+      l !== undefined && kindOf(l) === 'bridge' && isOwnedBy(l, network)
+        ? deleteLinks(tools, host, [bridge])
+        : TE.right(undefined)
+    )
   )

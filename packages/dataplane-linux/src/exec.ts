@@ -70,7 +70,9 @@ export const execFileExec =
           const e = err as NodeJS.ErrnoException & { killed?: boolean; signal?: string | null; code?: unknown }
           if (typeof e.code === 'number') return resolve(E.right({ stdout, stderr, exitCode: e.code }))
           if (e.killed === true || e.signal != null) {
-            return resolve(E.left(dataplane(argv, TIMEOUT_EXIT, `${stderr}killed (${e.signal ?? 'timeout'}) after ${timeout} ms`)))
+            return resolve(
+              E.left(dataplane(argv, TIMEOUT_EXIT, `${stderr}killed (${e.signal ?? 'timeout'}) after ${timeout} ms`))
+            )
           }
           // ENOENT, EACCES, maxBuffer exceeded: the command did not run to an exit code.
           resolve(E.left(io(`run ${file}`, err)))
@@ -92,5 +94,9 @@ export const checked =
     o.exitCode === 0 ? E.right(o) : E.left(dataplane(argv, o.exitCode, o.stderr))
 
 /** Run a command that must succeed. @category utils */
-export const run = (exec: Exec, file: string, args: ReadonlyArray<string>, input?: string): TE.TaskEither<CoreError, ExecOutput> =>
-  pipe(exec(file, args, input), TE.chainEitherK(checked([file, ...args])))
+export const run = (
+  exec: Exec,
+  file: string,
+  args: ReadonlyArray<string>,
+  input?: string
+): TE.TaskEither<CoreError, ExecOutput> => pipe(exec(file, args, input), TE.chainEitherK(checked([file, ...args])))

@@ -60,7 +60,11 @@ const runIsVarRun = (): boolean => {
 }
 
 /** The file and arguments that run `ip <args>` at `where`. @category utils */
-export const ipArgv = (tools: Tools, where: Where, args: ReadonlyArray<string>): readonly [string, ReadonlyArray<string>] => {
+export const ipArgv = (
+  tools: Tools,
+  where: Where,
+  args: ReadonlyArray<string>
+): readonly [string, ReadonlyArray<string>] => {
   if (where._tag === 'Host') return [tools.ip, args]
   const named = NAMED_NETNS.exec(where.path)?.[1] ?? (runIsVarRun() ? NAMED_NETNS_RUN.exec(where.path)?.[1] : undefined)
   if (named !== undefined && named !== '.' && named !== '..') return [tools.ip, ['-n', named, ...args]]
@@ -113,7 +117,10 @@ export interface ForcedBatch {
   readonly failed: ReadonlyArray<number>
 }
 
-const globalOpts = (o: BatchOptions): ReadonlyArray<string> => [...(o.json === true ? ['-json'] : []), ...(o.force === true ? ['-force'] : [])]
+const globalOpts = (o: BatchOptions): ReadonlyArray<string> => [
+  ...(o.json === true ? ['-json'] : []),
+  ...(o.force === true ? ['-force'] : [])
+]
 
 const failedLines = (stderr: string): ReadonlyArray<number> =>
   [...stderr.matchAll(/Command failed -:(\d+)/g)].map((m) => Number(m[1]) - 1)
@@ -197,22 +204,24 @@ export const ipBatchForced = (
  *
  * @category utils
  */
-export const deleteAll = (tools: Tools, where: Where, lines: ReadonlyArray<IpCommand>): TE.TaskEither<CoreError, void> =>
+export const deleteAll = (
+  tools: Tools,
+  where: Where,
+  lines: ReadonlyArray<IpCommand>
+): TE.TaskEither<CoreError, void> =>
   pipe(
     ipBatchForced(tools, where, lines),
     TE.chain((r) => {
-      const errors = r.stderr
-        .split('\n')
-        .filter(
-          (l) =>
-            l.trim() !== '' &&
-            !/^Command failed/.test(l) &&
-            // Gone before the command ran, or while it ran (`RTNETLINK answers: No such device`).
-            !/Cannot find device|No such file or directory|No such device/.test(l) &&
-            // A warning, not a failure: iproute2 prints it when links change during its netlink dump
-            // (parallel CNI DELs on one bridge); the command itself went on.
-            !/^Dump was interrupted and may be inconsistent/.test(l)
-        )
+      const errors = r.stderr.split('\n').filter(
+        (l) =>
+          l.trim() !== '' &&
+          !/^Command failed/.test(l) &&
+          // Gone before the command ran, or while it ran (`RTNETLINK answers: No such device`).
+          !/Cannot find device|No such file or directory|No such device/.test(l) &&
+          // A warning, not a failure: iproute2 prints it when links change during its netlink dump
+          // (parallel CNI DELs on one bridge); the command itself went on.
+          !/^Dump was interrupted and may be inconsistent/.test(l)
+      )
       if (r.failed.length === 0 || errors.length === 0) return TE.right(undefined)
       const line = lines[r.failed[0] ?? 0] ?? lines[0] ?? []
       const [file, argv] = ipArgv(tools, where, line)
@@ -236,7 +245,13 @@ export const showLinks = (
   details = false
 ): TE.TaskEither<CoreError, ReadonlyArray<IpLink>> =>
   pipe(
-    ip(tools, where, ['-json', ...(details ? ['-details'] : []), 'link', 'show', ...(dev === undefined ? [] : ['dev', dev])]),
+    ip(tools, where, [
+      '-json',
+      ...(details ? ['-details'] : []),
+      'link',
+      'show',
+      ...(dev === undefined ? [] : ['dev', dev])
+    ]),
     TE.chainEitherK((out) => decodeLinks(out))
   )
 

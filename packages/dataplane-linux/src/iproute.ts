@@ -74,7 +74,10 @@ export const kindOf = (l: IpLink): string | undefined => l.linkinfo?.info_kind
  */
 export const decodeLinks = (stdout: string, what = 'ip -json output'): E.Either<CoreError, ReadonlyArray<IpLink>> =>
   pipe(
-    stdout.split('\n').map((line) => line.trim()).filter((text) => text !== ''),
+    stdout
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((text) => text !== ''),
     E.traverseArray(decodeJson(IpLinks, what)),
     E.map((chunks) => chunks.flat())
   )

@@ -205,7 +205,13 @@ const restore = (ipt: Iptables, family: IpFamily, text: string, waitS: number): 
         return { _tag: 'Contended', why: 'another writer changed the table since it was read' }
       }
       // The rule iptables refused, in its table, and iptables' own words (without its usage hint).
-      const table = n === undefined ? undefined : lines.slice(0, n).reverse().find((l) => l.startsWith('*'))
+      const table =
+        n === undefined
+          ? undefined
+          : lines
+              .slice(0, n)
+              .reverse()
+              .find((l) => l.startsWith('*'))
       const argv = [file, '--noflush', ...(line === undefined ? [] : [...(table === undefined ? [] : [table]), line])]
       return { _tag: 'Refused', error: dataplane(argv, o.exitCode, said.replace(/\n?Try `.*$/s, '')) }
     })
@@ -217,7 +223,12 @@ const restore = (ipt: Iptables, family: IpFamily, text: string, waitS: number): 
  * wins (the lock, or our compare-and-swap), start over from a fresh read, until `deadlineMs` has
  * passed. True when something was written, false when nothing was to change.
  */
-const writeLoop = (ipt: Iptables, what: string, family: IpFamily, write: (saved: SavedRuleset) => string): TE.TaskEither<CoreError, boolean> => {
+const writeLoop = (
+  ipt: Iptables,
+  what: string,
+  family: IpFamily,
+  write: (saved: SavedRuleset) => string
+): TE.TaskEither<CoreError, boolean> => {
   const deadline = Date.now() + ipt.deadlineMs
   // iptables waits for the lock in whole seconds; an exec's own timeout (10 s) stays above it.
   const waitS = (): number => Math.min(9, Math.max(1, Math.floor((deadline - Date.now()) / 1000)))
@@ -237,7 +248,9 @@ const writeLoop = (ipt: Iptables, what: string, family: IpFamily, write: (saved:
             return TE.left(r.error)
           case 'Contended':
             return Date.now() >= deadline
-              ? TE.left(transient(`iptables: ${what} waited ${ipt.deadlineMs} ms for other writers and gave up (${r.why})`))
+              ? TE.left(
+                  transient(`iptables: ${what} waited ${ipt.deadlineMs} ms for other writers and gave up (${r.why})`)
+                )
               : pipe(
                   backoff(n),
                   TE.chain(() => attempt(n + 1))
@@ -374,9 +387,13 @@ export const ownRules = (ipt: Iptables, family: IpFamily): TE.TaskEither<CoreErr
     TE.map((saved) => {
       const tables = Object.entries(saved)
       return {
-        chains: tables.flatMap(([table, tbl]) => tbl.chains.filter((c) => ours(ipt.prefix, c)).map((c) => `${table}/${c}`)),
+        chains: tables.flatMap(([table, tbl]) =>
+          tbl.chains.filter((c) => ours(ipt.prefix, c)).map((c) => `${table}/${c}`)
+        ),
         tags: new Set(
-          tables.flatMap(([, tbl]) => tbl.rules.filter((r) => ours(ipt.prefix, r.chain)).flatMap((r) => tagOf(r.spec) ?? []))
+          tables.flatMap(([, tbl]) =>
+            tbl.rules.filter((r) => ours(ipt.prefix, r.chain)).flatMap((r) => tagOf(r.spec) ?? [])
+          )
         )
       }
     })

@@ -33,11 +33,27 @@ import { batchProcesses } from './batchProcess.js'
 import { execFileExec, type Exec } from './exec.js'
 import { deleteLinks, findLink, host, ip, showLinks, type Tools } from './ip.js'
 import { decodeLinks, kindOf, type IpLink } from './iproute.js'
-import { DEFAULT_IPTABLES_DEADLINE_MS, ownRules, removeAll, sync, type Iptables, type IpFamily, type Rule } from './iptables.js'
+import {
+  DEFAULT_IPTABLES_DEADLINE_MS,
+  ownRules,
+  removeAll,
+  sync,
+  type Iptables,
+  type IpFamily,
+  type Rule
+} from './iptables.js'
 import { endpointFamilies, endpointTag, networkFamilies, networkRules, networkTag, portRules } from './nat.js'
 import { ensureSysctl, procSysctl, type Sysctl } from './sysctl.js'
 import { isSpareEnd, makeSpares, SPARE_ALIAS, strayPairs } from './spares.js'
-import { deleteVeth, ensureVeth, markedEndpoint, mayHaveNeighbours, pairNames, placeForRuntime, placeInSandbox } from './veth.js'
+import {
+  deleteVeth,
+  ensureVeth,
+  markedEndpoint,
+  mayHaveNeighbours,
+  pairNames,
+  placeForRuntime,
+  placeInSandbox
+} from './veth.js'
 
 // -------------------------------------------------------------------------------------
 // model
@@ -142,7 +158,6 @@ export interface LinuxDataplane extends Dataplane {
 /** The default iptables chain prefix. @category constants */
 export const DEFAULT_CHAIN_PREFIX = 'ISTHMUS'
 
-
 // A failed background removal is tried again after this, doubling up to the maximum.
 const RETRY_FIRST_MS = 500
 const RETRY_MAX_MS = 30_000
@@ -213,7 +228,12 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
   const tryAgain = (r: Retry, error: CoreError): void => {
     if (closing) return
     const delayMs = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (r.attempt - 1))
-    log.warn('background link removal failed; trying again', { ...r.what, attempt: r.attempt, retryInMs: delayMs, error: describe(error) })
+    log.warn('background link removal failed; trying again', {
+      ...r.what,
+      attempt: r.attempt,
+      retryInMs: delayMs,
+      error: describe(error)
+    })
     r.timer = setTimeout(() => {
       r.timer = undefined
       r.running = again(r)
@@ -280,7 +300,11 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
       clearTimeout(r.timer)
       await r.running
       const out = await r.task()
-      if (E.isLeft(out)) log.warn('background link removal failed; left for the sweep at the next start', { ...r.what, error: describe(out.left) })
+      if (E.isLeft(out))
+        log.warn('background link removal failed; left for the sweep at the next start', {
+          ...r.what,
+          error: describe(out.left)
+        })
     }
     retrying.clear()
   }
@@ -306,7 +330,9 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
       // 127.0.0.1:<port> → sandbox DNAT is routed out of the bridge only with route_localnet.
       ...(v4 ? [ensureSysctl(sysctl, ['net', 'ipv4', 'conf', bridge, 'route_localnet'], '1')] : []),
       ...(v4 && !network.internal ? [ensureSysctl(sysctl, ['net', 'ipv4', 'ip_forward'], '1')] : []),
-      ...(v6 && !network.internal && ipv6Forwarding ? [ensureSysctl(sysctl, ['net', 'ipv6', 'conf', 'all', 'forwarding'], '1')] : [])
+      ...(v6 && !network.internal && ipv6Forwarding
+        ? [ensureSysctl(sysctl, ['net', 'ipv6', 'conf', 'all', 'forwarding'], '1')]
+        : [])
     ]
     return pipe(
       TE.sequenceSeqArray(steps),
@@ -352,12 +378,17 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
         pipe(
           ip(tools, host, ['-json', 'link', 'show', 'master', bridge]),
           TE.chainEitherK((out) => decodeLinks(out === '' ? '[]' : out)),
-          TE.map((ports) => ports.filter((l) => l.ifalias === SPARE_ALIAS && !spares.kept(bridge).has(l.ifname)).map((l) => l.ifname)),
+          TE.map((ports) =>
+            ports.filter((l) => l.ifalias === SPARE_ALIAS && !spares.kept(bridge).has(l.ifname)).map((l) => l.ifname)
+          ),
           TE.chain((names) => deleteLinks(tools, host, names))
         )
       ])
 
-  const ensureNetwork = (network: Network, sharedWith: ReadonlyArray<string> = []): TE.TaskEither<CoreError, HostNetwork> =>
+  const ensureNetwork = (
+    network: Network,
+    sharedWith: ReadonlyArray<string> = []
+  ): TE.TaskEither<CoreError, HostNetwork> =>
     withBridge(
       network,
       (bridge) =>
@@ -376,7 +407,10 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
                 E.isLeft(firewall) || firewall.right
                   ? undo(network, bridge, 'firewall', removeNetworkRules(network))
                   : T.of(undefined)
-              return pipe(rules, T.map(() => made))
+              return pipe(
+                rules,
+                T.map(() => made)
+              )
             }
             return pipe(
               TE.fromEither(firewall),
@@ -446,14 +480,23 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
     // The veth deletion waits for the kernel (RCU, ~10-30 ms); the rules go meanwhile. An endpoint
     // whose record publishes nothing has no rules: no iptables-save then (DeleteEndpoint runs on
     // every `docker run --rm`). Rules a crash left behind go with gc's removeLink, by tag.
-    withBridge(spec.network, (bridge) => {
-      const rules = spec.endpoint.portMappings.length > 0 ? [unpublish(spec)] : []
-      const pair = deleteVeth(tools, spec.endpoint, bridge, mayHaveNeighbours(spec.endpoint, isSpareEnd(spec.endpoint.hostIfName)))
-      if (options.deferLinkRemoval !== true) return inParallel([pair, ...rules])
-      const what = { endpointId: spec.endpoint.id, networkId: spec.network.id, link: spec.endpoint.hostIfName }
-      inBackground(bridge, what, pair)
-      return inParallel(rules)
-    }, 'nothing')
+    withBridge(
+      spec.network,
+      (bridge) => {
+        const rules = spec.endpoint.portMappings.length > 0 ? [unpublish(spec)] : []
+        const pair = deleteVeth(
+          tools,
+          spec.endpoint,
+          bridge,
+          mayHaveNeighbours(spec.endpoint, isSpareEnd(spec.endpoint.hostIfName))
+        )
+        if (options.deferLinkRemoval !== true) return inParallel([pair, ...rules])
+        const what = { endpointId: spec.endpoint.id, networkId: spec.network.id, link: spec.endpoint.hostIfName }
+        inBackground(bridge, what, pair)
+        return inParallel(rules)
+      },
+      'nothing'
+    )
 
   const publishPorts = (spec: EndpointSpec, ports: ReadonlyArray<PortMapping>): TE.TaskEither<CoreError, void> =>
     withBridge(spec.network, (bridge) =>
@@ -477,8 +520,13 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
   // A link of ours no record may own yet: which endpoint it names, if any. Spares (with their
   // peers) are a daemon's own reserve, and one just taken has no record for a moment: neither is
   // gc's to judge (a daemon starting removes those a dead one left).
-  const judge = (links: ReadonlyArray<IpLink>, scope: ReadonlyArray<Network> | undefined): ReadonlyMap<IfName, EndpointId | undefined> => {
-    const hostEnds = new Map(links.filter((l) => l.ifname.startsWith(HOST_IF_PREFIX)).map((l) => [suffixOf(l.ifname), l]))
+  const judge = (
+    links: ReadonlyArray<IpLink>,
+    scope: ReadonlyArray<Network> | undefined
+  ): ReadonlyMap<IfName, EndpointId | undefined> => {
+    const hostEnds = new Map(
+      links.filter((l) => l.ifname.startsWith(HOST_IF_PREFIX)).map((l) => [suffixOf(l.ifname), l])
+    )
     const out = new Map<IfName, EndpointId | undefined>()
     for (const l of links) {
       if (!(l.ifname.startsWith(HOST_IF_PREFIX) || l.ifname.startsWith(PEER_IF_PREFIX))) continue
@@ -519,13 +567,17 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
         TE.apS('v4', ownRules(ipt, 4)),
         TE.apS('v6', ownRules(ipt, 6)),
         TE.map(({ links, v4, v6 }): DataplaneInventory => {
-          const marked = links.all.filter((l) => kindOf(l) === 'bridge' && (l.ifalias ?? '').startsWith(OWNER_MARK_PREFIX))
+          const marked = links.all.filter(
+            (l) => kindOf(l) === 'bridge' && (l.ifalias ?? '').startsWith(OWNER_MARK_PREFIX)
+          )
           // A marked bridge is this dataplane's own when its network's rules are in its chains:
           // another isthmus instance on the host keeps its rules under a prefix of its own.
           const own = marked.filter((l) => v4.tags.has(l.ifalias ?? '') || v6.tags.has(l.ifalias ?? ''))
           return {
             links: [...links.judged.keys()],
-            endpoints: Object.fromEntries([...links.judged].flatMap(([name, id]) => (id === undefined ? [] : [[name, id]]))),
+            endpoints: Object.fromEntries(
+              [...links.judged].flatMap(([name, id]) => (id === undefined ? [] : [[name, id]]))
+            ),
             networks: marked.map((l) => l.ifname),
             devices: Object.fromEntries(
               own.flatMap((l) => {
@@ -576,15 +628,16 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
     removeLink,
     drain,
     close,
-    removeFirewall: () =>
-      guarded(() =>
-        inParallel([removeAll(ipt, 4), removeAll(ipt, 6)])
-      ),
+    removeFirewall: () => guarded(() => inParallel([removeAll(ipt, 4), removeAll(ipt, 6)])),
     chainPrefix: prefix,
     releaseSpares: () => spares.clearAll(),
     removeStraySpares: (recorded, networks) =>
       pipe(
-        strayPairs(tools, recorded, new Set(networks.map(bridgeName).filter((b): b is string => typeof b === 'string'))),
+        strayPairs(
+          tools,
+          recorded,
+          new Set(networks.map(bridgeName).filter((b): b is string => typeof b === 'string'))
+        ),
         TE.chainFirst((names) => deleteLinks(tools, host, names))
       )
   }
@@ -596,7 +649,13 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
 
 /** What follows `istv`/`istc`: the two ends of a pair share it. */
 const suffixOf = (name: string): string =>
-  name.slice(name.startsWith(HOST_IF_PREFIX) ? HOST_IF_PREFIX.length : name.startsWith(PEER_IF_PREFIX) ? PEER_IF_PREFIX.length : 0)
+  name.slice(
+    name.startsWith(HOST_IF_PREFIX)
+      ? HOST_IF_PREFIX.length
+      : name.startsWith(PEER_IF_PREFIX)
+        ? PEER_IF_PREFIX.length
+        : 0
+  )
 
 // A host end on one of the networks' bridges. Removing it removes its peer too, wherever that is,
 // so peers need not be listed.

@@ -16,14 +16,7 @@
  * An endpoint (tag `isthmus:ep:<host veth>`): nat `<P>-DNAT`, jumped to from PREROUTING and OUTPUT
  * for local destinations, DNAT of each published port to the endpoint's address.
  */
-import {
-  familyOf,
-  splitCidr,
-  type Endpoint,
-  type IfName,
-  type Network,
-  type PortMapping
-} from '@isthmus/core'
+import { familyOf, splitCidr, type Endpoint, type IfName, type Network, type PortMapping } from '@isthmus/core'
 import { chainNames, commentOf, type IpFamily, type Rule } from './iptables.js'
 
 /** The owner tag of a network's rules. @category utils */
@@ -33,7 +26,12 @@ export const networkTag = (network: Network): string => `isthmus:net:${network.i
 export const endpointTag = (hostIfName: IfName | string): string => `isthmus:ep:${hostIfName}`
 
 /** The rules of a network in one family (none when it has no subnet of that family). @category utils */
-export const networkRules = (prefix: string, network: Network, bridge: string, family: IpFamily): ReadonlyArray<Rule> => {
+export const networkRules = (
+  prefix: string,
+  network: Network,
+  bridge: string,
+  family: IpFamily
+): ReadonlyArray<Rule> => {
   const subnets = (family === 4 ? network.ipv4 : network.ipv6).map((s) => s.subnet)
   if (subnets.length === 0) return []
   const c = chainNames(prefix)
@@ -41,12 +39,20 @@ export const networkRules = (prefix: string, network: Network, bridge: string, f
   const nat = (spec: string): Rule => ({ table: 'nat', chain: c.postrouting, spec })
   const fwd = (spec: string): Rule => ({ table: 'filter', chain: c.forward, spec })
   const masquerade =
-    network.ipMasquerade && !network.internal ? subnets.map((s) => nat(`-s ${s} ! -o ${bridge} ${tag} -j MASQUERADE`)) : []
+    network.ipMasquerade && !network.internal
+      ? subnets.map((s) => nat(`-s ${s} ! -o ${bridge} ${tag} -j MASQUERADE`))
+      : []
   const hairpin = subnets.map((s) => nat(`-s ${s} -o ${bridge} -m conntrack --ctstate DNAT ${tag} -j MASQUERADE`))
   const fromHost =
-    family === 4 ? [nat(`-o ${bridge} -m addrtype --src-type LOCAL -m conntrack --ctstate DNAT ${tag} -j MASQUERADE`)] : []
+    family === 4
+      ? [nat(`-o ${bridge} -m addrtype --src-type LOCAL -m conntrack --ctstate DNAT ${tag} -j MASQUERADE`)]
+      : []
   const forward = network.internal
-    ? [fwd(`-i ${bridge} -o ${bridge} ${tag} -j ACCEPT`), fwd(`-i ${bridge} ${tag} -j DROP`), fwd(`-o ${bridge} ${tag} -j DROP`)]
+    ? [
+        fwd(`-i ${bridge} -o ${bridge} ${tag} -j ACCEPT`),
+        fwd(`-i ${bridge} ${tag} -j DROP`),
+        fwd(`-o ${bridge} ${tag} -j DROP`)
+      ]
     : [
         fwd(`-o ${bridge} -m conntrack --ctstate RELATED,ESTABLISHED ${tag} -j ACCEPT`),
         fwd(`-o ${bridge} -m conntrack --ctstate DNAT ${tag} -j ACCEPT`),

@@ -17,7 +17,15 @@ import { randomBytes } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { pipe } from 'fp-ts/lib/function.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
-import { HOST_IF_PREFIX, isIfName, PEER_IF_PREFIX, type CoreError, type IfName, type MacAddress, type Network } from '@isthmus/core'
+import {
+  HOST_IF_PREFIX,
+  isIfName,
+  PEER_IF_PREFIX,
+  type CoreError,
+  type IfName,
+  type MacAddress,
+  type Network
+} from '@isthmus/core'
 import { deleteLinks, host, ipBatch, showLinks, type IpCommand, type Tools } from './ip.js'
 import { hairpin, randomMac, vethAdd } from './veth.js'
 
@@ -74,7 +82,9 @@ export const strayPairs = (
           (l) =>
             l.ifalias === SPARE_ALIAS &&
             !recorded.has(l.ifname) &&
-            (l.master !== undefined ? bridges.has(l.master) : typeof l.link === 'string' && l.link_netnsid === undefined)
+            (l.master !== undefined
+              ? bridges.has(l.master)
+              : typeof l.link === 'string' && l.link_netnsid === undefined)
         )
         .map((l) => l.ifname)
     )
@@ -123,7 +133,11 @@ export const makeSpares = (tools: Tools, count: number): Spares => {
     if (have >= count) return
     const pairs: SparePair[] = Array.from({ length: count - have }, () => {
       const s = suffix()
-      return { hostIfName: `${HOST_IF_PREFIX}${s}` as IfName, peerIfName: `${PEER_IF_PREFIX}${s}` as IfName, mac: randomMac() }
+      return {
+        hostIfName: `${HOST_IF_PREFIX}${s}` as IfName,
+        peerIfName: `${PEER_IF_PREFIX}${s}` as IfName,
+        mac: randomMac()
+      }
     })
     const lines = pairs.flatMap((p): IpCommand[] => [
       vethAdd({ host: p.hostIfName, peer: p.peerIfName }, bridge, network.mtu, p.mac),
@@ -134,7 +148,11 @@ export const makeSpares = (tools: Tools, count: number): Spares => {
     // A failure (the bridge just went, a name clash) leaves CreateEndpoint on its usual path; what
     // the batch made before failing is removed, so no link is left that nobody tracks.
     if (made._tag === 'Left') {
-      await deleteLinks(tools, host, pairs.map((p) => p.hostIfName))()
+      await deleteLinks(
+        tools,
+        host,
+        pairs.map((p) => p.hostIfName)
+      )()
       return
     }
     ready.set(key, { bridge, pairs: [...(ready.get(key)?.pairs ?? []), ...pairs] })
@@ -151,12 +169,18 @@ export const makeSpares = (tools: Tools, count: number): Spares => {
     refilling.set(key, { bridge, done })
   }
 
-  const remove = (keys: ReadonlyArray<string>): TE.TaskEither<CoreError, void> => async () => {
-    await Promise.all(keys.map((k) => refilling.get(k)?.done))
-    const pairs = keys.flatMap((k) => ready.get(k)?.pairs ?? [])
-    for (const k of keys) ready.delete(k)
-    return deleteLinks(tools, host, pairs.map((p) => p.hostIfName))()
-  }
+  const remove =
+    (keys: ReadonlyArray<string>): TE.TaskEither<CoreError, void> =>
+    async () => {
+      await Promise.all(keys.map((k) => refilling.get(k)?.done))
+      const pairs = keys.flatMap((k) => ready.get(k)?.pairs ?? [])
+      for (const k of keys) ready.delete(k)
+      return deleteLinks(
+        tools,
+        host,
+        pairs.map((p) => p.hostIfName)
+      )()
+    }
 
   return {
     take: (network, bridge) => {
@@ -175,7 +199,9 @@ export const makeSpares = (tools: Tools, count: number): Spares => {
     kept: (bridge) =>
       new Set([...ready.values()].filter((r) => r.bridge === bridge).flatMap((r) => r.pairs.map((p) => p.hostIfName))),
     drain: async (bridge) => {
-      await Promise.all([...refilling.values()].filter((r) => bridge === undefined || r.bridge === bridge).map((r) => r.done))
+      await Promise.all(
+        [...refilling.values()].filter((r) => bridge === undefined || r.bridge === bridge).map((r) => r.done)
+      )
     }
   }
 }

@@ -25,9 +25,20 @@ export interface Sysctl {
 
 /** @category constructors */
 export const procSysctl = (root = '/proc/sys'): Sysctl => ({
-  read: (key) => TE.fromEither(E.tryCatch(() => readFileSync(join(root, ...key), 'utf8').trim(), (e) => io(`read sysctl ${key.join('.')}`, e))),
+  read: (key) =>
+    TE.fromEither(
+      E.tryCatch(
+        () => readFileSync(join(root, ...key), 'utf8').trim(),
+        (e) => io(`read sysctl ${key.join('.')}`, e)
+      )
+    ),
   write: (key, value) =>
-    TE.fromEither(E.tryCatch(() => writeFileSync(join(root, ...key), value), (e) => io(`write sysctl ${key.join('.')}=${value}`, e)))
+    TE.fromEither(
+      E.tryCatch(
+        () => writeFileSync(join(root, ...key), value),
+        (e) => io(`write sysctl ${key.join('.')}=${value}`, e)
+      )
+    )
 })
 
 /**

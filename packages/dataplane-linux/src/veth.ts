@@ -112,7 +112,16 @@ const macOf = (link: IpLink | undefined): E.Either<CoreError, MacAddress> =>
  * for the same reason when it runs without userland-proxy. Looped-back IPv6 DAD probes are
  * recognised by their nonce (enhanced_dad), so hairpin does not break DAD.
  */
-export const hairpin = (hostEnd: string): IpCommand => ['link', 'set', 'dev', hostEnd, 'type', 'bridge_slave', 'hairpin', 'on']
+export const hairpin = (hostEnd: string): IpCommand => [
+  'link',
+  'set',
+  'dev',
+  hostEnd,
+  'type',
+  'bridge_slave',
+  'hairpin',
+  'on'
+]
 
 /** A random locally administered unicast MAC: what the kernel gives a veth end (eth_random_addr). @category utils */
 export const randomMac = (): MacAddress => {
@@ -129,9 +138,24 @@ export const randomMac = (): MacAddress => {
  * IPv6 and for IPv4). Entries made up front close that gap; `replace` fixes an entry left by an
  * earlier endpoint with the same address, and deleteVeth removes them.
  */
-const neighbours = (endpoint: Endpoint, bridge: string, mac: string, placement: Placement | undefined): ReadonlyArray<IpCommand> =>
+const neighbours = (
+  endpoint: Endpoint,
+  bridge: string,
+  mac: string,
+  placement: Placement | undefined
+): ReadonlyArray<IpCommand> =>
   wantsNeighbours(endpoint, placement)
-    ? endpoint.addresses.map((a) => ['neigh', 'replace', splitCidr(a.cidr).address, 'lladdr', mac, 'dev', bridge, 'nud', 'permanent'])
+    ? endpoint.addresses.map((a) => [
+        'neigh',
+        'replace',
+        splitCidr(a.cidr).address,
+        'lladdr',
+        mac,
+        'dev',
+        bridge,
+        'nud',
+        'permanent'
+      ])
     : []
 
 /**
@@ -217,8 +241,22 @@ export const vethAdd = (
 ): IpCommand => {
   const m = mtu === undefined ? [] : ['mtu', String(mtu)]
   return [
-    'link', 'add', 'name', n.host, ...m, 'master', bridge, 'up', 'type', 'veth',
-    'peer', 'name', n.peer, ...m, 'address', mac,
+    'link',
+    'add',
+    'name',
+    n.host,
+    ...m,
+    'master',
+    bridge,
+    'up',
+    'type',
+    'veth',
+    'peer',
+    'name',
+    n.peer,
+    ...m,
+    'address',
+    mac,
     ...(netns === undefined ? [] : ['netns', netns])
   ]
 }
@@ -247,8 +285,10 @@ const adoptPair = (
       const notOurs = (why: string): TE.TaskEither<CoreError, MacAddress> =>
         TE.left(alreadyExists('endpoint', endpoint.id, why))
       if (h === undefined) return notOurs(`${n.peer} exists without its host end ${n.host}`)
-      if (p !== undefined && h.link !== n.peer) return notOurs(`${n.host} and ${n.peer} exist but are not one veth pair`)
-      if (p === undefined && h.link_netnsid === undefined) return notOurs(`${n.host} exists but its peer is not ${n.peer}`)
+      if (p !== undefined && h.link !== n.peer)
+        return notOurs(`${n.host} and ${n.peer} exist but are not one veth pair`)
+      if (p === undefined && h.link_netnsid === undefined)
+        return notOurs(`${n.host} exists but its peer is not ${n.peer}`)
       const fixes: IpCommand[] = [
         ...(h.master !== bridge || !isUp(h) ? [['link', 'set', 'dev', n.host, 'master', bridge, 'up']] : []),
         ...(h.ifalias !== endpointMark(endpoint.id) ? markLine(n.host, endpoint.id) : []),
@@ -387,9 +427,14 @@ export const placeInSandbox = (
         // rename is the first line and names our unique peerIfName, so a sandbox without our link
         // fails the batch before anything of its own is touched.
         TE.chain(() =>
-          ipBatch(tools, inNetns(sandbox), [['link', 'set', 'dev', n.peer, 'name', ifName], ...configureLines(endpoint, ifName)], {
-            json: true
-          })
+          ipBatch(
+            tools,
+            inNetns(sandbox),
+            [['link', 'set', 'dev', n.peer, 'name', ifName], ...configureLines(endpoint, ifName)],
+            {
+              json: true
+            }
+          )
         ),
         TE.orElse((e) =>
           isNoDevice(e) && e._tag === 'Dataplane' && e.stderr.includes(`"${n.peer}"`)
@@ -466,7 +511,12 @@ const alreadyPlaced = (
  *
  * @category utils
  */
-export const deleteVeth = (tools: Tools, endpoint: Endpoint, bridge: string, neighbours = true): TE.TaskEither<CoreError, void> =>
+export const deleteVeth = (
+  tools: Tools,
+  endpoint: Endpoint,
+  bridge: string,
+  neighbours = true
+): TE.TaskEither<CoreError, void> =>
   pipe(
     TE.fromEither(pairNames(endpoint)),
     TE.chain((n) =>
@@ -476,7 +526,16 @@ export const deleteVeth = (tools: Tools, endpoint: Endpoint, bridge: string, nei
         // `flush`, not `del`: an entry that is not there (an endpoint that never had one) is no
         // error, where `neigh del` makes ip exit, ending the rest of its batch with it.
         ...(neighbours
-          ? endpoint.addresses.map((a): IpCommand => ['neigh', 'flush', 'to', splitCidr(a.cidr).address, 'dev', bridge, 'nud', 'all'])
+          ? endpoint.addresses.map((a): IpCommand => [
+              'neigh',
+              'flush',
+              'to',
+              splitCidr(a.cidr).address,
+              'dev',
+              bridge,
+              'nud',
+              'all'
+            ])
           : [])
       ])
     )

@@ -50,7 +50,11 @@ describe('kept ip -batch processes (real kernel)', () => {
   it('a plain batch stops at its first failing line, as an ip process of its own does', async () => {
     for (const exec of [direct, kept.exec]) {
       const [a, b] = [dummy(exec === direct ? 'a' : 'c'), dummy(exec === direct ? 'b' : 'd')]
-      const out = await run(exec, ['-batch', '-'], [`link add ${a} type bridge`, `link set dev ${a}x up`, `link add ${b} type bridge`])
+      const out = await run(
+        exec,
+        ['-batch', '-'],
+        [`link add ${a} type bridge`, `link set dev ${a}x up`, `link add ${b} type bridge`]
+      )
       assert.equal(out.exitCode, 1)
       assert.match(out.stderr, /Cannot find device "[^"]+x"\nCommand failed -:2\n$/)
       assert.ok(link(a) !== undefined, 'the line before the failure ran')
@@ -62,7 +66,13 @@ describe('kept ip -batch processes (real kernel)', () => {
     const outs: ExecOutput[] = []
     for (const exec of [direct, kept.exec]) {
       const a = dummy(exec === direct ? 'e' : 'f')
-      outs.push(await run(exec, ['-force', '-batch', '-'], ['link del dev nonexist0', `link add ${a} type bridge`, 'link del dev nonexist1']))
+      outs.push(
+        await run(
+          exec,
+          ['-force', '-batch', '-'],
+          ['link del dev nonexist0', `link add ${a} type bridge`, 'link del dev nonexist1']
+        )
+      )
       assert.ok(link(a) !== undefined)
     }
     assert.deepEqual(outs[1], outs[0])
@@ -90,7 +100,10 @@ describe('kept ip -batch processes (real kernel)', () => {
         ...names.map((n) => run(one.exec, ['-batch', '-'], [`link add ${n} type bridge`]))
       ])
       assert.notEqual(outs[0]?.exitCode, 0)
-      assert.deepEqual(outs.slice(1).map((o) => o.exitCode), [0, 0])
+      assert.deepEqual(
+        outs.slice(1).map((o) => o.exitCode),
+        [0, 0]
+      )
       for (const n of names) assert.ok(link(n) !== undefined, n)
     } finally {
       await one.close()
@@ -99,8 +112,13 @@ describe('kept ip -batch processes (real kernel)', () => {
 
   it('batches side by side use at most maxProcesses processes, and all complete', async () => {
     const names = Array.from({ length: 8 }, (_, i) => dummy(`p${i}`))
-    const outs = await Promise.all(names.map((n) => run(kept.exec, ['-batch', '-'], [`link add ${n} type bridge`, `link set dev ${n} up`])))
-    assert.deepEqual(outs.map((o) => o.exitCode), names.map(() => 0))
+    const outs = await Promise.all(
+      names.map((n) => run(kept.exec, ['-batch', '-'], [`link add ${n} type bridge`, `link set dev ${n} up`]))
+    )
+    assert.deepEqual(
+      outs.map((o) => o.exitCode),
+      names.map(() => 0)
+    )
     for (const n of names) assert.ok(link(n)?.flags.includes('UP'), n)
     assert.ok(ipChildren().length <= 2, `kept processes: ${ipChildren().join(' ')}`)
   })
@@ -120,7 +138,12 @@ describe('kept ip -batch processes (real kernel)', () => {
       const [first, second] = [dummy('r1'), dummy('r2')]
       sh('ip', ['link', 'add', 'name', br, 'type', 'bridge'])
       // As a spare refill or an endpoint's pair: the bridge is named only as the master.
-      const add = (n: string) => run(one.exec, ['-batch', '-'], [`link add name ${n} master ${br} up type veth peer name ${n}p`, `link set dev ${n} alias x`])
+      const add = (n: string) =>
+        run(
+          one.exec,
+          ['-batch', '-'],
+          [`link add name ${n} master ${br} up type veth peer name ${n}p`, `link set dev ${n} alias x`]
+        )
       assert.equal((await add(first)).exitCode, 0)
       scope.track(`${first}p`)
       // Another process replaces the bridge: same name, another interface index.
@@ -143,10 +166,17 @@ describe('kept ip -batch processes (real kernel)', () => {
       sh('ip', ['link', 'add', 'name', a, 'type', 'bridge'])
       sh('ip', ['link', 'add', 'name', b, 'type', 'bridge'])
       // names only bridge a, yet ip now knows bridge b's index too
-      assert.equal((await run(one.exec, ['-force', '-batch', '-'], [`neigh flush to 10.9.9.9 dev ${a} nud all`])).exitCode, 0)
+      assert.equal(
+        (await run(one.exec, ['-force', '-batch', '-'], [`neigh flush to 10.9.9.9 dev ${a} nud all`])).exitCode,
+        0
+      )
       sh('ip', ['link', 'del', 'dev', b])
       sh('ip', ['link', 'add', 'name', b, 'type', 'bridge'])
-      const out = await run(one.exec, ['-batch', '-'], [`link add name ${peer} master ${b} type veth peer name ${peer}p`])
+      const out = await run(
+        one.exec,
+        ['-batch', '-'],
+        [`link add name ${peer} master ${b} type veth peer name ${peer}p`]
+      )
       scope.track(`${peer}p`)
       assert.deepEqual([out.exitCode, out.stderr], [0, ''])
       assert.equal(link(peer)?.master, b)
@@ -159,6 +189,7 @@ describe('kept ip -batch processes (real kernel)', () => {
     const before = ipChildren()
     assert.ok(before.length > 0)
     await kept.close()
-    for (const pid of before) assert.equal(existsSync(`/proc/${pid}/stat`) && readFileSync(`/proc/${pid}/stat`, 'utf8').includes('(ip)'), false)
+    for (const pid of before)
+      assert.equal(existsSync(`/proc/${pid}/stat`) && readFileSync(`/proc/${pid}/stat`, 'utf8').includes('(ip)'), false)
   })
 })

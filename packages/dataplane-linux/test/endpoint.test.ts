@@ -4,7 +4,21 @@ import * as TE from 'fp-ts/lib/TaskEither.js'
 import { execFileExec, linuxDataplane, type Exec } from '@isthmus/dataplane-linux'
 import { dataplane, type EndpointId, type IfName, type SandboxKey } from '@isthmus/core'
 import { recordingLogger } from '@isthmus/core/testing'
-import { call, endpoint, fails, link, linkNames, neighbour, network, ok, routes, Scope, serveIn, sh, withNetwork } from './helpers.js'
+import {
+  call,
+  endpoint,
+  fails,
+  link,
+  linkNames,
+  neighbour,
+  network,
+  ok,
+  routes,
+  Scope,
+  serveIn,
+  sh,
+  withNetwork
+} from './helpers.js'
 
 const scope = new Scope()
 const dp = linuxDataplane({ chainPrefix: scope.chainPrefix })
@@ -24,7 +38,13 @@ describe('endpoints on a bridge (real kernel)', () => {
   it('connects two sandboxes over TCP, IPv4 and IPv6, and to the gateway', async () => {
     const a = scope.addNetns('a')
     const b = scope.addNetns('b')
-    const epA = endpoint({ id: `a-${scope.id}`, network: net, v4: '10.240.20.2/24', v6: 'fd00:240:20::2/64', mac: '02:42:0a:f0:14:02' })
+    const epA = endpoint({
+      id: `a-${scope.id}`,
+      network: net,
+      v4: '10.240.20.2/24',
+      v6: 'fd00:240:20::2/64',
+      mac: '02:42:0a:f0:14:02'
+    })
     const epB = endpoint({ id: `b-${scope.id}`, network: net, v4: '10.240.20.3/24', v6: 'fd00:240:20::3/64' })
     // A is made in the host namespace and moved; B is made inside its sandbox (placement known).
     for (const [ep, ns, hint] of [
@@ -89,7 +109,12 @@ describe('endpoints on a bridge (real kernel)', () => {
 
   it('is idempotent: ensure twice gives one pair and one MAC, place twice converges, delete twice succeeds', async () => {
     const ns = scope.addNetns('idem')
-    const ep = endpoint({ id: `idem-${scope.id}`, network: net, v4: '10.240.20.10/24', routes: [{ dst: '10.240.120.0/24', gw: '10.240.20.1' }] })
+    const ep = endpoint({
+      id: `idem-${scope.id}`,
+      network: net,
+      v4: '10.240.20.10/24',
+      routes: [{ dst: '10.240.120.0/24', gw: '10.240.20.1' }]
+    })
     const spec = { endpoint: ep, network: net }
     const first = await ok(dp.ensureEndpoint(spec))
     const second = await ok(dp.ensureEndpoint(spec))
@@ -170,9 +195,16 @@ describe('endpoints on a bridge (real kernel)', () => {
     await ok(daemon.ensureEndpoint({ endpoint: second, network: net }))
     await ok(daemon.place({ endpoint: second, network: net }, { _tag: 'RuntimeMoves', dstPrefix: 'eth' }))
     await daemon.drain()
-    assert.ok(!linkNames().includes(first.hostIfName) && !linkNames().includes(first.peerIfName), 'the first pair is gone')
+    assert.ok(
+      !linkNames().includes(first.hostIfName) && !linkNames().includes(first.peerIfName),
+      'the first pair is gone'
+    )
     assert.ok(linkNames().includes(second.hostIfName) && linkNames().includes(second.peerIfName))
-    assert.equal(neighbour('10.240.20.20', net.bridge ?? '')?.lladdr, '02:42:0a:f0:14:15', "the neighbour entry is the second endpoint's")
+    assert.equal(
+      neighbour('10.240.20.20', net.bridge ?? '')?.lladdr,
+      '02:42:0a:f0:14:15',
+      "the neighbour entry is the second endpoint's"
+    )
     await ok(daemon.deleteEndpoint({ endpoint: second, network: net }))
     await daemon.drain()
     assert.ok(!linkNames().includes(second.hostIfName))
@@ -189,7 +221,12 @@ describe('endpoints on a bridge (real kernel)', () => {
     const ns = scope.addNetns('int')
     const ep = endpoint({ id: `int-${scope.id}`, network: internal, v4: '10.240.21.2/24' })
     await ok(dp.ensureEndpoint({ endpoint: ep, network: internal }))
-    await ok(dp.place({ endpoint: ep, network: internal }, { _tag: 'PluginMoves', sandbox: ns.path as SandboxKey, ifName: eth0 }))
+    await ok(
+      dp.place(
+        { endpoint: ep, network: internal },
+        { _tag: 'PluginMoves', sandbox: ns.path as SandboxKey, ifName: eth0 }
+      )
+    )
     assert.deepEqual(routes(ns.name, 4), ['10.240.21.0/24 dev eth0 proto kernel scope link src 10.240.21.2'])
     assert.match(await call(ns.name, '192.0.2.1', 9), /^ERR ENETUNREACH/)
     await ok(dp.deleteEndpoint({ endpoint: ep, network: internal }))
@@ -199,7 +236,10 @@ describe('endpoints on a bridge (real kernel)', () => {
   it('marks each host end with its endpoint (alias), which the inventory reports; a link with no mark is looked at twice', async () => {
     const ep = endpoint({ id: `mark-${scope.id}`, network: net, v4: '10.240.20.30/24' })
     await ok(dp.ensureEndpoint({ endpoint: ep, network: net }))
-    assert.equal(JSON.parse(sh('ip', ['-json', 'link', 'show', 'dev', ep.hostIfName]))[0]?.ifalias, `isthmus:endpoint:${ep.id}`)
+    assert.equal(
+      JSON.parse(sh('ip', ['-json', 'link', 'show', 'dev', ep.hostIfName]))[0]?.ifalias,
+      `isthmus:endpoint:${ep.id}`
+    )
     const inv = await ok(dp.inventory([net]))
     assert.deepEqual([inv.links.includes(ep.hostIfName), inv.endpoints?.[ep.hostIfName]], [true, ep.id])
 
@@ -208,7 +248,18 @@ describe('endpoints on a bridge (real kernel)', () => {
     sh('ip', ['link', 'add', bare, 'master', net.bridge ?? '', 'type', 'veth', 'peer', 'name', `istc${scope.id}b0000`])
     // Marked while the inventory looks (a pair in the making): reported with its endpoint.
     const making = scope.track(`istv${scope.id}m0000`)
-    sh('ip', ['link', 'add', making, 'master', net.bridge ?? '', 'type', 'veth', 'peer', 'name', `istc${scope.id}m0000`])
+    sh('ip', [
+      'link',
+      'add',
+      making,
+      'master',
+      net.bridge ?? '',
+      'type',
+      'veth',
+      'peer',
+      'name',
+      `istc${scope.id}m0000`
+    ])
     const started = Date.now()
     const looking = dp.inventory([net])()
     setTimeout(() => sh('ip', ['link', 'set', 'dev', making, 'alias', 'isthmus:endpoint:in-flight']), 300)
@@ -224,19 +275,27 @@ describe('endpoints on a bridge (real kernel)', () => {
   it('a deferred removal that fails is logged and tried again until the pair is gone; close tries once more and logs what is left', async () => {
     const real = execFileExec()
     let failures = 2
-    const refusing = (who: string): Exec => (file, args, input) =>
-      args.includes('-batch') && (input ?? '').includes(`link del dev ${who}`) && failures-- > 0
-        ? TE.left(dataplane([file, ...args], 1, 'RTNETLINK answers: Device or resource busy'))
-        : real(file, args, input)
+    const refusing =
+      (who: string): Exec =>
+      (file, args, input) =>
+        args.includes('-batch') && (input ?? '').includes(`link del dev ${who}`) && failures-- > 0
+          ? TE.left(dataplane([file, ...args], 1, 'RTNETLINK answers: Device or resource busy'))
+          : real(file, args, input)
     const ep = endpoint({ id: `retry-${scope.id}`, network: net, v4: '10.240.20.31/24' })
     const log = recordingLogger()
-    const daemon = linuxDataplane({ chainPrefix: scope.chainPrefix, deferLinkRemoval: true, exec: refusing(ep.hostIfName), log: log.port })
+    const daemon = linuxDataplane({
+      chainPrefix: scope.chainPrefix,
+      deferLinkRemoval: true,
+      exec: refusing(ep.hostIfName),
+      log: log.port
+    })
     await ok(daemon.ensureEndpoint({ endpoint: ep, network: net }))
     await ok(daemon.deleteEndpoint({ endpoint: ep, network: net }))
     await daemon.drain()
     assert.ok(linkNames().includes(ep.hostIfName), 'the first removal failed')
     const until = Date.now() + 5_000
-    while (!log.state.entries.some((e) => e.msg === 'background link removal done') && Date.now() < until) await new Promise((r) => setTimeout(r, 100))
+    while (!log.state.entries.some((e) => e.msg === 'background link removal done') && Date.now() < until)
+      await new Promise((r) => setTimeout(r, 100))
     assert.ok(!linkNames().includes(ep.hostIfName) && !linkNames().includes(ep.peerIfName), 'gone after the retries')
     assert.deepEqual(
       log.state.entries.map((e) => [e.level, e.msg, e.fields['attempt'], e.fields['endpointId']]),
@@ -251,7 +310,12 @@ describe('endpoints on a bridge (real kernel)', () => {
     // One that never succeeds: close tries once more, logs it, and does not wait for the backoff.
     failures = 1_000
     const stuck = endpoint({ id: `stuck-${scope.id}`, network: net, v4: '10.240.20.32/24' })
-    const stubborn = linuxDataplane({ chainPrefix: scope.chainPrefix, deferLinkRemoval: true, exec: refusing(stuck.hostIfName), log: log.port })
+    const stubborn = linuxDataplane({
+      chainPrefix: scope.chainPrefix,
+      deferLinkRemoval: true,
+      exec: refusing(stuck.hostIfName),
+      log: log.port
+    })
     log.state.clear()
     await ok(stubborn.ensureEndpoint({ endpoint: stuck, network: net }))
     await ok(stubborn.deleteEndpoint({ endpoint: stuck, network: net }))
@@ -259,10 +323,13 @@ describe('endpoints on a bridge (real kernel)', () => {
     const closing = Date.now()
     await stubborn.close()
     assert.ok(Date.now() - closing < 2_000)
-    assert.deepEqual(log.state.entries.map((e) => e.msg), [
-      'background link removal failed; trying again',
-      'background link removal failed; left for the sweep at the next start'
-    ])
+    assert.deepEqual(
+      log.state.entries.map((e) => e.msg),
+      [
+        'background link removal failed; trying again',
+        'background link removal failed; left for the sweep at the next start'
+      ]
+    )
     assert.ok(linkNames().includes(stuck.hostIfName))
     await ok(dp.deleteEndpoint({ endpoint: stuck, network: net }))
   })

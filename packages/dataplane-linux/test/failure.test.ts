@@ -58,7 +58,11 @@ describe('failures leave no link behind (real kernel)', () => {
       await ok(counted.ensureEndpoint(spec, hint))
       await ok(counted.place(spec, placement))
       const commands = probe.count()
-      assert.equal(commands, expected, `ip processes for ensure + place (${hint === undefined ? 'moved' : 'made in place'})`)
+      assert.equal(
+        commands,
+        expected,
+        `ip processes for ensure + place (${hint === undefined ? 'moved' : 'made in place'})`
+      )
       await ok(dp.deleteEndpoint(spec))
 
       for (const when of ['before', 'after'] as const) {
@@ -94,7 +98,9 @@ describe('failures leave no link behind (real kernel)', () => {
     sh('ip', ['-n', ns.name, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'other0'])
     const ep = endpoint({ id: `taken-${scope.id}`, network: net, v4: '10.240.40.4/24' })
     await ok(dp.ensureEndpoint({ endpoint: ep, network: net }))
-    const e = await fails(dp.place({ endpoint: ep, network: net }, { _tag: 'PluginMoves', sandbox: ns.path as SandboxKey, ifName: eth0 }))
+    const e = await fails(
+      dp.place({ endpoint: ep, network: net }, { _tag: 'PluginMoves', sandbox: ns.path as SandboxKey, ifName: eth0 })
+    )
     assert.equal(e._tag, 'Dataplane')
     if (e._tag === 'Dataplane') {
       assert.deepEqual(e.argv, ['ip', 'link', 'set', 'dev', ep.peerIfName, 'netns', ns.path, 'name', 'eth0'])
@@ -106,7 +112,11 @@ describe('failures leave no link behind (real kernel)', () => {
   })
 
   it('names the failing line of a batch, and reports a missing bridge as a missing network', async () => {
-    const gone = network({ id: `gone-${scope.id}`, bridge: scope.bridge('g'), v4: { subnet: '10.240.41.0/24', gateway: '10.240.41.1' } })
+    const gone = network({
+      id: `gone-${scope.id}`,
+      bridge: scope.bridge('g'),
+      v4: { subnet: '10.240.41.0/24', gateway: '10.240.41.1' }
+    })
     const ep = endpoint({ id: `gone-${scope.id}`, network: gone, v4: '10.240.41.2/24' })
     const e = await fails(dp.ensureEndpoint({ endpoint: ep, network: gone }))
     assert.deepEqual(e, { _tag: 'NotFound', kind: 'network', id: gone.id })
@@ -115,12 +125,31 @@ describe('failures leave no link behind (real kernel)', () => {
     // An address the kernel refuses (a v6 address with a prefix longer than 128 cannot be decoded,
     // so use a route via a gateway that is not on-link).
     const ns = scope.addNetns('route')
-    const bad = endpoint({ id: `route-${scope.id}`, network: net, v4: '10.240.40.5/24', routes: [{ dst: '10.240.99.0/24', gw: '10.240.98.1' }] })
+    const bad = endpoint({
+      id: `route-${scope.id}`,
+      network: net,
+      v4: '10.240.40.5/24',
+      routes: [{ dst: '10.240.99.0/24', gw: '10.240.98.1' }]
+    })
     await ok(dp.ensureEndpoint({ endpoint: bad, network: net }))
-    const r = await fails(dp.place({ endpoint: bad, network: net }, { _tag: 'PluginMoves', sandbox: ns.path as SandboxKey, ifName: eth0 }))
+    const r = await fails(
+      dp.place({ endpoint: bad, network: net }, { _tag: 'PluginMoves', sandbox: ns.path as SandboxKey, ifName: eth0 })
+    )
     assert.equal(r._tag, 'Dataplane')
     if (r._tag === 'Dataplane') {
-      assert.deepEqual(r.argv, ['ip', '-n', ns.name, '-json', 'route', 'replace', '10.240.99.0/24', 'via', '10.240.98.1', 'dev', 'eth0'])
+      assert.deepEqual(r.argv, [
+        'ip',
+        '-n',
+        ns.name,
+        '-json',
+        'route',
+        'replace',
+        '10.240.99.0/24',
+        'via',
+        '10.240.98.1',
+        'dev',
+        'eth0'
+      ])
       assert.match(r.stderr, /unreachable|Nexthop has invalid gateway/i)
     }
     assert.deepEqual(leftovers([bad.hostIfName, bad.peerIfName], ns.name), [])

@@ -39,7 +39,12 @@ export const hex = (n: number): string => randomBytes(n).toString('hex')
 
 /** Run a command that must succeed; returns stdout. */
 export const sh = (file: string, args: ReadonlyArray<string>, input?: string): string =>
-  execFileSync(file, [...args], { encoding: 'utf8', input: input ?? '', stdio: ['pipe', 'pipe', 'pipe'], timeout: 10_000 })
+  execFileSync(file, [...args], {
+    encoding: 'utf8',
+    input: input ?? '',
+    stdio: ['pipe', 'pipe', 'pipe'],
+    timeout: 10_000
+  })
 
 /** Run a command whose failure is fine (cleanup). */
 export const shQuiet = (file: string, args: ReadonlyArray<string>): void => {
@@ -200,8 +205,12 @@ export const endpoint = (p: EndpointParams): EndpointT => {
       (p.network.internal
         ? []
         : [
-            ...(p.v4 !== undefined && p.network.ipv4[0]?.gateway !== undefined ? [{ dst: '0.0.0.0/0', gw: p.network.ipv4[0].gateway }] : []),
-            ...(p.v6 !== undefined && p.network.ipv6[0]?.gateway !== undefined ? [{ dst: '::/0', gw: p.network.ipv6[0].gateway }] : [])
+            ...(p.v4 !== undefined && p.network.ipv4[0]?.gateway !== undefined
+              ? [{ dst: '0.0.0.0/0', gw: p.network.ipv4[0].gateway }]
+              : []),
+            ...(p.v6 !== undefined && p.network.ipv6[0]?.gateway !== undefined
+              ? [{ dst: '::/0', gw: p.network.ipv6[0].gateway }]
+              : [])
           ]),
     portMappings: [],
     createdAt: new Date(0).toISOString(),
@@ -248,10 +257,19 @@ export const routes = (ns: string, family: 4 | 6): ReadonlyArray<string> =>
     .filter((l) => l !== '')
 
 /** The host's neighbour entry for `address` on `dev`, if any. */
-export const neighbour = (address: string, dev: string): { readonly lladdr?: string; readonly state?: ReadonlyArray<string> } | undefined => {
-  const all = JSON.parse(sh('ip', ['-json', 'neigh', 'show', 'dev', dev])) as Array<{ dst: string; lladdr?: string; state?: string[] }>
+export const neighbour = (
+  address: string,
+  dev: string
+): { readonly lladdr?: string; readonly state?: ReadonlyArray<string> } | undefined => {
+  const all = JSON.parse(sh('ip', ['-json', 'neigh', 'show', 'dev', dev])) as Array<{
+    dst: string
+    lladdr?: string
+    state?: string[]
+  }>
   const e = all.find((n) => n.dst === address)
-  return e === undefined ? undefined : { ...(e.lladdr === undefined ? {} : { lladdr: e.lladdr }), ...(e.state === undefined ? {} : { state: e.state }) }
+  return e === undefined
+    ? undefined
+    : { ...(e.lladdr === undefined ? {} : { lladdr: e.lladdr }), ...(e.state === undefined ? {} : { state: e.state }) }
 }
 
 /** Every rule line of our chains in `iptables-save` (or ip6tables-save) output, but the generation marker. */
@@ -273,7 +291,9 @@ net.createServer((s) => s.end(tag + ' ' + s.remoteAddress.replace(/^::ffff:/, ''
 /** A TCP server in netns `ns` answering `<tag> <client address>`; resolves once it listens. */
 export const serveIn = async (scope: Scope, ns: string, port: number, tag: string): Promise<void> => {
   const child = scope.process(
-    spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', SERVER, String(port), tag], { stdio: ['ignore', 'pipe', 'pipe'] })
+    spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', SERVER, String(port), tag], {
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
   )
   await new Promise<void>((resolve, reject) => {
     let err = ''
@@ -308,7 +328,10 @@ s.on('error', (e) => { console.log('ERR ' + e.code); process.exit(0) })
  * the server's answer, or `ERR <code>` (ECONNREFUSED, ENETUNREACH, timeout).
  */
 export const call = async (ns: string | undefined, host: string, port: number): Promise<string> => {
-  const argv = ns === undefined ? [process.execPath, '-e', CLIENT, host, String(port)] : ['ip', 'netns', 'exec', ns, process.execPath, '-e', CLIENT, host, String(port)]
+  const argv =
+    ns === undefined
+      ? [process.execPath, '-e', CLIENT, host, String(port)]
+      : ['ip', 'netns', 'exec', ns, process.execPath, '-e', CLIENT, host, String(port)]
   return new Promise((resolve, reject) => {
     execFile(argv[0] ?? '', argv.slice(1), { timeout: 10_000, encoding: 'utf8' }, (err, stdout, stderr) =>
       err === null ? resolve(stdout.trim()) : reject(new Error(`client failed: ${err.message} ${stderr}`))

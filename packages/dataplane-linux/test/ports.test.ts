@@ -39,7 +39,12 @@ describe('published ports (real kernel)', () => {
       [epS, server]
     ] as const) {
       await ok(dp.ensureEndpoint({ endpoint: ep, network: net }))
-      await ok(dp.place({ endpoint: ep, network: net }, { _tag: 'PluginMoves', sandbox: ns.path as SandboxKey, ifName: 'eth0' as IfName }))
+      await ok(
+        dp.place(
+          { endpoint: ep, network: net },
+          { _tag: 'PluginMoves', sandbox: ns.path as SandboxKey, ifName: 'eth0' as IfName }
+        )
+      )
     }
     await serveIn(scope, server.name, 8080, 'S')
     const hostPort = await freePort()
@@ -50,7 +55,9 @@ describe('published ports (real kernel)', () => {
     const tag = `"isthmus:ep:${epS.hostIfName}"`
     assert.deepEqual(
       ourRules(P).filter((r) => r.includes(tag)),
-      [`-A ${P}-DNAT -p tcp -m tcp --dport ${hostPort} -m comment --comment ${tag} -j DNAT --to-destination 10.240.30.3:8080`],
+      [
+        `-A ${P}-DNAT -p tcp -m tcp --dport ${hostPort} -m comment --comment ${tag} -j DNAT --to-destination 10.240.30.3:8080`
+      ],
       'one rule, however often published'
     )
 
@@ -59,27 +66,50 @@ describe('published ports (real kernel)', () => {
     // (masqueraded: a reply to 127.0.0.1 could not leave the sandbox).
     assert.equal(await call(client.name, 'fd00:240:30::1', hostPort), 'S fd00:240:30::1')
     assert.equal(await call(client.name, '10.240.30.1', hostPort), 'S 10.240.30.1')
-    assert.equal(await call(server.name, '10.240.30.1', hostPort), 'S 10.240.30.1', 'a sandbox reaches its own published port')
+    assert.equal(
+      await call(server.name, '10.240.30.1', hostPort),
+      'S 10.240.30.1',
+      'a sandbox reaches its own published port'
+    )
     assert.equal(await call(undefined, '127.0.0.1', hostPort), 'S 10.240.30.1')
     assert.equal(await call(undefined, '10.240.30.1', hostPort), 'S 10.240.30.1')
 
     await ok(dp.unpublishPorts(spec))
-    assert.deepEqual(ourRules(P).filter((r) => r.includes(tag)), [])
-    assert.deepEqual(ourRules(P, 6).filter((r) => r.includes(tag)), [])
+    assert.deepEqual(
+      ourRules(P).filter((r) => r.includes(tag)),
+      []
+    )
+    assert.deepEqual(
+      ourRules(P, 6).filter((r) => r.includes(tag)),
+      []
+    )
     assert.equal(await call(undefined, '127.0.0.1', hostPort), 'ERR ECONNREFUSED')
     await ok(dp.unpublishPorts(spec))
 
     // Published again, then removed with the endpoint.
     // (the endpoint record names what it publishes, as the flows keep it)
-    const both: PortMapping[] = [...ports, { protocol: 'udp', containerPort: 53, hostPort, hostIp: '127.0.0.1' as PortMapping['hostIp'] & string }]
+    const both: PortMapping[] = [
+      ...ports,
+      { protocol: 'udp', containerPort: 53, hostPort, hostIp: '127.0.0.1' as PortMapping['hostIp'] & string }
+    ]
     const published = { endpoint: { ...epS, portMappings: both }, network: net }
     await ok(dp.publishPorts(published, both))
     assert.equal(await call(client.name, '10.240.30.1', hostPort), 'S 10.240.30.1')
     assert.equal(ourRules(P).filter((r) => r.includes(tag)).length, 2)
-    assert.ok(ourRules(P).some((r) => r.includes(tag) && r.startsWith(`-A ${P}-DNAT -d 127.0.0.1/32 -p udp -m udp --dport ${hostPort}`)))
+    assert.ok(
+      ourRules(P).some(
+        (r) => r.includes(tag) && r.startsWith(`-A ${P}-DNAT -d 127.0.0.1/32 -p udp -m udp --dport ${hostPort}`)
+      )
+    )
     await ok(dp.deleteEndpoint(published))
-    assert.deepEqual(ourRules(P).filter((r) => r.includes(tag)), [])
-    assert.deepEqual(ourRules(P, 6).filter((r) => r.includes(tag)), [])
+    assert.deepEqual(
+      ourRules(P).filter((r) => r.includes(tag)),
+      []
+    )
+    assert.deepEqual(
+      ourRules(P, 6).filter((r) => r.includes(tag)),
+      []
+    )
     assert.equal(await call(undefined, '127.0.0.1', hostPort), 'ERR ECONNREFUSED')
     await ok(dp.deleteEndpoint({ endpoint: epC, network: net }))
   })

@@ -18,9 +18,18 @@ const recording: Exec = (file, args, input) => {
   return direct(file, args, input)
 }
 const dp = linuxDataplane({ chainPrefix: scope.chainPrefix, spareLinks: 2, deferLinkRemoval: true, exec: recording })
-const net = network({ id: `sp-${scope.id}`, bridge: scope.bridge('s'), v4: { subnet: '10.240.60.0/24', gateway: '10.240.60.1' }, mtu: 1450 })
+const net = network({
+  id: `sp-${scope.id}`,
+  bridge: scope.bridge('s'),
+  v4: { subnet: '10.240.60.0/24', gateway: '10.240.60.1' },
+  mtu: 1450
+})
 const bridgePorts = (): string[] =>
-  (JSON.parse(execFileSync('ip', ['-json', 'link', 'show', 'master', net.bridge ?? ''], { encoding: 'utf8' })) as Array<{ ifname: string }>).map((l) => l.ifname)
+  (
+    JSON.parse(
+      execFileSync('ip', ['-json', 'link', 'show', 'master', net.bridge ?? ''], { encoding: 'utf8' })
+    ) as Array<{ ifname: string }>
+  ).map((l) => l.ifname)
 
 const withoutMac = <A extends { mac?: unknown }>({ mac: _mac, ...rest }: A): Omit<A, 'mac'> => rest
 
@@ -37,7 +46,10 @@ describe('spare veth pairs (real kernel)', () => {
     const ports = bridgePorts()
     assert.equal(ports.length, 2, ports.join(' '))
     for (const p of ports) {
-      const [l] = JSON.parse(execFileSync('ip', ['-json', 'link', 'show', 'dev', p], { encoding: 'utf8' })) as Array<{ mtu: number; ifalias?: string }>
+      const [l] = JSON.parse(execFileSync('ip', ['-json', 'link', 'show', 'dev', p], { encoding: 'utf8' })) as Array<{
+        mtu: number
+        ifalias?: string
+      }>
       assert.equal(l?.mtu, 1450)
       assert.equal(l?.ifalias, 'isthmus-spare')
     }
@@ -47,13 +59,18 @@ describe('spare veth pairs (real kernel)', () => {
     const spares = bridgePorts()
     const ep = endpoint({ id: `a-${scope.id}`, network: net, v4: '10.240.60.2/24' })
     const got = await ok(dp.ensureEndpoint({ endpoint: withoutMac(ep), network: net }))
-    assert.ok(got.hostIfName !== undefined && spares.includes(got.hostIfName), `${got.hostIfName} is one of ${spares.join(' ')}`)
+    assert.ok(
+      got.hostIfName !== undefined && spares.includes(got.hostIfName),
+      `${got.hostIfName} is one of ${spares.join(' ')}`
+    )
     const peer = link(got.peerIfName ?? '')
-    assert.equal(peer?.address, got.mac, 'the MAC reported is the sandbox end\'s')
+    assert.equal(peer?.address, got.mac, "the MAC reported is the sandbox end's")
     await settle()
     assert.equal(bridgePorts().length, 3, 'the taken pair plus two spares')
     // The record's names are what deleteEndpoint removes.
-    await ok(dp.deleteEndpoint({ endpoint: { ...ep, hostIfName: got.hostIfName!, peerIfName: got.peerIfName! }, network: net }))
+    await ok(
+      dp.deleteEndpoint({ endpoint: { ...ep, hostIfName: got.hostIfName!, peerIfName: got.peerIfName! }, network: net })
+    )
     await settle()
     assert.ok(!bridgePorts().includes(got.hostIfName!))
   })
@@ -82,7 +99,12 @@ describe('spare veth pairs (real kernel)', () => {
     const got = await ok(dp.ensureEndpoint({ endpoint: withoutMac(onSpare), network: net }))
     assert.ok(got.hostIfName !== undefined, 'took a spare')
     commands.length = 0
-    await ok(dp.deleteEndpoint({ endpoint: { ...onSpare, hostIfName: got.hostIfName, peerIfName: got.peerIfName! }, network: net }))
+    await ok(
+      dp.deleteEndpoint({
+        endpoint: { ...onSpare, hostIfName: got.hostIfName, peerIfName: got.peerIfName! },
+        network: net
+      })
+    )
     await settle()
     assert.equal(link(got.hostIfName), undefined)
     assert.deepEqual(neighLines(), [], 'a spare never had neighbour entries')
@@ -105,7 +127,12 @@ describe('spare veth pairs (real kernel)', () => {
     const got = await ok(dp.ensureEndpoint({ endpoint: withoutMac(ep), network: net }))
     assert.notEqual(got.hostIfName, first)
     assert.ok(link(got.hostIfName ?? ep.hostIfName) !== undefined)
-    await ok(dp.deleteEndpoint({ endpoint: { ...ep, hostIfName: got.hostIfName ?? ep.hostIfName, peerIfName: got.peerIfName ?? ep.peerIfName }, network: net }))
+    await ok(
+      dp.deleteEndpoint({
+        endpoint: { ...ep, hostIfName: got.hostIfName ?? ep.hostIfName, peerIfName: got.peerIfName ?? ep.peerIfName },
+        network: net
+      })
+    )
   })
 
   it('another process finds the spares a killed one left (alias, no record) and removes only those', async () => {
@@ -126,16 +153,29 @@ describe('spare veth pairs (real kernel)', () => {
     const removed = await ok(next.removeStraySpares(new Set([got.hostIfName!]), [net]))
     assert.deepEqual([...removed].sort(), [...left].sort())
     assert.deepEqual(bridgePorts(), [got.hostIfName], 'the recorded one stays')
-    await ok(next.deleteEndpoint({ endpoint: { ...ep, hostIfName: got.hostIfName!, peerIfName: got.peerIfName! }, network: net }))
+    await ok(
+      next.deleteEndpoint({
+        endpoint: { ...ep, hostIfName: got.hostIfName!, peerIfName: got.peerIfName! },
+        network: net
+      })
+    )
   })
 
   it('a killed daemon’s spares whose bridge went meanwhile are removed too; links on no bridge that are not spares stay', async () => {
-    const gone = network({ id: `sg-${scope.id}`, bridge: scope.bridge('g'), v4: { subnet: '10.240.61.0/24', gateway: '10.240.61.1' } })
+    const gone = network({
+      id: `sg-${scope.id}`,
+      bridge: scope.bridge('g'),
+      v4: { subnet: '10.240.61.0/24', gateway: '10.240.61.1' }
+    })
     const crashed = linuxDataplane({ chainPrefix: scope.chainPrefix, spareLinks: 2 })
     await ok(crashed.ensureNetwork(gone))
     await new Promise((r) => setTimeout(r, 100))
     await crashed.drain()
-    const spares = (JSON.parse(execFileSync('ip', ['-json', 'link', 'show', 'master', gone.bridge ?? ''], { encoding: 'utf8' })) as Array<{ ifname: string }>).map((l) => l.ifname)
+    const spares = (
+      JSON.parse(
+        execFileSync('ip', ['-json', 'link', 'show', 'master', gone.bridge ?? ''], { encoding: 'utf8' })
+      ) as Array<{ ifname: string }>
+    ).map((l) => l.ifname)
     assert.equal(spares.length, 2)
     // The bridge goes behind the dead daemon's back (an operator, a test's cleanup).
     execFileSync('ip', ['link', 'del', 'dev', gone.bridge ?? ''])
@@ -145,7 +185,10 @@ describe('spare veth pairs (real kernel)', () => {
     const next = linuxDataplane({ chainPrefix: scope.chainPrefix })
     const removed = await ok(next.removeStraySpares(new Set(), [net]))
     assert.deepEqual([...removed].sort(), [...spares].sort())
-    assert.deepEqual(spares.filter((p) => link(p) !== undefined), [])
+    assert.deepEqual(
+      spares.filter((p) => link(p) !== undefined),
+      []
+    )
     assert.ok(link(other) !== undefined, 'a pair that is not a spare stays')
   })
 
@@ -155,12 +198,19 @@ describe('spare veth pairs (real kernel)', () => {
     const ready = bridgePorts()
     assert.equal(ready.length, 2)
     await ok(dp.releaseSpares())
-    assert.deepEqual(ready.filter((p) => link(p) !== undefined), [])
+    assert.deepEqual(
+      ready.filter((p) => link(p) !== undefined),
+      []
+    )
     await ok(dp.ensureNetwork(net))
     await settle()
     const again = bridgePorts()
     assert.equal(again.length, 2)
     await ok(dp.deleteNetwork(net))
-    assert.deepEqual(again.filter((p) => link(p) !== undefined), [], 'no spare outlives its bridge')
+    assert.deepEqual(
+      again.filter((p) => link(p) !== undefined),
+      [],
+      'no spare outlives its bridge'
+    )
   })
 })

@@ -62,7 +62,11 @@ export const memoryVnicRegistry = (): VnicRegistry => {
     const holder = byAddress(spec.addressSpace, spec.address)
     if (holder !== undefined) {
       return E.left(
-        alreadyExists('address', spec.address, `is the address of VNIC ${holder.peerIfName} in address space ${spec.addressSpace}`)
+        alreadyExists(
+          'address',
+          spec.address,
+          `is the address of VNIC ${holder.peerIfName} in address space ${spec.addressSpace}`
+        )
       )
     }
     const vnic: Vnic = { ...spec }
@@ -92,7 +96,8 @@ export const memoryVnicRegistry = (): VnicRegistry => {
         ((): E.Either<CoreError, Vnic> => {
           const v = byAddress(space, address)
           // a configuration mistake, not an absence to shrug off: NotFound reads as "already gone"
-          if (v === undefined) return E.left(invalidConfig(`no VNIC is registered for ${address} in address space ${space}`))
+          if (v === undefined)
+            return E.left(invalidConfig(`no VNIC is registered for ${address} in address space ${space}`))
           if (v.endpointId !== undefined && v.endpointId !== endpointId) {
             return E.left(alreadyExists('endpoint', v.endpointId, `holds VNIC ${v.peerIfName} of ${address}`))
           }

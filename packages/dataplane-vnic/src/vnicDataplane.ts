@@ -60,7 +60,9 @@ export const vnicDataplane = (registry: VnicRegistry): Dataplane => ({
         const others = endpoint.addresses.slice(1).map((a) => splitCidr(a.cidr).address)
         const misfit =
           checkFits(vnic, endpoint, network) ??
-          (others.length > 0 ? invalidConfig(`VNIC ${vnic.peerIfName} carries only ${vnic.address}, not ${others.join(', ')}`) : undefined)
+          (others.length > 0
+            ? invalidConfig(`VNIC ${vnic.peerIfName} carries only ${vnic.address}, not ${others.join(', ')}`)
+            : undefined)
         return misfit === undefined
           ? TE.right({ mac: vnic.mac, hostIfName: vnic.hostIfName, peerIfName: vnic.peerIfName })
           : pipe(
@@ -78,18 +80,24 @@ export const vnicDataplane = (registry: VnicRegistry): Dataplane => ({
       ? endpoint.mac === undefined
         ? TE.left(invalidConfig(`endpoint ${endpoint.id} has no MAC: it adopted no VNIC`))
         : TE.right({ ifName: endpoint.peerIfName, mac: endpoint.mac })
-      : TE.left(unsupportedField('placement', 'the VNIC dataplane serves runtimes that move the interface themselves (Docker)')),
+      : TE.left(
+          unsupportedField(
+            'placement',
+            'the VNIC dataplane serves runtimes that move the interface themselves (Docker)'
+          )
+        ),
 
   // The VNIC stays registered and in place until the integrator tears it down.
   deleteEndpoint: ({ endpoint }) => registry.release(endpoint.id),
 
   // Published ports are the tenant gateway's business (ciao: the CNCI), not the host's.
   publishPorts: (_spec, ports) =>
-    ports.length === 0 ? TE.right(undefined) : TE.left(unsupportedField('portMappings', 'published ports: the tenant gateway publishes them')),
+    ports.length === 0
+      ? TE.right(undefined)
+      : TE.left(unsupportedField('portMappings', 'published ports: the tenant gateway publishes them')),
   unpublishPorts: () => TE.right(undefined),
 
   // Nothing on the host is isthmus's: gc must find no orphan among the integrator's links.
   inventory: () => TE.right({ links: [], networks: [] }),
   removeLink: () => TE.right(undefined)
 })
-

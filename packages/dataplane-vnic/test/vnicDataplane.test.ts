@@ -46,7 +46,11 @@ const setup = async () => {
   const t0 = testEnv()
   const ipam = makeIpam({ store: t0.env.store, clock: t0.env.clock })
   const t = testEnv({
-    env: { store: t0.env.store, dataplane: vnicDataplane(registry), controlPlane: builtinControlPlane(ipam, t0.env.store) }
+    env: {
+      store: t0.env.store,
+      dataplane: vnicDataplane(registry),
+      controlPlane: builtinControlPlane(ipam, t0.env.store)
+    }
   })
   for (const [space, net] of [
     [TA, 'net-a'],
@@ -89,7 +93,10 @@ describe('memoryVnicRegistry', () => {
     // the same address in another space is another tenant's VNIC
     await right(r.register(vnic('2', '10.243.1.2', TB, '02:00:00:00:02:02')))
     const sameAddress = await left(r.register(vnic('3', '10.243.1.2', TA, '02:00:00:00:01:03')))
-    assert.match(describeError(sameAddress), /address 10\.243\.1\.2 already exists: is the address of VNIC svp1 in address space tenant-a/)
+    assert.match(
+      describeError(sameAddress),
+      /address 10\.243\.1\.2 already exists: is the address of VNIC svp1 in address space tenant-a/
+    )
     const sameName = await left(r.register(vnic('1', '10.243.1.9', TA, '02:00:00:00:01:09')))
     assert.match(describeError(sameName), /a different VNIC named svp1/)
     const bad = await left(r.register({ ...vnic('4', '10.243.1.4', TA, 'not-a-mac') }))
@@ -101,7 +108,10 @@ describe('memoryVnicRegistry', () => {
     const r = memoryVnicRegistry()
     await right(r.register(vnic('1', '10.243.1.2', TA, '02:00:00:00:01:02')))
     await right(r.claim(TA, '10.243.1.2' as IpAddress, 'ep1' as EndpointId))
-    assert.match(describeError(await left(r.unregister('svp1' as IfName))), /endpoint ep1 already exists: uses VNIC svp1/)
+    assert.match(
+      describeError(await left(r.unregister('svp1' as IfName))),
+      /endpoint ep1 already exists: uses VNIC svp1/
+    )
     await right(r.release('ep1' as EndpointId))
     await right(r.unregister('svp1' as IfName))
     await right(r.unregister('svp1' as IfName))
@@ -120,14 +130,22 @@ describe('vnicDataplane', () => {
     await right(registry.register(vnic('b2', '10.243.1.2', TB, '02:00:00:00:0b:02')))
 
     const a = await right(t.run(createEndpoint('net-a' as NetworkId, dockerEndpoint('ep-a', '10.243.1.2'))))
-    const b = await right(t.run(createEndpoint('net-b' as NetworkId, dockerEndpoint('ep-b', '10.243.1.2', '02:00:00:00:0b:02'))))
+    const b = await right(
+      t.run(createEndpoint('net-b' as NetworkId, dockerEndpoint('ep-b', '10.243.1.2', '02:00:00:00:0b:02')))
+    )
     assert.deepEqual([a.hostIfName, a.peerIfName, a.mac], ['svna2', 'svpa2', '02:00:00:00:0a:02'])
     assert.deepEqual([b.hostIfName, b.peerIfName, b.mac], ['svnb2', 'svpb2', '02:00:00:00:0b:02'])
     assert.deepEqual(await registered(registry), ['svpa2:ep-a', 'svpb2:ep-b'])
 
     // Docker's Join: the container side is the link Docker moves (SrcName)
     const joined = await right(
-      t.run(join('ep-a' as EndpointId, { _tag: 'RuntimeMoves', dstPrefix: 'eth' }, { sandboxKey: '/var/run/docker/netns/x' as SandboxKey }))
+      t.run(
+        join(
+          'ep-a' as EndpointId,
+          { _tag: 'RuntimeMoves', dstPrefix: 'eth' },
+          { sandboxKey: '/var/run/docker/netns/x' as SandboxKey }
+        )
+      )
     )
     assert.deepEqual(joined.placed, { ifName: 'svpa2', mac: '02:00:00:00:0a:02' })
     assert.equal(joined.gateways.v4, '10.243.1.1')
@@ -157,14 +175,22 @@ describe('vnicDataplane', () => {
     await right(registry.register(vnic('a3', '10.243.1.3', TA, '02:00:00:00:0a:03', 'br-other')))
 
     const none = await left(t.run(createEndpoint('net-a' as NetworkId, dockerEndpoint('ep1', '10.243.1.9'))))
-    assert.equal(describeError(none), 'invalid configuration: no VNIC is registered for 10.243.1.9 in address space tenant-a')
+    assert.equal(
+      describeError(none),
+      'invalid configuration: no VNIC is registered for 10.243.1.9 in address space tenant-a'
+    )
     // a tenant-a VNIC is not found from tenant-b's network
     const otherSpace = await left(t.run(createEndpoint('net-b' as NetworkId, dockerEndpoint('ep2', '10.243.1.2'))))
     assert.match(describeError(otherSpace), /no VNIC is registered for 10\.243\.1\.2 in address space tenant-b/)
-    const mac = await left(t.run(createEndpoint('net-a' as NetworkId, dockerEndpoint('ep3', '10.243.1.2', '02:00:00:00:ff:ff'))))
+    const mac = await left(
+      t.run(createEndpoint('net-a' as NetworkId, dockerEndpoint('ep3', '10.243.1.2', '02:00:00:00:ff:ff')))
+    )
     assert.match(describeError(mac), /VNIC svpa2 of 10\.243\.1\.2 has MAC 02:00:00:00:0a:02, not 02:00:00:00:ff:ff/)
     const bridge = await left(t.run(createEndpoint('net-a' as NetworkId, dockerEndpoint('ep4', '10.243.1.3'))))
-    assert.match(describeError(bridge), /VNIC svpa3 of 10\.243\.1\.3 is on bridge br-other, not on br-tenant-a of network net-a/)
+    assert.match(
+      describeError(bridge),
+      /VNIC svpa3 of 10\.243\.1\.3 is on bridge br-other, not on br-tenant-a of network net-a/
+    )
 
     assert.deepEqual(await registered(registry), ['svpa2:-', 'svpa3:-'], 'no VNIC left bound')
     assert.deepEqual(await right(t.env.store.endpoints.list()), [], 'no endpoint record')
@@ -184,7 +210,13 @@ describe('vnicDataplane', () => {
       )
     )
     const cni = await left(
-      t.run(join('ep-a' as EndpointId, { _tag: 'PluginMoves', sandbox: '/run/netns/x' as SandboxKey, ifName: 'eth0' as IfName }))
+      t.run(
+        join('ep-a' as EndpointId, {
+          _tag: 'PluginMoves',
+          sandbox: '/run/netns/x' as SandboxKey,
+          ifName: 'eth0' as IfName
+        })
+      )
     )
     assert.equal(cni._tag, 'UnsupportedField')
     const ports = await left(t.run(join('ep-a' as EndpointId, { _tag: 'RuntimeMoves', dstPrefix: 'eth' })))

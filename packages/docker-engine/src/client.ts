@@ -29,7 +29,14 @@ interface Reply {
   readonly text: string
 }
 
-const send = (socket: string, timeoutMs: number, method: 'GET' | 'POST', path: string, body?: unknown): TE.TaskEither<DockerError, Reply> =>
+const send =
+  (
+    socket: string,
+    timeoutMs: number,
+    method: 'GET' | 'POST',
+    path: string,
+    body?: unknown
+  ): TE.TaskEither<DockerError, Reply> =>
   () =>
     new Promise((resolve) => {
       const payload = body === undefined ? undefined : JSON.stringify(body)
@@ -41,7 +48,9 @@ const send = (socket: string, timeoutMs: number, method: 'GET' | 'POST', path: s
           // Docker requires a Host header; its value is not used on a unix socket.
           headers: {
             Host: 'docker',
-            ...(payload === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) })
+            ...(payload === undefined
+              ? {}
+              : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) })
           },
           timeout: timeoutMs
         },
@@ -54,7 +63,9 @@ const send = (socket: string, timeoutMs: number, method: 'GET' | 'POST', path: s
         }
       )
       req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)))
-      req.on('error', (e: NodeJS.ErrnoException) => resolve(E.left({ _tag: 'Unreachable', socket, cause: e.code ?? e.message })))
+      req.on('error', (e: NodeJS.ErrnoException) =>
+        resolve(E.left({ _tag: 'Unreachable', socket, cause: e.code ?? e.message }))
+      )
       req.end(payload)
     })
 
@@ -67,19 +78,28 @@ const messageOf = (text: string): string => {
   }
 }
 
-const refusedUnless2xx = (op: string) => (r: Reply): E.Either<DockerError, Reply> =>
-  r.status >= 200 && r.status < 300 ? E.right(r) : E.left({ _tag: 'Refused', op, status: r.status, message: messageOf(r.text) })
+const refusedUnless2xx =
+  (op: string) =>
+  (r: Reply): E.Either<DockerError, Reply> =>
+    r.status >= 200 && r.status < 300
+      ? E.right(r)
+      : E.left({ _tag: 'Refused', op, status: r.status, message: messageOf(r.text) })
 
-const decodeAs = <A>(codec: t.Decoder<unknown, A>, op: string) => (r: Reply): E.Either<DockerError, A> =>
-  pipe(
-    E.tryCatch((): unknown => JSON.parse(r.text), (e): DockerError => ({ _tag: 'BadAnswer', op, detail: causeText(e) })),
-    E.chain((json) =>
-      pipe(
-        codec.decode(json),
-        E.mapLeft((): DockerError => ({ _tag: 'BadAnswer', op, detail: `not a ${codec.name}` }))
+const decodeAs =
+  <A>(codec: t.Decoder<unknown, A>, op: string) =>
+  (r: Reply): E.Either<DockerError, A> =>
+    pipe(
+      E.tryCatch(
+        (): unknown => JSON.parse(r.text),
+        (e): DockerError => ({ _tag: 'BadAnswer', op, detail: causeText(e) })
+      ),
+      E.chain((json) =>
+        pipe(
+          codec.decode(json),
+          E.mapLeft((): DockerError => ({ _tag: 'BadAnswer', op, detail: `not a ${codec.name}` }))
+        )
       )
     )
-  )
 
 /**
  * The client for one socket.
@@ -98,11 +118,30 @@ export const dockerClient = (options: DockerClientOptions = {}): DockerClient =>
   const id = encodeURIComponent
   return {
     socket,
-    ping: () => pipe(call('ping', 'GET', '/_ping'), TE.map(() => undefined)),
-    inspectContainer: (c) => pipe(call(`inspect container ${c}`, 'GET', `/containers/${id(c)}/json`), TE.chainEitherK(decodeAs(ContainerInspect, `inspect container ${c}`))),
-    inspectNetwork: (n) => pipe(call(`inspect network ${n}`, 'GET', `/networks/${id(n)}`), TE.chainEitherK(decodeAs(NetworkInspect, `inspect network ${n}`))),
-    connect: (n, body) => pipe(call(`connect ${body.Container} to ${n}`, 'POST', `/networks/${id(n)}/connect`, body), TE.map(() => undefined)),
+    ping: () =>
+      pipe(
+        call('ping', 'GET', '/_ping'),
+        TE.map(() => undefined)
+      ),
+    inspectContainer: (c) =>
+      pipe(
+        call(`inspect container ${c}`, 'GET', `/containers/${id(c)}/json`),
+        TE.chainEitherK(decodeAs(ContainerInspect, `inspect container ${c}`))
+      ),
+    inspectNetwork: (n) =>
+      pipe(
+        call(`inspect network ${n}`, 'GET', `/networks/${id(n)}`),
+        TE.chainEitherK(decodeAs(NetworkInspect, `inspect network ${n}`))
+      ),
+    connect: (n, body) =>
+      pipe(
+        call(`connect ${body.Container} to ${n}`, 'POST', `/networks/${id(n)}/connect`, body),
+        TE.map(() => undefined)
+      ),
     disconnect: (n, c, force = false) =>
-      pipe(call(`disconnect ${c} from ${n}`, 'POST', `/networks/${id(n)}/disconnect`, { Container: c, Force: force }), TE.map(() => undefined))
+      pipe(
+        call(`disconnect ${c} from ${n}`, 'POST', `/networks/${id(n)}/disconnect`, { Container: c, Force: force }),
+        TE.map(() => undefined)
+      )
   }
 }

@@ -26,7 +26,8 @@ export type HandoffOutcome =
 export const HANDOFF_TIMEOUT_MS = 60_000
 
 /** @category model */
-export type SocketCheck = { readonly ok: true; readonly path: string } | { readonly ok: false; readonly why: string; readonly absent?: true }
+export type SocketCheck =
+  { readonly ok: true; readonly path: string } | { readonly ok: false; readonly why: string; readonly absent?: true }
 
 /**
  * Whether the plugin may send a call to `socket`: the path is resolved (symbolic links included)
@@ -45,19 +46,27 @@ export const trustedSocket = async (socket: string, uid: number = process.geteui
     path = await realpath(socket)
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code
-    return { ok: false, why: `${socket}: ${code ?? String(e)}`, ...(code === 'ENOENT' || code === 'ENOTDIR' ? { absent: true as const } : {}) }
+    return {
+      ok: false,
+      why: `${socket}: ${code ?? String(e)}`,
+      ...(code === 'ENOENT' || code === 'ENOTDIR' ? { absent: true as const } : {})
+    }
   }
   const trustedOwner = (u: number) => u === 0 || u === uid
   try {
     const s = await lstat(path)
     if (!s.isSocket()) return { ok: false, why: `${path} is not a socket` }
     if (!trustedOwner(s.uid)) return { ok: false, why: `${path} is owned by uid ${s.uid}, not root` }
-    if ((s.mode & 0o022) !== 0) return { ok: false, why: `${path} is writable by group or others (mode ${(s.mode & 0o777).toString(8)})` }
+    if ((s.mode & 0o022) !== 0)
+      return { ok: false, why: `${path} is writable by group or others (mode ${(s.mode & 0o777).toString(8)})` }
     for (let dir = dirname(path); ; dir = dirname(dir)) {
       const d = await lstat(dir)
       if (!trustedOwner(d.uid)) return { ok: false, why: `directory ${dir} is owned by uid ${d.uid}, not root` }
       if ((d.mode & 0o022) !== 0 && (d.mode & 0o1000) === 0) {
-        return { ok: false, why: `directory ${dir} is writable by group or others (mode ${(d.mode & 0o777).toString(8)}) and not sticky` }
+        return {
+          ok: false,
+          why: `directory ${dir} is writable by group or others (mode ${(d.mode & 0o777).toString(8)}) and not sticky`
+        }
       }
       if (dir === '/') break
     }
@@ -72,9 +81,14 @@ export const trustedSocket = async (socket: string, uid: number = process.geteui
  *
  * @category utils
  */
-export const handOff = async (socket: string, request: HandoffRequest, timeoutMs = HANDOFF_TIMEOUT_MS): Promise<HandoffOutcome> => {
+export const handOff = async (
+  socket: string,
+  request: HandoffRequest,
+  timeoutMs = HANDOFF_TIMEOUT_MS
+): Promise<HandoffOutcome> => {
   const checked = await trustedSocket(socket)
-  if (!checked.ok) return { _tag: 'NotHandled', why: checked.why, ...(checked.absent === true ? {} : { untrusted: true as const }) }
+  if (!checked.ok)
+    return { _tag: 'NotHandled', why: checked.why, ...(checked.absent === true ? {} : { untrusted: true as const }) }
   return send(checked.path, request, timeoutMs)
 }
 
@@ -109,6 +123,10 @@ const send = (socket: string, request: HandoffRequest, timeoutMs: number): Promi
       const reply = HandoffReply.decode(doc)
       if (E.isRight(reply)) return finish({ _tag: 'Answered', reply: reply.right })
       const refusal = HandoffRefusal.decode(doc)
-      finish(E.isRight(refusal) ? { _tag: 'NotHandled', why: refusal.right.refused } : { _tag: 'Lost', why: 'the daemon answered something else' })
+      finish(
+        E.isRight(refusal)
+          ? { _tag: 'NotHandled', why: refusal.right.refused }
+          : { _tag: 'Lost', why: 'the daemon answered something else' }
+      )
     })
   })

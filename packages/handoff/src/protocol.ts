@@ -34,7 +34,14 @@ export const HANDOFF_COMMANDS: ReadonlyArray<string> = ['ADD', 'DEL', 'CHECK', '
  *
  * @category constants
  */
-export const CNI_ENV_KEYS = ['CNI_COMMAND', 'CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_ARGS', 'CNI_PATH'] as const
+export const CNI_ENV_KEYS = [
+  'CNI_COMMAND',
+  'CNI_CONTAINERID',
+  'CNI_NETNS',
+  'CNI_IFNAME',
+  'CNI_ARGS',
+  'CNI_PATH'
+] as const
 
 /** Every variable a request may carry; the daemon drops any other. @category constants */
 export const HANDOFF_ENV_KEYS: ReadonlyArray<string> = [...CNI_ENV_KEYS, ...OS_CREDENTIAL_KEYS]

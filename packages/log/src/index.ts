@@ -8,8 +8,6 @@ import winston from 'winston'
 import { LOG_LEVELS, type ClosableLogger, type LogFields, type LogLevel, type LogSettings } from '@isthmus/core'
 import { scrubInfo } from './redact.js'
 
-
-
 /** A Logger writing JSON lines as `opts` says. */
 // `close` flushes the file transport; never process.exit before it (winston#228).
 export const winstonLogger = (opts: LogSettings): ClosableLogger => {

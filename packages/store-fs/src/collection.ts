@@ -80,7 +80,11 @@ export const fileCollection = <K extends string, A, Out>(spec: CollectionSpec<K,
       )
     },
     list: () =>
-      readAll(records, dir, spec.tempMaxAgeMs)((name, path) => {
+      readAll(
+        records,
+        dir,
+        spec.tempMaxAgeMs
+      )((name, path) => {
         const key = decodeName(name.slice(0, -RECORD_SUFFIX.length))
         return read(key, key === undefined ? `${kind} in file ${name}` : recordObject(kind, key), path)
       })

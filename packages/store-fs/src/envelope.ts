@@ -57,7 +57,12 @@ const remember = (d: Decoded, text: string, value: unknown): void => {
 }
 
 // The bytes of an envelope, whatever the value holds: a bigint or a cycle is a failure, not a throw.
-const encodeText = <A, Out>(kind: RecordKind, data: t.Type<A, Out, unknown>, value: A, what: string): E.Either<CoreError, string> =>
+const encodeText = <A, Out>(
+  kind: RecordKind,
+  data: t.Type<A, Out, unknown>,
+  value: A,
+  what: string
+): E.Either<CoreError, string> =>
   E.tryCatch(
     () => encodeEnvelope(kind, data, value),
     (e) => decodeFailure(what, [`not representable as JSON (${causeText(e)})`])
@@ -85,7 +90,9 @@ const decodeText = <A, Out>(
                 ])
               )
         ),
-        E.chain((h) => (h.kind === kind ? E.right(h) : E.left(decodeFailure(what, [`kind: expected "${kind}", got "${h.kind}"`]))))
+        E.chain((h) =>
+          h.kind === kind ? E.right(h) : E.left(decodeFailure(what, [`kind: expected "${kind}", got "${h.kind}"`]))
+        )
       )
     ),
     // the record alone, so that a bad field reads `portMappings.0.hostIp`, not `data.portMappings...`

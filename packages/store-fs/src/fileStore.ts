@@ -115,7 +115,9 @@ export const fileStore = (options: FileStoreOptions = {}): TE.TaskEither<CoreErr
     settingsOf(options),
     TE.bindTo('s'),
     TE.let('L', ({ s }) => layout(s.stateDir)),
-    TE.chainFirst(({ L }) => TE.traverseSeqArray(([what, dir]: readonly [string, string]) => mkdirp(what, dir))(directories(L))),
+    TE.chainFirst(({ L }) =>
+      TE.traverseSeqArray(([what, dir]: readonly [string, string]) => mkdirp(what, dir))(directories(L))
+    ),
     TE.chainFirst(({ s, L }) => (s.sweepOnOpen ? sweep(L, s) : TE.right(undefined))),
     TE.map(({ s, L }) => build(s, L))
   )

@@ -106,13 +106,10 @@ export const cleanupOnError =
   <A>(ma: TE.TaskEither<CoreError, A>): TE.TaskEither<CoreError, A> =>
     pipe(
       ma,
-      TE.orElse(
-        (e): TE.TaskEither<CoreError, A> =>
-          async () => {
-            await cleanup()()
-            return E.left(e)
-          }
-      )
+      TE.orElse((e): TE.TaskEither<CoreError, A> => async () => {
+        await cleanup()()
+        return E.left(e)
+      })
     )
 
 let counter = 0
@@ -246,7 +243,12 @@ export const syncDir = (what: string, dir: string): TE.TaskEither<CoreError, voi
  *
  * @category utils
  */
-export const writeTemp = (what: string, dir: string, text: string, durable: boolean): TE.TaskEither<CoreError, string> =>
+export const writeTemp = (
+  what: string,
+  dir: string,
+  text: string,
+  durable: boolean
+): TE.TaskEither<CoreError, string> =>
   pipe(
     // The name is drawn when the task runs, so one task value can run twice, even at once.
     TE.fromIO(() => tempPath(dir)),

@@ -129,7 +129,15 @@ export const fileLeases = ({ layout: L, locks, tempMaxAgeMs, quarantine, poolOf 
           : r._tag === 'ok'
             ? TE.right(O.some({ value: r.value, text: r.text }))
             : pipe(
-                hold(space, address, { kind: 'lease', key: address, object: what, path, dir: dirname(path), text: r.text, reason: r.reason }),
+                hold(space, address, {
+                  kind: 'lease',
+                  key: address,
+                  object: what,
+                  path,
+                  dir: dirname(path),
+                  text: r.text,
+                  reason: r.reason
+                }),
                 TE.map(O.some)
               )
       )
@@ -146,20 +154,22 @@ export const fileLeases = ({ layout: L, locks, tempMaxAgeMs, quarantine, poolOf 
         const named = poolNamed(s.text)
         return named !== undefined ? TE.right(O.some(named)) : poolOf(space, address)
       }),
-      TE.let(
-        'lease',
-        ({ pool }): Lease => ({
-          address,
-          addressSpace: space,
-          // a pool that cannot be told: the hold still keeps the address, as any lease file does
-          poolId: O.getOrElse(() => `${space}/unknown` as PoolId)(pool),
-          owner: quarantineHolder(id),
-          since: new Date().toISOString()
-        })
-      ),
+      TE.let('lease', ({ pool }): Lease => ({
+        address,
+        addressSpace: space,
+        // a pool that cannot be told: the hold still keeps the address, as any lease file does
+        poolId: O.getOrElse(() => `${space}/unknown` as PoolId)(pool),
+        owner: quarantineHolder(id),
+        since: new Date().toISOString()
+      })),
       TE.bind('text', ({ lease }) => TE.fromEither(storable(s.object, lease))),
       TE.chainFirst(() => quarantine.keep(id, s, holds)),
-      TE.chainFirst(({ text }) => pipe(replaceFile(s.object, s.path, s.dir, text), cleanupOnError(() => quarantine.forget(id)))),
+      TE.chainFirst(({ text }) =>
+        pipe(
+          replaceFile(s.object, s.path, s.dir, text),
+          cleanupOnError(() => quarantine.forget(id))
+        )
+      ),
       TE.map(({ lease, text }) => {
         quarantine.logged(id, s, holds)
         return { value: lease, text }
@@ -197,7 +207,11 @@ export const fileLeases = ({ layout: L, locks, tempMaxAgeMs, quarantine, poolOf 
 
   // The lease of `address`, read without the lock; an unreadable one is replaced by its hold under
   // the lock. `tolerant`: a hold that cannot be made now reads as absent (tried again next time).
-  const current = (space: AddressSpace, address: IpAddress, tolerant: boolean): TE.TaskEither<CoreError, O.Option<Lease>> => {
+  const current = (
+    space: AddressSpace,
+    address: IpAddress,
+    tolerant: boolean
+  ): TE.TaskEither<CoreError, O.Option<Lease>> => {
     const path = L.lease(space, address)
     const what = leaseObject(space, address)
     return pipe(
@@ -212,7 +226,18 @@ export const fileLeases = ({ layout: L, locks, tempMaxAgeMs, quarantine, poolOf 
                 TE.map(O.map((h) => h.value)),
                 TE.orElse((e): TE.TaskEither<CoreError, O.Option<Lease>> => {
                   if (!tolerant) return TE.left(e)
-                  quarantine.failed({ kind: 'lease', key: address, object: what, path, dir: dirname(path), text: r.text, reason: r.reason }, e)
+                  quarantine.failed(
+                    {
+                      kind: 'lease',
+                      key: address,
+                      object: what,
+                      path,
+                      dir: dirname(path),
+                      text: r.text,
+                      reason: r.reason
+                    },
+                    e
+                  )
                   return TE.right(O.none)
                 })
               )
@@ -288,7 +313,9 @@ export const fileLeases = ({ layout: L, locks, tempMaxAgeMs, quarantine, poolOf 
                 const what = leaseObject(space, address)
                 return pipe(
                   TE.fromEither(storable(what, { ...held.value, owner: to })),
-                  TE.chain((text) => replaceFile(what, L.lease(space, address), L.leaseDir(space), text, options?.durable ?? true)),
+                  TE.chain((text) =>
+                    replaceFile(what, L.lease(space, address), L.leaseDir(space), text, options?.durable ?? true)
+                  ),
                   TE.map(() => true)
                 )
               }

@@ -134,20 +134,22 @@ export const makeLocks = (settings: LockSettings): Locks => {
   }
 
   return {
-    withLock: (file, label, task, processOnly = false) => () => {
-      const before = queues.get(file) ?? Promise.resolve()
-      const result = before.then(() =>
-        processOnly
-          ? task().catch((e: unknown) => E.left<CoreError, never>(io(`task under lock ${label}`, e)))
-          : exclusive(file, label, task)
-      )
-      const tail = result.then(() => undefined)
-      queues.set(file, tail)
-      void tail.then(() => {
-        if (queues.get(file) === tail) queues.delete(file)
-      })
-      return result
-    },
+    withLock:
+      (file, label, task, processOnly = false) =>
+      () => {
+        const before = queues.get(file) ?? Promise.resolve()
+        const result = before.then(() =>
+          processOnly
+            ? task().catch((e: unknown) => E.left<CoreError, never>(io(`task under lock ${label}`, e)))
+            : exclusive(file, label, task)
+        )
+        const tail = result.then(() => undefined)
+        queues.set(file, tail)
+        void tail.then(() => {
+          if (queues.get(file) === tail) queues.delete(file)
+        })
+        return result
+      },
     close: async () => {
       closed = true
       const all = [...held]

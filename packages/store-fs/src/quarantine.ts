@@ -45,7 +45,14 @@ import {
 /** The description kept beside a quarantined record's bytes. @category codecs */
 export const QuarantineEntry = t.intersection(
   [
-    t.type({ id: t.string, kind: t.string, object: t.string, at: t.string, reason: t.string, formerLocation: t.string }),
+    t.type({
+      id: t.string,
+      kind: t.string,
+      object: t.string,
+      at: t.string,
+      reason: t.string,
+      formerLocation: t.string
+    }),
     t.partial({ key: t.string, holds: t.type({ addressSpace: AddressSpace, address: IpAddress }) })
   ],
   'QuarantineEntry'
@@ -82,7 +89,11 @@ export interface FileQuarantine {
    * Keep the bytes of lease file `s` as entry `id` (a second name, the file stays) and describe
    * it; the caller then puts the hold in place, and calls `logged` or, if that fails, `forget`.
    */
-  readonly keep: (id: string, s: Suspect, holds: NonNullable<QuarantineEntry['holds']>) => TE.TaskEither<CoreError, void>
+  readonly keep: (
+    id: string,
+    s: Suspect,
+    holds: NonNullable<QuarantineEntry['holds']>
+  ) => TE.TaskEither<CoreError, void>
   readonly logged: (id: string, s: Suspect, holds?: QuarantineEntry['holds']) => void
   readonly forget: (id: string) => TE.TaskEither<CoreError, void>
   /** Log, once per file content, that `s` could not be quarantined. */
@@ -103,7 +114,11 @@ const ENTRY_ID = /^[a-z]+-\d{8}T\d{6}Z-[0-9a-f]{12}$/
 // log one line per read; bounded, as the set of bad files is.
 const REPORTED_MAX = 1024
 
-const compactTime = (d: Date): string => d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')
+const compactTime = (d: Date): string =>
+  d
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z')
 // `20260101T101112Z` of an entry id back to ISO, for an entry whose description was lost
 const timeOfId = (id: string): string => {
   const m = /-(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z-/.exec(id)
@@ -144,7 +159,9 @@ export const fileQuarantine = (dir: string, log: Logger): FileQuarantine => {
       file: s.path,
       movedTo: recordPath(id),
       entry: id,
-      ...(holds === undefined ? {} : { holds: `${holds.address} in ${holds.addressSpace}`, until: `isthmus quarantine drop ${id}` })
+      ...(holds === undefined
+        ? {}
+        : { holds: `${holds.address} in ${holds.addressSpace}`, until: `isthmus quarantine drop ${id}` })
     })
 
   const forget = (id: string): TE.TaskEither<CoreError, void> =>
@@ -170,7 +187,12 @@ export const fileQuarantine = (dir: string, log: Logger): FileQuarantine => {
                       syncDir(s.object, s.dir),
                       // the bytes are out of the way: a description that cannot be written only
                       // leaves an entry that `list` shows as undescribed
-                      TE.chain(() => pipe(writeEntry(describeAs(id, s)), TE.orElse(() => syncDir(WHAT, dir)))),
+                      TE.chain(() =>
+                        pipe(
+                          writeEntry(describeAs(id, s)),
+                          TE.orElse(() => syncDir(WHAT, dir))
+                        )
+                      ),
                       TE.map(() => {
                         logged(id, s)
                         return true
@@ -252,7 +274,11 @@ export const fileQuarantine = (dir: string, log: Logger): FileQuarantine => {
       TE.chain((names) => {
         const ids = new Set<string>()
         for (const n of names) {
-          const id = n.endsWith(RECORD) ? n.slice(0, -RECORD.length) : n.endsWith(ENTRY) ? n.slice(0, -ENTRY.length) : ''
+          const id = n.endsWith(RECORD)
+            ? n.slice(0, -RECORD.length)
+            : n.endsWith(ENTRY)
+              ? n.slice(0, -ENTRY.length)
+              : ''
           if (ENTRY_ID.test(id)) ids.add(id)
         }
         const present = new Set(names)

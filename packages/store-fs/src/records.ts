@@ -67,7 +67,9 @@ export const loadRecord =
  */
 export const readAll =
   (what: string, dir: string, tempMaxAgeMs: number) =>
-  <A>(each: (name: string, path: string) => TE.TaskEither<CoreError, O.Option<A>>): TE.TaskEither<CoreError, ReadonlyArray<A>> =>
+  <A>(
+    each: (name: string, path: string) => TE.TaskEither<CoreError, O.Option<A>>
+  ): TE.TaskEither<CoreError, ReadonlyArray<A>> =>
     pipe(
       readFileNames(what, dir),
       TE.chainFirst((names) => sweepTemps(dir, names, tempMaxAgeMs)),

@@ -24,7 +24,10 @@ describe('fileStore across processes', () => {
     const dir = await tempDir()
     dirs.push(dir)
     await openStore(dir).then((s) => s.close())
-    const procs = [startChild(args('p0', 0).map((a) => a.replace('$DIR', dir))), startChild(args('p1', 1).map((a) => a.replace('$DIR', dir)))]
+    const procs = [
+      startChild(args('p0', 0).map((a) => a.replace('$DIR', dir))),
+      startChild(args('p1', 1).map((a) => a.replace('$DIR', dir)))
+    ]
     children.push(...procs)
     await Promise.all(procs.map((p) => p.waitFor('ready')))
     const t0 = Date.now()

@@ -114,15 +114,28 @@ describe('store faults on a small tmpfs', () => {
         await failsWith(store.networks.put(sampleNetwork('n2')), 'ENOSPC', 'network n2', mnt)
         await failsWith(store.networks.put(sampleNetwork('n1', 2)), 'ENOSPC', 'network n1', mnt)
         await failsWith(store.endpoints.put(sampleEndpoint('e2'), { durable: false }), 'ENOSPC', 'endpoint e2', mnt)
-        await failsWith(store.leases.reserve(sampleLease(SPACE, a(7), runtime)), 'ENOSPC', `lease of ${a(7)} in ${SPACE}`, mnt)
-        await failsWith(store.leases.transfer(SPACE, a(5), runtime, ep('e1')), 'ENOSPC', `lease of ${a(5)} in ${SPACE}`, mnt)
+        await failsWith(
+          store.leases.reserve(sampleLease(SPACE, a(7), runtime)),
+          'ENOSPC',
+          `lease of ${a(7)} in ${SPACE}`,
+          mnt
+        )
+        await failsWith(
+          store.leases.transfer(SPACE, a(5), runtime, ep('e1')),
+          'ENOSPC',
+          `lease of ${a(5)} in ${SPACE}`,
+          mnt
+        )
         assert.equal((await timed(store.ping()))._tag, 'Left')
         // reads answer what is stored
         assert.deepEqual(await expectRight(store.networks.get('n1' as NetworkId)), O.some(sampleNetwork('n1')))
-        assert.deepEqual((await expectRight(store.leases.list(SPACE))).map((l) => [l.address, l.owner]), [
-          [a(5), runtime],
-          [a(6), runtime]
-        ])
+        assert.deepEqual(
+          (await expectRight(store.leases.list(SPACE))).map((l) => [l.address, l.owner]),
+          [
+            [a(5), runtime],
+            [a(6), runtime]
+          ]
+        )
         assert.deepEqual(await records(stateDir), before, 'no record changed, no temp file left')
 
         await rm(filler)
@@ -158,18 +171,29 @@ describe('store faults on a small tmpfs', () => {
         let release: () => void = () => undefined
         let entered: () => void = () => undefined
         const inside = new Promise<void>((r) => (entered = r))
-        const held = store.withLock('held', TE.fromTask(() => (entered(), new Promise<string>((r) => (release = () => r('done'))))))()
+        const held = store.withLock(
+          'held',
+          TE.fromTask(() => (entered(), new Promise<string>((r) => (release = () => r('done')))))
+        )()
         await inside
         remount(mnt, 'ro')
         roMounted = true
         await new Promise((r) => setTimeout(r, 3000))
         release()
         const lost = await held
-        assert.ok(E.isLeft(lost) && lost.left._tag === 'Transient' && describeError(lost.left).includes('was lost while held'), JSON.stringify(lost))
+        assert.ok(
+          E.isLeft(lost) && lost.left._tag === 'Transient' && describeError(lost.left).includes('was lost while held'),
+          JSON.stringify(lost)
+        )
 
         await failsWith(store.networks.put(sampleNetwork('n2')), 'EROFS', 'network n2', mnt)
         await failsWith(store.endpoints.delete('e1' as EndpointId), 'EROFS', 'endpoint e1', mnt)
-        await failsWith(store.leases.reserve(sampleLease(SPACE, a(7), runtime)), 'EROFS', `lease of ${a(7)} in ${SPACE}`, mnt)
+        await failsWith(
+          store.leases.reserve(sampleLease(SPACE, a(7), runtime)),
+          'EROFS',
+          `lease of ${a(7)} in ${SPACE}`,
+          mnt
+        )
         await failsWith(store.leases.release(SPACE, a(5), runtime), 'EROFS', `lock address ${a(5)} in ${SPACE}`, mnt)
         await failsWith(store.withLock('space:x', TE.right(1)), 'EROFS', 'lock "space:x"', mnt)
         assert.equal((await timed(store.ping()))._tag, 'Left')
@@ -177,7 +201,10 @@ describe('store faults on a small tmpfs', () => {
         // reads go on; the bad record reads as absent, and its failed quarantine is logged once
         for (let i = 0; i < 3; i++) {
           assert.deepEqual(await timed(store.networks.get('bad' as NetworkId)), E.right(O.none))
-          assert.deepEqual((await expectRight(store.networks.list())).map((n) => n.id), ['n1'])
+          assert.deepEqual(
+            (await expectRight(store.networks.list())).map((n) => n.id),
+            ['n1']
+          )
         }
         assert.equal(log.state.at('error').filter((e) => e.fields['object'] === 'network bad').length, 1)
         assert.deepEqual(await expectRight(store.endpoints.get('e1' as EndpointId)), O.some(sampleEndpoint('e1')))
@@ -197,7 +224,10 @@ describe('store faults on a small tmpfs', () => {
         await expectRight(store.ping())
         // now the bad record can be moved aside
         assert.deepEqual(await expectRight(store.networks.get('bad' as NetworkId)), O.none)
-        assert.deepEqual((await expectRight(store.quarantine.list())).map((q) => q.object), ['network bad'])
+        assert.deepEqual(
+          (await expectRight(store.quarantine.list())).map((q) => q.object),
+          ['network bad']
+        )
         await records(stateDir)
       } finally {
         if (roMounted) remount(mnt, 'rw')
@@ -211,7 +241,11 @@ describe('store faults on a small tmpfs', () => {
       remount(mnt, 'ro')
       try {
         const r = await (await import('../src/index.js')).fileStore({ stateDir: join(mnt, 'empty', 'state') })()
-        assert.ok(E.isLeft(r) && describeError(r.left) === 'I/O failure during mkdir of the state directory: EROFS: read-only file system', JSON.stringify(r))
+        assert.ok(
+          E.isLeft(r) &&
+            describeError(r.left) === 'I/O failure during mkdir of the state directory: EROFS: read-only file system',
+          JSON.stringify(r)
+        )
       } finally {
         remount(mnt, 'rw')
       }

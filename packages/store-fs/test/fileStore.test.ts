@@ -122,7 +122,10 @@ describe('fileStore on disk', () => {
     assert.deepEqual(await expectRight(store.networks.get(net.id)), O.some(edited))
     await writeFile(file, JSON.stringify({ schema: 1, kind: 'network', data: { ...Network.encode(net), mtu: 'big' } }))
     assert.deepEqual(await expectRight(store.networks.get(net.id)), O.none)
-    assert.deepEqual((await expectRight(store.quarantine.list())).map((q) => q.object), ['network n1'])
+    assert.deepEqual(
+      (await expectRight(store.quarantine.list())).map((q) => q.object),
+      ['network n1']
+    )
     await store.close()
   })
 
@@ -133,9 +136,15 @@ describe('fileStore on disk', () => {
     const net = join(dir, 'v1/networks', 'cut.json')
     await writeFile(net, '')
     assert.ok(O.isNone(await expectRight(store.networks.get('cut' as NetworkId))))
-    assert.deepEqual((await expectRight(store.networks.list())).map((n) => n.id), ['good'])
+    assert.deepEqual(
+      (await expectRight(store.networks.list())).map((n) => n.id),
+      ['good']
+    )
     // A lease written without fsync, cut the same way: free to list, get and reserve.
-    assert.equal(await expectRight(store.leases.reserve(sampleLease(SPACE, '10.1.0.7', runtime('gone')), { durable: false })), true)
+    assert.equal(
+      await expectRight(store.leases.reserve(sampleLease(SPACE, '10.1.0.7', runtime('gone')), { durable: false })),
+      true
+    )
     const [file] = (await walk(join(dir, 'v1/leases'))).filter((f) => f.endsWith('.json'))
     assert.ok(file !== undefined)
     await writeFile(join(dir, 'v1/leases', file), '')
@@ -242,18 +251,30 @@ describe('fileStore locks', () => {
     await b.close()
   })
 
-  it('a process-scoped lock queues this store\'s callers in order and makes no lock directory', async () => {
+  it("a process-scoped lock queues this store's callers in order and makes no lock directory", async () => {
     const dir = await fresh()
     const a = await openStore(dir)
     const order: number[] = []
     const step = (i: number, ms: number) =>
-      a.withLock('endpoint:e1', TE.fromTask(() => new Promise<number>((r) => setTimeout(() => (order.push(i), r(i)), ms))), 'process')
+      a.withLock(
+        'endpoint:e1',
+        TE.fromTask(() => new Promise<number>((r) => setTimeout(() => (order.push(i), r(i)), ms))),
+        'process'
+      )
     const all = await Promise.all([step(1, 30)(), step(2, 0)(), step(3, 10)()])
     assert.deepEqual(all, [E.right(1), E.right(2), E.right(3)])
     assert.deepEqual(order, [1, 2, 3], 'one at a time, in call order')
     let seen: string[] = []
-    await a.withLock('endpoint:e2', TE.fromTask(async () => (seen = await walk(dir))), 'process')()
-    assert.deepEqual(seen.filter((f) => f.startsWith('v1/locks/')), [], 'no lock directory while held')
+    await a.withLock(
+      'endpoint:e2',
+      TE.fromTask(async () => (seen = await walk(dir))),
+      'process'
+    )()
+    assert.deepEqual(
+      seen.filter((f) => f.startsWith('v1/locks/')),
+      [],
+      'no lock directory while held'
+    )
     await a.close()
   })
 

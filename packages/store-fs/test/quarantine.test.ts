@@ -74,9 +74,17 @@ describe('quarantine of unreadable records', () => {
     const cases: ReadonlyArray<readonly [string, string, RegExp]> = [
       ['cut short', goodText.slice(0, goodText.length / 2), /^not JSON/],
       ['garbage', '\u0000\u00ff garbage {', /^not JSON/],
-      ['bad field', envelope({ ...Network.encode(sampleNetwork('x')), mtu: 'big' }), /^mtu: expected number, got "big"/],
+      [
+        'bad field',
+        envelope({ ...Network.encode(sampleNetwork('x')), mtu: 'big' }),
+        /^mtu: expected number, got "big"/
+      ],
       ['another schema', envelope({ anything: true }, 7), /^schema: version 7 is not one this isthmus reads/],
-      ['another kind', await readFile(L.record('endpoints', 'ep-1'), 'utf8'), /^kind: expected "network", got "endpoint"/],
+      [
+        'another kind',
+        await readFile(L.record('endpoints', 'ep-1'), 'utf8'),
+        /^kind: expected "network", got "endpoint"/
+      ],
       ['another key', goodText, /^holds network good, not the record of this file/]
     ]
     for (const [i, [name, text, reason]] of cases.entries()) {
@@ -84,9 +92,18 @@ describe('quarantine of unreadable records', () => {
       const path = L.record('networks', id)
       await writeFile(path, text)
       // half of the cases are first met by a listing, the others by a get
-      if (i % 2 === 0) assert.deepEqual((await expectRight(store.networks.list())).map((n) => n.id), ['good'], name)
+      if (i % 2 === 0)
+        assert.deepEqual(
+          (await expectRight(store.networks.list())).map((n) => n.id),
+          ['good'],
+          name
+        )
       assert.deepEqual(await expectRight(store.networks.get(id)), O.none, name)
-      assert.deepEqual((await expectRight(store.networks.list())).map((n) => n.id), ['good'], name)
+      assert.deepEqual(
+        (await expectRight(store.networks.list())).map((n) => n.id),
+        ['good'],
+        name
+      )
       assert.equal(existsSync(path), false, `${name}: moved away`)
       const entry = (await expectRight(store.quarantine.list())).find((q) => q.key === id)
       assert.ok(entry !== undefined, `${name}: listed`)
@@ -115,7 +132,10 @@ describe('quarantine of unreadable records', () => {
     await writeFile(L.record('sandboxes', longKey), '{"schema":1,"kind":"sandbox","data":{"key":')
     await writeFile(L.record('endpoints', 'ep-2'), '{')
     await writeFile(L.record('pools', 'isthmus-local/10.9.0.0/24'), 'null')
-    assert.deepEqual((await expectRight(store.sandboxes.list())).map((x) => x.key), ['/run/netns/ok'])
+    assert.deepEqual(
+      (await expectRight(store.sandboxes.list())).map((x) => x.key),
+      ['/run/netns/ok']
+    )
     assert.deepEqual(await expectRight(store.endpoints.list()), [])
     assert.deepEqual(await expectRight(store.pools.get('isthmus-local/10.9.0.0/24' as PoolId)), O.none)
     const entries = await expectRight(store.quarantine.list())
@@ -128,7 +148,10 @@ describe('quarantine of unreadable records', () => {
     const [first] = entries
     assert.equal(await expectRight(store.quarantine.drop(first!.id)), true)
     assert.equal(existsSync(first!.location), false)
-    assert.deepEqual((await expectRight(store.quarantine.list())).map((e) => e.id), entries.slice(1).map((e) => e.id))
+    assert.deepEqual(
+      (await expectRight(store.quarantine.list())).map((e) => e.id),
+      entries.slice(1).map((e) => e.id)
+    )
     assert.equal(await expectRight(store.quarantine.drop(first!.id)), false)
     assert.equal(await expectRight(store.quarantine.drop('../../v1/networks/x')), false)
     await store.close()
@@ -143,7 +166,10 @@ describe('quarantine of unreadable records', () => {
     await writeFile(join(L.leaseDir(SPACE), '.tomb-1-0-abc'), 'junk')
     await mkdir(join(L.collection('networks'), 'n2.json.lock'))
     await mkdir(L.record('networks', 'n3'))
-    assert.deepEqual((await expectRight(store.networks.list())).map((n) => n.id), ['n1'])
+    assert.deepEqual(
+      (await expectRight(store.networks.list())).map((n) => n.id),
+      ['n1']
+    )
     assert.deepEqual(await expectRight(store.networks.get('n3' as NetworkId)), O.none)
     assert.equal((await expectRight(store.leases.list(SPACE))).length, 1)
     assert.deepEqual(await expectRight(store.quarantine.list()), [])
@@ -158,7 +184,10 @@ describe('quarantine of unreadable records', () => {
     await writeFile(join(layout(dir).quarantine, 'stray.txt'), 'not an entry')
     const [entry, ...rest] = await expectRight(store.quarantine.list())
     assert.deepEqual(rest, [])
-    assert.deepEqual([entry?.id, entry?.kind, entry?.at, entry?.location], [id, 'network', '2026-01-02T03:04:05.000Z', bytes])
+    assert.deepEqual(
+      [entry?.id, entry?.kind, entry?.at, entry?.location],
+      [id, 'network', '2026-01-02T03:04:05.000Z', bytes]
+    )
     assert.match(entry?.reason ?? '', /^not described/)
     assert.equal(await expectRight(store.quarantine.drop(id)), true)
     assert.equal(existsSync(bytes), false)
@@ -173,7 +202,15 @@ describe('quarantine of unreadable records', () => {
     const now = await readFile(path, 'utf8')
     const q = fileQuarantine(L.quarantine, log.port)
     const moved = await expectRight(
-      q.moveAside({ kind: 'network', key: 'n1', object: 'network n1', path, dir: L.collection('networks'), text: '{"cut', reason: 'not JSON' })
+      q.moveAside({
+        kind: 'network',
+        key: 'n1',
+        object: 'network n1',
+        path,
+        dir: L.collection('networks'),
+        text: '{"cut',
+        reason: 'not JSON'
+      })
     )
     assert.equal(moved, false)
     assert.equal(await readFile(path, 'utf8'), now)
@@ -198,15 +235,24 @@ describe('quarantine of unreadable leases', () => {
     assert.equal(refused._tag, 'AddressInUse', describeError(refused))
     const [entry] = await expectRight(store.quarantine.list())
     assert.ok(entry !== undefined)
-    assert.match(describeError(refused), new RegExp(`^address 10\\.1\\.0\\.3 is already in use by runtime reservation quarantined record ${entry.id}`))
-    assert.deepEqual([entry.kind, entry.key, entry.object, entry.holds], ['lease', a3, `lease of ${a3} in ${SPACE}`, { addressSpace: SPACE, address: a3 }])
+    assert.match(
+      describeError(refused),
+      new RegExp(`^address 10\\.1\\.0\\.3 is already in use by runtime reservation quarantined record ${entry.id}`)
+    )
+    assert.deepEqual(
+      [entry.kind, entry.key, entry.object, entry.holds],
+      ['lease', a3, `lease of ${a3} in ${SPACE}`, { addressSpace: SPACE, address: a3 }]
+    )
     assert.match(entry.reason, /^not JSON/)
     assert.equal(await readFile(entry.location, 'utf8'), cut)
 
     // the file holds the hold now, a lease like any other, in the pool around the address
     const hold = O.toUndefined(await expectRight(store.leases.get(SPACE, a3)))
     assert.deepEqual([hold?.owner, hold?.poolId], [quarantineHolder(entry.id), pool.id])
-    assert.deepEqual((await expectRight(store.leases.list(SPACE, pool.id))).map((l) => l.address), [pool.gateway, a3])
+    assert.deepEqual(
+      (await expectRight(store.leases.list(SPACE, pool.id))).map((l) => l.address),
+      [pool.gateway, a3]
+    )
 
     // every other address goes on being handed out, never this one (.1 is the gateway)
     const got: string[] = []
@@ -241,10 +287,13 @@ describe('quarantine of unreadable leases', () => {
     await writeFile(L.lease(space, a), text.replace('"since"', '"mac":"nope","since"'))
     await writeFile(join(L.leaseDir(space), 'not-an-address.json'), 'junk')
     const listed = await expectRight(store.leases.list(space, poolId))
-    assert.deepEqual(listed.map((l) => [l.address, l.owner.kind]), [
-      [a, 'runtime'],
-      ['10.9.0.8', 'endpoint']
-    ])
+    assert.deepEqual(
+      listed.map((l) => [l.address, l.owner.kind]),
+      [
+        [a, 'runtime'],
+        ['10.9.0.8', 'endpoint']
+      ]
+    )
     const entries = await expectRight(store.quarantine.list())
     assert.deepEqual(entries.map((e) => [e.object, e.holds?.address]).sort(), [
       [`lease in file not-an-address.json of ${space}`, undefined],

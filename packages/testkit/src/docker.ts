@@ -55,7 +55,9 @@ export const ensureBusyboxImage = async (): Promise<string> => {
     await mkdir(join(root, 'bin'))
     await copyFile('/bin/busybox', join(root, 'bin/busybox'))
     await mkdir(join(root, 'etc'))
-    const applets = (await mustRun(['/bin/busybox', '--list'])).stdout.split('\n').filter((a) => /^[\w.[-]+$/.test(a) && a !== 'busybox')
+    const applets = (await mustRun(['/bin/busybox', '--list'])).stdout
+      .split('\n')
+      .filter((a) => /^[\w.[-]+$/.test(a) && a !== 'busybox')
     for (const a of applets) await symlink('busybox', join(root, 'bin', a))
     const tar = (await mustRun(['sh', '-c', `tar -C '${root}' -c . | ${DOCKER} import - ${BUSYBOX_IMAGE}`])).stdout
     void tar
@@ -100,7 +102,8 @@ export const containerNetwork = async (container: string, network: string): Prom
 }
 
 /** Run a command inside a running container (`docker exec`). */
-export const inContainer = (container: string, ...argv: string[]): Promise<RunResult> => docker('exec', container, ...argv)
+export const inContainer = (container: string, ...argv: string[]): Promise<RunResult> =>
+  docker('exec', container, ...argv)
 
 /** Whether `container` gets an answer to one ping of `address`, in at most `tries` attempts. */
 export const pings = async (container: string, address: string, tries = 1): Promise<boolean> => {
@@ -115,4 +118,5 @@ export const pings = async (container: string, address: string, tries = 1): Prom
  * image crashes on this host); the response text, empty when nothing answered within 3 s.
  */
 export const httpGetFrom = async (container: string, host: string, port: number, path = '/'): Promise<string> =>
-  (await inContainer(container, 'sh', '-c', `printf 'GET ${path} HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${host} ${port}`)).stdout
+  (await inContainer(container, 'sh', '-c', `printf 'GET ${path} HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${host} ${port}`))
+    .stdout

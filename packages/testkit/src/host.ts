@@ -20,7 +20,9 @@ export const hostLinks = async (): Promise<ReadonlyArray<string>> => {
 
 /** Whether a link of that name exists in the host namespace. */
 /** The ports of a bridge with their aliases (none when the bridge is gone). */
-export const bridgePorts = async (bridge: string): Promise<ReadonlyArray<{ readonly name: string; readonly alias?: string }>> => {
+export const bridgePorts = async (
+  bridge: string
+): Promise<ReadonlyArray<{ readonly name: string; readonly alias?: string }>> => {
   const r = await run(['ip', '-j', 'link', 'show', 'master', bridge])
   if (r.code !== 0) return []
   const links = mustParseJson('ip -j link show master', r.stdout) as Array<{ ifname: string; ifalias?: string }>
@@ -30,7 +32,8 @@ export const bridgePorts = async (bridge: string): Promise<ReadonlyArray<{ reado
   }))
 }
 
-export const linkExists = async (name: string): Promise<boolean> => (await run(['ip', 'link', 'show', 'dev', name])).code === 0
+export const linkExists = async (name: string): Promise<boolean> =>
+  (await run(['ip', 'link', 'show', 'dev', name])).code === 0
 
 /** A link's MTU and addresses (`ip -j addr show dev`), or undefined when it does not exist. */
 export const linkInfo = async (

@@ -109,11 +109,26 @@ export const startPlugin = async (
     exit = undefined
     child = spawn(
       process.execPath,
-      ['--import', 'tsx', '--conditions=@isthmus/source', BIN, 'serve', '--socket', socket, '--state-dir', stateDir, '--log-level', 'debug',
+      [
+        '--import',
+        'tsx',
+        '--conditions=@isthmus/source',
+        BIN,
+        'serve',
+        '--socket',
+        socket,
+        '--state-dir',
+        stateDir,
+        '--log-level',
+        'debug',
         // its own CNI hand-off socket: CNI tests running meanwhile must not reach this daemon
-        '--cni-socket', cniSocket,
+        '--cni-socket',
+        cniSocket,
         // its own chains, which dispose removes (a daemon leaves its chains, as dockerd does)
-        '--chain-prefix', chainPrefix, ...extraArgs],
+        '--chain-prefix',
+        chainPrefix,
+        ...extraArgs
+      ],
       { cwd: root, stdio: ['ignore', 'ignore', 'pipe'], detached: options.processGroup === true }
     )
     child.once('exit', (code, signal) => (exit = { code, signal }))
@@ -139,7 +154,8 @@ export const startPlugin = async (
   }
   const killGroup = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> => {
     const c = child
-    if (c === undefined || options.processGroup !== true || c.pid === undefined) throw new Error('killGroup needs a plugin started with processGroup')
+    if (c === undefined || options.processGroup !== true || c.pid === undefined)
+      throw new Error('killGroup needs a plugin started with processGroup')
     if (c.exitCode !== null || c.signalCode !== null) return c.exitCode
     const exited = new Promise<void>((resolve) => c.once('exit', () => resolve()))
     process.kill(-c.pid, signal)

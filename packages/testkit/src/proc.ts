@@ -8,7 +8,10 @@ export interface RunResult {
 }
 
 /** Run `argv[0]` with the rest as arguments; never throws for a non-zero exit. */
-export const run = (argv: ReadonlyArray<string>, opts: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}) =>
+export const run = (
+  argv: ReadonlyArray<string>,
+  opts: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}
+) =>
   new Promise<RunResult>((resolve) => {
     const [cmd, ...args] = argv
     const child = execFile(
@@ -24,7 +27,10 @@ export const run = (argv: ReadonlyArray<string>, opts: { input?: string; timeout
   })
 
 /** Like `run`, but a non-zero exit rejects with the command and its stderr. */
-export const mustRun = async (argv: ReadonlyArray<string>, opts: Parameters<typeof run>[1] = {}): Promise<RunResult> => {
+export const mustRun = async (
+  argv: ReadonlyArray<string>,
+  opts: Parameters<typeof run>[1] = {}
+): Promise<RunResult> => {
   const r = await run(argv, opts)
   if (r.code !== 0) throw new Error(`${argv.join(' ')} exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`)
   return r

@@ -165,7 +165,13 @@ export interface WithContrail {
  */
 export const withContrail = (
   s: ContrailSettings,
-  base: { readonly env: Env; readonly ipam: Ipam; readonly store: Store; readonly builtin: ControlPlane; readonly log: Logger }
+  base: {
+    readonly env: Env
+    readonly ipam: Ipam
+    readonly store: Store
+    readonly builtin: ControlPlane
+    readonly log: Logger
+  }
 ): WithContrail => {
   const urls = [
     ['--contrail-api', s.api],

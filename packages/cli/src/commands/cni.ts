@@ -83,16 +83,30 @@ export const cniInstall = (a: CniInstallArgs): number => {
 }
 
 export const cniCommand = (y: Argv): Argv =>
-  y.command('cni <action>', 'The CNI plugin', (c) =>
-    c
-      .positional('action', { choices: ['install'] as const, describe: 'install: copy the plugin and an example network' })
-      .option('bin-dir', { type: 'string', default: '/opt/cni/bin', describe: 'where the runtime finds plugins (CNI_PATH)' })
-      .option('conf-dir', { type: 'string', default: '/etc/cni/net.d', describe: 'where the runtime finds network configurations' })
-      .option('name', { type: 'string', default: 'isthmus', describe: 'network name in the example conflist' })
-      .option('subnet', { type: 'string', default: '10.22.0.0/16', describe: 'subnet of the example network' })
-      .option('bridge', { type: 'string', default: 'isthmus0', describe: 'bridge of the example network' })
-      .option('state-dir', { type: 'string', describe: 'stateDir of the example network (default /var/lib/isthmus)' })
-      .option('force', { type: 'boolean', default: false, describe: 'replace an existing 10-isthmus.conflist' }),
+  y.command(
+    'cni <action>',
+    'The CNI plugin',
+    (c) =>
+      c
+        .positional('action', {
+          choices: ['install'] as const,
+          describe: 'install: copy the plugin and an example network'
+        })
+        .option('bin-dir', {
+          type: 'string',
+          default: '/opt/cni/bin',
+          describe: 'where the runtime finds plugins (CNI_PATH)'
+        })
+        .option('conf-dir', {
+          type: 'string',
+          default: '/etc/cni/net.d',
+          describe: 'where the runtime finds network configurations'
+        })
+        .option('name', { type: 'string', default: 'isthmus', describe: 'network name in the example conflist' })
+        .option('subnet', { type: 'string', default: '10.22.0.0/16', describe: 'subnet of the example network' })
+        .option('bridge', { type: 'string', default: 'isthmus0', describe: 'bridge of the example network' })
+        .option('state-dir', { type: 'string', describe: 'stateDir of the example network (default /var/lib/isthmus)' })
+        .option('force', { type: 'boolean', default: false, describe: 'replace an existing 10-isthmus.conflist' }),
     (a) => {
       process.exitCode = cniInstall({
         binDir: a.binDir,

@@ -8,7 +8,15 @@ import { resolve } from 'node:path'
 import * as E from 'fp-ts/lib/Either.js'
 import type * as RTE from 'fp-ts/lib/ReaderTaskEither.js'
 import type { Argv } from 'yargs'
-import { DEFAULT_STATE_DIR, describe, inspectLeases, type Attachment, type CoreError, type Env, type LeasesView } from '@isthmus/core'
+import {
+  DEFAULT_STATE_DIR,
+  describe,
+  inspectLeases,
+  type Attachment,
+  type CoreError,
+  type Env,
+  type LeasesView
+} from '@isthmus/core'
 import { leasesAnswer } from '@isthmus/cnm-server'
 import { Inspect } from '@isthmus/cnm-server/protocol'
 import { openStore } from '@isthmus/wiring'
@@ -78,7 +86,9 @@ export const json = (doc: unknown): string => `${JSON.stringify(doc, null, 2)}\n
 const short = (id: string): string => id.slice(0, 12)
 
 const ownerText = (a: Attachment): string =>
-  a.owner.kind === 'container' ? `cni ${short(a.owner.containerId)}/${a.owner.ifName}` : `docker ${short(a.owner.endpointId)}`
+  a.owner.kind === 'container'
+    ? `cni ${short(a.owner.containerId)}/${a.owner.ifName}`
+    : `docker ${short(a.owner.endpointId)}`
 
 /** The readable form of a view. */
 export const leasesTable = (v: LeasesView): string => {
@@ -123,7 +133,11 @@ export const leasesCommand = (y: Argv): Argv =>
       c
         .option('state-dir', { type: 'string', default: DEFAULT_STATE_DIR, describe: 'the state directory to read' })
         .option('network', { type: 'string', describe: 'only this network (id, name or id prefix)' })
-        .option('json', { type: 'boolean', default: false, describe: 'print the /IpamDriver.Leases JSON document instead of a table' }),
+        .option('json', {
+          type: 'boolean',
+          default: false,
+          describe: 'print the /IpamDriver.Leases JSON document instead of a table'
+        }),
     async (a) => {
       process.exitCode = await leases({ stateDir: a.stateDir, network: a.network, json: a.json })
     }

@@ -55,7 +55,11 @@ export const networksCommand = (y: Argv): Argv =>
     (c) =>
       c
         .option('state-dir', { type: 'string', default: DEFAULT_STATE_DIR, describe: 'the state directory to read' })
-        .option('json', { type: 'boolean', default: false, describe: 'print the /IpamDriver.Networks JSON document instead of a table' }),
+        .option('json', {
+          type: 'boolean',
+          default: false,
+          describe: 'print the /IpamDriver.Networks JSON document instead of a table'
+        }),
     async (a) => {
       process.exitCode = await networks({ stateDir: a.stateDir, json: a.json })
     }

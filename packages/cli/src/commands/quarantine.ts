@@ -78,7 +78,9 @@ export const quarantineDrop = async (a: DropArgs, o: Output = processOutput): Pr
           o.err(`isthmus: no quarantine entry ${r.id} (see isthmus quarantine)\n`)
         } else {
           const held = r.entry?.holds
-          o.out(`dropped ${r.id}${held === undefined ? '' : `; ${held.address} in ${held.addressSpace} is free again`}\n`)
+          o.out(
+            `dropped ${r.id}${held === undefined ? '' : `; ${held.address} in ${held.addressSpace} is free again`}\n`
+          )
         }
       }
     },
@@ -97,7 +99,12 @@ export const quarantineCommand = (y: Argv): Argv =>
         .command(
           '$0',
           'List the quarantined records',
-          (l) => l.option('json', { type: 'boolean', default: false, describe: 'print {"records": [...]} as JSON instead of a table' }),
+          (l) =>
+            l.option('json', {
+              type: 'boolean',
+              default: false,
+              describe: 'print {"records": [...]} as JSON instead of a table'
+            }),
           async (l) => {
             process.exitCode = await quarantineList({ stateDir: l.stateDir, json: l.json })
           }
@@ -105,7 +112,8 @@ export const quarantineCommand = (y: Argv): Argv =>
         .command(
           'drop <ids..>',
           "Forget quarantined records and their bytes; a lease's entry frees the address its hold kept",
-          (d) => d.positional('ids', { type: 'string', array: true, demandOption: true, describe: 'entry ids, as listed' }),
+          (d) =>
+            d.positional('ids', { type: 'string', array: true, demandOption: true, describe: 'entry ids, as listed' }),
           async (d) => {
             process.exitCode = await quarantineDrop({ stateDir: d.stateDir, ids: d.ids })
           }

@@ -7,7 +7,17 @@ import * as E from 'fp-ts/lib/Either.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import type { Argv } from 'yargs'
-import { causeText, DEFAULT_STATE_DIR, describe, gc, isChainPrefix, LOG_LEVELS, type Env, type Logger, type LogLevel } from '@isthmus/core'
+import {
+  causeText,
+  DEFAULT_STATE_DIR,
+  describe,
+  gc,
+  isChainPrefix,
+  LOG_LEVELS,
+  type Env,
+  type Logger,
+  type LogLevel
+} from '@isthmus/core'
 import {
   bugText,
   clearStaleSocket,
@@ -71,8 +81,10 @@ export const keepServingOnBugs = (log: Logger): (() => void) => {
       process.stderr.write(`${message} (${origin}): ${bugText(e)}\n`)
     }
   }
-  const onRejection = (reason: unknown): void => report('bug: a promise rejected and nothing handled it; serving on', reason, 'unhandledRejection')
-  const onException = (e: unknown, origin: string): void => report('bug: an exception reached the top; serving on', e, origin)
+  const onRejection = (reason: unknown): void =>
+    report('bug: a promise rejected and nothing handled it; serving on', reason, 'unhandledRejection')
+  const onException = (e: unknown, origin: string): void =>
+    report('bug: an exception reached the top; serving on', e, origin)
   process.on('unhandledRejection', onRejection)
   process.on('uncaughtException', onException)
   return () => {
@@ -91,9 +103,12 @@ const removeStraySpares = async ({ store, dataplane }: Daemon, log: Logger): Pro
     TE.Do,
     TE.apS('endpoints', store.endpoints.list()),
     TE.apS('networks', store.networks.list()),
-    TE.chain(({ endpoints, networks }) => dataplane.removeStraySpares(new Set(endpoints.map((e) => e.hostIfName)), networks))
+    TE.chain(({ endpoints, networks }) =>
+      dataplane.removeStraySpares(new Set(endpoints.map((e) => e.hostIfName)), networks)
+    )
   )()
-  if (E.isLeft(removed)) log.warn('cannot remove spare links left by an earlier run', { detail: describe(removed.left) })
+  if (E.isLeft(removed))
+    log.warn('cannot remove spare links left by an earlier run', { detail: describe(removed.left) })
   else if (removed.right.length > 0) log.info('removed spare links left by an earlier run', { links: removed.right })
 }
 
@@ -119,11 +134,16 @@ const sweepAtStart = async (env: Env, log: Logger): Promise<void> => {
       devices: devicesRemoved
     })
   }
-  for (const f of failures) log.warn('cannot remove what an earlier run left', { step: f.step, target: f.target, detail: describe(f.error) })
+  for (const f of failures)
+    log.warn('cannot remove what an earlier run left', { step: f.step, target: f.target, detail: describe(f.error) })
 }
 
 // What /IpamDriver.Configuration reports: the Contrail API without any userinfo, the auth kind only.
-const configurationOf = (args: ServeArgs, on: ListenOn, contrail: ContrailSettings | undefined): Inspect.ConfigurationResponse => {
+const configurationOf = (
+  args: ServeArgs,
+  on: ListenOn,
+  contrail: ContrailSettings | undefined
+): Inspect.ConfigurationResponse => {
   const withoutUserinfo = (url: string): string => {
     try {
       const u = new URL(url)
@@ -143,7 +163,13 @@ const configurationOf = (args: ServeArgs, on: ListenOn, contrail: ContrailSettin
     controlPlane:
       contrail === undefined
         ? { kind: 'builtin' }
-        : { kind: 'contrail', api: withoutUserinfo(contrail.api), auth: contrail.auth.kind === 'none' ? 'none' : 'keystone', vrouterAgent: withoutUserinfo(contrail.agent), owner: contrail.owner },
+        : {
+            kind: 'contrail',
+            api: withoutUserinfo(contrail.api),
+            auth: contrail.auth.kind === 'none' ? 'none' : 'keystone',
+            vrouterAgent: withoutUserinfo(contrail.agent),
+            owner: contrail.owner
+          },
     ...(args.metricsAddr === undefined ? {} : { metricsAddr: args.metricsAddr })
   }
 }
@@ -225,7 +251,11 @@ const start = async (args: ServeArgs, log: Logger): Promise<Running | undefined>
   }
   const on = inheritedSocket() ?? { socket: args.socket }
   const metrics = pluginMetrics()
-  const about = { version, cniVersions: Cni.SUPPORTED_VERSIONS, configuration: configurationOf(args, on, contrail.right) }
+  const about = {
+    version,
+    cniVersions: Cni.SUPPORTED_VERSIONS,
+    configuration: configurationOf(args, on, contrail.right)
+  }
   const limits: SocketLimits = { ...SOCKET_LIMITS, ...args.limits }
   const server = await listen(createPluginApp({ env, ipam, about, metrics }), on, limits).catch((e: unknown) => {
     log.error('cannot listen', { ...on, detail: causeText(e) })
@@ -276,17 +306,19 @@ export const serve = async (args: ServeArgs): Promise<void> => {
 }
 
 /** The settings of `isthmus serve` from its parsed flags. */
-export const settingsFromFlags = (a: {
-  readonly socket: string
-  readonly stateDir: string
-  readonly logLevel: string
-  readonly metricsAddr?: string | undefined
-  readonly cniSocket: string
-  readonly chainPrefix: string
-  readonly maxConnections: number
-  readonly idleTimeout: number
-  readonly requestTimeout: number
-} & ContrailArgs): ServeArgs => ({
+export const settingsFromFlags = (
+  a: {
+    readonly socket: string
+    readonly stateDir: string
+    readonly logLevel: string
+    readonly metricsAddr?: string | undefined
+    readonly cniSocket: string
+    readonly chainPrefix: string
+    readonly maxConnections: number
+    readonly idleTimeout: number
+    readonly requestTimeout: number
+  } & ContrailArgs
+): ServeArgs => ({
   socket: a.socket,
   stateDir: a.stateDir,
   logLevel: a.logLevel as LogLevel,
@@ -314,21 +346,62 @@ export const serveCommand = (y: Argv): Argv =>
     'Run the Docker network and IPAM plugin (remote driver "isthmus") on its socket',
     (c) =>
       contrailFlags(c)
-        .option('socket', { type: 'string', default: DEFAULT_SOCKET, describe: 'unix socket dockerd finds the plugin on' })
-        .option('state-dir', { type: 'string', default: DEFAULT_STATE_DIR, describe: 'where networks, endpoints and leases are kept' })
-        .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'JSON log lines on stderr from this level up' })
-        .option('cni-socket', { type: 'string', default: DEFAULT_DAEMON_SOCKET, describe: "unix socket the CNI executable hands its calls to ('' for none)" })
-        .option('metrics-addr', { type: 'string', describe: 'serve /metrics (Prometheus), /healthz and /readyz on this loopback HOST:PORT' })
-        .option('chain-prefix', { type: 'string', default: DEFAULT_CHAIN_PREFIX, describe: 'prefix of the iptables chains (letters, digits, _; at most 16)' })
-        .option('max-connections', { type: 'number', default: SOCKET_LIMITS.maxConnections, describe: 'connections to the plugin socket open at once; more are closed at once' })
-        .option('idle-timeout', { type: 'number', default: SOCKET_LIMITS.idleTimeoutMs / 1000, describe: 'seconds a kept-alive connection may wait for its next request' })
-        .option('request-timeout', { type: 'number', default: SOCKET_LIMITS.requestTimeoutMs / 1000, describe: 'seconds to receive one request (a new connection that sends nothing is closed after it)' })
+        .option('socket', {
+          type: 'string',
+          default: DEFAULT_SOCKET,
+          describe: 'unix socket dockerd finds the plugin on'
+        })
+        .option('state-dir', {
+          type: 'string',
+          default: DEFAULT_STATE_DIR,
+          describe: 'where networks, endpoints and leases are kept'
+        })
+        .option('log-level', {
+          choices: LOG_LEVELS,
+          default: 'info' as LogLevel,
+          describe: 'JSON log lines on stderr from this level up'
+        })
+        .option('cni-socket', {
+          type: 'string',
+          default: DEFAULT_DAEMON_SOCKET,
+          describe: "unix socket the CNI executable hands its calls to ('' for none)"
+        })
+        .option('metrics-addr', {
+          type: 'string',
+          describe: 'serve /metrics (Prometheus), /healthz and /readyz on this loopback HOST:PORT'
+        })
+        .option('chain-prefix', {
+          type: 'string',
+          default: DEFAULT_CHAIN_PREFIX,
+          describe: 'prefix of the iptables chains (letters, digits, _; at most 16)'
+        })
+        .option('max-connections', {
+          type: 'number',
+          default: SOCKET_LIMITS.maxConnections,
+          describe: 'connections to the plugin socket open at once; more are closed at once'
+        })
+        .option('idle-timeout', {
+          type: 'number',
+          default: SOCKET_LIMITS.idleTimeoutMs / 1000,
+          describe: 'seconds a kept-alive connection may wait for its next request'
+        })
+        .option('request-timeout', {
+          type: 'number',
+          default: SOCKET_LIMITS.requestTimeoutMs / 1000,
+          describe: 'seconds to receive one request (a new connection that sends nothing is closed after it)'
+        })
         .check((a) => {
-          if (typeof a.chainPrefix !== 'string' || !isChainPrefix(a.chainPrefix)) throw new Error(`--chain-prefix: letters, digits and _, at most 16 (got ${JSON.stringify(a.chainPrefix)})`)
+          if (typeof a.chainPrefix !== 'string' || !isChainPrefix(a.chainPrefix))
+            throw new Error(`--chain-prefix: letters, digits and _, at most 16 (got ${JSON.stringify(a.chainPrefix)})`)
           const at = typeof a.metricsAddr === 'string' ? parseMetricsAddr(a.metricsAddr) : E.right(undefined)
           if (E.isLeft(at)) throw new Error(at.left)
-          for (const [flag, v, min] of [['max-connections', a.maxConnections, 1], ['idle-timeout', a.idleTimeout, 0.1], ['request-timeout', a.requestTimeout, 0.1]] as const) {
-            if (typeof v !== 'number' || !Number.isFinite(v) || v < min) throw new Error(`--${flag}: a number of at least ${min} (got ${JSON.stringify(v)})`)
+          for (const [flag, v, min] of [
+            ['max-connections', a.maxConnections, 1],
+            ['idle-timeout', a.idleTimeout, 0.1],
+            ['request-timeout', a.requestTimeout, 0.1]
+          ] as const) {
+            if (typeof v !== 'number' || !Number.isFinite(v) || v < min)
+              throw new Error(`--${flag}: a number of at least ${min} (got ${JSON.stringify(v)})`)
           }
           return true
         }),

@@ -30,7 +30,14 @@ import { Code, cniError, type CniError } from '../protocol/Error.js'
 import type { DockerConf } from '../protocol/NetConf.js'
 import { appendResult, decodeResult, type Result } from '../protocol/Result.js'
 import { requestedIps, requestedMac, toCniError } from '../translate.js'
-import { answerOf, cniStepErrors, prevResultOf, type CommandContext, type CommandTask, type StepError } from '../commands/context.js'
+import {
+  answerOf,
+  cniStepErrors,
+  prevResultOf,
+  type CommandContext,
+  type CommandTask,
+  type StepError
+} from '../commands/context.js'
 import {
   attachmentOn,
   isNoSuch,

@@ -31,7 +31,9 @@ const readStdin = (): Promise<string> =>
 
 // Installed as /opt/cni/bin/isthmus, `type: "isthmus"`; a copy under another name answers to it too.
 const self = basename(process.argv[1] ?? process.execPath)
-const selfNames = [...new Set(['isthmus', ...(self.endsWith('.js') || self.endsWith('.cjs') || self === 'node' ? [] : [self])])]
+const selfNames = [
+  ...new Set(['isthmus', ...(self.endsWith('.js') || self.endsWith('.cjs') || self === 'node' ? [] : [self])])
+]
 
 // A reader that went away (EPIPE) is not a reason to crash with a stack on stderr.
 process.stdout.on('error', () => undefined)
@@ -54,7 +56,11 @@ let answered = false
 let stdinText: string | undefined
 
 // Exactly one document on stdout, whoever gets there first (main, or the last resort below).
-const answer = async (out: { readonly stdout: string; readonly stderr: string; readonly exitCode: number }): Promise<void> => {
+const answer = async (out: {
+  readonly stdout: string
+  readonly stderr: string
+  readonly exitCode: number
+}): Promise<void> => {
   if (answered) return
   answered = true
   process.exitCode = out.exitCode
@@ -70,7 +76,11 @@ const lastResort = (e: unknown): void => {
     void write(process.stderr, `${stack}\n`)
     return
   }
-  void answer({ stdout: errorDocument(error, stdinText === undefined ? '1.1.0' : versionOf(stdinText)), stderr: `${stack}\n`, exitCode: 1 })
+  void answer({
+    stdout: errorDocument(error, stdinText === undefined ? '1.1.0' : versionOf(stdinText)),
+    stderr: `${stack}\n`,
+    exitCode: 1
+  })
 }
 process.on('uncaughtException', lastResort)
 process.on('unhandledRejection', lastResort)
@@ -90,7 +100,10 @@ const main = async (): Promise<void> => {
       return answer({ stdout: errorDocument(lost, versionOf(text)), stderr: '', exitCode: 1 })
     }
     if (handed?._tag === 'NotHandled' && handed.untrusted === true) {
-      await write(process.stderr, `isthmus: not handing the call to the daemon, running it in this process: ${handed.why}\n`)
+      await write(
+        process.stderr,
+        `isthmus: not handing the call to the daemon, running it in this process: ${handed.why}\n`
+      )
     }
   }
   const out = await (await loadLocal()).runLocal(process.env, stdin, selfNames)

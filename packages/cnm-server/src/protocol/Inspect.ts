@@ -23,8 +23,10 @@ import {
   Subnet
 } from '@isthmus/core'
 
-const optional = <P extends t.Props>(required: P, name: string) => <O extends t.Props>(opt: O) =>
-  t.intersection([t.type(required), t.partial(opt)], name)
+const optional =
+  <P extends t.Props>(required: P, name: string) =>
+  <O extends t.Props>(opt: O) =>
+    t.intersection([t.type(required), t.partial(opt)], name)
 
 /** `{"network": id, name or id prefix}` in a POST body, or `?network=` on a GET. */
 export const LeasesRequest = t.partial({ network: t.string }, 'LeasesRequest')
@@ -50,12 +52,22 @@ export const ReservationKind = t.keyof({ gateway: null, aux: null, runtime: null
 
 /** A held address that no live attachment holds. */
 export const Reservation = optional(
-  { kind: ReservationKind, address: IpAddress, addressSpace: AddressSpace, poolId: PoolId, holder: t.string, since: t.string },
+  {
+    kind: ReservationKind,
+    address: IpAddress,
+    addressSpace: AddressSpace,
+    poolId: PoolId,
+    holder: t.string,
+    since: t.string
+  },
   'Reservation'
 )({ networkId: NetworkId, networkName: t.string, ref: t.string, mac: MacAddress })
 export type Reservation = t.TypeOf<typeof Reservation>
 
-export const LeasesResponse = t.type({ attachments: t.readonlyArray(Attachment), reserved: t.readonlyArray(Reservation) }, 'LeasesResponse')
+export const LeasesResponse = t.type(
+  { attachments: t.readonlyArray(Attachment), reserved: t.readonlyArray(Reservation) },
+  'LeasesResponse'
+)
 export type LeasesResponse = t.TypeOf<typeof LeasesResponse>
 
 /**
@@ -78,7 +90,10 @@ export const PoolUsage = optional(
 )({ gateway: IpAddress })
 export type PoolUsage = t.TypeOf<typeof PoolUsage>
 
-export const NetworkSubnet = optional({ subnet: Subnet }, 'InspectNetworkSubnet')({ gateway: IpAddress, poolId: PoolId })
+export const NetworkSubnet = optional(
+  { subnet: Subnet },
+  'InspectNetworkSubnet'
+)({ gateway: IpAddress, poolId: PoolId })
 
 export const NetworkView = optional(
   {
@@ -96,7 +111,10 @@ export const NetworkView = optional(
 )({ bridge: IfName, mtu: t.number })
 export type NetworkView = t.TypeOf<typeof NetworkView>
 
-export const NetworksResponse = t.type({ networks: t.readonlyArray(NetworkView), otherPools: t.readonlyArray(PoolUsage) }, 'NetworksResponse')
+export const NetworksResponse = t.type(
+  { networks: t.readonlyArray(NetworkView), otherPools: t.readonlyArray(PoolUsage) },
+  'NetworksResponse'
+)
 export type NetworksResponse = t.TypeOf<typeof NetworksResponse>
 
 /** Calls answered on the plugin socket since the daemon started, by method and outcome. */
@@ -138,7 +156,13 @@ export type VersionResponse = t.TypeOf<typeof VersionResponse>
 export const ControlPlaneSettings = t.union(
   [
     t.type({ kind: t.literal('builtin') }),
-    t.type({ kind: t.literal('contrail'), api: t.string, auth: t.keyof({ none: null, keystone: null }), vrouterAgent: t.string, owner: t.string })
+    t.type({
+      kind: t.literal('contrail'),
+      api: t.string,
+      auth: t.keyof({ none: null, keystone: null }),
+      vrouterAgent: t.string,
+      owner: t.string
+    })
   ],
   'ControlPlaneSettings'
 )

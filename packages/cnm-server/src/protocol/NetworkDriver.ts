@@ -150,7 +150,10 @@ export const EndpointOptions = nullable(
     'EndpointOptions',
     (u): u is t.TypeOf<typeof PortmapOption> & Record<string, unknown> => isObject(u) && PortmapOption.is(u),
     // t.partial keeps the keys it does not know
-    (u, c) => (isObject(u) ? PortmapOption.validate(u, c) : t.failure(u, c, 'an object of options')) as t.Validation<t.TypeOf<typeof PortmapOption> & Record<string, unknown>>,
+    (u, c) =>
+      (isObject(u) ? PortmapOption.validate(u, c) : t.failure(u, c, 'an object of options')) as t.Validation<
+        t.TypeOf<typeof PortmapOption> & Record<string, unknown>
+      >,
     (a) => a
   ),
   'EndpointOptions'
@@ -189,7 +192,10 @@ export type JoinRequest = t.TypeOf<typeof JoinRequest>
 
 /** RouteType 0: via NextHop; 1: connected. */
 export const StaticRoute = t.intersection(
-  [t.type({ Destination: t.string, RouteType: t.union([t.literal(0), t.literal(1)]) }), t.partial({ NextHop: t.string })],
+  [
+    t.type({ Destination: t.string, RouteType: t.union([t.literal(0), t.literal(1)]) }),
+    t.partial({ NextHop: t.string })
+  ],
   'StaticRoute'
 )
 export type StaticRoute = t.TypeOf<typeof StaticRoute>

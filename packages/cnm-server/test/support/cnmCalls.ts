@@ -18,7 +18,13 @@ export const createNetwork = async (
   socket: string,
   p: { readonly id: string; readonly subnet: string; readonly bridge: string }
 ): Promise<{ readonly poolId: string; readonly gateway: string; readonly status: number; readonly body: Body }> => {
-  const pool = await call(socket, '/IpamDriver.RequestPool', { AddressSpace: 'isthmus-local', Pool: p.subnet, SubPool: '', Options: {}, V6: false })
+  const pool = await call(socket, '/IpamDriver.RequestPool', {
+    AddressSpace: 'isthmus-local',
+    Pool: p.subnet,
+    SubPool: '',
+    Options: {},
+    V6: false
+  })
   const gw = await call(socket, '/IpamDriver.RequestAddress', {
     PoolID: pool['PoolID'],
     Address: '',
@@ -26,11 +32,19 @@ export const createNetwork = async (
   })
   const r = await pluginCall(socket, '/NetworkDriver.CreateNetwork', {
     NetworkID: p.id,
-    Options: { 'com.docker.network.enable_ipv6': false, 'com.docker.network.generic': { 'com.docker.network.bridge.name': p.bridge } },
+    Options: {
+      'com.docker.network.enable_ipv6': false,
+      'com.docker.network.generic': { 'com.docker.network.bridge.name': p.bridge }
+    },
     IPv4Data: [{ AddressSpace: 'isthmus-local', Gateway: gw['Address'], Pool: p.subnet }],
     IPv6Data: []
   })
-  return { poolId: String(pool['PoolID']), gateway: String(gw['Address']), status: r.status, body: (r.body ?? {}) as Body }
+  return {
+    poolId: String(pool['PoolID']),
+    gateway: String(gw['Address']),
+    status: r.status,
+    body: (r.body ?? {}) as Body
+  }
 }
 
 /** What `docker network rm` sends. */
@@ -40,7 +54,10 @@ export const deleteNetwork = async (socket: string, id: string, poolId: string):
 }
 
 /** What `docker network rm` sends, in dockerd's order: the gateway and the pool back, then DeleteNetwork. */
-export const removeNetwork = async (socket: string, p: { readonly id: string; readonly poolId: string; readonly gateway: string }): Promise<void> => {
+export const removeNetwork = async (
+  socket: string,
+  p: { readonly id: string; readonly poolId: string; readonly gateway: string }
+): Promise<void> => {
   await call(socket, '/IpamDriver.ReleaseAddress', { PoolID: p.poolId, Address: p.gateway.split('/')[0] })
   await call(socket, '/IpamDriver.ReleasePool', { PoolID: p.poolId })
   await call(socket, '/NetworkDriver.DeleteNetwork', { NetworkID: p.id })
@@ -59,14 +76,22 @@ export const createEndpoint = async (
     NetworkID: p.networkId,
     EndpointID: p.id,
     Interface: { Address: a['Address'], AddressIPv6: '', MacAddress: '' },
-    Options: p.publish === undefined ? {} : { 'com.docker.network.portmap': [{ Proto: 6, Port: 80, HostPort: p.publish, HostIP: '' }] }
+    Options:
+      p.publish === undefined
+        ? {}
+        : { 'com.docker.network.portmap': [{ Proto: 6, Port: 80, HostPort: p.publish, HostIP: '' }] }
   })
   return { address: String(a['Address']) }
 }
 
 /** What `docker start` sends after CreateEndpoint; resolves the link dockerd would move (SrcName). */
 export const join = async (socket: string, p: { readonly networkId: string; readonly id: string }): Promise<string> => {
-  const r = await call(socket, '/NetworkDriver.Join', { NetworkID: p.networkId, EndpointID: p.id, SandboxKey: `/var/run/docker/netns/${p.id.slice(0, 12)}`, Options: {} })
+  const r = await call(socket, '/NetworkDriver.Join', {
+    NetworkID: p.networkId,
+    EndpointID: p.id,
+    SandboxKey: `/var/run/docker/netns/${p.id.slice(0, 12)}`,
+    Options: {}
+  })
   return String((r['InterfaceName'] as Record<string, unknown> | undefined)?.['SrcName'])
 }
 
@@ -75,7 +100,10 @@ export const leave = async (socket: string, p: { readonly networkId: string; rea
 }
 
 /** What `docker rm` sends after Leave: DeleteEndpoint, then the address back. */
-export const deleteEndpoint = async (socket: string, p: { readonly networkId: string; readonly id: string; readonly poolId: string; readonly address: string }): Promise<void> => {
+export const deleteEndpoint = async (
+  socket: string,
+  p: { readonly networkId: string; readonly id: string; readonly poolId: string; readonly address: string }
+): Promise<void> => {
   await call(socket, '/NetworkDriver.DeleteEndpoint', { NetworkID: p.networkId, EndpointID: p.id })
   await call(socket, '/IpamDriver.ReleaseAddress', { PoolID: p.poolId, Address: p.address.split('/')[0] })
 }

@@ -8,7 +8,9 @@ import parse, { type Family } from 'parse-prometheus-text-format'
 
 const NAME = '[a-zA-Z_:][a-zA-Z0-9_:]*'
 const LABEL = `[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\\\\n]|\\\\[\\\\"n])*"`
-const SAMPLE = new RegExp(`^(${NAME})(?:\\{(?:${LABEL}(?:,${LABEL})*,?)?\\})? (?:[-+]?(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:[eE][-+]?\\d+)?|[-+]?Inf|NaN)(?: -?\\d+)?$`)
+const SAMPLE = new RegExp(
+  `^(${NAME})(?:\\{(?:${LABEL}(?:,${LABEL})*,?)?\\})? (?:[-+]?(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:[eE][-+]?\\d+)?|[-+]?Inf|NaN)(?: -?\\d+)?$`
+)
 
 /** Parse `text`, failing the test on any line outside the text format. */
 export const parseMetrics = (text: string): ReadonlyArray<Family> => {
@@ -33,7 +35,11 @@ export const parseMetrics = (text: string): ReadonlyArray<Family> => {
 }
 
 /** The value of one sample: the family `name`, the sample whose labels include `labels`. */
-export const sample = (families: ReadonlyArray<Family>, name: string, labels: Readonly<Record<string, string>> = {}): number | undefined => {
+export const sample = (
+  families: ReadonlyArray<Family>,
+  name: string,
+  labels: Readonly<Record<string, string>> = {}
+): number | undefined => {
   const f = families.find((x) => x.name === name)
   const s = f?.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v))
   return s?.value === undefined ? undefined : Number(s.value)

@@ -14,7 +14,13 @@ export const hexId = (): string => randomBytes(32).toString('hex')
 export const networkBody = (id: string, subnet: string, generic: Record<string, unknown> = {}) => ({
   NetworkID: id,
   Options: { 'com.docker.network.enable_ipv6': false, 'com.docker.network.generic': generic },
-  IPv4Data: [{ AddressSpace: 'LocalDefault', Pool: subnet, Gateway: `${subnet.replace(/\.0\/\d+$/, '.1')}/${subnet.split('/')[1]}` }],
+  IPv4Data: [
+    {
+      AddressSpace: 'LocalDefault',
+      Pool: subnet,
+      Gateway: `${subnet.replace(/\.0\/\d+$/, '.1')}/${subnet.split('/')[1]}`
+    }
+  ],
   IPv6Data: []
 })
 
@@ -35,7 +41,10 @@ export const endpointBody = (networkId: string, id: string, cidr: string, portma
   EndpointID: id,
   Interface: { Address: cidr, AddressIPv6: '', MacAddress: '' },
   Options: {
-    'com.docker.network.endpoint.exposedports': portmap.map((p) => ({ Proto: (p as { Proto?: unknown }).Proto, Port: (p as { Port?: unknown }).Port })),
+    'com.docker.network.endpoint.exposedports': portmap.map((p) => ({
+      Proto: (p as { Proto?: unknown }).Proto,
+      Port: (p as { Port?: unknown }).Port
+    })),
     'com.docker.network.portmap': portmap
   }
 })
@@ -66,7 +75,17 @@ export const rulesNamingInterface = async (name: string): Promise<ReadonlyArray<
   const out: string[] = []
   for (const save of ['iptables-save', 'ip6tables-save']) {
     const text = (await mustRun([save])).stdout
-    out.push(...text.split('\n').filter((l) => l.includes(` -i ${name} `) || l.includes(` -o ${name} `) || l.endsWith(` -i ${name}`) || l.endsWith(` -o ${name}`)))
+    out.push(
+      ...text
+        .split('\n')
+        .filter(
+          (l) =>
+            l.includes(` -i ${name} `) ||
+            l.includes(` -o ${name} `) ||
+            l.endsWith(` -i ${name}`) ||
+            l.endsWith(` -o ${name}`)
+        )
+    )
   }
   return out
 }
@@ -77,7 +96,11 @@ const STACK = /\n\s+at |\bat [^\s()]+ \(?[^\s()]*:\d+:\d+\)?/
  * A reply as the plugin protocol allows it: 200 with a JSON object; or 4xx/5xx with `{"Err": string}`
  * (and `Error` equal to it for IpamDriver); 404 only for a path no method serves. Never a stack.
  */
-export const assertProtocolShaped = (path: string, known: boolean, r: { readonly status: number; readonly text: string }): void => {
+export const assertProtocolShaped = (
+  path: string,
+  known: boolean,
+  r: { readonly status: number; readonly text: string }
+): void => {
   const where = `${path} answered ${r.status} ${r.text.slice(0, 300)}`
   assert.doesNotMatch(r.text, STACK, `a stack trace in the reply: ${where}`)
   let body: unknown
@@ -93,7 +116,8 @@ export const assertProtocolShaped = (path: string, known: boolean, r: { readonly
   const b = body as Record<string, unknown>
   assert.equal(typeof b['Err'], 'string', `no Err sentence: ${where}`)
   assert.ok((b['Err'] as string).length > 0, `an empty Err: ${where}`)
-  if (known && path.startsWith('/IpamDriver.')) assert.equal(b['Error'], b['Err'], `an IpamDriver failure carries Error too: ${where}`)
+  if (known && path.startsWith('/IpamDriver.'))
+    assert.equal(b['Error'], b['Err'], `an IpamDriver failure carries Error too: ${where}`)
 }
 
 /**

@@ -7,7 +7,17 @@
  * argv[2]: JSON {contrailUrl, agentUrl, stateDir, networkId, endpointId, hangAt?}
  */
 import * as E from 'fp-ts/lib/Either.js'
-import { builtinControlPlane, compositeControlPlane, createEndpoint, describe as describeError, makeIpam, systemClock, type EndpointId, type Env, type NetworkId } from '@isthmus/core'
+import {
+  builtinControlPlane,
+  compositeControlPlane,
+  createEndpoint,
+  describe as describeError,
+  makeIpam,
+  systemClock,
+  type EndpointId,
+  type Env,
+  type NetworkId
+} from '@isthmus/core'
 import { recordingLogger } from '@isthmus/core/testing'
 import { linuxDataplane } from '@isthmus/dataplane-linux'
 import { fileStore } from '@isthmus/store-fs'
@@ -27,13 +37,13 @@ const args = JSON.parse(process.argv[2] ?? '{}') as Args
 const policy = { timeoutMs: 60_000, retries: 0, baseDelayMs: 5, maxDelayMs: 5 }
 
 const hang = <F extends (...a: never[]) => unknown>(step: string, f: F): F =>
-  (((...a: never[]) =>
+  ((...a: never[]) =>
     args.hangAt === step
       ? () => {
           process.stdout.write(`HANG ${step}\n`)
           return new Promise(() => undefined)
         }
-      : f(...a)) as unknown) as F
+      : f(...a)) as unknown as F
 
 const main = async (): Promise<void> => {
   const opened = await fileStore({ stateDir: args.stateDir, lockStaleMs: 2_000 })()
@@ -54,7 +64,11 @@ const main = async (): Promise<void> => {
   }
   process.stdout.write('READY\n')
   const id = args.endpointId as EndpointId
-  const r = await createEndpoint(args.networkId as NetworkId, { id, owner: { kind: 'docker', endpointId: id }, addresses: [{ _tag: 'Any', family: 4 }] })(env)()
+  const r = await createEndpoint(args.networkId as NetworkId, {
+    id,
+    owner: { kind: 'docker', endpointId: id },
+    addresses: [{ _tag: 'Any', family: 4 }]
+  })(env)()
   process.stdout.write(E.isRight(r) ? 'DONE\n' : `FAILED ${describeError(r.left)}\n`)
   await store.close()
 }

@@ -2,7 +2,13 @@
 import { strict as assert } from 'node:assert'
 import { type EndpointId, type NetworkId, type NetworkSpec, type Subnet } from '@isthmus/core'
 import { configApi, type Auth, type ConfigApi, type HttpPolicy } from '@isthmus/contrail'
-import { startAgentSimulator, startContrailSimulator, type AgentSimulator, type ContrailSimulator, type ContrailSimulatorOptions } from '@isthmus/contrail/testing'
+import {
+  startAgentSimulator,
+  startContrailSimulator,
+  type AgentSimulator,
+  type ContrailSimulator,
+  type ContrailSimulatorOptions
+} from '@isthmus/contrail/testing'
 
 /** Short timeouts and back-off, so failure tests are fast; still 2 retries. */
 export const FAST: HttpPolicy = { timeoutMs: 400, retries: 2, baseDelayMs: 5, maxDelayMs: 20 }

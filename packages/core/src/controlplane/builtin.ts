@@ -20,12 +20,7 @@ import {
 import type { EndpointAddress } from '../model/Endpoint.js'
 import { DOCKER_RUNTIME_OWNER, ownerText, sameOwner, type LeaseOwner, type Pool } from '../model/Ipam.js'
 import type { Network, NetworkSubnet } from '../model/Network.js'
-import type {
-  AddressRequest,
-  ControlPlane,
-  NetworkBinding,
-  SubnetRequest
-} from '../ports/ControlPlane.js'
+import type { AddressRequest, ControlPlane, NetworkBinding, SubnetRequest } from '../ports/ControlPlane.js'
 import type { Store } from '../ports/Store.js'
 import type { Ipam } from '../ipam/Ipam.js'
 import type { PoolRequest } from '../ipam/Pools.js'
@@ -250,9 +245,10 @@ export const builtinControlPlane = (ipam: Ipam, store: Store): ControlPlane => {
     for (const a of endpoint.addresses) {
       if (a.poolId === undefined) continue
       const address = splitCidr(a.cidr).address
-      const r = a.fromRuntime === true
-        ? await store.leases.transfer(network.addressSpace, address, owner, DOCKER_RUNTIME_OWNER)()
-        : await ipam.release(network.addressSpace, address, owner)()
+      const r =
+        a.fromRuntime === true
+          ? await store.leases.transfer(network.addressSpace, address, owner, DOCKER_RUNTIME_OWNER)()
+          : await ipam.release(network.addressSpace, address, owner)()
       if (E.isLeft(r)) first ??= r.left
     }
     return first === undefined ? E.right(undefined) : E.left(first)

@@ -89,14 +89,12 @@ const create = (networkId: NetworkId, request: CreateEndpointRequest): Flow<Endp
       ({ network, assigned }) =>
         pipe(
           call((env) => env.dataplane.ensureEndpoint({ endpoint: assigned, network }, request.placement)),
-          RTE.map(
-            ({ mac, hostIfName, peerIfName }): Endpoint => ({
-              ...assigned,
-              ...(assigned.mac !== undefined ? {} : { mac }),
-              ...(hostIfName !== undefined ? { hostIfName } : {}),
-              ...(peerIfName !== undefined ? { peerIfName } : {})
-            })
-          )
+          RTE.map(({ mac, hostIfName, peerIfName }): Endpoint => ({
+            ...assigned,
+            ...(assigned.mac !== undefined ? {} : { mac }),
+            ...(hostIfName !== undefined ? { hostIfName } : {}),
+            ...(peerIfName !== undefined ? { peerIfName } : {})
+          }))
         ),
       ({ network, endpoint }) =>
         (env) =>
@@ -114,7 +112,12 @@ const create = (networkId: NetworkId, request: CreateEndpointRequest): Flow<Endp
           env.store.endpoints.delete(endpoint.id)
     ),
     // 5. The forwarding agent (vRouter port); last, so it never hears of an endpoint that fails.
-    doStep('agent', ({ network, endpoint }) => (env) => env.agent.addPort(network, endpoint)),
+    doStep(
+      'agent',
+      ({ network, endpoint }) =>
+        (env) =>
+          env.agent.addPort(network, endpoint)
+    ),
     RTE.map(({ endpoint }) => endpoint)
   )
 

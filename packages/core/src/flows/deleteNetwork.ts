@@ -33,11 +33,7 @@ export const deleteNetwork = (id: NetworkId, options: DeleteNetworkOptions = {})
   pipe(
     options.endpointsGoneOf === undefined ? RTE.right(undefined) : finishLostTeardowns(id, options.endpointsGoneOf),
     RTE.chain(() =>
-      pipe(
-        getNetwork(id),
-        RTE.chain(O.match((): Flow<void> => RTE.right(undefined), remove)),
-        locked(`network:${id}`)
-      )
+      pipe(getNetwork(id), RTE.chain(O.match((): Flow<void> => RTE.right(undefined), remove)), locked(`network:${id}`))
     )
   )
 
@@ -59,26 +55,37 @@ const finishLostTeardowns = (id: NetworkId, kind: 'docker'): Flow<void> =>
   pipe(
     listEndpoints,
     RTE.map((all) => all.filter((e) => e.networkId === id && e.owner.kind === kind)),
-    RTE.chain(RTE.traverseSeqArray((e) => pipe(deleteEndpoint(e.id), RTE.chain(() => releaseHandedBack(e))))),
+    RTE.chain(
+      RTE.traverseSeqArray((e) =>
+        pipe(
+          deleteEndpoint(e.id),
+          RTE.chain(() => releaseHandedBack(e))
+        )
+      )
+    ),
     RTE.map(() => undefined)
   )
 
 // What the lost ReleaseAddress would have freed: the addresses DeleteEndpoint handed back to Docker.
-const releaseHandedBack = (e: Endpoint): Flow<void> => (env) =>
-  pipe(
-    getNetwork(e.networkId)(env),
-    TE.chain(
-      O.match(
-        () => TE.right<CoreError, void>(undefined),
-        (network) =>
-          pipe(
-            e.addresses.filter((a) => a.poolId !== undefined && a.fromRuntime === true),
-            TE.traverseSeqArray((a) => env.store.leases.release(network.addressSpace, splitCidr(a.cidr).address, DOCKER_RUNTIME_OWNER)),
-            TE.map(() => undefined)
-          )
+const releaseHandedBack =
+  (e: Endpoint): Flow<void> =>
+  (env) =>
+    pipe(
+      getNetwork(e.networkId)(env),
+      TE.chain(
+        O.match(
+          () => TE.right<CoreError, void>(undefined),
+          (network) =>
+            pipe(
+              e.addresses.filter((a) => a.poolId !== undefined && a.fromRuntime === true),
+              TE.traverseSeqArray((a) =>
+                env.store.leases.release(network.addressSpace, splitCidr(a.cidr).address, DOCKER_RUNTIME_OWNER)
+              ),
+              TE.map(() => undefined)
+            )
+        )
       )
     )
-  )
 
 const remove = (network: Network): Flow<void> =>
   pipe(

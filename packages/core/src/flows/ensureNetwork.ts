@@ -55,14 +55,16 @@ export const ensureNetwork = (spec: NetworkSpec): Flow<Network> =>
  * on the host, whose device carries the network's gateways; adopted devices
  * (`routesSubnetsOnHost: false`, VNIC bridges of an integrator) may serve several networks.
  */
-const create = (spec: NetworkSpec): Flow<Network> => (env) =>
-  spec.bridge === undefined || env.dataplane.routesSubnetsOnHost === false
-    ? build(spec, [])(env)
-    : pipe(
-        holdersOf(spec.bridge, spec),
-        RTE.chain((sharedWith) => build(spec, sharedWith)),
-        locked(`bridge:${spec.bridge}`)
-      )(env)
+const create =
+  (spec: NetworkSpec): Flow<Network> =>
+  (env) =>
+    spec.bridge === undefined || env.dataplane.routesSubnetsOnHost === false
+      ? build(spec, [])(env)
+      : pipe(
+          holdersOf(spec.bridge, spec),
+          RTE.chain((sharedWith) => build(spec, sharedWith)),
+          locked(`bridge:${spec.bridge}`)
+        )(env)
 
 /** The stored networks on `bridge` this one may share it with; any other holder refuses it. */
 const holdersOf = (bridge: IfName, spec: NetworkSpec): Flow<ReadonlyArray<NetworkId>> =>
@@ -110,8 +112,7 @@ const build = (spec: NetworkSpec, sharedWith: ReadonlyArray<NetworkId>): Flow<Ne
       ({ network }) =>
         (env) =>
           env.dataplane.ensureNetwork(network, sharedWith),
-      ({ network, host }) =>
-        host.created ? (env) => env.dataplane.deleteNetwork(network) : RTE.right(undefined)
+      ({ network, host }) => (host.created ? (env) => env.dataplane.deleteNetwork(network) : RTE.right(undefined))
     ),
     // 3. The record, last: once it is stored, the network exists for every later call.
     bindStep('stored', ({ network, host }) => {

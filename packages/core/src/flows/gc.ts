@@ -122,20 +122,20 @@ export const gc = (options: GcOptions): Flow<GcReport> =>
     RTE.bind('endpoints', ({ networks }) => removeStale(networks, options.valid)),
     // 3. Orphans, judged by what is stored now, on any network.
     RTE.bind('remaining', () => listEndpoints),
-    RTE.bind('orphans', ({ networks, remaining }) => findOrphans(networks, remaining, options.leaseGraceMs ?? 0, options.orphanDevices)),
+    RTE.bind('orphans', ({ networks, remaining }) =>
+      findOrphans(networks, remaining, options.leaseGraceMs ?? 0, options.orphanDevices)
+    ),
     // 4. and 5.
     RTE.bind('swept', ({ orphans }) => sweep(orphans)),
     // 6. Devices of networks with no record.
     RTE.bind('devices', ({ orphans }) => removeDevices(orphans.devices)),
-    RTE.map(
-      ({ endpoints, orphans, swept, devices }): GcReport => ({
-        endpointsRemoved: endpoints.done,
-        leasesReleased: swept.leases,
-        linksRemoved: swept.links,
-        devicesRemoved: devices.done.filter((d): d is IfName => d !== undefined),
-        failures: [...endpoints.failed, ...orphans.failed, ...swept.failed, ...devices.failed]
-      })
-    )
+    RTE.map(({ endpoints, orphans, swept, devices }): GcReport => ({
+      endpointsRemoved: endpoints.done,
+      leasesReleased: swept.leases,
+      linksRemoved: swept.links,
+      devicesRemoved: devices.done.filter((d): d is IfName => d !== undefined),
+      failures: [...endpoints.failed, ...orphans.failed, ...swept.failed, ...devices.failed]
+    }))
   )
 
 // -------------------------------------------------------------------------------------
@@ -162,7 +162,12 @@ const eachOf =
           RTE.orElse((error) => RTE.right(outcome<A>([], [{ step, target: target(t), error }])))
         )
       ),
-      RTE.map((all) => outcome(all.flatMap((o) => o.done), all.flatMap((o) => o.failed)))
+      RTE.map((all) =>
+        outcome(
+          all.flatMap((o) => o.done),
+          all.flatMap((o) => o.failed)
+        )
+      )
     )
 
 const networksInScope = (id: NetworkId | undefined): Flow<ReadonlyArray<Network>> =>
@@ -173,10 +178,7 @@ const networksInScope = (id: NetworkId | undefined): Flow<ReadonlyArray<Network>
         RTE.map((o) => (o._tag === 'Some' ? [o.value] : []))
       )
 
-const removeStale = (
-  networks: ReadonlyArray<Network>,
-  valid: GcOptions['valid']
-): Flow<Outcome<EndpointId>> => {
+const removeStale = (networks: ReadonlyArray<Network>, valid: GcOptions['valid']): Flow<Outcome<EndpointId>> => {
   const inScope = new Set<string>(networks.map((n) => n.id))
   const stale = (e: Endpoint): boolean =>
     valid !== 'keep-all-endpoints' &&
@@ -262,8 +264,11 @@ const findOrphans = (
         else if (!live.has(id) && !inFlight.has(id)) of(id).links.push(name)
       }
       const stored = new Set<string>(networks.map((n) => n.id))
-      const devices = Object.entries(inventory.done[0]?.devices ?? {}).flatMap(([device, id]): Array<readonly [IfName, NetworkId]> =>
-        orphanDevices !== undefined && orphanDevices(id) && !stored.has(id) && isIfName(device) ? [[device as IfName, id]] : []
+      const devices = Object.entries(inventory.done[0]?.devices ?? {}).flatMap(
+        ([device, id]): Array<readonly [IfName, NetworkId]> =>
+          orphanDevices !== undefined && orphanDevices(id) && !stored.has(id) && isIfName(device)
+            ? [[device as IfName, id]]
+            : []
       )
       return { byEndpoint, unnamed, devices, failed: [...leases.failed, ...inventory.failed] }
     })
@@ -295,7 +300,9 @@ const listLinks = (networks: ReadonlyArray<Network>): Flow<Outcome<DataplaneInve
   pipe(
     call((env) => env.dataplane.inventory(networks)),
     RTE.map((inv) => outcome([inv], [])),
-    RTE.orElse((error) => RTE.right(outcome<DataplaneInventory>([], [{ step: 'inventory', target: 'dataplane', error }])))
+    RTE.orElse((error) =>
+      RTE.right(outcome<DataplaneInventory>([], [{ step: 'inventory', target: 'dataplane', error }]))
+    )
   )
 
 interface Swept {
@@ -390,11 +397,9 @@ const sweep = (orphans: Orphans): Flow<Swept> =>
     RTE.traverseSeqArray(([id, left]) => sweepEndpoint(id, left)),
     RTE.bindTo('named'),
     RTE.bind('unnamed', () => removeLinks(orphans.unnamed)),
-    RTE.map(
-      ({ named, unnamed }): Swept => ({
-        leases: named.flatMap((s) => s.leases),
-        links: [...named.flatMap((s) => s.links), ...unnamed.done],
-        failed: [...named.flatMap((s) => s.failed), ...unnamed.failed]
-      })
-    )
+    RTE.map(({ named, unnamed }): Swept => ({
+      leases: named.flatMap((s) => s.leases),
+      links: [...named.flatMap((s) => s.links), ...unnamed.done],
+      failed: [...named.flatMap((s) => s.failed), ...unnamed.failed]
+    }))
   )

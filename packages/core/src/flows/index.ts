@@ -14,4 +14,14 @@ export * from './gc.js'
 export { getEndpoint, getNetwork, listEndpoints, loadEndpoint, loadNetwork } from './records.js'
 export * from './inspect.js'
 // The rollback mechanism, for every operation of several steps outside the core too.
-export { begin, bindStep, coreStepErrors, doStep, type Saga, type SagaEnv, type Step, type StepErrors, type Undo } from './saga.js'
+export {
+  begin,
+  bindStep,
+  coreStepErrors,
+  doStep,
+  type Saga,
+  type SagaEnv,
+  type Step,
+  type StepErrors,
+  type Undo
+} from './saga.js'

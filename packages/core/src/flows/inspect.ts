@@ -170,7 +170,10 @@ interface Snapshot {
 
 // The store lists leases per address space only: the spaces are those of the pools (a lease
 // always names its pool) and of the networks.
-const leasesOf = (env: Pick<Env, 'store'>, spaces: ReadonlyArray<AddressSpace>): TE.TaskEither<CoreError, ReadonlyArray<Lease>> =>
+const leasesOf = (
+  env: Pick<Env, 'store'>,
+  spaces: ReadonlyArray<AddressSpace>
+): TE.TaskEither<CoreError, ReadonlyArray<Lease>> =>
   pipe(
     [...new Set(spaces)].sort(),
     TE.traverseSeqArray((s) => env.store.leases.list(s)),
@@ -215,28 +218,34 @@ const poolIdsOf = (n: Network): ReadonlyArray<PoolId> =>
 // views
 // -------------------------------------------------------------------------------------
 
-const attachmentOf = (networks: ReadonlyMap<string, Network>, sandboxes: ReadonlyMap<string, Sandbox>) => (e: Endpoint): Attachment => {
-  const network = networks.get(e.networkId)
-  const containerId =
-    e.owner.kind === 'container' ? e.owner.containerId : e.sandbox === undefined ? undefined : sandboxes.get(e.sandbox)?.containerId
-  return {
-    endpointId: e.id,
-    owner: e.owner,
-    ...(containerId === undefined ? {} : { containerId }),
-    networkId: e.networkId,
-    ...(network === undefined ? {} : { networkName: network.name }),
-    addresses: e.addresses.map((a) => ({
-      cidr: a.cidr,
-      ...(a.poolId === undefined ? {} : { poolId: a.poolId }),
-      ...(a.gateway === undefined ? {} : { gateway: a.gateway })
-    })),
-    ...(e.mac === undefined ? {} : { mac: e.mac }),
-    hostIfName: e.hostIfName,
-    ...(e.sandbox === undefined ? {} : { sandbox: e.sandbox }),
-    ...(e.sandboxIfName === undefined ? {} : { sandboxIfName: e.sandboxIfName }),
-    since: e.createdAt
+const attachmentOf =
+  (networks: ReadonlyMap<string, Network>, sandboxes: ReadonlyMap<string, Sandbox>) =>
+  (e: Endpoint): Attachment => {
+    const network = networks.get(e.networkId)
+    const containerId =
+      e.owner.kind === 'container'
+        ? e.owner.containerId
+        : e.sandbox === undefined
+          ? undefined
+          : sandboxes.get(e.sandbox)?.containerId
+    return {
+      endpointId: e.id,
+      owner: e.owner,
+      ...(containerId === undefined ? {} : { containerId }),
+      networkId: e.networkId,
+      ...(network === undefined ? {} : { networkName: network.name }),
+      addresses: e.addresses.map((a) => ({
+        cidr: a.cidr,
+        ...(a.poolId === undefined ? {} : { poolId: a.poolId }),
+        ...(a.gateway === undefined ? {} : { gateway: a.gateway })
+      })),
+      ...(e.mac === undefined ? {} : { mac: e.mac }),
+      hostIfName: e.hostIfName,
+      ...(e.sandbox === undefined ? {} : { sandbox: e.sandbox }),
+      ...(e.sandboxIfName === undefined ? {} : { sandboxIfName: e.sandboxIfName }),
+      since: e.createdAt
+    }
   }
-}
 
 // A lease is an attachment's when its owner is an endpoint with a record; anything else is a
 // reservation of the kind its owner says.
@@ -376,7 +385,8 @@ const fromSnapshot =
  *
  * @category inspection
  */
-export const inspectLeases = (filter: LeasesFilter = {}): StoreQuery<LeasesView> => fromSnapshot((s) => leasesView(s, filter))
+export const inspectLeases = (filter: LeasesFilter = {}): StoreQuery<LeasesView> =>
+  fromSnapshot((s) => leasesView(s, filter))
 
 /** Every network with its subnets, pools and usage, and the pools no network uses. @category inspection */
 export const inspectNetworks: StoreQuery<NetworksView> = fromSnapshot(networksView)

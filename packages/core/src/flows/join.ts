@@ -69,11 +69,10 @@ export const join = (endpointId: EndpointId, placement: Placement, options: Join
           env.dataplane.place({ endpoint, network }, placement)
     ),
     // 4. Published ports (dockerd publishes none itself for a remote driver).
-    RTE.tap(
-      ({ endpoint, network }): Flow<void> =>
-        endpoint.portMappings.length === 0
-          ? RTE.right(undefined)
-          : call((env) => env.dataplane.publishPorts({ endpoint, network }, endpoint.portMappings))
+    RTE.tap(({ endpoint, network }): Flow<void> =>
+      endpoint.portMappings.length === 0
+        ? RTE.right(undefined)
+        : call((env) => env.dataplane.publishPorts({ endpoint, network }, endpoint.portMappings))
     ),
     // 5. The endpoint record: sandbox and, when the plugin chose it, the name inside.
     RTE.bind('joined', ({ endpoint, key }) => {
@@ -97,15 +96,13 @@ export const join = (endpointId: EndpointId, placement: Placement, options: Join
         ? RTE.right(undefined)
         : attachToSandbox(key, { endpointId: joined.id, ifName: placed.ifName }, containerOf(joined, options))
     ),
-    RTE.map(
-      ({ joined, network, placed }): JoinResult => ({
-        endpoint: joined,
-        network,
-        placed,
-        gateways: gatewaysOf(network, joined.addresses),
-        routes: joined.routes
-      })
-    ),
+    RTE.map(({ joined, network, placed }): JoinResult => ({
+      endpoint: joined,
+      network,
+      placed,
+      gateways: gatewaysOf(network, joined.addresses),
+      routes: joined.routes
+    })),
     lockedEndpoint(endpointId)
   )
 

@@ -35,7 +35,9 @@ const detach = (endpoint: Endpoint): Flow<void> => {
   return pipe(
     // 1. The Sandbox record.
     // Only a plugin-placed interface (sandboxIfName set) is in a Sandbox record (see join).
-    sandbox === undefined || sandboxIfName === undefined ? RTE.right(undefined) : detachFromSandbox(sandbox, endpoint.id),
+    sandbox === undefined || sandboxIfName === undefined
+      ? RTE.right(undefined)
+      : detachFromSandbox(sandbox, endpoint.id),
     // 2. The endpoint record. A runtime's sandbox (no sandboxIfName) dies with the machine: the
     //    record need not outlive a power loss (PutOptions).
     RTE.chain(() => putEndpoint(rest, { durable: sandboxIfName !== undefined }))

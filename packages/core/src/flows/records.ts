@@ -42,7 +42,9 @@ export const lockedEndpoint =
   async () => {
     const kind =
       owner ??
-      (await env.store.endpoints.get(id)().then((r) => (r._tag === 'Right' && O.isSome(r.right) ? r.right.value.owner.kind : undefined)))
+      (await env.store.endpoints
+        .get(id)()
+        .then((r) => (r._tag === 'Right' && O.isSome(r.right) ? r.right.value.owner.kind : undefined)))
     return env.store.withLock(`endpoint:${id}`, () => flow(env)(), kind === 'docker' ? 'process' : 'host')()
   }
 
@@ -60,10 +62,7 @@ export const getNetwork =
     env.store.networks.get(id)
 
 export const loadNetwork = (id: NetworkId): Flow<Network> =>
-  pipe(
-    getNetwork(id),
-    RTE.chain(O.match(() => RTE.left(notFound('network', id)), RTE.right))
-  )
+  pipe(getNetwork(id), RTE.chain(O.match(() => RTE.left(notFound('network', id)), RTE.right)))
 
 export const getEndpoint =
   (id: EndpointId): Flow<O.Option<Endpoint>> =>
@@ -71,10 +70,7 @@ export const getEndpoint =
     env.store.endpoints.get(id)
 
 export const loadEndpoint = (id: EndpointId): Flow<Endpoint> =>
-  pipe(
-    getEndpoint(id),
-    RTE.chain(O.match(() => RTE.left(notFound('endpoint', id)), RTE.right))
-  )
+  pipe(getEndpoint(id), RTE.chain(O.match(() => RTE.left(notFound('endpoint', id)), RTE.right)))
 
 export const putEndpoint =
   (endpoint: Endpoint, options?: PutOptions): Flow<void> =>

@@ -132,12 +132,8 @@ export const poolIdOf = (
  *
  * @category utils
  */
-export const isIdentical = (
-  pool: Pool,
-  space: AddressSpace,
-  subnet: Subnet,
-  ranges: ReadonlyArray<IpRange>
-): boolean => pool.addressSpace === space && pool.subnet === subnet && rangesKey(pool.ranges) === rangesKey(ranges)
+export const isIdentical = (pool: Pool, space: AddressSpace, subnet: Subnet, ranges: ReadonlyArray<IpRange>): boolean =>
+  pool.addressSpace === space && pool.subnet === subnet && rangesKey(pool.ranges) === rangesKey(ranges)
 
 /** The excluded addresses of a pool. @category utils */
 export const excludedOf = (p: Pool): ReadonlyArray<IpAddress> =>

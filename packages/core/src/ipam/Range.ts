@@ -6,15 +6,7 @@
  */
 import * as E from 'fp-ts/lib/Either.js'
 import { invalidConfig, type CoreError } from '../errors.js'
-import {
-  boundsOf,
-  familyOf,
-  splitCidr,
-  toBigInt,
-  type Family,
-  type IpAddress,
-  type Subnet
-} from '../model/Address.js'
+import { boundsOf, familyOf, splitCidr, toBigInt, type Family, type IpAddress, type Subnet } from '../model/Address.js'
 import type { IpRange } from '../model/Ipam.js'
 
 // -------------------------------------------------------------------------------------

@@ -94,7 +94,11 @@ const dynamicLease = (
 ): TE.TaskEither<CoreError, Lease> => {
   const { pool, span, free } = st
   const limit = missLimit(span.size)
-  const afterReload = (): TE.TaskEither<CoreError, Lease> => pipe(hints.reload(st), TE.chain(() => step(true, 0)))
+  const afterReload = (): TE.TaskEither<CoreError, Lease> =>
+    pipe(
+      hints.reload(st),
+      TE.chain(() => step(true, 0))
+    )
   const step =
     (reloaded: boolean, misses: number): TE.TaskEither<CoreError, Lease> =>
     () => {
@@ -116,7 +120,11 @@ const dynamicLease = (
         }),
         TE.chain((reserved) => {
           // the cursor only orders the next search; failing to store it must not fail this lease
-          if (reserved) return pipe(store.leases.setCursor(pool.id, lease.address), T.map(() => E.right(lease)))
+          if (reserved)
+            return pipe(
+              store.leases.setCursor(pool.id, lease.address),
+              T.map(() => E.right(lease))
+            )
           return !reloaded && misses + 1 >= limit ? afterReload() : step(reloaded, misses + 1)
         })
       )()

@@ -116,16 +116,18 @@ export const makeHints = (store: Store): Hints => {
       TE.map(({ pool, span, at }) => stateOfPool(pool, span, at))
     )
 
-  const stateOf = (id: PoolId): TE.TaskEither<CoreError, PoolState> => () => {
-    const known = states.get(id)
-    if (known !== undefined) return Promise.resolve(E.right(known))
-    let pending = loading.get(id)
-    if (pending === undefined) {
-      pending = loadState(id)().finally(() => loading.delete(id))
-      loading.set(id, pending)
+  const stateOf =
+    (id: PoolId): TE.TaskEither<CoreError, PoolState> =>
+    () => {
+      const known = states.get(id)
+      if (known !== undefined) return Promise.resolve(E.right(known))
+      let pending = loading.get(id)
+      if (pending === undefined) {
+        pending = loadState(id)().finally(() => loading.delete(id))
+        loading.set(id, pending)
+      }
+      return pending
     }
-    return pending
-  }
 
   const reload = (st: PoolState): TE.TaskEither<CoreError, void> =>
     pipe(

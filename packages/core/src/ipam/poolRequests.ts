@@ -28,7 +28,10 @@ const pickFor = (req: PoolRequest, mine: ReadonlyArray<Pool>): E.Either<CoreErro
   const wanted = req.subnet
   if (wanted === undefined) {
     if ((req.ranges ?? []).length > 0) return E.left(invalidConfig('address ranges need a subnet'))
-    const picked = pickSubnet(req.family, mine.map((p) => p.subnet))
+    const picked = pickSubnet(
+      req.family,
+      mine.map((p) => p.subnet)
+    )
     if (picked !== undefined) return E.right({ _tag: 'New', subnet: picked })
     const d = req.family === 4 ? DEFAULT_V4_POOLS : DEFAULT_V6_POOLS
     return E.left(poolExhausted(`default pools ${d.base} of address space ${space}`))
@@ -80,7 +83,12 @@ const claimAll = (
   if (next === undefined) return TE.right(taken)
   return pipe(
     claim(deps)(pool, next[0], next[1]),
-    TE.orElse((e) => pipe(undo(deps, pool.addressSpace, taken), T.map(() => E.left<CoreError, unknown>(e)))),
+    TE.orElse((e) =>
+      pipe(
+        undo(deps, pool.addressSpace, taken),
+        T.map(() => E.left<CoreError, unknown>(e))
+      )
+    ),
     TE.chain(() => claimAll(deps, pool, rest, [...taken, next]))
   )
 }
@@ -92,7 +100,12 @@ const createPool = (deps: LeaseDeps, hints: Hints, pool: Pool): TE.TaskEither<Co
     TE.chain((taken) =>
       pipe(
         deps.store.pools.put(pool),
-        TE.orElse((e) => pipe(undo(deps, pool.addressSpace, taken), T.map(() => E.left<CoreError, void>(e))))
+        TE.orElse((e) =>
+          pipe(
+            undo(deps, pool.addressSpace, taken),
+            T.map(() => E.left<CoreError, void>(e))
+          )
+        )
       )
     ),
     TE.map(() => {
@@ -110,7 +123,14 @@ export const requestPool =
       spaceLock(req.addressSpace),
       pipe(
         deps.store.pools.list(),
-        TE.chain((all) => TE.fromEither(pickFor(req, all.filter((p) => p.addressSpace === req.addressSpace)))),
+        TE.chain((all) =>
+          TE.fromEither(
+            pickFor(
+              req,
+              all.filter((p) => p.addressSpace === req.addressSpace)
+            )
+          )
+        ),
         TE.chain((pick) => {
           if (pick._tag === 'New') {
             return pipe(
@@ -119,7 +139,10 @@ export const requestPool =
             )
           }
           const more: Pool = { ...pick.pool, refs: pick.pool.refs + 1 }
-          return pipe(deps.store.pools.put(more), TE.map(() => more))
+          return pipe(
+            deps.store.pools.put(more),
+            TE.map(() => more)
+          )
         })
       )
     )
@@ -146,7 +169,10 @@ const dropPool = (deps: LeaseDeps, hints: Hints, pool: Pool): TE.TaskEither<Core
     TE.chain(() => {
       hints.forget(pool.id)
       // A hint only: a cursor left behind by a failure here is harmless.
-      return pipe(store.leases.deleteCursor(pool.id), T.map(() => E.right(undefined)))
+      return pipe(
+        store.leases.deleteCursor(pool.id),
+        T.map(() => E.right(undefined))
+      )
     })
   )
 }
@@ -167,7 +193,12 @@ export const releasePool =
     )
     return pipe(
       store.pools.get(id),
-      TE.chain(O.fold(() => TE.right(undefined), (pool) => store.withLock(spaceLock(pool.addressSpace), locked)))
+      TE.chain(
+        O.fold(
+          () => TE.right(undefined),
+          (pool) => store.withLock(spaceLock(pool.addressSpace), locked)
+        )
+      )
     )
   }
 

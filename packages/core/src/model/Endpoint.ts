@@ -26,10 +26,7 @@ export const Protocol = t.keyof({ tcp: null, udp: null, sctp: null }, 'Protocol'
 
 /** Docker `-p` / CNI `portMappings`: host port to container port. @category codecs */
 export const PortMapping = t.intersection(
-  [
-    t.type({ protocol: Protocol, containerPort: t.number, hostPort: t.number }),
-    t.partial({ hostIp: IpAddress })
-  ],
+  [t.type({ protocol: Protocol, containerPort: t.number, hostPort: t.number }), t.partial({ hostIp: IpAddress })],
   'PortMapping'
 )
 /** @category model */

@@ -14,10 +14,7 @@ export type IpRange = t.TypeOf<typeof IpRange>
 
 /** An address the allocator must never hand out. @category codecs */
 export const ReservedAddress = t.intersection(
-  [
-    t.type({ address: IpAddress, reason: t.keyof({ aux: null, excluded: null }) }),
-    t.partial({ name: t.string })
-  ],
+  [t.type({ address: IpAddress, reason: t.keyof({ aux: null, excluded: null }) }), t.partial({ name: t.string })],
   'ReservedAddress'
 )
 /** @category model */

@@ -92,7 +92,10 @@ export interface Dataplane {
    * still running in the background on a device of that name (link removals, spare refills) is
    * finished first.
    */
-  readonly ensureNetwork: (network: Network, sharedWith?: ReadonlyArray<NetworkId>) => TE.TaskEither<CoreError, HostNetwork>
+  readonly ensureNetwork: (
+    network: Network,
+    sharedWith?: ReadonlyArray<NetworkId>
+  ) => TE.TaskEither<CoreError, HostNetwork>
   readonly deleteNetwork: (network: Network) => TE.TaskEither<CoreError, void>
   /**
    * Make the endpoint's links (veth pair on the network's device); returns the sandbox-side MAC.

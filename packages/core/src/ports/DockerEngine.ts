@@ -54,7 +54,10 @@ export const NetworkInspect = t.type(
     Id: t.string,
     Name: t.string,
     Driver: t.string,
-    IPAM: t.partial({ Driver: t.string, Config: nullable(t.array(t.partial({ Subnet: t.string, Gateway: t.string, IPRange: t.string }))) })
+    IPAM: t.partial({
+      Driver: t.string,
+      Config: nullable(t.array(t.partial({ Subnet: t.string, Gateway: t.string, IPRange: t.string })))
+    })
   },
   'NetworkInspect'
 )
@@ -79,7 +82,8 @@ export const attachmentOn = (c: ContainerInspect, networkId: string): EndpointSe
   Object.values(c.NetworkSettings.Networks ?? {}).find((e) => e.NetworkID === networkId)
 
 /** Whether the container sits on Docker's `none` network (`--net=none`). @category utils */
-export const onNoneNetwork = (c: ContainerInspect): boolean => Object.keys(c.NetworkSettings.Networks ?? {}).includes('none')
+export const onNoneNetwork = (c: ContainerInspect): boolean =>
+  Object.keys(c.NetworkSettings.Networks ?? {}).includes('none')
 
 /**
  * What can go wrong talking to dockerd: no answer (socket absent, refused, timed out), an error

@@ -24,7 +24,10 @@ export type LogLevel = (typeof LOG_LEVELS)[number]
 export const LogLevel: t.Type<LogLevel, string, unknown> = new t.Type<LogLevel, string, unknown>(
   'LogLevel',
   (u): u is LogLevel => typeof u === 'string' && (LOG_LEVELS as ReadonlyArray<string>).includes(u),
-  (u, c) => (typeof u === 'string' && (LOG_LEVELS as ReadonlyArray<string>).includes(u) ? t.success(u as LogLevel) : t.failure(u, c, `one of ${LOG_LEVELS.join(', ')}`)),
+  (u, c) =>
+    typeof u === 'string' && (LOG_LEVELS as ReadonlyArray<string>).includes(u)
+      ? t.success(u as LogLevel)
+      : t.failure(u, c, `one of ${LOG_LEVELS.join(', ')}`),
   (a) => a
 )
 

@@ -159,7 +159,10 @@ export const leaseObject = (space: string, address: string): string => `lease of
  *
  * @category ports
  */
-export const quarantineHolder = (entryId: string): LeaseOwner => ({ kind: 'runtime', ref: `quarantined record ${entryId}` })
+export const quarantineHolder = (entryId: string): LeaseOwner => ({
+  kind: 'runtime',
+  ref: `quarantined record ${entryId}`
+})
 
 /** @category ports */
 export interface Store {
@@ -174,7 +177,11 @@ export interface Store {
    * Run `task` while holding the named lock, across processes (pool creation checks overlaps in
    * a space under `space:<name>`). The lock is released whatever `task` returns.
    */
-  readonly withLock: <A>(name: string, task: TE.TaskEither<CoreError, A>, scope?: LockScope) => TE.TaskEither<CoreError, A>
+  readonly withLock: <A>(
+    name: string,
+    task: TE.TaskEither<CoreError, A>,
+    scope?: LockScope
+  ) => TE.TaskEither<CoreError, A>
   /** Whether the store is usable now (CNI STATUS, readiness). */
   readonly ping: () => TE.TaskEither<CoreError, void>
   readonly close: () => Promise<void>

@@ -116,8 +116,7 @@ export const fakeMac = (seed: string): MacAddress => {
 
 /** Where a link is: the host namespace, or inside a sandbox under another name. @category testing */
 export type LinkLocation =
-  | { readonly _tag: 'Host' }
-  | { readonly _tag: 'Sandbox'; readonly sandbox: SandboxKey; readonly ifName: IfName }
+  { readonly _tag: 'Host' } | { readonly _tag: 'Sandbox'; readonly sandbox: SandboxKey; readonly ifName: IfName }
 
 /** One link of the fake host. @category testing */
 export interface FakeLink {

@@ -37,8 +37,7 @@ export interface Journal {
 /** @category testing */
 export const journal = (): Journal => ({ calls: [] })
 
-const isRecord = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v)
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
 
 /**
  * Wrap every function of `port` (recursively through nested records). A wrapped function must

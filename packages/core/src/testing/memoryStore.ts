@@ -92,11 +92,12 @@ const leaseStore = (): LeaseStore => {
       leases.set(k, checked.right)
       return Promise.resolve(E.right(true))
     },
-    get: (space, address) =>
-      TE.fromIO(() => O.map(copy)(O.fromNullable(leases.get(leaseKey(space, address))))),
+    get: (space, address) => TE.fromIO(() => O.map(copy)(O.fromNullable(leases.get(leaseKey(space, address))))),
     list: (space, pool) =>
       TE.fromIO(() =>
-        [...leases.values()].filter((l) => l.addressSpace === space && (pool === undefined || l.poolId === pool)).map(copy)
+        [...leases.values()]
+          .filter((l) => l.addressSpace === space && (pool === undefined || l.poolId === pool))
+          .map(copy)
       ),
     getCursor: (pool) => TE.fromIO(() => O.fromNullable(cursors.get(pool))),
     setCursor: (pool, address) =>

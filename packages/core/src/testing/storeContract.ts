@@ -154,7 +154,10 @@ const cases = {
     keyOf: (n) => n.id,
     keys: ['net-1', 'a.b_c-d', '0123456789abcdef'.repeat(8)].map((k) => k as NetworkId),
     sample: sampleNetwork,
-    broken: (k) => ({ record: withField(sampleNetwork(k), { ipv4: [{ subnet: '10.1.0.0/24', gateway: 'nope' }] }), field: 'ipv4.0.gateway' })
+    broken: (k) => ({
+      record: withField(sampleNetwork(k), { ipv4: [{ subnet: '10.1.0.0/24', gateway: 'nope' }] }),
+      field: 'ipv4.0.gateway'
+    })
   } satisfies CollectionCase<NetworkId, Network>,
   endpoints: {
     name: 'endpoints',
@@ -168,7 +171,9 @@ const cases = {
     sample: sampleEndpoint,
     kind: 'endpoint',
     broken: (k) => ({
-      record: withField(sampleEndpoint(k), { portMappings: [{ protocol: 'tcp', containerPort: 80, hostPort: 8080, hostIp: 'nope' }] }),
+      record: withField(sampleEndpoint(k), {
+        portMappings: [{ protocol: 'tcp', containerPort: 80, hostPort: 8080, hostIp: 'nope' }]
+      }),
       field: 'portMappings.0.hostIp'
     })
   } satisfies CollectionCase<EndpointId, Endpoint>,
@@ -184,7 +189,10 @@ const cases = {
     ].map((k) => k as SandboxKey),
     sample: sampleSandbox,
     kind: 'sandbox',
-    broken: (k) => ({ record: withField(sampleSandbox(k), { interfaces: [{ endpointId: 'ep-0', ifName: 'zz+' }] }), field: 'interfaces.0.ifName' })
+    broken: (k) => ({
+      record: withField(sampleSandbox(k), { interfaces: [{ endpointId: 'ep-0', ifName: 'zz+' }] }),
+      field: 'interfaces.0.ifName'
+    })
   } satisfies CollectionCase<SandboxKey, Sandbox>,
   pools: {
     name: 'pools',
@@ -618,8 +626,8 @@ const command: fc.Arbitrary<Command> = fc.oneof(
   fc
     .record({ op: fc.constant('release' as const), owner: fc.option(owner, { nil: undefined }) })
     .chain((c) =>
-      place.map(
-        (p): Command => (c.owner === undefined ? { op: 'release', ...p } : { op: 'release', owner: c.owner, ...p })
+      place.map((p): Command =>
+        c.owner === undefined ? { op: 'release', ...p } : { op: 'release', owner: c.owner, ...p }
       )
     ),
   fc.record({ op: fc.constant('transfer' as const), owner, to: owner }).chain((c) => place.map((p) => ({ ...c, ...p })))

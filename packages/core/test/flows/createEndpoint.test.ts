@@ -92,10 +92,7 @@ describe('createEndpoint', () => {
   })
 
   it('adds a default route per family on a dual-stack network', async () => {
-    const t = await withNetwork(
-      {},
-      spec({ subnets: [subnet('10.1.0.0/24'), subnet('fd00:1::/64')] })
-    )
+    const t = await withNetwork({}, spec({ subnets: [subnet('10.1.0.0/24'), subnet('fd00:1::/64')] }))
     const e = await right(
       t.run(
         createEndpoint(NET, {

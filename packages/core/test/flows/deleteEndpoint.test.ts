@@ -1,14 +1,6 @@
 import { strict as assert } from 'node:assert'
 import { describe, it } from 'node:test'
-import {
-  createEndpoint,
-  deleteEndpoint,
-  ensureNetwork,
-  io,
-  join,
-  notFound,
-  type EndpointId
-} from '@isthmus/core'
+import { createEndpoint, deleteEndpoint, ensureNetwork, io, join, notFound, type EndpointId } from '@isthmus/core'
 import { testEnv, type TestEnv } from '@isthmus/core/testing'
 import {
   assertNoTraceOf,

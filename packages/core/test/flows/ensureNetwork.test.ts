@@ -1,6 +1,15 @@
 import { strict as assert } from 'node:assert'
 import { describe, it } from 'node:test'
-import { describe as describeError, ensureNetwork, io, type CoreError, type IfName, type NetworkId, type PoolId, type Subnet } from '@isthmus/core'
+import {
+  describe as describeError,
+  ensureNetwork,
+  io,
+  type CoreError,
+  type IfName,
+  type NetworkId,
+  type PoolId,
+  type Subnet
+} from '@isthmus/core'
 import { testEnv, type TestEnv } from '@isthmus/core/testing'
 import { left, NET, NET2, right, spec, storedNetwork, subnet } from './fixtures.js'
 
@@ -132,7 +141,8 @@ describe('ensureNetwork', () => {
   })
 
   describe('one bridge, one network', () => {
-    const other = (over = {}) => spec({ id: NET2, name: 'net2', subnets: [subnet('10.2.0.0/24')], bridge: 'br0' as IfName, ...over })
+    const other = (over = {}) =>
+      spec({ id: NET2, name: 'net2', subnets: [subnet('10.2.0.0/24')], bridge: 'br0' as IfName, ...over })
 
     it('refuses a bridge another stored network holds, in one sentence naming both, before any port is asked', async () => {
       const t = testEnv()
@@ -144,7 +154,11 @@ describe('ensureNetwork', () => {
         describeError(e),
         'invalid configuration: bridge br0 is already the bridge of network net1 (net1); name another bridge or remove that network first'
       )
-      assert.equal(t.journal.calls.filter((c) => c.port !== 'store').length, before, 'no control plane or dataplane call')
+      assert.equal(
+        t.journal.calls.filter((c) => c.port !== 'store').length,
+        before,
+        'no control plane or dataplane call'
+      )
       assert.equal(await storedNetwork(t, NET2), undefined)
       // The same network asked again is still answered, and another bridge name is fine.
       await right(t.run(ensureNetwork(spec({ bridge: 'br0' as IfName }))))
@@ -155,7 +169,9 @@ describe('ensureNetwork', () => {
       const t = testEnv()
       const ids = ['n1', 'n2', 'n3', 'n4'] as NetworkId[]
       const outcomes = await Promise.all(
-        ids.map((id, i) => t.run(ensureNetwork(spec({ id, name: id, subnets: [subnet(`10.${i + 1}.0.0/24`)], bridge: 'br0' as IfName }))))
+        ids.map((id, i) =>
+          t.run(ensureNetwork(spec({ id, name: id, subnets: [subnet(`10.${i + 1}.0.0/24`)], bridge: 'br0' as IfName })))
+        )
       )
       assert.equal(outcomes.filter((o) => o._tag === 'Right').length, 1)
       assert.equal(t.dataplane.probe.callsOf('ensureNetwork').length, 1)
@@ -172,10 +188,18 @@ describe('ensureNetwork', () => {
     it('a network with exactly the holder’s pools shares its bridge (Docker on a CNI network: one segment, two records), and the dataplane is told whose mark stays', async () => {
       const t = testEnv()
       const pooled = (id: NetworkId) =>
-        spec({ id, name: id, bridge: 'br0' as IfName, subnets: [{ ...subnet('10.1.0.0/24'), poolId: 'fake/isthmus-local/10.1.0.0/24' as PoolId }] })
+        spec({
+          id,
+          name: id,
+          bridge: 'br0' as IfName,
+          subnets: [{ ...subnet('10.1.0.0/24'), poolId: 'fake/isthmus-local/10.1.0.0/24' as PoolId }]
+        })
       await right(t.run(ensureNetwork(spec({ bridge: 'br0' as IfName }))))
       await right(t.run(ensureNetwork(pooled('docker1' as NetworkId))))
-      assert.deepEqual(t.dataplane.probe.callsOf('ensureNetwork').map((c) => c.args[1]), [[], [NET]])
+      assert.deepEqual(
+        t.dataplane.probe.callsOf('ensureNetwork').map((c) => c.args[1]),
+        [[], [NET]]
+      )
       // Another subnet on that bridge is still refused.
       assert.equal((await left(t.run(ensureNetwork(other()))))._tag, 'InvalidConfig')
     })

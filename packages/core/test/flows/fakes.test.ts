@@ -103,9 +103,7 @@ describe('fakeDataplane', () => {
     const n = network()
     await right(dp.port.ensureNetwork(n)())
     await right(dp.port.ensureEndpoint({ endpoint: endpoint('a'), network: n })())
-    const e = await left(
-      dp.port.place({ endpoint: endpoint('a'), network: n }, plugin('gone'))()
-    )
+    const e = await left(dp.port.place({ endpoint: endpoint('a'), network: n }, plugin('gone'))())
     assert.equal(e._tag, 'InvalidNetns')
   })
 

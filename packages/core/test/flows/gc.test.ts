@@ -51,9 +51,7 @@ const other = cniRequest('c9', 'eth0', NET2)
 const world = async (): Promise<TestEnv> => {
   const t = testEnv()
   await right(t.run(ensureNetwork(spec())))
-  await right(
-    t.run(ensureNetwork(spec({ id: NET2, name: 'net2', subnets: [subnet('10.2.0.0/24')] })))
-  )
+  await right(t.run(ensureNetwork(spec({ id: NET2, name: 'net2', subnets: [subnet('10.2.0.0/24')] }))))
   for (const r of [c1, c2, c3, c3eth0, dock]) await right(t.run(createEndpoint(NET, r)))
   await right(t.run(createEndpoint(NET2, other)))
   await right(t.run(join(c1.id, plugin('c1'))))
@@ -147,14 +145,20 @@ describe('gc', () => {
     )
     assert.ok(young)
     const first = await right(t.run(gc({ networkId: NET, valid: 'keep-all-endpoints', leaseGraceMs: 60_000 })))
-    assert.deepEqual(first.leasesReleased.map((l) => l.address), ['10.1.0.200'])
+    assert.deepEqual(
+      first.leasesReleased.map((l) => l.address),
+      ['10.1.0.200']
+    )
     assert.deepEqual(await leases(t), ['10.1.0.201'])
     t.clock.state.advance(59_000)
     const still = await right(t.run(gc({ networkId: NET, valid: 'keep-all-endpoints', leaseGraceMs: 60_000 })))
     assert.deepEqual(still.leasesReleased, [])
     t.clock.state.advance(2_000)
     const later = await right(t.run(gc({ networkId: NET, valid: 'keep-all-endpoints', leaseGraceMs: 60_000 })))
-    assert.deepEqual(later.leasesReleased.map((l) => l.address), ['10.1.0.201'])
+    assert.deepEqual(
+      later.leasesReleased.map((l) => l.address),
+      ['10.1.0.201']
+    )
     assert.deepEqual(await leases(t), [])
   })
 
@@ -223,11 +227,23 @@ describe('gc', () => {
       await lease(t, POOL1, '10.1.0.200', ghost(ghostId))
       const report = await right(t.run(gc({ networkId: NET, valid: 'keep-all-endpoints' })))
       assert.deepEqual(report.linksRemoved, [hostIfName(ghostId)])
-      assert.deepEqual(report.leasesReleased.map((l) => l.address), ['10.1.0.200'])
+      assert.deepEqual(
+        report.leasesReleased.map((l) => l.address),
+        ['10.1.0.200']
+      )
       assert.deepEqual(t.dataplane.state.linksOf(ghostId), [])
-      const order = t.journal.calls.map((c) => `${c.port}.${c.method}`).filter((m) => m === 'dataplane.removeLink' || m === 'store.leases.release')
-      assert.deepEqual(order, ['dataplane.removeLink', 'store.leases.release'], 'no address is free while its link is there')
-      assert.ok(t.store.probe.calls.some((c) => c.method === 'withLock' && c.args[0] === `endpoint:${ghostId}`), 'under the endpoint lock')
+      const order = t.journal.calls
+        .map((c) => `${c.port}.${c.method}`)
+        .filter((m) => m === 'dataplane.removeLink' || m === 'store.leases.release')
+      assert.deepEqual(
+        order,
+        ['dataplane.removeLink', 'store.leases.release'],
+        'no address is free while its link is there'
+      )
+      assert.ok(
+        t.store.probe.calls.some((c) => c.method === 'withLock' && c.args[0] === `endpoint:${ghostId}`),
+        'under the endpoint lock'
+      )
     })
 
     it('keeps an orphan’s leases when one of its links cannot be removed, and reports that link', async () => {
@@ -238,7 +254,10 @@ describe('gc', () => {
       t.dataplane.probe.failAt({ method: 'removeLink', error: io('ip link del', 'busy') })
       const report = await right(t.run(gc({ networkId: NET, valid: 'keep-all-endpoints' })))
       assert.deepEqual(report.leasesReleased, [])
-      assert.deepEqual(report.failures.map((f) => [f.step, f.target]), [['link', hostIfName(ghostId)]])
+      assert.deepEqual(
+        report.failures.map((f) => [f.step, f.target]),
+        [['link', hostIfName(ghostId)]]
+      )
       assert.deepEqual(await leases(t), ['10.1.0.200'])
     })
 

@@ -56,16 +56,39 @@ const world = async (): Promise<World> => {
   await right(run(createEndpoint(NET, cniRequest('c2'))))
 
   const dockPool = await right(
-    ipam.requestPool({ addressSpace: SPACE, family: 4, subnet: '10.241.2.0/24' as Subnet, aux: { printer: '10.241.2.10' as IpAddress } })()
+    ipam.requestPool({
+      addressSpace: SPACE,
+      family: 4,
+      subnet: '10.241.2.0/24' as Subnet,
+      aux: { printer: '10.241.2.10' as IpAddress }
+    })()
   )
   await right(
-    run(ensureNetwork(spec({ id: DOCK, name: DOCK.slice(0, 12), managedAddresses: false, subnets: [{ family: 4, subnet: dockPool.subnet, poolId: dockPool.id }] })))
+    run(
+      ensureNetwork(
+        spec({
+          id: DOCK,
+          name: DOCK.slice(0, 12),
+          managedAddresses: false,
+          subnets: [{ family: 4, subnet: dockPool.subnet, poolId: dockPool.id }]
+        })
+      )
+    )
   )
   const requested = await right(ipam.allocate(dockPool.id, DOCKER_RUNTIME_OWNER)())
-  await right(run(createEndpoint(DOCK, dockerRequest('d1', { addresses: [{ _tag: 'Assigned', cidr: joinCidr(requested.address, 24) }] }))))
+  await right(
+    run(
+      createEndpoint(
+        DOCK,
+        dockerRequest('d1', { addresses: [{ _tag: 'Assigned', cidr: joinCidr(requested.address, 24) }] })
+      )
+    )
+  )
   const unbound = (await right(ipam.allocate(dockPool.id, DOCKER_RUNTIME_OWNER)())).address
 
-  const otherPool = await right(ipam.requestPool({ addressSpace: SPACE, family: 4, subnet: '10.241.3.0/24' as Subnet })())
+  const otherPool = await right(
+    ipam.requestPool({ addressSpace: SPACE, family: 4, subnet: '10.241.3.0/24' as Subnet })()
+  )
   const taken = await right(
     env.store.leases.reserve({
       address: '10.241.1.200' as IpAddress,
@@ -88,7 +111,10 @@ describe('inspection queries', () => {
     for (const e of records) {
       const a = view.attachments.find((x) => x.endpointId === e.id)!
       assert.deepEqual(a.owner, e.owner)
-      assert.deepEqual(a.addresses.map((x) => x.cidr), e.addresses.map((x) => x.cidr))
+      assert.deepEqual(
+        a.addresses.map((x) => x.cidr),
+        e.addresses.map((x) => x.cidr)
+      )
       assert.equal(a.mac, e.mac)
       assert.equal(a.hostIfName, e.hostIfName)
       assert.equal(a.sandbox, e.sandbox)
@@ -117,19 +143,30 @@ describe('inspection queries', () => {
       `runtime ${w.unbound} a1b2c3d4e5f6 docker`
     ])
     const attached = view.attachments.flatMap((a) => a.addresses.map((x) => x.cidr.split('/')[0]))
-    assert.equal(new Set([...attached, ...view.reserved.map((r) => r.address)]).size, attached.length + view.reserved.length)
+    assert.equal(
+      new Set([...attached, ...view.reserved.map((r) => r.address)]).size,
+      attached.length + view.reserved.length
+    )
   })
 
   it('narrows to one network by id, name or id prefix; an unknown one is NotFound', async () => {
     const w = await world()
     for (const ref of [DOCK, DOCK.slice(0, 12), 'a1b2c3']) {
       const view = await right(inspectLeases({ network: ref })(w.env)())
-      assert.deepEqual(view.attachments.map((a) => a.endpointId), ['d1'], ref)
+      assert.deepEqual(
+        view.attachments.map((a) => a.endpointId),
+        ['d1'],
+        ref
+      )
       assert.deepEqual(view.reserved.map((r) => r.kind).sort(), ['aux', 'gateway', 'runtime'], ref)
     }
     const net1 = await right(inspectLeases({ network: 'net1' })(w.env)())
     assert.equal(net1.attachments.length, 2)
-    assert.deepEqual(await left(inspectLeases({ network: 'nope' })(w.env)()), { _tag: 'NotFound', kind: 'network', id: 'nope' })
+    assert.deepEqual(await left(inspectLeases({ network: 'nope' })(w.env)()), {
+      _tag: 'NotFound',
+      kind: 'network',
+      id: 'nope'
+    })
   })
 
   it('gives each network its subnets, pools with size, used and free, and endpoint count', async () => {
@@ -137,14 +174,24 @@ describe('inspection queries', () => {
     const view = await right(inspectNetworks(w.env)())
     const net1 = view.networks.find((n) => n.id === NET)!
     assert.equal(net1.endpoints, 2)
-    assert.deepEqual(net1.subnets.map((s) => `${s.subnet} ${s.gateway}`), ['10.241.1.0/24 10.241.1.1'])
+    assert.deepEqual(
+      net1.subnets.map((s) => `${s.subnet} ${s.gateway}`),
+      ['10.241.1.0/24 10.241.1.1']
+    )
     const [p1] = net1.pools
     // 254 usable; gateway, c1, c2 and the orphan hold four
     assert.deepEqual([p1!.size, p1!.used, p1!.free, p1!.leased], [254n, 4, 250n, 4])
     const dock = view.networks.find((n) => n.id === DOCK)!
     assert.equal(dock.endpoints, 1)
-    assert.deepEqual(dock.pools.map((p) => [p.poolId, p.used]), [[w.dockPool.id, 4]], 'gateway, aux, d1 and the unbound request')
-    assert.deepEqual(view.otherPools.map((p) => [p.poolId, p.used, p.free]), [[w.otherPool.id, 1, 253n]])
+    assert.deepEqual(
+      dock.pools.map((p) => [p.poolId, p.used]),
+      [[w.dockPool.id, 4]],
+      'gateway, aux, d1 and the unbound request'
+    )
+    assert.deepEqual(
+      view.otherPools.map((p) => [p.poolId, p.used, p.free]),
+      [[w.otherPool.id, 1, 253n]]
+    )
   })
 
   it('counts networks, endpoints and leases by holder for the metrics', async () => {
@@ -153,7 +200,10 @@ describe('inspection queries', () => {
     assert.equal(s.networks, 2)
     assert.equal(s.endpoints, 3)
     assert.deepEqual(s.leases, { attachment: 3, gateway: 3, aux: 1, runtime: 1, orphan: 1 })
-    assert.deepEqual(s.pools.map((p) => `${p.subnet} ${p.used}`), ['10.241.1.0/24 4', '10.241.2.0/24 4', '10.241.3.0/24 1'])
+    assert.deepEqual(
+      s.pools.map((p) => `${p.subnet} ${p.used}`),
+      ['10.241.1.0/24 4', '10.241.2.0/24 4', '10.241.3.0/24 1']
+    )
   })
 
   it('counts addresses outside the ranges as leased but not used, and reads an empty store', async () => {
@@ -169,11 +219,12 @@ describe('inspection queries', () => {
     )
     const empty = await right(inspectNetworks(t.env)())
     assert.equal(empty.networks.length, 0)
-    await right(ipam.allocate(pool.id, DOCKER_RUNTIME_OWNER, { address: '10.241.4.7' as IpAddress, anywhereInSubnet: true })())
+    await right(
+      ipam.allocate(pool.id, DOCKER_RUNTIME_OWNER, { address: '10.241.4.7' as IpAddress, anywhereInSubnet: true })()
+    )
     await right(ipam.allocate(pool.id, DOCKER_RUNTIME_OWNER)())
     const [u] = (await right(inspectNetworks(t.env)())).otherPools
     // 128..254 (the broadcast is not usable): 127; gateway .1 and .7 lie outside the range
     assert.deepEqual([u!.size, u!.used, u!.free, u!.leased], [127n, 1, 126n, 3])
   })
 })
-

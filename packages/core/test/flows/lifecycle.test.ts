@@ -39,7 +39,10 @@ describe('a CNI attachment: ADD (ensureNetwork, createEndpoint, join), then DEL 
     // ADD
     await right(t.run(ensureNetwork(spec())))
     await right(t.run(createEndpoint(NET, req)))
-    assert.deepEqual(t.store.probe.callsOf('endpoints.put').map((c) => c.args[1]), [{ durable: true }])
+    assert.deepEqual(
+      t.store.probe.callsOf('endpoints.put').map((c) => c.args[1]),
+      [{ durable: true }]
+    )
     const r = await right(t.run(join(req.id, { _tag: 'PluginMoves', sandbox: ns, ifName: ifn('eth0') })))
     assert.deepEqual(r.placed, { ifName: 'eth0', mac: fakeMac(req.id), sandbox: ns })
     assert.deepEqual(
@@ -103,7 +106,10 @@ describe('a Docker container: CreateNetwork … Join RuntimeMoves … Leave, Del
     )
     assert.deepEqual(e.addresses, [{ cidr: '10.213.1.5/24', poolId, gateway: '10.213.1.254' }])
     // Its record need not outlive the machine; a CNI endpoint's must (Store PutOptions).
-    assert.deepEqual(t.store.probe.callsOf('endpoints.put').map((c) => c.args[1]), [{ durable: false }])
+    assert.deepEqual(
+      t.store.probe.callsOf('endpoints.put').map((c) => c.args[1]),
+      [{ durable: false }]
+    )
 
     // Join: SrcName must exist in the host namespace when Join returns (cnm-protocol §3.2).
     const r = await right(t.run(join(id, { _tag: 'RuntimeMoves', dstPrefix: 'eth' }, { sandboxKey: key })))

@@ -17,7 +17,10 @@ interface Line {
 const recordingLog = (): { log: Logger; warnings: Line[] } => {
   const warnings: Line[] = []
   const ignore = () => undefined
-  return { log: { debug: ignore, info: ignore, error: ignore, warn: (msg, fields) => warnings.push({ msg, fields }) }, warnings }
+  return {
+    log: { debug: ignore, info: ignore, error: ignore, warn: (msg, fields) => warnings.push({ msg, fields }) },
+    warnings
+  }
 }
 
 describe('saga on a reader with only a logger', () => {
@@ -27,9 +30,21 @@ describe('saga on a reader with only a logger', () => {
     const step = (name: string) => RTE.fromIO<string, { log: Logger }>(() => (done.push(name), name))
     const flow = pipe(
       begin<{ log: Logger }>('attach'),
-      bindStep('a', () => step('a'), () => step('undo a')),
-      bindStep('b', () => step('b'), () => RTE.left(io('remove b', new Error('device busy')))),
-      doStep('c', () => step('c'), () => RTE.left(notFound('endpoint', 'c'))),
+      bindStep(
+        'a',
+        () => step('a'),
+        () => step('undo a')
+      ),
+      bindStep(
+        'b',
+        () => step('b'),
+        () => RTE.left(io('remove b', new Error('device busy')))
+      ),
+      doStep(
+        'c',
+        () => step('c'),
+        () => RTE.left(notFound('endpoint', 'c'))
+      ),
       doStep('d', () => RTE.left(invalidConfig('d refused')))
     )
     const out = await flow({ log: ctx.log })()
@@ -39,7 +54,11 @@ describe('saga on a reader with only a logger', () => {
     assert.equal(ctx.warnings.length, 1)
     assert.equal(ctx.warnings[0]!.msg, 'attach: could not undo b after d failed')
     assert.deepEqual(
-      { op: ctx.warnings[0]!.fields?.['op'], step: ctx.warnings[0]!.fields?.['step'], failedStep: ctx.warnings[0]!.fields?.['failedStep'] },
+      {
+        op: ctx.warnings[0]!.fields?.['op'],
+        step: ctx.warnings[0]!.fields?.['step'],
+        failedStep: ctx.warnings[0]!.fields?.['failedStep']
+      },
       { op: 'attach', step: 'b', failedStep: 'd' }
     )
     assert.match(String(ctx.warnings[0]!.fields?.['error']), /device busy/)
@@ -50,7 +69,11 @@ describe('saga on a reader with only a logger', () => {
     let undone = 0
     const flow = pipe(
       begin<{ log: Logger }>('ok'),
-      bindStep('x', () => RTE.right(1), () => RTE.fromIO(() => void undone++)),
+      bindStep(
+        'x',
+        () => RTE.right(1),
+        () => RTE.fromIO(() => void undone++)
+      ),
       RTE.map((s) => s.x)
     )
     assert.deepEqual(await flow({ log: ctx.log })(), { _tag: 'Right', right: 1 })

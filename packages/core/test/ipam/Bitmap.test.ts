@@ -13,7 +13,10 @@ const size = fc.oneof(
 )
 type Op = { op: 'set' | 'clear' | 'next'; at: number }
 const ops = fc.array(
-  fc.record({ op: fc.constantFrom<Op['op']>('set', 'set', 'clear', 'next'), at: fc.double({ min: 0, max: 1, noNaN: true }) }),
+  fc.record({
+    op: fc.constantFrom<Op['op']>('set', 'set', 'clear', 'next'),
+    at: fc.double({ min: 0, max: 1, noNaN: true })
+  }),
   { maxLength: 200 }
 )
 

@@ -114,7 +114,8 @@ const drive = async (req: PoolRequest, ops: ReadonlyArray<Op>, instances: 1 | 2)
       const a = text(big('10.9.8.0') + BigInt(o.offset), 4)
       const owner = endpoint(n++)
       const r = await ipam.allocate(pool.id, owner, { address: a })()
-      const inRanges = pool.ranges.length === 0 || pool.ranges.some((r) => big(a) >= big(r.start) && big(a) <= big(r.end))
+      const inRanges =
+        pool.ranges.length === 0 || pool.ranges.some((r) => big(a) >= big(r.start) && big(a) <= big(r.end))
       // an aux address holds a lease; outside the ranges it is refused for its place first
       const isAux = inRanges && pool.reserved.some((x) => x.reason === 'aux' && x.address === a)
       if (usable.includes(a) && !held.has(a)) {
@@ -150,14 +151,18 @@ const poolOf = (req: PoolRequest): Pool => ({
 describe('Ipam properties', () => {
   it('one process: unique, usable, round-robin addresses; exhausted only when full', async () => {
     await fc.assert(
-      fc.asyncProperty(poolRequest, fc.array(op, { minLength: 20, maxLength: 120, size: 'max' }), (req, ops) => drive(req, ops, 1)),
+      fc.asyncProperty(poolRequest, fc.array(op, { minLength: 20, maxLength: 120, size: 'max' }), (req, ops) =>
+        drive(req, ops, 1)
+      ),
       { numRuns: 120 }
     )
   })
 
   it('two processes with stale hints on one store: no duplicates; exhausted only when full', async () => {
     await fc.assert(
-      fc.asyncProperty(poolRequest, fc.array(op, { minLength: 20, maxLength: 120, size: 'max' }), (req, ops) => drive(req, ops, 2)),
+      fc.asyncProperty(poolRequest, fc.array(op, { minLength: 20, maxLength: 120, size: 'max' }), (req, ops) =>
+        drive(req, ops, 2)
+      ),
       { numRuns: 120 }
     )
   })
@@ -185,7 +190,8 @@ describe('Ipam properties', () => {
           const freed = got.filter((_, i) => drop[i])
           for (const a of freed) await right(ipam.release(SPACE, a))
           const again: IpAddress[] = []
-          for (let i = 0; i < freed.length; i++) again.push((await right(ipam.allocate(pool.id, endpoint(100 + i)))).address)
+          for (let i = 0; i < freed.length; i++)
+            again.push((await right(ipam.allocate(pool.id, endpoint(100 + i)))).address)
           assert.deepEqual([...again].sort(), [...freed].sort())
           const r = await ipam.allocate(pool.id, endpoint(999))()
           assert.ok(E.isLeft(r) && r.left._tag === 'PoolExhausted')

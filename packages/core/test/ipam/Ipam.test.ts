@@ -27,7 +27,12 @@ describe('Ipam: pools', () => {
   it('answers an identical RequestPool with the same id and one more reference', async () => {
     const store = memoryStore()
     const ipam = makeIpam({ store, clock })
-    const req = { addressSpace: SPACE, family: 4 as const, subnet: sub('10.1.0.0/24'), ranges: [poolRangeOfSubnet(sub('10.1.0.128/25'))] }
+    const req = {
+      addressSpace: SPACE,
+      family: 4 as const,
+      subnet: sub('10.1.0.0/24'),
+      ranges: [poolRangeOfSubnet(sub('10.1.0.128/25'))]
+    }
     const a = await right(ipam.requestPool(req))
     const b = await right(ipam.requestPool(req))
     assert.equal(b.id, a.id)
@@ -65,7 +70,10 @@ describe('Ipam: pools', () => {
     await right(ipam.releasePool(pool.id))
     assert.ok(O.isNone(await right(store.leases.get(SPACE, docker.address))), "Docker's goes with the pool")
     assert.ok(O.isSome(await right(store.leases.get(SPACE, other.address))), 'another runtime reservation stays')
-    assert.ok(O.isSome(await right(store.leases.get(SPACE, endpoint.address))), "an endpoint's stays (its record releases it)")
+    assert.ok(
+      O.isSome(await right(store.leases.get(SPACE, endpoint.address))),
+      "an endpoint's stays (its record releases it)"
+    )
   })
 
   it('refuses a subnet overlapping another pool of the space, but not of another space', async () => {
@@ -75,10 +83,17 @@ describe('Ipam: pools', () => {
     assert.deepEqual(e, { _tag: 'PoolOverlap', requested: '10.1.0.128/25', existing: '10.1.0.0/24', space: SPACE })
     // same subnet, other sub-range: not identical, so an overlap too
     const r = await left(
-      ipam.requestPool({ addressSpace: SPACE, family: 4, subnet: sub('10.1.0.0/24'), ranges: [poolRangeOfSubnet(sub('10.1.0.0/26'))] })
+      ipam.requestPool({
+        addressSpace: SPACE,
+        family: 4,
+        subnet: sub('10.1.0.0/24'),
+        ranges: [poolRangeOfSubnet(sub('10.1.0.0/26'))]
+      })
     )
     assert.equal(r._tag, 'PoolOverlap')
-    const other = await right(ipam.requestPool({ addressSpace: 'tenant-b' as AddressSpace, family: 4, subnet: sub('10.1.0.0/24') }))
+    const other = await right(
+      ipam.requestPool({ addressSpace: 'tenant-b' as AddressSpace, family: 4, subnet: sub('10.1.0.0/24') })
+    )
     assert.notEqual(other.id, first.id)
   })
 
@@ -142,7 +157,12 @@ describe('Ipam: allocation', () => {
   it('hands out sub-range addresses (Docker --ip-range) and CNI rangeStart..rangeEnd', async () => {
     const ipam = makeIpam({ store: memoryStore(), clock })
     const docker = await right(
-      ipam.requestPool({ addressSpace: SPACE, family: 4, subnet: sub('10.2.0.0/24'), ranges: [poolRangeOfSubnet(sub('10.2.0.252/30'))] })
+      ipam.requestPool({
+        addressSpace: SPACE,
+        family: 4,
+        subnet: sub('10.2.0.0/24'),
+        ranges: [poolRangeOfSubnet(sub('10.2.0.252/30'))]
+      })
     )
     const d: string[] = []
     for (let i = 0; i < 3; i++) d.push((await right(ipam.allocate(docker.id, ep(i)))).address)
@@ -171,7 +191,9 @@ describe('Ipam: allocation', () => {
         excluded: [ip('10.4.0.150')]
       })
     )
-    const l = await right(ipam.allocate(pool.id, ep(1), { address: ip('10.4.0.120'), mac: '02:42:0a:04:00:78' as never }))
+    const l = await right(
+      ipam.allocate(pool.id, ep(1), { address: ip('10.4.0.120'), mac: '02:42:0a:04:00:78' as never })
+    )
     assert.equal(l.address, '10.4.0.120')
     assert.equal(l.mac, '02:42:0a:04:00:78')
     // the same owner asking again gets the same lease (a retried ADD)
@@ -205,9 +227,15 @@ describe('Ipam: allocation', () => {
     })
     // held by an endpoint: refused too; given back: exclusive again for the next one
     await right(ipam.allocate(pool.id, ep(1), { address: ip('10.4.1.10') }))
-    assert.equal((await left(ipam.allocate(pool.id, docker, { address: ip('10.4.1.10'), exclusive: true })))._tag, 'AddressInUse')
+    assert.equal(
+      (await left(ipam.allocate(pool.id, docker, { address: ip('10.4.1.10'), exclusive: true })))._tag,
+      'AddressInUse'
+    )
     await right(ipam.release(SPACE, ip('10.4.1.9'), docker))
-    assert.equal((await right(ipam.allocate(pool.id, docker, { address: ip('10.4.1.9'), exclusive: true }))).address, '10.4.1.9')
+    assert.equal(
+      (await right(ipam.allocate(pool.id, docker, { address: ip('10.4.1.9'), exclusive: true }))).address,
+      '10.4.1.9'
+    )
     // a dynamic pick never lands on a held address
     assert.equal((await right(ipam.allocate(pool.id, docker, { exclusive: true }))).address, '10.4.1.2')
   })
@@ -224,7 +252,10 @@ describe('Ipam: allocation', () => {
     const got: string[] = []
     for (let i = 0; i < 5; i++) got.push((await right(ipam.allocate(pool.id, ep(i)))).address)
     assert.deepEqual(got, ['10.6.0.1', '10.6.0.2', '10.6.0.3', '10.6.0.4', '10.6.0.5'])
-    assert.equal((await left(ipam.allocate(pool.id, { kind: 'gateway' }, { address: ip('10.6.0.3') })))._tag, 'AddressInUse')
+    assert.equal(
+      (await left(ipam.allocate(pool.id, { kind: 'gateway' }, { address: ip('10.6.0.3') })))._tag,
+      'AddressInUse'
+    )
   })
 
   it('releases only for the owner given, and reuses the address after wrapping', async () => {

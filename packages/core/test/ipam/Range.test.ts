@@ -18,20 +18,32 @@ const v4Value = fc.integer({ min: 0, max: 2 ** 32 - 1 }).map(BigInt)
 describe('Range: address text', () => {
   it('formats integers exactly as the IpAddress codec canonicalises them (RFC 5952)', () => {
     fc.assert(
-      fc.property(fc.oneof(v4Value.map((n) => [n, 4] as const), v6Value.map((n) => [n, 6] as const)), ([n, f]) => {
-        const a = formatAddress(n, f)
-        assert.equal(a, text(n, f))
-        assert.ok(IpAddress.is(a))
-      }),
+      fc.property(
+        fc.oneof(
+          v4Value.map((n) => [n, 4] as const),
+          v6Value.map((n) => [n, 6] as const)
+        ),
+        ([n, f]) => {
+          const a = formatAddress(n, f)
+          assert.equal(a, text(n, f))
+          assert.ok(IpAddress.is(a))
+        }
+      ),
       { numRuns: 2000 }
     )
   })
 
   it('parses canonical addresses to the same integer as toBigInt', () => {
     fc.assert(
-      fc.property(fc.oneof(v4Value.map((n) => text(n, 4)), v6Value.map((n) => text(n, 6))), (a) => {
-        assert.equal(addressValue(a), toBigInt(a))
-      }),
+      fc.property(
+        fc.oneof(
+          v4Value.map((n) => text(n, 4)),
+          v6Value.map((n) => text(n, 6))
+        ),
+        (a) => {
+          assert.equal(addressValue(a), toBigInt(a))
+        }
+      ),
       { numRuns: 2000 }
     )
   })

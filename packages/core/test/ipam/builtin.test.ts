@@ -78,7 +78,9 @@ describe('builtinControlPlane: networks', () => {
     const s = spec()
     const b = await right(cp.ensureNetwork(s))
     assert.equal(b.addressSpace, SPACE)
-    assert.deepEqual(b.ipv4, [{ subnet: '10.20.0.0/24', poolId: `${SPACE}/10.20.0.0/24`, gateway: '10.20.0.1', ownedPool: true }])
+    assert.deepEqual(b.ipv4, [
+      { subnet: '10.20.0.0/24', poolId: `${SPACE}/10.20.0.0/24`, gateway: '10.20.0.1', ownedPool: true }
+    ])
     assert.equal(b.ipv6[0]?.gateway, 'fd00:20::1')
     await right(cp.deleteNetwork(networkOf(s, b)))
     assert.deepEqual(await right(store.pools.list()), [])
@@ -99,7 +101,13 @@ describe('builtinControlPlane: networks', () => {
     assert.equal((await right(store.pools.list())).length, 1)
 
     const other = await right(
-      cp.ensureNetwork(spec({ id: 'net2' as NetworkId, managedAddresses: false, subnets: [{ family: 4, subnet: '10.22.0.0/24' as Subnet, gateway: ip('10.22.0.254') }] }))
+      cp.ensureNetwork(
+        spec({
+          id: 'net2' as NetworkId,
+          managedAddresses: false,
+          subnets: [{ family: 4, subnet: '10.22.0.0/24' as Subnet, gateway: ip('10.22.0.254') }]
+        })
+      )
     )
     assert.deepEqual(other.ipv4, [{ subnet: '10.22.0.0/24', gateway: '10.22.0.254' }])
   })
@@ -176,10 +184,13 @@ describe('builtinControlPlane: endpoints', () => {
     const { ipam, cp } = setup()
     const s = spec({ subnets: [{ family: 4, subnet: '10.24.0.0/24' as Subnet }] })
     const n = networkOf(s, await right(cp.ensureNetwork(s)))
-    const req = (a: Parameters<typeof cp.createEndpoint>[1]['addresses']) => cp.createEndpoint(n, { id: endpointId, owner, addresses: a })
+    const req = (a: Parameters<typeof cp.createEndpoint>[1]['addresses']) =>
+      cp.createEndpoint(n, { id: endpointId, owner, addresses: a })
     assert.equal((await left(req([{ _tag: 'Static', address: ip('10.99.0.1') }])))._tag, 'InvalidConfig')
     assert.equal((await left(req([{ _tag: 'Any', family: 6 }])))._tag, 'InvalidConfig')
-    await right(ipam.allocate(n.ipv4[0]!.poolId!, { kind: 'endpoint', id: 'other' as EndpointId }, { address: ip('10.24.0.9') }))
+    await right(
+      ipam.allocate(n.ipv4[0]!.poolId!, { kind: 'endpoint', id: 'other' as EndpointId }, { address: ip('10.24.0.9') })
+    )
     assert.deepEqual(await left(req([{ _tag: 'Assigned', cidr: '10.24.0.9/24' as Cidr }])), {
       _tag: 'AddressInUse',
       address: '10.24.0.9',
@@ -192,7 +203,9 @@ describe('builtinControlPlane: endpoints', () => {
     const { store, cp } = setup()
     const s = spec({ managedAddresses: false, subnets: [{ family: 4, subnet: '10.25.0.0/16' as Subnet }] })
     const n = networkOf(s, await right(cp.ensureNetwork(s)))
-    const got = await right(cp.createEndpoint(n, { id: endpointId, owner, addresses: [{ _tag: 'Assigned', cidr: '10.25.3.4/16' as Cidr }] }))
+    const got = await right(
+      cp.createEndpoint(n, { id: endpointId, owner, addresses: [{ _tag: 'Assigned', cidr: '10.25.3.4/16' as Cidr }] })
+    )
     assert.deepEqual(got.addresses, [{ cidr: '10.25.3.4/16' }])
     assert.deepEqual(await right(store.leases.list(n.addressSpace)), [])
   })
@@ -206,11 +219,23 @@ describe('builtinControlPlane: endpoints', () => {
     assert.deepEqual(probe.callsOf('leases.reserve').at(-1)?.args[1], { durable: false })
     const [lease] = (await right(store.leases.list(SPACE))).filter((l) => l.owner.kind === 'runtime')
     probe.reset()
-    const got = await right(cp.createEndpoint(n, { id: endpointId, owner, addresses: [{ _tag: 'Assigned', cidr: `${lease!.address}/24` as Cidr }] }))
-    assert.deepEqual(probe.callsOf('leases.transfer').map((c) => c.args[4]), [{ durable: false }])
+    const got = await right(
+      cp.createEndpoint(n, {
+        id: endpointId,
+        owner,
+        addresses: [{ _tag: 'Assigned', cidr: `${lease!.address}/24` as Cidr }]
+      })
+    )
+    assert.deepEqual(
+      probe.callsOf('leases.transfer').map((c) => c.args[4]),
+      [{ durable: false }]
+    )
     probe.reset()
     await right(cp.deleteEndpoint(n, endpointOf(n, [...got.addresses])))
-    assert.deepEqual(probe.callsOf('leases.transfer').map((c) => c.args[4]), [undefined])
+    assert.deepEqual(
+      probe.callsOf('leases.transfer').map((c) => c.args[4]),
+      [undefined]
+    )
   })
 
   it('rolls back the addresses it took when a later one fails (reserve fails at the 2nd call)', async () => {
@@ -235,7 +260,10 @@ describe('builtinControlPlane: endpoints', () => {
     assert.equal(e._tag, 'Io')
     assert.equal(probe.callsOf('leases.reserve').length, 2)
     const leases = await right(store.leases.list(SPACE))
-    assert.deepEqual(leases.filter((l) => l.owner.kind === 'endpoint'), [])
+    assert.deepEqual(
+      leases.filter((l) => l.owner.kind === 'endpoint'),
+      []
+    )
     // the runtime's address went back to the runtime
     const back = await right(store.leases.get(SPACE, ip('10.20.0.50')))
     assert.ok(O.isSome(back) && back.value.owner.kind === 'runtime')

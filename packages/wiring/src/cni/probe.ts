@@ -16,7 +16,11 @@ const linkState = (l: IpLink): LinkState => ({
 
 /** The Probe port over `ip -json`. @category constructors */
 export const ipProbe = (tools: Tools): Probe => ({
-  hostLink: (name) => pipe(findLink(tools, host, name), TE.map((l) => (l === undefined ? undefined : linkState(l)))),
+  hostLink: (name) =>
+    pipe(
+      findLink(tools, host, name),
+      TE.map((l) => (l === undefined ? undefined : linkState(l)))
+    ),
   // sysfs answers without starting `ip` (two of them on every ADD); a name that cannot be a link
   // name, or no such link, is undefined.
   hostMac: (name) =>

@@ -83,4 +83,3 @@ export const linuxRuntime = (options: LinuxRuntimeOptions): Runtime => {
     docker: linuxDockerPorts(tools)
   }
 }
-

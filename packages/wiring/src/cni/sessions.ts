@@ -71,10 +71,12 @@ export const sessionCache = (seeds: ReadonlyArray<SeedSession> = []): SessionCac
     closeAll: async () => {
       const all = [...open.values()]
       open.clear()
-      await Promise.all(all.map(async (p) => {
-        const s = await p
-        if (E.isRight(s)) await s.right.close()
-      }))
+      await Promise.all(
+        all.map(async (p) => {
+          const s = await p
+          if (E.isRight(s)) await s.right.close()
+        })
+      )
     }
   }
 }
