@@ -84,8 +84,9 @@ const short = (s: string): string => createHash('sha256').update(s).digest('hex'
 
 /** Start the embedded plugin over a fresh VNIC registry; nothing on the host is made yet. */
 export const startLauncher = async (options: LauncherOptions): Promise<Launcher> => {
-  if (!/^[a-z][a-z0-9]{0,6}$/.test(options.linkPrefix))
+  if (!/^[a-z][a-z0-9]{0,6}$/.test(options.linkPrefix)) {
     throw new Error('linkPrefix: 1 to 7 lowercase letters and digits')
+  }
   const store = await must(fileStore({ stateDir: options.stateDir }))
   const registry = memoryVnicRegistry()
   const { env, ipam } = embeddedEnv({

@@ -42,8 +42,9 @@ try {
   }
   for (const from of instances) {
     for (const n of [2, 3, 4]) {
-      if (from.address !== `10.243.250.${n}`)
+      if (from.address !== `10.243.250.${n}`) {
         console.log(`${from.name} ${await reaches(from, `10.243.250.${n}`)} 10.243.250.${n}`)
+      }
     }
   }
 } finally {

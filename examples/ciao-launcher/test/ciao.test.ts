@@ -92,7 +92,7 @@ describe('ciao launcher: two tenants on one subnet over VNICs', { timeout: 240_0
     const rules = (await run(['iptables', '-S', 'FORWARD'])).stdout
       .split('\n')
       .filter((r) => r.includes(`isthmus-ciao:${LINKS}`))
-    for (const r of rules)
+    for (const r of rules) {
       await run([
         'iptables',
         ...r
@@ -100,6 +100,7 @@ describe('ciao launcher: two tenants on one subnet over VNICs', { timeout: 240_0
           .split(' ')
           .map((w) => w.replace(/^"|"$/g, ''))
       ])
+    }
     await rm(stateDir, { recursive: true, force: true })
     await daemon?.stop()
   })

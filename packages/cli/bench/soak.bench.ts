@@ -200,8 +200,9 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 const main = async (): Promise<number> => {
-  if (process.getuid?.() !== 0)
+  if (process.getuid?.() !== 0) {
     throw new Error('bench:soak makes namespaces, bridges and iptables chains: run it as root')
+  }
   const t0 = Date.now()
   const prefix = uniquePrefix('soak')
   const bridgePrefix = `sk${prefix.slice(-6)}`
@@ -309,8 +310,9 @@ const main = async (): Promise<number> => {
     const wrong: string[] = []
     for (const a of live) {
       const got = await addressesOf(a)
-      if (got === undefined || !got.includes(a.address))
+      if (!got?.includes(a.address)) {
         wrong.push(`${a.key}: recorded ${a.address}, kernel ${got === undefined ? 'gone' : got.join(',') || 'none'}`)
+      }
       for (const addr of got ?? []) kernel.set(addr, [...(kernel.get(addr) ?? []), a.key])
     }
     const kernelDuplicates = [...kernel].filter(([, ks]) => ks.length > 1)
@@ -336,13 +338,15 @@ const main = async (): Promise<number> => {
     ])
     for (const c of containers) {
       const r = await docker('rm', '-f', c)
-      if (r.code !== 0 && !/No such container/i.test(r.stderr))
+      if (r.code !== 0 && !/No such container/i.test(r.stderr)) {
         teardownFailures.push(`docker rm -f ${c}: ${r.stderr.trim()}`)
+      }
     }
     for (const n of [...w.pendingNetworks, ...dockerNets.map((x) => x.name)]) {
       const r = await docker('network', 'rm', n)
-      if (r.code !== 0 && !/not found/i.test(r.stderr))
+      if (r.code !== 0 && !/not found/i.test(r.stderr)) {
         teardownFailures.push(`docker network rm ${n}: ${r.stderr.trim()}`)
+      }
     }
     await sleep(2_000)
     await observe()
@@ -402,8 +406,9 @@ const main = async (): Promise<number> => {
         0.5
       )} ms, max ${Math.max(0, ...d.restarts.map((r) => r.startMs))} ms`
     )
-    for (const death of d.deaths)
+    for (const death of d.deaths) {
       console.log(`  died at ${death.t.toFixed(0)} s: ${death.lastLines.join(' | ').slice(0, 600)}`)
+    }
     printMemory(d.samples)
     console.log(`error log lines: ${errorLines.length}`)
     for (const l of errorLines.slice(0, 5)) console.log(`  ${l.slice(0, 400)}`)
@@ -557,12 +562,14 @@ const cleanup = async (o: {
   const dockerLeft =
     (await docker('ps', '-aq', '--filter', `name=^${o.prefix}`)).stdout.trim() +
     (await docker('network', 'ls', '-q', '--filter', `name=^${o.prefix}`)).stdout.trim()
-  if (o.plugin !== undefined && dockerLeft !== '' && processSample(o.plugin.pid()) === undefined)
+  if (o.plugin !== undefined && dockerLeft !== '' && processSample(o.plugin.pid()) === undefined) {
     await quietly('restart the daemon', () => o.plugin!.start())
+  }
   if (w !== undefined) {
     for (const a of w.registry.all()) if (a.cni !== undefined) w.pendingCni.set(a.key, a.cni)
-    for (const [key, c] of w.pendingCni)
+    for (const [key, c] of w.pendingCni) {
       await quietly(`cni DEL ${key}`, () => w.teardownCni(key, { ...c, conf: { ...c.conf, daemon: false } }))
+    }
   }
   await quietly('docker objects', () => removeDockerObjects(o.prefix))
   await quietly('the daemon, its chains, state directory and sockets', () => o.plugin?.dispose() ?? Promise.resolve())

@@ -152,6 +152,8 @@ const recordFiles = (dir: string): ReadonlyArray<string> => {
     .map((f) => join(dir, f))
 }
 
+const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === 'object' && u !== null
+
 /** Read the state directory's records as files. */
 export const readState = (stateDir: string): StateView => {
   const root = join(stateDir, 'v1')
@@ -160,7 +162,7 @@ export const readState = (stateDir: string): StateView => {
     recordFiles(join(root, dir)).flatMap((file) => {
       try {
         const d = (JSON.parse(readFileSync(file, 'utf8')) as { data?: unknown }).data
-        if (typeof d === 'object' && d !== null) return [d as Record<string, unknown>]
+        if (isRecord(d)) return [d]
       } catch {
         // counted below
       }

@@ -56,8 +56,9 @@ export class Registry {
 
   add(a: Attachment): void {
     for (const other of this.items.values()) {
-      if (other.state !== 'removing' && other.address === a.address)
+      if (other.state !== 'removing' && other.address === a.address) {
         this.duplicates.push({ address: a.address, holders: [other.key, a.key] })
+      }
     }
     this.items.set(a.key, a)
     this.peak = Math.max(this.peak, this.items.size)
@@ -117,8 +118,9 @@ export class Stats {
 
   of(kind: string): KindStats {
     let s = this.byKind.get(kind)
-    if (s === undefined)
+    if (s === undefined) {
       this.byKind.set(kind, (s = { ok: 0, failed: 0, failedNearKill: 0, ms: [], samples: [], nearKillSamples: [] }))
+    }
     return s
   }
 }

@@ -84,8 +84,9 @@ describe('serve: Contrail settings', () => {
       '--contrail-credentials-file',
       '--vrouter-agent',
       '--contrail-owner'
-    ])
+    ]) {
       assert.ok(help.includes(f), f)
+    }
     assert.ok(!/password/i.test(help.replace(/OS_PASSWORD/g, '')), 'no password on argv')
   })
 })

@@ -186,9 +186,11 @@ describe('a truncated record in a live daemon', () => {
       assert.deepEqual(await readFile(ep['location']!), endpointBytes.subarray(0, Math.floor(endpointBytes.length / 2)))
       const plain = await isthmus('quarantine', '--state-dir', plugin.stateDir)
       assert.equal(plain.code, 0, plain.stderr)
-      for (const r of records)
-        for (const f of ['id', 'object', 'at', 'location'])
+      for (const r of records) {
+        for (const f of ['id', 'object', 'at', 'location']) {
           assert.ok(plain.stdout.includes(r[f]!), `${f} in:\n${plain.stdout}`)
+        }
+      }
 
       // counted
       const address = logLines(plugin).find((l) => l.message === 'metrics')?.['address'] as string
@@ -337,18 +339,21 @@ describe('a daemon whose state directory fills up, then turns read-only', () => 
       remount(mnt, 'rw')
       ro = false
       assert.equal((await createEndpoint(s, N1, e2, addr2)).status, 200)
-      for (const e of [e1, e2])
+      for (const e of [e1, e2]) {
         assert.deepEqual(await pluginCall(s, '/NetworkDriver.DeleteEndpoint', { NetworkID: N1, EndpointID: e }), {
           status: 200,
           body: {}
         })
-      for (const n of [N1, N2])
+      }
+      for (const n of [N1, N2]) {
         assert.deepEqual(await pluginCall(s, '/NetworkDriver.DeleteNetwork', { NetworkID: n }), {
           status: 200,
           body: {}
         })
-      for (const p of [n1.PoolID, n2.PoolID])
+      }
+      for (const p of [n1.PoolID, n2.PoolID]) {
         assert.equal((await pluginCall(s, '/IpamDriver.ReleasePool', { PoolID: p })).status, 200)
+      }
 
       // every record on disk decodes, nothing was quarantined, the daemon never crashed
       await allRecordsDecode(stateDir)

@@ -215,8 +215,9 @@ const main = async (): Promise<void> => {
   }
   // node's own start-up, measured here: the ADD@0 target is this plus 15 ms.
   const nodeStart: number[] = []
-  for (let r = 0; r < RUNS; r++)
+  for (let r = 0; r < RUNS; r++) {
     nodeStart.push((await run(process.execPath, { PATH: process.env['PATH'] ?? '' }, '', ['-e', '0'])).ms)
+  }
   const at0 = await cycles('0')
   const par = await parallel()
   await populate(5000)

@@ -7,7 +7,7 @@
  */
 import * as E from 'fp-ts/lib/Either.js'
 import { pipe } from 'fp-ts/lib/function.js'
-import * as T from 'fp-ts/lib/Task.js'
+import type * as T from 'fp-ts/lib/Task.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { causeText, NetworkId, jsonRefusalText, parseJsonWithin, type Logger } from '@isthmus/core'
 import { add } from './commands/add.js'
@@ -88,16 +88,18 @@ const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/
 export const decodeNetConf = (command: Command, text: string): E.Either<CniError, NetConf> => {
   // Size and depth first: nothing below may walk an unbounded value.
   const parsed = parseJsonWithin(text, STDIN_LIMITS)
-  if (E.isLeft(parsed))
+  if (E.isLeft(parsed)) {
     return E.left(cniError(Code.Decode, `error unmarshall network config: ${jsonRefusalText(parsed.left)}`))
+  }
   const raw = parsed.right
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     return E.left(cniError(Code.Decode, 'error unmarshall network config: not a JSON object'))
   }
   const obj = raw as Record<string, unknown>
   const name = obj['name']
-  if (name === undefined || name === null || name === '')
+  if (name === undefined || name === null || name === '') {
     return E.left(cniError(Code.InvalidConfig, 'missing network name'))
+  }
   if (typeof name === 'string' && NAME_RE.test(name) && !NetworkId.is(name)) {
     return E.left(
       cniError(Code.InvalidConfig, 'network name is too long', `at most 128 characters, got ${name.length}`)
@@ -120,8 +122,9 @@ export const decodeNetConf = (command: Command, text: string): E.Either<CniError
   }
   // From here on the request's version is known, and errors carry it.
   const versioned = (e: CniError): E.Either<CniError, NetConf> => E.left({ ...e, cniVersion: version })
-  if (command === 'CHECK' && !atLeast(version, '0.4.0'))
+  if (command === 'CHECK' && !atLeast(version, '0.4.0')) {
     return versioned(cniError(Code.IncompatibleVersion, 'config version does not allow CHECK'))
+  }
   if ((command === 'GC' || command === 'STATUS') && !atLeast(version, '1.1.0')) {
     return versioned(cniError(Code.IncompatibleVersion, `config version does not allow ${command}`))
   }
@@ -129,7 +132,7 @@ export const decodeNetConf = (command: Command, text: string): E.Either<CniError
     decodeAs(IsthmusConf, Code.InvalidConfig, 'invalid network config')(obj),
     E.bimap(
       (e): CniError => ({ ...e, cniVersion: version }),
-      (conf): NetConf => ({ cniVersion: version, name: name as NetworkId, conf, raw: obj, text })
+      (conf): NetConf => ({ cniVersion: version, name: name, conf, raw: obj, text })
     )
   )
 }
@@ -270,7 +273,7 @@ const runCommand = async (
 
 const done = (log: Logger, fields: Record<string, unknown>, started: number, outcome: CommandOutcome): void => {
   const durationMs = Date.now() - started
-  if (E.isLeft(outcome))
+  if (E.isLeft(outcome)) {
     log.warn('failed', {
       ...fields,
       durationMs,
@@ -278,5 +281,5 @@ const done = (log: Logger, fields: Record<string, unknown>, started: number, out
       msg: outcome.left.msg,
       details: outcome.left.details
     })
-  else log.info('done', { ...fields, durationMs, ...(outcome.right === undefined ? {} : { result: outcome.right }) })
+  } else log.info('done', { ...fields, durationMs, ...(outcome.right === undefined ? {} : { result: outcome.right }) })
 }

@@ -147,8 +147,9 @@ const firstUsable = (s: Subnet): IpAddress => {
 /** The family of a range set; every range of a set must be of one family. */
 const familyOfSet = (set: ReadonlyArray<RangeConf>, i: number): E.Either<CniError, Family> => {
   const first = set[0]
-  if (first === undefined)
+  if (first === undefined) {
     return E.left(invalid('invalid network config', `ipam.ranges.${i}: a range set needs at least one range`))
+  }
   const f = familyOf(first.subnet)
   return set.every((r) => familyOf(r.subnet) === f)
     ? E.right(f)
@@ -214,7 +215,7 @@ export const subnetRequestsOf = (conf: IsthmusConf): E.Either<CniError, Readonly
 const baseSpec = (nc: NetConf): Omit<NetworkSpec, 'subnets' | 'managedAddresses'> => ({
   id: nc.name,
   name: nc.name,
-  bridge: (nc.conf.bridge ?? bridgeIfName(nc.name)) as IfName,
+  bridge: nc.conf.bridge ?? bridgeIfName(nc.name),
   internal: false,
   ipMasquerade: nc.conf.ipMasq ?? false,
   options: { 'cni.type': 'isthmus' },
@@ -367,8 +368,9 @@ export const toContrailNetworkSpec = (
 export const contrailAddressRequests = (
   requested: ReadonlyArray<IpAddress>
 ): E.Either<CniError, ReadonlyArray<AddressRequest>> => {
-  if (requested.some((a) => familyOf(a) !== 4))
+  if (requested.some((a) => familyOf(a) !== 4)) {
     return E.left(invalid('invalid network config', 'contrail: Contrail networks are IPv4 only'))
+  }
   if (requested.length > 1) return E.left(invalid('invalid network config', 'contrail: one address per attachment'))
   const a = requested[0]
   return E.right([a === undefined ? { _tag: 'Any', family: 4 } : { _tag: 'Static', address: a }])
@@ -413,10 +415,11 @@ export const requestedIps = (conf: IsthmusConf, args: CniArgs): E.Either<CniErro
   const out: IpAddress[] = []
   for (const s of chosen) {
     const a = addressOfIpArg(s)
-    if (a === undefined)
+    if (a === undefined) {
       return E.left(
         invalid('invalid network config', `requested IP ${JSON.stringify(excerpt(s))} is not an IP address`)
       )
+    }
     out.push(a)
   }
   return E.right(out)

@@ -414,8 +414,9 @@ describe('CNI on a Contrail network (simulated controller and agent, real kernel
     })
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))
     scope.finally(() => {
-      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined)
+      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
         process.kill(child.pid, 'SIGKILL')
+      }
     })
     child.stdin.end(JSON.stringify(conf({}, { timeoutMs: 30_000 })))
     await hung
@@ -509,8 +510,9 @@ describe('CNI on a Contrail network (simulated controller and agent, real kernel
     // in all of the above and everything before, at debug level: no password, no token in the log
     const log = readFileSync(logFile, 'utf8')
     assert.ok(log.length > 0)
-    for (const secret of [USER.password, 'inline-secret-value', 'wrong-password-xyz'])
+    for (const secret of [USER.password, 'inline-secret-value', 'wrong-password-xyz']) {
       assert.ok(!log.includes(secret), 'no secret in the log')
+    }
     const tokens = new Set(
       contrail.journal.map((e) => e.headers['x-auth-token']).filter((t): t is string => typeof t === 'string')
     )

@@ -49,8 +49,9 @@ const pool = async <A>(items: ReadonlyArray<A>, n: number, f: (a: A) => Promise<
 /** A fixed interleaving: run, cni, connect, cni, run, cni, … */
 const interleaved = (): Job[] => {
   const jobs: Job[] = []
-  for (let i = 0; i < 50; i++)
+  for (let i = 0; i < 50; i++) {
     jobs.push({ kind: 'run', i }, { kind: 'cni', i: 2 * i }, { kind: 'connect', i }, { kind: 'cni', i: 2 * i + 1 })
+  }
   return jobs
 }
 

@@ -117,8 +117,9 @@ describe('one network, both frontends', { timeout: 240_000 }, () => {
       assert.match(r.ips?.[0]?.address ?? '', new RegExp(`^${subnetD.replace(/\./g, '\\.')}\\.\\d+/24$`))
     }
     const onBridge = ports(bridge)
-    for (const l of results.map((r) => r.interfaces?.[1]?.name ?? ''))
+    for (const l of results.map((r) => r.interfaces?.[1]?.name ?? '')) {
       assert.ok(onBridge.includes(l), `${l} on ${bridge}`)
+    }
     assert.equal(await bridgeOf(name('d1')), bridge, 'the Docker container on the same bridge')
     assert.ok(pings(sandboxes[0]!.name, d1.IPAddress), 'CNI sandbox → Docker container')
     assert.ok(await containerPings(name('d1'), addresses[2]!, 3), 'Docker container → CNI sandbox')

@@ -350,13 +350,15 @@ describe(`CNI fuzz (fast-check, seed ${SEED}, ${RUNS} runs; FUZZ_SEED/FUZZ_RUNS 
           outcomes.push(judge(r, env, daemon === false ? 'in the process' : 'handed off'))
           if (r.exitCode === 0 && env['CNI_COMMAND'] === 'ADD' && r.doc !== undefined) {
             added.push({ env, stdin: stdinOf(stdinCase, false) })
-            for (const i of (r.doc['interfaces'] as Array<{ name: string; sandbox?: string }> | undefined) ?? [])
+            for (const i of (r.doc['interfaces'] as Array<{ name: string; sandbox?: string }> | undefined) ?? []) {
               if (i.sandbox === undefined) hostLinks.add(i.name)
+            }
           }
         }
         const [local, handed] = outcomes
-        if (local !== 'ok' && local !== undefined && inputOnly(local))
+        if (local !== 'ok' && local !== undefined && inputOnly(local)) {
           assert.deepEqual(handed, local, 'the same error on both paths')
+        }
       }),
       { seed: SEED, numRuns: RUNS, endOnFailure: true }
     )

@@ -116,8 +116,9 @@ describe('hand-off: what the plugin sends', () => {
       'CNI_NETNS',
       'CNI_PATH'
     ])
-    for (const secret of ['hunter2-secret', 'aws-secret', 'admin', 'HOME', '"PATH"'])
+    for (const secret of ['hunter2-secret', 'aws-secret', 'admin', 'HOME', '"PATH"']) {
       assert.ok(!raw.includes(secret), `${secret} is not sent`)
+    }
   })
 
   it('with a Contrail keystone in the netconf, also the OS_* credentials', async () => {

@@ -242,7 +242,7 @@ describe('a bug is code 999 with a short sentence, never a stack trace or a try-
     const f = fakeRuntime()
     const runtime = {
       ...f.runtime,
-      open: () => TE.fromTask<never, never>(() => Promise.reject(new TypeError('cannot read x of undefined')))
+      open: () => TE.fromTask<never>(() => Promise.reject(new TypeError('cannot read x of undefined')))
     }
     const out = await runSkel(runtime)(
       cniEnv('ADD', { cid: 'b1', netns: '/var/run/netns/none', ifName: 'eth0' }),

@@ -140,8 +140,9 @@ describe('the daemon sweeps at start while CNI ADDs run in other processes (real
         }
         for (const e of await store.right.endpoints
           .list()()
-          .then((r) => (E.isRight(r) ? r.right : [])))
+          .then((r) => (E.isRight(r) ? r.right : []))) {
           await deleteEndpoint(e.id)(env)()
+        }
         await deleteNetwork(name as NetworkId)(env)()
         await store.right.close()
       }

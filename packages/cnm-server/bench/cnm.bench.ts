@@ -332,10 +332,11 @@ const profile = (label: string, lines: ReadonlyArray<RequestLine>, runs: number)
   const total = rows.reduce((a, r) => a + r.perRun, 0)
   console.log(`\n${label}: plugin-side time per docker run (request log durationMs, ${runs} runs)`)
   console.log('| op | calls/run | median ms | p90 ms | ms per run | share |\n|---|---|---|---|---|---|')
-  for (const r of rows)
+  for (const r of rows) {
     console.log(
       `| ${r.op} | ${f(r.calls, 2)} | ${f(r.s.p50, 2)} | ${f(r.s.p90, 2)} | **${f(r.perRun, 2)}** | ${f((r.perRun / total) * 100, 0)}% |`
     )
+  }
   console.log(
     `| total | ${f(
       rows.reduce((a, r) => a + r.calls, 0),
@@ -479,10 +480,11 @@ try {
   if (source !== undefined) await ipamBench('source', source.socket, '10.252.229.0/24')
 
   if (managedLines.length > 0) profile('isthmus (managed plugin)', managedLines, ROUNDS)
-  else
+  else {
     console.log(
       `\nmanaged plugin profile: not available (${dockerdLog === undefined ? "dockerd's stderr is not a file" : 'no request lines found'})`
     )
+  }
   if (source !== undefined) profile('isthmus (source, startPlugin)', sourceLines, ROUNDS)
 } finally {
   await cleanup()

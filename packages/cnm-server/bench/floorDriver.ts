@@ -77,8 +77,9 @@ export const startFloorDriver = async ({ socket, net24, tag }: FloorOptions): Pr
     'IpamDriver.RequestPool': () => ({ PoolID: 'floor', Pool: `${net24}.0/24`, Data: {} }),
     'IpamDriver.RequestAddress': (b) => {
       const options = b['Options'] as Record<string, unknown> | null | undefined
-      if (options?.['RequestAddressType'] === 'com.docker.network.gateway')
+      if (options?.['RequestAddressType'] === 'com.docker.network.gateway') {
         return { Address: `${gateway}/24`, Data: {} }
+      }
       next = next >= 254 ? 2 : next + 1
       return { Address: `${net24}.${next}/24`, Data: {} }
     },

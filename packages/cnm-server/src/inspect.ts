@@ -64,7 +64,7 @@ const PLUGIN_API = /v(\d+\.\d+)\+json$/.exec(CONTENT_TYPE)?.[1] ?? 'unknown'
 
 // The answers are encoded by their codecs: the branded strings of the core leave as plain JSON.
 const answer =
-  <A, O>(codec: t.Type<A, O, unknown>) =>
+  <A, O>(codec: t.Type<A, O>) =>
   (a: A): object =>
     codec.encode(a) as object
 

@@ -66,10 +66,11 @@ const kindOf = (v: unknown): string =>
  */
 const genericOptions = (raw: unknown): E.Either<CoreError, Record<string, string>> => {
   if (raw === undefined || raw === null) return E.right({})
-  if (!isRecord(raw))
+  if (!isRecord(raw)) {
     return E.left(
       invalidConfig(`option com.docker.network.generic must be an object of -o key=value options, got ${kindOf(raw)}`)
     )
+  }
   const generic: Record<string, string> = {}
   for (const [k, v] of Object.entries(raw)) {
     if (typeof v === 'string') generic[k] = v
@@ -164,12 +165,13 @@ export const networkOptions = (options: Options): E.Either<CoreError, NetworkOpt
   let addressSpace: AddressSpace | undefined
   if (spaceOpt !== undefined) {
     const d = AddressSpace.decode(spaceOpt[1])
-    if (E.isLeft(d))
+    if (E.isLeft(d)) {
       return E.left(
         invalidConfig(
           `option ${spaceOpt[0]}=${shown(spaceOpt[1])} must be an address space name (letters, digits, _ . -)`
         )
       )
+    }
     addressSpace = d.right
   }
   const routes = staticRoutes(generic)

@@ -46,7 +46,7 @@ export interface AppOptions {
  * one such field, the first by rank (protocol/common.ts, IdField).
  */
 export const decodeRequest =
-  <A>(codec: t.Type<A, unknown, unknown>, what: string) =>
+  <A>(codec: t.Type<A, unknown>, what: string) =>
   (body: unknown): E.Either<CoreError, A> =>
     pipe(
       codec.decode(body),
@@ -72,7 +72,7 @@ export const decodeRequest =
 export const route = <A>(
   api: Api,
   method: string,
-  codec: t.Type<A, unknown, unknown>,
+  codec: t.Type<A, unknown>,
   handler: (req: A) => TE.TaskEither<CoreError, object>
 ): Route => ({
   api,
@@ -94,7 +94,7 @@ const idsOf = (body: unknown): Record<string, unknown> => {
     ['SandboxKey', 'sandboxKey']
   ] as const) {
     // cut: a field of the wrong length is still worth naming, not worth 200 KB of log line
-    if (typeof b[wire] === 'string' && b[wire] !== '') out[field] = (b[wire] as string).slice(0, 256)
+    if (typeof b[wire] === 'string' && b[wire] !== '') out[field] = b[wire].slice(0, 256)
   }
   return out
 }

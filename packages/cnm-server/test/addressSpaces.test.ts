@@ -214,7 +214,7 @@ describe('startPluginServer', () => {
       const port = Number(/:(\d+)$/.exec(p.address)?.[1])
       assert.match(p.address, /^tcp:\/\/127\.0\.0\.1:\d+$/)
       assert.equal(p.specFile, join(specDir, `embedtest.${format}`))
-      const text = await readFile(p.specFile!, 'utf8')
+      const text = await readFile(p.specFile, 'utf8')
       assert.equal(
         text,
         format === 'spec'

@@ -52,8 +52,9 @@ describe('overlapping networks created at the same time', { timeout: 180_000 }, 
         [ids[winner]]
       )
     } finally {
-      for (const id of ids)
+      for (const id of ids) {
         assert.deepEqual(await call('/NetworkDriver.DeleteNetwork', { NetworkID: id }), { status: 200, body: {} })
+      }
     }
     const links = new Set(await hostLinks())
     assert.deepEqual(
@@ -64,8 +65,9 @@ describe('overlapping networks created at the same time', { timeout: 180_000 }, 
   }
 
   it('of a /16 and a /24 inside it sent together, exactly one wins (10 tries)', async () => {
-    for (let i = 0; i < 10; i++)
+    for (let i = 0; i < 10; i++) {
       await race(i % 2 === 0 ? ['10.244.0.0/16', '10.244.7.0/24'] : ['10.244.7.0/24', '10.244.0.0/16'])
+    }
   })
 
   it('of a burst of 8 creations that all overlap, exactly one wins (3 tries); nothing is left afterwards', async () => {

@@ -260,8 +260,9 @@ describe('docker containers on isthmus', { timeout: 280_000 }, () => {
     await mustDocker('rm', '-f', name('c1'), name('c2'), name('c3'), name('c4'))
     const ports = (await Promise.all(networkIds.map((n) => bridgePorts(bridgeIfName(n as NetworkId))))).flat()
     await mustDocker('network', 'rm', net1, net2)
-    for (const p of ports)
+    for (const p of ports) {
       assert.equal(await linkExists(p.name), false, `${p.name} (${p.alias ?? 'no alias'}) goes with its network`)
+    }
     const end = await readState(plugin!.stateDir)
     assert.deepEqual(
       {
@@ -274,8 +275,9 @@ describe('docker containers on isthmus', { timeout: 280_000 }, () => {
       { networks: [], endpoints: [], sandboxes: [], pools: [], leases: [] }
     )
     assert.deepEqual(await linksLeftOf(endpointIdsInLog(plugin!.logs())), [], 'no isthmus link of this run on the host')
-    for (const n of networkIds)
+    for (const n of networkIds) {
       assert.equal(await linkExists(bridgeIfName(n as NetworkId)), false, `bridge of ${n.slice(0, 12)}`)
+    }
     assert.deepEqual(
       failedRequestsInLog(plugin!.logs()).map((f) => `${f.op} ${f.error}`),
       ['IpamDriver.RequestAddress AddressInUse', 'IpamDriver.RequestAddress PoolExhausted'],

@@ -51,7 +51,7 @@ const isthmus = (...args: string[]) => fromSource('packages/cli/src/bin/isthmus.
 const pnpmIsthmus = (...args: string[]) =>
   mustRun(['sh', '-c', `cd '${root}' && exec pnpm --silent isthmus "$@"`, 'sh', ...args])
 
-const decoded = <A>(codec: t.Type<A, unknown, unknown>, u: unknown): A => {
+const decoded = <A>(codec: t.Type<A, unknown>, u: unknown): A => {
   const r = codec.decode(u)
   assert.ok(E.isRight(r), `${codec.name}: ${JSON.stringify(u).slice(0, 500)}`)
   return r.right

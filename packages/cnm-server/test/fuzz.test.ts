@@ -147,7 +147,7 @@ const mutate = (v: Body, m: Mutation): Body => {
     case 'whole':
       return m.value
     case 'add':
-      return typeof v === 'object' && v !== null && !Array.isArray(v) ? { ...(v as object), [m.key]: m.value } : v
+      return typeof v === 'object' && v !== null && !Array.isArray(v) ? { ...v, [m.key]: m.value } : v
     case 'replace':
       return paths.length === 0 ? m.value : setAt(v, paths[m.pick % paths.length]!, () => m.value)
     case 'drop':
@@ -380,7 +380,7 @@ const requests = (w: World): fc.Arbitrary<{ readonly path: string; readonly body
   )
   const unknown = fc
     .constantFrom('/NetworkDriver.Nope', '/IpamDriver.Nope', '/Foo.Bar', '/', '/Plugin.Activate/x')
-    .map((path) => ({ path, body: {} as Body }))
+    .map((path) => ({ path, body: {} }))
   return fc.oneof({ weight: 60, arbitrary: known }, { weight: 1, arbitrary: unknown })
 }
 
@@ -472,14 +472,16 @@ describe('fuzz: every plugin method over the real socket', { timeout: 300_000 },
     if (reply.status !== 200 || typeof body !== 'object' || body === null) return
     const b = body as Record<string, unknown>
     const answer = JSON.parse(reply.text) as Record<string, unknown>
-    if (path === '/NetworkDriver.CreateNetwork' && typeof b['NetworkID'] === 'string')
+    if (path === '/NetworkDriver.CreateNetwork' && typeof b['NetworkID'] === 'string') {
       networkIds.add(made.network(b['NetworkID']))
+    }
     if (
       path === '/NetworkDriver.CreateEndpoint' &&
       typeof b['NetworkID'] === 'string' &&
       typeof b['EndpointID'] === 'string'
-    )
+    ) {
       made.endpoint(b['NetworkID'], b['EndpointID'])
+    }
     if (path === '/IpamDriver.RequestPool' && typeof answer['PoolID'] === 'string') made.pool(answer['PoolID'])
     if (
       path === '/IpamDriver.RequestAddress' &&
@@ -522,8 +524,9 @@ describe('fuzz: every plugin method over the real socket', { timeout: 300_000 },
           const reply = await send(c.path, c.body, c.how)
           sent++
           statuses.set(reply.status, (statuses.get(reply.status) ?? 0) + 1)
-          if (process.env['ISTHMUS_FUZZ_TRACE'] !== undefined)
+          if (process.env['ISTHMUS_FUZZ_TRACE'] !== undefined) {
             console.log(`TRACE ${c.path} ${c.how.kind} ${reply.status} ${reply.text.slice(0, 160)}`)
+          }
           assertProtocolShaped(c.path, KNOWN.has(c.path), reply)
           record(c.path, c.body, reply)
         }

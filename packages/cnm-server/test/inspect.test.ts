@@ -40,7 +40,7 @@ const getOn = (socket: string, path: string) =>
     req.end()
   })
 
-const decoded = <A>(codec: t.Type<A, unknown, unknown>, u: unknown): A => {
+const decoded = <A>(codec: t.Type<A, unknown>, u: unknown): A => {
   const r = codec.decode(u)
   assert.ok(E.isRight(r), `${codec.name}: ${JSON.stringify(u)}`)
   return r.right

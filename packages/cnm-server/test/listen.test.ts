@@ -104,8 +104,8 @@ describe('listen', () => {
       )
       children.push(child)
       let log = ''
-      child.stderr!.setEncoding('utf8')
-      child.stderr!.on('data', (c: string) => (log += c))
+      child.stderr.setEncoding('utf8')
+      child.stderr.on('data', (c: string) => (log += c))
       await waitUntil('systemd-socket-activate to listen', async () => existsSync(socket), 10_000, 20)
       // the first call waits in the socket's backlog while the daemon starts
       assert.deepEqual(await pluginCall(socket, '/Plugin.Activate'), {

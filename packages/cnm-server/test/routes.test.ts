@@ -368,8 +368,9 @@ const translator = () => {
   const rewrite = (u: unknown): unknown => {
     if (typeof u === 'string') return map.get(u) ?? u
     if (Array.isArray(u)) return u.map(rewrite)
-    if (typeof u === 'object' && u !== null)
+    if (typeof u === 'object' && u !== null) {
       return Object.fromEntries(Object.entries(u).map(([k, v]) => [k, rewrite(v)]))
+    }
     return u
   }
   return {
@@ -417,8 +418,9 @@ describe('a replay of the calls dockerd 20.10 made in scenarios 01-07', () => {
         case '/IpamDriver.RequestAddress': {
           const got = String(ours['Address'])
           assert.match(got, /\/\d+$/, `${where}: the address carries its prefix length`)
-          if (sent?.['Address'] !== '')
+          if (sent?.['Address'] !== '') {
             assert.equal(got.split('/')[0], sent?.['Address'], `${where}: exactly the address asked for`)
+          }
           tr.learn(String(theirs['Address']), got)
           break
         }
@@ -428,10 +430,12 @@ describe('a replay of the calls dockerd 20.10 made in scenarios 01-07', () => {
         case '/NetworkDriver.CreateEndpoint': {
           const asked = obj(sent?.['Interface'])
           const given = ours['Interface'] === undefined ? {} : obj(ours['Interface'])
-          for (const k of Object.keys(given))
+          for (const k of Object.keys(given)) {
             assert.equal(asked[k], '', `${where}: ${k} was filled by dockerd and must not come back`)
-          if (asked['MacAddress'] === '')
+          }
+          if (asked['MacAddress'] === '') {
             assert.ok(E.isRight(MacAddress.decode(given['MacAddress'])), `${where}: a MAC for the empty one`)
+          }
           break
         }
         case '/NetworkDriver.Join': {

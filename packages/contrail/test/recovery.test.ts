@@ -72,8 +72,8 @@ const runChild = (args: object): Run => {
   )
   let out = ''
   let err = ''
-  proc.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c))
-  proc.stderr!.setEncoding('utf8').on('data', (c: string) => (err += c))
+  proc.stdout.setEncoding('utf8').on('data', (c: string) => (out += c))
+  proc.stderr.setEncoding('utf8').on('data', (c: string) => (err += c))
   const exited = new Promise<void>((r) => proc.once('exit', () => r()))
   return {
     proc,
@@ -128,8 +128,9 @@ describe('restart recovery after a createEndpoint killed between steps', { timeo
   })
 
   after(async () => {
-    for (const c of children)
+    for (const c of children) {
       if (c.exitCode === null && c.signalCode === null && c.pid !== undefined) process.kill(c.pid, 'SIGKILL')
+    }
     if (env !== undefined) {
       const left = await env.store.endpoints.list()()
       for (const e of E.isRight(left) ? left.right : []) await deleteEndpoint(e.id)(env)()
@@ -170,8 +171,9 @@ describe('restart recovery after a createEndpoint killed between steps', { timeo
     it(`killed after ${p.after}: reconcile leaves controller, agent and host as the store says`, async () => {
       const endpointId = `rec-ep-${randomBytes(6).toString('hex')}` as EndpointId
       const h = p.stop.http
-      if (h !== undefined)
-        (h.agent === true ? sims.agent : sims.contrail).inject({ method: h.method, path: h.path, hang: true })
+      if (h !== undefined) {
+        ;(h.agent === true ? sims.agent : sims.contrail).inject({ method: h.method, path: h.path, hang: true })
+      }
       const hung = h === undefined ? undefined : (h.agent === true ? sims.agent : sims.contrail).nextHang()
       const run = runChild({
         contrailUrl: sims.contrail.url,

@@ -12,8 +12,9 @@ import { closedPort, FAST, left, right, startSims, TENANT, USER, VN, type Sims }
 /** No piece of `secret` of `min` or more characters anywhere in `text`. */
 const assertNoPart = (text: string, secret: string, min = 3): void => {
   for (let n = min; n <= secret.length; n++) {
-    for (let i = 0; i + n <= secret.length; i++)
+    for (let i = 0; i + n <= secret.length; i++) {
       assert.ok(!text.includes(secret.slice(i, i + n)), `"${secret.slice(i, i + n)}" of the secret in: ${text}`)
+    }
   }
 }
 

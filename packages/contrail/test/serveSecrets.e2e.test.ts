@@ -22,8 +22,9 @@ const BASIC = Buffer.from(`user:${PW}`).toString('base64')
  */
 const partsOf = (secret: string): ReadonlyArray<string> => {
   const out: string[] = []
-  for (let n = secret === PW ? 3 : 8; n <= secret.length; n++)
+  for (let n = secret === PW ? 3 : 8; n <= secret.length; n++) {
     for (let i = 0; i + n <= secret.length; i++) out.push(secret.slice(i, i + n))
+  }
   return out
 }
 const leaked = (text: string, secrets: ReadonlyArray<string>): ReadonlyArray<string> =>

@@ -68,7 +68,7 @@ const isMemberIndex = (ctx: t.Context, i: number): boolean => {
  * @category utils
  */
 export const decodeWith =
-  <A, O>(codec: t.Type<A, O, unknown>, what: string = codec.name) =>
+  <A, O>(codec: t.Type<A, O>, what: string = codec.name) =>
   (input: unknown): E.Either<CoreError, A> => {
     const r = codec.decode(input)
     return E.isRight(r) ? r : E.left(decodeFailure(what, report(r.left)))
@@ -81,7 +81,7 @@ export const decodeWith =
  * @category utils
  */
 export const decodeTask =
-  <A, O>(codec: t.Type<A, O, unknown>, what: string = codec.name) =>
+  <A, O>(codec: t.Type<A, O>, what: string = codec.name) =>
   (input: unknown): TE.TaskEither<CoreError, A> =>
     TE.fromEither(decodeWith(codec, what)(input))
 
@@ -108,7 +108,7 @@ export const parseJson =
  * @category utils
  */
 export const decodeJson =
-  <A, O>(codec: t.Type<A, O, unknown>, what: string = codec.name) =>
+  <A, O>(codec: t.Type<A, O>, what: string = codec.name) =>
   (text: string): E.Either<CoreError, A> =>
     E.chain(decodeWith(codec, what))(parseJson(what)(text))
 
@@ -143,8 +143,9 @@ export const nestsDeeperThan = (text: string, max: number): boolean => {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i)
     if (inString) {
-      if (c === 0x5c)
-        i++ // a backslash: the next character is escaped
+      if (c === 0x5c) {
+        i++
+      } // a backslash: the next character is escaped
       else if (c === 0x22) inString = false
     } else if (c === 0x22) inString = true
     else if (c === 0x5b || c === 0x7b) {
@@ -191,8 +192,9 @@ export const jsonRefusalText = (r: JsonRefusal): string =>
  */
 export const parseJsonWithin = (text: string, limits: JsonLimits): E.Either<JsonRefusal, unknown> => {
   // A UTF-16 length over the limit is over it in bytes too; below it, count the bytes.
-  if (text.length > limits.maxBytes || utf8Length(text) > limits.maxBytes)
+  if (text.length > limits.maxBytes || utf8Length(text) > limits.maxBytes) {
     return E.left({ _tag: 'TooLarge', maxBytes: limits.maxBytes })
+  }
   if (nestsDeeperThan(text, limits.maxDepth)) return E.left({ _tag: 'TooDeep', maxDepth: limits.maxDepth })
   try {
     return E.right(JSON.parse(text) as unknown)

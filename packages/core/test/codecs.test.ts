@@ -26,7 +26,7 @@ import {
 } from '@isthmus/core'
 
 // One valid record per model codec: the fixtures every bad-input case below is derived from.
-const fixtures: ReadonlyArray<readonly [t.Type<any, any, unknown>, Record<string, unknown>]> = [
+const fixtures: ReadonlyArray<readonly [t.Type<any, any>, Record<string, unknown>]> = [
   [
     Network,
     {
@@ -148,12 +148,12 @@ describe('model codecs', () => {
 })
 
 describe('address codecs', () => {
-  const ok = <A>(c: t.Type<A, unknown, unknown>, input: unknown): A => {
+  const ok = <A>(c: t.Type<A, unknown>, input: unknown): A => {
     const r = c.decode(input)
     assert.ok(E.isRight(r), `${c.name} rejected ${JSON.stringify(input)}`)
     return r.right
   }
-  const bad = (c: t.Type<any, unknown, unknown>, input: unknown) => assert.ok(E.isLeft(c.decode(input)))
+  const bad = (c: t.Type<any, unknown>, input: unknown) => assert.ok(E.isLeft(c.decode(input)))
 
   it('canonicalises addresses so one address has one spelling', () => {
     assert.equal(ok(IpAddress, 'FD00:0:0::0001'), 'fd00::1')
@@ -162,8 +162,9 @@ describe('address codecs', () => {
   })
 
   it('rejects the inet_aton spellings that ipaddr.isValid accepts', () => {
-    for (const s of ['0x7f.1', '127.1', '010.0.0.1', '1.2.3.4.5', '256.0.0.1', ' 1.2.3.4', 'fe80::1%eth0'])
+    for (const s of ['0x7f.1', '127.1', '010.0.0.1', '1.2.3.4.5', '256.0.0.1', ' 1.2.3.4', 'fe80::1%eth0']) {
       bad(IpAddress, s)
+    }
   })
 
   it('tells a CIDR from a subnet', () => {

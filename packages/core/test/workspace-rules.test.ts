@@ -57,8 +57,9 @@ const layerViolation = (pkg: string, file: string, spec: string): string | undef
     case 'core':
       return undefined // checked on its own below (no I/O)
     case 'frontend':
-      if (targetLayer === 'adapter' || targetLayer === 'composition')
+      if (targetLayer === 'adapter' || targetLayer === 'composition') {
         return `a frontend imports the ${targetLayer} ${spec}`
+      }
       if (targetLayer === 'frontend' && target !== pkg) return `a frontend imports another frontend, ${spec}`
       return undefined
     case 'adapter':

@@ -343,10 +343,7 @@ export const batchProcesses = (inner: Exec, options: BatchProcessOptions = {}): 
     const lines = input.split('\n').filter((l) => l.trim() !== '')
     // A marker among the lines would end the batch early: never the case for isthmus's own.
     if (lines.some((l) => l.trim() === MARKER)) {
-      return (async () => E.left(io('ip batch', new Error(`a batch line may not be ${MARKER}`)))) as TE.TaskEither<
-        CoreError,
-        ExecOutput
-      >
+      return async () => E.left(io('ip batch', new Error(`a batch line may not be ${MARKER}`)))
     }
     return () => runBatch(lines, force, () => inner(file, args, input)())
   }

@@ -122,7 +122,7 @@ const parseSave = (text: string): E.Either<string, SavedRuleset> => {
       current.chains.push(name)
     } else if (current !== undefined && line.startsWith('-A ')) {
       const m = /^-A (\S+)(?: (.*))?$/.exec(line)
-      if (m === null || m[1] === undefined) return E.left(`line ${i + 1}: unreadable rule`)
+      if (m?.[1] === undefined) return E.left(`line ${i + 1}: unreadable rule`)
       current.rules.push({ chain: m[1], spec: m[2] ?? '' })
     } else {
       return E.left(`line ${i + 1}: unexpected ${JSON.stringify(line.slice(0, 60))}`)

@@ -300,11 +300,12 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
       clearTimeout(r.timer)
       await r.running
       const out = await r.task()
-      if (E.isLeft(out))
+      if (E.isLeft(out)) {
         log.warn('background link removal failed; left for the sweep at the next start', {
           ...r.what,
           error: describe(out.left)
         })
+      }
     }
     retrying.clear()
   }

@@ -78,7 +78,7 @@ export const endpointMark = (id: EndpointId): string | undefined => {
 
 /** The endpoint an alias names, if it is an endpoint mark. @category utils */
 export const markedEndpoint = (alias: string | undefined): EndpointId | undefined => {
-  if (alias === undefined || !alias.startsWith(ENDPOINT_MARK_PREFIX)) return undefined
+  if (!alias?.startsWith(ENDPOINT_MARK_PREFIX)) return undefined
   const id = alias.slice(ENDPOINT_MARK_PREFIX.length)
   return EndpointId.is(id) ? id : undefined
 }
@@ -285,10 +285,12 @@ const adoptPair = (
       const notOurs = (why: string): TE.TaskEither<CoreError, MacAddress> =>
         TE.left(alreadyExists('endpoint', endpoint.id, why))
       if (h === undefined) return notOurs(`${n.peer} exists without its host end ${n.host}`)
-      if (p !== undefined && h.link !== n.peer)
+      if (p !== undefined && h.link !== n.peer) {
         return notOurs(`${n.host} and ${n.peer} exist but are not one veth pair`)
-      if (p === undefined && h.link_netnsid === undefined)
+      }
+      if (p === undefined && h.link_netnsid === undefined) {
         return notOurs(`${n.host} exists but its peer is not ${n.peer}`)
+      }
       const fixes: IpCommand[] = [
         ...(h.master !== bridge || !isUp(h) ? [['link', 'set', 'dev', n.host, 'master', bridge, 'up']] : []),
         ...(h.ifalias !== endpointMark(endpoint.id) ? markLine(n.host, endpoint.id) : []),

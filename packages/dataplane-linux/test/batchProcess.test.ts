@@ -189,7 +189,8 @@ describe('kept ip -batch processes (real kernel)', () => {
     const before = ipChildren()
     assert.ok(before.length > 0)
     await kept.close()
-    for (const pid of before)
+    for (const pid of before) {
       assert.equal(existsSync(`/proc/${pid}/stat`) && readFileSync(`/proc/${pid}/stat`, 'utf8').includes('(ip)'), false)
+    }
   })
 })

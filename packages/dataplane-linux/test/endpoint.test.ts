@@ -294,8 +294,9 @@ describe('endpoints on a bridge (real kernel)', () => {
     await daemon.drain()
     assert.ok(linkNames().includes(ep.hostIfName), 'the first removal failed')
     const until = Date.now() + 5_000
-    while (!log.state.entries.some((e) => e.msg === 'background link removal done') && Date.now() < until)
+    while (!log.state.entries.some((e) => e.msg === 'background link removal done') && Date.now() < until) {
       await new Promise((r) => setTimeout(r, 100))
+    }
     assert.ok(!linkNames().includes(ep.hostIfName) && !linkNames().includes(ep.peerIfName), 'gone after the retries')
     assert.deepEqual(
       log.state.entries.map((e) => [e.level, e.msg, e.fields['attempt'], e.fields['endpointId']]),

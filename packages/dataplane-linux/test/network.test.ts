@@ -454,8 +454,9 @@ describe('networks: bridge, forwarding and masquerade (real kernel)', () => {
         return TE.chain(() => TE.left(dataplane([file, ...args], 2, 'injected failure')))(real(file, args, input))
       }
       // The firewall's own read works; the clean-up's read of the ruleset does not.
-      if (file === 'iptables-save' && ++saves > 1)
+      if (file === 'iptables-save' && ++saves > 1) {
         return TE.left(dataplane([file], 1, 'injected: cannot read the ruleset'))
+      }
       return real(file, args, input)
     }
     const log = recordingLogger()

@@ -96,8 +96,9 @@ export const memoryVnicRegistry = (): VnicRegistry => {
         ((): E.Either<CoreError, Vnic> => {
           const v = byAddress(space, address)
           // a configuration mistake, not an absence to shrug off: NotFound reads as "already gone"
-          if (v === undefined)
+          if (v === undefined) {
             return E.left(invalidConfig(`no VNIC is registered for ${address} in address space ${space}`))
+          }
           if (v.endpointId !== undefined && v.endpointId !== endpointId) {
             return E.left(alreadyExists('endpoint', v.endpointId, `holds VNIC ${v.peerIfName} of ${address}`))
           }

@@ -57,8 +57,9 @@ export const trustedSocket = async (socket: string, uid: number = process.geteui
     const s = await lstat(path)
     if (!s.isSocket()) return { ok: false, why: `${path} is not a socket` }
     if (!trustedOwner(s.uid)) return { ok: false, why: `${path} is owned by uid ${s.uid}, not root` }
-    if ((s.mode & 0o022) !== 0)
+    if ((s.mode & 0o022) !== 0) {
       return { ok: false, why: `${path} is writable by group or others (mode ${(s.mode & 0o777).toString(8)})` }
+    }
     for (let dir = dirname(path); ; dir = dirname(dir)) {
       const d = await lstat(dir)
       if (!trustedOwner(d.uid)) return { ok: false, why: `directory ${dir} is owned by uid ${d.uid}, not root` }
@@ -87,8 +88,9 @@ export const handOff = async (
   timeoutMs = HANDOFF_TIMEOUT_MS
 ): Promise<HandoffOutcome> => {
   const checked = await trustedSocket(socket)
-  if (!checked.ok)
+  if (!checked.ok) {
     return { _tag: 'NotHandled', why: checked.why, ...(checked.absent === true ? {} : { untrusted: true as const }) }
+  }
   return send(checked.path, request, timeoutMs)
 }
 

@@ -20,7 +20,7 @@ import { RECORD_SUFFIX } from './layout.js'
 /** @category model */
 export interface CollectionSpec<K extends string, A, Out> {
   readonly kind: 'network' | 'endpoint' | 'sandbox' | 'pool'
-  readonly codec: t.Type<A, Out, unknown>
+  readonly codec: t.Type<A, Out>
   readonly keyOf: (a: A) => K
   readonly dir: string
   readonly pathOf: (key: K) => string

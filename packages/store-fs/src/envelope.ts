@@ -32,7 +32,7 @@ export const EnvelopeHeader = t.type({ schema: t.number, kind: t.string }, 'Enve
  *
  * @category codecs
  */
-export const Envelope = <A, Out>(kind: RecordKind, data: t.Type<A, Out, unknown>) =>
+export const Envelope = <A, Out>(kind: RecordKind, data: t.Type<A, Out>) =>
   t.type({ schema: t.literal(SCHEMA_VERSION), kind: t.literal(kind), data }, `Envelope<${kind}>`)
 
 /** Texts decoded before and their records: a file read again unchanged is not decoded again. */
@@ -59,7 +59,7 @@ const remember = (d: Decoded, text: string, value: unknown): void => {
 // The bytes of an envelope, whatever the value holds: a bigint or a cycle is a failure, not a throw.
 const encodeText = <A, Out>(
   kind: RecordKind,
-  data: t.Type<A, Out, unknown>,
+  data: t.Type<A, Out>,
   value: A,
   what: string
 ): E.Either<CoreError, string> =>
@@ -71,7 +71,7 @@ const encodeText = <A, Out>(
 // Parse and check an envelope; the record in it is not kept (the callers keep what they need).
 const decodeText = <A, Out>(
   kind: RecordKind,
-  data: t.Type<A, Out, unknown>,
+  data: t.Type<A, Out>,
   what: string,
   text: string
 ): E.Either<CoreError, A> =>
@@ -105,7 +105,7 @@ const decodeText = <A, Out>(
  *
  * @category utils
  */
-export const encodeEnvelope = <A, Out>(kind: RecordKind, data: t.Type<A, Out, unknown>, value: A): string =>
+export const encodeEnvelope = <A, Out>(kind: RecordKind, data: t.Type<A, Out>, value: A): string =>
   `${JSON.stringify({ schema: SCHEMA_VERSION, kind, data: data.encode(value) })}\n`
 
 /**
@@ -115,7 +115,7 @@ export const encodeEnvelope = <A, Out>(kind: RecordKind, data: t.Type<A, Out, un
  * @category utils
  */
 export const storableEnvelope =
-  <A, Out>(kind: RecordKind, data: t.Type<A, Out, unknown>) =>
+  <A, Out>(kind: RecordKind, data: t.Type<A, Out>) =>
   (what: string, value: A): E.Either<CoreError, string> => {
     const d = decodedOf(kind, data)
     return pipe(
@@ -137,7 +137,7 @@ export const storableEnvelope =
  *
  * @category utils
  */
-export const decodeEnvelope = <A, Out>(kind: RecordKind, data: t.Type<A, Out, unknown>) => {
+export const decodeEnvelope = <A, Out>(kind: RecordKind, data: t.Type<A, Out>) => {
   const d = decodedOf(kind, data)
   return (what: string, text: string): E.Either<CoreError, A> => {
     // Decoding is a pure function of the text. A copy goes out, as from a fresh decode: the Store

@@ -140,7 +140,7 @@ export const makeLocks = (settings: LockSettings): Locks => {
         const before = queues.get(file) ?? Promise.resolve()
         const result = before.then(() =>
           processOnly
-            ? task().catch((e: unknown) => E.left<CoreError, never>(io(`task under lock ${label}`, e)))
+            ? task().catch((e: unknown) => E.left<CoreError>(io(`task under lock ${label}`, e)))
             : exclusive(file, label, task)
         )
         const tail = result.then(() => undefined)

@@ -41,7 +41,7 @@ const ABSENT = { _tag: 'absent' } as const
  * @category utils
  */
 export const loadRecord =
-  <A, Out>(kind: RecordKind, codec: t.Type<A, Out, unknown>) =>
+  <A, Out>(kind: RecordKind, codec: t.Type<A, Out>) =>
   (what: string, path: string, misplaced: (a: A) => string | undefined): TE.TaskEither<CoreError, Loaded<A>> =>
     pipe(
       readText(what, path),

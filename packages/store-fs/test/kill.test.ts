@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert'
 import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
-import { ownerText, type AddressSpace, type EndpointId, type NetworkId } from '@isthmus/core'
+import { ownerText, type AddressSpace } from '@isthmus/core'
 import { expectRight, sampleEndpoint, sampleNetwork } from '@isthmus/core/testing'
 import { isRecordName, isTempName } from '../src/index.js'
 import { killChild, openStore, removeDir, startChild, tempDir, type Child } from './support/children.js'
@@ -107,9 +107,10 @@ describe('fileStore under SIGKILL', () => {
       checked++
     }
     // Each get agrees with the listing, the way a reader process would look a record up.
-    for (const n of networks) assert.ok((await expectRight(store.networks.get(n.id as NetworkId)))._tag === 'Some')
-    for (const e of endpoints.slice(0, 50))
-      assert.ok((await expectRight(store.endpoints.get(e.id as EndpointId)))._tag === 'Some')
+    for (const n of networks) assert.ok((await expectRight(store.networks.get(n.id)))._tag === 'Some')
+    for (const e of endpoints.slice(0, 50)) {
+      assert.ok((await expectRight(store.endpoints.get(e.id)))._tag === 'Some')
+    }
     await store.close()
 
     // Temp files a kill left behind are not records, and the sweep removes them all.

@@ -92,12 +92,13 @@ describe('quarantine of unreadable records', () => {
       const path = L.record('networks', id)
       await writeFile(path, text)
       // half of the cases are first met by a listing, the others by a get
-      if (i % 2 === 0)
+      if (i % 2 === 0) {
         assert.deepEqual(
           (await expectRight(store.networks.list())).map((n) => n.id),
           ['good'],
           name
         )
+      }
       assert.deepEqual(await expectRight(store.networks.get(id)), O.none, name)
       assert.deepEqual(
         (await expectRight(store.networks.list())).map((n) => n.id),

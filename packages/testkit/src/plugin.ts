@@ -154,8 +154,9 @@ export const startPlugin = async (
   }
   const killGroup = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> => {
     const c = child
-    if (c === undefined || options.processGroup !== true || c.pid === undefined)
+    if (c === undefined || options.processGroup !== true || c.pid === undefined) {
       throw new Error('killGroup needs a plugin started with processGroup')
+    }
     if (c.exitCode !== null || c.signalCode !== null) return c.exitCode
     const exited = new Promise<void>((resolve) => c.once('exit', () => resolve()))
     process.kill(-c.pid, signal)

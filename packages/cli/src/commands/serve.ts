@@ -107,9 +107,9 @@ const removeStraySpares = async ({ store, dataplane }: Daemon, log: Logger): Pro
       dataplane.removeStraySpares(new Set(endpoints.map((e) => e.hostIfName)), networks)
     )
   )()
-  if (E.isLeft(removed))
+  if (E.isLeft(removed)) {
     log.warn('cannot remove spare links left by an earlier run', { detail: describe(removed.left) })
-  else if (removed.right.length > 0) log.info('removed spare links left by an earlier run', { links: removed.right })
+  } else if (removed.right.length > 0) log.info('removed spare links left by an earlier run', { links: removed.right })
 }
 
 const DOCKER_ID = /^[0-9a-f]{64}$/
@@ -134,8 +134,9 @@ const sweepAtStart = async (env: Env, log: Logger): Promise<void> => {
       devices: devicesRemoved
     })
   }
-  for (const f of failures)
+  for (const f of failures) {
     log.warn('cannot remove what an earlier run left', { step: f.step, target: f.target, detail: describe(f.error) })
+  }
 }
 
 // What /IpamDriver.Configuration reports: the Contrail API without any userinfo, the auth kind only.
@@ -358,7 +359,7 @@ export const serveCommand = (y: Argv): Argv =>
         })
         .option('log-level', {
           choices: LOG_LEVELS,
-          default: 'info' as LogLevel,
+          default: 'info',
           describe: 'JSON log lines on stderr from this level up'
         })
         .option('cni-socket', {
@@ -391,8 +392,9 @@ export const serveCommand = (y: Argv): Argv =>
           describe: 'seconds to receive one request (a new connection that sends nothing is closed after it)'
         })
         .check((a) => {
-          if (typeof a.chainPrefix !== 'string' || !isChainPrefix(a.chainPrefix))
+          if (typeof a.chainPrefix !== 'string' || !isChainPrefix(a.chainPrefix)) {
             throw new Error(`--chain-prefix: letters, digits and _, at most 16 (got ${JSON.stringify(a.chainPrefix)})`)
+          }
           const at = typeof a.metricsAddr === 'string' ? parseMetricsAddr(a.metricsAddr) : E.right(undefined)
           if (E.isLeft(at)) throw new Error(at.left)
           for (const [flag, v, min] of [
@@ -400,8 +402,9 @@ export const serveCommand = (y: Argv): Argv =>
             ['idle-timeout', a.idleTimeout, 0.1],
             ['request-timeout', a.requestTimeout, 0.1]
           ] as const) {
-            if (typeof v !== 'number' || !Number.isFinite(v) || v < min)
+            if (typeof v !== 'number' || !Number.isFinite(v) || v < min) {
               throw new Error(`--${flag}: a number of at least ${min} (got ${JSON.stringify(v)})`)
+            }
           }
           return true
         }),

@@ -411,10 +411,11 @@ export const connectDel = (s: Shim): CommandTask =>
 const matchesPrev = (c: ContainerInspect, ep: EndpointSettings, prev: Result): E.Either<CniError, void> => {
   const key = c.NetworkSettings.SandboxKey
   const index = (prev.interfaces ?? []).findIndex((i) => i.sandbox === key && lower(i.mac) === lower(ep.MacAddress))
-  if (index < 0)
+  if (index < 0) {
     return E.left(
       checkFailed("prevResult names no interface with docker's MAC", `${ep.MacAddress ?? '(none)'} in ${key}`)
     )
+  }
   const listed = (prev.ips ?? []).filter((ip) => ip.interface === index).map((ip) => ip.address.toLowerCase())
   const held = dockerAddresses(ep).map((a) => a.toLowerCase())
   if (listed.length !== held.length || held.some((a) => !listed.includes(a))) {
@@ -432,8 +433,9 @@ const matchesPrev = (c: ContainerInspect, ep: EndpointSettings, prev: Result): E
  */
 export const connectCheck = (s: Shim): CommandTask => {
   const { ctx } = s
-  if (ctx.netconf.conf.prevResult === undefined)
+  if (ctx.netconf.conf.prevResult === undefined) {
     return TE.left(cniError(Code.InvalidConfig, 'required prevResult missing'))
+  }
   return pipe(
     TE.fromEither(decodeResult(ctx.netconf.conf.prevResult, ctx.netconf.cniVersion)),
     TE.bindTo('prev'),

@@ -28,8 +28,9 @@ const SHIM: Readonly<Record<Exclude<Command, 'VERSION'>, (s: Shim) => CommandTas
 
 const shimFor = (ctx: CommandContext, section: DockerConf): E.Either<CniError, Shim> => {
   const ports = ctx.runtime.docker
-  if (ports === undefined)
+  if (ports === undefined) {
     return E.left(cniError(Code.InvalidConfig, 'invalid network config', 'this runtime has no Docker Engine API ports'))
+  }
   const docker = ports.client({
     ...(section.socket === undefined ? {} : { socket: section.socket }),
     ...(section.timeoutMs === undefined ? {} : { timeoutMs: section.timeoutMs })
@@ -60,11 +61,12 @@ const onNetwork = (
   section: DockerConf
 ): CommandTask => {
   // Ready when ours is and dockerd answers.
-  if (command === 'STATUS')
+  if (command === 'STATUS') {
     return pipe(
       usual(ctx),
       TE.chainFirst(() => dockerReady(docker))
     )
+  }
   return pipe(
     onDockerNetwork(ctx, command, docker, section),
     TE.chain((on) =>

@@ -12,7 +12,7 @@
 import * as E from 'fp-ts/lib/Either.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import * as O from 'fp-ts/lib/Option.js'
-import * as T from 'fp-ts/lib/Task.js'
+import type * as T from 'fp-ts/lib/Task.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import {
   attachmentEndpointId,
@@ -187,8 +187,9 @@ const onGone = (
   section: DockerConf,
   id: string | undefined
 ): TE.TaskEither<CniError, OnDockerNetwork | undefined> => {
-  if (command === 'ADD' || command === 'CHECK')
+  if (command === 'ADD' || command === 'CHECK') {
     return TE.left({ ...NO_SUCH_NETWORK, details: `no docker network ${section.network}` })
+  }
   if (command !== 'DEL') return TE.right(undefined)
   return pipe(
     id === undefined ? holderOf(ctx) : TE.right(id as NetworkId),

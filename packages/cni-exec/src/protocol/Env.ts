@@ -68,8 +68,9 @@ export const containerIdProblem = (s: string): Problem | undefined => {
 
 const netnsProblem = (s: string): Problem | undefined => {
   if (SandboxKey.is(s)) return undefined
-  if (s.startsWith('/') && !s.includes('\0'))
+  if (s.startsWith('/') && !s.includes('\0')) {
     return { msg: 'CNI_NETNS is too long', details: `at most 4096 characters, got ${s.length}` }
+  }
   return { msg: 'CNI_NETNS must be an absolute path', details: excerpt(s) }
 }
 

@@ -103,7 +103,7 @@ export const internalError = (thrown: unknown): { readonly error: CniError; read
  * @category utils
  */
 export const decodeAs =
-  <A, O>(codec: t.Type<A, O, unknown>, code: number, msg: string) =>
+  <A, O>(codec: t.Type<A, O>, code: number, msg: string) =>
   (u: unknown): E.Either<CniError, A> =>
     pipe(
       decodeWith(codec)(u),

@@ -6,7 +6,7 @@
  * messages; `IsthmusConf` is this plugin's view of the rest.
  */
 import * as t from 'io-ts'
-import { Cidr, IfName, IpAddress, isChainPrefix, LogLevel, NetworkId, Subnet } from '@isthmus/core'
+import { Cidr, IfName, IpAddress, isChainPrefix, LogLevel, type NetworkId, Subnet } from '@isthmus/core'
 
 // -------------------------------------------------------------------------------------
 // small codecs

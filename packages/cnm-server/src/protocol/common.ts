@@ -36,11 +36,11 @@ export type EmptyResponse = t.TypeOf<typeof EmptyResponse>
  * other field's ("expected string"). A string `codec` refuses: an id failure, which the router
  * reports alone as `invalid <what>: …`, the sentence Docker has always been answered with.
  */
-export class IdField<A, W> extends t.Type<W, string | undefined, unknown> {
+export class IdField<A, W> extends t.Type<W, string | undefined> {
   readonly _kind = 'IdField'
   constructor(
     /** The codec of a non-empty value. */
-    readonly codec: t.Type<A, string, unknown>,
+    readonly codec: t.Type<A, string>,
     /** What a refused value is called in the reply (`NetworkID`, `IPv4Data.Pool`, …). */
     readonly what: string,
     /** Whether `""` and absent mean none (Go's zero string), decoded as `undefined`. */
@@ -65,12 +65,12 @@ export class IdField<A, W> extends t.Type<W, string | undefined, unknown> {
 }
 
 /** A field that always holds an `A`; `what` names it in an error. */
-export const idField = <A extends string>(codec: t.Type<A, string, unknown>, what: string, rank = 0): IdField<A, A> =>
+export const idField = <A extends string>(codec: t.Type<A, string>, what: string, rank = 0): IdField<A, A> =>
   new IdField<A, A>(codec, what, false, rank)
 
 /** A field that holds an `A`, or nothing when absent or `""`. */
 export const optionalIdField = <A extends string>(
-  codec: t.Type<A, string, unknown>,
+  codec: t.Type<A, string>,
   what: string,
   rank = 0
 ): IdField<A, A | undefined> => new IdField<A, A | undefined>(codec, what, true, rank)

@@ -116,8 +116,9 @@ export const assertProtocolShaped = (
   const b = body as Record<string, unknown>
   assert.equal(typeof b['Err'], 'string', `no Err sentence: ${where}`)
   assert.ok((b['Err'] as string).length > 0, `an empty Err: ${where}`)
-  if (known && path.startsWith('/IpamDriver.'))
+  if (known && path.startsWith('/IpamDriver.')) {
     assert.equal(b['Error'], b['Err'], `an IpamDriver failure carries Error too: ${where}`)
+  }
 }
 
 /**

@@ -45,8 +45,9 @@ export const readState = async (stateDir: string): Promise<PluginState> => {
   try {
     const spaces = await readdir(layout(stateDir).leaseSpaces).catch(() => [] as string[])
     const leases: Lease[] = []
-    for (const s of spaces)
+    for (const s of spaces) {
       leases.push(...(await must(`leases of ${s}`, store.leases.list(decodeName(s) as AddressSpace))))
+    }
     return {
       networks: await must('networks', store.networks.list()),
       endpoints: await must('endpoints', store.endpoints.list()),

@@ -79,8 +79,9 @@ export const portOf = (network: Network, endpoint: Endpoint, time: string): E.Ei
       )
     )
   }
-  if (endpoint.mac === undefined)
+  if (endpoint.mac === undefined) {
     return E.left(invalidConfig(`endpoint ${endpoint.id} has no MAC address for the vRouter agent`))
+  }
   const v4 = endpoint.addresses.find((a) => !a.cidr.includes(':'))
   const v6 = endpoint.addresses.find((a) => a.cidr.includes(':'))
   return E.right({

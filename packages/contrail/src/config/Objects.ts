@@ -235,12 +235,11 @@ export const ListEntry = t.intersection(
 )
 
 /** The envelope of one object: `{"virtual-network": {...}}`. @category codecs */
-export const envelope = <C extends t.Mixed>(type: string, codec: C) =>
-  t.type({ [type]: codec } as Record<string, C>, `${type} envelope`)
+export const envelope = <C extends t.Mixed>(type: string, codec: C) => t.type({ [type]: codec }, `${type} envelope`)
 
 /** The answer of `GET /<type>s?detail=true`: `{"<type>s":[{"<type>":{...}}]}`. @category codecs */
 export const detailList = <C extends t.Mixed>(type: string, codec: C) =>
-  t.type({ [`${type}s`]: t.array(envelope(type, codec)) } as Record<string, t.Mixed>, `${type} list`)
+  t.type({ [`${type}s`]: t.array(envelope(type, codec)) }, `${type} list`)
 
 /** The object types isthmus touches. @category model */
 export type ObjectType =

@@ -47,7 +47,7 @@ export interface ConfigApi {
   readonly read: <A>(
     type: O.ObjectType,
     uuid: string,
-    codec: t.Type<A, unknown, unknown>,
+    codec: t.Type<A, unknown>,
     query?: ReadQuery
   ) => TE.TaskEither<CoreError, A>
   /** POST /<type>s; answers the short envelope only. */
@@ -59,7 +59,7 @@ export interface ConfigApi {
   /** GET /<type>s?detail=true[&parent_id=…]: every object, decoded with `codec`. */
   readonly list: <A>(
     type: O.ObjectType,
-    codec: t.Type<A, unknown, unknown>,
+    codec: t.Type<A, unknown>,
     query?: ReadQuery
   ) => TE.TaskEither<CoreError, ReadonlyArray<A>>
   /** Blank every secret this client knows out of `text` (for callers' own messages). */
@@ -93,7 +93,7 @@ type Call = (
 ) => TE.TaskEither<CoreError, HttpResponse>
 
 const decoded =
-  <A>(codec: t.Type<A, unknown, unknown>, what: string) =>
+  <A>(codec: t.Type<A, unknown>, what: string) =>
   (res: HttpResponse): TE.TaskEither<CoreError, A> =>
     decodeTask(codec, what)(res.json)
 

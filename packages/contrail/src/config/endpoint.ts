@@ -118,8 +118,9 @@ const wantedOf = (
   network: Network,
   reqs: ReadonlyArray<AddressRequest>
 ): TE.TaskEither<CoreError, Wanted> => {
-  if (reqs.length > 1)
+  if (reqs.length > 1) {
     return TE.left(invalidConfig(`a Contrail endpoint has one address, ${reqs.length} were asked for`))
+  }
   const r = reqs[0]
   if (r === undefined) return TE.right({ _tag: 'Any' })
   if (r._tag === 'Any') {
@@ -275,11 +276,12 @@ const vmiRef = (plan: Plan, vmi: string, iip: string, operation: 'ADD' | 'DELETE
 /** The instance-ip: created now, or Docker's reservation taken over (a reference to the interface). */
 const assignAddress = (ctx: EndpointContext, plan: Plan, vmi: string): TE.TaskEither<CoreError, string> => {
   const { req, c, wanted: w } = plan
-  if (w._tag === 'Reserved')
+  if (w._tag === 'Reserved') {
     return pipe(
       ctx.api.refUpdate(vmiRef(plan, vmi, w.iip, 'ADD')),
       TE.map(() => w.iip)
     )
+  }
   const body: Obj.InstanceIpCreate = {
     fq_name: [req.id],
     display_name: req.id,

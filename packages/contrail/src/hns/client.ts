@@ -56,7 +56,7 @@ export const hnsClient = (transport: HnsTransport): Hns => {
     method: HnsMethod,
     path: string,
     body: unknown,
-    codec: t.Type<A, unknown, unknown>
+    codec: t.Type<A, unknown>
   ): TE.TaskEither<CoreError, A> =>
     pipe(
       transport.call(method, path, body === undefined ? '' : JSON.stringify(body)),

@@ -12,8 +12,9 @@ import { hostNetworkName } from './names.js'
 export const hnsNetworkRequest = (network: Network): E.Either<CoreError, HnsNetworkRequest> => {
   const c = network.controller
   const s = network.ipv4[0]
-  if (c === undefined || s === undefined)
+  if (c === undefined || s === undefined) {
     return E.left(invalidConfig(`network ${network.name} is not a Contrail IPv4 network`))
+  }
   return E.right({
     Name: c.hostNetworkName ?? hostNetworkName({ tenant: c.tenant, network: c.network, subnet: s.subnet }),
     Type: 'transparent',

@@ -61,8 +61,9 @@ const invalid = (p: Record<string, unknown>, strict: boolean): string | undefine
   if (typeof p['type'] !== 'number' || !Number.isInteger(p['type'])) return 'Invalid data for <type>'
   if (p['type'] === 0 && !isUuid(p['vn-id'])) return 'Invalid data for <vn-id>'
   if (p['type'] === 0 && strict && !isUuid(p['vm-project-id'])) return 'Invalid data for <vm-project-id>'
-  if (typeof p['display-name'] !== 'string' || typeof p['system-name'] !== 'string')
+  if (typeof p['display-name'] !== 'string' || typeof p['system-name'] !== 'string') {
     return 'Invalid data for <system-name>'
+  }
   const v4 = p['ip-address']
   const v6 = p['ip6-address']
   const v4ok = typeof v4 === 'string' && ipv4.test(v4) && v4 !== '0.0.0.0'

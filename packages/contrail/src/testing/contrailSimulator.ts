@@ -101,11 +101,12 @@ const create = (store: ObjectStore, type: string, raw: unknown): E.Either<SimRes
   const o = (raw as Record<string, unknown> | undefined)?.[type] as Record<string, unknown> | undefined
   if (o === undefined || typeof o !== 'object') return E.left(text(400, `Bad Request: no ${type} in body`))
   const fq = o['fq_name']
-  if (!Array.isArray(fq) || fq.length === 0 || !fq.every((x) => typeof x === 'string'))
+  if (!Array.isArray(fq) || fq.length === 0 || !fq.every((x) => typeof x === 'string')) {
     return E.left(text(400, 'Bad Request: fq_name'))
-  const exists = store.uuidOf(type, fq as string[])
+  }
+  const exists = store.uuidOf(type, fq)
   if (exists !== undefined) return E.left(text(409, `FQ Name: ${JSON.stringify(fq)} exists already with ID: ${exists}`))
-  const parent = parentOf(store, type, fq as string[])
+  const parent = parentOf(store, type, fq)
   if (E.isLeft(parent)) return parent
   const props = without(o, ['fq_name', 'uuid', 'parent_type'])
   const refs = store.resolveRefs(props)
@@ -117,7 +118,7 @@ const create = (store: ObjectStore, type: string, raw: unknown): E.Either<SimRes
   const obj: SimObject = {
     type,
     uuid,
-    fq_name: [...(fq as string[])],
+    fq_name: [...fq],
     ...(parentType === undefined ? {} : { parent_type: parentType, parent_uuid: parent.right! }),
     props
   }
@@ -148,14 +149,16 @@ const remove = (store: ObjectStore, type: string, uuid: string): SimResponse => 
   const o = store.get(uuid)
   if (o === undefined || o.type !== type) return text(404, `No ${type} object found for id ${uuid}`)
   const kids = store.children(o)
-  if (kids.length > 0)
+  if (kids.length > 0) {
     return text(
       409,
       `Delete when children still present: ${JSON.stringify(kids.map((k) => store.href(k.type, k.uuid)))}`
     )
+  }
   const referrers = Object.values(store.backRefs(o)).flat()
-  if (referrers.length > 0)
+  if (referrers.length > 0) {
     return text(409, `Delete when resource still referred: ${JSON.stringify(referrers.map((r) => r.href))}`)
+  }
   store.delete(o)
   return json(200, {})
 }
@@ -174,8 +177,9 @@ const refUpdate = (store: ObjectStore, body: unknown): SimResponse => {
   const refs = refsOf(o, field).filter((x) => x.uuid !== r['ref-uuid'])
   if (r.operation === 'ADD') {
     const target = store.get(r['ref-uuid'])
-    if (target === undefined || target.type !== r['ref-type'])
+    if (target === undefined || target.type !== r['ref-type']) {
       return text(404, `No ${r['ref-type']} object found for id ${r['ref-uuid']}`)
+    }
     refs.push({
       to: [...target.fq_name],
       uuid: target.uuid,
@@ -275,8 +279,9 @@ export const startContrailSimulator = async (options: ContrailSimulatorOptions =
     if (options.auth === 'keystone' && !keystone.valid(req)) return text(401, 'Authentication required')
     const r = api(store, req)
     // a seed a client deleted is gone for good (a later object may take its uuid)
-    if (req.method === 'DELETE' && r.status === 200)
+    if (req.method === 'DELETE' && r.status === 200) {
       for (const u of seeds) if (store.get(u) === undefined) seeds.delete(u)
+    }
     return r
   }
   const sim = await startHttpSim(handle)

@@ -102,8 +102,9 @@ const byId = (hns: Hns, method: string, kind: string, id: string, options: HnsSi
   if (method === 'GET') return ok(found)
   if (method !== 'DELETE') return err(INCORRECT)
   const busy = [...hns.endpoints.values()].some((e) => e.VirtualNetwork === id)
-  if (kind === 'networks' && options.rejectDeleteWithEndpoints === true && busy)
+  if (kind === 'networks' && options.rejectDeleteWithEndpoints === true && busy) {
     return err('The network has active endpoints. ')
+  }
   map.delete(id)
   return ok()
 }

@@ -97,8 +97,9 @@ export const assignAddress = (store: ObjectStore, props: Record<string, unknown>
   const wanted = props['instance_ip_address']
   const named = props['subnet_uuid']
   let subnet = typeof named === 'string' ? subnets.find((s) => s.ipam['subnet_uuid'] === named) : undefined
-  if (named !== undefined && subnet === undefined)
+  if (named !== undefined && subnet === undefined) {
     return E.left(text(400, `Bad Request: subnet ${String(named)} not in network`))
+  }
   if (typeof wanted === 'string') {
     const holder = staticSubnet(store, subnets, subnet, wanted)
     if (E.isLeft(holder)) return holder
@@ -106,8 +107,9 @@ export const assignAddress = (store: ObjectStore, props: Record<string, unknown>
   } else {
     subnet ??= subnets.find((s) => nextFree(store, s) !== undefined)
     const a = subnet === undefined ? undefined : nextFree(store, subnet)
-    if (subnet === undefined || a === undefined)
+    if (subnet === undefined || a === undefined) {
       return E.left(text(400, 'Virtual-Network subnet exhausted: no free address'))
+    }
     props['instance_ip_address'] = a
     props['subnet_uuid'] = subnet.ipam['subnet_uuid']
   }

@@ -1,6 +1,6 @@
 /** Shared builders for the Contrail tests: simulators, clients with fast retries, results. */
 import { strict as assert } from 'node:assert'
-import { type EndpointId, type NetworkId, type NetworkSpec, type Subnet } from '@isthmus/core'
+import type { EndpointId, NetworkId, NetworkSpec, Subnet } from '@isthmus/core'
 import { configApi, type Auth, type ConfigApi, type HttpPolicy } from '@isthmus/contrail'
 import {
   startAgentSimulator,

@@ -5,7 +5,7 @@
  * directory needs no dataplane, and any full `Env` serves as well.
  */
 import * as E from 'fp-ts/lib/Either.js'
-import * as RTE from 'fp-ts/lib/ReaderTaskEither.js'
+import type * as RTE from 'fp-ts/lib/ReaderTaskEither.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import { invalidConfig, notFound, type CoreError } from '../errors.js'

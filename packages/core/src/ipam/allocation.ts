@@ -120,11 +120,12 @@ const dynamicLease = (
         }),
         TE.chain((reserved) => {
           // the cursor only orders the next search; failing to store it must not fail this lease
-          if (reserved)
+          if (reserved) {
             return pipe(
               store.leases.setCursor(pool.id, lease.address),
               T.map(() => E.right(lease))
             )
+          }
           return !reloaded && misses + 1 >= limit ? afterReload() : step(reloaded, misses + 1)
         })
       )()

@@ -21,7 +21,7 @@ export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const
 export type LogLevel = (typeof LOG_LEVELS)[number]
 
 /** A level named in a flag or a netconf. @category codecs */
-export const LogLevel: t.Type<LogLevel, string, unknown> = new t.Type<LogLevel, string, unknown>(
+export const LogLevel: t.Type<LogLevel, string> = new t.Type<LogLevel, string, unknown>(
   'LogLevel',
   (u): u is LogLevel => typeof u === 'string' && (LOG_LEVELS as ReadonlyArray<string>).includes(u),
   (u, c) =>

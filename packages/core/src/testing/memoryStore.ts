@@ -23,7 +23,7 @@ import { leaseObject, recordObject, type Collection, type LeaseStore, type Store
  * The stored text of `value`, once it is known to decode back (the Store port's "decode before
  * store"); a `DecodeFailure` for `what` otherwise.
  */
-const storable = <A, Out>(codec: t.Type<A, Out, unknown>, what: string, value: A): E.Either<CoreError, string> =>
+const storable = <A, Out>(codec: t.Type<A, Out>, what: string, value: A): E.Either<CoreError, string> =>
   pipe(
     E.tryCatch(
       () => JSON.stringify(codec.encode(value)),
@@ -34,7 +34,7 @@ const storable = <A, Out>(codec: t.Type<A, Out, unknown>, what: string, value: A
 
 const collection = <K extends string, A, Out>(
   kind: 'network' | 'endpoint' | 'sandbox' | 'pool',
-  codec: t.Type<A, Out, unknown>,
+  codec: t.Type<A, Out>,
   keyOf: (a: A) => K
 ): Collection<K, A> => {
   const rows = new Map<K, string>()

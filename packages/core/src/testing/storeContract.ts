@@ -42,7 +42,7 @@ export interface StoreContractOptions {
 // samples: valid records built through their codecs
 // -------------------------------------------------------------------------------------
 
-const valid = <A, Out>(codec: t.Type<A, Out, unknown>, value: unknown): A => {
+const valid = <A, Out>(codec: t.Type<A, Out>, value: unknown): A => {
   const r = codec.decode(value)
   if (E.isLeft(r)) assert.fail(`sample ${codec.name} does not decode: ${report(r.left).join('; ')}`)
   return r.right
@@ -144,7 +144,7 @@ interface CollectionCase<K extends string, A> {
 }
 
 // A record with one field its codec refuses, as a caller's bug would hand it to `put`.
-const withField = <A>(record: A, patch: Record<string, unknown>): A => ({ ...record, ...patch }) as A
+const withField = <A>(record: A, patch: Record<string, unknown>): A => ({ ...record, ...patch })
 
 const cases = {
   networks: {

@@ -1,6 +1,6 @@
 /** Shared builders and assertions for the flow tests. */
 import { strict as assert } from 'node:assert'
-import * as E from 'fp-ts/lib/Either.js'
+import type * as E from 'fp-ts/lib/Either.js'
 import * as O from 'fp-ts/lib/Option.js'
 import {
   attachmentEndpointId,

@@ -190,8 +190,9 @@ describe('Ipam properties', () => {
           const freed = got.filter((_, i) => drop[i])
           for (const a of freed) await right(ipam.release(SPACE, a))
           const again: IpAddress[] = []
-          for (let i = 0; i < freed.length; i++)
+          for (let i = 0; i < freed.length; i++) {
             again.push((await right(ipam.allocate(pool.id, endpoint(100 + i)))).address)
+          }
           assert.deepEqual([...again].sort(), [...freed].sort())
           const r = await ipam.allocate(pool.id, endpoint(999))()
           assert.ok(E.isLeft(r) && r.left._tag === 'PoolExhausted')

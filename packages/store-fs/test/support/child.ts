@@ -140,7 +140,7 @@ const writer = async (store: Store, run: number) => {
       }
       if (i % 4 === 3) {
         change('I', `lease:${addressOf(i - 2)}`, '-')
-        await must(store.leases.release(space, addressOf(i - 2), owners.get(i - 2)!))
+        await must(store.leases.release(space, addressOf(i - 2), owners.get(i - 2)))
         change('A', `lease:${addressOf(i - 2)}`, '-')
         const gone = `ep-${run}-${w}-${i - 3}`
         change('I', `endpoint:${gone}`, '-')

@@ -48,8 +48,8 @@ export const startChild = (args: ReadonlyArray<string>): Child => {
   let partial = ''
   let err = ''
   const waiters: Array<{ line: string; resolve: () => void }> = []
-  proc.stdout!.setEncoding('utf8')
-  proc.stdout!.on('data', (chunk: string) => {
+  proc.stdout.setEncoding('utf8')
+  proc.stdout.on('data', (chunk: string) => {
     const parts = (partial + chunk).split('\n')
     partial = parts.pop() ?? ''
     for (const line of parts) {
@@ -60,8 +60,8 @@ export const startChild = (args: ReadonlyArray<string>): Child => {
       }
     }
   })
-  proc.stderr!.setEncoding('utf8')
-  proc.stderr!.on('data', (chunk: string) => {
+  proc.stderr.setEncoding('utf8')
+  proc.stderr.on('data', (chunk: string) => {
     err += chunk
   })
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
