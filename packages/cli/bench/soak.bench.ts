@@ -50,6 +50,7 @@ import {
   type DockerDaemon,
   type PluginProcess
 } from '@isthmus/testkit'
+import { causeText } from '@isthmus/core'
 import {
   hostLinks,
   isEndpointLink,
@@ -148,7 +149,7 @@ class Daemon implements DaemonWatch {
           if (attempt >= 3) throw e
           this.deaths.push({
             t: (Date.now() - this.t0) / 1000,
-            lastLines: [`start failed: ${e instanceof Error ? e.message.slice(0, 300) : String(e)}`]
+            lastLines: [`start failed: ${causeText(e).slice(0, 300)}`]
           })
         }
       }
@@ -554,7 +555,7 @@ const cleanup = async (o: {
     try {
       await f()
     } catch (e) {
-      console.error(`cleanup: ${what}: ${e instanceof Error ? e.message : String(e)}`)
+      console.error(`cleanup: ${what}: ${causeText(e)}`)
     }
   }
   const w = o.workload
@@ -595,6 +596,7 @@ main().then(
     process.exitCode = code
   },
   (e: unknown) => {
+    // eslint-disable-next-line no-restricted-syntax -- the stack, not causeText's message, is wanted here
     console.error(e instanceof Error ? (e.stack ?? e.message) : String(e))
     process.exitCode = 2
   }

@@ -15,6 +15,7 @@
  * failure then is the expected kind: the plugin was not there).
  */
 import { spawn } from 'node:child_process'
+import { causeText } from '@isthmus/core'
 import { DOCKER, docker, run, type PluginProcess, type RunResult } from '@isthmus/testkit'
 
 // -------------------------------------------------------------------------------------------------
@@ -226,7 +227,7 @@ export class Workload {
     try {
       failure = await job()
     } catch (e) {
-      failure = e instanceof Error ? e.message : String(e)
+      failure = causeText(e)
     }
     const st = this.stats.of(kind)
     st.ms.push(Date.now() - started)

@@ -123,6 +123,9 @@ export interface Runtime {
   readonly clock: Clock
   /** The `type` names this executable answers to (`isthmus`, and its own file name). */
   readonly selfNames: ReadonlyArray<string>
-  /** The Docker Engine API and sandbox looks of the `dockerConnect` and `dockerNetwork` modes (absent: refused, code 7). */
+  /**
+   * The Docker Engine API and sandbox looks of the `dockerConnect` and `dockerNetwork` modes (absent:
+   * refused, code 7).
+   */
   readonly docker?: DockerPorts
 }

@@ -109,7 +109,8 @@ export const decodeNetConf = (command: Command, text: string): E.Either<CniError
     return E.left(cniError(Code.InvalidConfig, 'invalid characters found in network name', excerpt(name, 256)))
   }
   const v = obj['cniVersion']
-  const version = v === undefined || v === null || v === '' ? IMPLICIT_VERSION : String(v)
+  const version =
+    v === undefined || v === null || v === '' ? IMPLICIT_VERSION : typeof v === 'string' ? v : JSON.stringify(v)
   if (!(SUPPORTED_VERSIONS as ReadonlyArray<string>).includes(version)) {
     return E.left(
       cniError(

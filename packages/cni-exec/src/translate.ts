@@ -453,7 +453,12 @@ export const addressRequestsOf = (
   )
 }
 
-/** The sandbox MAC: `runtimeConfig.mac`, then `args.cni.mac`, then CNI_ARGS `MAC` (reference bridge's order). @category utils */
+/**
+ * The sandbox MAC: `runtimeConfig.mac`, then `args.cni.mac`, then CNI_ARGS `MAC` (the reference bridge
+ * plugin's order).
+ *
+ * @category utils
+ */
 export const requestedMac = (conf: IsthmusConf, args: CniArgs): E.Either<CniError, MacAddress | undefined> => {
   const given = conf.runtimeConfig?.mac ?? conf.args?.cni?.mac
   if (given === undefined) return E.right(args.mac)

@@ -319,7 +319,7 @@ describe('isthmus as an IPAM plugin (fake runtime)', () => {
 describe('IPAM delegation (fake plugin)', () => {
   const hostLocal = (f: FakeRuntime, behaviour: { failAdd?: boolean } = {}) =>
     f.plugins.set('host-local', (env) => {
-      switch (env['CNI_COMMAND']) {
+      switch (env['CNI_COMMAND'] ?? '') {
         case 'ADD':
           return behaviour.failAdd === true
             ? { exitCode: 1, stdout: JSON.stringify({ code: 999, msg: 'failed to allocate for range 0' }), stderr: '' }

@@ -160,7 +160,7 @@ describe('CNI on a Contrail network (simulated controller and agent, real kernel
       assert.ok(iip !== undefined, `an instance-ip ${want} in the controller`)
       const vmiUuid = (iip.props['virtual_machine_interface_refs'] as Array<{ uuid: string }>)[0]?.uuid ?? ''
       const vmi = contrail.get(vmiUuid)
-      assert.ok(vmi !== undefined && vmi.fq_name[0] === 'default-domain' && vmi.fq_name[1] === TENANT)
+      assert.ok(vmi?.fq_name[0] === 'default-domain' && vmi.fq_name[1] === TENANT)
       const vmUuid = (vmi.props['virtual_machine_refs'] as Array<{ uuid: string }>)[0]?.uuid ?? ''
       assert.equal(contrail.get(vmUuid)?.type, 'virtual-machine')
       const mac = want === net(50) ? macB : macFromUuid(vmiUuid)

@@ -284,7 +284,7 @@ describe('envelope: isthmus-only cases', () => {
     assert.equal(oneDocument(await run(cniEnv('ADD', ENV), '5'))['code'], 6)
     const { runSkel } = await import('../src/index.js')
     const io = await runSkel(fakeRuntime().runtime)(cniEnv('ADD', ENV), () => Promise.reject(new Error('EIO')))
-    assert.deepEqual([io.exitCode, JSON.parse(io.stdout).code], [1, 5])
+    assert.deepEqual([io.exitCode, (JSON.parse(io.stdout) as { code?: unknown }).code], [1, 5])
     const mtu = oneDocument(await run(cniEnv('ADD', ENV), { ...CONF, mtu: 'abc' }))
     assert.deepEqual([mtu['code'], mtu['msg']], [7, 'invalid network config'])
     assert.match(String(mtu['details']), /^mtu: expected an integer from 68 to 65535, got "abc"/)

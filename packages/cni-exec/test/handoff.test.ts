@@ -7,6 +7,7 @@
  */
 import { strict as assert } from 'node:assert'
 import { execFileSync } from 'node:child_process'
+import type { Socket } from 'node:net'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
@@ -58,7 +59,7 @@ const conf = (over: Record<string, unknown> = {}) => ({
   ipam: { ranges: [[{ subnet: '10.231.40.0/24' }]] },
   ...over
 })
-const fakeDaemon = (path: string, behave: (c: import('node:net').Socket) => void) => fakeDaemonIn(scope, path, behave)
+const fakeDaemon = (path: string, behave: (c: Socket) => void) => fakeDaemonIn(scope, path, behave)
 const env = (command: string, cid: string, netns: string) => cniEnv(command, { cid, netns, ifName: 'eth0' })
 
 // The daemon's own log: one `cni` line per call it ran.

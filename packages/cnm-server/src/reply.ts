@@ -56,4 +56,5 @@ export const bugReply = (api: Api, op: string): Reply =>
   failureReply(api, 500, `${op} failed on an internal error of isthmus (a bug; the daemon's log has the details)`)
 
 /** What the log keeps of a bug: the stack when there is one (never sent to a caller). */
+// eslint-disable-next-line no-restricted-syntax -- the stack, not causeText's message; only the type of a non-Error
 export const bugText = (e: unknown): string => (e instanceof Error ? (e.stack ?? `${e.name}: ${e.message}`) : typeof e)

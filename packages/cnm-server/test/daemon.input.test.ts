@@ -73,7 +73,7 @@ describe('the daemon under hostile input', { timeout: 180_000 }, () => {
     )
     assertProtocolShaped('/NetworkDriver.CreateNetwork', true, nested)
     assert.deepEqual(
-      { status: nested.status, body: JSON.parse(nested.text) },
+      { status: nested.status, body: JSON.parse(nested.text) as unknown },
       {
         status: 400,
         body: {
@@ -88,7 +88,7 @@ describe('the daemon under hostile input', { timeout: 180_000 }, () => {
       withDeep(endpointBody(net, hexId(), '10.245.0.2/24', [binding(80, 8080, { Proto: '<<DEEP>>' })]), 5_000)
     )
     assert.equal(proto.status, 400)
-    assert.match(JSON.parse(proto.text).Err, /deeper than 16 levels \(the limit\)$/)
+    assert.match((JSON.parse(proto.text) as { Err: string }).Err, /deeper than 16 levels \(the limit\)$/)
     await stillServing()
 
     // the same depth at an IpamDriver method: Err and Error
@@ -107,7 +107,7 @@ describe('the daemon under hostile input', { timeout: 180_000 }, () => {
     assertProtocolShaped('/NetworkDriver.CreateNetwork', true, huge)
     assert.equal(huge.status, 400)
     assert.match(
-      JSON.parse(huge.text).Err,
+      (JSON.parse(huge.text) as { Err: string }).Err,
       /^invalid NetworkDriver\.CreateNetwork request: the request body of \d+ bytes is larger than 262144 bytes \(the limit\)$/
     )
     await stillServing()

@@ -21,7 +21,7 @@ import { writeFile } from 'node:fs/promises'
 import { after, before, describe, it } from 'node:test'
 import fc from 'fast-check'
 import * as E from 'fp-ts/lib/Either.js'
-import { Cidr, HOST_IF_PREFIX, IpAddress, PEER_IF_PREFIX, isIfName } from '@isthmus/core'
+import { Cidr, HOST_IF_PREFIX, IpAddress, PEER_IF_PREFIX, causeText, isIfName } from '@isthmus/core'
 import {
   bridgePorts,
   hostLinks,
@@ -92,11 +92,12 @@ const pathsOf = (v: Body, at: Path = []): ReadonlyArray<Path> => {
   return entries.flatMap(([k, x]) => [[...at, k], ...pathsOf(x, [...at, k])])
 }
 
-const setAt = (v: Body, path: Path, f: (old: unknown) => unknown | typeof DROP): Body => {
+/** `v` with the value at `path` replaced by `f`'s answer, or removed when `f` answers DROP. */
+const setAt = (v: Body, path: Path, f: (old: unknown) => unknown): Body => {
   if (path.length === 0) return f(v)
   const [head, ...rest] = path
   if (Array.isArray(v)) {
-    const out = [...v]
+    const out = [...(v as ReadonlyArray<unknown>)]
     const next = setAt(out[head as number], rest, f)
     if (next === DROP) out.splice(head as number, 1)
     else out[head as number] = next
@@ -540,7 +541,7 @@ describe('fuzz: every plugin method over the real socket', { timeout: 300_000 },
     if (result.failed) {
       assert.fail(
         `fuzz failed (seed ${SEED}, path ${result.counterexamplePath ?? '?'}; rerun with ISTHMUS_FUZZ_SEED=${SEED}): ` +
-          `${result.errorInstance instanceof Error ? result.errorInstance.message : String(result.errorInstance)}`
+          causeText(result.errorInstance)
       )
     }
     const took = Date.now() - started

@@ -66,7 +66,7 @@ describe('router: failures that are bugs', () => {
       assertProtocolShaped(path, true, r)
       const sentence = `${path.slice(1)} failed on an internal error of isthmus (a bug; the daemon's log has the details)`
       assert.deepEqual(
-        { status: r.status, body: JSON.parse(r.text) },
+        { status: r.status, body: JSON.parse(r.text) as unknown },
         { status: 500, body: api === 'IpamDriver' ? { Err: sentence, Error: sentence } : { Err: sentence } }
       )
       assert.doesNotMatch(r.text, /RangeError|TypeError|ENOENT|\/var\/lib/)
@@ -103,7 +103,7 @@ describe('router: failures that are bugs', () => {
       }, reject)
     })
     assert.deepEqual(
-      { status: get.status, body: JSON.parse(get.text) },
+      { status: get.status, body: JSON.parse(get.text) as unknown },
       { status: 405, body: { Err: 'NetworkDriver.Throws answers POST, not GET' } }
     )
     const unknown = await pluginRequest(socket, '/NetworkDriver.Nope', '{}')

@@ -80,6 +80,7 @@ export const errorDocument = (e: CniError, version: string): string =>
  */
 export const internalError = (thrown: unknown): { readonly error: CniError; readonly stack: string } => {
   const text =
+    // eslint-disable-next-line no-restricted-syntax -- the error's name with its message, and no JSON for other values
     thrown instanceof Error
       ? `${thrown.name}: ${thrown.message}`
       : typeof thrown === 'string'
@@ -92,6 +93,7 @@ export const internalError = (thrown: unknown): { readonly error: CniError; read
       'internal error in the isthmus plugin (see its log)',
       line.length > 200 ? `${line.slice(0, 200)}…` : line
     ),
+    // eslint-disable-next-line no-restricted-syntax -- the stack, not causeText's message
     stack: thrown instanceof Error ? (thrown.stack ?? text) : text
   }
 }

@@ -28,7 +28,11 @@ export const Mtu = intIn('Mtu', 68, 65535)
 /** @category codecs */
 export const Port = intIn('Port', 1, 65535)
 
-/** An absolute path (a plugin runs in the runtime's working directory, so relative paths are ambiguous). @category codecs */
+/**
+ * An absolute path (a plugin runs in the runtime's working directory, so relative paths are ambiguous).
+ *
+ * @category codecs
+ */
 export const AbsolutePath = new t.Type<string, string, unknown>(
   'AbsolutePath',
   (u): u is string => typeof u === 'string' && u.startsWith('/') && !u.includes('\0'),
@@ -125,7 +129,11 @@ export const HttpUrl = new t.Type<string, string, unknown>(
   (a) => a
 )
 
-/** A Contrail name (project, virtual network, domain): non-empty, no `:` (fq_names are joined with it). @category codecs */
+/**
+ * A Contrail name (project, virtual network, domain): non-empty, no `:` (fq_names are joined with it).
+ *
+ * @category codecs
+ */
 export const ContrailName = new t.Type<string, string, unknown>(
   'ContrailName',
   (u): u is string => typeof u === 'string' && /^[^:\s][^:]*$/.test(u) && u.length <= 255,

@@ -28,7 +28,12 @@ export const VersionInfo = t.type({ cniVersion: t.string, supportedVersions: t.a
 /** @category model */
 export type VersionInfo = t.TypeOf<typeof VersionInfo>
 
-/** The VERSION answer; the spec asks for the input's cniVersion, but VERSION reads no stdin (as the reference). @category constructors */
+/**
+ * The VERSION answer; the spec asks for the input's cniVersion, but VERSION reads no stdin (as the
+ * reference plugins do).
+ *
+ * @category constructors
+ */
 export const versionInfo = (): VersionInfo => ({
   cniVersion: CURRENT_VERSION,
   supportedVersions: [...SUPPORTED_VERSIONS]

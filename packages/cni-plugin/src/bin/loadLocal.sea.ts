@@ -19,7 +19,7 @@ export const loadLocal = (): Promise<typeof Local> => {
   const cachedData = Buffer.from(getAsset(LOCAL_CACHE_ASSET))
   const fn = new Script(Module.wrap(code), { filename: LOCAL_ASSET, cachedData }).runInThisContext() as (
     exports: object,
-    require: NodeRequire,
+    require: NodeJS.Require,
     module: { exports: object },
     filename: string,
     dirname: string

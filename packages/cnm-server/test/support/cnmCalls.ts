@@ -13,7 +13,10 @@ const call = async (socket: string, path: string, body: unknown): Promise<Body> 
   return b
 }
 
-/** What `docker network create -o com.docker.network.bridge.name=B` sends; the pool id, the gateway and CreateNetwork's reply. */
+/**
+ * What `docker network create -o com.docker.network.bridge.name=B` sends; the pool id, the gateway and
+ * CreateNetwork's reply.
+ */
 export const createNetwork = async (
   socket: string,
   p: { readonly id: string; readonly subnet: string; readonly bridge: string }
