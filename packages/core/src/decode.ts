@@ -176,7 +176,11 @@ export type JsonRefusal =
   | { readonly _tag: 'TooDeep'; readonly maxDepth: number }
   | { readonly _tag: 'NotJson'; readonly detail: string }
 
-/** One phrase for a sentence: `more than N bytes`, `nested deeper than N levels`, or the parser's words. @category utils */
+/**
+ * One phrase for a sentence: `more than N bytes`, `nested deeper than N levels`, or the parser's words.
+ *
+ * @category utils
+ */
 export const jsonRefusalText = (r: JsonRefusal): string =>
   r._tag === 'TooLarge'
     ? `more than ${r.maxBytes} bytes`

@@ -34,7 +34,7 @@ import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import * as E from 'fp-ts/lib/Either.js'
 import type * as TE from 'fp-ts/lib/TaskEither.js'
-import { dataplane, io, type CoreError } from '@isthmus/core'
+import { dataplane, describe, io, type CoreError } from '@isthmus/core'
 import { TIMEOUT_EXIT, type Exec, type ExecOutput } from './exec.js'
 
 /** @category model */
@@ -67,6 +67,13 @@ const FAILED = /^Command failed -:(\d+)$/
 interface Sent {
   readonly stderr: string
   readonly exitCode?: number
+}
+
+// A batch's failure, carried through its promise's rejection (which wants an Error).
+class BatchFailure extends Error {
+  constructor(readonly failure: CoreError) {
+    super(describe(failure))
+  }
 }
 
 interface Waiter {
@@ -120,7 +127,7 @@ const startProcess = (ip: string, timeoutMs: number, onExit: (p: BatchProcess) =
       const line = pending.slice(0, nl + 1)
       pending = pending.slice(nl + 1)
       const m = FAILED.exec(line.trimEnd())
-      if (m !== null && waiter !== undefined && Number(m[1]) === waiter.markerLine) {
+      if (m !== null && Number(m[1]) === waiter?.markerLine) {
         // The marker's own complaint is the line before its report: not part of the batch's output.
         const text = stderr.replace(/Object "isthmus-done" is unknown[^\n]*\n$/, '')
         const w = waiter
@@ -138,7 +145,7 @@ const startProcess = (ip: string, timeoutMs: number, onExit: (p: BatchProcess) =
     busy: false,
     indexes: new Map(),
     send: (lines) => {
-      if (exited !== undefined) return Promise.reject(exited)
+      if (exited !== undefined) return Promise.reject(new BatchFailure(exited))
       const first = lineNo + 1
       lineNo += lines.length + 1
       const markerLine = lineNo
@@ -162,7 +169,7 @@ const startProcess = (ip: string, timeoutMs: number, onExit: (p: BatchProcess) =
           reject: (e) => {
             clearTimeout(timer)
             hold(false)
-            reject(e)
+            reject(new BatchFailure(e))
           }
         }
         child.stdin.write(`${[...lines, MARKER].join('\n')}\n`)
@@ -326,7 +333,7 @@ export const batchProcesses = (inner: Exec, options: BatchProcessOptions = {}): 
       }
       return E.right({ stdout: '', stderr, exitCode: 0 })
     } catch (e) {
-      return E.left(e as CoreError)
+      return E.left(e instanceof BatchFailure ? e.failure : io('ip batch', e))
     } finally {
       remember(p, devices)
       // its next batch would find any name under the index it had now

@@ -172,7 +172,7 @@ export const makeSpares = (tools: Tools, count: number): Spares => {
   const remove =
     (keys: ReadonlyArray<string>): TE.TaskEither<CoreError, void> =>
     async () => {
-      await Promise.all(keys.map((k) => refilling.get(k)?.done))
+      await Promise.all(keys.flatMap((k) => refilling.get(k)?.done ?? []))
       const pairs = keys.flatMap((k) => ready.get(k)?.pairs ?? [])
       for (const k of keys) ready.delete(k)
       return deleteLinks(

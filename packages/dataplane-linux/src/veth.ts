@@ -494,7 +494,7 @@ const alreadyPlaced = (
     TE.bind('h', () => findLink(tools, host, n.host)),
     TE.bind('inside', () => findLink(tools, inNetns(sandbox), ifName)),
     TE.chain(({ h, inside }) =>
-      h !== undefined && inside !== undefined && inside.link_index === h.ifindex && h.link_netnsid !== undefined
+      h !== undefined && inside?.link_index === h.ifindex && h.link_netnsid !== undefined
         ? TE.right(undefined)
         : TE.left(h === undefined ? notFound('endpoint', endpoint.id) : original)
     )

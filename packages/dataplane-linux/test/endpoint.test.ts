@@ -237,7 +237,8 @@ describe('endpoints on a bridge (real kernel)', () => {
     const ep = endpoint({ id: `mark-${scope.id}`, network: net, v4: '10.240.20.30/24' })
     await ok(dp.ensureEndpoint({ endpoint: ep, network: net }))
     assert.equal(
-      JSON.parse(sh('ip', ['-json', 'link', 'show', 'dev', ep.hostIfName]))[0]?.ifalias,
+      (JSON.parse(sh('ip', ['-json', 'link', 'show', 'dev', ep.hostIfName])) as ReadonlyArray<{ ifalias?: string }>)[0]
+        ?.ifalias,
       `isthmus:endpoint:${ep.id}`
     )
     const inv = await ok(dp.inventory([net]))

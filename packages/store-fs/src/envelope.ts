@@ -44,9 +44,9 @@ const DECODED_MAX = 256
 const built = new WeakMap<t.Mixed, Map<RecordKind, Decoded>>()
 const decodedOf = (kind: RecordKind, data: t.Mixed): Decoded => {
   let byKind = built.get(data)
-  if (byKind === undefined) built.set(data, (byKind = new Map()))
+  if (byKind === undefined) built.set(data, (byKind = new Map<RecordKind, Decoded>()))
   let d = byKind.get(kind)
-  if (d === undefined) byKind.set(kind, (d = new Map()))
+  if (d === undefined) byKind.set(kind, (d = new Map<string, unknown>()))
   return d
 }
 

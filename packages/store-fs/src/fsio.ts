@@ -52,7 +52,7 @@ export const errnoText = (e: unknown): string => {
   const code = errnoOf(e)
   const errno = typeof e === 'object' && e !== null ? (e as { errno?: unknown }).errno : undefined
   const known = typeof errno === 'number' ? SYSTEM_ERRORS.get(errno) : undefined
-  if (code !== undefined && known !== undefined && known[0] === code) return `${code}: ${known[1]}`
+  if (code !== undefined && known?.[0] === code) return `${code}: ${known[1]}`
   return code !== undefined && /^E[A-Z0-9]+$/.test(code) ? code : causeText(e)
 }
 
@@ -121,7 +121,11 @@ export const tempPath = (dir: string): string => join(dir, `${TEMP_PREFIX}${uniq
 /** @category utils */
 export const tombPath = (dir: string): string => join(dir, `${TOMB_PREFIX}${uniqueSuffix()}`)
 
-/** The text of a file, or none when it does not exist, is empty (a cut write, above) or is a directory. @category utils */
+/**
+ * The text of a file, or none when it does not exist, is empty (a cut write, above) or is a directory.
+ *
+ * @category utils
+ */
 export const readText = (what: string, path: string): TE.TaskEither<CoreError, O.Option<string>> =>
   attemptUnless(
     'read',

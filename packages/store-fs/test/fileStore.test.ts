@@ -73,7 +73,9 @@ describe('fileStore on disk', () => {
       kind: 'network',
       data: Network.encode(net)
     })
-    const leaseFile = JSON.parse(await readFile(join(v1, 'leases/isthmus-local/fd00%3A1%3A%3A5.json'), 'utf8'))
+    const leaseFile = JSON.parse(
+      await readFile(join(v1, 'leases/isthmus-local/fd00%3A1%3A%3A5.json'), 'utf8')
+    ) as unknown
     assert.deepEqual(leaseFile, { schema: 1, kind: 'lease', data: Lease.encode(lease) })
     assert.deepEqual((await walk(v1)).sort(), [
       'cursors',

@@ -70,7 +70,11 @@ export interface ConfigApi {
 
 /** Whether an error is the controller saying "no such object". @category utils */
 export const isControllerNotFound = (e: CoreError): boolean => e._tag === 'Controller' && e.status === 404
-/** Whether an error is the controller saying "conflict" (name taken, address in use, still referred). @category utils */
+/**
+ * Whether an error is the controller saying "conflict" (name taken, address in use, still referred).
+ *
+ * @category utils
+ */
 export const isConflict = (e: CoreError): boolean => e._tag === 'Controller' && e.status === 409
 
 const queryString = (q: ReadQuery | undefined): string => {

@@ -170,7 +170,7 @@ export const contrailIpam = (base: Ipam, options: ContrailIpamOptions): Ipam => 
       TE.map(O.map((l) => l.owner)),
       TE.chain((held) => {
         const o = O.toUndefined(held)
-        if (o === undefined || o.kind !== 'runtime' || !o.ref.startsWith(RESERVATION_PREFIX)) {
+        if (o?.kind !== 'runtime' || !o.ref.startsWith(RESERVATION_PREFIX)) {
           return base.release(space, address, leaseOwner)
         }
         return pipe(

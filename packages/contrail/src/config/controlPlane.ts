@@ -21,7 +21,10 @@ export interface ContrailControlPlaneOptions {
   readonly api: ConfigApi
   /** Written into every object's annotations, so reconcile knows what this host created. */
   readonly owner: string
-  /** Where Docker's address reservations are found (see `contrailIpam`); without it, every Assigned address is asked for as a static one. */
+  /**
+   * Where Docker's address reservations are found (see `contrailIpam`); without it, every Assigned address is
+   * asked for as a static one.
+   */
   readonly store?: Store
   readonly domain?: string
   /** The project's security group every interface joins; skipped when the project has none. */

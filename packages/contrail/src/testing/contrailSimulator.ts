@@ -147,7 +147,7 @@ const createdAnswer = (store: ObjectStore, obj: SimObject): SimResponse =>
 /** `DELETE /<type>/<uuid>`: refused while children exist or another object refers to it. */
 const remove = (store: ObjectStore, type: string, uuid: string): SimResponse => {
   const o = store.get(uuid)
-  if (o === undefined || o.type !== type) return text(404, `No ${type} object found for id ${uuid}`)
+  if (o?.type !== type) return text(404, `No ${type} object found for id ${uuid}`)
   const kids = store.children(o)
   if (kids.length > 0) {
     return text(
@@ -172,12 +172,12 @@ const refUpdate = (store: ObjectStore, body: unknown): SimResponse => {
   if (E.isLeft(d)) return text(400, 'Bad Request')
   const r = d.right
   const o = store.get(r.uuid)
-  if (o === undefined || o.type !== r.type) return text(404, `No ${r.type} object found for id ${r.uuid}`)
+  if (o?.type !== r.type) return text(404, `No ${r.type} object found for id ${r.uuid}`)
   const field = `${underscored(r['ref-type'])}_refs`
   const refs = refsOf(o, field).filter((x) => x.uuid !== r['ref-uuid'])
   if (r.operation === 'ADD') {
     const target = store.get(r['ref-uuid'])
-    if (target === undefined || target.type !== r['ref-type']) {
+    if (target?.type !== r['ref-type']) {
       return text(404, `No ${r['ref-type']} object found for id ${r['ref-uuid']}`)
     }
     refs.push({
@@ -247,7 +247,7 @@ const update = (store: ObjectStore, o: SimObject, body: unknown): SimResponse =>
 const one = (store: ObjectStore, req: SimRequest, type: string, uuid: string): SimResponse | undefined => {
   if (req.method === 'DELETE') return remove(store, type, uuid)
   const o = store.get(uuid)
-  if (o === undefined || o.type !== type) return text(404, `No ${type} object found for id ${uuid}`)
+  if (o?.type !== type) return text(404, `No ${type} object found for id ${uuid}`)
   if (req.method === 'GET') return json(200, { [type]: store.render(o, req.query) })
   return req.method === 'PUT' ? update(store, o, req.body) : undefined
 }

@@ -98,7 +98,8 @@ export const assignAddress = (store: ObjectStore, props: Record<string, unknown>
   const named = props['subnet_uuid']
   let subnet = typeof named === 'string' ? subnets.find((s) => s.ipam['subnet_uuid'] === named) : undefined
   if (named !== undefined && subnet === undefined) {
-    return E.left(text(400, `Bad Request: subnet ${String(named)} not in network`))
+    const shown = typeof named === 'string' ? named : JSON.stringify(named)
+    return E.left(text(400, `Bad Request: subnet ${shown} not in network`))
   }
   if (typeof wanted === 'string') {
     const holder = staticSubnet(store, subnets, subnet, wanted)

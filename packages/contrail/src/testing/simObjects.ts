@@ -129,7 +129,7 @@ export const objectStore = (base: () => string): ObjectStore => {
         const type = refTypeOf(f)
         const uuid = r.uuid ?? (r.to === undefined ? undefined : byName.get(key(type, r.to)))
         const target = uuid === undefined ? undefined : objects.get(uuid)
-        if (target === undefined || target.type !== type) {
+        if (target?.type !== type) {
           return E.left(text(404, `Bad reference in create: ${type} ${JSON.stringify(r.to ?? r.uuid)} not found`))
         }
         out.push({ to: [...target.fq_name], uuid: target.uuid, ...(r.attr === undefined ? {} : { attr: r.attr }) })

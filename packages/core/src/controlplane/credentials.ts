@@ -14,7 +14,11 @@ export const OS_CREDENTIAL_KEYS = [
   'OS_PROJECT_DOMAIN_NAME'
 ] as const
 
-/** Only the credential variables of an environment (a plugin's holds much else), the empty ones dropped. @category utils */
+/**
+ * Only the credential variables of an environment (a plugin's holds much else), the empty ones dropped.
+ *
+ * @category utils
+ */
 export const credentialVars = (env: Readonly<Record<string, string | undefined>>): Record<string, string> => {
   const out: Record<string, string> = {}
   for (const k of OS_CREDENTIAL_KEYS) {

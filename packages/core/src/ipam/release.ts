@@ -26,7 +26,7 @@ export const release =
                   store.leases.release(space, address, owner),
                   TE.map(() => {
                     const st = hints.known(lease.poolId)
-                    if (st !== undefined && st.pool.addressSpace === space) {
+                    if (st?.pool.addressSpace === space) {
                       const i = indexOf(st.span, address)
                       if (i !== undefined && !st.never.has(i)) st.free.markFree(i)
                     }

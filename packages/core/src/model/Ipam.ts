@@ -7,7 +7,11 @@ import * as t from 'io-ts'
 import { AddressSpace, EndpointId, PoolId } from '../ids.js'
 import { Family, IpAddress, MacAddress, Subnet } from './Address.js'
 
-/** An inclusive range of addresses inside a pool's subnet (CNI rangeStart..rangeEnd, Docker --ip-range). @category codecs */
+/**
+ * An inclusive range of addresses inside a pool's subnet (CNI rangeStart..rangeEnd, Docker --ip-range).
+ *
+ * @category codecs
+ */
 export const IpRange = t.type({ start: IpAddress, end: IpAddress }, 'IpRange')
 /** @category model */
 export type IpRange = t.TypeOf<typeof IpRange>

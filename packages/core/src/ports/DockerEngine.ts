@@ -139,7 +139,11 @@ export interface SandboxLink {
   readonly mac?: string
 }
 
-/** A route inside a sandbox through one device; `dst` is a CIDR (`default` made `0.0.0.0/0` or `::/0`). @category model */
+/**
+ * A route inside a sandbox through one device; `dst` is a CIDR (`default` made `0.0.0.0/0` or `::/0`).
+ *
+ * @category model
+ */
 export interface SandboxRoute {
   readonly dst: string
   readonly gw?: string

@@ -24,7 +24,11 @@ import type { Lease, LeaseOwner, Pool } from '../model/Ipam.js'
 import type { Network } from '../model/Network.js'
 import type { Sandbox } from '../model/Sandbox.js'
 
-/** Where isthmus keeps its state on a host unless told otherwise: the daemon and the CNI plugin share it. @category constants */
+/**
+ * Where isthmus keeps its state on a host unless told otherwise: the daemon and the CNI plugin share it.
+ *
+ * @category constants
+ */
 export const DEFAULT_STATE_DIR = '/var/lib/isthmus'
 
 /**

@@ -27,14 +27,28 @@ describe('Bitmap', () => {
         const bm = bitmap(n)
         const used = new Set<number>()
         // a nearly full map exercises the summary levels
-        if (dense) for (let i = 0; i < n; i += 1 + (i % 3)) (bm.set(i), used.add(i))
+        if (dense) {
+          for (let i = 0; i < n; i += 1 + (i % 3)) {
+            bm.set(i)
+            used.add(i)
+          }
+        }
         for (const s of steps) {
           const i = Math.min(n - 1, Math.floor(s.at * n))
-          if (s.op === 'set') (bm.set(i), used.add(i))
-          else if (s.op === 'clear') (bm.clear(i), used.delete(i))
-          else {
+          if (s.op === 'set') {
+            bm.set(i)
+            used.add(i)
+          } else if (s.op === 'clear') {
+            bm.clear(i)
+            used.delete(i)
+          } else {
             let want = -1
-            for (let j = i; j < n; j++) if (!used.has(j)) ((want = j), (j = n))
+            for (let j = i; j < n; j++) {
+              if (!used.has(j)) {
+                want = j
+                break
+              }
+            }
             assert.equal(bm.nextClear(i), want)
           }
           assert.equal(bm.count(), used.size)
