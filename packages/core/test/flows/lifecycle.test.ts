@@ -111,7 +111,7 @@ describe('a Docker container: CreateNetwork … Join RuntimeMoves … Leave, Del
       [{ durable: false }]
     )
 
-    // Join: SrcName must exist in the host namespace when Join returns (cnm-protocol §3.2).
+    // Join: SrcName must exist in the host namespace when Join returns (dockerd moves it; docs/cnm.md).
     const r = await right(t.run(join(id, { _tag: 'RuntimeMoves', dstPrefix: 'eth' }, { sandboxKey: key })))
     assert.equal(r.placed.ifName, e.peerIfName)
     assert.equal(t.dataplane.state.link(r.placed.ifName)?.location._tag, 'Host')
