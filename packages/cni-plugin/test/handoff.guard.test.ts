@@ -22,8 +22,8 @@ import * as TE from 'fp-ts/lib/TaskEither.js'
 import { silentLogger } from '@isthmus/core'
 import { HANDOFF_VERSION, trustedSocket, type HandoffServer } from '@isthmus/handoff'
 import { cniHandoffServer } from '@isthmus/wiring'
-import type { Runtime } from '../src/index.js'
-import type { RawEnv } from '../src/protocol/Env.js'
+import type { Runtime } from '@isthmus/cni-exec'
+import type { RawEnv } from '@isthmus/cni-exec/protocol'
 import { cniEnv, execPlugin, fakeDaemon, fakeRuntime, rawHandoff, requireRoot, Scope } from './support.js'
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..')

@@ -16,7 +16,7 @@ import { recordingLogger } from '@isthmus/core/testing'
 import { pluginCall, startPlugin, type PluginProcess } from '@isthmus/testkit'
 import type { HandoffServer } from '@isthmus/handoff'
 import { cniHandoffServer } from '@isthmus/wiring'
-import { runSkel } from '../src/index.js'
+import { runSkel } from '@isthmus/cni-exec'
 import {
   cniEnv,
   errorDoc,

@@ -8,7 +8,7 @@ import { strict as assert } from 'node:assert'
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import type { Cni } from '../src/index.js'
+import type { Cni } from '@isthmus/cni-exec'
 import {
   addresses,
   cniEnv,

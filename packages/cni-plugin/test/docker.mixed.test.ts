@@ -21,7 +21,7 @@ import {
   type DockerDaemon,
   type PluginProcess
 } from '@isthmus/testkit'
-import type { Cni } from '../src/index.js'
+import type { Cni } from '@isthmus/cni-exec'
 import { cniEnv, invoke, realRuntime, requireRoot, Scope, sh } from './support.js'
 import { endpointRecords, leasesIn } from './dockerSupport.js'
 

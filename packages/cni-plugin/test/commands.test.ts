@@ -9,7 +9,7 @@ import * as E from 'fp-ts/lib/Either.js'
 import fc from 'fast-check'
 import { attachmentEndpointId, type ContainerId, type IfName, type SandboxKey } from '@isthmus/core'
 import { fakeDataplane } from '@isthmus/core/testing'
-import { Cni } from '../src/index.js'
+import { Cni } from '@isthmus/cni-exec'
 import { cniEnv, fakeRuntime, invoke, withDataplane, type FakeRuntime } from './support.js'
 
 // One namespace per container, as a runtime gives: c1's is NETNS.

@@ -25,7 +25,7 @@ import {
 } from '@isthmus/core'
 import { linuxDataplane } from '@isthmus/dataplane-linux'
 import { fileStore } from '@isthmus/store-fs'
-import { daemonSocketOf } from '@isthmus/cni-plugin'
+import { daemonSocketOf } from '../src/index.js'
 import { DEFAULT_DAEMON_SOCKET, type HandoffServer } from '@isthmus/handoff'
 import { cniHandoffServer, linuxRuntime } from '@isthmus/wiring'
 import { startPlugin, type PluginProcess } from '@isthmus/testkit'

@@ -35,8 +35,8 @@ import {
 } from '@isthmus/core/testing'
 import { linuxDataplane } from '@isthmus/dataplane-linux'
 import { linuxRuntime } from '@isthmus/wiring'
-import { runSkel, type Delegate, type LinkState, type PluginRun, type Runtime } from '../src/index.js'
-import type { RawEnv } from '../src/protocol/Env.js'
+import { runSkel, type Delegate, type LinkState, type PluginRun, type Runtime } from '@isthmus/cni-exec'
+import type { RawEnv } from '@isthmus/cni-exec/protocol'
 
 export const hex = (n: number): string => randomBytes(n).toString('hex')
 

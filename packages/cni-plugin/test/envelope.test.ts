@@ -6,7 +6,7 @@
  */
 import { strict as assert } from 'node:assert'
 import { describe, it } from 'node:test'
-import { ABOUT } from '../src/index.js'
+import { ABOUT } from '@isthmus/cni-exec'
 import { cniEnv, execPlugin, fakeRuntime, invoke, type Outcome } from './support.js'
 
 const REFERENCE = '/usr/lib/cni/bridge'
@@ -192,7 +192,7 @@ describe('envelope: the same error as the reference bridge plugin', () => {
   }
 
   it('VERSION: compact document with a newline, stdin never read, same shape as the reference', async () => {
-    const ours = await (await import('../src/index.js')).runSkel(fakeRuntime().runtime)(
+    const ours = await (await import('@isthmus/cni-exec')).runSkel(fakeRuntime().runtime)(
       { CNI_COMMAND: 'VERSION' },
       () => {
         throw new Error('VERSION must not read stdin')
@@ -282,7 +282,7 @@ describe('envelope: isthmus-only cases', () => {
   it('stdin: not an object is code 6, an unreadable stdin code 5, a bad plugin key code 7', async () => {
     assert.equal(oneDocument(await run(cniEnv('ADD', ENV), '[1,2]'))['code'], 6)
     assert.equal(oneDocument(await run(cniEnv('ADD', ENV), '5'))['code'], 6)
-    const { runSkel } = await import('../src/index.js')
+    const { runSkel } = await import('@isthmus/cni-exec')
     const io = await runSkel(fakeRuntime().runtime)(cniEnv('ADD', ENV), () => Promise.reject(new Error('EIO')))
     assert.deepEqual([io.exitCode, (JSON.parse(io.stdout) as { code?: unknown }).code], [1, 5])
     const mtu = oneDocument(await run(cniEnv('ADD', ENV), { ...CONF, mtu: 'abc' }))

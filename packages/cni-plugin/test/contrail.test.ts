@@ -23,7 +23,7 @@ import {
   type ContrailSimulator,
   type Fault
 } from '@isthmus/contrail/testing'
-import type { Cni } from '../src/index.js'
+import type { Cni } from '@isthmus/cni-exec'
 import {
   addresses,
   cniEnv,

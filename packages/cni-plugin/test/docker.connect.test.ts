@@ -23,7 +23,7 @@ import {
   type DockerDaemon,
   type PluginProcess
 } from '@isthmus/testkit'
-import type { Cni } from '../src/index.js'
+import type { Cni } from '@isthmus/cni-exec'
 import { cniEnv, invoke, realRuntime, requireRoot, Scope } from './support.js'
 
 const prefix = uniquePrefix('isdc')

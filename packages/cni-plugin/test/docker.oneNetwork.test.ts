@@ -26,7 +26,7 @@ import {
   type DockerDaemon,
   type PluginProcess
 } from '@isthmus/testkit'
-import type { Cni } from '../src/index.js'
+import type { Cni } from '@isthmus/cni-exec'
 import { cniEnv, firewallLines, invoke, link, pings, realRuntime, requireRoot, Scope, sh } from './support.js'
 import { leasesIn } from './dockerSupport.js'
 
