@@ -67,8 +67,8 @@ export const openDaemon = (settings: DaemonSettings, log: Logger): TE.TaskEither
         chainPrefix: settings.chainPrefix ?? DEFAULT_CHAIN_PREFIX,
         log
       })
-      const ipam = makeIpam({ store, clock: systemClock })
-      const builtin = builtinControlPlane(ipam, store)
+      const ipam = makeIpam({ store, clock: systemClock, log })
+      const builtin = builtinControlPlane(ipam, store, log)
       const env: Env = { store, dataplane, controlPlane: builtin, agent: noopAgent, log, clock: systemClock }
       return {
         store,

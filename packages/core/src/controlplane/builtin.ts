@@ -2,10 +2,16 @@
  * The built-in control plane: networks get their pools and endpoints their addresses from
  * isthmus's own IPAM, or from the runtime's IPAM when the network says so (Docker with another
  * --ipam-driver, or Docker's RequestPool/RequestAddress answered by our IPAM driver first).
- * Every step that takes something gives it back when a later step fails.
+ * Every step that takes something gives it back when a later step fails (core's saga: an undo
+ * that fails is logged with its step).
  */
 import * as E from 'fp-ts/lib/Either.js'
 import * as O from 'fp-ts/lib/Option.js'
+import * as A from 'fp-ts/lib/ReadonlyArray.js'
+import * as RTE from 'fp-ts/lib/ReaderTaskEither.js'
+import * as T from 'fp-ts/lib/Task.js'
+import * as TE from 'fp-ts/lib/TaskEither.js'
+import { pipe } from 'fp-ts/lib/function.js'
 import { addressInUse, invalidConfig, type CoreError } from '../errors.js'
 import { DEFAULT_LOCAL_SPACE, type AddressSpace } from '../ids.js'
 import {
@@ -20,12 +26,12 @@ import {
 import type { EndpointAddress } from '../model/Endpoint.js'
 import { DOCKER_RUNTIME_OWNER, ownerText, sameOwner, type LeaseOwner, type Pool } from '../model/Ipam.js'
 import type { Network, NetworkSubnet } from '../model/Network.js'
-import type { AddressRequest, ControlPlane, NetworkBinding, SubnetRequest } from '../ports/ControlPlane.js'
+import type { AddressRequest, ControlPlane, NetworkBinding, NetworkSpec, SubnetRequest } from '../ports/ControlPlane.js'
+import { silentLogger, type Logger } from '../ports/Logger.js'
 import type { Store } from '../ports/Store.js'
+import { begin, bindEach } from '../flows/saga.js'
 import type { Ipam } from '../ipam/Ipam.js'
 import type { PoolRequest } from '../ipam/Pools.js'
-
-type Undo = () => Promise<unknown>
 
 const subnetsOf = (n: Network, f: Family): ReadonlyArray<NetworkSubnet> => (f === 4 ? n.ipv4 : n.ipv6)
 
@@ -43,215 +49,264 @@ const fromPool = (pool: Pool, ownedPool: boolean): NetworkSubnet => ({
   ownedPool
 })
 
-const runAll = async (undo: ReadonlyArray<Undo>): Promise<void> => {
-  for (const u of [...undo].reverse()) await u()
+/** Every task in order, all of them run; the first failure, if any (deletes go on past one). */
+const allOf = (tasks: ReadonlyArray<TE.TaskEither<CoreError, unknown>>): TE.TaskEither<CoreError, void> =>
+  pipe(
+    T.sequenceSeqArray(tasks),
+    T.map((rs) => {
+      const bad = rs.find(E.isLeft)
+      return bad === undefined ? E.right(undefined) : E.left(bad.left)
+    })
+  )
+
+/** An address taken for an endpoint, and how to give it back if a later one cannot be had. */
+interface Taken {
+  readonly address: EndpointAddress
+  readonly giveBack?: TE.TaskEither<CoreError, unknown>
 }
+
+/** The runtime's pools a spec names, checked against its requests, and the space they decide. */
+interface GivenPools {
+  readonly given: ReadonlyMap<SubnetRequest, Pool>
+  readonly space: AddressSpace | undefined
+}
+
+const checkGiven = (req: SubnetRequest, pool: Pool, space: AddressSpace | undefined): E.Either<CoreError, Pool> => {
+  if (pool.family !== req.family) return E.left(invalidConfig(`pool ${pool.id} is not an IPv${req.family} pool`))
+  if (req.subnet !== undefined && req.subnet !== pool.subnet) {
+    return E.left(invalidConfig(`pool ${pool.id} is ${pool.subnet}, not ${req.subnet}`))
+  }
+  const inSpace = space ?? pool.addressSpace
+  return pool.addressSpace === inSpace
+    ? E.right(pool)
+    : E.left(invalidConfig(`pool ${pool.id} is not in address space ${inSpace}`))
+}
+
+const poolRequestOf = (req: SubnetRequest, addressSpace: AddressSpace): PoolRequest => ({
+  addressSpace,
+  family: req.family,
+  ...(req.subnet === undefined ? {} : { subnet: req.subnet }),
+  ...(req.ranges === undefined ? {} : { ranges: req.ranges }),
+  ...(req.gateway === undefined ? {} : { gateway: req.gateway }),
+  ...(req.aux === undefined ? {} : { aux: req.aux }),
+  ...(req.excluded === undefined ? {} : { excluded: req.excluded })
+})
 
 /**
  * The ControlPlane port over the built-in IPAM. `store` serves the lease hand-over of addresses
- * Docker requested before the endpoint existed.
+ * Docker requested before the endpoint existed; `log` hears of a give-back that failed.
  *
  * @category constructors
  */
-export const builtinControlPlane = (ipam: Ipam, store: Store): ControlPlane => {
+export const builtinControlPlane = (ipam: Ipam, store: Store, log: Logger = silentLogger): ControlPlane => {
   // ---------------------------------------------------------------------------------
   // networks
   // ---------------------------------------------------------------------------------
 
+  // 1) pools the runtime requested decide the address space when the spec does not
+  const givenPools = (spec: NetworkSpec): TE.TaskEither<CoreError, GivenPools> =>
+    pipe(
+      spec.subnets,
+      A.reduce(TE.right<CoreError, GivenPools>({ given: new Map(), space: spec.addressSpace }), (acc, req) =>
+        req.poolId === undefined
+          ? acc
+          : pipe(
+              acc,
+              TE.chain(({ given, space }) =>
+                pipe(
+                  ipam.getPool(req.poolId!),
+                  TE.chainEitherK((pool) => checkGiven(req, pool, space)),
+                  TE.map((pool) => ({ given: new Map(given).set(req, pool), space: space ?? pool.addressSpace }))
+                )
+              )
+            )
+      )
+    )
+
+  // 2) our own pools, given back if a later one fails
+  const subnetFor =
+    (spec: NetworkSpec, given: ReadonlyMap<SubnetRequest, Pool>, addressSpace: AddressSpace) =>
+    (req: SubnetRequest): TE.TaskEither<CoreError, NetworkSubnet> => {
+      const pool = given.get(req)
+      if (pool !== undefined) return TE.right(fromPool(pool, false))
+      if (spec.managedAddresses) {
+        return pipe(
+          ipam.requestPool(poolRequestOf(req, addressSpace)),
+          TE.map((p) => fromPool(p, true))
+        )
+      }
+      return req.subnet === undefined
+        ? TE.left(invalidConfig(`network ${spec.name}: the runtime's IPAM must name the subnet`))
+        : TE.right({ subnet: req.subnet, ...(req.gateway === undefined ? {} : { gateway: req.gateway }) })
+    }
+
   // Not idempotent by itself: each call takes pool references. The ensureNetwork flow returns a
   // stored network without calling it.
-  const ensureNetwork: ControlPlane['ensureNetwork'] = (spec) => async () => {
-    // 1) pools the runtime requested decide the address space when the spec does not
-    const given = new Map<SubnetRequest, Pool>()
-    let space: AddressSpace | undefined = spec.addressSpace
-    for (const req of spec.subnets) {
-      if (req.poolId === undefined) continue
-      const got = await ipam.getPool(req.poolId)()
-      if (E.isLeft(got)) return got
-      const pool = got.right
-      if (pool.family !== req.family) {
-        return E.left(invalidConfig(`pool ${pool.id} is not an IPv${req.family} pool`))
-      }
-      if (req.subnet !== undefined && req.subnet !== pool.subnet) {
-        return E.left(invalidConfig(`pool ${pool.id} is ${pool.subnet}, not ${req.subnet}`))
-      }
-      space ??= pool.addressSpace
-      if (pool.addressSpace !== space) {
-        return E.left(invalidConfig(`pool ${pool.id} is not in address space ${space}`))
-      }
-      given.set(req, pool)
-    }
-    const addressSpace = space ?? DEFAULT_LOCAL_SPACE
+  const ensureNetwork: ControlPlane['ensureNetwork'] = (spec) =>
+    pipe(
+      givenPools(spec),
+      TE.chain(({ given, space }) => {
+        const addressSpace = space ?? DEFAULT_LOCAL_SPACE
+        return pipe(
+          begin(`ensureNetwork ${spec.name}`),
+          bindEach(
+            'subnets',
+            () => spec.subnets,
+            (req) => () => subnetFor(spec, given, addressSpace)(req),
+            (_req, ns) => () =>
+              ns.ownedPool === true && ns.poolId !== undefined ? ipam.releasePool(ns.poolId) : TE.right(undefined)
+          ),
+          RTE.map(({ subnets }): NetworkBinding => ({
+            addressSpace,
+            ipv4: subnets.filter((ns) => familyOf(ns.subnet) === 4),
+            ipv6: subnets.filter((ns) => familyOf(ns.subnet) !== 4)
+          }))
+        )({ log })
+      })
+    )
 
-    // 2) our own pools, given back if a later one fails
-    const undo: Undo[] = []
-    const ipv4: NetworkSubnet[] = []
-    const ipv6: NetworkSubnet[] = []
-    for (const req of spec.subnets) {
-      let ns: NetworkSubnet
-      const pool = given.get(req)
-      if (pool !== undefined) ns = fromPool(pool, false)
-      else if (spec.managedAddresses) {
-        const pr: PoolRequest = {
-          addressSpace,
-          family: req.family,
-          ...(req.subnet === undefined ? {} : { subnet: req.subnet }),
-          ...(req.ranges === undefined ? {} : { ranges: req.ranges }),
-          ...(req.gateway === undefined ? {} : { gateway: req.gateway }),
-          ...(req.aux === undefined ? {} : { aux: req.aux }),
-          ...(req.excluded === undefined ? {} : { excluded: req.excluded })
-        }
-        const got = await ipam.requestPool(pr)()
-        if (E.isLeft(got)) {
-          await runAll(undo)
-          return got
-        }
-        const id = got.right.id
-        undo.push(() => ipam.releasePool(id)())
-        ns = fromPool(got.right, true)
-      } else {
-        if (req.subnet === undefined) {
-          await runAll(undo)
-          return E.left(invalidConfig(`network ${spec.name}: the runtime's IPAM must name the subnet`))
-        }
-        ns = { subnet: req.subnet, ...(req.gateway === undefined ? {} : { gateway: req.gateway }) }
-      }
-      if (familyOf(ns.subnet) === 4) ipv4.push(ns)
-      else ipv6.push(ns)
-    }
-    const binding: NetworkBinding = { addressSpace, ipv4, ipv6 }
-    return E.right(binding)
-  }
-
-  const deleteNetwork: ControlPlane['deleteNetwork'] = (network) => async () => {
-    let first: CoreError | undefined
-    for (const ns of [...network.ipv4, ...network.ipv6]) {
-      if (ns.poolId === undefined || ns.ownedPool !== true) continue
-      const r = await ipam.releasePool(ns.poolId)()
-      if (E.isLeft(r)) first ??= r.left
-    }
-    return first === undefined ? E.right(undefined) : E.left(first)
-  }
+  const deleteNetwork: ControlPlane['deleteNetwork'] = (network) =>
+    allOf(
+      [...network.ipv4, ...network.ipv6]
+        .filter((ns) => ns.poolId !== undefined && ns.ownedPool === true)
+        .map((ns) => ipam.releasePool(ns.poolId!))
+    )
 
   // ---------------------------------------------------------------------------------
   // endpoints
   // ---------------------------------------------------------------------------------
 
-  const any = async (
+  // The first subnet of the family, then the next ones while each is full.
+  const any = (
     network: Network,
     family: Family,
     owner: LeaseOwner,
-    mac: MacAddress | undefined,
-    undo: Undo[]
-  ): Promise<E.Either<CoreError, EndpointAddress>> => {
+    mac: MacAddress | undefined
+  ): TE.TaskEither<CoreError, Taken> => {
     const pooled = subnetsOf(network, family).filter((ns) => ns.poolId !== undefined)
-    if (pooled.length === 0) {
-      return E.left(invalidConfig(`network ${network.name} has no IPv${family} subnet whose addresses isthmus assigns`))
+    const tryFrom = (i: number, last: CoreError): TE.TaskEither<CoreError, Taken> => {
+      const ns = pooled[i]
+      if (ns === undefined) return TE.left(last)
+      return pipe(
+        ipam.allocate(ns.poolId!, owner, mac === undefined ? {} : { mac }),
+        TE.map(({ address }) => ({
+          address: endpointAddress(ns, address),
+          giveBack: ipam.release(network.addressSpace, address, owner)
+        })),
+        TE.orElse((e) => (e._tag === 'PoolExhausted' ? tryFrom(i + 1, e) : TE.left(e)))
+      )
     }
-    let last: CoreError | undefined
-    // the first subnet of the family, then the next ones while each is full
-    for (const ns of pooled) {
-      const got = await ipam.allocate(ns.poolId!, owner, mac === undefined ? {} : { mac })()
-      if (E.isRight(got)) {
-        const address = got.right.address
-        undo.push(() => ipam.release(network.addressSpace, address, owner)())
-        return E.right(endpointAddress(ns, address))
-      }
-      if (got.left._tag !== 'PoolExhausted') return got
-      last = got.left
-    }
-    return E.left(last!)
+    return tryFrom(
+      0,
+      invalidConfig(`network ${network.name} has no IPv${family} subnet whose addresses isthmus assigns`)
+    )
   }
 
-  const given = async (
+  // Docker: RequestAddress (owner: the runtime) came first, CreateEndpoint hands it on. Not
+  // durable: lost with the machine, the lease is the runtime's again, which dockerd releases
+  // after the restart along with the endpoint (Store PutOptions). Undefined: not the runtime's.
+  const handedOn = (
+    space: AddressSpace,
+    ns: NetworkSubnet,
+    address: IpAddress,
+    owner: LeaseOwner
+  ): TE.TaskEither<CoreError, Taken | undefined> =>
+    pipe(
+      store.leases.transfer(space, address, DOCKER_RUNTIME_OWNER, owner, { durable: false }),
+      TE.chain((moved) =>
+        moved
+          ? TE.right<CoreError, Taken | undefined>({
+              address: endpointAddress(ns, address, true),
+              giveBack: store.leases.transfer(space, address, owner, DOCKER_RUNTIME_OWNER)
+            })
+          : pipe(
+              store.leases.get(space, address),
+              TE.chainEitherK(
+                O.fold(
+                  () => E.right<CoreError, Taken | undefined>(undefined),
+                  (l) =>
+                    sameOwner(l.owner, owner)
+                      ? E.right({ address: endpointAddress(ns, address, true) })
+                      : E.left(addressInUse(address, space, ownerText(l.owner)))
+                )
+              )
+            )
+      )
+    )
+
+  const given = (
     network: Network,
     address: IpAddress,
     assigned: boolean,
     owner: LeaseOwner,
-    mac: MacAddress | undefined,
-    undo: Undo[]
-  ): Promise<E.Either<CoreError, EndpointAddress>> => {
+    mac: MacAddress | undefined
+  ): TE.TaskEither<CoreError, Taken> => {
     const space = network.addressSpace
     const ns = subnetsOf(network, familyOf(address)).find((s) => contains(s.subnet, address))
-    if (ns === undefined) {
-      return E.left(invalidConfig(`address ${address} is in no subnet of network ${network.name}`))
-    }
+    if (ns === undefined) return TE.left(invalidConfig(`address ${address} is in no subnet of network ${network.name}`))
     // the runtime's IPAM assigns this subnet: nothing to reserve here
-    if (ns.poolId === undefined) return E.right(endpointAddress(ns, address))
+    if (ns.poolId === undefined) return TE.right({ address: endpointAddress(ns, address) })
     const poolId = ns.poolId
-    if (assigned) {
-      // Docker: RequestAddress (owner: the runtime) came first, CreateEndpoint hands it on
-      // Not durable: lost with the machine, the lease is the runtime's again, which dockerd
-      // releases after the restart along with the endpoint (Store PutOptions).
-      const moved = await store.leases.transfer(space, address, DOCKER_RUNTIME_OWNER, owner, { durable: false })()
-      if (E.isLeft(moved)) return moved
-      if (moved.right) {
-        undo.push(() => store.leases.transfer(space, address, owner, DOCKER_RUNTIME_OWNER)())
-        return E.right(endpointAddress(ns, address, true))
-      }
-      const held = await store.leases.get(space, address)()
-      if (E.isLeft(held)) return held
-      if (O.isSome(held.right)) {
-        const l = held.right.value
-        return sameOwner(l.owner, owner)
-          ? E.right(endpointAddress(ns, address, true))
-          : E.left(addressInUse(address, space, ownerText(l.owner)))
-      }
-    }
-    const got = await ipam.allocate(poolId, owner, { address, ...(mac === undefined ? {} : { mac }) })()
-    if (E.isLeft(got)) return got
-    undo.push(() => ipam.release(space, address, owner)())
-    return E.right(endpointAddress(ns, address))
+    const allocate = pipe(
+      ipam.allocate(poolId, owner, { address, ...(mac === undefined ? {} : { mac }) }),
+      TE.map((): Taken => ({ address: endpointAddress(ns, address), giveBack: ipam.release(space, address, owner) }))
+    )
+    return assigned
+      ? pipe(
+          handedOn(space, ns, address, owner),
+          TE.chain((t) => (t === undefined ? allocate : TE.right(t)))
+        )
+      : allocate
   }
 
   const addressFor = (
     network: Network,
     req: AddressRequest,
     owner: LeaseOwner,
-    mac: MacAddress | undefined,
-    undo: Undo[]
-  ): Promise<E.Either<CoreError, EndpointAddress>> => {
+    mac: MacAddress | undefined
+  ): TE.TaskEither<CoreError, Taken> => {
     switch (req._tag) {
       case 'Any':
-        return any(network, req.family, owner, mac, undo)
+        return any(network, req.family, owner, mac)
       case 'Static':
-        return given(network, req.address, false, owner, mac, undo)
+        return given(network, req.address, false, owner, mac)
       case 'Assigned':
-        return given(network, splitCidr(req.cidr).address, true, owner, mac, undo)
+        return given(network, splitCidr(req.cidr).address, true, owner, mac)
     }
   }
 
-  const createEndpoint: ControlPlane['createEndpoint'] = (network, req) => async () => {
+  const createEndpoint: ControlPlane['createEndpoint'] = (network, req) => {
     const owner: LeaseOwner = { kind: 'endpoint', id: req.id }
-    const undo: Undo[] = []
-    const addresses: EndpointAddress[] = []
-    for (const a of req.addresses) {
-      const r = await addressFor(network, a, owner, req.mac, undo)
-      if (E.isLeft(r)) {
-        await runAll(undo)
-        return r
-      }
-      addresses.push(r.right)
-    }
-    return E.right({ addresses, ...(req.mac === undefined ? {} : { mac: req.mac }) })
+    return pipe(
+      begin(`createEndpoint ${req.id}`),
+      bindEach(
+        'addresses',
+        () => req.addresses,
+        (a) => () => addressFor(network, a, owner, req.mac),
+        (_a, taken) => () => taken.giveBack ?? TE.right(undefined)
+      ),
+      RTE.map(({ addresses }) => ({
+        addresses: addresses.map((t) => t.address),
+        ...(req.mac === undefined ? {} : { mac: req.mac })
+      }))
+    )({ log })
   }
 
-  const deleteEndpoint: ControlPlane['deleteEndpoint'] = (network, endpoint) => async () => {
+  const deleteEndpoint: ControlPlane['deleteEndpoint'] = (network, endpoint) => {
     const owner: LeaseOwner = { kind: 'endpoint', id: endpoint.id }
     // Docker sends ReleaseAddress after DeleteEndpoint: hand the addresses it requested back to
     // the runtime owner instead of freeing them, so that no other container can take one in
     // between and lose it to that ReleaseAddress.
-    let first: CoreError | undefined
-    for (const a of endpoint.addresses) {
-      if (a.poolId === undefined) continue
-      const address = splitCidr(a.cidr).address
-      const r =
-        a.fromRuntime === true
-          ? await store.leases.transfer(network.addressSpace, address, owner, DOCKER_RUNTIME_OWNER)()
-          : await ipam.release(network.addressSpace, address, owner)()
-      if (E.isLeft(r)) first ??= r.left
-    }
-    return first === undefined ? E.right(undefined) : E.left(first)
+    return allOf(
+      endpoint.addresses
+        .filter((a) => a.poolId !== undefined)
+        .map((a) => {
+          const address = splitCidr(a.cidr).address
+          return a.fromRuntime === true
+            ? store.leases.transfer(network.addressSpace, address, owner, DOCKER_RUNTIME_OWNER)
+            : ipam.release(network.addressSpace, address, owner)
+        })
+    )
   }
 
   return { ensureNetwork, deleteNetwork, createEndpoint, deleteEndpoint }

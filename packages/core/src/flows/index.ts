@@ -16,6 +16,7 @@ export * from './inspect.js'
 // The rollback mechanism, for every operation of several steps outside the core too.
 export {
   begin,
+  bindEach,
   bindStep,
   coreStepErrors,
   doStep,

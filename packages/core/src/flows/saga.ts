@@ -9,6 +9,7 @@
  * (warn) and the remaining undos still run: the caller must learn why the operation failed, not
  * why the cleanup did (plugins/bridge's deferred `ipam.ExecDel`, made explicit and typed).
  */
+import * as A from 'fp-ts/lib/ReadonlyArray.js'
 import * as RTE from 'fp-ts/lib/ReaderTaskEither.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { pipe } from 'fp-ts/lib/function.js'
@@ -144,6 +145,49 @@ export const doStep =
           run(s),
           RTE.orElse((e) => rollback<R, E, unknown>(s, name, e)),
           RTE.map((): S => (undo === undefined ? s : { ...s, undo: [...s.undo, { step: name, run: undo(s) }] }))
+        )
+      )
+    )
+
+/**
+ * Run one step per item, in order, and bind their results under `name`; each finished item
+ * registers its own undo, so a failure at item k undoes items k-1 … 0, then the steps before.
+ * (A pool per requested subnet, an address per requested address.)
+ */
+export const bindEach =
+  <N extends string, R extends SagaEnv, E, S extends Saga<R, E>, I, A>(
+    name: Exclude<N, keyof S>,
+    items: (s: S) => ReadonlyArray<I>,
+    run: (item: I, s: S) => Step<R, A, NoInfer<E>>,
+    undo?: (item: I, a: A) => Step<R, unknown, NoInfer<E>>
+  ) =>
+  (flow: Step<R, S, E>): Step<R, With<S, N, ReadonlyArray<A>>, E> =>
+    pipe(
+      flow,
+      RTE.chain((s) =>
+        pipe(
+          items(s),
+          A.reduce(
+            RTE.of<R, E, { readonly saga: S; readonly done: ReadonlyArray<A> }>({ saga: s, done: [] }),
+            (acc, item) =>
+              pipe(
+                acc,
+                RTE.chain(({ saga, done }) =>
+                  pipe(
+                    run(item, saga),
+                    RTE.orElse((e) => rollback<R, E, A>(saga, name, e)),
+                    RTE.map((a) => ({
+                      saga:
+                        undo === undefined
+                          ? saga
+                          : { ...saga, undo: [...saga.undo, { step: name, run: undo(item, a) }] },
+                      done: [...done, a]
+                    }))
+                  )
+                )
+              )
+          ),
+          RTE.map(({ saga, done }) => ({ ...saga, [name]: done }) as With<S, N, ReadonlyArray<A>>)
         )
       )
     )

@@ -13,6 +13,7 @@ import type { AddressSpace, PoolId } from '../ids.js'
 import type { IpAddress } from '../model/Address.js'
 import type { Lease, LeaseOwner, Pool } from '../model/Ipam.js'
 import type { Clock } from '../ports/Clock.js'
+import type { Logger } from '../ports/Logger.js'
 import type { Store } from '../ports/Store.js'
 import { allocate, type AllocateOptions } from './allocation.js'
 import { makeHints } from './hint.js'
@@ -55,6 +56,8 @@ export interface Ipam {
 export interface IpamDeps {
   readonly store: Store
   readonly clock: Clock
+  /** Hears of a give-back that failed while a pool creation was undone; silent when absent. */
+  readonly log?: Logger
 }
 
 /**

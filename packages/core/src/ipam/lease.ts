@@ -6,12 +6,15 @@ import { addressInUse, transient, type CoreError } from '../errors.js'
 import type { IpAddress, MacAddress } from '../model/Address.js'
 import { ownerText, sameOwner, type Lease, type LeaseOwner, type Pool } from '../model/Ipam.js'
 import type { Clock } from '../ports/Clock.js'
+import type { Logger } from '../ports/Logger.js'
 import type { Store } from '../ports/Store.js'
 
 /** What the lease modules need: the Store, the authority, and a clock for `since`. */
 export interface LeaseDeps {
   readonly store: Store
   readonly clock: Clock
+  /** Hears of a give-back that failed while a pool creation was undone; silent when absent. */
+  readonly log?: Logger
 }
 
 /** A lease of `pool` for `owner`, dated now. */

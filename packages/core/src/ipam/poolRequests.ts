@@ -5,6 +5,7 @@
  */
 import * as E from 'fp-ts/lib/Either.js'
 import * as O from 'fp-ts/lib/Option.js'
+import * as RTE from 'fp-ts/lib/ReaderTaskEither.js'
 import * as T from 'fp-ts/lib/Task.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { pipe } from 'fp-ts/lib/function.js'
@@ -12,6 +13,8 @@ import { invalidConfig, notFound, poolExhausted, poolOverlap, type CoreError } f
 import type { AddressSpace, PoolId } from '../ids.js'
 import { familyOf, overlaps, type IpAddress, type Subnet } from '../model/Address.js'
 import { DOCKER_RUNTIME_OWNER, sameOwner, type LeaseOwner, type Pool } from '../model/Ipam.js'
+import { begin, bindEach, doStep } from '../flows/saga.js'
+import { silentLogger } from '../ports/Logger.js'
 import { spaceLock } from './allocation.js'
 import { holdersOf, type Hints } from './hint.js'
 import { claim, type LeaseDeps } from './lease.js'
@@ -64,56 +67,28 @@ const releaseEach = (
     TE.map(() => undefined)
   )
 
-// Undo what a failed creation took: each release tried, failures ignored (the error is the creation's).
-const undo = ({ store }: LeaseDeps, space: AddressSpace, taken: ReadonlyArray<Holding>): T.Task<void> =>
-  pipe(
-    taken.map(([a, o]) => store.leases.release(space, a, o)),
-    T.sequenceSeqArray,
-    T.map(() => undefined)
-  )
-
-// Claim the pool's gateway and aux addresses, in order; on a failure, those taken are released.
-const claimAll = (
-  deps: LeaseDeps,
-  pool: Pool,
-  held: ReadonlyArray<Holding>,
-  taken: ReadonlyArray<Holding> = []
-): TE.TaskEither<CoreError, ReadonlyArray<Holding>> => {
-  const [next, ...rest] = held
-  if (next === undefined) return TE.right(taken)
-  return pipe(
-    claim(deps)(pool, next[0], next[1]),
-    TE.orElse((e) =>
-      pipe(
-        undo(deps, pool.addressSpace, taken),
-        T.map(() => E.left<CoreError, unknown>(e))
-      )
-    ),
-    TE.chain(() => claimAll(deps, pool, rest, [...taken, next]))
-  )
-}
-
-// A new pool: its holdings claimed, then the record stored; a failure of either undoes the claims.
+// A new pool: its holdings claimed in order, then the record stored; a failure of any step gives
+// back the holdings already claimed (core's saga, which logs a give-back that fails).
 const createPool = (deps: LeaseDeps, hints: Hints, pool: Pool): TE.TaskEither<CoreError, Pool> =>
   pipe(
-    claimAll(deps, pool, holdersOf(pool)),
-    TE.chain((taken) =>
-      pipe(
-        deps.store.pools.put(pool),
-        TE.orElse((e) =>
-          pipe(
-            undo(deps, pool.addressSpace, taken),
-            T.map(() => E.left<CoreError, void>(e))
-          )
-        )
-      )
+    begin(`requestPool ${pool.id}`),
+    bindEach(
+      'holdings',
+      () => holdersOf(pool),
+      ([address, owner]) =>
+        () =>
+          claim(deps)(pool, address, owner),
+      ([address, owner]) =>
+        () =>
+          deps.store.leases.release(pool.addressSpace, address, owner)
     ),
-    TE.map(() => {
+    doStep('record', () => () => deps.store.pools.put(pool)),
+    RTE.map(() => {
       // a state cached under this id belongs to an earlier pool with the same span: start afresh
       hints.forget(pool.id)
       return pool
     })
-  )
+  )({ log: deps.log ?? silentLogger })
 
 /** Ipam.requestPool. */
 export const requestPool =

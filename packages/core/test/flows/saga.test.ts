@@ -7,7 +7,17 @@ import { strict as assert } from 'node:assert'
 import { describe, it } from 'node:test'
 import * as RTE from 'fp-ts/lib/ReaderTaskEither.js'
 import { pipe } from 'fp-ts/lib/function.js'
-import { begin, bindStep, doStep, invalidConfig, io, notFound, type Logger, type LogFields } from '@isthmus/core'
+import {
+  begin,
+  bindEach,
+  bindStep,
+  doStep,
+  invalidConfig,
+  io,
+  notFound,
+  type Logger,
+  type LogFields
+} from '@isthmus/core'
 
 interface Line {
   readonly msg: string
@@ -79,5 +89,36 @@ describe('saga on a reader with only a logger', () => {
     assert.deepEqual(await flow({ log: ctx.log })(), { _tag: 'Right', right: 1 })
     assert.equal(undone, 0)
     assert.equal(ctx.warnings.length, 0)
+  })
+
+  it('bindEach: one step per item; a failure at item k undoes items k-1 … 0, then the steps before', async () => {
+    const done: string[] = []
+    const ctx = recordingLog()
+    const flow = pipe(
+      begin<{ log: Logger }>('pools'),
+      bindStep(
+        'first',
+        () => RTE.right('first'),
+        () => RTE.fromIO(() => void done.push('undo first'))
+      ),
+      bindEach(
+        'items',
+        () => [1, 2, 3, 4],
+        (n) => (n === 3 ? RTE.left(invalidConfig('3 refused')) : RTE.fromIO(() => (done.push(`take ${n}`), n * 10))),
+        (n, got) => RTE.fromIO(() => void done.push(`give back ${n} (${got})`))
+      )
+    )
+    assert.deepEqual(await flow({ log: ctx.log })(), { _tag: 'Left', left: invalidConfig('3 refused') })
+    assert.deepEqual(done, ['take 1', 'take 2', 'give back 2 (20)', 'give back 1 (10)', 'undo first'])
+    const whole = pipe(
+      begin<{ log: Logger }>('pools'),
+      bindEach(
+        'items',
+        () => ['a', 'b'],
+        (x) => RTE.right(x.toUpperCase())
+      ),
+      RTE.map((s) => s.items)
+    )
+    assert.deepEqual(await whole({ log: ctx.log })(), { _tag: 'Right', right: ['A', 'B'] })
   })
 })

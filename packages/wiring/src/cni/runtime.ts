@@ -55,12 +55,12 @@ export const linuxRuntime = (options: LinuxRuntimeOptions): Runtime => {
           ...(settings.chainPrefix === undefined ? {} : { chainPrefix: settings.chainPrefix }),
           ...(options.deferLinkRemoval === true ? { deferLinkRemoval: true } : {})
         })
-        const ipam = makeIpam({ store, clock: systemClock })
+        const ipam = makeIpam({ store, clock: systemClock, log })
         return {
           env: {
             store,
             dataplane,
-            controlPlane: builtinControlPlane(ipam, store),
+            controlPlane: builtinControlPlane(ipam, store, log),
             agent: noopAgent,
             log,
             clock: systemClock
