@@ -7,7 +7,16 @@ import tseslint from 'typescript-eslint'
 
 // Package groups. A package that does not exist yet is covered as soon as it appears.
 const FRONTENDS = ['cnm-server', 'cni-exec']
-const ADAPTERS = ['store-fs', 'dataplane-linux', 'dataplane-vnic', 'contrail', 'log', 'docker-engine', 'handoff']
+const ADAPTERS = [
+  'store-fs',
+  'store-etcd',
+  'dataplane-linux',
+  'dataplane-vnic',
+  'contrail',
+  'log',
+  'docker-engine',
+  'handoff'
+]
 const COMPOSITION = ['wiring', 'cni-plugin', 'cli']
 
 const scoped = (names) => names.map((n) => `@isthmus/${n}`)

@@ -14,7 +14,7 @@ type Layer = 'core' | 'frontend' | 'adapter' | 'composition' | 'test-support'
 
 /**
  * The layers of docs/architecture.md ("Wiring"), by package directory. Any other package is an
- * adapter (store-fs, dataplane-linux, dataplane-vnic, contrail, log, docker-engine, handoff, and
+ * adapter (store-fs, store-etcd, dataplane-linux, dataplane-vnic, contrail, log, docker-engine, handoff, and
  * the next one), so a new adapter needs no row here.
  */
 const NAMED_LAYERS: Readonly<Record<string, Layer>> = {
