@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 need_root
 apt_need ca-certificates iproute2 util-linux iptables docker.io busybox-static systemd \
-  podman containernetworking-plugins golang-go golang-github-appc-cni-dev
+  podman containernetworking-plugins golang-go golang-github-appc-cni-dev etcd-server etcd-client
 pnpm_need
 workspace_build
 pnpm --silent exec tsc -p tsconfig.tests.json >&2
