@@ -4,8 +4,8 @@
  * records (its networks, endpoints, leases) stay in its Store: a host allocates only inside the
  * blocks it holds here, so an ordinary allocation never asks the cluster anything.
  *
- * Every call either answers within the adapter's deadline or fails with `Unavailable` (the store
- * cannot be reached): a caller never hangs on a lost cluster store.
+ * Every call either answers within the adapter's deadline or fails with `Transient` (the store
+ * cannot be reached now: CNI code 11, a Docker `Err`): a caller never hangs on a lost cluster store.
  */
 import type * as O from 'fp-ts/lib/Option.js'
 import type * as TE from 'fp-ts/lib/TaskEither.js'
