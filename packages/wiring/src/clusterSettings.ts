@@ -180,7 +180,7 @@ export interface ClusterNeeds {
 }
 
 // One flag's value through its codec; the error names the flag and what it takes.
-const flag = <A>(name: string, codec: t.Type<A, unknown, unknown>, value: unknown): E.Either<string, A> => {
+const flag = <A>(name: string, codec: t.Type<A, unknown>, value: unknown): E.Either<string, A> => {
   const r = codec.decode(value)
   if (E.isRight(r)) return r
   // "(root): expected …" of a single value; "2: expected …" of the third URL of a list.
@@ -236,7 +236,7 @@ export const clusterSettings = (
     .filter((s) => s !== '')
   const optional = <A>(
     name: string,
-    codec: t.Type<A, unknown, unknown>,
+    codec: t.Type<A, unknown>,
     v: unknown
   ): E.Either<string, A | undefined> => (v === undefined ? E.right(undefined) : flag(name, codec, v))
   return pipe(

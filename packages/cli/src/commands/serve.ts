@@ -362,7 +362,7 @@ export const serveCommand = (y: Argv): Argv =>
       clusterFlags(contrailFlags(c))
         .option('store', {
           choices: STORE_KINDS,
-          default: 'file' as StoreKind,
+          default: 'file',
           describe: "where this host's own records are kept: files under --state-dir, or etcd (with --cluster)"
         })
         .option('socket', {
@@ -411,7 +411,7 @@ export const serveCommand = (y: Argv): Argv =>
         })
         .check(checkClusterFlags({ underlay: true }))
         .check((a) => {
-          if ((a.store as string) === 'etcd' && (typeof a.cluster !== 'string' || a.cluster === '')) {
+          if ((a.store) === 'etcd' && (typeof a.cluster !== 'string' || a.cluster === '')) {
             throw new Error('--store etcd: only with --cluster <name> (the records sit under the cluster and host)')
           }
           if (typeof a.chainPrefix !== 'string' || !isChainPrefix(a.chainPrefix)) {
