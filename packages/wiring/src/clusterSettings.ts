@@ -234,11 +234,8 @@ export const clusterSettings = (
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s !== '')
-  const optional = <A>(
-    name: string,
-    codec: t.Type<A, unknown>,
-    v: unknown
-  ): E.Either<string, A | undefined> => (v === undefined ? E.right(undefined) : flag(name, codec, v))
+  const optional = <A>(name: string, codec: t.Type<A, unknown>, v: unknown): E.Either<string, A | undefined> =>
+    v === undefined ? E.right(undefined) : flag(name, codec, v)
   return pipe(
     sequenceS(E.Apply)({
       name: flag('cluster', ClusterName, a.cluster),
