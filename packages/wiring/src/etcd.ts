@@ -5,9 +5,10 @@
  */
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { causeText, type CoreError } from '@isthmus/core'
+import type * as StoreEtcd from '@isthmus/store-etcd'
 
 /** The module @isthmus/store-etcd. @category model */
-export type EtcdAdapter = typeof import('@isthmus/store-etcd')
+export type EtcdAdapter = typeof StoreEtcd
 
 let loaded: Promise<EtcdAdapter> | undefined
 
