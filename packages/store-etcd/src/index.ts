@@ -20,3 +20,5 @@ export {
 } from './settings.js'
 export { storeKeys, clusterKeys, segment, type StoreKeys, type ClusterKeys } from './keys.js'
 export { QuarantineEntry } from './quarantine.js'
+export { etcdCluster } from './etcdCluster.js'
+export { VniOwner } from './clusterRecords.js'

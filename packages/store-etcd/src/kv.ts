@@ -90,6 +90,10 @@ export const putOp = (key: string, value: Buffer, lease?: string): IRequestOp =>
 export const deleteOp = (key: string): IRequestOp => ({ request_delete_range: { key: b(key) } })
 /** @category utils */
 export const getOp = (key: string): IRequestOp => ({ request_range: { key: b(key) } })
+/** Every key under `prefix`, read inside a transaction. @category utils */
+export const listOp = (prefix: string): IRequestOp => ({
+  request_range: { key: b(prefix), range_end: rangeEnd(b(prefix)) }
+})
 
 /** The keys a `getOp` of a transaction's answer found, by the op's index. @category utils */
 export const rangeAnswer = (res: ITxnResponse, index: number): ReadonlyArray<Kv> =>
@@ -106,7 +110,8 @@ export interface KvOps {
   readonly list: (op: string, prefix: string) => TE.TaskEither<CoreError, Snapshot>
   /** Whether a key exists under `prefix` (ping: a read etcd must answer, within the user's rights). */
   readonly count: (op: string, prefix: string) => TE.TaskEither<CoreError, number>
-  readonly put: (op: string, key: string, value: Buffer) => TE.TaskEither<CoreError, void>
+  /** Write `key`; with `lease`, the key lives only as long as that etcd lease. */
+  readonly put: (op: string, key: string, value: Buffer, lease?: string) => TE.TaskEither<CoreError, void>
   readonly remove: (op: string, key: string) => TE.TaskEither<CoreError, void>
   readonly txn: (
     op: string,
@@ -137,9 +142,9 @@ export const kvOps = (etcd: Etcd): KvOps => {
         ),
         TE.map((res) => Number(res.count))
       ),
-    put: (op, key, value) =>
+    put: (op, key, value, lease) =>
       pipe(
-        etcd.call(op, (o) => kv.put({ key: b(key), value }, o)),
+        etcd.call(op, (o) => kv.put({ key: b(key), value, ...(lease === undefined ? {} : { lease }) }, o)),
         TE.map(() => undefined)
       ),
     remove: (op, key) =>

@@ -5,7 +5,8 @@
 import { after } from 'node:test'
 import * as E from 'fp-ts/lib/Either.js'
 import type * as TE from 'fp-ts/lib/TaskEither.js'
-import { describe as describeError, type CoreError } from '@isthmus/core'
+import type * as t from 'io-ts'
+import { describe as describeError, report, type CoreError } from '@isthmus/core'
 import { startEtcd, uniquePrefix, type EtcdOptions as TestEtcdOptions, type TestEtcd } from '@isthmus/testkit'
 
 /** The value of a TaskEither, failing the test on `Left`. */
@@ -35,3 +36,10 @@ export const sharedEtcd = (options: TestEtcdOptions = {}): (() => Promise<TestEt
 export const freshPrefix = (): string => `/isthmus-test/${uniquePrefix('t')}/`
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+/** A record built through its codec (a test's sample), failing the test if it does not decode. */
+export const valid = <A, O>(codec: t.Type<A, O>, value: unknown): A => {
+  const r = codec.decode(value)
+  if (E.isLeft(r)) throw new Error(`sample ${codec.name} does not decode: ${report(r.left).join('; ')}`)
+  return r.right
+}
