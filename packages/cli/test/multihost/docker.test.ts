@@ -1,0 +1,98 @@
+/**
+ * Docker and CNI on one cluster network across hosts (issue 15's acceptance): the test's dockerd
+ * in the root namespace, with a fourth isthmus daemon there joined to the underlay (its plugin
+ * socket the one dockerd looks up: /run/docker/plugins/<name>.sock, a name of this run's own), makes
+ * `docker network create -d <it> --ipam-driver <it> -o isthmus.cluster=<net> --subnet S`; a
+ * container on it and a CNI sandbox on another host ping each other, both ways.
+ *
+ * Runs when a dockerd answers at /var/run/docker.sock; under CI=true it never skips (a dockerd of
+ * its own is started, and stopped by PID afterwards).
+ */
+import { strict as assert } from 'node:assert'
+import { after, before, describe, it } from 'node:test'
+import {
+  containerNetwork,
+  docker,
+  ensureBusyboxImage,
+  ensureDockerd,
+  mustDocker,
+  pings as containerPings,
+  removeDockerObjects,
+  uniquePrefix,
+  type DockerDaemon
+} from '@isthmus/testkit'
+import { addressOf, buildSea, pings, startCluster, type TestCluster } from './cluster.js'
+
+const prefix = uniquePrefix('imd')
+const dockerAnswers = async (): Promise<boolean> => (await docker('info', '--format', '{{.ServerVersion}}')).code === 0
+
+describe('multi-host: a Docker container and a CNI sandbox on two hosts', { timeout: 300_000 }, async () => {
+  const ci = process.env['CI'] === 'true'
+  const answers = await dockerAnswers()
+  const skip = !answers && !ci ? 'no dockerd answers at /var/run/docker.sock (CI=true starts one)' : false
+
+  let daemon: DockerDaemon | undefined
+  let c: TestCluster | undefined
+  let image = ''
+  const network = `${prefix}-net`
+  const dockerNet = `${prefix}-dnet`
+  const container = `${prefix}-ctr`
+
+  before(async () => {
+    if (skip !== false) return
+    buildSea()
+    daemon = await ensureDockerd()
+    image = await ensureBusyboxImage()
+    c = await startCluster(prefix, { hosts: 2, rootHost: true, leaseTtl: 5 })
+  })
+  after(async () => {
+    await removeDockerObjects(prefix).catch(() => undefined)
+    await c?.cleanup()
+    await daemon?.stop()
+  })
+
+  it(
+    'docker network create -o isthmus.cluster=<net> on the root host; a container there and a CNI sandbox on h1 ping both ways',
+    { skip },
+    async () => {
+      const cluster = c!
+      const h0 = cluster.rootHost!
+      const h1 = cluster.hosts[0]!
+      const subnet = `10.${cluster.underlay.octet}.96.0/22`
+      await mustDocker(
+        'network',
+        'create',
+        '-d',
+        h0.plugin,
+        '--ipam-driver',
+        h0.plugin,
+        '-o',
+        `isthmus.cluster=${network}`,
+        '--subnet',
+        subnet,
+        dockerNet
+      )
+      await mustDocker('run', '-d', '--name', container, '--net', dockerNet, image, 'sleep', '600')
+      const inDocker = (await containerNetwork(container, dockerNet)).IPAddress
+
+      // The CNI netconf names the cluster network only: its subnet is the cluster's.
+      const sb = cluster.sandbox('c1')
+      const out = await h1.cni('ADD', `${prefix}-c1`, sb.path, cluster.conf(h1, network))
+      assert.equal(out.code, 0, `${out.stdout} ${out.stderr}`)
+      const inCni = addressOf(out)!
+      assert.notEqual(inCni, inDocker)
+
+      assert.ok(
+        await containerPings(container, inCni, 5),
+        `the container (${inDocker}) pings the sandbox on h1 (${inCni})`
+      )
+      assert.ok(await pings(sb.name, inDocker, 5), `the sandbox on h1 (${inCni}) pings the container (${inDocker})`)
+
+      const del = await h1.cni('DEL', `${prefix}-c1`, sb.path, cluster.conf(h1, network))
+      assert.equal(del.code, 0, del.stdout)
+      await mustDocker('rm', '-f', container)
+      const rm = await docker('network', 'rm', dockerNet)
+      assert.equal(rm.code, 0, rm.stderr)
+    }
+  )
+})
