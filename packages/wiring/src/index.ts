@@ -36,3 +36,5 @@ export {
   type ClusterArgs,
   type ClusterNeeds
 } from './clusterSettings.js'
+export { etcdStoreOf, openCluster } from './cluster.js'
+export { loadEtcd, type EtcdAdapter } from './etcd.js'

@@ -401,8 +401,9 @@ const testHost = (p: HostPlan): TestHost => {
       await waitUntil(
         `host ${p.name}'s daemon to answer on ${p.socket}`,
         async () => {
-          if (c.exitCode !== null)
-            {throw new Error(`isthmus serve of ${p.name} exited ${c.exitCode}: ${log.slice(-3000)}`)}
+          if (c.exitCode !== null) {
+            throw new Error(`isthmus serve of ${p.name} exited ${c.exitCode}: ${log.slice(-3000)}`)
+          }
           return pluginCall(p.socket, '/Plugin.Activate').then(
             (r) => r.status === 200,
             () => false

@@ -87,8 +87,9 @@ describe('multi-host: ADD storms', { timeout: 600_000 }, () => {
       const b = held.find((x) => contains(x.cidr, addresses[i] as IpAddress))
       assert.equal(b?.host, a.host.name, `${addresses[i]} is in a block of ${a.host.name}`)
     }
-    for (const host of c.hosts)
-      {assert.equal(records(host, 'endpoints'), PER_HOST, `${host.name}: ${PER_HOST} endpoints`)}
+    for (const host of c.hosts) {
+      assert.equal(records(host, 'endpoints'), PER_HOST, `${host.name}: ${PER_HOST} endpoints`)
+    }
 
     const t1 = Date.now()
     const dels = await delAll(first)
@@ -151,8 +152,9 @@ describe('multi-host: ADD storms', { timeout: 600_000 }, () => {
       const inside = sh(inNs(a.sandbox.name, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']))
       assert.ok(inside.includes(`${addressOf(o)!}/`), `${a.cid} holds ${addressOf(o)}`)
     }
-    for (const host of c.hosts)
-      {assert.equal(records(host, 'endpoints'), PER_HOST, `${host.name}: ${PER_HOST} endpoints`)}
+    for (const host of c.hosts) {
+      assert.equal(records(host, 'endpoints'), PER_HOST, `${host.name}: ${PER_HOST} endpoints`)
+    }
 
     const dels = await delAll(storm)
     assert.deepEqual(
