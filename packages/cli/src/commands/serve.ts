@@ -411,7 +411,7 @@ export const serveCommand = (y: Argv): Argv =>
         })
         .check(checkClusterFlags({ underlay: true }))
         .check((a) => {
-          if ((a.store) === 'etcd' && (typeof a.cluster !== 'string' || a.cluster === '')) {
+          if (a.store === 'etcd' && (typeof a.cluster !== 'string' || a.cluster === '')) {
             throw new Error('--store etcd: only with --cluster <name> (the records sit under the cluster and host)')
           }
           if (typeof a.chainPrefix !== 'string' || !isChainPrefix(a.chainPrefix)) {
