@@ -144,6 +144,10 @@ export interface ClusterOptions {
   readonly etcdDeadline?: number
   /** More flags for every daemon. */
   readonly extraArgs?: ReadonlyArray<string>
+  /** Per host namespace (in order): `cluster: false` runs a one-host daemon there (file store, no etcd). */
+  readonly perHost?: ReadonlyArray<{ readonly cluster?: boolean; readonly store?: 'file' | 'etcd' }>
+  /** Join the root namespace to the underlay without a daemon there (a bench that talks to etcd). */
+  readonly joinRoot?: boolean
 }
 
 export interface TestCluster {
@@ -209,7 +213,7 @@ export const startCluster = async (prefix: string, o: ClusterOptions): Promise<T
     dirs.push(d)
     return d
   }
-  const underlay = await makeUnderlay(prefix, o.hosts, { joinRoot: o.rootHost === true })
+  const underlay = await makeUnderlay(prefix, o.hosts, { joinRoot: o.rootHost === true || o.joinRoot === true })
   let etcd: TestEtcd | undefined
   const cleanup = async (): Promise<void> => {
     for (const h of hosts) await h.stop('SIGKILL').catch(() => undefined)
@@ -227,30 +231,36 @@ export const startCluster = async (prefix: string, o: ClusterOptions): Promise<T
   }
   try {
     etcd = await underlay.startEtcd()
-    const hostArgs = (h: { name: string; underlayIp: string }) => [
-      '--cluster',
-      name,
-      '--etcd-endpoints',
-      etcd!.endpoint,
-      '--host-name',
-      h.name,
-      '--underlay-ip',
-      h.underlayIp,
-      '--lease-ttl',
-      String(o.leaseTtl ?? 5),
-      ...(o.store === undefined ? [] : ['--store', o.store]),
-      ...(o.blockSize === undefined ? [] : ['--block-size', String(o.blockSize)]),
-      ...(o.etcdDeadline === undefined ? [] : ['--etcd-deadline', String(o.etcdDeadline)]),
-      ...(o.extraArgs ?? [])
-    ]
+    const hostArgs = (h: { name: string; underlayIp: string; index: number }): string[] => {
+      const own = o.perHost?.[h.index - 1] ?? {}
+      if (own.cluster === false) return []
+      const store = own.store ?? o.store
+      return [
+        '--cluster',
+        name,
+        '--etcd-endpoints',
+        etcd!.endpoint,
+        '--host-name',
+        h.name,
+        '--underlay-ip',
+        h.underlayIp,
+        '--lease-ttl',
+        String(o.leaseTtl ?? 5),
+        ...(store === undefined ? [] : ['--store', store]),
+        ...(o.blockSize === undefined ? [] : ['--block-size', String(o.blockSize)]),
+        ...(o.etcdDeadline === undefined ? [] : ['--etcd-deadline', String(o.etcdDeadline)]),
+        ...(o.extraArgs ?? [])
+      ]
+    }
     const places = [
       ...underlay.hosts.map((h) => ({
         name: `h${h.index}`,
         netns: h.netns,
-        underlayIp: h.address
+        underlayIp: h.address,
+        index: h.index
       })),
       ...(o.rootHost === true && underlay.root !== undefined
-        ? [{ name: 'h0', netns: undefined, underlayIp: underlay.root.address }]
+        ? [{ name: 'h0', netns: undefined, underlayIp: underlay.root.address, index: 0 }]
         : [])
     ]
     for (const p of places) {
@@ -258,7 +268,9 @@ export const startCluster = async (prefix: string, o: ClusterOptions): Promise<T
       const plugin = `${prefix}-${p.name}`
       hosts.push(
         testHost({
-          ...p,
+          name: p.name,
+          netns: p.netns,
+          underlayIp: p.underlayIp,
           stateDir: join(dir, 'state'),
           socket: p.netns === undefined ? `/run/docker/plugins/${plugin}.sock` : join(dir, 'plugin.sock'),
           cniSocket: join(dir, 'cni.sock'),
