@@ -46,8 +46,15 @@ export type CallOptions = NonNullable<Parameters<Etcd3['kv']['range']>[1]>
 
 class NoAnswer extends Error {}
 
-// gRPC's messages end with a resolver note that says nothing to a person.
-const tidy = (message: string): string => message.replace(/\s*Resolution note:.*$/s, '').trim()
+// gRPC's messages carry a resolver note, a timestamp and OpenSSL's source file: none of it helps a person.
+const tidy = (message: string): string =>
+  message
+    .replace(/\s*Resolution note:.*$/s, '')
+    .replace(/\s*\(\d{4}-\d\d-\d\dT[\d:.]+Z\)\.?/g, '')
+    .replace(/:\.\.\/deps\/openssl\/\S+/g, '')
+    .replace(/Last error: Error: /g, 'Last error: ')
+    .replace(/\s+/g, ' ')
+    .trim()
 
 const seconds = (ms: number): string => `${Number((ms / 1000).toFixed(3))} s`
 
@@ -125,6 +132,9 @@ const build = (settings: Resolved, ca?: Buffer, cert?: Buffer, key?: Buffer): Et
       if (e instanceof NoAnswer) return outage(cause)
       if (e instanceof EtcdAuthenticationFailedError || e instanceof GRPCUnauthenticatedError) {
         return invalidConfig(`etcd at ${where} refused the user name or password: ${cause}`)
+      }
+      if (/user name is empty/.test(cause)) {
+        return invalidConfig(`etcd at ${where} requires a user name and password (username, password): ${cause}`)
       }
       if (e instanceof EtcdPermissionDeniedError) {
         return invalidConfig(

@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto'
 import * as E from 'fp-ts/lib/Either.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { pipe } from 'fp-ts/lib/function.js'
-import type { Lease as EtcdLease } from 'etcd3'
+import { EtcdLeaseInvalidError, type Lease as EtcdLease } from 'etcd3'
 import { io, transient, type CoreError, type LockScope } from '@isthmus/core'
 import type { Etcd } from './client.js'
 import type { StoreKeys } from './keys.js'
@@ -34,6 +34,8 @@ export interface Locks {
 interface Session {
   readonly id: string
   readonly lease: EtcdLease
+  /** Given up: its locks are gone or going; the next lock takes a new session. */
+  dead: boolean
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
@@ -49,10 +51,8 @@ export const etcdLocks = (etcd: Etcd, kv: KvOps, keys: StoreKeys): Locks => {
 
   // Stop keeping the session alive without revoking it: etcd deletes its locks after the TTL.
   const abandon = (s: Session): void => {
+    s.dead = true
     s.lease.release()
-    void session?.then((current) => {
-      if (E.isRight(current) && current.right === s) session = undefined
-    })
   }
 
   const grant = async (): Promise<E.Either<CoreError, Session>> => {
@@ -62,7 +62,7 @@ export const etcdLocks = (etcd: Etcd, kv: KvOps, keys: StoreKeys): Locks => {
       lease.release()
       return got
     }
-    const s: Session = { id: got.right, lease }
+    const s: Session = { id: got.right, lease, dead: false }
     // Lost: the keep-alives failed for longer than the TTL. The locks under it are gone already.
     lease.on('lost', () => abandon(s))
     return E.right(s)
@@ -71,10 +71,23 @@ export const etcdLocks = (etcd: Etcd, kv: KvOps, keys: StoreKeys): Locks => {
   const sessionNow = (): TE.TaskEither<CoreError, Session> => () => {
     const pending = (session ??= grant())
     return pending.then((s) => {
-      if (E.isLeft(s) && session === pending) session = undefined
-      return s
+      const usable = E.isRight(s) && !s.right.dead
+      if (!usable && session === pending) session = undefined
+      return E.isRight(s) && s.right.dead ? sessionNow()() : s
     })
   }
+
+  // Take the lock under session `s`: `expired` when etcd no longer knows its lease.
+  const take = (name: string, key: string, token: Buffer, s: Session) =>
+    etcd.call(`taking lock "${name}"`, (o) =>
+      etcd.client.kv.txn({ compare: [absent(key)], success: [putOp(key, token, s.id)], failure: [] }, o).then(
+        (res) => (res.succeeded ? ('taken' as const) : ('busy' as const)),
+        (e: unknown) => {
+          if (e instanceof EtcdLeaseInvalidError) return 'expired' as const
+          throw e
+        }
+      )
+    )
 
   const acquire = (name: string, key: string, token: Buffer): TE.TaskEither<CoreError, Session> => {
     const until = Date.now() + lockTimeoutMs
@@ -84,13 +97,16 @@ export const etcdLocks = (etcd: Etcd, kv: KvOps, keys: StoreKeys): Locks => {
         sessionNow(),
         TE.chain((s) =>
           pipe(
-            kv.txn(`taking lock "${name}"`, [absent(key)], [putOp(key, token, s.id)]),
-            TE.map((res) => [s, res.succeeded] as const)
+            take(name, key, token, s),
+            TE.map((outcome) => [s, outcome] as const)
           )
         ),
-        TE.chain(([s, taken]) => {
-          if (taken) return TE.right(s)
+        TE.chain(([s, outcome]) => {
+          if (outcome === 'taken') return TE.right(s)
+          // etcd let the session's lease go (an outage longer than its TTL): the next try starts a new one
+          if (outcome === 'expired') abandon(s)
           if (closed) return TE.left(io(`lock "${name}"`, 'the store is closed'))
+          if (outcome === 'expired' && Date.now() < until) return attempt()
           if (Date.now() >= until) {
             return TE.left(
               transient(
