@@ -1,6 +1,5 @@
 import { strict as assert } from 'node:assert'
 import { after, describe, it } from 'node:test'
-import * as O from 'fp-ts/lib/Option.js'
 import {
   Block,
   ClusterNetwork,
@@ -13,6 +12,7 @@ import {
   type HostName,
   type Subnet
 } from '@isthmus/core'
+import { clusterContract } from '@isthmus/core/testing'
 import { etcdCluster } from '../src/index.js'
 import { startChild } from './support/children.js'
 import { freshPrefix, leftOf, right, sharedEtcd, sleep, valid } from './support/etcd.js'
@@ -21,6 +21,14 @@ const etcd = sharedEtcd()
 const opened: Cluster[] = []
 after(async () => {
   await Promise.all(opened.map((c) => c.close()))
+})
+
+clusterContract('etcdCluster', async () => {
+  const e = await etcd()
+  const prefix = freshPrefix()
+  const connect = () => right(etcdCluster({ endpoints: [e.endpoint], prefix }))
+  // etcd's own clock: a lease expires when its TTL has passed for real
+  return { cluster: await connect(), connect, elapse: (seconds) => sleep(seconds * 1000), cleanup: async () => {} }
 })
 
 const open = async (prefix: string): Promise<Cluster> => {
@@ -81,21 +89,6 @@ const collect = () => {
 }
 
 describe('etcdCluster: networks', () => {
-  it('defines a network once: the same record for every host, at once or later', async () => {
-    const prefix = freshPrefix()
-    const [a, b] = [await open(prefix), await open(prefix)]
-    const blue = network('blue', '10.40.0.0/16', 42)
-    const answers = await Promise.all([
-      ...Array.from({ length: 8 }, () => right(a.networks.define(blue))),
-      ...Array.from({ length: 8 }, () => right(b.networks.define({ ...blue, createdAt: '2026-02-02T00:00:00.000Z' })))
-    ])
-    const stored = answers[0]!
-    for (const x of answers) assert.deepEqual(x, stored)
-    assert.deepEqual(await right(b.networks.get(N('blue'))), O.some(stored))
-    assert.deepEqual(await right(a.networks.list()), [stored])
-    assert.deepEqual(await right(a.networks.get(N('red'))), O.none)
-  })
-
   it('refuses a VXLAN id or a subnet another network holds, even when both are defined at once', async () => {
     const prefix = freshPrefix()
     const [a, b] = [await open(prefix), await open(prefix)]
@@ -140,24 +133,6 @@ describe('etcdCluster: networks', () => {
 })
 
 describe('etcdCluster: blocks', () => {
-  it('claims a block once, releases it only for its host, and lists per network', async () => {
-    const c = await open(freshPrefix())
-    await right(c.networks.define(network('blue', '10.40.0.0/16', 42)))
-    await right(c.networks.define(network('red', '10.41.0.0/16', 43)))
-    const b1 = block('blue', '10.40.0.0/26', 'h1')
-    assert.equal(await right(c.blocks.claim(b1)), true)
-    assert.equal(await right(c.blocks.claim(block('blue', '10.40.0.0/26', 'h2'))), false)
-    assert.equal(await right(c.blocks.claim(block('red', '10.41.0.64/26', 'h2'))), true)
-    await right(c.blocks.release(N('blue'), S('10.40.0.0/26'), H('h2')))
-    assert.deepEqual(await right(c.blocks.list(N('blue'))), [b1])
-    assert.equal((await right(c.blocks.list())).length, 2)
-    await right(c.blocks.release(N('blue'), S('10.40.0.0/26'), H('h1')))
-    await right(c.blocks.release(N('blue'), S('10.40.0.0/26'), H('h1')))
-    assert.deepEqual(await right(c.blocks.list(N('blue'))), [])
-    const none = await leftOf(c.blocks.claim(block('green', '10.42.0.0/26', 'h1')))
-    assert.equal(none._tag, 'NotFound', describeError(none))
-  })
-
   it('never gives one block to two hosts claiming at once from two clients', async () => {
     const prefix = freshPrefix()
     const [a, b] = [await open(prefix), await open(prefix)]
@@ -180,19 +155,6 @@ describe('etcdCluster: blocks', () => {
 })
 
 describe('etcdCluster: hosts and the watch', () => {
-  it('lists a registered host until its registration is closed; registering again replaces it', async () => {
-    const c = await open(freshPrefix())
-    const reg = await right(c.hosts.register(host('h1'), 5))
-    assert.deepEqual(await right(c.hosts.list()), [host('h1')])
-    const again = await right(c.hosts.register(host('h1', 2), 5))
-    assert.deepEqual(await right(c.hosts.list()), [host('h1', 2)])
-    // Closing the older registration leaves the newer record.
-    await reg.close()
-    assert.deepEqual(await right(c.hosts.list()), [host('h1', 2)])
-    await again.close()
-    assert.deepEqual(await right(c.hosts.list()), [])
-  })
-
   it('sends the view, then a fresh view after changes, in increasing revisions', async () => {
     const prefix = freshPrefix()
     const [a, b] = [await open(prefix), await open(prefix)]

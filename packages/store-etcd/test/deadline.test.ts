@@ -13,7 +13,7 @@ import {
   type NetworkId,
   type Store
 } from '@isthmus/core'
-import { sampleLease, sampleNetwork } from '@isthmus/core/testing'
+import { recordingLogger, sampleLease, sampleNetwork } from '@isthmus/core/testing'
 import { waitUntil } from '@isthmus/testkit'
 import { etcdCluster, etcdStore } from '../src/index.js'
 import { freshPrefix, right, sharedEtcd, sleep, valid } from './support/etcd.js'
@@ -32,14 +32,15 @@ after(async () => {
 
 const open = async () => {
   const e = await etcd()
-  const settings = { endpoints: [e.endpoint], deadlineMs: DEADLINE, lockTtlSeconds: 2 }
+  const log = recordingLogger()
+  const settings = { endpoints: [e.endpoint], deadlineMs: DEADLINE, lockTtlSeconds: 2, log: log.port }
   const store: Store = await right(etcdStore({ ...settings, prefix: freshPrefix() }))
   const cluster: Cluster = await right(etcdCluster({ ...settings, prefix: freshPrefix() }))
   closers.push(
     () => store.close(),
     () => cluster.close()
   )
-  return { e, store, cluster }
+  return { e, store, cluster, log: log.state }
 }
 
 const host = valid(HostRecord, { name: 'h1', underlay: '192.0.2.1', vtepMac: '02:00:00:00:00:01', since: T })
@@ -145,6 +146,30 @@ describe('etcdStore and etcdCluster when etcd is gone', () => {
     } finally {
       await w.close()
     }
+  })
+
+  it('register a host again and take locks again after an outage longer than their leases', async () => {
+    const { e, store, cluster, log } = await open()
+    const reg = await right(cluster.hosts.register(host, 2))
+    assert.equal(await right(store.withLock('space:a', TE.right(1))), 1)
+    await e.kill()
+    // keep-alives fail for longer than twice the TTL: the client gives both leases up
+    await sleep(5_000)
+    await e.restart()
+    await waitUntil('etcd to answer the store', async () => (await store.ping()())._tag === 'Right', 10_000, 50)
+    assert.equal(await right(store.withLock('space:a', TE.right(2))), 2)
+    // The old leases expire after the restart; the host stays, under the lease it registered again with.
+    await sleep(4_000)
+    assert.deepEqual(
+      (await right(cluster.hosts.list())).map((h) => h.name),
+      ['h1']
+    )
+    assert.deepEqual(
+      log.entries.map((x) => x.msg).filter((m) => /registe/.test(m)),
+      ['the host registration lost its lease; registering again', 'registered the host again after losing its lease']
+    )
+    await reg.close()
+    assert.deepEqual(await right(cluster.hosts.list()), [])
   })
 
   it('fail within the deadline, never hang, when etcd takes connections but does not answer', async () => {
