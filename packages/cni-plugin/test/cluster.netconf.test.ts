@@ -85,6 +85,18 @@ describe('netconf: cluster', () => {
     assert.deepEqual(f.dataplane.probe.calls, [], 'nothing reached the dataplane')
   })
 
+  it('served by isthmus without a cluster store (not `serve --cluster`): code 7, saying so', async () => {
+    const f = fakeRuntime()
+    const out = await invoke(
+      f.runtime,
+      cniEnv('ADD', { cid: 'c1', netns: '/var/run/netns/x', ifName: 'eth0' }),
+      conf({ ipam: { ranges: [[{ subnet: '10.231.98.0/24' }]] } })
+    )
+    const doc = errorDoc(out)
+    assert.equal(doc.code, 7, JSON.stringify(doc))
+    assert.match(doc.details ?? '', /cluster network blue.*without a cluster store/)
+  })
+
   describe('the executable', () => {
     before(() => {
       execFileSync(process.execPath, [join(root, 'packages/cni-plugin/scripts/build.mjs')], { stdio: 'ignore' })

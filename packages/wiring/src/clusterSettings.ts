@@ -145,7 +145,7 @@ export type ClusterSettings = t.TypeOf<typeof ClusterSettings>
 export const CLUSTER_DEFAULTS = {
   blockPrefix: 26,
   ttlSeconds: 15,
-  deadlineMs: 5_000,
+  deadlineMs: 2_000,
   underlayMtu: 1500
 } as const
 
