@@ -1,6 +1,7 @@
 /**
  * The cluster agent of one host: it registers the host in the cluster (under a lease kept alive
- * while it runs), takes the host's blocks in line with the cluster once, and then follows the
+ * while it runs), brings the host's blocks in line with the cluster once (taking in those the
+ * cluster says are its own, giving back those left empty), and then follows the
  * cluster's views to keep the overlay of every local cluster network pointing at the other live
  * hosts that hold blocks of it. A host whose registration expired is forgotten (its routes go);
  * when it registers again it is back. No I/O of its own: only the ports.
@@ -14,7 +15,7 @@ import * as TE from 'fp-ts/lib/TaskEither.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import { describe, type CoreError } from '../errors.js'
 import type { NetworkId } from '../ids.js'
-import { syncBlocks } from '../ipam/clusterBlocks.js'
+import { releaseEmptyBlocks, syncBlocks } from '../ipam/clusterBlocks.js'
 import { CLUSTER_VNI_OPTION, clusterNameOf, type HostRecord } from '../model/Cluster.js'
 import type { Network } from '../model/Network.js'
 import { systemClock, type Clock } from '../ports/Clock.js'
@@ -222,10 +223,14 @@ export const startClusterAgent = (deps: ClusterAgentDeps): TE.TaskEither<CoreErr
         return vni === undefined ? E.right(undefined) : run(overlay.remove(specOf(network, vni)))
       })
 
+  const blockDeps = { store, cluster: { cluster, host: self.name }, clock: deps.clock ?? systemClock, log }
   const start = (registration: Closable): TE.TaskEither<CoreError, ClusterAgent> =>
     pipe(
-      // The host's blocks as the cluster has them, before anything is allocated (a failure only costs this check).
-      syncBlocks({ store, cluster: { cluster, host: self.name }, clock: deps.clock ?? systemClock, log }),
+      // The host's blocks as the cluster has them, and those left empty by a gc given back (a
+      // failure only costs this check).
+      TE.right(blockDeps),
+      TE.chain(syncBlocks),
+      TE.chain(() => releaseEmptyBlocks(blockDeps)),
       TE.map(() => undefined),
       TE.orElse((e) => {
         log.warn(`cannot check this host's blocks against the cluster: ${describe(e)}`)

@@ -241,7 +241,7 @@ describe('cluster agent', () => {
     assert.deepEqual(m.state.snapshot().hosts, [])
   })
 
-  it('at its start the agent takes in the blocks the cluster says are its host’s, and drops those another host holds', async () => {
+  it('at its start the agent takes in the blocks the cluster says are its host’s, drops those another host holds, gives back empty ones', async () => {
     const m = memoryCluster()
     const a = await boot(m, 'a', 1)
     await right(a.t.run(ensureNetwork(blueSpec)))
@@ -259,12 +259,17 @@ describe('cluster agent', () => {
       ops.blocks.claim({ network: 'blue' as never, cidr: '10.40.1.0/26' as never, host: 'a' as never, claimedAt: 'x' })
     )
     const again = await boot(m, 'a', 1, a.store)
-    const pool = (await right(again.store.pools.list()))[0]!
-    assert.deepEqual(pool.ranges, [{ start: '10.40.1.0', end: '10.40.1.63' }])
+    // 10.40.1.0/26 taken in, then given back as empty; 10.40.0.0/26 dropped, the clash reported
+    assert.deepEqual((await right(again.store.pools.list()))[0]!.ranges, [])
+    assert.deepEqual(
+      m.state.snapshot().blocks.map((b) => `${b.host} ${b.cidr}`),
+      ['b 10.40.0.0/26']
+    )
     assert.ok(
       again.log.state.entries.some((l) => l.level === 'error' && /10\.40\.0\.0\/26 .* held by b/.test(l.msg)),
       'the clash is reported'
     )
+    assert.ok(again.log.state.entries.some((l) => /given back/.test(l.msg)))
     await again.agent.close()
   })
 })
