@@ -33,6 +33,9 @@ const kvOf = (kv: IKeyValue): Kv => ({
 
 const b = (key: string): Buffer => Buffer.from(key, 'utf8')
 
+// Keys per answer of a listing.
+const PAGE = 1000
+
 // -------------------------------------------------------------------------------------
 // comparisons and operations of a transaction
 // -------------------------------------------------------------------------------------
@@ -130,11 +133,30 @@ export const kvOps = (etcd: Etcd): KvOps => {
         etcd.call(op, (o) => kv.range({ key: b(key) }, o)),
         TE.map((res) => O.map(kvOf)(O.fromNullable(res.kvs[0])))
       ),
-    list: (op, prefix) =>
-      pipe(
-        etcd.call(op, (o) => kv.range({ key: b(prefix), range_end: rangeEnd(b(prefix)) }, o)),
-        TE.map((res) => ({ revision: res.header.revision, kvs: res.kvs.map(kvOf) }))
-      ),
+    // In pages, all at the revision of the first: one consistent snapshot, and no answer larger
+    // than gRPC takes (4 MiB) whatever the number of keys.
+    list: (op, prefix) => {
+      const end = rangeEnd(b(prefix))
+      const page = (
+        from: Buffer,
+        revision: string | undefined,
+        got: ReadonlyArray<Kv>
+      ): TE.TaskEither<CoreError, Snapshot> =>
+        pipe(
+          etcd.call(op, (o) =>
+            kv.range({ key: from, range_end: end, limit: PAGE, ...(revision === undefined ? {} : { revision }) }, o)
+          ),
+          TE.chain((res) => {
+            const at = revision ?? res.header.revision
+            const all = [...got, ...res.kvs.map(kvOf)]
+            const last = res.kvs[res.kvs.length - 1]
+            return res.more && last !== undefined
+              ? page(Buffer.concat([last.key, Buffer.from([0])]), at, all)
+              : TE.right({ revision: at, kvs: all })
+          })
+        )
+      return page(b(prefix), undefined, [])
+    },
     count: (op, prefix) =>
       pipe(
         etcd.call(op, (o) =>

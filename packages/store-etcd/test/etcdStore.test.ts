@@ -80,4 +80,20 @@ describe('etcdStore in etcd', () => {
     // the lock is gone with its task
     assert.deepEqual(await raw.getAll().prefix(`${prefix}locks/`).keys(), [])
   })
+
+  it('lists more records than one answer of etcd holds, all of them once', async () => {
+    const e = await etcd()
+    const store = await right(etcdStore({ endpoints: [e.endpoint], prefix: freshPrefix() }))
+    closers.push(() => store.close())
+    const space = 'isthmus-local' as AddressSpace
+    const addresses = Array.from({ length: 2_500 }, (_, i) => `10.9.${Math.floor(i / 250)}.${(i % 250) + 1}`)
+    for (let i = 0; i < addresses.length; i += 250) {
+      await Promise.all(
+        addresses.slice(i, i + 250).map((a) => right(store.leases.reserve(sampleLease(space, a, { kind: 'gateway' }))))
+      )
+    }
+    const listed = (await right(store.leases.list(space))).map((l) => l.address)
+    assert.equal(listed.length, addresses.length)
+    assert.deepEqual([...listed].sort(), [...addresses].sort())
+  })
 })

@@ -38,7 +38,7 @@ export {
   type ClusterRequest,
   type ClusterSettings
 } from './clusterNetworks.js'
-export { syncBlocks } from './clusterBlocks.js'
+export { releaseEmptyBlocks, syncBlocks } from './clusterBlocks.js'
 
 /** @category model */
 export interface Ipam {

@@ -264,6 +264,108 @@ const hintSaysUsed = (store: Store, hints: Hints, pool: Pool, block: Subnet): TE
 }
 
 /**
+ * Give back every block of the pool with no lease handed out (when `only` is given, only if that
+ * one is empty), under the space's lock (the caller holds it). Every empty block goes, not only
+ * the one of the last release: a block claimed by an allocation that then found room elsewhere
+ * would otherwise stay this host's with no lease. The blocks given back.
+ */
+const sweep = (
+  deps: LeaseDeps,
+  c: ClusterIpamDeps,
+  poolId: PoolId,
+  only?: Subnet
+): TE.TaskEither<CoreError, ReadonlyArray<Subnet>> => {
+  const { store } = deps
+  const log = logOf(deps)
+  const emptyOf = (pool: Pool, blocks: ReadonlyArray<Subnet>) =>
+    pipe(
+      store.leases.list(pool.addressSpace, pool.id),
+      TE.map((ls) => blocks.filter((b) => handedOutIn(ls, b, blockPrefixOf(pool)).length === 0))
+    )
+  const giveBack = (pool: Pool, local: ReadonlyArray<Subnet>, empty: ReadonlyArray<Subnet>) =>
+    pipe(
+      // the record first, then the leases again: an allocation in between keeps its block
+      putBlocks(
+        store,
+        pool,
+        local.filter((b) => !empty.includes(b))
+      ),
+      TE.chain(() => emptyOf(pool, empty)),
+      TE.chain((still) =>
+        pipe(
+          still,
+          TE.traverseSeqArray((b) =>
+            pipe(
+              c.cluster.blocks.release(nameOf(pool), b, c.host),
+              TE.map(() => true),
+              TE.orElse((e) => {
+                log.warn(`cannot give back block ${b} of cluster network ${nameOf(pool)}: ${describe(e)}`, { poolId })
+                return TE.right(false)
+              })
+            )
+          ),
+          TE.chain((done) => {
+            const gone = still.filter((_, i) => done[i] === true)
+            if (gone.length > 0) {
+              log.info(`blocks of cluster network ${nameOf(pool)} given back`, { poolId, blocks: gone })
+            }
+            // what was not given back (used again, or the cluster failed) stays in the record
+            const keep = local.filter((b) => !gone.includes(b))
+            return keep.length === local.length - empty.length
+              ? TE.right(gone)
+              : pipe(
+                  putBlocks(store, pool, keep),
+                  TE.map(() => gone)
+                )
+          })
+        )
+      )
+    )
+  return pipe(
+    store.pools.get(poolId),
+    TE.chain(
+      O.fold(
+        () => TE.right<CoreError, ReadonlyArray<Subnet>>([]),
+        (pool) => {
+          const local = blocksOf(pool)
+          if (only !== undefined && !local.includes(only)) return TE.right([])
+          return pipe(
+            emptyOf(pool, local),
+            TE.chain((empty) =>
+              empty.length === 0 || (only !== undefined && !empty.includes(only))
+                ? TE.right([])
+                : giveBack(pool, local, empty)
+            )
+          )
+        }
+      )
+    )
+  )
+}
+
+/**
+ * Give back the blocks of every local cluster pool that have no lease handed out: for a host's
+ * start, after leases were released behind the IPAM's back (gc of endpoints whose records are
+ * gone releases their leases in the store directly). The blocks given back.
+ *
+ * @category utils
+ */
+export const releaseEmptyBlocks = (deps: {
+  readonly store: Store
+  readonly cluster: ClusterIpamDeps
+  readonly clock: LeaseDeps['clock']
+  readonly log?: Logger
+}): TE.TaskEither<CoreError, ReadonlyArray<Subnet>> =>
+  pipe(
+    deps.store.pools.list(),
+    TE.map((pools) => pools.filter((p) => clusterNameOf(p.options) !== undefined)),
+    TE.chain(
+      TE.traverseSeqArray((p) => deps.store.withLock(spaceLock(p.addressSpace), sweep(deps, deps.cluster, p.id)))
+    ),
+    TE.map((lists) => lists.flat())
+  )
+
+/**
  * After a lease of a cluster pool was released: give its block back to the cluster when no lease
  * is left in it. Never fails: what cannot be done now is logged (the block stays this host's, and
  * is used again or given back with a later release).
@@ -277,76 +379,6 @@ export const releaseIfEmpty = (
 ): T.Task<void> => {
   const { store } = deps
   const log = logOf(deps)
-  // Every empty block of the pool goes, not only the one of `address`: a block claimed by an
-  // allocation that then found room elsewhere would otherwise stay this host's with no lease.
-  const locked = (block: Subnet, prefix: number): TE.TaskEither<CoreError, void> => {
-    const emptyOf = (pool: Pool, blocks: ReadonlyArray<Subnet>) =>
-      pipe(
-        store.leases.list(pool.addressSpace, pool.id),
-        TE.map((ls) => blocks.filter((b) => handedOutIn(ls, b, prefix).length === 0))
-      )
-    const giveBack = (pool: Pool, local: ReadonlyArray<Subnet>, empty: ReadonlyArray<Subnet>) =>
-      pipe(
-        // the record first, then the leases again: an allocation in between keeps its block
-        putBlocks(
-          store,
-          pool,
-          local.filter((b) => !empty.includes(b))
-        ),
-        TE.chain(() => emptyOf(pool, empty)),
-        TE.chain((still) =>
-          pipe(
-            still,
-            TE.traverseSeqArray((b) =>
-              pipe(
-                c.cluster.blocks.release(nameOf(pool), b, c.host),
-                TE.map(() => true),
-                TE.orElse((e) => {
-                  log.warn(`cannot give back block ${b} of cluster network ${nameOf(pool)}: ${describe(e)}`, {
-                    poolId
-                  })
-                  return TE.right(false)
-                })
-              )
-            ),
-            TE.chain((done) => {
-              const gone = still.filter((_, i) => done[i] === true)
-              if (gone.length > 0) {
-                log.info(`blocks of cluster network ${nameOf(pool)} given back`, { poolId, blocks: gone })
-              }
-              // what was not given back (used again, or the cluster failed) stays in the record
-              const keep = local.filter((b) => !gone.includes(b))
-              return keep.length === local.length - empty.length
-                ? TE.right(undefined)
-                : pipe(
-                    putBlocks(store, pool, keep),
-                    TE.map(() => undefined)
-                  )
-            })
-          )
-        ),
-        TE.map(() => {
-          hints.forget(poolId)
-        })
-      )
-    return pipe(
-      store.pools.get(poolId),
-      TE.chain(
-        O.fold(
-          () => TE.right(undefined),
-          (pool): TE.TaskEither<CoreError, void> => {
-            const local = blocksOf(pool)
-            if (!local.includes(block)) return TE.right(undefined)
-            return pipe(
-              emptyOf(pool, local),
-              TE.chain((empty) => (empty.includes(block) ? giveBack(pool, local, empty) : TE.right(undefined)))
-            )
-          }
-        )
-      )
-    )
-  }
-
   return pipe(
     poolOf(store, hints, poolId),
     TE.chain(
@@ -359,7 +391,17 @@ export const releaseIfEmpty = (
           return pipe(
             hintSaysUsed(store, hints, pool, block),
             TE.chain((used) =>
-              used ? TE.right(undefined) : store.withLock(spaceLock(pool.addressSpace), locked(block, prefix))
+              used
+                ? TE.right(undefined)
+                : store.withLock(
+                    spaceLock(pool.addressSpace),
+                    pipe(
+                      sweep(deps, c, poolId, block),
+                      TE.map((gone) => {
+                        if (gone.length > 0) hints.forget(poolId)
+                      })
+                    )
+                  )
             )
           )
         }

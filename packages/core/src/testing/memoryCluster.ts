@@ -11,9 +11,10 @@ import { pipe } from 'fp-ts/lib/function.js'
 import type * as t from 'io-ts'
 import { decodeWith } from '../decode.js'
 import { alreadyExists, causeText, decodeFailure, notFound, transient, type CoreError } from '../errors.js'
-import { overlaps, type Subnet } from '../model/Address.js'
+import { overlaps, type IpAddress, type MacAddress, type Subnet } from '../model/Address.js'
 import { Block, ClusterNetwork, HostRecord, type ClusterNetworkName, type HostName } from '../model/Cluster.js'
 import type { Closable, Cluster, ClusterView } from '../ports/Cluster.js'
+import type { Overlay, OverlayPeer, Vtep } from '../ports/Overlay.js'
 import { instrument, type Probe } from './instrument.js'
 
 /** @category testing */
@@ -302,3 +303,68 @@ export const memoryCluster = (options: MemoryClusterOptions = {}): MemoryCluster
     }
   }
 }
+
+// -------------------------------------------------------------------------------------
+// a recording Overlay
+// -------------------------------------------------------------------------------------
+
+/** What the fake overlay holds: per network id, its VNI and the peers last set. @category testing */
+export interface FakeOverlayState {
+  readonly devices: Map<string, { readonly vni: number; readonly bridge: string | undefined }>
+  readonly peers: Map<string, ReadonlyArray<OverlayPeer>>
+  /** The hosts a network's overlay points at now, sorted. */
+  readonly hostsOf: (networkId: string) => ReadonlyArray<string>
+}
+
+/** @category testing */
+export interface FakeOverlay {
+  readonly port: Overlay
+  readonly probe: Probe
+  readonly state: FakeOverlayState
+}
+
+/**
+ * An Overlay that keeps in memory what the kernel would hold (a device per network, the peers
+ * set for it), records its calls and fails on demand (`probe.failAt`).
+ *
+ * @category testing
+ */
+export const fakeOverlay = (vtep: Vtep = FAKE_VTEP, overhead = 50): FakeOverlay => {
+  const devices: FakeOverlayState['devices'] = new Map()
+  const peers: FakeOverlayState['peers'] = new Map()
+  const done =
+    <A>(f: () => A): TE.TaskEither<CoreError, A> =>
+    () =>
+      Promise.resolve(E.right(f()))
+  const raw: Overlay = {
+    overhead,
+    vtep: () => done(() => vtep),
+    ensure: (spec) =>
+      done(() => {
+        devices.set(spec.network.id, { vni: spec.vni, bridge: spec.network.bridge })
+      }),
+    setPeers: (spec, ps) => () =>
+      Promise.resolve(
+        devices.has(spec.network.id)
+          ? E.right(void peers.set(spec.network.id, ps))
+          : E.left(notFound('network', `overlay of ${spec.network.id}`))
+      ),
+    remove: (spec) =>
+      done(() => {
+        devices.delete(spec.network.id)
+        peers.delete(spec.network.id)
+      })
+  }
+  const [port, probe] = instrument('overlay', raw)
+  return {
+    port,
+    probe,
+    state: {
+      devices,
+      peers,
+      hostsOf: (id) => (peers.get(id) ?? []).map((p) => p.host).sort()
+    }
+  }
+}
+
+const FAKE_VTEP: Vtep = { underlay: '192.0.2.1' as IpAddress, mac: '02:00:00:00:00:01' as MacAddress }
