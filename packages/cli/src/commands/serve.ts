@@ -239,10 +239,34 @@ const start = async (args: ServeArgs, log: Logger): Promise<Running | undefined>
     log.error('invalid --metrics-addr', { detail: metricsAt.left })
     return undefined
   }
-  const opened = await openDaemon({ store: { stateDir: args.stateDir }, chainPrefix: args.chainPrefix }, log)()
+  const opened = await openDaemon(
+    {
+      store: { kind: args.store ?? 'file', stateDir: args.stateDir },
+      chainPrefix: args.chainPrefix,
+      cluster: args.cluster,
+      version
+    },
+    log
+  )()
   if (E.isLeft(opened)) {
-    log.error('cannot open the state directory', { stateDir: args.stateDir, detail: describe(opened.left) })
+    if (args.cluster === undefined) {
+      log.error('cannot open the state directory', { stateDir: args.stateDir, detail: describe(opened.left) })
+    } else {
+      const { name, host, etcd } = args.cluster
+      log.error('cannot join the cluster', { cluster: name, host, etcd: etcd.endpoints, detail: describe(opened.left) })
+    }
     return undefined
+  }
+  if (args.cluster !== undefined && opened.right.cluster !== undefined) {
+    const { settings, vtep } = opened.right.cluster
+    log.info('cluster', {
+      cluster: settings.name,
+      host: settings.host,
+      underlay: vtep.underlay,
+      vtepMac: vtep.mac,
+      etcd: settings.etcd.endpoints,
+      store: args.store ?? 'file'
+    })
   }
   const daemon = opened.right
   await removeStraySpares(daemon, log)
