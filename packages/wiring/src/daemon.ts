@@ -50,7 +50,10 @@ export interface Daemon {
   readonly env: Env
   /** Cluster mode's ports (the Cluster, the overlay, this host's VTEP, the agent); absent on one host. */
   readonly cluster?: ClusterParts
-  /** The agent and the cluster (so the others forget this host at once), the dataplane's kept processes, spares and deferred removals, then the store. */
+  /**
+   * The agent and the cluster (so the others forget this host at once), the dataplane's kept
+   * processes, spares and deferred removals, then the store.
+   */
   readonly close: () => Promise<void>
 }
 
