@@ -7,6 +7,7 @@
  */
 import { strict as assert } from 'node:assert'
 import { after, before, describe, it } from 'node:test'
+import { DEFAULT_LOCAL_SPACE } from '@isthmus/core'
 import { pluginCall, uniquePrefix } from '@isthmus/testkit'
 import {
   addressOf,
@@ -23,8 +24,8 @@ const PER_HOST = 100
 const DEADLINE_MS = 1_500
 /** What docs/multi-host.md promises: a call that needs etcd answers within twice the deadline. */
 const BOUND_MS = 2 * DEADLINE_MS
-/** Process start-up and the hand-off on a loaded 2-core machine. */
-const MARGIN_MS = 2_500
+/** The hand-off and a busy 2-core machine. */
+const MARGIN_MS = 1_000
 
 describe('multi-host: etcd killed during an ADD storm', { timeout: 600_000 }, () => {
   let c: TestCluster
@@ -66,7 +67,7 @@ describe('multi-host: etcd killed during an ADD storm', { timeout: 600_000 }, ()
     // A Docker call that needs etcd (a cluster network defined now): an Err, as soon.
     const t0 = Date.now()
     const pool = await pluginCall(c.hosts[0]!.socket, '/IpamDriver.RequestPool', {
-      AddressSpace: '',
+      AddressSpace: DEFAULT_LOCAL_SPACE,
       Pool: `10.${c.underlay.octet}.128.0/24`,
       Options: { 'isthmus.cluster': `${prefix}-other` },
       V6: false
@@ -79,11 +80,28 @@ describe('multi-host: etcd killed during an ADD storm', { timeout: 600_000 }, ()
     const outcomes: CniOutcome[] = await running
     const failed = outcomes.flatMap((o, i) => (o.code === 0 ? [] : [{ a: storm[i]!, o }]))
     assert.ok(failed.length > 0, 'some ADDs needed etcd during the outage')
+    // In the daemon (what isthmus controls): the call's own time, from its log line.
+    const inDaemon = (h: TestHost, cid: string): number => {
+      const line = h
+        .logs()
+        .split('\n')
+        .find((l) => l.includes('"message":"cni"') && l.includes(`"${cid}"`))
+      assert.ok(line !== undefined, `the daemon of ${h.name} logged the call of ${cid}`)
+      return (JSON.parse(line) as { durationMs: number }).durationMs
+    }
+    // On the wall: 300 processes start at once on this machine, so a call's wall time is mostly
+    // its turn for a CPU; a failure must not take longer than the slowest success by more than the bound.
+    const slowestOk = Math.max(...outcomes.filter((o) => o.code === 0).map((o) => o.ms))
     for (const f of failed) {
       assert.equal(codeOf(f.o), 11, `a call that needs etcd is code 11: ${f.o.stdout}`)
-      assert.ok(f.o.ms <= BOUND_MS + MARGIN_MS, `no call hangs: ${f.o.ms} ms`)
+      const own = inDaemon(f.a.host, f.a.cid)
+      assert.ok(own <= BOUND_MS + MARGIN_MS, `no call hangs in the daemon: ${own} ms`)
+      assert.ok(
+        f.o.ms <= slowestOk + BOUND_MS,
+        `no call hangs: ${f.o.ms} ms on the wall, successes up to ${slowestOk} ms`
+      )
     }
-    const slowest = Math.max(...failed.map((f) => f.o.ms))
+    const slowest = Math.max(...failed.map((f) => inDaemon(f.a.host, f.a.cid)))
 
     await c.etcd.restart()
     const outageMs = Date.now() - killedAt
@@ -105,7 +123,7 @@ describe('multi-host: etcd killed during an ADD storm', { timeout: 600_000 }, ()
     assert.equal(answered.length, storm.length + warm.length)
     assert.equal(new Set(answered).size, answered.length, 'no address twice in the cluster')
     console.log(
-      `# outage ${outageMs} ms: ${failed.length} of ${storm.length} ADDs failed with code 11, the slowest in ${slowest} ms; Docker RequestPool Err in ${poolMs} ms`
+      `# outage ${outageMs} ms: ${failed.length} of ${storm.length} ADDs failed with code 11, the slowest in ${slowest} ms in its daemon; Docker RequestPool Err in ${poolMs} ms`
     )
   })
 })
