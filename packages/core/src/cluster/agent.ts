@@ -97,6 +97,7 @@ export const startClusterAgent = (deps: ClusterAgentDeps): TE.TaskEither<CoreErr
   const vtep: Vtep = { underlay: self.underlay, mac: self.vtepMac }
 
   let current: ClusterView | undefined
+  let registration: Closable | undefined
   let closed = false
   let retry: ReturnType<typeof setTimeout> | undefined
   // One turn at a time: reconciliations and the decorator's attach/detach.
@@ -148,8 +149,25 @@ export const startClusterAgent = (deps: ClusterAgentDeps): TE.TaskEither<CoreErr
     return true
   }
 
+  // A registration lost while the host was cut off from the cluster for longer than its TTL: the
+  // host registers again as soon as a view shows it missing.
+  const stillRegistered = async (): Promise<void> => {
+    if (closed || current === undefined || current.hosts.some((h) => h.name === self.name)) return
+    const r = await run(cluster.hosts.register(self, deps.ttlSeconds))
+    if (E.isLeft(r)) {
+      log.warn(`this host's registration is gone and cannot be made again: ${describe(r.left)}`)
+      scheduleRetry()
+      return
+    }
+    const old = registration
+    registration = r.right
+    log.info('this host registered again after its registration expired', { host: self.name })
+    await old?.close()
+  }
+
   const reconcile = async (): Promise<void> => {
     if (closed || current === undefined) return
+    await stillRegistered()
     const listed = await run(store.networks.list())
     if (E.isLeft(listed)) {
       log.warn(`cannot read the local networks to reconcile overlays: ${describe(listed.left)}`)
@@ -224,8 +242,9 @@ export const startClusterAgent = (deps: ClusterAgentDeps): TE.TaskEither<CoreErr
       })
 
   const blockDeps = { store, cluster: { cluster, host: self.name }, clock: deps.clock ?? systemClock, log }
-  const start = (registration: Closable): TE.TaskEither<CoreError, ClusterAgent> =>
-    pipe(
+  const start = (first: Closable): TE.TaskEither<CoreError, ClusterAgent> => {
+    registration = first
+    return pipe(
       // The host's blocks as the cluster has them, and those left empty by a gc given back (a
       // failure only costs this check).
       TE.right(blockDeps),
@@ -237,7 +256,7 @@ export const startClusterAgent = (deps: ClusterAgentDeps): TE.TaskEither<CoreErr
         return TE.right(undefined)
       }),
       TE.chain(() => cluster.watch(onView, onError)),
-      TE.orElseFirst(() => TE.fromTask(() => registration.close())),
+      TE.orElseFirst(() => TE.fromTask(() => first.close())),
       TE.map((watch): ClusterAgent => ({
         view: () => current,
         refresh,
@@ -250,10 +269,11 @@ export const startClusterAgent = (deps: ClusterAgentDeps): TE.TaskEither<CoreErr
           if (retry !== undefined) clearTimeout(retry)
           await watch.close()
           await turn
-          await registration.close()
+          await registration?.close()
         }
       }))
     )
+  }
 
   return pipe(cluster.hosts.register(self, deps.ttlSeconds), TE.chain(start))
 }

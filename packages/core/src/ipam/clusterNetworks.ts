@@ -119,7 +119,13 @@ const sameOrRefused = (req: ClusterRequest, n: ClusterNetwork): E.Either<CoreErr
   const differs = (what: string, asked: string, stored: string, hint: string) =>
     E.left(invalidConfig(`cluster network ${n.name} has ${what} ${stored}, not ${asked}: ${hint}`))
   if (req.subnet !== undefined && req.subnet !== n.subnet) {
-    return differs('subnet', req.subnet, n.subnet, `give subnet ${n.subnet}, or no subnet, or another cluster name`)
+    return differs(
+      'subnet',
+      req.subnet,
+      n.subnet,
+      `give subnet ${n.subnet} (Docker: --subnet ${n.subnet}, or --ipam-opt ${CLUSTER_OPTION}=${n.name} to take it), ` +
+        `or no subnet (CNI), or another cluster name`
+    )
   }
   if (req.gateway !== undefined && req.gateway !== n.gateway) {
     return differs(

@@ -36,6 +36,11 @@ export interface MemoryClusterState {
   /** Move the cluster's clock: registrations of closed clients past their TTL expire (a view follows). */
   readonly advance: (ms: number) => void
   readonly now: () => Date
+  /**
+   * End a host's registration now, as etcd does when its lease was not kept alive (the host was
+   * cut off for longer than its TTL); its client stays open and may register again.
+   */
+  readonly expire: (host: string) => void
   /** Every call of every client fails with `Transient` (etcd unreachable) until `heal`. */
   readonly partition: () => void
   readonly heal: () => void
@@ -287,6 +292,9 @@ export const memoryCluster = (options: MemoryClusterOptions = {}): MemoryCluster
         expire()
       },
       now: () => new Date(now),
+      expire: (name) => {
+        if (hosts.delete(name as HostName)) changed()
+      },
       // As a real adapter's watch: the outage is reported, and a fresh view follows the reconnection.
       partition: () => {
         down = true

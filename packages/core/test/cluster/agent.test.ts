@@ -215,6 +215,25 @@ describe('cluster agent', () => {
     for (const h of [a, b]) await h.agent.close()
   })
 
+  it('a host whose registration was lost (cut off longer than its TTL) registers again; an outage is logged, not fatal', async () => {
+    const m = memoryCluster()
+    const [a, b] = [await boot(m, 'a', 1), await boot(m, 'b', 2)]
+    await right(a.t.run(ensureNetwork(blueSpec)))
+    await right(a.t.run(createEndpoint(NET, cniRequest('ca'))))
+    await right(b.t.run(ensureNetwork(blueSpec)))
+    await eventually('a is a peer of b', () => peersOf(b).join() === 'a')
+    m.state.partition()
+    assert.ok(a.log.state.entries.some((l) => l.level === 'warn' && /unreachable/.test(l.msg)))
+    assert.deepEqual(peersOf(b), ['a'], 'an outage changes no overlay')
+    m.state.expire('a')
+    m.state.heal()
+    await eventually('a registered again', () => m.state.snapshot().hosts.some((h) => h.name === 'a'))
+    await eventually('a is a peer of b again', () => peersOf(b).join() === 'a')
+    assert.ok(a.log.state.entries.some((l) => /registered again/.test(l.msg)))
+    for (const h of [a, b]) await h.agent.close()
+    assert.deepEqual(m.state.snapshot().hosts, [])
+  })
+
   it('close stops following the cluster and revokes the registration; a cluster store that is down fails the start', async () => {
     const m = memoryCluster()
     const a = await boot(m, 'a', 1)
