@@ -3,7 +3,8 @@
  * in the root namespace, with a fourth isthmus daemon there joined to the underlay (its plugin
  * socket the one dockerd looks up: /run/docker/plugins/<name>.sock, a name of this run's own), makes
  * `docker network create -d <it> --ipam-driver <it> -o isthmus.cluster=<net> --subnet S`; a
- * container on it and a CNI sandbox on another host ping each other, both ways.
+ * container on it and a CNI sandbox on another host ping each other, both ways; a CNI sandbox on
+ * the Docker host joins the Docker network (`dockerNetwork`) and reaches both.
  *
  * Runs when a dockerd answers at /var/run/docker.sock; under CI=true it never skips (a dockerd of
  * its own is started, and stopped by PID afterwards).
@@ -26,7 +27,7 @@ import { addressOf, buildSea, pings, startCluster, type TestCluster } from './cl
 const prefix = uniquePrefix('imd')
 const dockerAnswers = async (): Promise<boolean> => (await docker('info', '--format', '{{.ServerVersion}}')).code === 0
 
-describe('multi-host: a Docker container and a CNI sandbox on two hosts', { timeout: 300_000 }, async () => {
+describe('multi-host: a Docker container and CNI sandboxes on two hosts', { timeout: 300_000 }, async () => {
   const ci = process.env['CI'] === 'true'
   const answers = await dockerAnswers()
   const skip = !answers && !ci ? 'no dockerd answers at /var/run/docker.sock (CI=true starts one)' : false
@@ -87,6 +88,29 @@ describe('multi-host: a Docker container and a CNI sandbox on two hosts', { time
         `the container (${inDocker}) pings the sandbox on h1 (${inCni})`
       )
       assert.ok(await pings(sb.name, inDocker, 5), `the sandbox on h1 (${inCni}) pings the container (${inDocker})`)
+
+      // On the Docker host, CNI joins the Docker network (one network there): dockerNetwork, no cluster key.
+      const sb0 = cluster.sandbox('c0')
+      const onDocker = {
+        cniVersion: '1.0.0',
+        name: `${prefix}-on-docker`,
+        type: 'isthmus',
+        dockerNetwork: { network: dockerNet },
+        daemon: h0.cniSocket,
+        stateDir: h0.stateDir,
+        chainPrefix: h0.chainPrefix
+      }
+      const out0 = await h0.cni('ADD', `${prefix}-c0`, sb0.path, onDocker)
+      assert.equal(out0.code, 0, `${out0.stdout} ${out0.stderr}`)
+      const inCni0 = addressOf(out0)!
+      assert.ok(
+        await pings(sb0.name, inCni, 5),
+        `the sandbox on the Docker host (${inCni0}) pings the one on h1 (${inCni})`
+      )
+      assert.ok(await pings(sb.name, inCni0, 5), `the sandbox on h1 pings the one on the Docker host`)
+      assert.ok(await containerPings(container, inCni0, 3), 'the container pings its CNI neighbour')
+      const del0 = await h0.cni('DEL', `${prefix}-c0`, sb0.path, onDocker)
+      assert.equal(del0.code, 0, del0.stdout)
 
       const del = await h1.cni('DEL', `${prefix}-c1`, sb.path, cluster.conf(h1, network))
       assert.equal(del.code, 0, del.stdout)
