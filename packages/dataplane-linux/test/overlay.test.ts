@@ -156,7 +156,7 @@ const entriesIn = async (u: Underlay, host: number) => ({
     'dev',
     DEV
   ]),
-  routes: await json<Array<{ dst: string; gateway: string; flags?: string[] }>>(u, host, [
+  routes: await json<Array<{ dst: string; gateway: string; prefsrc?: string; flags?: string[] }>>(u, host, [
     'ip',
     '-json',
     'route',
@@ -291,6 +291,11 @@ describe('overlay: two hosts (real kernel)', () => {
       ),
       rules.join('\n')
     )
+    // Only the network's own subnet crosses into a bridge: host 1's own process (its underlay
+    // address as the source) is not forwarded into host 2's containers, as a host's traffic is not
+    // forwarded into another network's containers on one host.
+    const fromHost = await c.underlay.run(1, ['/bin/busybox', 'ping', '-c', '1', '-W', '1', two.address])
+    assert.notEqual(fromHost.code, 0, fromHost.stdout)
   })
 
   it('keeps exactly one neighbour and one FDB entry per peer and one route per block: 3 peers × 2 blocks', async () => {
@@ -334,14 +339,14 @@ describe('overlay: two hosts (real kernel)', () => {
       ].sort()
     )
     assert.deepEqual(
-      exact.routes.map((r) => [r.dst, r.gateway, (r.flags ?? []).join()]).sort(),
+      exact.routes.map((r) => [r.dst, r.gateway, r.prefsrc, (r.flags ?? []).join()]).sort(),
       [
-        [`${net}.64/27`, two.vtep.underlay, 'onlink'],
-        [`${net}.96/27`, two.vtep.underlay, 'onlink'],
-        [`${net}.128/27`, `10.${c.underlay.octet}.0.51`, 'onlink'],
-        [`${net}.160/27`, `10.${c.underlay.octet}.0.51`, 'onlink'],
-        [`${net}.192/27`, `10.${c.underlay.octet}.0.52`, 'onlink'],
-        [`${net}.224/27`, `10.${c.underlay.octet}.0.52`, 'onlink']
+        [`${net}.64/27`, two.vtep.underlay, one.vtep.underlay, 'onlink'],
+        [`${net}.96/27`, two.vtep.underlay, one.vtep.underlay, 'onlink'],
+        [`${net}.128/27`, `10.${c.underlay.octet}.0.51`, one.vtep.underlay, 'onlink'],
+        [`${net}.160/27`, `10.${c.underlay.octet}.0.51`, one.vtep.underlay, 'onlink'],
+        [`${net}.192/27`, `10.${c.underlay.octet}.0.52`, one.vtep.underlay, 'onlink'],
+        [`${net}.224/27`, `10.${c.underlay.octet}.0.52`, one.vtep.underlay, 'onlink']
       ].sort()
     )
     assert.ok((await ping(one.container, two.address)) !== undefined, 'host 2 is reached through its two /27s')

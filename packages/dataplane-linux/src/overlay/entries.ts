@@ -2,7 +2,8 @@
  * The kernel entries that reach the other hosts of a cluster network, per remote host: a
  * permanent neighbour entry on the VXLAN device (its underlay address → its VTEP MAC), an FDB entry
  * (that MAC → send to its underlay address), and a route per block it holds (`<block> via <its
- * underlay> dev <vxlan> onlink`). So they grow with hosts and blocks, never with endpoints.
+ * underlay> dev <vxlan> onlink src <this host's underlay>`). So they grow with hosts and blocks,
+ * never with endpoints.
  *
  * A reconcile reads what the device has (one `ip` and one `bridge` process, side by side),
  * compares, and writes only the difference: a `bridge -batch` of FDB additions, an `ip -batch` of
@@ -39,8 +40,12 @@ export interface Entries {
   readonly neigh: ReadonlyMap<string, { readonly mac: string; readonly permanent: boolean }>
   /** FDB entries: VTEP MAC → underlay address. */
   readonly fdb: ReadonlyMap<string, string>
-  /** Routes: block → the underlay address it goes via. */
-  readonly routes: ReadonlyMap<string, string>
+  /**
+   * Routes: block → the underlay address it goes via, and the source address this host's own
+   * packets take on it (its underlay address: the device has none of its own, and the gateway
+   * address is every host's, so a reply to it would never come back).
+   */
+  readonly routes: ReadonlyMap<string, { readonly via: string; readonly src: string }>
 }
 
 /** A peer or block left out of the wanted entries, and why. @category model */
@@ -69,7 +74,10 @@ const NeighShow = t.array(
   'NeighShow'
 )
 const RouteShow = t.array(
-  t.intersection([t.type({ dst: t.string }), t.partial({ gateway: t.string, flags: t.array(t.string) })]),
+  t.intersection([
+    t.type({ dst: t.string }),
+    t.partial({ gateway: t.string, prefsrc: t.string, flags: t.array(t.string) })
+  ]),
   'RouteShow'
 )
 const FdbShow = t.array(
@@ -99,7 +107,7 @@ export const wantedEntries = (
 ): { readonly entries: Entries; readonly skipped: ReadonlyArray<Skipped> } => {
   const neigh = new Map<string, { mac: string; permanent: boolean }>()
   const fdb = new Map<string, string>()
-  const routes = new Map<string, string>()
+  const routes = new Map<string, { via: string; src: string }>()
   const skipped: Skipped[] = []
   const subnets = network.ipv4.map((s) => s.subnet)
   for (const p of [...peers].sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : 0))) {
@@ -117,7 +125,7 @@ export const wantedEntries = (
       const inside =
         familyOf(block) === 4 &&
         subnets.some((s) => contains(s, splitCidr(block).address) && splitCidr(block).prefix >= splitCidr(s).prefix)
-      if (inside) routes.set(block, p.underlay)
+      if (inside) routes.set(block, { via: p.underlay, src: self.underlay })
       else skipped.push({ host: p.host, what: block, why: `not inside the network's IPv4 subnets` })
     }
   }
@@ -167,7 +175,7 @@ export const readEntries = (tools: Tools, bridgeCmd: string, dev: string): TE.Ta
       ),
       // Entries without a remote are not tunnels (a VXLAN device made by isthmus has none).
       fdb: new Map(fdb.flatMap((f) => (f.dst === undefined ? [] : [[f.mac, f.dst] as const]))),
-      routes: new Map(shown.routes.map((r) => [asCidr(r.dst), r.gateway ?? '']))
+      routes: new Map(shown.routes.map((r) => [asCidr(r.dst), { via: r.gateway ?? '', src: r.prefsrc ?? '' }]))
     })),
     TE.mapLeft((e) =>
       isNoDevice(e) ? invalidConfig(`the overlay device ${dev} does not exist: ensure the overlay first`) : e
@@ -202,8 +210,11 @@ export const changesFor = (dev: string, have: Entries, want: Entries): Changes =
   for (const dst of have.neigh.keys()) {
     if (!want.neigh.has(dst)) neighDel.push(['neigh', 'flush', 'to', dst, 'dev', dev, 'nud', 'all'])
   }
-  for (const [block, via] of want.routes) {
-    if (have.routes.get(block) !== via) routeSet.push(['route', 'replace', block, 'via', via, 'dev', dev, 'onlink'])
+  for (const [block, r] of want.routes) {
+    const h = have.routes.get(block)
+    if (h?.via !== r.via || h.src !== r.src) {
+      routeSet.push(['route', 'replace', block, 'via', r.via, 'dev', dev, 'onlink', 'src', r.src])
+    }
   }
   for (const block of have.routes.keys()) {
     if (!want.routes.has(block)) routeDel.push(['route', 'del', block, 'dev', dev])
