@@ -119,4 +119,41 @@ describe('multi-host: a Docker container and CNI sandboxes on two hosts', { time
       assert.equal(rm.code, 0, rm.stderr)
     }
   )
+
+  it(
+    "--ipam-opt isthmus.cluster=<net> (the IPAM driver's option) makes a cluster network too; CNI on h1 joins it by name",
+    { skip },
+    async () => {
+      const cluster = c!
+      const h0 = cluster.rootHost!
+      const h1 = cluster.hosts[0]!
+      const net2 = `${prefix}-net2`
+      const docker2 = `${prefix}-dnet2`
+      const ctr2 = `${prefix}-ctr2`
+      await mustDocker(
+        'network',
+        'create',
+        '-d',
+        h0.plugin,
+        '--ipam-driver',
+        h0.plugin,
+        '--ipam-opt',
+        `isthmus.cluster=${net2}`,
+        '--subnet',
+        `10.${cluster.underlay.octet}.104.0/24`,
+        docker2
+      )
+      await mustDocker('run', '-d', '--name', ctr2, '--net', docker2, image, 'sleep', '600')
+      const inDocker = (await containerNetwork(ctr2, docker2)).IPAddress
+      const sb = cluster.sandbox('n2')
+      const out = await h1.cni('ADD', `${prefix}-n2`, sb.path, cluster.conf(h1, net2))
+      assert.equal(out.code, 0, `${out.stdout} ${out.stderr}`)
+      assert.ok(await containerPings(ctr2, addressOf(out)!, 5), 'the container pings the sandbox on h1')
+      assert.ok(await pings(sb.name, inDocker, 5), 'the sandbox on h1 pings the container')
+      const del = await h1.cni('DEL', `${prefix}-n2`, sb.path, cluster.conf(h1, net2))
+      assert.equal(del.code, 0, del.stdout)
+      await mustDocker('rm', '-f', ctr2)
+      assert.equal((await docker('network', 'rm', docker2)).code, 0)
+    }
+  )
 })
