@@ -31,6 +31,10 @@ import { silentLogger, type Logger } from '../ports/Logger.js'
 import type { Store } from '../ports/Store.js'
 import { begin, bindEach } from '../flows/saga.js'
 import type { Ipam } from '../ipam/Ipam.js'
+import { clusterOption } from '../ipam/clusterNetworks.js'
+import { clusterNameOf } from '../model/Cluster.js'
+import { clusterNetwork } from './cluster.js'
+import { checkGiven, fromPool } from './pools.js'
 import type { PoolRequest } from '../ipam/Pools.js'
 
 const subnetsOf = (n: Network, f: Family): ReadonlyArray<NetworkSubnet> => (f === 4 ? n.ipv4 : n.ipv6)
@@ -40,13 +44,6 @@ const endpointAddress = (ns: NetworkSubnet, address: IpAddress, fromRuntime = fa
   ...(ns.poolId === undefined ? {} : { poolId: ns.poolId }),
   ...(ns.gateway === undefined ? {} : { gateway: ns.gateway }),
   ...(fromRuntime && ns.poolId !== undefined ? { fromRuntime: true } : {})
-})
-
-const fromPool = (pool: Pool, ownedPool: boolean): NetworkSubnet => ({
-  subnet: pool.subnet,
-  poolId: pool.id,
-  ...(pool.gateway === undefined ? {} : { gateway: pool.gateway }),
-  ownedPool
 })
 
 /** Every task in order, all of them run; the first failure, if any (deletes go on past one). */
@@ -69,17 +66,6 @@ interface Taken {
 interface GivenPools {
   readonly given: ReadonlyMap<SubnetRequest, Pool>
   readonly space: AddressSpace | undefined
-}
-
-const checkGiven = (req: SubnetRequest, pool: Pool, space: AddressSpace | undefined): E.Either<CoreError, Pool> => {
-  if (pool.family !== req.family) return E.left(invalidConfig(`pool ${pool.id} is not an IPv${req.family} pool`))
-  if (req.subnet !== undefined && req.subnet !== pool.subnet) {
-    return E.left(invalidConfig(`pool ${pool.id} is ${pool.subnet}, not ${req.subnet}`))
-  }
-  const inSpace = space ?? pool.addressSpace
-  return pool.addressSpace === inSpace
-    ? E.right(pool)
-    : E.left(invalidConfig(`pool ${pool.id} is not in address space ${inSpace}`))
 }
 
 const poolRequestOf = (req: SubnetRequest, addressSpace: AddressSpace): PoolRequest => ({
@@ -144,26 +130,41 @@ export const builtinControlPlane = (ipam: Ipam, store: Store, log: Logger = sile
   // stored network without calling it.
   const ensureNetwork: ControlPlane['ensureNetwork'] = (spec) =>
     pipe(
-      givenPools(spec),
-      TE.chain(({ given, space }) => {
-        const addressSpace = space ?? DEFAULT_LOCAL_SPACE
-        return pipe(
-          begin(`ensureNetwork ${spec.name}`),
-          bindEach(
-            'subnets',
-            () => spec.subnets,
-            (req) => () => subnetFor(spec, given, addressSpace)(req),
-            (_req, ns) => () =>
-              ns.ownedPool === true && ns.poolId !== undefined ? ipam.releasePool(ns.poolId) : TE.right(undefined)
-          ),
-          RTE.map(({ subnets }): NetworkBinding => ({
-            addressSpace,
-            ipv4: subnets.filter((ns) => familyOf(ns.subnet) === 4),
-            ipv6: subnets.filter((ns) => familyOf(ns.subnet) !== 4)
-          }))
-        )({ log })
-      })
+      TE.fromEither(clusterOption(spec.options)),
+      TE.chain((named) =>
+        named !== undefined
+          ? clusterNetwork(ipam, spec, named)
+          : pipe(
+              givenPools(spec),
+              TE.chain((gp) => {
+                // Docker with `--ipam-opt isthmus.cluster=<name>` only: its pool says which cluster network
+                const ofCluster = [...gp.given.values()]
+                  .map((p) => clusterNameOf(p.options))
+                  .find((n) => n !== undefined)
+                return ofCluster !== undefined ? clusterNetwork(ipam, spec, ofCluster) : localNetwork(spec, gp)
+              })
+            )
+      )
     )
+
+  const localNetwork = (spec: NetworkSpec, { given, space }: GivenPools): TE.TaskEither<CoreError, NetworkBinding> => {
+    const addressSpace = space ?? DEFAULT_LOCAL_SPACE
+    return pipe(
+      begin(`ensureNetwork ${spec.name}`),
+      bindEach(
+        'subnets',
+        () => spec.subnets,
+        (req) => () => subnetFor(spec, given, addressSpace)(req),
+        (_req, ns) => () =>
+          ns.ownedPool === true && ns.poolId !== undefined ? ipam.releasePool(ns.poolId) : TE.right(undefined)
+      ),
+      RTE.map(({ subnets }): NetworkBinding => ({
+        addressSpace,
+        ipv4: subnets.filter((ns) => familyOf(ns.subnet) === 4),
+        ipv6: subnets.filter((ns) => familyOf(ns.subnet) !== 4)
+      }))
+    )({ log })
+  }
 
   const deleteNetwork: ControlPlane['deleteNetwork'] = (network) =>
     allOf(

@@ -10,6 +10,7 @@ import { pipe } from 'fp-ts/lib/function.js'
 import { alreadyExists, invalidConfig, type CoreError } from '../errors.js'
 import { IfName, type NetworkId } from '../ids.js'
 import { familyOf } from '../model/Address.js'
+import { CLUSTER_OPTION } from '../model/Cluster.js'
 import type { Network } from '../model/Network.js'
 import type { NetworkBinding, NetworkSpec } from '../ports/ControlPlane.js'
 import type { HostNetwork } from '../ports/Dataplane.js'
@@ -135,9 +136,9 @@ const toNetwork = (spec: NetworkSpec, binding: NetworkBinding, now: Date): Netwo
     ipv6: [...binding.ipv6],
     internal: spec.internal,
     ipMasquerade: spec.ipMasquerade,
-    options: { ...spec.options },
+    options: { ...spec.options, ...binding.options },
     createdAt: now.toISOString(),
-    ...(spec.mtu !== undefined ? { mtu: spec.mtu } : {}),
+    ...(spec.mtu !== undefined ? { mtu: spec.mtu } : binding.mtu !== undefined ? { mtu: binding.mtu } : {}),
     ...(spec.bridge !== undefined ? { bridge: spec.bridge } : {}),
     ...(controller !== undefined ? { controller } : {})
   }
@@ -153,6 +154,12 @@ const withDevice = (network: Network, host: HostNetwork): Network =>
  * ("any IPv4 subnet") cannot be compared by value, only counted.
  */
 const sameSubnets = (spec: NetworkSpec, stored: Network): E.Either<CoreError, Network> => {
+  // A spec that names only its cluster network (CNI `cluster` without ranges) takes the cluster's subnet.
+  if (spec.subnets.length === 0 && spec.options[CLUSTER_OPTION] !== undefined) {
+    return stored.options[CLUSTER_OPTION] === spec.options[CLUSTER_OPTION]
+      ? E.right(stored)
+      : E.left(alreadyExists('network', spec.id, `exists, not as cluster network ${spec.options[CLUSTER_OPTION]}`))
+  }
   const have = [...stored.ipv4, ...stored.ipv6].map((s) => s.subnet)
   const named = spec.subnets.flatMap((r) => (r.subnet !== undefined ? [r.subnet] : []))
   const familyOfRequest = (r: NetworkSpec['subnets'][number]): 4 | 6 =>

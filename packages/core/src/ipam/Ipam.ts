@@ -12,10 +12,15 @@ import type { CoreError } from '../errors.js'
 import type { AddressSpace, PoolId } from '../ids.js'
 import type { IpAddress } from '../model/Address.js'
 import type { Lease, LeaseOwner, Pool } from '../model/Ipam.js'
+import type { ClusterNetworkName, HostName } from '../model/Cluster.js'
 import type { Clock } from '../ports/Clock.js'
 import type { Logger } from '../ports/Logger.js'
 import type { Store } from '../ports/Store.js'
 import { allocate, type AllocateOptions } from './allocation.js'
+import { clusterLease, clusterRelease } from './clusterAllocation.js'
+import { syncBlocks, type BlockSync } from './clusterBlocks.js'
+import { DEFAULT_CLUSTER_SETTINGS, type ClusterIpamDeps, type ClusterSettings } from './clusterNetworks.js'
+import { adoptPool } from './clusterPools.js'
 import { makeHints } from './hint.js'
 import { getPool, releasePool, requestPool } from './poolRequests.js'
 import type { PoolRequest } from './Pools.js'
@@ -23,6 +28,17 @@ import { release } from './release.js'
 
 export type { AllocateOptions } from './allocation.js'
 export { missLimit } from './hint.js'
+export type { BlockSync } from './clusterBlocks.js'
+export {
+  clusterNetworkFor,
+  clusterOption,
+  clusterOptions,
+  DEFAULT_CLUSTER_SETTINGS,
+  type ClusterIpamDeps,
+  type ClusterRequest,
+  type ClusterSettings
+} from './clusterNetworks.js'
+export { releaseEmptyBlocks, syncBlocks } from './clusterBlocks.js'
 
 /** @category model */
 export interface Ipam {
@@ -50,6 +66,34 @@ export interface Ipam {
   /** Give an address back; absent (or held by another owner than `owner`) succeeds. */
   readonly release: (space: AddressSpace, address: IpAddress, owner?: LeaseOwner) => TE.TaskEither<CoreError, void>
   readonly leases: (space: AddressSpace, pool?: PoolId) => TE.TaskEither<CoreError, ReadonlyArray<Lease>>
+  /** The cluster side, when the IPAM was made with a cluster (IpamDeps.cluster). */
+  readonly cluster?: ClusterIpam
+}
+
+/**
+ * What a cluster adds to the IPAM. A pool is a cluster pool when its options carry CLUSTER_OPTION
+ * (`requestPool` with it, or `adopt`): it hands out addresses only inside the blocks of the
+ * cluster network's subnet that this host holds (its `ranges`), claims another block when they
+ * are full, and gives a block back when its last lease goes.
+ *
+ * @category model
+ */
+export interface ClusterIpam {
+  readonly host: HostName
+  readonly settings: Required<ClusterSettings>
+  /**
+   * Make a pool Docker requested without the cluster option (it sees only `--ipam-opt`) a pool of
+   * cluster network `name` (Docker CreateNetwork with `-o isthmus.cluster=<name>`); `options` may
+   * choose the block size, VNI and MTU of a network this host defines now.
+   */
+  readonly adopt: (
+    poolId: PoolId,
+    name: ClusterNetworkName,
+    options: Readonly<Record<string, string>>,
+    mtu?: number
+  ) => TE.TaskEither<CoreError, Pool>
+  /** Reconcile every cluster pool's blocks with the cluster (a host's start): see `syncBlocks`. */
+  readonly sync: () => TE.TaskEither<CoreError, ReadonlyArray<BlockSync>>
 }
 
 /** @category model */
@@ -58,6 +102,8 @@ export interface IpamDeps {
   readonly clock: Clock
   /** Hears of a give-back that failed while a pool creation was undone; silent when absent. */
   readonly log?: Logger
+  /** The cluster this host is part of: cluster pools need it to claim and give back blocks. */
+  readonly cluster?: ClusterIpamDeps
 }
 
 /**
@@ -68,12 +114,22 @@ export interface IpamDeps {
  */
 export const makeIpam = (deps: IpamDeps): Ipam => {
   const hints = makeHints(deps.store)
-  return {
+  const c = deps.cluster
+  const base: Ipam = {
     requestPool: requestPool(deps, hints),
     releasePool: releasePool(deps, hints),
     getPool: getPool(deps),
-    allocate: allocate(deps, hints),
-    release: release(deps, hints),
+    // A cluster pool is guarded even without a cluster: it hands out nothing outside its blocks.
+    allocate: allocate(deps, hints, clusterLease(deps, hints)),
+    release: c === undefined ? release(deps, hints) : clusterRelease(deps, hints),
     leases: (space, pool) => deps.store.leases.list(space, pool)
   }
+  if (c === undefined) return base
+  const cluster: ClusterIpam = {
+    host: c.host,
+    settings: { ...DEFAULT_CLUSTER_SETTINGS, ...c.settings },
+    adopt: adoptPool(deps, hints),
+    sync: () => syncBlocks({ store: deps.store, cluster: c, clock: deps.clock, ...(deps.log ? { log: deps.log } : {}) })
+  }
+  return { ...base, cluster }
 }

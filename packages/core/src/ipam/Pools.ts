@@ -93,7 +93,8 @@ export const pickSubnet = (family: Family, taken: ReadonlyArray<Subnet>): Subnet
   return undefined
 }
 
-const rangesKey = (ranges: ReadonlyArray<IpRange>): string =>
+/** A short text naming a list of ranges (`a-b,c`), for ids and comparisons. @category utils */
+export const rangesKey = (ranges: ReadonlyArray<IpRange>): string =>
   ranges.map((r) => (r.start === r.end ? r.start : `${r.start}-${r.end}`)).join(',')
 
 // FNV-1a 32: only to shorten ids that would pass the PoolId length limit.

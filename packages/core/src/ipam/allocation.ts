@@ -8,6 +8,7 @@ import * as TE from 'fp-ts/lib/TaskEither.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import { invalidConfig, notFound, poolExhausted, type CoreError } from '../errors.js'
 import type { IpAddress, MacAddress } from '../model/Address.js'
+import { CLUSTER_OPTION, clusterNameOf } from '../model/Cluster.js'
 import type { Lease, LeaseOwner, Pool } from '../model/Ipam.js'
 import { nextCandidate } from './Allocator.js'
 import { missLimit, neverOf, type Hints, type PoolState } from './hint.js'
@@ -59,7 +60,13 @@ const refusal = (st: PoolState, address: IpAddress, anywhereInSubnet: boolean): 
 }
 
 /** The address asked for, or why not; the hint learns that it is taken either way. */
-const staticLease = (deps: LeaseDeps, st: PoolState, owner: LeaseOwner, address: IpAddress, opts: AllocateOptions) => {
+export const staticLease = (
+  deps: LeaseDeps,
+  st: PoolState,
+  owner: LeaseOwner,
+  address: IpAddress,
+  opts: AllocateOptions
+) => {
   const why = refusal(st, address, opts.anywhereInSubnet ?? false)
   if (why !== undefined) {
     const pool = st.pool.id
@@ -84,7 +91,7 @@ const staticLease = (deps: LeaseDeps, st: PoolState, owner: LeaseOwner, address:
  * asked, so that concurrent calls try different ones; after `missLimit` taken candidates in a
  * row, or a full cycle without one, the hint is rebuilt from the store, once.
  */
-const dynamicLease = (
+export const dynamicLease = (
   { store, clock }: LeaseDeps,
   hints: Hints,
   st: PoolState,
@@ -166,6 +173,15 @@ const gatewayLease = (deps: LeaseDeps, st: PoolState, address?: IpAddress): TE.T
         const current = pool.gateway
         const target = address ?? current
         if (target === undefined) return TE.left(invalidConfig(`pool ${pool.id} has no gateway to give`))
+        const cluster = clusterNameOf(pool.options)
+        if (target !== current && cluster !== undefined) {
+          // every host's bridge holds the one gateway: it cannot move on one host alone
+          return TE.left(
+            invalidConfig(
+              `the gateway of cluster network ${cluster} is ${current ?? 'unset'} on every host: give --gateway ${current ?? ''} or none`
+            )
+          )
+        }
         if (target !== current) {
           const why =
             forbiddenReason(pool.subnet, target) ?? (excludedOf(pool).includes(target) ? 'excluded' : undefined)
@@ -179,17 +195,35 @@ const gatewayLease = (deps: LeaseDeps, st: PoolState, address?: IpAddress): TE.T
     )
   )
 
-/** A lease for `owner` from the pool `poolId` (Ipam.allocate). */
+/** A lease for `owner` from a pool of one host (and a cluster pool's gateway). */
+export const leaseFrom = (
+  deps: LeaseDeps,
+  hints: Hints,
+  st: PoolState,
+  owner: LeaseOwner,
+  opts: AllocateOptions
+): TE.TaskEither<CoreError, Lease> =>
+  owner.kind === 'gateway'
+    ? gatewayLease(deps, st, opts.address)
+    : opts.address !== undefined
+      ? staticLease(deps, st, owner, opts.address, opts)
+      : dynamicLease(deps, hints, st, owner, opts.mac, opts.durable ?? true)
+
+/**
+ * A lease for `owner` from the pool `poolId` (Ipam.allocate). A cluster pool hands out addresses
+ * only inside the blocks its host holds (clusterAllocation.ts); every other pool as it always has.
+ */
 export const allocate =
-  (deps: LeaseDeps, hints: Hints) =>
+  (deps: LeaseDeps, hints: Hints, inCluster: ClusterLease) =>
   (poolId: Pool['id'], owner: LeaseOwner, opts: AllocateOptions = {}): TE.TaskEither<CoreError, Lease> =>
     pipe(
       hints.stateOf(poolId),
       TE.chain((st) =>
-        owner.kind === 'gateway'
-          ? gatewayLease(deps, st, opts.address)
-          : opts.address !== undefined
-            ? staticLease(deps, st, owner, opts.address, opts)
-            : dynamicLease(deps, hints, st, owner, opts.mac, opts.durable ?? true)
+        owner.kind !== 'gateway' && st.pool.options[CLUSTER_OPTION] !== undefined
+          ? inCluster(st, owner, opts)
+          : leaseFrom(deps, hints, st, owner, opts)
       )
     )
+
+/** How a cluster pool hands out an address (clusterAllocation.ts). */
+export type ClusterLease = (st: PoolState, owner: LeaseOwner, opts: AllocateOptions) => TE.TaskEither<CoreError, Lease>

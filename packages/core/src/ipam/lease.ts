@@ -8,6 +8,7 @@ import { ownerText, sameOwner, type Lease, type LeaseOwner, type Pool } from '..
 import type { Clock } from '../ports/Clock.js'
 import type { Logger } from '../ports/Logger.js'
 import type { Store } from '../ports/Store.js'
+import type { ClusterIpamDeps } from './clusterNetworks.js'
 
 /** What the lease modules need: the Store, the authority, and a clock for `since`. */
 export interface LeaseDeps {
@@ -15,6 +16,8 @@ export interface LeaseDeps {
   readonly clock: Clock
   /** Hears of a give-back that failed while a pool creation was undone; silent when absent. */
   readonly log?: Logger
+  /** The cluster this host is part of, for cluster pools (blocks are claimed there). */
+  readonly cluster?: ClusterIpamDeps
 }
 
 /** A lease of `pool` for `owner`, dated now. */

@@ -15,7 +15,11 @@ import { familyOf, overlaps, type IpAddress, type Subnet } from '../model/Addres
 import { DOCKER_RUNTIME_OWNER, sameOwner, type LeaseOwner, type Pool } from '../model/Ipam.js'
 import { begin, bindEach, doStep } from '../flows/saga.js'
 import { silentLogger } from '../ports/Logger.js'
+import { clusterNameOf } from '../model/Cluster.js'
 import { spaceLock } from './allocation.js'
+import { dropBlocks } from './clusterBlocks.js'
+import { clusterOption } from './clusterNetworks.js'
+import { requestClusterPool } from './clusterPools.js'
 import { holdersOf, type Hints } from './hint.js'
 import { claim, type LeaseDeps } from './lease.js'
 import { buildPool, DEFAULT_V4_POOLS, DEFAULT_V6_POOLS, isIdentical, pickSubnet, type PoolRequest } from './Pools.js'
@@ -45,7 +49,15 @@ const pickFor = (req: PoolRequest, mine: ReadonlyArray<Pool>): E.Either<CoreErro
   return pipe(
     normaliseRanges(wanted, req.ranges ?? []),
     E.chain((ranges): E.Either<CoreError, Pick> => {
-      const same = mine.find((p) => isIdentical(p, space, wanted, ranges))
+      // A cluster pool keeps its blocks as ranges: identical when it is of the same cluster network.
+      const cluster = clusterNameOf(req.options)
+      const same = mine.find((p) =>
+        clusterNameOf(p.options) !== cluster
+          ? false
+          : cluster === undefined
+            ? isIdentical(p, space, wanted, ranges)
+            : p.subnet === wanted
+      )
       if (same !== undefined) return E.right({ _tag: 'Same', pool: same })
       const clash = mine.find((p) => overlaps(p.subnet, wanted))
       return clash !== undefined
@@ -90,8 +102,18 @@ const createPool = (deps: LeaseDeps, hints: Hints, pool: Pool): TE.TaskEither<Co
     })
   )({ log: deps.log ?? silentLogger })
 
-/** Ipam.requestPool. */
+/** Ipam.requestPool: a pool of one host, or a host's pool of a cluster network (clusterPools.ts). */
 export const requestPool =
+  (deps: LeaseDeps, hints: Hints) =>
+  (req: PoolRequest): TE.TaskEither<CoreError, Pool> =>
+    pipe(
+      TE.fromEither(clusterOption(req.options)),
+      TE.chain((name) =>
+        name === undefined ? localPool(deps, hints)(req) : requestClusterPool(deps, localPool(deps, hints))(req, name)
+      )
+    )
+
+const localPool =
   (deps: LeaseDeps, hints: Hints) =>
   (req: PoolRequest): TE.TaskEither<CoreError, Pool> =>
     deps.store.withLock(
@@ -139,6 +161,10 @@ const dropPool = (deps: LeaseDeps, hints: Hints, pool: Pool): TE.TaskEither<Core
           .filter((l) => sameOwner(l.owner, DOCKER_RUNTIME_OWNER))
           .map((l): Holding => [l.address, DOCKER_RUNTIME_OWNER])
       )
+    ),
+    // A cluster pool's blocks go back to the cluster with it (those whose addresses are all free).
+    TE.chainFirst(() =>
+      clusterNameOf(pool.options) === undefined ? TE.right(undefined) : TE.fromTask(dropBlocks(deps, pool))
     ),
     TE.chain(() => store.pools.delete(pool.id)),
     TE.chain(() => {

@@ -113,3 +113,32 @@ export const Block = t.type(
 )
 /** @category model */
 export type Block = t.TypeOf<typeof Block>
+
+/**
+ * Options a cluster pool (and its network record) carries besides CLUSTER_OPTION, so a host
+ * knows its cluster networks without asking the cluster: the block size (also how a network's
+ * creator chooses it, `-o isthmus.cluster.block=24`), the VXLAN id and the MTU. The VNI may be
+ * given at creation too (`isthmus.cluster.vni`); else the lowest free one from FIRST_VNI.
+ *
+ * @category constants
+ */
+export const CLUSTER_BLOCK_OPTION = 'isthmus.cluster.block'
+/** @category constants */
+export const CLUSTER_VNI_OPTION = 'isthmus.cluster.vni'
+/** @category constants */
+export const CLUSTER_MTU_OPTION = 'isthmus.cluster.mtu'
+
+/** Blocks of /26 (62 containers per host before a second block) unless a network says otherwise. @category constants */
+export const DEFAULT_BLOCK_PREFIX = 26
+/** The first VXLAN id isthmus picks, leaving the low ids to overlays configured by hand. @category constants */
+export const FIRST_VNI = 4096
+/** The largest VXLAN id (24 bits). @category constants */
+export const MAX_VNI = 0xffffff
+
+/** The cluster network a stored record's options name, if any (a name the codec refuses is none). @category utils */
+export const clusterNameOf = (
+  options: Readonly<Record<string, string>> | undefined
+): ClusterNetworkName | undefined => {
+  const v = options?.[CLUSTER_OPTION]
+  return v !== undefined && ClusterNetworkName.is(v) ? v : undefined
+}

@@ -58,7 +58,11 @@ export interface ClusterNetworks {
 
 /** @category ports */
 export interface ClusterBlocks {
-  /** Take a block for `block.host` if nobody holds it (create-if-absent): `true` if taken now. */
+  /**
+   * Take a block for `block.host` if nobody holds it (create-if-absent): `true` if taken now,
+   * `false` if held already (by any host, this one included). NotFound when its network is not
+   * defined: a block never outlives its network's removal.
+   */
   readonly claim: (block: Block) => TE.TaskEither<CoreError, boolean>
   /** Give a block back, only if `host` holds it; absent succeeds. */
   readonly release: (network: ClusterNetworkName, cidr: Subnet, host: HostName) => TE.TaskEither<CoreError, void>
@@ -82,5 +86,9 @@ export interface Cluster {
   ) => TE.TaskEither<CoreError, Closable>
   /** Whether the cluster store answers now (within the deadline). */
   readonly ping: () => TE.TaskEither<CoreError, void>
+  /**
+   * End this client: its watches stop. Registrations not closed before are no longer kept alive
+   * and expire after their TTL, as those of a killed daemon (close a registration to remove it now).
+   */
   readonly close: () => Promise<void>
 }

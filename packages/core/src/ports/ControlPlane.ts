@@ -48,6 +48,13 @@ export interface NetworkBinding {
   readonly ipv4: ReadonlyArray<NetworkSubnet>
   readonly ipv6: ReadonlyArray<NetworkSubnet>
   readonly controller?: ControllerNetwork
+  /**
+   * The network's MTU when the control plane decides it (a cluster network: the underlay's less
+   * what the overlay costs); a spec's own MTU wins.
+   */
+  readonly mtu?: number
+  /** Options the network record carries besides the spec's (a cluster network: its name, VNI, block size). */
+  readonly options?: Readonly<Record<string, string>>
 }
 
 /**
