@@ -5,10 +5,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { stopChild, waitUntil } from './proc.js'
+import { mustRun, run, stopChild, waitUntil } from './proc.js'
 
 export const ETCD = '/usr/bin/etcd'
 
@@ -19,6 +19,32 @@ export interface EtcdOptions {
   readonly netns?: string
   readonly clientPort?: number
   readonly peerPort?: number
+  /** Serve clients over TLS (the endpoint is then `https://`); see `makeEtcdCerts`. */
+  readonly tls?: EtcdTls
+  /** More etcd flags, after the ones made here. */
+  readonly extraArgs?: ReadonlyArray<string>
+}
+
+/** TLS of a test etcd's client port. */
+export interface EtcdTls {
+  /** The CA that signed the server's certificate (and, with `client`, the clients'). */
+  readonly caFile: string
+  readonly certFile: string
+  readonly keyFile: string
+  /** Require client certificates signed by `caFile`; this one is what the health check shows. */
+  readonly client?: { readonly certFile: string; readonly keyFile: string }
+}
+
+/** Certificates of a test CA, made by `makeEtcdCerts`. */
+export interface EtcdCerts {
+  readonly dir: string
+  readonly caFile: string
+  /** The server's, for `host`. */
+  readonly server: { readonly certFile: string; readonly keyFile: string }
+  /** A client's, signed by the CA. */
+  readonly client: { readonly certFile: string; readonly keyFile: string }
+  /** A client's signed by another CA, which the server must refuse. */
+  readonly stranger: { readonly certFile: string; readonly keyFile: string }
 }
 
 export interface TestEtcd {
@@ -46,11 +72,74 @@ export const freePort = (): Promise<number> =>
     })
   })
 
-const healthy = async (endpoint: string, netns: string | undefined): Promise<boolean> => {
-  if (netns !== undefined) {
-    // the test process may be outside the namespace: ask from inside it
-    const { run } = await import('./proc.js')
-    const r = await run(['ip', 'netns', 'exec', netns, 'etcdctl', '--endpoints', endpoint, 'endpoint', 'health'], {
+/**
+ * A CA, a server certificate for `host` (an IP address) and client certificates, with openssl, in
+ * `dir` (which the caller made and removes). EC keys: quick to make.
+ */
+export const makeEtcdCerts = async (dir: string, host = '127.0.0.1'): Promise<EtcdCerts> => {
+  const p = (name: string) => join(dir, name)
+  const ssl = (...args: string[]) => mustRun(['openssl', ...args], { timeoutMs: 30_000 })
+  const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
+  const ca = async (name: string) =>
+    ssl(
+      'req',
+      '-x509',
+      ...key,
+      '-keyout',
+      p(`${name}.key`),
+      '-out',
+      p(`${name}.crt`),
+      '-days',
+      '2',
+      '-subj',
+      `/CN=${name}`
+    )
+  const leaf = async (name: string, signer: string, ext: string) => {
+    await writeFile(p(`${name}.ext`), `${ext}\n`)
+    await ssl('req', ...key, '-keyout', p(`${name}.key`), '-out', p(`${name}.csr`), '-subj', `/CN=${name}`)
+    await ssl(
+      'x509',
+      '-req',
+      '-in',
+      p(`${name}.csr`),
+      '-CA',
+      p(`${signer}.crt`),
+      '-CAkey',
+      p(`${signer}.key`),
+      '-CAcreateserial',
+      '-out',
+      p(`${name}.crt`),
+      '-days',
+      '2',
+      '-extfile',
+      p(`${name}.ext`)
+    )
+    return { certFile: p(`${name}.crt`), keyFile: p(`${name}.key`) }
+  }
+  await ca('test-ca')
+  await ca('other-ca')
+  return {
+    dir,
+    caFile: p('test-ca.crt'),
+    server: await leaf('server', 'test-ca', `subjectAltName=IP:${host}\nextendedKeyUsage=serverAuth`),
+    client: await leaf('client', 'test-ca', 'extendedKeyUsage=clientAuth'),
+    stranger: await leaf('stranger', 'other-ca', 'extendedKeyUsage=clientAuth')
+  }
+}
+
+const healthy = async (endpoint: string, netns: string | undefined, tls: EtcdTls | undefined): Promise<boolean> => {
+  if (netns !== undefined || tls !== undefined) {
+    // from inside the namespace (the test process may be outside it), with the TLS files
+    const ctl = [
+      'etcdctl',
+      '--endpoints',
+      endpoint,
+      ...(tls === undefined ? [] : ['--cacert', tls.caFile]),
+      ...(tls?.client === undefined ? [] : ['--cert', tls.client.certFile, '--key', tls.client.keyFile]),
+      'endpoint',
+      'health'
+    ]
+    const r = await run(netns === undefined ? ctl : ['ip', 'netns', 'exec', netns, ...ctl], {
       timeoutMs: 5_000,
       env: { ...process.env, ETCDCTL_API: '3' }
     })
@@ -70,7 +159,7 @@ export const startEtcd = async (opts: EtcdOptions = {}): Promise<TestEtcd> => {
   const clientPort = opts.clientPort ?? (opts.netns === undefined ? await freePort() : 2379)
   const peerPort = opts.peerPort ?? (opts.netns === undefined ? await freePort() : 2380)
   const dataDir = await mkdtemp(join(tmpdir(), 'isthmus-etcd-'))
-  const endpoint = `http://${host}:${clientPort}`
+  const endpoint = `${opts.tls === undefined ? 'http' : 'https'}://${host}:${clientPort}`
   const peer = `http://${host}:${peerPort}`
   const argv = [
     ETCD,
@@ -89,7 +178,17 @@ export const startEtcd = async (opts: EtcdOptions = {}): Promise<TestEtcd> => {
     '--initial-cluster',
     `e1=${peer}`,
     '--log-level',
-    'error'
+    'error',
+    ...(opts.tls === undefined
+      ? []
+      : [
+          '--cert-file',
+          opts.tls.certFile,
+          '--key-file',
+          opts.tls.keyFile,
+          ...(opts.tls.client === undefined ? [] : ['--client-cert-auth', '--trusted-ca-file', opts.tls.caFile])
+        ]),
+    ...(opts.extraArgs ?? [])
   ]
   const full = opts.netns === undefined ? argv : ['ip', 'netns', 'exec', opts.netns, ...argv]
   let child: ChildProcess | undefined
@@ -105,7 +204,7 @@ export const startEtcd = async (opts: EtcdOptions = {}): Promise<TestEtcd> => {
         `etcd at ${endpoint}`,
         async () => {
           if (c.exitCode !== null) throw new Error(`etcd exited ${c.exitCode}: ${log}`)
-          return healthy(endpoint, opts.netns)
+          return healthy(endpoint, opts.netns, opts.tls)
         },
         30_000,
         100
