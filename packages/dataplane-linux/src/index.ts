@@ -18,3 +18,6 @@ export { endpointTag, networkTag } from './nat.js'
 // Read-only helpers for frontends that inspect what the dataplane made (CNI CHECK, results).
 export { findLink, host, inNetns, ip as runIp, type Tools, type Where } from './ip.js'
 export { decodeLinks, IpLink, type IpAddrInfo } from './iproute.js'
+export { linuxOverlay, VXLAN_IPV4_OVERHEAD, type LinuxOverlayOptions } from './overlay/linuxOverlay.js'
+export { OVERLAY_IF_PREFIX, OVERLAY_MARK_PREFIX, overlayDeviceName, VXLAN_PORT } from './overlay/device.js'
+export { vtepMacOf } from './overlay/vtep.js'

@@ -11,13 +11,26 @@
  *    userland-proxy, together with route_localnet on the bridge).
  *  - filter `<P>-FORWARD`: accept the bridge's traffic (replies and published ports in, anything
  *    out); for an internal network accept only bridge-to-bridge and drop the rest both ways.
+ *  - a cluster network (option `isthmus.cluster`): its masquerade spares destinations inside its
+ *    subnet (a container on another host sees the sender's own address), and FORWARD accepts
+ *    traffic of the subnet between the bridge and the VXLAN devices (`istx+`) both ways, internal
+ *    or not.
  *  - filter `<P>-INPUT` (IPv4): route_localnet lets 127.0.0.0/8 packets in from the bridge, so drop
  *    those that are not replies to our own DNAT (the kube-proxy guard against CVE-2020-8558).
  * An endpoint (tag `isthmus:ep:<host veth>`): nat `<P>-DNAT`, jumped to from PREROUTING and OUTPUT
  * for local destinations, DNAT of each published port to the endpoint's address.
  */
-import { familyOf, splitCidr, type Endpoint, type IfName, type Network, type PortMapping } from '@isthmus/core'
+import {
+  CLUSTER_OPTION,
+  familyOf,
+  splitCidr,
+  type Endpoint,
+  type IfName,
+  type Network,
+  type PortMapping
+} from '@isthmus/core'
 import { chainNames, commentOf, type IpFamily, type Rule } from './iptables.js'
+import { OVERLAY_IF_PREFIX } from './overlay/device.js'
 
 /** The owner tag of a network's rules. @category utils */
 export const networkTag = (network: Network): string => `isthmus:net:${network.id}`
@@ -38,24 +51,36 @@ export const networkRules = (
   const tag = commentOf(networkTag(network))
   const nat = (spec: string): Rule => ({ table: 'nat', chain: c.postrouting, spec })
   const fwd = (spec: string): Rule => ({ table: 'filter', chain: c.forward, spec })
+  // A cluster network reaches its other hosts through the VXLAN devices: what crosses keeps its
+  // source address, and is let through both ways.
+  const cluster = network.options[CLUSTER_OPTION] !== undefined
+  const overlay = `${OVERLAY_IF_PREFIX}+`
   const masquerade =
     network.ipMasquerade && !network.internal
-      ? subnets.map((s) => nat(`-s ${s} ! -o ${bridge} ${tag} -j MASQUERADE`))
+      ? subnets.map((s) => nat(`-s ${s}${cluster ? ` ! -d ${s}` : ''} ! -o ${bridge} ${tag} -j MASQUERADE`))
       : []
   const hairpin = subnets.map((s) => nat(`-s ${s} -o ${bridge} -m conntrack --ctstate DNAT ${tag} -j MASQUERADE`))
   const fromHost =
     family === 4
       ? [nat(`-o ${bridge} -m addrtype --src-type LOCAL -m conntrack --ctstate DNAT ${tag} -j MASQUERADE`)]
       : []
+  // Any isthmus VXLAN device, but only the network's own subnet on the far side: an internal
+  // network must not reach another cluster network's hosts through that network's tunnel.
+  const fromOverlay = cluster ? subnets.map((s) => fwd(`-s ${s} -i ${overlay} -o ${bridge} ${tag} -j ACCEPT`)) : []
+  const toOverlay = cluster ? subnets.map((s) => fwd(`-d ${s} -i ${bridge} -o ${overlay} ${tag} -j ACCEPT`)) : []
   const forward = network.internal
     ? [
         fwd(`-i ${bridge} -o ${bridge} ${tag} -j ACCEPT`),
+        ...toOverlay,
+        ...fromOverlay,
         fwd(`-i ${bridge} ${tag} -j DROP`),
         fwd(`-o ${bridge} ${tag} -j DROP`)
       ]
     : [
         fwd(`-o ${bridge} -m conntrack --ctstate RELATED,ESTABLISHED ${tag} -j ACCEPT`),
         fwd(`-o ${bridge} -m conntrack --ctstate DNAT ${tag} -j ACCEPT`),
+        // (out of the bridge into the tunnel is accepted with the rest of what leaves it)
+        ...fromOverlay,
         fwd(`-i ${bridge} ${tag} -j ACCEPT`)
       ]
   const localnetGuard =
