@@ -144,7 +144,10 @@ describe('cluster flags', () => {
     ])
     const ms = Date.now() - t0
     assert.equal(r.code, 1, r.stdout)
-    assert.match(r.stderr, /try again: the cluster store \(etcd at http:\/\/127\.0\.0\.1:\d+\) did not answer within 0\.5 s/)
+    assert.match(
+      r.stderr,
+      /try again: the cluster store \(etcd at http:\/\/127\.0\.0\.1:\d+\) did not answer within 0\.5 s/
+    )
     assert.ok(ms < 10_000, `answered in ${ms} ms`)
   })
 })
