@@ -24,7 +24,7 @@ export const etcdFlags = <T>(y: Argv<T>) =>
     .option('etcd-key', { type: 'string', describe: 'client key file for etcd (with --etcd-cert)' })
     .option('etcd-user', {
       type: 'string',
-      describe: `etcd user; the password comes from the environment variable ${ETCD_PASSWORD_VAR}`
+      describe: `etcd user; its secret is read only from the environment variable ${ETCD_PASSWORD_VAR}`
     })
     .option('etcd-deadline', {
       type: 'number',
