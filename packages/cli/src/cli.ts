@@ -5,6 +5,7 @@
  */
 import yargs, { type Argv } from 'yargs'
 import { cniCommand } from './commands/cni.js'
+import { hostsCommand } from './commands/hosts.js'
 import { leasesCommand } from './commands/leases.js'
 import { networksCommand } from './commands/networks.js'
 import { quarantineCommand } from './commands/quarantine.js'
@@ -20,7 +21,7 @@ const epilogue = [
 
 /** The yargs program, without parsing. @category constructors */
 export const buildCli = (argv: ReadonlyArray<string>): Argv =>
-  quarantineCommand(networksCommand(leasesCommand(cniCommand(serveCommand(yargs([...argv]))))))
+  hostsCommand(quarantineCommand(networksCommand(leasesCommand(cniCommand(serveCommand(yargs([...argv])))))))
     .scriptName('isthmus')
     .usage('$0 <command> [options]')
     .version(version)

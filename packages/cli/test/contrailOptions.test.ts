@@ -87,6 +87,6 @@ describe('serve: Contrail settings', () => {
     ]) {
       assert.ok(help.includes(f), f)
     }
-    assert.ok(!/password/i.test(help.replace(/OS_PASSWORD/g, '')), 'no password on argv')
+    assert.ok(!/password/i.test(help.replace(/(OS|ISTHMUS_ETCD)_PASSWORD/g, '')), 'no password on argv')
   })
 })

@@ -6,6 +6,7 @@
 import * as E from 'fp-ts/lib/Either.js'
 import { absurd, pipe } from 'fp-ts/lib/function.js'
 import {
+  CLUSTER_OPTION,
   credentialVars,
   boundsOf,
   bridgeIfName,
@@ -211,14 +212,46 @@ export const subnetRequestsOf = (conf: IsthmusConf): E.Either<CniError, Readonly
   return E.right(out)
 }
 
-/** The common part of a network spec: id and name = netconf name, bridge, MTU, masquerade. */
+/**
+ * A cluster netconf (`cluster`, docs/multi-host.md) is served by the built-in IPAM inside this
+ * host's blocks of the cluster network: a controller, another IPAM plugin or Docker's addressing
+ * would hand out addresses the cluster does not know of, so those combinations are refused.
+ *
+ * @category utils
+ */
+export const clusterConflict = (conf: IsthmusConf, selfNames: ReadonlyArray<string>): CniError | undefined => {
+  if (conf.cluster === undefined) return undefined
+  const others = [
+    ...(conf.contrail === undefined ? [] : ['contrail']),
+    ...(conf.dockerConnect === undefined ? [] : ['dockerConnect']),
+    ...(conf.dockerNetwork === undefined ? [] : ['dockerNetwork (name the cluster on the Docker network instead)']),
+    ...(ipamModeOf(conf, selfNames)._tag === 'Delegated' || isIpamCall(conf, selfNames) ? ['another IPAM plugin'] : [])
+  ]
+  return others.length === 0
+    ? undefined
+    : invalid(
+        'invalid network config',
+        `cluster: the cluster network's addresses come from isthmus's own IPAM; remove ${others.join(' and ')}`
+      )
+}
+
+/**
+ * The subnets of a netconf's network: its `ipam.ranges`; a cluster netconf may name none, and then
+ * takes the cluster network's subnet (one IPv4 subnet, picked by the control plane).
+ */
+const subnetsOf = (conf: IsthmusConf): E.Either<CniError, ReadonlyArray<SubnetRequest>> =>
+  conf.cluster !== undefined && (conf.ipam?.ranges ?? []).length === 0
+    ? E.right([{ family: 4 }])
+    : subnetRequestsOf(conf)
+
+/** The common part of a network spec: id and name = netconf name, bridge, MTU, masquerade, cluster. */
 const baseSpec = (nc: NetConf): Omit<NetworkSpec, 'subnets' | 'managedAddresses'> => ({
   id: nc.name,
   name: nc.name,
   bridge: nc.conf.bridge ?? bridgeIfName(nc.name),
   internal: false,
   ipMasquerade: nc.conf.ipMasq ?? false,
-  options: { 'cni.type': 'isthmus' },
+  options: { 'cni.type': 'isthmus', ...(nc.conf.cluster === undefined ? {} : { [CLUSTER_OPTION]: nc.conf.cluster }) },
   ...(nc.conf.mtu === undefined ? {} : { mtu: nc.conf.mtu })
 })
 
@@ -249,7 +282,7 @@ export const toIpamNetworkSpec = (nc: NetConf): E.Either<CniError, NetworkSpec> 
 export const toNetworkSpec = (nc: NetConf): E.Either<CniError, NetworkSpec> => {
   if (nc.conf.isGateway === false) return E.left(cniError(Code.UnsupportedField, 'unsupported field isGateway=false'))
   return pipe(
-    subnetRequestsOf(nc.conf),
+    subnetsOf(nc.conf),
     E.map((subnets): NetworkSpec => ({ ...baseSpec(nc), subnets, managedAddresses: true }))
   )
 }

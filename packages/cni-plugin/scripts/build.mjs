@@ -58,6 +58,7 @@ const inputs = Math.max(
     'docker-engine',
     'core',
     'store-fs',
+    'store-etcd',
     'dataplane-linux',
     'log',
     'contrail'
@@ -85,7 +86,9 @@ const common = {
   minifyWhitespace: true,
   minifySyntax: true,
   legalComments: 'none',
-  logLevel: 'warning'
+  logLevel: 'warning',
+  // Only a cluster daemon talks to etcd (wiring imports the adapter when first used); the plugin never does.
+  external: ['@isthmus/store-etcd']
 }
 // The client reaches local.ts through the SEA asset, not an import (bin/loadLocal.sea.ts).
 const seaLoader = {

@@ -66,9 +66,29 @@ export const handoffEnv = (env: RawEnv, netconf: Readonly<Record<string, unknown
   return out
 }
 
-/** @category model */
+/**
+ * The cluster a netconf names (top-level `cluster`), when it is a string: such a call is served
+ * only by a daemon in cluster mode (the executable alone has no etcd, no agent, no overlay).
+ *
+ * @category utils
+ */
+export const clusterOf = (doc: Readonly<Record<string, unknown>>): string | undefined =>
+  typeof doc['cluster'] === 'string' ? doc['cluster'] : undefined
+
+/**
+ * A call goes to the daemon (`HandOff`, with `cluster` when the netconf names one: no daemon
+ * there is then an error, never a local run), or runs in this process.
+ *
+ * @category model
+ */
 export type HandoffPlan =
-  { readonly _tag: 'HandOff'; readonly socket: string; readonly request: HandoffRequest } | { readonly _tag: 'Local' }
+  | {
+      readonly _tag: 'HandOff'
+      readonly socket: string
+      readonly request: HandoffRequest
+      readonly cluster?: string
+    }
+  | { readonly _tag: 'Local' }
 
 /**
  * Whether a call goes to a daemon, and what it sends. It stays in the process when the command
@@ -92,5 +112,6 @@ export const planHandoff = (env: RawEnv, stdin: string, selfNames: ReadonlyArray
     typeof ipam === 'object' && ipam !== null && !isOwnIpamType((ipam as Record<string, unknown>)['type'], selfNames)
   if (delegated) return local
   const request: HandoffRequest = { v: HANDOFF_VERSION, env: handoffEnv(env, doc), stdin, selfNames: [...selfNames] }
-  return { _tag: 'HandOff', socket, request }
+  const cluster = clusterOf(doc)
+  return { _tag: 'HandOff', socket, request, ...(cluster === undefined ? {} : { cluster }) }
 }

@@ -25,6 +25,8 @@ import { DEFAULT_CHAIN_PREFIX, linuxDataplane, type LinuxDataplane } from '@isth
 import { withContrail, type ContrailSettings } from './contrail.js'
 import { openLogger } from './logs.js'
 import { openStore, type StoreSettings } from './stores.js'
+import { openClusterDaemon, type ClusterParts } from './clusterDaemon.js'
+import type { ClusterSettings } from './clusterSettings.js'
 import { linuxRuntime } from './cni/runtime.js'
 import type { SeedSession } from './cni/sessions.js'
 
@@ -33,6 +35,10 @@ export interface DaemonSettings {
   readonly store: StoreSettings
   /** Prefix of the iptables chains; DEFAULT_CHAIN_PREFIX when absent. */
   readonly chainPrefix?: string | undefined
+  /** Multi-host: the cluster this host joins (etcd, the overlay, the agent); one host when absent. */
+  readonly cluster?: ClusterSettings | undefined
+  /** The daemon's version, in its cluster registration. */
+  readonly version?: string | undefined
 }
 
 /** The daemon's ports on the built-in control plane. @category model */
@@ -42,7 +48,12 @@ export interface Daemon {
   readonly builtin: ControlPlane
   readonly ipam: Ipam
   readonly env: Env
-  /** The dataplane's kept processes, spares and deferred removals, then the store. */
+  /** Cluster mode's ports (the Cluster, the overlay, this host's VTEP, the agent); absent on one host. */
+  readonly cluster?: ClusterParts
+  /**
+   * The agent and the cluster (so the others forget this host at once), the dataplane's kept
+   * processes, spares and deferred removals, then the store.
+   */
   readonly close: () => Promise<void>
 }
 
@@ -56,33 +67,58 @@ export const daemonLogger = (level: LogLevel): ClosableLogger => openLogger({ le
  *
  * @category constructors
  */
-export const openDaemon = (settings: DaemonSettings, log: Logger): TE.TaskEither<CoreError, Daemon> =>
-  pipe(
-    openStore(settings.store, log),
-    TE.map((store) => {
-      const dataplane = linuxDataplane({
-        deferLinkRemoval: true,
-        spareLinks: 2,
-        keepIpProcesses: true,
-        chainPrefix: settings.chainPrefix ?? DEFAULT_CHAIN_PREFIX,
-        log
-      })
-      const ipam = makeIpam({ store, clock: systemClock, log })
-      const builtin = builtinControlPlane(ipam, store, log)
-      const env: Env = { store, dataplane, controlPlane: builtin, agent: noopAgent, log, clock: systemClock }
-      return {
-        store,
-        dataplane,
-        builtin,
-        ipam,
-        env,
-        close: async () => {
-          await dataplane.close()
-          await store.close()
-        }
-      }
-    })
-  )
+export const openDaemon = (settings: DaemonSettings, log: Logger): TE.TaskEither<CoreError, Daemon> => {
+  const dataplane = linuxDataplane({
+    deferLinkRemoval: true,
+    spareLinks: 2,
+    keepIpProcesses: true,
+    chainPrefix: settings.chainPrefix ?? DEFAULT_CHAIN_PREFIX,
+    log
+  })
+  const closeDataplane = <A>(e: CoreError): TE.TaskEither<CoreError, A> =>
+    pipe(
+      TE.fromTask(() => dataplane.close()),
+      TE.chain(() => TE.left(e))
+    )
+  return settings.cluster === undefined
+    ? pipe(
+        openStore(settings.store, log),
+        TE.map((store): Daemon => {
+          const ipam = makeIpam({ store, clock: systemClock, log })
+          const builtin = builtinControlPlane(ipam, store, log)
+          const env: Env = { store, dataplane, controlPlane: builtin, agent: noopAgent, log, clock: systemClock }
+          return {
+            store,
+            dataplane,
+            builtin,
+            ipam,
+            env,
+            close: async () => {
+              await dataplane.close()
+              await store.close()
+            }
+          }
+        }),
+        TE.orElse((e) => closeDataplane<Daemon>(e))
+      )
+    : pipe(
+        openClusterDaemon(settings.cluster, settings.store, dataplane, settings.version, log),
+        TE.map((c): Daemon => ({
+          store: c.store,
+          dataplane,
+          builtin: c.builtin,
+          ipam: c.ipam,
+          env: c.env,
+          cluster: c.parts,
+          close: async () => {
+            await c.closeCluster()
+            await dataplane.close()
+            await c.store.close()
+          }
+        })),
+        TE.orElse((e) => closeDataplane<Daemon>(e))
+      )
+}
 
 /**
  * The daemon's Env and Docker IPAM: the built-in ones, or Contrail around them. `reconcile`

@@ -24,3 +24,17 @@ export { ipProbe } from './cni/probe.js'
 export { linuxDockerPorts } from './cni/dockerPorts.js'
 export { sessionCache, type SeedSession, type SessionCache } from './cni/sessions.js'
 export { cniHandoffServer, type CniHandoffServerOptions } from './cni/handoffServer.js'
+export {
+  AbsolutePath,
+  CLUSTER_DEFAULTS,
+  ClusterName,
+  ClusterSettings,
+  clusterSettings,
+  ETCD_PASSWORD_VAR,
+  EtcdConnection,
+  EtcdUrl,
+  type ClusterArgs,
+  type ClusterNeeds
+} from './clusterSettings.js'
+export { etcdStoreOf, openCluster } from './cluster.js'
+export { loadEtcd, type EtcdAdapter } from './etcd.js'

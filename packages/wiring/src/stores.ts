@@ -4,8 +4,11 @@
  * new Store adapter is its package and one entry here (plus, if it has settings of its own, their
  * fields in StoreSettings).
  */
-import type * as TE from 'fp-ts/lib/TaskEither.js'
-import { DEFAULT_STATE_DIR, type CoreError, type Logger, type Store } from '@isthmus/core'
+import { pipe } from 'fp-ts/lib/function.js'
+import * as TE from 'fp-ts/lib/TaskEither.js'
+import { DEFAULT_STATE_DIR, invalidConfig, type CoreError, type Logger, type Store } from '@isthmus/core'
+import type { EtcdSettings } from '@isthmus/store-etcd'
+import { loadEtcd } from './etcd.js'
 import { fileStore } from '@isthmus/store-fs'
 
 /** Where and how to open the store; each kind reads the fields it knows. @category model */
@@ -19,6 +22,15 @@ export interface StoreSettings {
    * CNI call does not (listing sweeps what it reads anyway).
    */
   readonly sweepOnOpen?: boolean
+  /**
+   * `etcd`: how to reach it, and whose records these are: a host's own records sit under
+   * `/isthmus/<cluster>/hosts/<host>/` (the cluster's shared keys are the Cluster port's).
+   */
+  readonly etcd?: {
+    readonly connection: Omit<EtcdSettings, 'prefix'>
+    readonly cluster: string
+    readonly host: string
+  }
 }
 
 /** @category model */
@@ -30,7 +42,22 @@ const STORES = {
       stateDir: s.stateDir ?? DEFAULT_STATE_DIR,
       ...(s.sweepOnOpen === undefined ? {} : { sweepOnOpen: s.sweepOnOpen }),
       ...(log === undefined ? {} : { log })
-    })
+    }),
+  etcd: (s, log) => {
+    const etcd = s.etcd
+    return etcd === undefined
+      ? TE.left(invalidConfig("the etcd store is a cluster host's: it needs the cluster and host names (--cluster)"))
+      : pipe(
+          loadEtcd(),
+          TE.chain((m) =>
+            m.etcdStore({
+              ...etcd.connection,
+              prefix: m.hostStorePrefix(etcd.cluster, etcd.host),
+              ...(log === undefined ? {} : { log })
+            })
+          )
+        )
+  }
 } satisfies Record<string, StoreOpener>
 
 /** @category model */

@@ -45,12 +45,17 @@ import {
   daemonControlPlane,
   daemonLogger,
   openDaemon,
+  clusterSettings,
+  STORE_KINDS,
+  type ClusterSettings,
   type ContrailArgs,
   type ContrailSettings,
-  type Daemon
+  type Daemon,
+  type StoreKind
 } from '@isthmus/wiring'
 import { version } from '../version.js'
 import { contrailFlags } from './contrailOptions.js'
+import { checkClusterFlags, clusterArgsOf, clusterFlags } from './clusterOptions.js'
 
 export interface ServeArgs {
   readonly socket: string
@@ -66,6 +71,10 @@ export interface ServeArgs {
   readonly chainPrefix?: string
   /** Connection cap and timeouts of the plugin socket; SOCKET_LIMITS where not given. */
   readonly limits?: Partial<SocketLimits>
+  /** Multi-host: the cluster this daemon joins (etcd, the overlay); one host without it. */
+  readonly cluster?: ClusterSettings | undefined
+  /** Where this host's own records are kept: `file` (default) or, in a cluster, `etcd`. */
+  readonly store?: StoreKind
 }
 
 /**
@@ -230,10 +239,34 @@ const start = async (args: ServeArgs, log: Logger): Promise<Running | undefined>
     log.error('invalid --metrics-addr', { detail: metricsAt.left })
     return undefined
   }
-  const opened = await openDaemon({ store: { stateDir: args.stateDir }, chainPrefix: args.chainPrefix }, log)()
+  const opened = await openDaemon(
+    {
+      store: { kind: args.store ?? 'file', stateDir: args.stateDir },
+      chainPrefix: args.chainPrefix,
+      cluster: args.cluster,
+      version
+    },
+    log
+  )()
   if (E.isLeft(opened)) {
-    log.error('cannot open the state directory', { stateDir: args.stateDir, detail: describe(opened.left) })
+    if (args.cluster === undefined) {
+      log.error('cannot open the state directory', { stateDir: args.stateDir, detail: describe(opened.left) })
+    } else {
+      const { name, host, etcd } = args.cluster
+      log.error('cannot join the cluster', { cluster: name, host, etcd: etcd.endpoints, detail: describe(opened.left) })
+    }
     return undefined
+  }
+  if (args.cluster !== undefined && opened.right.cluster !== undefined) {
+    const { settings, vtep } = opened.right.cluster
+    log.info('cluster', {
+      cluster: settings.name,
+      host: settings.host,
+      underlay: vtep.underlay,
+      vtepMac: vtep.mac,
+      etcd: settings.etcd.endpoints,
+      store: args.store ?? 'file'
+    })
   }
   const daemon = opened.right
   await removeStraySpares(daemon, log)
@@ -318,7 +351,9 @@ export const settingsFromFlags = (
     readonly maxConnections: number
     readonly idleTimeout: number
     readonly requestTimeout: number
-  } & ContrailArgs
+    readonly store?: string | undefined
+  } & ContrailArgs,
+  cluster?: ClusterSettings
 ): ServeArgs => ({
   socket: a.socket,
   stateDir: a.stateDir,
@@ -338,7 +373,9 @@ export const settingsFromFlags = (
     contrailCredentialsFile: a.contrailCredentialsFile,
     vrouterAgent: a.vrouterAgent,
     contrailOwner: a.contrailOwner
-  }
+  },
+  cluster,
+  store: (a.store ?? 'file') as StoreKind
 })
 
 export const serveCommand = (y: Argv): Argv =>
@@ -346,7 +383,12 @@ export const serveCommand = (y: Argv): Argv =>
     'serve',
     'Run the Docker network and IPAM plugin (remote driver "isthmus") on its socket',
     (c) =>
-      contrailFlags(c)
+      clusterFlags(contrailFlags(c))
+        .option('store', {
+          choices: STORE_KINDS,
+          default: 'file',
+          describe: "where this host's own records are kept: files under --state-dir, or etcd (with --cluster)"
+        })
         .option('socket', {
           type: 'string',
           default: DEFAULT_SOCKET,
@@ -391,7 +433,11 @@ export const serveCommand = (y: Argv): Argv =>
           default: SOCKET_LIMITS.requestTimeoutMs / 1000,
           describe: 'seconds to receive one request (a new connection that sends nothing is closed after it)'
         })
+        .check(checkClusterFlags({ underlay: true }))
         .check((a) => {
+          if (a.store === 'etcd' && (typeof a.cluster !== 'string' || a.cluster === '')) {
+            throw new Error('--store etcd: only with --cluster <name> (the records sit under the cluster and host)')
+          }
           if (typeof a.chainPrefix !== 'string' || !isChainPrefix(a.chainPrefix)) {
             throw new Error(`--chain-prefix: letters, digits and _, at most 16 (got ${JSON.stringify(a.chainPrefix)})`)
           }
@@ -408,5 +454,14 @@ export const serveCommand = (y: Argv): Argv =>
           }
           return true
         }),
-    (a) => serve(settingsFromFlags(a))
+    async (a) => {
+      // Checked above; a failure here is the environment changing in between.
+      const cluster = clusterSettings(clusterArgsOf(a), process.env)
+      if (E.isLeft(cluster)) {
+        process.stderr.write(`isthmus serve: ${cluster.left}\n`)
+        process.exitCode = 1
+        return
+      }
+      await serve(settingsFromFlags(a, cluster.right))
+    }
   )

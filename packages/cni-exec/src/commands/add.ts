@@ -57,6 +57,7 @@ import {
   routesOf,
   toCniError,
   toCniResult,
+  clusterConflict,
   toContrailNetworkSpec,
   toDelegatedNetworkSpec,
   toIpamNetworkSpec,
@@ -88,6 +89,8 @@ type Routes = ReturnType<typeof routesOf>
 /** @category commands */
 export const add = (ctx: CommandContext): CommandTask => {
   const { conf } = ctx.netconf
+  const conflict = clusterConflict(conf, ctx.runtime.selfNames)
+  if (conflict !== undefined) return TE.left(conflict)
   if (isIpamCall(conf, ctx.runtime.selfNames)) {
     return conf.contrail === undefined
       ? ipamAdd(ctx)

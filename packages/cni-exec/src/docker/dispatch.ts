@@ -11,6 +11,7 @@ import type { CommandContext, CommandTask } from '../commands/context.js'
 import type { Command } from '../protocol/Env.js'
 import { Code, cniError, type CniError } from '../protocol/Error.js'
 import type { DockerConf } from '../protocol/NetConf.js'
+import { clusterConflict } from '../translate.js'
 import type { DockerClient } from '@isthmus/core'
 import { connectAdd, connectCheck, connectDel, connectGc, connectStatus, dockerReady, type Shim } from './connect.js'
 import { dropIfEmpty, onDockerNetwork } from './network.js'
@@ -92,6 +93,9 @@ const viaDocker =
         cniError(Code.InvalidConfig, 'invalid network config', 'dockerConnect and dockerNetwork exclude each other')
       )
     }
+    // A cluster netconf with a Docker section is refused before Docker is asked (ADD, CHECK).
+    const conflict = clusterConflict(ctx.netconf.conf, ctx.runtime.selfNames)
+    if (conflict !== undefined && (command === 'ADD' || command === 'CHECK')) return TE.left(conflict)
     const section = (dockerConnect ?? dockerNetwork) as DockerConf
     return pipe(
       TE.fromEither(shimFor(ctx, section)),

@@ -6,7 +6,16 @@
  * messages; `IsthmusConf` is this plugin's view of the rest.
  */
 import * as t from 'io-ts'
-import { Cidr, IfName, IpAddress, isChainPrefix, LogLevel, type NetworkId, Subnet } from '@isthmus/core'
+import {
+  Cidr,
+  ClusterNetworkName,
+  IfName,
+  IpAddress,
+  isChainPrefix,
+  LogLevel,
+  type NetworkId,
+  Subnet
+} from '@isthmus/core'
 
 // -------------------------------------------------------------------------------------
 // small codecs
@@ -326,6 +335,11 @@ export const IsthmusConf = t.partial(
     contrail: ContrailConf,
     dockerConnect: DockerConf,
     dockerNetwork: DockerConf,
+    /**
+     * The cluster network this netconf joins (multi-host, docs/multi-host.md): the network option
+     * `isthmus.cluster`; only a daemon running in cluster mode serves it.
+     */
+    cluster: ClusterNetworkName,
     runtimeConfig: RuntimeConfig,
     args: ArgsConf,
     prevResult: t.UnknownRecord,

@@ -99,6 +99,17 @@ const main = async (): Promise<void> => {
       const lost = { code: 11, msg: 'isthmus daemon did not answer', details: `${plan.socket}: ${handed.why}` }
       return answer({ stdout: errorDocument(lost, versionOf(text)), stderr: '', exitCode: 1 })
     }
+    if (handed?._tag === 'NotHandled' && plan._tag === 'HandOff' && plan.cluster !== undefined) {
+      // Code 11: a cluster network lives in its daemon (etcd, the overlay); this process cannot serve it.
+      const absent = {
+        code: 11,
+        msg: 'isthmus daemon not reachable',
+        details:
+          `cluster network ${plan.cluster} is served by \`isthmus serve --cluster\` on ${plan.socket} ` +
+          `(the netconf's "daemon"), and none answers there: ${handed.why}`
+      }
+      return answer({ stdout: errorDocument(absent, versionOf(text)), stderr: '', exitCode: 1 })
+    }
     if (handed?._tag === 'NotHandled' && handed.untrusted === true) {
       await write(
         process.stderr,

@@ -61,7 +61,8 @@ export const clusterNetwork = (
       )
     )
   }
-  if (!spec.managedAddresses) {
+  // Docker with isthmus's IPAM: the addresses are Docker's IPAM calls, on pools of ours (poolId).
+  if (!spec.managedAddresses && spec.subnets.some((r) => r.poolId === undefined)) {
     return TE.left(
       invalidConfig(
         `cluster network ${name} needs isthmus's own IPAM (Docker: --ipam-driver isthmus) to hand out its blocks`

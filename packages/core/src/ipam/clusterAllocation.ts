@@ -8,12 +8,13 @@
  * its block is still the host's: a block being given back by another process of this host (a CNI
  * executable beside the daemon) is either seen here, or sees this lease and is kept.
  */
+import type * as E from 'fp-ts/lib/Either.js'
 import * as O from 'fp-ts/lib/Option.js'
 import * as T from 'fp-ts/lib/Task.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import { invalidConfig, notFound, transient, type CoreError } from '../errors.js'
-import type { AddressSpace } from '../ids.js'
+import type { AddressSpace, PoolId } from '../ids.js'
 import type { IpAddress } from '../model/Address.js'
 import { clusterNameOf } from '../model/Cluster.js'
 import type { Lease, LeaseOwner } from '../model/Ipam.js'
@@ -26,6 +27,26 @@ import type { LeaseDeps } from './lease.js'
 import { rangesKey } from './Pools.js'
 import { forbiddenReason } from './Range.js'
 import { releaseLease } from './release.js'
+
+/**
+ * The claim of a pool's next block under way in this process, if any. Allocations that find the
+ * pool full while one runs wait for it and share its outcome instead of queueing for the space
+ * lock one after the other: with etcd cut off silently, each would otherwise wait the deadline
+ * in its turn, the last of n after n deadlines; now they all fail when the one claim does.
+ */
+const claiming = new WeakMap<Hints, Map<PoolId, Promise<E.Either<CoreError, void>>>>()
+
+const sharedClaim =
+  (hints: Hints, pool: PoolId, claim: TE.TaskEither<CoreError, void>): TE.TaskEither<CoreError, void> =>
+  () => {
+    const running = claiming.get(hints) ?? new Map<PoolId, Promise<E.Either<CoreError, void>>>()
+    claiming.set(hints, running)
+    const under = running.get(pool)
+    if (under !== undefined) return under
+    const started = claim().finally(() => running.delete(pool))
+    running.set(pool, started)
+    return started
+  }
 
 // Rounds of "claim a block, try again" one allocation may take: each round some host claimed a
 // block, so only a storm of allocations on a nearly full network gets this far.
@@ -81,7 +102,9 @@ export const clusterLease =
                   )
                 )
               : pipe(
-                  claimFor(deps, deps.cluster, hints, pool, want),
+                  want._tag === 'Next'
+                    ? sharedClaim(hints, pool.id, claimFor(deps, deps.cluster, hints, pool, want))
+                    : claimFor(deps, deps.cluster, hints, pool, want),
                   TE.chain(() => attempt(rounds - 1))
                 )
 

@@ -38,10 +38,16 @@ export interface ClusterSettings {
   /** The MTU of the hosts' underlay network (default 1500). */
   readonly underlayMtu?: number
   readonly overhead: number
+  /** Blocks of a network this host defines without `isthmus.cluster.block` (`serve --block-size`; default 26). */
+  readonly blockPrefix?: number
 }
 
 /** VXLAN over IPv4 on a 1500-byte underlay. @category constants */
-export const DEFAULT_CLUSTER_SETTINGS: Required<ClusterSettings> = { underlayMtu: 1500, overhead: 50 }
+export const DEFAULT_CLUSTER_SETTINGS: Required<ClusterSettings> = {
+  underlayMtu: 1500,
+  overhead: 50,
+  blockPrefix: DEFAULT_BLOCK_PREFIX
+}
 
 /** What the IPAM needs to serve cluster pools: the cluster, and this host's name in it. @category model */
 export interface ClusterIpamDeps {
@@ -166,7 +172,7 @@ const newNetwork = (
     E.bind('blockPrefix', () =>
       pipe(
         intOption(req.options, CLUSTER_BLOCK_OPTION, 1, family === 4 ? 32 : 128),
-        E.chain((p) => checkBlockPrefix(subnet, p ?? DEFAULT_BLOCK_PREFIX))
+        E.chain((p) => checkBlockPrefix(subnet, p ?? settings.blockPrefix))
       )
     ),
     E.bind('vni', () => intOption(req.options, CLUSTER_VNI_OPTION, 1, MAX_VNI)),
