@@ -28,7 +28,7 @@ import { fileStore } from '@isthmus/store-fs'
 import { daemonSocketOf } from '../src/index.js'
 import { DEFAULT_DAEMON_SOCKET, type HandoffServer } from '@isthmus/handoff'
 import { cniHandoffServer, linuxRuntime } from '@isthmus/wiring'
-import { startPlugin, type PluginProcess } from '@isthmus/testkit'
+import { startPlugin, waitUntil, type PluginProcess } from '@isthmus/testkit'
 import {
   addresses,
   cniEnv,
@@ -118,7 +118,12 @@ describe('hand-off to a running daemon', () => {
         ['DEL', 0]
       ]
     )
-    assert.deepEqual(addresses('eth0', ns.name), [])
+    // The daemon answers DEL before the kernel has removed the pair (deferLinkRemoval): it goes soon after.
+    await waitUntil(
+      'the sandbox interface to go',
+      () => Promise.resolve(addresses('eth0', ns.name).length === 0),
+      5_000
+    )
   })
 
   it("an error is the daemon envelope's, in the protocol form", async () => {

@@ -3,7 +3,7 @@
  * in the root namespace, with a fourth isthmus daemon there joined to the underlay (its plugin
  * socket the one dockerd looks up: /run/docker/plugins/<name>.sock, a name of this run's own), makes
  * `docker network create -d <it> --ipam-driver <it> -o isthmus.cluster=<net> --subnet S`; a
- * container on it and a CNI sandbox on another host ping each other, both ways; a CNI sandbox on
+ * container on it and CNI sandboxes on two other hosts (of three) ping each other, both ways; a CNI sandbox on
  * the Docker host joins the Docker network (`dockerNetwork`) and reaches both.
  *
  * Runs when a dockerd answers at /var/run/docker.sock; under CI=true it never skips (a dockerd of
@@ -27,7 +27,7 @@ import { addressOf, buildSea, pings, startCluster, type TestCluster } from './cl
 const prefix = uniquePrefix('imd')
 const dockerAnswers = async (): Promise<boolean> => (await docker('info', '--format', '{{.ServerVersion}}')).code === 0
 
-describe('multi-host: a Docker container and CNI sandboxes on two hosts', { timeout: 300_000 }, async () => {
+describe('multi-host: a Docker container and CNI sandboxes on three hosts', { timeout: 300_000 }, async () => {
   const ci = process.env['CI'] === 'true'
   const answers = await dockerAnswers()
   const skip = !answers && !ci ? 'no dockerd answers at /var/run/docker.sock (CI=true starts one)' : false
@@ -44,7 +44,7 @@ describe('multi-host: a Docker container and CNI sandboxes on two hosts', { time
     buildSea()
     daemon = await ensureDockerd()
     image = await ensureBusyboxImage()
-    c = await startCluster(prefix, { hosts: 2, rootHost: true, leaseTtl: 5 })
+    c = await startCluster(prefix, { hosts: 3, rootHost: true, leaseTtl: 5 })
   })
   after(async () => {
     await removeDockerObjects(prefix).catch(() => undefined)
@@ -88,6 +88,18 @@ describe('multi-host: a Docker container and CNI sandboxes on two hosts', { time
         `the container (${inDocker}) pings the sandbox on h1 (${inCni})`
       )
       assert.ok(await pings(sb.name, inDocker, 5), `the sandbox on h1 (${inCni}) pings the container (${inDocker})`)
+
+      // A third host: its sandbox and the container reach each other too, and it reaches h1's.
+      const h2 = cluster.hosts[1]!
+      const sb2 = cluster.sandbox('c2')
+      const out2 = await h2.cni('ADD', `${prefix}-c2`, sb2.path, cluster.conf(h2, network))
+      assert.equal(out2.code, 0, `${out2.stdout} ${out2.stderr}`)
+      const inCni2 = addressOf(out2)!
+      assert.ok(await containerPings(container, inCni2, 5), `the container pings the sandbox on h2 (${inCni2})`)
+      assert.ok(await pings(sb2.name, inDocker, 5), 'the sandbox on h2 pings the container')
+      assert.ok(await pings(sb2.name, inCni, 5), 'the sandbox on h2 pings the one on h1')
+      const del2 = await h2.cni('DEL', `${prefix}-c2`, sb2.path, cluster.conf(h2, network))
+      assert.equal(del2.code, 0, del2.stdout)
 
       // On the Docker host, CNI joins the Docker network (one network there): dockerNetwork, no cluster key.
       const sb0 = cluster.sandbox('c0')

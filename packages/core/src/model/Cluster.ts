@@ -9,21 +9,25 @@ import { IpAddress, MacAddress, Subnet } from './Address.js'
 // A DNS label or a dotted name: what `hostname` prints, and what a Docker -o value may carry.
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/
 
+// One codec for both names: what they accept is the same, only their brand differs.
+const nameCodec = <A extends string>(name: string, what: string): t.Type<A, string> =>
+  new t.Type<A, string, unknown>(
+    name,
+    (u): u is A => typeof u === 'string' && NAME.test(u),
+    (u, c) =>
+      typeof u === 'string' && NAME.test(u)
+        ? t.success(u as A)
+        : t.failure(u, c, `${what} (letters, digits, _ . -; at most 63)`),
+    (a) => a
+  )
+
 export interface HostNameBrand {
   readonly HostName: unique symbol
 }
 /** A cluster host's name (its hostname by default). @category model */
 export type HostName = string & HostNameBrand
 /** @category codecs */
-export const HostName = new t.Type<HostName, string, unknown>(
-  'HostName',
-  (u): u is HostName => typeof u === 'string' && NAME.test(u),
-  (u, c) =>
-    typeof u === 'string' && NAME.test(u)
-      ? t.success(u as HostName)
-      : t.failure(u, c, 'a host name (letters, digits, _ . -; at most 63)'),
-  (a) => a
-)
+export const HostName = nameCodec<HostName>('HostName', 'a host name')
 
 export interface ClusterNetworkNameBrand {
   readonly ClusterNetworkName: unique symbol
@@ -31,15 +35,7 @@ export interface ClusterNetworkNameBrand {
 /** The name every host gives one cluster network (Docker `-o isthmus.cluster=<name>`). @category model */
 export type ClusterNetworkName = string & ClusterNetworkNameBrand
 /** @category codecs */
-export const ClusterNetworkName = new t.Type<ClusterNetworkName, string, unknown>(
-  'ClusterNetworkName',
-  (u): u is ClusterNetworkName => typeof u === 'string' && NAME.test(u),
-  (u, c) =>
-    typeof u === 'string' && NAME.test(u)
-      ? t.success(u as ClusterNetworkName)
-      : t.failure(u, c, 'a cluster network name (letters, digits, _ . -; at most 63)'),
-  (a) => a
-)
+export const ClusterNetworkName = nameCodec<ClusterNetworkName>('ClusterNetworkName', 'a cluster network name')
 
 /**
  * The network option that makes a network a cluster network: Docker `-o isthmus.cluster=<name>`
