@@ -167,6 +167,13 @@ const newNetwork = (
 ): E.Either<CoreError, ClusterNetwork> => {
   const family = familyOf(subnet)
   const b = boundsOf(subnet)
+  // The overlay routes IPv4 blocks only (VXLAN over an IPv4 underlay, proxy ARP): an IPv6 cluster
+  // network would be defined, addressed, and never reach another host.
+  if (family !== 4) {
+    return E.left(
+      invalidConfig(`cluster network ${req.name}: ${subnet} is an IPv6 subnet; cluster networks are IPv4 only`)
+    )
+  }
   return pipe(
     E.Do,
     E.bind('blockPrefix', () =>

@@ -152,6 +152,22 @@ describe('control plane: cluster networks', () => {
     )
   })
 
+  it('an IPv6 subnet is refused: the overlay routes IPv4 blocks only', async () => {
+    const h = hostEnv(memoryCluster(), 'h1')
+    const e = await left(
+      h.run(
+        ensureNetwork(
+          spec({ id: 'v6' as NetworkId, subnets: [subnet('fd00:40::/64')], options: { [CLUSTER_OPTION]: 'six' } })
+        )
+      )
+    )
+    assert.match(
+      describeError(e),
+      /cluster network six: fd00:40::\/64 is an IPv6 subnet; cluster networks are IPv4 only/
+    )
+    assert.equal(O.isNone(await right(h.store.networks.get('v6' as NetworkId))), true)
+  })
+
   it('without a cluster store, a cluster network is refused with a sentence saying so', async () => {
     const store = memoryStore()
     const ipam = makeIpam({ store, clock: { now: () => new Date() } })
