@@ -1,12 +1,23 @@
 /**
- * The cluster flags of `isthmus serve` and `isthmus hosts` (multi-host, docs/multi-host.md); their
- * meaning and checks are @isthmus/wiring's `clusterSettings`. The etcd password is read from
- * ISTHMUS_ETCD_PASSWORD only: a flag's value is visible to every user in `ps`.
+ * The cluster flags of `isthmus serve` and `isthmus hosts` (multi-host, docs/multi-host.md), and
+ * the store flags of the inspection commands; their meaning and checks are @isthmus/wiring's
+ * `clusterSettings`. The etcd password is read from ISTHMUS_ETCD_PASSWORD only: a flag's value is
+ * visible to every user in `ps`.
  */
 import { hostname } from 'node:os'
+import { resolve } from 'node:path'
 import * as E from 'fp-ts/lib/Either.js'
 import type { Argv } from 'yargs'
-import { CLUSTER_DEFAULTS, clusterSettings, ETCD_PASSWORD_VAR, type ClusterArgs } from '@isthmus/wiring'
+import { DEFAULT_STATE_DIR } from '@isthmus/core'
+import {
+  CLUSTER_DEFAULTS,
+  clusterSettings,
+  ETCD_PASSWORD_VAR,
+  etcdStoreOf,
+  STORE_KINDS,
+  type ClusterArgs,
+  type StoreSettings
+} from '@isthmus/wiring'
 
 /** The flags that say how to reach the cluster's etcd (every cluster command). */
 export const etcdFlags = <T>(y: Argv<T>) =>
@@ -89,3 +100,65 @@ export const checkClusterFlags =
     if (E.isLeft(s)) throw new Error(s.left)
     return true
   }
+
+/**
+ * The flags of a command that reads one host's store (`leases`, `networks`, `quarantine`): the
+ * state directory, or with `--store etcd` the cluster's etcd flags and whose records to read.
+ */
+export const storeFlags = <T>(y: Argv<T>) =>
+  etcdFlags(y)
+    .option('store', {
+      choices: STORE_KINDS,
+      default: 'file',
+      describe: "where the host's own records are kept: files under --state-dir, or etcd (with --cluster)"
+    })
+    .option('state-dir', { type: 'string', default: DEFAULT_STATE_DIR, describe: 'the state directory to read' })
+    .option('host-name', {
+      type: 'string',
+      describe: "with --store etcd: the host whose records to read (default: this machine's hostname)"
+    })
+
+/** The parsed store flags. */
+export interface StoreArgs extends ClusterArgs {
+  /** `file` when absent. */
+  readonly store?: string | undefined
+  readonly stateDir: string
+}
+
+/** The parsed store flags (yargs's camel-case keys). */
+export const storeArgsOf = (a: Readonly<Record<string, unknown>>): StoreArgs => ({
+  ...clusterArgsOf(a),
+  store: typeof a['store'] === 'string' ? a['store'] : undefined,
+  stateDir: typeof a['stateDir'] === 'string' ? a['stateDir'] : DEFAULT_STATE_DIR
+})
+
+const ETCD_ONLY: ReadonlyArray<[keyof ClusterArgs, string]> = [
+  ['cluster', 'cluster'],
+  ['etcdEndpoints', 'etcd-endpoints'],
+  ['etcdCa', 'etcd-ca'],
+  ['etcdCert', 'etcd-cert'],
+  ['etcdKey', 'etcd-key'],
+  ['etcdUser', 'etcd-user'],
+  ['etcdDeadline', 'etcd-deadline'],
+  ['hostName', 'host-name']
+]
+
+/**
+ * The store a reading command opens (it never sweeps: a daemon or CNI call may be at work in it),
+ * or the sentence naming the flag that is wrong, missing, or given without `--store etcd`.
+ */
+export const storeSettingsOf = (
+  a: StoreArgs,
+  env: Readonly<Record<string, string | undefined>>
+): E.Either<string, StoreSettings> => {
+  if ((a.store ?? 'file') !== 'etcd') {
+    const stray = ETCD_ONLY.filter(([k]) => a[k] !== undefined).map(([, f]) => `--${f}`)
+    return stray.length > 0
+      ? E.left(`${stray.join(', ')}: only with --store etcd`)
+      : E.right({ kind: 'file', stateDir: resolve(a.stateDir), sweepOnOpen: false })
+  }
+  const s = clusterSettings(a, env, { underlay: false })
+  if (E.isLeft(s)) return s
+  if (s.right === undefined) return E.left('--store etcd needs --cluster <name> --etcd-endpoints URL[,URL]')
+  return E.right({ kind: 'etcd', etcd: etcdStoreOf(s.right), sweepOnOpen: false })
+}

@@ -1,10 +1,10 @@
 /**
  * `isthmus leases`: the live attachments (Docker and CNI) and the other held addresses, read
- * from the state directory itself, so it works with or without a running daemon. A table by
+ * from the host's store itself (the state directory, or its records in etcd with `--store etcd`),
+ * so it works with or without a running daemon. A table by
  * default; with `--json`, the document `/IpamDriver.Leases` answers, alone on stdout.
  */
 import { stat } from 'node:fs/promises'
-import { resolve } from 'node:path'
 import * as E from 'fp-ts/lib/Either.js'
 import type * as RTE from 'fp-ts/lib/ReaderTaskEither.js'
 import type { Argv } from 'yargs'
@@ -20,6 +20,7 @@ import {
 import { leasesAnswer } from '@isthmus/cnm-server'
 import { Inspect } from '@isthmus/cnm-server/protocol'
 import { openStore } from '@isthmus/wiring'
+import { storeArgsOf, storeFlags, storeSettingsOf, type StoreArgs } from './clusterOptions.js'
 
 /** Where a command's text goes (the handlers pass process.stdout and process.stderr). */
 export interface Output {
@@ -33,28 +34,39 @@ export const processOutput: Output = {
 }
 
 /**
- * Run a read-only query on the state directory; the exit code. The directory must exist: a
- * listing must not create an empty state where the user mistyped a path. Opening does not sweep
- * (a daemon or CNI process may be working in it).
+ * Run a read-only query on the store the flags name; the exit code. A state directory must exist:
+ * a listing must not create an empty state where the user mistyped a path. An etcd store is asked
+ * nothing before the query, whose first call fails within --etcd-deadline when etcd is away.
  */
-export const queryStateDir = async <A>(
-  dir: string,
+export const queryStore = async <A>(
+  a: StoreArgs,
   query: RTE.ReaderTaskEither<Pick<Env, 'store'>, CoreError, A>,
   print: (a: A) => void,
   o: Output
 ): Promise<number> => {
-  const stateDir = resolve(dir)
-  const isDir = await stat(stateDir).then(
-    (s) => s.isDirectory(),
-    () => false
-  )
-  if (!isDir) {
-    o.err(`isthmus: no state directory at ${stateDir} (see --state-dir)\n`)
+  const settings = storeSettingsOf(a, process.env)
+  if (E.isLeft(settings)) {
+    o.err(`isthmus: ${settings.left}\n`)
     return 1
   }
-  const opened = await openStore({ stateDir, sweepOnOpen: false })()
+  const s = settings.right
+  const where =
+    s.etcd === undefined
+      ? (s.stateDir ?? DEFAULT_STATE_DIR)
+      : `the records of host ${s.etcd.host} in cluster ${s.etcd.cluster} (etcd at ${s.etcd.connection.endpoints.join(',')})`
+  if (s.etcd === undefined) {
+    const isDir = await stat(where).then(
+      (st) => st.isDirectory(),
+      () => false
+    )
+    if (!isDir) {
+      o.err(`isthmus: no state directory at ${where} (see --state-dir)\n`)
+      return 1
+    }
+  }
+  const opened = await openStore(s)()
   if (E.isLeft(opened)) {
-    o.err(`isthmus: cannot open ${stateDir}: ${describe(opened.left)}\n`)
+    o.err(`isthmus: cannot open ${where}: ${describe(opened.left)}\n`)
     return 1
   }
   try {
@@ -111,15 +123,14 @@ export const leasesTable = (v: LeasesView): string => {
   return `${attachments}\nReserved (not attachments):\n${reserved}`
 }
 
-export interface LeasesArgs {
-  readonly stateDir: string
+export interface LeasesArgs extends StoreArgs {
   readonly network?: string | undefined
   readonly json: boolean
 }
 
 export const leases = (a: LeasesArgs, o: Output = processOutput): Promise<number> =>
-  queryStateDir(
-    a.stateDir,
+  queryStore(
+    a,
     inspectLeases(a.network === undefined ? {} : { network: a.network }),
     (v) => o.out(a.json ? json(Inspect.LeasesResponse.encode(leasesAnswer(v))) : leasesTable(v)),
     o
@@ -128,10 +139,9 @@ export const leases = (a: LeasesArgs, o: Output = processOutput): Promise<number
 export const leasesCommand = (y: Argv): Argv =>
   y.command(
     'leases',
-    'List the live attachments (Docker and CNI) and the other held addresses, from the state directory',
+    "List the live attachments (Docker and CNI) and the other held addresses, from the host's store",
     (c) =>
-      c
-        .option('state-dir', { type: 'string', default: DEFAULT_STATE_DIR, describe: 'the state directory to read' })
+      storeFlags(c)
         .option('network', { type: 'string', describe: 'only this network (id, name or id prefix)' })
         .option('json', {
           type: 'boolean',
@@ -139,6 +149,6 @@ export const leasesCommand = (y: Argv): Argv =>
           describe: 'print the /IpamDriver.Leases JSON document instead of a table'
         }),
     async (a) => {
-      process.exitCode = await leases({ stateDir: a.stateDir, network: a.network, json: a.json })
+      process.exitCode = await leases({ ...storeArgsOf(a), network: a.network, json: a.json })
     }
   )

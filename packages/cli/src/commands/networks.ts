@@ -1,13 +1,15 @@
 /**
  * `isthmus networks`: every network with its subnets, pools and how full they are, read from the
- * state directory itself (with or without a running daemon). A table by default; with `--json`,
+ * host's store itself (the state directory, or etcd with `--store etcd`; with or without a
+ * running daemon). A table by default; with `--json`,
  * the document `/IpamDriver.Networks` answers, alone on stdout.
  */
 import type { Argv } from 'yargs'
-import { DEFAULT_STATE_DIR, inspectNetworks, type NetworksView, type PoolUsage } from '@isthmus/core'
+import { inspectNetworks, type NetworksView, type PoolUsage } from '@isthmus/core'
 import { networksAnswer } from '@isthmus/cnm-server'
 import { Inspect } from '@isthmus/cnm-server/protocol'
-import { json, processOutput, queryStateDir, table, type Output } from './leases.js'
+import { storeArgsOf, storeFlags, type StoreArgs } from './clusterOptions.js'
+import { json, processOutput, queryStore, table, type Output } from './leases.js'
 
 const usage = (p: PoolUsage): string => `${p.poolId} ${p.used}/${p.size}`
 
@@ -35,14 +37,13 @@ export const networksTable = (v: NetworksView): string => {
   return `${networks}\nPools of no isthmus network (another driver on isthmus IPAM):\n${pools}`
 }
 
-export interface NetworksArgs {
-  readonly stateDir: string
+export interface NetworksArgs extends StoreArgs {
   readonly json: boolean
 }
 
 export const networks = (a: NetworksArgs, o: Output = processOutput): Promise<number> =>
-  queryStateDir(
-    a.stateDir,
+  queryStore(
+    a,
     inspectNetworks,
     (v) => o.out(a.json ? json(Inspect.NetworksResponse.encode(networksAnswer(v))) : networksTable(v)),
     o
@@ -51,16 +52,14 @@ export const networks = (a: NetworksArgs, o: Output = processOutput): Promise<nu
 export const networksCommand = (y: Argv): Argv =>
   y.command(
     'networks',
-    'List the networks with their subnets, pools and usage, from the state directory',
+    "List the networks with their subnets, pools and usage, from the host's store",
     (c) =>
-      c
-        .option('state-dir', { type: 'string', default: DEFAULT_STATE_DIR, describe: 'the state directory to read' })
-        .option('json', {
-          type: 'boolean',
-          default: false,
-          describe: 'print the /IpamDriver.Networks JSON document instead of a table'
-        }),
+      storeFlags(c).option('json', {
+        type: 'boolean',
+        default: false,
+        describe: 'print the /IpamDriver.Networks JSON document instead of a table'
+      }),
     async (a) => {
-      process.exitCode = await networks({ stateDir: a.stateDir, json: a.json })
+      process.exitCode = await networks({ ...storeArgsOf(a), json: a.json })
     }
   )

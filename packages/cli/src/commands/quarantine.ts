@@ -1,15 +1,17 @@
 /**
  * `isthmus quarantine`: the records the store found unreadable and moved aside (what each was,
- * when and why, where its bytes are), read from the state directory itself, with or without a
- * running daemon. A table by default; with `--json`, `{"records": [...]}` alone on stdout.
+ * when and why, where its bytes are), read from the host's store itself (the state directory, or
+ * etcd with `--store etcd`), with or without a running daemon. A table by default; with
+ * `--json`, `{"records": [...]}` alone on stdout.
  * `isthmus quarantine drop <id>...` forgets entries and their bytes; a lease's entry also frees
  * the address its hold kept.
  */
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import type { Argv } from 'yargs'
-import { DEFAULT_STATE_DIR, type CoreError, type Env, type QuarantinedRecord } from '@isthmus/core'
-import { json, processOutput, queryStateDir, table, type Output } from './leases.js'
+import type { CoreError, Env, QuarantinedRecord } from '@isthmus/core'
+import { storeArgsOf, storeFlags, type StoreArgs } from './clusterOptions.js'
+import { json, processOutput, queryStore, table, type Output } from './leases.js'
 
 const listQuery = ({ store }: Pick<Env, 'store'>) => store.quarantine.list()
 
@@ -30,16 +32,14 @@ export const quarantineTable = (records: ReadonlyArray<QuarantinedRecord>): stri
   return `${rows}${note}`
 }
 
-export interface QuarantineArgs {
-  readonly stateDir: string
+export interface QuarantineArgs extends StoreArgs {
   readonly json: boolean
 }
 
 export const quarantineList = (a: QuarantineArgs, o: Output = processOutput): Promise<number> =>
-  queryStateDir(a.stateDir, listQuery, (records) => o.out(a.json ? json({ records }) : quarantineTable(records)), o)
+  queryStore(a, listQuery, (records) => o.out(a.json ? json({ records }) : quarantineTable(records)), o)
 
-export interface DropArgs {
-  readonly stateDir: string
+export interface DropArgs extends StoreArgs {
   readonly ids: ReadonlyArray<string>
 }
 
@@ -68,8 +68,8 @@ const dropQuery =
 
 export const quarantineDrop = async (a: DropArgs, o: Output = processOutput): Promise<number> => {
   let missing = 0
-  const code = await queryStateDir(
-    a.stateDir,
+  const code = await queryStore(
+    a,
     dropQuery(a.ids),
     (results) => {
       for (const r of results) {
@@ -94,8 +94,7 @@ export const quarantineCommand = (y: Argv): Argv =>
     'quarantine',
     'List the records found unreadable and moved aside (kind, object, when, why, where the bytes are); drop entries',
     (c) =>
-      c
-        .option('state-dir', { type: 'string', default: DEFAULT_STATE_DIR, describe: 'the state directory to read' })
+      storeFlags(c)
         .command(
           '$0',
           'List the quarantined records',
@@ -106,7 +105,7 @@ export const quarantineCommand = (y: Argv): Argv =>
               describe: 'print {"records": [...]} as JSON instead of a table'
             }),
           async (l) => {
-            process.exitCode = await quarantineList({ stateDir: l.stateDir, json: l.json })
+            process.exitCode = await quarantineList({ ...storeArgsOf(l), json: l.json })
           }
         )
         .command(
@@ -115,7 +114,7 @@ export const quarantineCommand = (y: Argv): Argv =>
           (d) =>
             d.positional('ids', { type: 'string', array: true, demandOption: true, describe: 'entry ids, as listed' }),
           async (d) => {
-            process.exitCode = await quarantineDrop({ stateDir: d.stateDir, ids: d.ids })
+            process.exitCode = await quarantineDrop({ ...storeArgsOf(d), ids: d.ids })
           }
         ),
     () => undefined
