@@ -192,13 +192,18 @@ const flag = <A>(name: string, codec: t.Type<A, unknown>, value: unknown): E.Eit
 
 const given = (v: string | undefined): v is string => v !== undefined && v !== ''
 
-const CLUSTER_ONLY: ReadonlyArray<[keyof ClusterArgs, string]> = [
+/** The etcd connection flags, by their ClusterArgs key. @category constants */
+export const ETCD_FLAGS: ReadonlyArray<readonly [keyof ClusterArgs, string]> = [
   ['etcdEndpoints', 'etcd-endpoints'],
   ['etcdCa', 'etcd-ca'],
   ['etcdCert', 'etcd-cert'],
   ['etcdKey', 'etcd-key'],
   ['etcdUser', 'etcd-user'],
-  ['etcdDeadline', 'etcd-deadline'],
+  ['etcdDeadline', 'etcd-deadline']
+]
+
+const CLUSTER_ONLY: ReadonlyArray<readonly [keyof ClusterArgs, string]> = [
+  ...ETCD_FLAGS,
   ['underlayIp', 'underlay-ip'],
   ['underlayDev', 'underlay-dev'],
   ['underlayMtu', 'underlay-mtu'],

@@ -30,6 +30,7 @@ export {
   ClusterName,
   ClusterSettings,
   clusterSettings,
+  ETCD_FLAGS,
   ETCD_PASSWORD_VAR,
   EtcdConnection,
   EtcdUrl,

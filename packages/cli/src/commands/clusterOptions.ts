@@ -12,6 +12,7 @@ import { DEFAULT_STATE_DIR } from '@isthmus/core'
 import {
   CLUSTER_DEFAULTS,
   clusterSettings,
+  ETCD_FLAGS,
   ETCD_PASSWORD_VAR,
   etcdStoreOf,
   STORE_KINDS,
@@ -132,14 +133,9 @@ export const storeArgsOf = (a: Readonly<Record<string, unknown>>): StoreArgs => 
   stateDir: typeof a['stateDir'] === 'string' ? a['stateDir'] : DEFAULT_STATE_DIR
 })
 
-const ETCD_ONLY: ReadonlyArray<[keyof ClusterArgs, string]> = [
+const ETCD_ONLY: ReadonlyArray<readonly [keyof ClusterArgs, string]> = [
   ['cluster', 'cluster'],
-  ['etcdEndpoints', 'etcd-endpoints'],
-  ['etcdCa', 'etcd-ca'],
-  ['etcdCert', 'etcd-cert'],
-  ['etcdKey', 'etcd-key'],
-  ['etcdUser', 'etcd-user'],
-  ['etcdDeadline', 'etcd-deadline'],
+  ...ETCD_FLAGS,
   ['hostName', 'host-name']
 ]
 
