@@ -13,6 +13,7 @@ export * from './deleteEndpoint.js'
 export * from './gc.js'
 export { getEndpoint, getNetwork, listEndpoints, loadEndpoint, loadNetwork } from './records.js'
 export * from './inspect.js'
+export * from './readiness.js'
 // The rollback mechanism, for every operation of several steps outside the core too.
 export {
   begin,

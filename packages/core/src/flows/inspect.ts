@@ -265,7 +265,12 @@ const reservationKind = (o: LeaseOwner, endpoints: ReadonlySet<string>): Reserva
 const refOf = (o: LeaseOwner): string | undefined =>
   o.kind === 'aux' ? o.name : o.kind === 'runtime' ? o.ref : o.kind === 'endpoint' ? o.id : undefined
 
-const usageOf = (pool: Pool, leases: ReadonlyArray<Lease>): E.Either<CoreError, PoolUsage> =>
+/**
+ * How full a pool is, from its leases (any list that holds at least the pool's own).
+ *
+ * @category inspection
+ */
+export const usageOf = (pool: Pool, leases: ReadonlyArray<Lease>): E.Either<CoreError, PoolUsage> =>
   pipe(
     usableSpan({ subnet: pool.subnet, ranges: pool.ranges, excluded: excludedOf(pool) }),
     E.map((span) => {
