@@ -526,7 +526,8 @@ const gatewayOfFamily = (network: Network, f: Family): IpAddress | undefined =>
 /**
  * The sandbox's routes. `ipam.routes` as given (a route without `gw` goes via the gateway of its
  * family, as the reference installs it), plus a default route per family with
- * `isDefaultGateway`. Neither given: undefined, and core installs a default route per family.
+ * `isDefaultGateway`. Neither given: a default route per family marked `ifNone`, which the
+ * dataplane installs only in a sandbox without one (a second attachment, `net1`, keeps eth0's).
  *
  * @category utils
  */
@@ -535,7 +536,12 @@ export const routesOf = (
   network: Network,
   given: ReadonlyArray<RouteConf | ResultRoute> | undefined = conf.ipam?.routes
 ): ReadonlyArray<Route> | undefined => {
-  if (given === undefined && conf.isDefaultGateway === undefined) return undefined
+  if (given === undefined && conf.isDefaultGateway === undefined) {
+    return ([4, 6] as const).flatMap((f): Route[] => {
+      const gw = gatewayOfFamily(network, f)
+      return gw === undefined ? [] : [{ dst: (f === 4 ? '0.0.0.0/0' : '::/0') as Subnet, gw, ifNone: true }]
+    })
+  }
   const routes: Route[] = []
   for (const r of given ?? []) {
     const dst = networkOf(r.dst as Parameters<typeof networkOf>[0])

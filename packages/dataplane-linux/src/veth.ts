@@ -18,6 +18,7 @@ import { pipe } from 'fp-ts/lib/function.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import {
   alreadyExists,
+  dataplane,
   EndpointId,
   familyOf,
   invalidConfig,
@@ -31,6 +32,7 @@ import {
   type Network,
   type PlacedInterface,
   type Placement,
+  type Route,
   type SandboxKey
 } from '@isthmus/core'
 import { decodeLinks, isUp, type IpLink } from './iproute.js'
@@ -41,6 +43,7 @@ import {
   inNetns,
   ip,
   ipBatch,
+  ipArgv,
   ipBatchForced,
   isExists,
   isNoDevice,
@@ -372,9 +375,20 @@ const sysfsMac = (name: string, endpoint: Endpoint): E.Either<CoreError, MacAddr
   )
 }
 
+const routeLine = (verb: 'add' | 'replace', r: Route, ifName: string): IpCommand => [
+  'route',
+  verb,
+  r.dst,
+  ...(r.gw === undefined ? [] : ['via', r.gw]),
+  'dev',
+  ifName
+]
+
 /**
  * The commands that configure the moved link inside the sandbox. `replace` rather than `add`, so a
- * retried ADD converges instead of failing on what the first one did.
+ * retried ADD converges instead of failing on what the first one did; except a route marked
+ * `ifNone` (a default nobody asked for), which is added last, so that a sandbox's existing default
+ * route (eth0's, when this is net1) stops it with "File exists" instead of being replaced.
  */
 const configureLines = (endpoint: Endpoint, ifName: string): ReadonlyArray<IpCommand> => {
   const addrs = endpoint.addresses.map((a): IpCommand => [
@@ -387,18 +401,59 @@ const configureLines = (endpoint: Endpoint, ifName: string): ReadonlyArray<IpCom
     // IPv6 address by a second, which is why the reference plugin sets accept_dad=0.
     ...(familyOf(a.cidr) === 6 ? ['nodad'] : [])
   ])
-  // Exactly the endpoint's routes: createEndpoint already put a default route per family there
-  // when the caller gave none, and a CNI netconf's explicit `routes` must be all there is (as the
-  // reference bridge plugin installs only ipam.routes).
-  const routes = endpoint.routes.map((r): IpCommand => [
-    'route',
-    'replace',
-    r.dst,
-    ...(r.gw === undefined ? [] : ['via', r.gw]),
-    'dev',
-    ifName
-  ])
-  return [...addrs, ['link', 'set', 'dev', ifName, 'up'], ...routes, ['link', 'show', 'dev', ifName]]
+  // Exactly the endpoint's routes: the caller's (a CNI netconf's explicit `routes` must be all
+  // there is, as the reference bridge plugin installs only ipam.routes), or its defaults.
+  const routes = endpoint.routes.filter((r) => r.ifNone !== true).map((r) => routeLine('replace', r, ifName))
+  const soft = endpoint.routes.filter((r) => r.ifNone === true).map((r) => routeLine('add', r, ifName))
+  return [...addrs, ['link', 'set', 'dev', ifName, 'up'], ...routes, ...soft, ['link', 'show', 'dev', ifName]]
+}
+
+const failedLine = (stderr: string): number | undefined => {
+  const m = /Command failed -:(\d+)/.exec(stderr)
+  return m === null ? undefined : Number(m[1]) - 1
+}
+
+/**
+ * `head`, then the configuration of `ifName`, in one process inside the sandbox; returns what
+ * `ip -json` printed and, when the sandbox kept a default route of its own, the routes it got.
+ * Only when an `ifNone` route met one ("File exists"): one more process adds those of them that
+ * can go (every one is tried) and reads the link. A retried ADD whose first try installed such a
+ * route takes it for the sandbox's own; DEL removes it with the link either way.
+ */
+const configureIn = (
+  tools: Tools,
+  sandbox: SandboxKey,
+  head: ReadonlyArray<IpCommand>,
+  endpoint: Endpoint,
+  ifName: string
+): TE.TaskEither<CoreError, { readonly stdout: string; readonly routes?: ReadonlyArray<Route> }> => {
+  const lines = [...head, ...configureLines(endpoint, ifName)]
+  const soft = endpoint.routes.filter((r) => r.ifNone === true)
+  const firstSoft = lines.length - 1 - soft.length
+  return pipe(
+    ipBatch(tools, inNetns(sandbox), lines, { json: true }),
+    TE.map((stdout) => ({ stdout })),
+    TE.orElse((e) => {
+      const at = e._tag === 'Dataplane' ? failedLine(e.stderr) : undefined
+      if (!isExists(e) || at === undefined || at < firstSoft || at >= lines.length - 1) return TE.left(e)
+      const retry: ReadonlyArray<IpCommand> = [
+        ...soft.map((r) => routeLine('add', r, ifName)),
+        ['link', 'show', 'dev', ifName]
+      ]
+      return pipe(
+        ipBatchForced(tools, inNetns(sandbox), retry, { json: true }),
+        TE.chain((r) => {
+          const exists = (r.stderr.match(/File exists/g) ?? []).length
+          if (r.failed.some((i) => i >= soft.length) || exists < r.failed.length) {
+            const [file, argv] = ipArgv(tools, inNetns(sandbox), retry[r.failed[0] ?? 0] ?? [])
+            return TE.left(dataplane([file, ...argv], 1, r.stderr))
+          }
+          const kept = soft.filter((_, i) => r.failed.includes(i))
+          return TE.right({ stdout: r.stdout, routes: endpoint.routes.filter((x) => !kept.includes(x)) })
+        })
+      )
+    })
+  )
 }
 
 /**
@@ -428,29 +483,24 @@ export const placeInSandbox = (
         // Made in the sandbox by ensureVeth: rename it there and configure it, one process. The
         // rename is the first line and names our unique peerIfName, so a sandbox without our link
         // fails the batch before anything of its own is touched.
-        TE.chain(() =>
-          ipBatch(
-            tools,
-            inNetns(sandbox),
-            [['link', 'set', 'dev', n.peer, 'name', ifName], ...configureLines(endpoint, ifName)],
-            {
-              json: true
-            }
-          )
-        ),
+        TE.chain(() => configureIn(tools, sandbox, [['link', 'set', 'dev', n.peer, 'name', ifName]], endpoint, ifName)),
         TE.orElse((e) =>
           isNoDevice(e) && e._tag === 'Dataplane' && e.stderr.includes(`"${n.peer}"`)
             ? // Made in the host namespace (Docker-style, or ensureEndpoint without the placement):
               // move it in, renamed in the same request, then configure it.
               pipe(
                 moveIn(tools, endpoint, n, sandbox, ifName),
-                TE.chain(() => ipBatch(tools, inNetns(sandbox), configureLines(endpoint, ifName), { json: true }))
+                TE.chain(() => configureIn(tools, sandbox, [], endpoint, ifName))
               )
             : TE.left(e)
         ),
-        TE.chainEitherK((out) => decodeLinks(out)),
-        TE.chainEitherK((links) => macOf(links.find((l) => l.ifname === ifName))),
-        TE.map((mac): PlacedInterface => ({ ifName, mac, sandbox })),
+        TE.chain(({ stdout, routes }) =>
+          pipe(
+            TE.fromEither(decodeLinks(stdout)),
+            TE.chainEitherK((links) => macOf(links.find((l) => l.ifname === ifName))),
+            TE.map((mac): PlacedInterface => ({ ifName, mac, sandbox, ...(routes === undefined ? {} : { routes }) }))
+          )
+        ),
         TE.orElse((e) =>
           pipe(
             deleteVeth(tools, endpoint, bridge),

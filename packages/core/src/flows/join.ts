@@ -74,10 +74,12 @@ export const join = (endpointId: EndpointId, placement: Placement, options: Join
         ? RTE.right(undefined)
         : call((env) => env.dataplane.publishPorts({ endpoint, network }, endpoint.portMappings))
     ),
-    // 5. The endpoint record: sandbox and, when the plugin chose it, the name inside.
-    RTE.bind('joined', ({ endpoint, key }) => {
+    // 5. The endpoint record: sandbox and, when the plugin chose it, the name inside; the routes
+    //    the sandbox really got (a default it already had is not ours to report).
+    RTE.bind('joined', ({ endpoint, key, placed }) => {
       const joined: Endpoint = {
         ...endpoint,
+        ...(placed.routes !== undefined ? { routes: [...placed.routes] } : {}),
         ...(key !== undefined ? { sandbox: key } : {}),
         ...(placement._tag === 'PluginMoves' ? { sandboxIfName: placement.ifName } : {})
       }

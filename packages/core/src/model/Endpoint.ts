@@ -16,8 +16,14 @@ export const EndpointAddress = t.intersection(
 /** @category model */
 export type EndpointAddress = t.TypeOf<typeof EndpointAddress>
 
-/** A route inside the sandbox; no `gw` means on-link. @category codecs */
-export const Route = t.intersection([t.type({ dst: Subnet }), t.partial({ gw: IpAddress })], 'Route')
+/**
+ * A route inside the sandbox; no `gw` means on-link. `ifNone`: a default the caller did not ask
+ * for, installed only when the sandbox has no route to `dst` yet, so that a second attachment
+ * (CNI `net1`) does not take the default route of the first.
+ *
+ * @category codecs
+ */
+export const Route = t.intersection([t.type({ dst: Subnet }), t.partial({ gw: IpAddress, ifNone: t.boolean })], 'Route')
 /** @category model */
 export type Route = t.TypeOf<typeof Route>
 

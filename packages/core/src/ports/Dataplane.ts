@@ -7,7 +7,7 @@ import type * as TE from 'fp-ts/lib/TaskEither.js'
 import type { CoreError } from '../errors.js'
 import type { EndpointId, IfName, NetworkId, SandboxKey } from '../ids.js'
 import type { MacAddress } from '../model/Address.js'
-import type { Endpoint, PortMapping } from '../model/Endpoint.js'
+import type { Endpoint, PortMapping, Route } from '../model/Endpoint.js'
 import type { Network } from '../model/Network.js'
 import type { Placement } from '../model/Sandbox.js'
 
@@ -31,6 +31,11 @@ export interface PlacedInterface {
   readonly ifName: IfName
   readonly mac: MacAddress
   readonly sandbox?: SandboxKey
+  /**
+   * The routes the sandbox got, when not all of the endpoint's: a route marked `ifNone` is left
+   * out when the sandbox already had one to its destination. Absent: all of them.
+   */
+  readonly routes?: ReadonlyArray<Route>
 }
 
 /**
