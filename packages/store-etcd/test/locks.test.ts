@@ -3,9 +3,10 @@ import { after, describe, it } from 'node:test'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { Etcd3 } from 'etcd3'
 import { describe as describeError, type CoreError, type Store } from '@isthmus/core'
+import { assertExcluded, exclusionProbe } from '@isthmus/core/testing'
 import { etcdStore, storeKeys, type EtcdOptions } from '../src/index.js'
 import { startChild } from './support/children.js'
-import { freshPrefix, leftOf, right, sharedEtcd, sleep } from './support/etcd.js'
+import { freshPrefix, leftOf, right, sharedEtcd } from './support/etcd.js'
 
 const etcd = sharedEtcd()
 const closers: Array<() => Promise<void> | void> = []
@@ -30,27 +31,11 @@ describe('etcdStore locks', () => {
   it('excludes every other process of the prefix: two clients take turns', async () => {
     const prefix = freshPrefix()
     const [a, b] = [await open(prefix), await open(prefix)]
-    let active = 0
-    let most = 0
-    let counter = 0
-    const task = TE.fromTask(async () => {
-      active++
-      most = Math.max(most, active)
-      const seen = counter
-      await sleep(5)
-      counter = seen + 1
-      active--
-      return seen
-    })
+    const probe = exclusionProbe(5)
     const seen = await Promise.all(
-      Array.from({ length: 12 }, (_, i) => right((i % 2 === 0 ? a : b).withLock('space:isthmus-local', task)))
+      Array.from({ length: 12 }, (_, i) => right((i % 2 === 0 ? a : b).withLock('space:isthmus-local', probe.task)))
     )
-    assert.equal(most, 1)
-    assert.equal(counter, 12)
-    assert.deepEqual(
-      [...seen].sort((x, y) => x - y),
-      Array.from({ length: 12 }, (_, i) => i)
-    )
+    assertExcluded(probe, seen, 12)
     // Every lock is gone once its task is done, failed ones included.
     const failure: CoreError = { _tag: 'PoolExhausted', pool: 'p' }
     assert.deepEqual(await leftOf(a.withLock('x', TE.left(failure))), failure)

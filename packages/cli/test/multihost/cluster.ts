@@ -98,7 +98,8 @@ export const codeOf = (o: CniOutcome): number | undefined =>
 // hosts
 // -------------------------------------------------------------------------------------
 
-export interface TestHost {
+/** Where a test host lives and how it is reached. */
+export interface HostFacts {
   /** Its name in the cluster. */
   readonly name: string
   /** Its network namespace; undefined for the root namespace. */
@@ -111,6 +112,9 @@ export interface TestHost {
   readonly chainPrefix: string
   /** The Docker driver name (the socket's base name). */
   readonly plugin: string
+}
+
+export interface TestHost extends HostFacts {
   readonly pid: () => number | undefined
   readonly logs: () => string
   /** Start the daemon (again); resolves once it answers on its plugin socket. */
@@ -362,15 +366,7 @@ const removeRootDevices = (stateDir: string): void => {
   }
 }
 
-interface HostPlan {
-  readonly name: string
-  readonly netns: string | undefined
-  readonly underlayIp: string
-  readonly stateDir: string
-  readonly socket: string
-  readonly cniSocket: string
-  readonly chainPrefix: string
-  readonly plugin: string
+interface HostPlan extends HostFacts {
   readonly args: ReadonlyArray<string>
   readonly etcdArgs: ReadonlyArray<string>
 }

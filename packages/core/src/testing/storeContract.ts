@@ -26,6 +26,40 @@ import { Network } from '../model/Network.js'
 import { Sandbox } from '../model/Sandbox.js'
 import type { Collection, Store } from '../ports/Store.js'
 
+/**
+ * A task that notices being run alongside itself: under a lock each run sees the count the previous
+ * one left, and at most one is active at a time. For lock tests of every Store adapter.
+ *
+ * @category testing
+ */
+export const exclusionProbe = (holdMs: number) => {
+  const state = { active: 0, most: 0, counter: 0 }
+  const task = TE.fromTask(async () => {
+    state.active++
+    state.most = Math.max(state.most, state.active)
+    const seen = state.counter
+    await sleep(holdMs)
+    state.counter = seen + 1
+    state.active--
+    return seen
+  })
+  return { task, state }
+}
+
+/** The `runs` runs of a probe under one lock took turns: never two at once. @category testing */
+export const assertExcluded = (
+  probe: ReturnType<typeof exclusionProbe>,
+  seen: ReadonlyArray<number>,
+  runs: number
+): void => {
+  assert.equal(probe.state.most, 1)
+  assert.equal(probe.state.counter, runs)
+  assert.deepEqual(
+    [...seen].sort((x, y) => x - y),
+    Array.from({ length: runs }, (_, i) => i)
+  )
+}
+
 /** What `make` returns: an empty store and how to remove what it made. @category testing */
 export interface StoreFixture {
   readonly store: Store
@@ -501,27 +535,11 @@ export const storeContract = (
     describe('withLock', () => {
       it('runs tasks of one lock name one at a time', () =>
         using(async (store) => {
-          let active = 0
-          let most = 0
-          let counter = 0
-          const task = TE.fromTask(async () => {
-            active++
-            most = Math.max(most, active)
-            const seen = counter
-            await sleep(3)
-            counter = seen + 1
-            active--
-            return seen
-          })
+          const probe = exclusionProbe(3)
           const seen = await Promise.all(
-            Array.from({ length: 8 }, () => expectRight(store.withLock('space:isthmus-local', task)))
+            Array.from({ length: 8 }, () => expectRight(store.withLock('space:isthmus-local', probe.task)))
           )
-          assert.equal(most, 1)
-          assert.equal(counter, 8)
-          assert.deepEqual(
-            [...seen].sort((x, y) => x - y),
-            [0, 1, 2, 3, 4, 5, 6, 7]
-          )
+          assertExcluded(probe, seen, 8)
         }))
 
       it('does not make one lock name wait for another', () =>
