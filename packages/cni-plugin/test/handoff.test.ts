@@ -118,6 +118,15 @@ describe('hand-off to a running daemon', () => {
         ['DEL', 0]
       ]
     )
+    // Each line says where the call's time went: the ADD's kernel work, store writes, locks, the rest.
+    const steps = calls[before]?.['steps'] as Record<string, number> | undefined
+    assert.deepEqual(Object.keys(steps ?? {}).sort(), ['controlPlane', 'dataplane', 'envelope', 'locks', 'store'])
+    const sum = Object.values(steps ?? {}).reduce((a, b) => a + b, 0)
+    assert.ok(
+      Object.values(steps ?? {}).every((ms) => ms >= 0) && sum <= Number(calls[before]?.['durationMs']) + 0.1,
+      JSON.stringify(calls[before])
+    )
+    assert.ok((steps?.['dataplane'] ?? 0) > 0 && (steps?.['store'] ?? 0) > 0, JSON.stringify(steps))
     // The daemon answers DEL before the kernel has removed the pair (deferLinkRemoval): it goes soon after.
     await waitUntil(
       'the sandbox interface to go',

@@ -17,6 +17,7 @@ export { handOff, trustedSocket, HANDOFF_TIMEOUT_MS, type HandoffOutcome, type S
 export {
   handoffServer,
   HANDOFF_LIMITS,
+  type HandledCall,
   type HandoffHandler,
   type HandoffServer,
   type HandoffServerOptions

@@ -21,7 +21,17 @@ import { HandoffRequest, type HandoffRefusal, type HandoffReply } from './protoc
  *
  * @category model
  */
-export type HandoffHandler = (request: HandoffRequest) => Promise<HandoffReply>
+export type HandoffHandler = (request: HandoffRequest) => Promise<HandledCall>
+
+/**
+ * The handler's answer: the reply, and optionally where the call's time went (milliseconds per
+ * step), which goes into the daemon's log line of the call, not to the plugin.
+ *
+ * @category model
+ */
+export interface HandledCall extends HandoffReply {
+  readonly steps?: Readonly<Record<string, number>>
+}
 
 /** @category model */
 export interface HandoffServerOptions {
@@ -84,15 +94,16 @@ export const handoffServer = async (options: HandoffServerOptions): Promise<Hand
     if (E.isLeft(req)) return { refused: describe(req.left) }
     const { env } = req.right
     const started = process.hrtime.bigint()
-    const out = await options.handle(req.right)
+    const { steps, ...out } = await options.handle(req.right)
     options.log.info('cni', {
       command: env['CNI_COMMAND'],
       containerId: env['CNI_CONTAINERID'],
       ifName: env['CNI_IFNAME'],
       exitCode: out.exitCode,
-      durationMs: Math.round(Number(process.hrtime.bigint() - started) / 1e4) / 100
+      durationMs: Math.round(Number(process.hrtime.bigint() - started) / 1e4) / 100,
+      ...(steps === undefined ? {} : { steps })
     })
-    return out
+    return { stdout: out.stdout, stderr: out.stderr, exitCode: out.exitCode }
   }
 
   // allowHalfOpen: the client half-closes after its request, and the reply still has to go out.

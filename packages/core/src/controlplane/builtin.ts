@@ -28,7 +28,7 @@ import { DOCKER_RUNTIME_OWNER, ownerText, sameOwner, type LeaseOwner, type Pool 
 import type { Network, NetworkSubnet } from '../model/Network.js'
 import type { AddressRequest, ControlPlane, NetworkBinding, NetworkSpec, SubnetRequest } from '../ports/ControlPlane.js'
 import { silentLogger, type Logger } from '../ports/Logger.js'
-import type { Store } from '../ports/Store.js'
+import { ATTACHMENT_WRITE, type Store } from '../ports/Store.js'
 import { begin, bindEach } from '../flows/saga.js'
 import type { Ipam } from '../ipam/Ipam.js'
 import { clusterOption } from '../ipam/clusterNetworks.js'
@@ -189,7 +189,7 @@ export const builtinControlPlane = (ipam: Ipam, store: Store, log: Logger = sile
       const ns = pooled[i]
       if (ns === undefined) return TE.left(last)
       return pipe(
-        ipam.allocate(ns.poolId!, owner, mac === undefined ? {} : { mac }),
+        ipam.allocate(ns.poolId!, owner, { ...ATTACHMENT_WRITE, ...(mac === undefined ? {} : { mac }) }),
         TE.map(({ address }) => ({
           address: endpointAddress(ns, address),
           giveBack: ipam.release(network.addressSpace, address, owner)
@@ -249,7 +249,7 @@ export const builtinControlPlane = (ipam: Ipam, store: Store, log: Logger = sile
     if (ns.poolId === undefined) return TE.right({ address: endpointAddress(ns, address) })
     const poolId = ns.poolId
     const allocate = pipe(
-      ipam.allocate(poolId, owner, { address, ...(mac === undefined ? {} : { mac }) }),
+      ipam.allocate(poolId, owner, { ...ATTACHMENT_WRITE, address, ...(mac === undefined ? {} : { mac }) }),
       TE.map((): Taken => ({ address: endpointAddress(ns, address), giveBack: ipam.release(space, address, owner) }))
     )
     return assigned

@@ -12,6 +12,7 @@ import type { Network } from '../model/Network.js'
 import type { Placement } from '../model/Sandbox.js'
 import type { EndpointBinding, EndpointRequest } from '../ports/ControlPlane.js'
 import type { Flow } from '../ports/Env.js'
+import { ATTACHMENT_WRITE } from '../ports/Store.js'
 import { call } from './call.js'
 import { getEndpoint, loadNetwork, lockedEndpoint } from './records.js'
 import { defaultRoutes } from './routing.js'
@@ -105,8 +106,8 @@ const create = (networkId: NetworkId, request: CreateEndpointRequest): Flow<Endp
       'store',
       ({ endpoint }) =>
         (env) =>
-          // A Docker endpoint's record need not outlive a power loss (Store PutOptions).
-          env.store.endpoints.put(endpoint, { durable: endpoint.owner.kind !== 'docker' }),
+          // An attachment's record need not outlive a power loss (Store PutOptions).
+          env.store.endpoints.put(endpoint, ATTACHMENT_WRITE),
       ({ endpoint }) =>
         (env) =>
           env.store.endpoints.delete(endpoint.id)

@@ -13,6 +13,7 @@ import type { Network } from '../model/Network.js'
 import type { Placement } from '../model/Sandbox.js'
 import type { PlacedInterface } from '../ports/Dataplane.js'
 import type { Flow } from '../ports/Env.js'
+import { ATTACHMENT_WRITE } from '../ports/Store.js'
 import { call } from './call.js'
 import { attachToSandbox, loadEndpoint, loadNetwork, lockedEndpoint, putEndpoint } from './records.js'
 import { gatewaysOf, type Gateways } from './routing.js'
@@ -84,8 +85,8 @@ export const join = (endpointId: EndpointId, placement: Placement, options: Join
         ...(placement._tag === 'PluginMoves' ? { sandboxIfName: placement.ifName } : {})
       }
       return pipe(
-        // A runtime's sandbox dies with the machine: that record need not outlive a power loss.
-        putEndpoint(joined, { durable: placement._tag === 'PluginMoves' }),
+        // A sandbox dies with the machine: that record need not outlive a power loss.
+        putEndpoint(joined, ATTACHMENT_WRITE),
         RTE.map(() => joined)
       )
     }),

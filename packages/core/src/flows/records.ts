@@ -11,7 +11,7 @@ import type { Endpoint, EndpointOwner } from '../model/Endpoint.js'
 import type { Network } from '../model/Network.js'
 import type { Sandbox, SandboxInterface } from '../model/Sandbox.js'
 import type { Flow } from '../ports/Env.js'
-import type { PutOptions } from '../ports/Store.js'
+import { ATTACHMENT_WRITE, type PutOptions } from '../ports/Store.js'
 
 /**
  * Run `flow` holding the store lock `name`, across processes. Creating flows lock the id they
@@ -99,7 +99,7 @@ export const attachToSandbox = (key: SandboxKey, iface: SandboxInterface, contai
         ...(sandbox.containerId === undefined && containerId !== undefined ? { containerId } : {}),
         interfaces: [...sandbox.interfaces.filter((i) => i.endpointId !== iface.endpointId), iface]
       }
-      return (env) => env.store.sandboxes.put(next)
+      return (env) => env.store.sandboxes.put(next, ATTACHMENT_WRITE)
     }),
     locked(`sandbox:${key}`)
   )

@@ -35,16 +35,22 @@ export const DEFAULT_STATE_DIR = '/var/lib/isthmus'
  * How a write (a `put`, a lease's `reserve` or `transfer`) must last. Every write is atomic and
  * survives the death of the process (kill -9); `durable: false` lets it be lost with the machine
  * (power loss: the old state stays, or the new record is absent), for facts that die with the
- * machine anyway: a Docker container's endpoint, its address, its sandbox. After a power loss
- * dockerd itself deletes the endpoints it had and releases their addresses (docs/cnm.md, Running the daemon), so
- * losing their creation costs nothing; their removals stay durable, since a lost removal would
- * keep an address that nobody releases again. Default durable.
+ * machine anyway: an attachment (a Docker or CNI endpoint, its addresses, its sandbox) describes
+ * links and namespaces that no power loss leaves behind. After one, dockerd deletes the endpoints
+ * it had (docs/cnm.md, Running the daemon), a CNI runtime sends DEL or GC for its sandboxes, and
+ * the daemon's start collects leases whose endpoint record was lost (core's gc: orphans), so
+ * losing their creation costs nothing, where an fsync per write costs every ADD and `docker run`
+ * (the reference host-local plugin writes none either). Removals stay durable, since a lost
+ * removal would keep an address that nobody releases again. Default durable.
  *
  * @category ports
  */
 export interface PutOptions {
   readonly durable?: boolean
 }
+
+/** How an attachment's records and leases are written (see PutOptions). @category constants */
+export const ATTACHMENT_WRITE: PutOptions = { durable: false }
 
 /**
  * Who a lock excludes: `host` (default) every process on the host; `process` only callers in this

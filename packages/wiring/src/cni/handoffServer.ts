@@ -8,6 +8,7 @@ import { bugOutput, runSkel, type Runtime } from '@isthmus/cni-exec'
 import type { Logger } from '@isthmus/core'
 import { handoffServer, type HandoffServer, type HandoffServerOptions } from '@isthmus/handoff'
 import { sessionCache, type SeedSession } from './sessions.js'
+import { timeCall } from './steps.js'
 
 /** @category model */
 export interface CniHandoffServerOptions extends Omit<HandoffServerOptions, 'handle'> {
@@ -39,9 +40,13 @@ export const cniHandoffServer = async (options: CniHandoffServerOptions): Promis
     ...listen,
     // A bug is answered as the process would answer it (code 999), never by dropping the call.
     // (A runtime that throws while being built is a bug too, hence the async function.)
+    // Each call's log line says where its time went (steps.ts).
     handle: async ({ env, stdin, selfNames }) => {
       try {
-        return await runSkel(sessions.around(runtime({ ...baseEnv, ...env }, selfNames)))(env, stdin)
+        const { value, steps } = await timeCall(() =>
+          runSkel(sessions.around(runtime({ ...baseEnv, ...env }, selfNames)))(env, stdin)
+        )
+        return { ...value, steps }
       } catch (e) {
         return bugOutput(e, CURRENT_VERSION, options.log)
       }

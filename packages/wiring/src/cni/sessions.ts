@@ -6,9 +6,13 @@
 import * as E from 'fp-ts/lib/Either.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { pipe } from 'fp-ts/lib/function.js'
-import type { CoreError, Logger } from '@isthmus/core'
+import type { ClosableLogger, CoreError, LogSettings, Logger } from '@isthmus/core'
 import { DEFAULT_CHAIN_PREFIX } from '@isthmus/dataplane-linux'
 import type { CoreSession, CoreSettings, Runtime } from '@isthmus/cni-exec'
+import { timedEnv } from './steps.js'
+
+// Loggers kept open at most (each a file transport when the netconf names a logFile).
+const MAX_LOGGERS = 32
 
 type Opening = Promise<E.Either<CoreError, CoreSession>>
 
@@ -48,9 +52,33 @@ export const sessionCache = (seeds: ReadonlyArray<SeedSession> = []): SessionCac
     open.set(key, opening)
     return opening
   }
+  // One timed copy of each session's ports.
+  const timed = new WeakMap<CoreSession, CoreSession['env']>()
+  const timedOf = (s: CoreSession): CoreSession['env'] => {
+    const known = timed.get(s)
+    if (known !== undefined) return known
+    const made = timedEnv(s.env)
+    timed.set(s, made)
+    return made
+  }
+  // The loggers of the calls, one per settings (a winston logger per call cost ~1 ms), kept open.
+  const loggers = new Map<string, ClosableLogger>()
+  const loggerOf =
+    (runtime: Runtime) =>
+    (settings: LogSettings): ClosableLogger => {
+      const key = JSON.stringify([settings.level, settings.stderr, settings.file ?? null])
+      const known = loggers.get(key)
+      if (known !== undefined) return { logger: known.logger, close: () => Promise.resolve() }
+      const made = runtime.logger(settings)
+      // Netconfs naming ever new log files do not pile up open files: past the bound, per call.
+      if (loggers.size >= MAX_LOGGERS) return made
+      loggers.set(key, made)
+      return { logger: made.logger, close: () => Promise.resolve() }
+    }
   return {
     around: (runtime) => ({
       ...runtime,
+      logger: loggerOf(runtime),
       open:
         (settings, log): TE.TaskEither<CoreError, CoreSession> =>
         () => {
@@ -63,14 +91,17 @@ export const sessionCache = (seeds: ReadonlyArray<SeedSession> = []): SessionCac
               if (open.get(key) === opening) open.delete(key)
               return e
             }),
-            // Each call logs where its own netconf says.
-            TE.map((s) => ({ env: { ...s.env, log }, close: () => Promise.resolve() }))
+            // Each call logs where its own netconf says; its ports are timed (steps.ts).
+            TE.map((s) => ({ env: { ...timedOf(s), log }, close: () => Promise.resolve() }))
           )()
         }
     }),
     closeAll: async () => {
       const all = [...open.values()]
       open.clear()
+      const logs = [...loggers.values()]
+      loggers.clear()
+      await Promise.all(logs.map((l) => l.close().catch(() => undefined)))
       await Promise.all(
         all.map(async (p) => {
           const s = await p
