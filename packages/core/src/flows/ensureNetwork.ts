@@ -1,7 +1,7 @@
 /**
  * ensureNetwork: make a network exist (Docker CreateNetwork; the first step of every CNI ADD).
- * Idempotent by id: a stored network is returned as it is, without touching any port, so CNI's
- * ADD after ADD costs one store read.
+ * Idempotent by id: a stored network is returned as it is, without touching any port or lock, so
+ * CNI's ADD after ADD costs one store read.
  */
 import * as E from 'fp-ts/lib/Either.js'
 import * as O from 'fp-ts/lib/Option.js'
@@ -32,16 +32,27 @@ import { begin, bindStep } from './saga.js'
  * @category flows
  */
 export const ensureNetwork = (spec: NetworkSpec): Flow<Network> =>
+  // A stored network is read without the lock (a read under it would be as stale once it is
+  // released, and every CNI ADD starts here); an absent one is looked for again under it.
   pipe(
     getNetwork(spec.id),
     RTE.chain(
       O.match(
-        () => create(spec),
-        (stored) => RTE.fromEither(sameSubnets(spec, stored))
+        () =>
+          pipe(
+            getNetwork(spec.id),
+            RTE.chain(O.match(() => create(spec), storedAs(spec))),
+            locked(`network:${spec.id}`)
+          ),
+        storedAs(spec)
       )
-    ),
-    locked(`network:${spec.id}`)
+    )
   )
+
+const storedAs =
+  (spec: NetworkSpec) =>
+  (stored: Network): Flow<Network> =>
+    RTE.fromEither(sameSubnets(spec, stored))
 
 /**
  * A named bridge is one network's: two networks on one device would share its gateways and

@@ -53,7 +53,7 @@ describe('ensureNetwork', () => {
     assert.deepEqual(t.dataplane.state.networks(), [{ networkId: NET, device: 'cni0' }])
   })
 
-  it('returns the stored network on a second call without touching any port', async () => {
+  it('returns the stored network on a second call without touching any port or lock', async () => {
     const t = testEnv()
     const first = await right(t.run(ensureNetwork(spec())))
     const before = t.journal.calls.length
@@ -62,7 +62,7 @@ describe('ensureNetwork', () => {
     assert.deepEqual(second, first)
     assert.deepEqual(
       t.journal.calls.slice(before).map((c) => `${c.port}.${c.method}`),
-      ['store.withLock', 'store.networks.get']
+      ['store.networks.get']
     )
   })
 
