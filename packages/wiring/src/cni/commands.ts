@@ -29,6 +29,23 @@ export const findExecutable = (name: string, dirs: ReadonlyArray<string>): strin
   return undefined
 }
 
-/** A system command by absolute path: PATH first, then the usual system directories. @category utils */
-export const systemCommand = (name: string, pathVar: string | undefined): string =>
-  findExecutable(name, [...(pathVar ?? '').split(':').filter((d) => d.startsWith('/')), ...SYSTEM_DIRS]) ?? name
+// Commands found, by name and PATH: the daemon builds a runtime per call, and a search is a stat
+// per directory (each a blocking syscall). Bounded: PATH is the daemon's own, never a caller's.
+const found = new Map<string, string>()
+const MAX_FOUND = 256
+
+/**
+ * A system command by absolute path: PATH first, then the usual system directories; remembered
+ * once found.
+ *
+ * @category utils
+ */
+export const systemCommand = (name: string, pathVar: string | undefined): string => {
+  const key = `${name}\0${pathVar ?? ''}`
+  const known = found.get(key)
+  if (known !== undefined) return known
+  const path = findExecutable(name, [...(pathVar ?? '').split(':').filter((d) => d.startsWith('/')), ...SYSTEM_DIRS])
+  if (path === undefined) return name
+  if (found.size < MAX_FOUND) found.set(key, path)
+  return path
+}

@@ -94,19 +94,29 @@ export const timedStore = (store: Store): Store => ({
   sandboxes: wrapAll('store', store.sandboxes, COLLECTION),
   pools: wrapAll('store', store.pools, COLLECTION),
   leases: wrapAll('store', store.leases, LEASES),
-  withLock: (name, task, scope) => {
-    // The lock's time: from the call until the task starts (acquiring, and waiting for a holder).
-    const t0 = now()
+  withLock: (name, task, scope) => () => {
+    // The lock's time: taking it (and waiting for a holder) until the task starts, and releasing
+    // it after the task ends.
     const parent = frames.getStore()
-    const started: typeof task = () => {
-      if (parent !== undefined) {
-        const took = now() - t0
-        parent.inner += took
-        add(parent.steps, 'locks', took)
-      }
-      return task()
+    if (parent === undefined) return store.withLock(name, task, scope)()
+    const lockTime = (since: number): void => {
+      const took = now() - since
+      parent.inner += took
+      add(parent.steps, 'locks', took)
     }
-    return store.withLock(name, started, scope)
+    const t0 = now()
+    let ended: number | undefined
+    const held: typeof task = () => {
+      lockTime(t0)
+      return task().finally(() => {
+        ended = now()
+      })
+    }
+    return store
+      .withLock(name, held, scope)()
+      .finally(() => {
+        if (ended !== undefined) lockTime(ended)
+      })
   }
 })
 
