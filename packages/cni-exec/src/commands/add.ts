@@ -27,6 +27,7 @@ import {
   invalidConfig,
   join,
   leave,
+  lockedEndpoint,
   type AddressRequest,
   type ContainerId,
   type CoreError,
@@ -265,8 +266,14 @@ const attach =
         () => RTE.right(undefined),
         ({ id }) => detach(id)
       ),
-      bindStep('endpoint', ({ network, id }) => createRecreatingBridge(ctx, network, requestOf(network, id))),
-      bindStep('joined', ({ id }) => join(id, { _tag: 'PluginMoves', sandbox: netns, ifName }, { containerId })),
+      // Made and joined under one hold of the endpoint's lock (the flows take it once, not each).
+      bindStep('joined', ({ network, id }) =>
+        pipe(
+          createRecreatingBridge(ctx, network, requestOf(network, id)),
+          RTE.chain(() => join(id, { _tag: 'PluginMoves', sandbox: netns, ifName }, { containerId })),
+          lockedEndpoint(id, 'container')
+        )
+      ),
       RTE.map(({ joined }) => joined)
     )(env)
     return pipe(flow, TE.mapLeft(answerOf))

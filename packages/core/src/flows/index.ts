@@ -11,7 +11,7 @@ export * from './join.js'
 export * from './leave.js'
 export * from './deleteEndpoint.js'
 export * from './gc.js'
-export { getEndpoint, getNetwork, listEndpoints, loadEndpoint, loadNetwork } from './records.js'
+export { getEndpoint, getNetwork, listEndpoints, loadEndpoint, loadNetwork, locked, lockedEndpoint } from './records.js'
 export * from './inspect.js'
 export * from './readiness.js'
 // The rollback mechanism, for every operation of several steps outside the core too.

@@ -10,7 +10,7 @@ import type { ContainerId, EndpointId, NetworkId, SandboxKey } from '../ids.js'
 import type { Endpoint, EndpointOwner } from '../model/Endpoint.js'
 import type { Network } from '../model/Network.js'
 import type { Sandbox, SandboxInterface } from '../model/Sandbox.js'
-import type { Flow } from '../ports/Env.js'
+import type { Env, Flow } from '../ports/Env.js'
 import { ATTACHMENT_WRITE, type PutOptions } from '../ports/Store.js'
 
 /**
@@ -26,7 +26,10 @@ export const locked =
   (name: string) =>
   <A>(flow: Flow<A>): Flow<A> =>
   (env) =>
-    env.store.withLock(name, () => flow(env)())
+    env.held?.has(name) === true ? flow(env) : env.store.withLock(name, () => flow(holding(env, name))())
+
+// `env` inside the lock `name`: flows below see it held (Env `held`).
+const holding = (env: Env, name: string): Env => ({ ...env, held: new Set([...(env.held ?? []), name]) })
 
 /**
  * `locked` for an endpoint id. A Docker endpoint is only ever changed by the one process that
@@ -40,12 +43,14 @@ export const lockedEndpoint =
   <A>(flow: Flow<A>): Flow<A> =>
   (env) =>
   async () => {
+    const name = `endpoint:${id}`
+    if (env.held?.has(name) === true) return flow(env)()
     const kind =
       owner ??
       (await env.store.endpoints
         .get(id)()
         .then((r) => (r._tag === 'Right' && O.isSome(r.right) ? r.right.value.owner.kind : undefined)))
-    return env.store.withLock(`endpoint:${id}`, () => flow(env)(), kind === 'docker' ? 'process' : 'host')()
+    return env.store.withLock(name, () => flow(holding(env, name))(), kind === 'docker' ? 'process' : 'host')()
   }
 
 /** Treat NotFound as success, and forget the result (deletes). */

@@ -16,6 +16,11 @@ export interface Env {
   readonly agent: Agent
   readonly log: Logger
   readonly clock: Clock
+  /**
+   * The store locks the running flow holds (their names): a flow run under one does not take it
+   * again (flows/records.ts `locked`), so a caller may hold an endpoint's lock across several flows.
+   */
+  readonly held?: ReadonlySet<string>
 }
 
 /** A flow: a computation over the ports that fails with a `CoreError`. @category flows */
