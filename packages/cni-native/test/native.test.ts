@@ -6,8 +6,8 @@
  * a daemon that took the call and answered nothing is code 11 and the fallback never runs.
  */
 import { strict as assert } from 'node:assert'
-import { spawn, spawnSync } from 'node:child_process'
-import { chmodSync, copyFileSync, mkdirSync, statSync, symlinkSync } from 'node:fs'
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, statSync, symlinkSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -37,6 +37,7 @@ import {
   programHeaderTypes,
   PT_DYNAMIC,
   PT_INTERP,
+  root,
   run,
   SEA,
   type Run
@@ -138,6 +139,27 @@ describe('the native CNI client', () => {
       const v = await run(CLIENT, e, '')
       assert.deepEqual([v.exitCode, v.stderr], [0, ''])
     }
+  })
+
+  it('is Go of the standard library only, gofmt-formatted, and go vet finds nothing', () => {
+    const src = join(root, 'packages/cni-native/src')
+    const goEnv = { ...process.env, CGO_ENABLED: '0', GOFLAGS: '', GOPROXY: 'off', GOTOOLCHAIN: 'local' }
+    assert.equal(execFileSync('gofmt', ['-l', '.'], { cwd: src, encoding: 'utf8' }), '')
+    execFileSync('go', ['vet', '.'], { cwd: src, env: goEnv, stdio: 'pipe' })
+    const imports = execFileSync('go', ['list', '-f', '{{join .Imports " "}}', '.'], {
+      cwd: src,
+      env: goEnv,
+      encoding: 'utf8'
+    })
+    // The standard library's import paths have no dot in their first element.
+    assert.deepEqual(
+      imports
+        .trim()
+        .split(' ')
+        .filter((i) => i.split('/')[0]!.includes('.')),
+      []
+    )
+    assert.equal(readFileSync(join(src, 'go.mod'), 'utf8').includes('require'), false, 'no module required')
   })
 
   it('answers VERSION itself, byte for byte as the envelope and the Node executable, whatever stdin holds', async () => {
