@@ -28,8 +28,16 @@ const valueOf = (flag) => {
 const out = resolve(valueOf('--out') ?? join(pkg, 'dist/isthmus'))
 const overrides = Object.fromEntries(argv.flatMap((a, i) => (a === '--set' ? [argv[i + 1].split(/=(.*)/s, 2)] : [])))
 
-const { CNI_ENV_KEYS, DEFAULT_DAEMON_SOCKET, HANDOFF_ENV_KEYS, HANDOFF_TIMEOUT_MS, HANDOFF_VERSION } =
-  await import('@isthmus/handoff')
+const {
+  CLIENT_NAME_VAR,
+  CNI_ENV_KEYS,
+  DEFAULT_DAEMON_SOCKET,
+  FALLBACK_FILE,
+  FALLBACK_VAR,
+  HANDOFF_ENV_KEYS,
+  HANDOFF_TIMEOUT_MS,
+  HANDOFF_VERSION
+} = await import('@isthmus/handoff')
 const { CURRENT_VERSION, MAX_STDIN_BYTES, SUPPORTED_VERSIONS, internalError } =
   await import('@isthmus/cni-exec/protocol')
 const { ABOUT } = await import('@isthmus/cni-exec')
@@ -49,6 +57,9 @@ const linked = {
   maxStdinBytes: String(MAX_STDIN_BYTES),
   internalErrorMsg: internalError(new Error('')).error.msg,
   aboutText: ABOUT,
+  fallbackFile: FALLBACK_FILE,
+  envName: CLIENT_NAME_VAR,
+  envFallback: FALLBACK_VAR,
   ...overrides
 }
 // `go build` splits -ldflags on spaces outside quotes; each value goes in single quotes.

@@ -21,6 +21,9 @@ var (
 	maxStdinBytes     string // @isthmus/cni-exec/protocol MAX_STDIN_BYTES
 	internalErrorMsg  string // the msg of @isthmus/cni-exec/protocol internalError (code 999)
 	aboutText         string // @isthmus/cni-exec ABOUT: stderr when CNI_COMMAND is unset
+	fallbackFile      string // @isthmus/handoff FALLBACK_FILE
+	envName           string // @isthmus/handoff CLIENT_NAME_VAR
+	envFallback       string // @isthmus/handoff FALLBACK_VAR
 )
 
 // linked holds the linked-in values, decoded.
@@ -75,6 +78,7 @@ func loadLinked() (linked, error) {
 		"defaultSocket": defaultSocket, "cniEnvKeys": cniEnvKeys, "handoffEnvKeys": handoffEnvKeys,
 		"supportedVersions": supportedVersions, "currentVersion": currentVersion,
 		"internalErrorMsg": internalErrorMsg, "aboutText": aboutText,
+		"fallbackFile": fallbackFile, "envName": envName, "envFallback": envFallback,
 	} {
 		if v == "" {
 			return l, fmt.Errorf("%s is empty", name)

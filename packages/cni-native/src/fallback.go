@@ -15,15 +15,10 @@ import (
 // The Node fallback: the whole plugin as a Node single-executable application, installed beside
 // this client by `isthmus cni install --fallback`. It runs a call when no daemon takes it (and
 // every call of a netconf with "daemon": false), at Node's start-up cost.
-const fallbackFile = "isthmus-node"
-
-// Read by the fallback (cni-plugin's bin/cni-exec.ts): the name the runtime ran this client
-// under (the netconf's `type`, which the fallback must answer to as well), and that the
-// hand-off was tried already and must not be tried again.
-const (
-	envName     = "ISTHMUS_CNI_NAME"
-	envFallback = "ISTHMUS_CNI_FALLBACK"
-)
+// Its file name is linked in (@isthmus/handoff FALLBACK_FILE, see constants.go), as are the
+// variables the fallback (cni-plugin's bin/cni-exec.ts) reads: the name the runtime ran this
+// client under (the netconf's `type`, which the fallback must answer to as well, CLIENT_NAME_VAR),
+// and that the hand-off was tried already and must not be tried again (FALLBACK_VAR).
 
 // fallbackPath is where the fallback belongs (beside this executable's real path) and whether
 // an executable file is there.

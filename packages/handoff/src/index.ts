@@ -3,7 +3,10 @@
  * request and one JSON reply over a unix socket): the codecs, the client and the listener.
  */
 export {
+  CLIENT_NAME_VAR,
   CNI_ENV_KEYS,
+  FALLBACK_FILE,
+  FALLBACK_VAR,
   DEFAULT_DAEMON_SOCKET,
   HANDOFF_COMMANDS,
   HANDOFF_ENV_KEYS,

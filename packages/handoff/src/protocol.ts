@@ -25,6 +25,19 @@ export const DEFAULT_DAEMON_SOCKET = '/run/isthmus/cni.sock'
  */
 export const HANDOFF_VERSION = 2
 
+/**
+ * The Node fallback's file name beside the native client (`isthmus cni install --fallback`), and
+ * the variables the client sets when it runs it: the name the runtime ran the client under (the
+ * netconf's `type`, which the fallback answers to as well), and `1` for "the hand-off was tried".
+ *
+ * @category constants
+ */
+export const FALLBACK_FILE = 'isthmus-node'
+/** @category constants */
+export const CLIENT_NAME_VAR = 'ISTHMUS_CNI_NAME'
+/** @category constants */
+export const FALLBACK_VAR = 'ISTHMUS_CNI_FALLBACK'
+
 /** The commands worth handing off: the ones that touch the store or the host. VERSION never is. @category constants */
 export const HANDOFF_COMMANDS: ReadonlyArray<string> = ['ADD', 'DEL', 'CHECK', 'GC', 'STATUS']
 

@@ -9,6 +9,7 @@
 import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
+import { FALLBACK_FILE } from '@isthmus/handoff'
 import type { Argv } from 'yargs'
 
 export interface CniInstallArgs {
@@ -27,8 +28,8 @@ export interface CniInstallArgs {
   readonly built?: { readonly client: string; readonly fallback: string }
 }
 
-/** The file name of the Node fallback in the bin dir, where the native client looks for it. */
-export const FALLBACK_FILE = 'isthmus-node'
+// The file name of the Node fallback in the bin dir, where the native client looks for it.
+export { FALLBACK_FILE }
 
 const packageDir = (name: string): string => dirname(createRequire(import.meta.url).resolve(`${name}/package.json`))
 

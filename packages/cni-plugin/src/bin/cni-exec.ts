@@ -9,7 +9,7 @@
  */
 import { basename } from 'node:path'
 import { errorDocument, internalError, MAX_STDIN_BYTES } from '@isthmus/cni-exec/protocol'
-import { HANDOFF_COMMANDS, handOff } from '@isthmus/handoff'
+import { CLIENT_NAME_VAR, FALLBACK_VAR, HANDOFF_COMMANDS, handOff } from '@isthmus/handoff'
 import { planHandoff, type HandoffPlan } from '../plan.js'
 import { loadLocal } from './loadLocal.js'
 
@@ -33,10 +33,10 @@ const readStdin = (): Promise<string> =>
 // fallback (`<bin-dir>/isthmus-node`): the name the runtime ran the client under, which is the
 // netconf's `type`; and that the client tried the daemon already, so the call runs here. Read
 // once and not passed on (a delegated IPAM plugin gets the environment).
-const clientName = process.env['ISTHMUS_CNI_NAME']
-const asFallback = process.env['ISTHMUS_CNI_FALLBACK'] === '1'
-delete process.env['ISTHMUS_CNI_NAME']
-delete process.env['ISTHMUS_CNI_FALLBACK']
+const clientName = process.env[CLIENT_NAME_VAR]
+const asFallback = process.env[FALLBACK_VAR] === '1'
+delete process.env[CLIENT_NAME_VAR]
+delete process.env[FALLBACK_VAR]
 
 // Installed as /opt/cni/bin/isthmus, `type: "isthmus"`; a copy under another name answers to it too.
 const self = basename(process.argv[1] ?? process.execPath)
