@@ -9,6 +9,7 @@
  */
 import { pipe } from 'fp-ts/lib/function.js'
 import * as O from 'fp-ts/lib/Option.js'
+import * as RTE from 'fp-ts/lib/ReaderTaskEither.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import {
   attachmentEndpointId,
@@ -17,6 +18,7 @@ import {
   getNetwork,
   hostIfName,
   leave,
+  lockedEndpoint,
   peerIfName,
   type ContainerId,
   type Endpoint,
@@ -42,10 +44,15 @@ export const del = (ctx: CommandContext): CommandTask => {
         TE.chain(
           O.match(
             () => sweepController(ctx, env, id),
-            () =>
-              pipe(
-                runFlow(env, leave(id)),
-                TE.chain(() => runFlow(env, deleteEndpoint(id)))
+            (found) =>
+              // Left and deleted under one hold of the endpoint's lock (the flows take it once, not each).
+              runFlow(
+                env,
+                pipe(
+                  leave(id),
+                  RTE.chain(() => deleteEndpoint(id)),
+                  lockedEndpoint(id, found.owner.kind)
+                )
               )
           )
         )

@@ -7,6 +7,7 @@ import { pipe } from 'fp-ts/lib/function.js'
 import type { EndpointId } from '../ids.js'
 import type { Endpoint } from '../model/Endpoint.js'
 import type { Flow } from '../ports/Env.js'
+import { ATTACHMENT_WRITE } from '../ports/Store.js'
 import { detachFromSandbox, getEndpoint, lockedEndpoint, putEndpoint } from './records.js'
 
 /**
@@ -38,8 +39,8 @@ const detach = (endpoint: Endpoint): Flow<void> => {
     sandbox === undefined || sandboxIfName === undefined
       ? RTE.right(undefined)
       : detachFromSandbox(sandbox, endpoint.id),
-    // 2. The endpoint record. A runtime's sandbox (no sandboxIfName) dies with the machine: the
-    //    record need not outlive a power loss (PutOptions).
-    RTE.chain(() => putEndpoint(rest, { durable: sandboxIfName !== undefined }))
+    // 2. The endpoint record. A sandbox dies with the machine: the record need not outlive a
+    //    power loss (PutOptions), and a DEL retried after one finds the sandbox and leaves again.
+    RTE.chain(() => putEndpoint(rest, ATTACHMENT_WRITE))
   )
 }
