@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 need_root
-apt_need ca-certificates iproute2 util-linux iptables
+apt_need ca-certificates iproute2 util-linux iptables golang-go
 pnpm_need
 workspace_build
 [ $# -gt 0 ] || set -- serve

@@ -1,7 +1,10 @@
 /**
- * `isthmus cni install`: put the CNI plugin where runtimes look for it. One executable file,
- * `<bin-dir>/isthmus` (a Node single-executable application: it needs neither `node` on PATH nor
- * node_modules beside it), and an example network, `<conf-dir>/10-isthmus.conflist`.
+ * `isthmus cni install`: put the CNI plugin where runtimes look for it: `<bin-dir>/isthmus`, the
+ * native client (packages/cni-native: a small static program that hands each call to `isthmus
+ * serve`), with `--fallback` also `<bin-dir>/isthmus-node`, the whole plugin as a Node
+ * single-executable application that the client runs when no daemon takes a call; and an
+ * example network, `<conf-dir>/10-isthmus.conflist`. The installed set is what the flags say: a
+ * fallback left by an earlier `--fallback` install goes without it.
  */
 import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -16,15 +19,24 @@ export interface CniInstallArgs {
   readonly bridge: string
   readonly stateDir?: string
   readonly force: boolean
+  /** Also install the Node fallback beside the client. */
+  readonly fallback: boolean
   /** Where messages go (the yargs handler passes process.stdout/stderr). */
   readonly out: (line: string) => void
+  /** The built files to install (default: builtClient(), builtPlugin()). */
+  readonly built?: { readonly client: string; readonly fallback: string }
 }
 
-/** The built plugin inside the @isthmus/cni-plugin package (`pnpm build` makes it). */
-export const builtPlugin = (): string => {
-  const require = createRequire(import.meta.url)
-  return join(dirname(require.resolve('@isthmus/cni-plugin/package.json')), 'dist/sea/isthmus')
-}
+/** The file name of the Node fallback in the bin dir, where the native client looks for it. */
+export const FALLBACK_FILE = 'isthmus-node'
+
+const packageDir = (name: string): string => dirname(createRequire(import.meta.url).resolve(`${name}/package.json`))
+
+/** The built native client inside the @isthmus/cni-native package (`pnpm build` makes it). */
+export const builtClient = (): string => join(packageDir('@isthmus/cni-native'), 'dist/isthmus')
+
+/** The built Node plugin inside the @isthmus/cni-plugin package (`pnpm build` makes it). */
+export const builtPlugin = (): string => join(packageDir('@isthmus/cni-plugin'), 'dist/sea/isthmus')
 
 /** The example network: isthmus alone, consuming the capabilities it implements itself. */
 export const exampleConflist = (a: Pick<CniInstallArgs, 'name' | 'subnet' | 'bridge' | 'stateDir'>): string =>
@@ -60,15 +72,25 @@ const installFile = (from: string, to: string, mode: number): void => {
 
 /** Install; returns the exit code. */
 export const cniInstall = (a: CniInstallArgs): number => {
-  const plugin = builtPlugin()
-  if (!existsSync(plugin)) {
-    a.out(`isthmus: ${plugin} is not built; run \`pnpm build\` first`)
-    return 1
+  const built = a.built ?? { client: builtClient(), fallback: builtPlugin() }
+  for (const file of a.fallback ? [built.client, built.fallback] : [built.client]) {
+    if (!existsSync(file)) {
+      a.out(`isthmus: ${file} is not built; run \`pnpm build\` first`)
+      return 1
+    }
   }
   mkdirSync(a.binDir, { recursive: true })
   const bin = join(a.binDir, 'isthmus')
-  installFile(plugin, bin, 0o755)
+  installFile(built.client, bin, 0o755)
   a.out(`installed ${bin}`)
+  const fallback = join(a.binDir, FALLBACK_FILE)
+  if (a.fallback) {
+    installFile(built.fallback, fallback, 0o755)
+    a.out(`installed ${fallback} (the Node fallback: runs calls when no isthmus daemon takes them)`)
+  } else if (existsSync(fallback)) {
+    rmSync(fallback, { force: true })
+    a.out(`removed ${fallback} (the Node fallback of an earlier install; --fallback keeps it)`)
+  }
   mkdirSync(a.confDir, { recursive: true })
   const conf = join(a.confDir, '10-isthmus.conflist')
   if (existsSync(conf) && !a.force) {
@@ -90,7 +112,7 @@ export const cniCommand = (y: Argv): Argv =>
       c
         .positional('action', {
           choices: ['install'] as const,
-          describe: 'install: copy the plugin and an example network'
+          describe: 'install: copy the plugin (the native client) and an example network'
         })
         .option('bin-dir', {
           type: 'string',
@@ -106,7 +128,12 @@ export const cniCommand = (y: Argv): Argv =>
         .option('subnet', { type: 'string', default: '10.22.0.0/16', describe: 'subnet of the example network' })
         .option('bridge', { type: 'string', default: 'isthmus0', describe: 'bridge of the example network' })
         .option('state-dir', { type: 'string', describe: 'stateDir of the example network (default /var/lib/isthmus)' })
-        .option('force', { type: 'boolean', default: false, describe: 'replace an existing 10-isthmus.conflist' }),
+        .option('force', { type: 'boolean', default: false, describe: 'replace an existing 10-isthmus.conflist' })
+        .option('fallback', {
+          type: 'boolean',
+          default: false,
+          describe: `also install the Node plugin as ${FALLBACK_FILE}, which runs calls when no daemon takes them`
+        }),
     (a) => {
       process.exitCode = cniInstall({
         binDir: a.binDir,
@@ -115,6 +142,7 @@ export const cniCommand = (y: Argv): Argv =>
         subnet: a.subnet,
         bridge: a.bridge,
         force: a.force,
+        fallback: a.fallback,
         ...(a.stateDir === undefined ? {} : { stateDir: a.stateDir }),
         out: (l) => process.stderr.write(`${l}\n`)
       })

@@ -10,7 +10,7 @@
 import { basename } from 'node:path'
 import { errorDocument, internalError, MAX_STDIN_BYTES } from '@isthmus/cni-exec/protocol'
 import { HANDOFF_COMMANDS, handOff } from '@isthmus/handoff'
-import { planHandoff } from '../plan.js'
+import { planHandoff, type HandoffPlan } from '../plan.js'
 import { loadLocal } from './loadLocal.js'
 
 // Keeps at most MAX_STDIN_BYTES + 1 bytes (enough for the envelope to say "too large") and
@@ -29,10 +29,23 @@ const readStdin = (): Promise<string> =>
     process.stdin.on('error', reject)
   })
 
+// Set by the native client (packages/cni-native) when it runs this executable as its Node
+// fallback (`<bin-dir>/isthmus-node`): the name the runtime ran the client under, which is the
+// netconf's `type`; and that the client tried the daemon already, so the call runs here. Read
+// once and not passed on (a delegated IPAM plugin gets the environment).
+const clientName = process.env['ISTHMUS_CNI_NAME']
+const asFallback = process.env['ISTHMUS_CNI_FALLBACK'] === '1'
+delete process.env['ISTHMUS_CNI_NAME']
+delete process.env['ISTHMUS_CNI_FALLBACK']
+
 // Installed as /opt/cni/bin/isthmus, `type: "isthmus"`; a copy under another name answers to it too.
 const self = basename(process.argv[1] ?? process.execPath)
 const selfNames = [
-  ...new Set(['isthmus', ...(self.endsWith('.js') || self.endsWith('.cjs') || self === 'node' ? [] : [self])])
+  ...new Set([
+    'isthmus',
+    ...(self.endsWith('.js') || self.endsWith('.cjs') || self === 'node' ? [] : [self]),
+    ...(clientName === undefined || clientName === '' ? [] : [clientName])
+  ])
 ]
 
 // A reader that went away (EPIPE) is not a reason to crash with a stack on stderr.
@@ -91,7 +104,7 @@ const main = async (): Promise<void> => {
   if (HANDOFF_COMMANDS.includes(process.env['CNI_COMMAND'] ?? '')) {
     const text = await readStdin()
     stdin = stdinText = text
-    const plan = planHandoff(process.env, text, selfNames)
+    const plan: HandoffPlan = asFallback ? { _tag: 'Local' } : planHandoff(process.env, text, selfNames)
     const handed = plan._tag === 'Local' ? undefined : await handOff(plan.socket, plan.request)
     if (handed?._tag === 'Answered') return answer(handed.reply)
     if (handed?._tag === 'Lost' && plan._tag === 'HandOff') {

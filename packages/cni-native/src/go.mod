@@ -1,0 +1,3 @@
+module isthmus/cni-native
+
+go 1.19
