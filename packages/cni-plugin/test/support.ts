@@ -1,8 +1,9 @@
 /**
  * Test support: runtimes (fake ports over core's in-memory store and fake dataplane; or the real
- * Linux ports), running the envelope in process or a plugin binary as a process, and the objects
+ * Linux ports), running the envelope in process or a plugin binary as a process, the objects
  * a test file creates on the host (namespaces, bridges, iptables chains, state directories) under
- * names of its own run, removed in `after` also on failure.
+ * names of its own run, removed in `after` also on failure, and a bin directory with the native
+ * client served by a running `isthmus serve`.
  *
  * Traffic stays inside the namespaces and bridges made here: 10.231.0.0/16 and fd00:231::/48.
  */
