@@ -422,6 +422,21 @@ describe('the native CNI client', () => {
     assert.ok(rec.requests[1]!.includes('hunter2') && !rec.requests[1]!.includes('HOME'))
   })
 
+  it('a bug is code 999 in one JSON document, the Go stack only on stderr', async () => {
+    // A client linked with a value it cannot use panics at its start; the panic is answered.
+    const broken = join(dir, 'broken', 'isthmus')
+    buildClient(['--out', broken, '--set', 'maxStdinBytes=none'])
+    const out = await call(broken, env('ADD', 'n15'), conf())
+    const doc = errorDoc(out)
+    assert.deepEqual(
+      [doc.code, doc.msg, doc.cniVersion],
+      [999, 'internal error in the isthmus plugin (see its log)', '1.1.0']
+    )
+    assert.ok(doc.details?.includes('maxStdinBytes is "none", not a positive number'), doc.details)
+    assert.ok(!(doc.details ?? '').includes('\n') && !out.stdout.includes('goroutine'))
+    assert.match(out.stderr, /^isthmus: internal error: .*\ngoroutine 1 \[running\]:/)
+  })
+
   it('a runtime that stops reading stdout does not kill the client with SIGPIPE', async () => {
     const path = join(dir, 'slow.sock')
     const big = JSON.stringify({ stdout: 'x'.repeat(1 << 20), stderr: '', exitCode: 0 })
