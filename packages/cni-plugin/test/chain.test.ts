@@ -1,7 +1,9 @@
 /**
  * Chaining through a real libcni client: a small Go runtime (minicni/main.go) built here from
  * Debian's golang-go and golang-github-appc-cni-dev (libcni 1.1.2, podman 4.3's), which injects
- * runtimeConfig and prevResult, caches results and runs DEL in reverse order.
+ * runtimeConfig and prevResult, caches results and runs DEL in reverse order. The `isthmus` in
+ * CNI_PATH is the native client (no Node fallback beside it) and a running `isthmus serve` does
+ * every isthmus call: each test finds its calls, in order, in the daemon's log.
  *
  * - isthmus → portmap → tuning: the final result is isthmus's with tuning's MAC; the kernel has
  *   tuning's MAC and sysctl and portmap's DNAT (a TCP connection to the host port reaches the
@@ -13,19 +15,34 @@
 import { strict as assert } from 'node:assert'
 import { execFileSync } from 'node:child_process'
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
 import { bridgeIfName } from '@isthmus/core'
-import { addresses, fetchTcp, firewallLines, link, linkNames, requireRoot, Scope, serveIn, sh } from './support.js'
+import { waitUntil } from '@isthmus/testkit'
+import {
+  addresses,
+  buildExecutables,
+  fetchTcp,
+  firewallLines,
+  installClient,
+  link,
+  linkNames,
+  requireRoot,
+  Scope,
+  serveDaemon,
+  serveIn,
+  sh,
+  type DaemonCall,
+  type ServedDaemon
+} from './support.js'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
-const root = resolve(here, '../../..')
 const scope = new Scope()
 const dir = scope.tmpDir('chain')
 const binDir = join(dir, 'bin')
 const cacheDir = join(dir, 'cache')
-const stateDir = join(dir, 'state')
+let daemon: ServedDaemon | undefined
 const driver = join(dir, 'minicni')
 const cniPath = `${binDir}:/usr/lib/cni`
 
@@ -57,7 +74,7 @@ const writeList = (name: string, plugins: unknown[], cniVersion = '1.0.0'): stri
   return file
 }
 const ourLeases = (prefix: string): string[] => {
-  const d = join(stateDir, 'v1', 'leases', 'isthmus-local')
+  const d = join(daemon!.netconf.stateDir, 'v1', 'leases', 'isthmus-local')
   return existsSync(d)
     ? readdirSync(d)
         .map(
@@ -69,21 +86,33 @@ const ourLeases = (prefix: string): string[] => {
         .sort()
     : []
 }
+// The daemon's socket, state directory and chains: its own session serves the calls.
 const isthmus = (over: Record<string, unknown>) => ({
   type: 'isthmus',
   isGateway: true,
-  stateDir,
-  chainPrefix: scope.chainPrefix,
+  ...daemon!.netconf,
   ...over
 })
+/** The calls of container `cid` in the daemon's log, once there are `expected.length` of them. */
+const daemonRan = async (cid: string, expected: Array<[string, number]>): Promise<void> => {
+  const of = (cs: DaemonCall[]): DaemonCall[] => cs.filter((c) => c.containerId === cid)
+  const calls = await daemon!.callsOnce(`${expected.length} calls of ${cid}`, (cs) => of(cs).length >= expected.length)
+  assert.deepEqual(
+    of(calls).map((c) => [c.command, c.exitCode]),
+    expected,
+    `the daemon ran ${cid}'s calls`
+  )
+}
+/** The daemon removes a sandbox's pair after answering DEL: wait (bounded) for it to go. */
+const emptied = (ns: string): Promise<void> =>
+  waitUntil(`${ns} to hold only lo`, () => Promise.resolve(linkNames(ns).join() === 'lo'), 5_000, 20)
 
 describe('chaining through libcni (minicni)', () => {
-  before(() => {
+  before(async () => {
     requireRoot()
-    execFileSync(process.execPath, [join(root, 'packages/cni-plugin/scripts/build.mjs')], { stdio: 'ignore' })
-    mkdirSync(binDir, { recursive: true })
-    copyFileSync(join(root, 'packages/cni-plugin/dist/sea/isthmus'), join(binDir, 'isthmus'))
-    execFileSync('chmod', ['755', join(binDir, 'isthmus')])
+    buildExecutables()
+    installClient(binDir)
+    daemon = await serveDaemon(scope, 'c')
     const src = join(dir, 'gopath/src/minicni')
     mkdirSync(src, { recursive: true })
     copyFileSync(join(here, 'minicni/main.go'), join(src, 'main.go'))
@@ -152,13 +181,18 @@ describe('chaining through libcni (minicni)', () => {
     writeFileSync(noPortmap, JSON.stringify({ ...parsed, plugins: parsed.plugins.filter((p) => p.type !== 'portmap') }))
     ok(minicni('check', noPortmap, 'chain1', ns.path, caps))
     ok(minicni('del', list, 'chain1', ns.path, caps))
-    assert.deepEqual(linkNames(ns.name), ['lo'])
+    await emptied(ns.name)
     assert.deepEqual(firewallLines(dnatChain), [], "portmap's rules gone")
     assert.deepEqual(ourLeases('10.231.50.'), [])
     assert.deepEqual(ourLeases('fd00:231:50:'), [])
+    await daemonRan('chain1', [
+      ['ADD', 0],
+      ['CHECK', 0],
+      ['DEL', 0]
+    ])
   })
 
-  it('isthmus as the IPAM of the reference bridge: allocates, answers an IPAM result, makes no link; CHECK and DEL', () => {
+  it('isthmus as the IPAM of the reference bridge: allocates, answers an IPAM result, makes no link; CHECK and DEL', async () => {
     const ns = scope.addNetns('ipam')
     const bridge = scope.bridge('b')
     const name = `ipam-${scope.id}`
@@ -167,7 +201,8 @@ describe('chaining through libcni (minicni)', () => {
         type: 'bridge',
         bridge,
         isGateway: true,
-        stateDir,
+        // read by isthmus as the IPAM (the bridge hands it the whole netconf)
+        ...daemon!.netconf,
         ipam: { type: 'isthmus', ranges: [[{ subnet: '10.231.51.0/24' }]], routes: [{ dst: '10.231.0.0/16' }] }
       }
     ])
@@ -189,9 +224,14 @@ describe('chaining through libcni (minicni)', () => {
     ok(minicni('del', list, 'ipam1', ns.path))
     assert.deepEqual(ourLeases('10.231.51.'), [])
     assert.deepEqual(linkNames(ns.name), ['lo'])
+    await daemonRan('ipam1', [
+      ['ADD', 0],
+      ['CHECK', 0],
+      ['DEL', 0]
+    ])
   })
 
-  it("isthmus delegating its IPAM to host-local: host-local's file holds the address; CHECK and DEL forwarded", () => {
+  it("isthmus delegating its IPAM to host-local: host-local's file holds the address; CHECK and DEL forwarded", async () => {
     const ns = scope.addNetns('hl')
     const bridge = scope.bridge('h')
     const dataDir = join(dir, 'host-local')
@@ -219,7 +259,12 @@ describe('chaining through libcni (minicni)', () => {
     ok(minicni('check', list, 'hl1', ns.path))
     ok(minicni('del', list, 'hl1', ns.path))
     assert.ok(!existsSync(join(dataDir, name, '10.231.52.2')), 'host-local released it')
-    assert.deepEqual(linkNames(ns.name), ['lo'])
+    await emptied(ns.name)
+    await daemonRan('hl1', [
+      ['ADD', 0],
+      ['CHECK', 0],
+      ['DEL', 0]
+    ])
   })
 
   it('capabilities ips, mac and portMappings, and CNI_ARGS with IgnoreUnknown and K8S_POD_*', async () => {
@@ -267,7 +312,16 @@ describe('chaining through libcni (minicni)', () => {
     assert.match(refused.stderr, /ARGS: unknown args \["FOO=bar"\]/)
     ok(minicni('del', list, 'caps2', ns2.path))
     ok(minicni('del', list, 'caps1', ns.path, caps))
-    assert.ok(!firewallLines(`${scope.chainPrefix}-DNAT`).some((l) => l.includes('18253')))
+    assert.ok(!firewallLines(`${daemon!.netconf.chainPrefix}-DNAT`).some((l) => l.includes('18253')))
     assert.deepEqual(ourLeases('10.231.53.'), [])
+    await emptied(ns.name)
+    await daemonRan('caps1', [
+      ['ADD', 0],
+      ['DEL', 0]
+    ])
+    await daemonRan('caps2', [
+      ['ADD', 1],
+      ['DEL', 0]
+    ])
   })
 })

@@ -1,27 +1,37 @@
 /**
  * podman 4.3 with its CNI backend (Debian 12's podman, `network_backend = "cni"`) runs containers
- * on an isthmus network: the installed SEA plugin is the only plugin of a hand-written conflist (cniVersion 1.0.0, the
- * newest podman's libcni 1.1.2 reads). Two containers get their addresses, reach each other, a
- * static `--ip` and `--mac-address` are honoured (CNI_ARGS IP and MAC), and removing the
- * containers releases every address (podman's DEL).
+ * on an isthmus network: isthmus is the only plugin of a hand-written conflist (cniVersion 1.0.0,
+ * the newest podman's libcni 1.1.2 reads). The `isthmus` in podman's `cni_plugin_dirs` is the
+ * native client, as `isthmus cni install` lays it out, and a running `isthmus serve` does every
+ * call: its log shows each container's ADD and DEL. No Node fallback is installed beside the
+ * client, so a call the daemon did not take would fail (code 11). Two containers get their
+ * addresses, reach each other, a static `--ip` and `--mac-address` are honoured (CNI_ARGS IP and
+ * MAC), and removing the containers releases every address (podman's DEL).
  *
  * Everything podman keeps (images, containers, its run state) lives in a temp directory of this
  * run (CONTAINERS_CONF / CONTAINERS_STORAGE_CONF); containers are removed by name in `after`.
  */
 import { strict as assert } from 'node:assert'
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
-import { join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { execFileSync } from 'node:child_process'
 import { after, before, describe, it } from 'node:test'
-import { requireRoot, Scope, sh, shQuiet } from './support.js'
+import {
+  buildExecutables,
+  installClient,
+  requireRoot,
+  Scope,
+  serveDaemon,
+  sh,
+  shQuiet,
+  type ServedDaemon
+} from './support.js'
 
-const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..')
 const scope = new Scope()
 const dir = scope.tmpDir('podman')
 const net = `pod-${scope.id}`
 const bridge = scope.bridge('d')
-const stateDir = join(dir, 'state')
+let daemon: ServedDaemon | undefined
 const image = `localhost/isthmus-cni-bb-${scope.id}:latest`
 const names = ['a', 'b', 'c'].map((t) => `isthmus-cni-${scope.id}-${t}`)
 const env = {
@@ -33,7 +43,7 @@ const podman = (...args: string[]): string =>
   execFileSync('podman', args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 })
 
 const leases = (): string[] => {
-  const d = join(stateDir, 'v1', 'leases', 'isthmus-local')
+  const d = join(daemon!.netconf.stateDir, 'v1', 'leases', 'isthmus-local')
   return existsSync(d)
     ? readdirSync(d)
         .filter((f) => f !== '10.231.40.1.json')
@@ -49,12 +59,12 @@ const ipOf = (name: string): string =>
   )[net]?.IPAddress ?? ''
 
 describe('podman 4.3 (CNI backend) on an isthmus network', () => {
-  before(() => {
+  before(async () => {
     requireRoot()
-    execFileSync(process.execPath, [join(root, 'packages/cni-plugin/scripts/build.mjs')], { stdio: 'ignore' })
-    for (const d of ['bin', 'net.d', 'root', 'run', 'tmp', 'rootfs/bin']) mkdirSync(join(dir, d), { recursive: true })
-    copyFileSync(join(root, 'packages/cni-plugin/dist/sea/isthmus'), join(dir, 'bin/isthmus'))
-    execFileSync('chmod', ['755', join(dir, 'bin/isthmus')])
+    buildExecutables()
+    for (const d of ['net.d', 'root', 'run', 'tmp', 'rootfs/bin']) mkdirSync(join(dir, d), { recursive: true })
+    installClient(join(dir, 'bin'))
+    daemon = await serveDaemon(scope, 'd')
     writeFileSync(
       env.CONTAINERS_CONF,
       [
@@ -89,8 +99,8 @@ describe('podman 4.3 (CNI backend) on an isthmus network', () => {
             type: 'isthmus',
             bridge,
             isGateway: true,
-            stateDir,
-            chainPrefix: scope.chainPrefix,
+            // the daemon's socket, state directory and chains: its own session serves the calls
+            ...daemon.netconf,
             logFile: join(dir, 'cni.log'),
             ipam: { ranges: [[{ subnet: '10.231.40.0/24' }]] }
           }
@@ -119,7 +129,7 @@ describe('podman 4.3 (CNI backend) on an isthmus network', () => {
     assert.match(podman('network', 'ls', '--format', '{{.Name}} {{.Driver}}'), new RegExp(`^${net} isthmus$`, 'm'))
   })
 
-  it('two containers get addresses from the pool and reach each other; --ip and --mac-address are honoured; rm releases the addresses', () => {
+  it('two containers get addresses from the pool and reach each other; --ip and --mac-address are honoured; rm releases the addresses', async () => {
     const [a, b, c] = names as [string, string, string]
     podman('run', '-d', '--name', a, '--network', net, image, 'sleep', '600')
     podman(
@@ -137,6 +147,7 @@ describe('podman 4.3 (CNI backend) on an isthmus network', () => {
       'sleep',
       '600'
     )
+    const ids = [a, b].map((n) => podman('inspect', n, '--format', '{{.Id}}').trim())
     const ipA = ipOf(a)
     assert.match(ipA, /^10\.231\.40\.\d+$/)
     assert.equal(ipOf(b), '10.231.40.77')
@@ -146,6 +157,8 @@ describe('podman 4.3 (CNI backend) on an isthmus network', () => {
     const out = podman(
       'run',
       '--rm',
+      '--cidfile',
+      join(dir, 'c.cid'),
       '--name',
       c,
       '--cap-add',
@@ -162,6 +175,27 @@ describe('podman 4.3 (CNI backend) on an isthmus network', () => {
     assert.equal(leases().length, 2, "the --rm container's address went back at its DEL")
     podman('rm', '-f', '-t', '0', a, b)
     assert.deepEqual(leases(), [], 'removing the containers released their addresses')
+    ids.push(readFileSync(join(dir, 'c.cid'), 'utf8').trim())
+    // Every call ran in the daemon (no fallback is installed): one ADD per container, and its DELs.
+    const calls = await daemon!.callsOnce(
+      'three ADDs and their DELs',
+      (cs) =>
+        cs.filter((x) => x.command === 'ADD').length >= 3 &&
+        ids.every((id) => cs.some((x) => x.command === 'DEL' && x.containerId === id))
+    )
+    assert.deepEqual(
+      calls.filter((x) => x.command === 'ADD').map((x) => [x.containerId, x.exitCode]),
+      [ids[0], ids[1], ids[2]].map((id) => [id, 0]),
+      'the daemon ran the three ADDs'
+    )
+    for (const id of ids) {
+      const dels = calls.filter((x) => x.command === 'DEL' && x.containerId === id)
+      assert.ok(
+        dels.length > 0 && dels.every((x) => x.exitCode === 0),
+        `the daemon ran ${id}'s DEL: ${JSON.stringify(dels)}`
+      )
+    }
+    assert.ok(!existsSync(join(dir, 'bin', 'isthmus-node')), 'no Node fallback to run a call instead')
     const log = readFileSync(join(dir, 'cni.log'), 'utf8')
     assert.match(log, /"K8S_POD_NAME":"isthmus-cni-/, 'podman passes CNI_ARGS with IgnoreUnknown and K8S_POD_NAME')
   })

@@ -1,8 +1,9 @@
 /**
  * Test support: runtimes (fake ports over core's in-memory store and fake dataplane; or the real
- * Linux ports), running the envelope in process or a plugin binary as a process, and the objects
+ * Linux ports), running the envelope in process or a plugin binary as a process, the objects
  * a test file creates on the host (namespaces, bridges, iptables chains, state directories) under
- * names of its own run, removed in `after` also on failure.
+ * names of its own run, removed in `after` also on failure, and a bin directory with the native
+ * client served by a running `isthmus serve`.
  *
  * Traffic stays inside the namespaces and bridges made here: 10.231.0.0/16 and fd00:231::/48.
  */
@@ -10,17 +11,22 @@ import { strict as assert } from 'node:assert'
 import { execFile, execFileSync, spawn } from 'node:child_process'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import * as E from 'fp-ts/lib/Either.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import {
   builtinControlPlane,
+  deleteNetwork,
   makeIpam,
   noopAgent,
+  silentLogger,
+  systemClock,
   type Dataplane,
+  type Env,
   type IfName,
   type SandboxKey,
   type Store
@@ -34,6 +40,8 @@ import {
   type RecordingLogger
 } from '@isthmus/core/testing'
 import { linuxDataplane } from '@isthmus/dataplane-linux'
+import { fileStore } from '@isthmus/store-fs'
+import { startPlugin, waitUntil, type PluginProcess } from '@isthmus/testkit'
 import { linuxRuntime } from '@isthmus/wiring'
 import { runSkel, type Delegate, type LinkState, type PluginRun, type Runtime } from '@isthmus/cni-exec'
 import type { RawEnv } from '@isthmus/cni-exec/protocol'
@@ -471,3 +479,110 @@ export const rawHandoff = (
     c.on('data', (d: Buffer) => (text += d.toString('utf8')))
     c.on('close', () => resolve({ text, closedAfterMs: Date.now() - started }))
   })
+
+// -------------------------------------------------------------------------------------
+// the native client and a running daemon
+// -------------------------------------------------------------------------------------
+
+const repoRoot = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..')
+/** The native client as `pnpm build` makes it (packages/cni-native/scripts/build.mjs). */
+export const NATIVE_CLIENT = join(repoRoot, 'packages/cni-native/dist/isthmus')
+/** The Node plugin, the client's opt-in fallback. */
+export const NODE_PLUGIN = join(repoRoot, 'packages/cni-plugin/dist/sea/isthmus')
+
+/** Build the native client and the Node plugin (each a no-op when up to date). */
+export const buildExecutables = (): void => {
+  for (const script of ['packages/cni-plugin/scripts/build.mjs', 'packages/cni-native/scripts/build.mjs']) {
+    execFileSync(process.execPath, [join(repoRoot, script)], { stdio: 'pipe' })
+  }
+}
+
+/**
+ * Lay out `binDir` as `isthmus cni install` does: the native client as `isthmus`, and with
+ * `fallback` the Node plugin beside it as `isthmus-node`. Without it there is no fallback, so a
+ * call no daemon takes fails with code 11 instead of running quietly in a Node process.
+ */
+export const installClient = (binDir: string, options: { readonly fallback?: boolean } = {}): string => {
+  mkdirSync(binDir, { recursive: true })
+  const client = join(binDir, 'isthmus')
+  copyFileSync(NATIVE_CLIENT, client)
+  chmodSync(client, 0o755)
+  if (options.fallback === true) {
+    copyFileSync(NODE_PLUGIN, join(binDir, 'isthmus-node'))
+    chmodSync(join(binDir, 'isthmus-node'), 0o755)
+  }
+  return client
+}
+
+/** One `cni` line of the daemon's log: a call it ran. */
+export interface DaemonCall {
+  readonly command: string
+  readonly containerId: string
+  readonly ifName: string
+  readonly exitCode: number
+  readonly durationMs: number
+}
+
+/** A running `isthmus serve` the calls are handed to. */
+export interface ServedDaemon {
+  readonly plugin: PluginProcess
+  /** The netconf keys that send a call to this daemon, on its own store and chains (its session). */
+  readonly netconf: { readonly daemon: string; readonly stateDir: string; readonly chainPrefix: string }
+  /** The calls its log shows so far, in order. */
+  readonly calls: () => DaemonCall[]
+  /**
+   * The calls once `enough` holds of them (bounded wait). Its log is this process's pipe, read
+   * only when the event loop turns: after a synchronous exec (podman, minicni) it is behind.
+   */
+  readonly callsOnce: (what: string, enough: (calls: DaemonCall[]) => boolean) => Promise<DaemonCall[]>
+}
+
+/**
+ * Start `isthmus serve` for this scope (own state directory, CNI socket and chain prefix). At
+ * cleanup the networks CNI made in its store are deleted through the core (CNI never deletes a
+ * network: this removes their bridges' addresses and rules) and the daemon is stopped, its
+ * chains and state directory removed.
+ */
+export const serveDaemon = async (scope: Scope, tag: string): Promise<ServedDaemon> => {
+  const plugin = await startPlugin(`isthmus-cni-${scope.id}-${tag}`)
+  scope.finally(async () => {
+    try {
+      const store = await fileStore({ stateDir: plugin.stateDir })()
+      if (E.isRight(store)) {
+        const env: Env = {
+          store: store.right,
+          dataplane: linuxDataplane({ chainPrefix: plugin.chainPrefix }),
+          controlPlane: builtinControlPlane(makeIpam({ store: store.right, clock: systemClock }), store.right),
+          agent: noopAgent,
+          log: silentLogger,
+          clock: systemClock
+        }
+        const networks = await store.right.networks.list()()
+        // A network that still has endpoints (a failed test) is refused; scope.cleanup takes its bridge.
+        for (const n of E.isRight(networks) ? networks.right : []) await deleteNetwork(n.id)(env)()
+        await store.right.close()
+      }
+    } finally {
+      await plugin.dispose()
+    }
+  })
+  const calls = (): DaemonCall[] =>
+    plugin
+      .logs()
+      .split('\n')
+      .filter((l) => l.includes('"message":"cni"'))
+      .map((l) => JSON.parse(l) as DaemonCall)
+  return {
+    plugin,
+    netconf: { daemon: plugin.cniSocket, stateDir: plugin.stateDir, chainPrefix: plugin.chainPrefix },
+    calls,
+    callsOnce: async (what, enough) => {
+      try {
+        await waitUntil(`the daemon's log to show ${what}`, () => Promise.resolve(enough(calls())), 10_000, 20)
+      } catch (e) {
+        throw new Error(`${(e as Error).message}; its cni lines: ${JSON.stringify(calls())}`, { cause: e })
+      }
+      return calls()
+    }
+  }
+}
