@@ -157,7 +157,8 @@ const startProcess = (ip: string, timeoutMs: number, onExit: (p: BatchProcess) =
           markerLine,
           resolve: (sent) => {
             clearTimeout(timer)
-            hold(false)
+            // A process being ended stays held until it has exited: end() waits for that.
+            if (!ending) hold(false)
             resolve({
               ...sent,
               stderr: sent.stderr.replace(
@@ -168,7 +169,7 @@ const startProcess = (ip: string, timeoutMs: number, onExit: (p: BatchProcess) =
           },
           reject: (e) => {
             clearTimeout(timer)
-            hold(false)
+            if (!ending) hold(false)
             reject(new BatchFailure(e))
           }
         }

@@ -3,7 +3,9 @@
  * same input gives the same exit code, the same stderr and the same links in the kernel.
  */
 import { strict as assert } from 'node:assert'
+import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, readdirSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
 import * as E from 'fp-ts/lib/Either.js'
 import { batchProcesses, execFileExec, type Exec, type ExecOutput } from '../src/index.js'
@@ -183,6 +185,25 @@ describe('kept ip -batch processes (real kernel)', () => {
     } finally {
       await one.close()
     }
+  })
+
+  it('close keeps the process alive until a batch in flight is done, with nothing else to keep it', () => {
+    // In a process of its own: there the kept ip is the only thing the event loop waits for.
+    const code = `
+      const { batchProcesses, execFileExec } = await import(${JSON.stringify(fileURLToPath(new URL('../src/index.ts', import.meta.url)))})
+      const k = batchProcesses(execFileExec())
+      await k.exec('ip', ['-force', '-batch', '-'], 'link show lo\\n')()
+      const running = k.exec('ip', ['-force', '-batch', '-'], 'link show lo\\n'.repeat(5000))()
+      await new Promise((r) => setImmediate(r)) // the batch is sent, and takes ip a while
+      await k.close()
+      console.log('closed', (await running)._tag)
+    `
+    const out = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', '--conditions=@isthmus/source', '--input-type=module', '-e', code],
+      { cwd: fileURLToPath(new URL('../../..', import.meta.url)), encoding: 'utf8', timeout: 20_000 }
+    )
+    assert.deepEqual([out.status, out.stdout], [0, 'closed Right\n'], out.stderr)
   })
 
   it('close ends the kept processes', async () => {
