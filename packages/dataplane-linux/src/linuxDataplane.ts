@@ -211,7 +211,11 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
           fallback: direct
         })
   const base = spawner?.exec ?? direct
-  const kept = options.keepIpProcesses === true ? batchProcesses(base, { ip: cmd.ip ?? 'ip' }) : undefined
+  // With the spawner, a batch that finds every kept process busy runs through it at once.
+  const kept =
+    options.keepIpProcesses === true
+      ? batchProcesses(base, { ip: cmd.ip ?? 'ip', overflowToInner: spawner !== undefined })
+      : undefined
   const exec = kept?.exec ?? base
   const tools: Tools = { exec, ip: cmd.ip ?? 'ip', nsenter: cmd.nsenter ?? 'nsenter' }
   const prefix = options.chainPrefix ?? DEFAULT_CHAIN_PREFIX

@@ -125,6 +125,25 @@ describe('kept ip -batch processes (real kernel)', () => {
     assert.ok(ipChildren().length <= 2, `kept processes: ${ipChildren().join(' ')}`)
   })
 
+  it('with overflowToInner, a batch that finds every kept process busy runs through the wrapped Exec at once', async () => {
+    const one = batchProcesses(counting, { maxProcesses: 1, overflowToInner: true })
+    try {
+      passed = []
+      const names = Array.from({ length: 4 }, (_, i) => dummy(`o${i}`))
+      const outs = await Promise.all(
+        names.map((n) => run(one.exec, ['-batch', '-'], [`link add ${n} type bridge`, `link set dev ${n} up`]))
+      )
+      assert.deepEqual(
+        outs.map((o) => o.exitCode),
+        names.map(() => 0)
+      )
+      for (const n of names) assert.ok(link(n)?.flags.includes('UP'), n)
+      assert.equal(passed.length, 3, `three ran as processes of their own: ${passed.join('; ')}`)
+    } finally {
+      await one.close()
+    }
+  })
+
   it('only host-namespace batches are kept: reads, ip -n and other commands start their own process', async () => {
     passed = []
     await run(kept.exec, ['-json', '-batch', '-'], ['link show dev lo'])
