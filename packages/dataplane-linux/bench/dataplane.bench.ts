@@ -220,6 +220,8 @@ const runCase = async (c: Case, i: number, keep: boolean): Promise<void> => {
       await mustOk(d.place(spec, placement))
       const tAdd = Number(process.hrtime.bigint() - t0) / 1e6
       const busy = performance.eventLoopUtilization(elu0).active
+      const startMs = starts.ms - starts0.ms
+      const count = starts.count - starts0.count
       const tDel = await time(d.deleteEndpoint(spec))
       if (keep) {
         record(`${c}: ADD (ensureEndpoint + place)`, tAdd)
@@ -227,7 +229,7 @@ const runCase = async (c: Case, i: number, keep: boolean): Promise<void> => {
         record(`${c}: ADD incl. ensureNetwork`, tAdd + tNet)
         record(`${c}: DEL (deleteEndpoint)`, tDel)
         record(`${c}: ADD, event loop busy`, busy)
-        record(`${c}: ADD, in Node process starts (${starts.count - starts0.count} starts)`, starts.ms - starts0.ms)
+        record(`${c}: ADD, in Node process starts (${count} starts)`, startMs)
       }
     } else {
       const conf = masq ? refs.masq : refs.nomasq
@@ -257,7 +259,8 @@ const quantile = (xs: ReadonlyArray<number>, q: number): number => {
 const parallel = async (how: string, d: LinuxDataplane, base: number): Promise<void> => {
   const net = nets.nomasq
   const all = Array.from({ length: PARALLEL }, (_, k) => {
-    const ns = netns(base + k, `par-${how}`)
+    // A name fit for an `ip -batch` line, so the pair is made inside it (not moved there).
+    const ns = netns(base + k, 'par')
     sh('ip', ['netns', 'add', ns])
     const placement = {
       _tag: 'PluginMoves',
@@ -280,11 +283,12 @@ const parallel = async (how: string, d: LinuxDataplane, base: number): Promise<v
     const wall = Number(process.hrtime.bigint() - t0) / 1e6
     const busy = performance.eventLoopUtilization(elu0).active
     const startMs = starts.ms - starts0.ms
+    const count = starts.count - starts0.count
     const tDel = process.hrtime.bigint()
     await Promise.all(all.map(({ spec }) => mustOk(d.deleteEndpoint(spec))))
     const del = Number(process.hrtime.bigint() - tDel) / 1e6
     parallelRows.push(
-      `| ${how} | ${PARALLEL} | **${wall.toFixed(0)}** | ${busy.toFixed(0)} | ${startMs.toFixed(0)} (${starts.count - starts0.count} starts) | ${del.toFixed(0)} |`
+      `| ${how} | ${PARALLEL} | **${wall.toFixed(0)}** | ${busy.toFixed(0)} | ${startMs.toFixed(0)} (${count} starts) | ${del.toFixed(0)} |`
     )
   } finally {
     for (const { ns } of all) quiet('ip', ['netns', 'del', ns])
