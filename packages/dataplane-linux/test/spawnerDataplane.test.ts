@@ -9,7 +9,7 @@ import { strict as assert } from 'node:assert'
 import { readdirSync, readFileSync } from 'node:fs'
 import { createRequire, syncBuiltinESMExports } from 'node:module'
 import { before, describe, it } from 'node:test'
-import type { IfName, SandboxKey } from '@isthmus/core'
+import type { ContainerId, IfName, SandboxKey } from '@isthmus/core'
 import { linuxDataplane, spawnerExec, type Exec } from '../src/index.js'
 import { buildSpawner, endpoint, link, network, ok, routes, Scope, withNetwork } from './helpers.js'
 
@@ -141,10 +141,10 @@ describe('the dataplane over the kept spawner (real kernel)', () => {
     // The sandbox is made before, and looked into after, the ADD: only the ADD is counted.
     const add = (tag: string, n: number) => {
       const ns = scope.addNetns(tag)
-      const spec = {
-        endpoint: endpoint({ id: `${tag}-${scope.id}`, network: net, v4: `10.240.70.${n}/24` }),
-        network: net
-      }
+      const id = `${tag}-${scope.id}`
+      // A CNI attachment's endpoint, as a CNI ADD records it.
+      const owner = { kind: 'container', containerId: id as ContainerId, ifName: eth0 } as const
+      const spec = { endpoint: { ...endpoint({ id, network: net, v4: `10.240.70.${n}/24` }), owner }, network: net }
       const placement = { _tag: 'PluginMoves', sandbox: ns.path as SandboxKey, ifName: eth0 } as const
       return {
         spec,
@@ -167,19 +167,23 @@ describe('the dataplane over the kept spawner (real kernel)', () => {
     const helpers = children().filter((c) => !before.has(c))
     assert.ok(helpers.includes('isthmus-spawner'), `a spawner runs: ${helpers.join(', ')}`)
 
-    const second = add('x', 11)
+    // Then DELs (their removal in the background) and ADDs, interleaved as a daemon sees them.
+    const [second, third] = [add('x', 11), add('y', 12)]
     const counted = countSpawns()
     try {
-      await second.run()
       await ok(daemon.deleteEndpoint(first.spec))
+      await second.run()
       await daemon.drain()
+      await ok(daemon.deleteEndpoint(second.spec))
+      await daemon.drain()
+      await third.run()
     } finally {
       counted.restore()
     }
-    second.check()
     assert.deepEqual(counted.calls, [], 'no process started from Node')
+    third.check()
+    await ok(daemon.deleteEndpoint(third.spec))
 
-    await ok(daemon.deleteEndpoint(second.spec))
     await daemon.close()
     await new Promise((r) => setTimeout(r, 100))
     const left = children().filter((c) => c === 'isthmus-spawner' || c === 'ip')
