@@ -26,7 +26,8 @@
  * once, so a process that ran one is ended after its batch.
  *
  * Batches to one process run one after the other, and a veth removal waits ~20 ms in the kernel:
- * up to `maxProcesses` run side by side, each batch going to an idle one. A process that exits
+ * up to `maxProcesses` run side by side, each batch going to an idle one (or, with
+ * `overflowToInner`, to the wrapped `Exec` when none is idle). A process that exits
  * (an argument error makes `ip` exit even with `-force`) fails the batch it was running with its
  * exit code, as a process of its own would have; the next batch starts a new one.
  */
@@ -57,6 +58,13 @@ export interface BatchProcessOptions {
   readonly maxProcesses?: number
   /** A batch not done after this long fails (and its process is ended). Default 10 s. */
   readonly timeoutMs?: number
+  /**
+   * When every kept process is busy, run the batch through the wrapped `Exec` at once instead of
+   * waiting for one: for a wrapped `Exec` that starts processes without blocking the event loop
+   * (the kept spawner), so that parallel work (100 CNI ADDs, removals that each wait ~20 ms in the
+   * kernel) is not queued behind `maxProcesses` processes. Default false.
+   */
+  readonly overflowToInner?: boolean
 }
 
 // Not a command `ip` knows, so it fails at once and touches nothing: the end-of-batch marker.
@@ -157,7 +165,8 @@ const startProcess = (ip: string, timeoutMs: number, onExit: (p: BatchProcess) =
           markerLine,
           resolve: (sent) => {
             clearTimeout(timer)
-            hold(false)
+            // A process being ended stays held until it has exited: end() waits for that.
+            if (!ending) hold(false)
             resolve({
               ...sent,
               stderr: sent.stderr.replace(
@@ -168,7 +177,7 @@ const startProcess = (ip: string, timeoutMs: number, onExit: (p: BatchProcess) =
           },
           reject: (e) => {
             clearTimeout(timer)
-            hold(false)
+            if (!ending) hold(false)
             reject(new BatchFailure(e))
           }
         }
@@ -284,6 +293,7 @@ export const batchProcesses = (inner: Exec, options: BatchProcessOptions = {}): 
     if (q !== undefined) q.busy = true
     next(q)
   }
+  // undefined: the batch runs through `inner`, as a process of its own.
   const acquire = (): Promise<BatchProcess | undefined> => {
     if (closed) return Promise.resolve(undefined)
     const p = procs.find((x) => x.alive() && !x.busy) ?? (procs.length < max ? start() : undefined)
@@ -291,6 +301,7 @@ export const batchProcesses = (inner: Exec, options: BatchProcessOptions = {}): 
       p.busy = true
       return Promise.resolve(p)
     }
+    if (options.overflowToInner === true) return Promise.resolve(undefined)
     return new Promise((resolve) => queue.push(resolve))
   }
 

@@ -10,6 +10,7 @@ export {
   type LinuxDataplaneOptions
 } from './linuxDataplane.js'
 export { batchProcesses, type BatchProcesses, type BatchProcessOptions } from './batchProcess.js'
+export { defaultSpawnerBinary, spawnerExec, type KeptSpawner, type SpawnerOptions } from './spawner.js'
 export { execFileExec, TIMEOUT_EXIT, type Exec, type ExecOptions, type ExecOutput } from './exec.js'
 export { procSysctl, type Sysctl, type SysctlKey } from './sysctl.js'
 export { bridgeMac, OWNER_MARK_PREFIX } from './bridge.js'

@@ -3,7 +3,9 @@
  * same input gives the same exit code, the same stderr and the same links in the kernel.
  */
 import { strict as assert } from 'node:assert'
+import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, readdirSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
 import * as E from 'fp-ts/lib/Either.js'
 import { batchProcesses, execFileExec, type Exec, type ExecOutput } from '../src/index.js'
@@ -123,6 +125,25 @@ describe('kept ip -batch processes (real kernel)', () => {
     assert.ok(ipChildren().length <= 2, `kept processes: ${ipChildren().join(' ')}`)
   })
 
+  it('with overflowToInner, a batch that finds every kept process busy runs through the wrapped Exec at once', async () => {
+    const one = batchProcesses(counting, { maxProcesses: 1, overflowToInner: true })
+    try {
+      passed = []
+      const names = Array.from({ length: 4 }, (_, i) => dummy(`o${i}`))
+      const outs = await Promise.all(
+        names.map((n) => run(one.exec, ['-batch', '-'], [`link add ${n} type bridge`, `link set dev ${n} up`]))
+      )
+      assert.deepEqual(
+        outs.map((o) => o.exitCode),
+        names.map(() => 0)
+      )
+      for (const n of names) assert.ok(link(n)?.flags.includes('UP'), n)
+      assert.equal(passed.length, 3, `three ran as processes of their own: ${passed.join('; ')}`)
+    } finally {
+      await one.close()
+    }
+  })
+
   it('only host-namespace batches are kept: reads, ip -n and other commands start their own process', async () => {
     passed = []
     await run(kept.exec, ['-json', '-batch', '-'], ['link show dev lo'])
@@ -183,6 +204,25 @@ describe('kept ip -batch processes (real kernel)', () => {
     } finally {
       await one.close()
     }
+  })
+
+  it('close keeps the process alive until a batch in flight is done, with nothing else to keep it', () => {
+    // In a process of its own: there the kept ip is the only thing the event loop waits for.
+    const code = `
+      const { batchProcesses, execFileExec } = await import(${JSON.stringify(fileURLToPath(new URL('../src/index.ts', import.meta.url)))})
+      const k = batchProcesses(execFileExec())
+      await k.exec('ip', ['-force', '-batch', '-'], 'link show lo\\n')()
+      const running = k.exec('ip', ['-force', '-batch', '-'], 'link show lo\\n'.repeat(5000))()
+      await new Promise((r) => setImmediate(r)) // the batch is sent, and takes ip a while
+      await k.close()
+      console.log('closed', (await running)._tag)
+    `
+    const out = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', '--conditions=@isthmus/source', '--input-type=module', '-e', code],
+      { cwd: fileURLToPath(new URL('../../..', import.meta.url)), encoding: 'utf8', timeout: 20_000 }
+    )
+    assert.deepEqual([out.status, out.stdout], [0, 'closed Right\n'], out.stderr)
   })
 
   it('close ends the kept processes', async () => {

@@ -11,6 +11,8 @@ import { strict as assert } from 'node:assert'
 import { after, before } from 'node:test'
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import * as E from 'fp-ts/lib/Either.js'
 import type * as TE from 'fp-ts/lib/TaskEither.js'
 import {
@@ -24,7 +26,7 @@ import {
   type Endpoint as EndpointT,
   type Network as NetworkT
 } from '@isthmus/core'
-import type { LinuxDataplane } from '../src/index.js'
+import { defaultSpawnerBinary, type LinuxDataplane } from '../src/index.js'
 
 /** Fail (never skip) when the tests cannot touch the kernel. */
 export const requireRoot = (): void => {
@@ -36,6 +38,15 @@ export const requireRoot = (): void => {
 }
 
 export const hex = (n: number): string => randomBytes(n).toString('hex')
+
+/** Build the spawner if it is older than its sources (the root build does it too); its path. */
+export const buildSpawner = (): string => {
+  const script = fileURLToPath(new URL('../scripts/build-spawner.mjs', import.meta.url))
+  execFileSync(process.execPath, [script], { stdio: 'ignore' })
+  const binary = defaultSpawnerBinary()
+  assert.ok(binary !== undefined && existsSync(binary), 'the spawner was not built: is go (golang-go) installed?')
+  return binary
+}
 
 /** Run a command that must succeed; returns stdout. */
 export const sh = (file: string, args: ReadonlyArray<string>, input?: string): string =>

@@ -63,7 +63,8 @@ export const daemonLogger = (level: LogLevel): ClosableLogger => openLogger({ le
 /**
  * Open the store (sweeping what a killed writer left) and build the dataplane. A daemon answers
  * DeleteEndpoint before the kernel's ~20 ms veth removal is over, keeps veth pairs ready so
- * CreateEndpoint starts no process, and feeds its other ip work to kept processes.
+ * CreateEndpoint starts no process, feeds its host ip work to kept processes, and starts its
+ * other commands (in sandboxes, iptables) through a kept spawner.
  *
  * @category constructors
  */
@@ -72,6 +73,7 @@ export const openDaemon = (settings: DaemonSettings, log: Logger): TE.TaskEither
     deferLinkRemoval: true,
     spareLinks: 2,
     keepIpProcesses: true,
+    spawner: true,
     chainPrefix: settings.chainPrefix ?? DEFAULT_CHAIN_PREFIX,
     log
   })

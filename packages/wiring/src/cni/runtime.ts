@@ -27,6 +27,14 @@ export interface LinuxRuntimeOptions {
    * veth pair, and a session's `close` waits for that (linuxDataplane's `deferLinkRemoval`).
    */
   readonly deferLinkRemoval?: boolean
+  /**
+   * A session's dataplane feeds its host `ip -batch` work to kept `ip` processes and starts its
+   * other commands through a kept spawner (linuxDataplane's `keepIpProcesses` and `spawner`), so
+   * the daemon's event loop is not blocked by a process start per command; the session's `close`
+   * ends them. Default: `deferLinkRemoval` (a daemon). A CNI process runs too few commands to pay
+   * for starting helpers.
+   */
+  readonly keepProcesses?: boolean
 }
 
 /**
@@ -39,6 +47,7 @@ export const linuxRuntime = (options: LinuxRuntimeOptions): Runtime => {
   const pathVar = options.env['PATH']
   const cmd = (n: string) => systemCommand(n, pathVar)
   const tools: Tools = { exec: execFileExec(), ip: cmd('ip'), nsenter: cmd('nsenter') }
+  const keep = options.keepProcesses ?? options.deferLinkRemoval === true
   const open = (settings: CoreSettings, log: Logger): TE.TaskEither<CoreError, CoreSession> =>
     pipe(
       openStore({ stateDir: settings.stateDir, sweepOnOpen: false }),
@@ -53,7 +62,8 @@ export const linuxRuntime = (options: LinuxRuntimeOptions): Runtime => {
             ip6tablesRestore: cmd('ip6tables-restore')
           },
           ...(settings.chainPrefix === undefined ? {} : { chainPrefix: settings.chainPrefix }),
-          ...(options.deferLinkRemoval === true ? { deferLinkRemoval: true } : {})
+          ...(options.deferLinkRemoval === true ? { deferLinkRemoval: true } : {}),
+          ...(keep ? { keepIpProcesses: true, spawner: true } : {})
         })
         const ipam = makeIpam({ store, clock: systemClock, log })
         return {
@@ -66,7 +76,8 @@ export const linuxRuntime = (options: LinuxRuntimeOptions): Runtime => {
             clock: systemClock
           },
           close: async () => {
-            await dataplane.drain()
+            // drain() and, in a daemon, the kept processes ended first
+            await (keep ? dataplane.close() : dataplane.drain())
             await store.close()
           }
         }

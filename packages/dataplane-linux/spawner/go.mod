@@ -1,0 +1,3 @@
+module isthmus/spawner
+
+go 1.19
