@@ -1,20 +1,30 @@
 /**
- * `pnpm bench:cni`: ADD and DEL wall times of the installed isthmus plugin (the SEA) beside the
- * reference bridge + host-local, with 0 and 5,000 addresses in use, and the wall time of 100
- * parallel ADDs (and DELs) of each. Whole-process times, as a runtime pays them; medians.
+ * `pnpm bench:cni`: CNI ADD and DEL wall times, as a runtime pays them (whole processes, medians),
+ * side by side in one run:
  *
- * Stores are pre-populated: host-local's as host-local itself writes them (one file per IP
- * holding "<id>\r\n<ifname>", plus last_reserved_ip.0), isthmus's through its own IPAM. Each
- * round uses a fresh namespace. Traffic: none; subnets 10.231.96.0/19 (isthmus) and
- * 10.231.128.0/19 (reference). Everything made here is removed at the end, also on failure.
+ * - `isthmus native → daemon`: the installed executable (the native client, packages/cni-native)
+ *   handing each call to a running daemon (bench/daemon.ts: the daemon's store, dataplane and
+ *   hand-off socket, as `isthmus serve` runs them, in a process of its own);
+ * - `isthmus fallback (Node)`: the same client with no daemon, running the Node fallback
+ *   (`isthmus-node`, the SEA) installed beside it;
+ * - `bridge+host-local`: the reference plugins.
+ *
+ * With 0 and 5,000 addresses in use, and the wall time of 100 parallel ADDs (and DELs). Stores are
+ * pre-populated: host-local's as host-local itself writes them (one file per IP holding
+ * "<id>\r\n<ifname>", plus last_reserved_ip.0), isthmus's through its own IPAM. Each round uses a
+ * fresh namespace. Also printed: the daemon's own time per call and its steps (its log lines), the
+ * installed files' sizes, `node -e 0`, and the acceptance ratios against the reference.
+ * Traffic: none; subnets 10.231.96.0/19 (isthmus) and 10.231.128.0/19 (reference). Everything
+ * made here is removed at the end, also on failure.
  *
  * RUNS=15 by default (`RUNS=30 pnpm bench:cni`).
  */
-import { execFile, execFileSync } from 'node:child_process'
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
+import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import * as E from 'fp-ts/lib/Either.js'
 import {
@@ -29,11 +39,10 @@ import {
 } from '@isthmus/core'
 import { linuxDataplane } from '@isthmus/dataplane-linux'
 import { fileStore } from '@isthmus/store-fs'
-import type { HandoffServer } from '@isthmus/handoff'
-import { cniHandoffServer, linuxRuntime } from '@isthmus/wiring'
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..')
 const SEA = join(root, 'packages/cni-plugin/dist/sea/isthmus')
+const NATIVE = join(root, 'packages/cni-native/dist/isthmus')
 const RUNS = Number(process.env['RUNS'] ?? 15)
 const PARALLEL = 100
 const id = randomBytes(3).toString('hex')
@@ -41,6 +50,10 @@ const dir = mkdtempSync(join(tmpdir(), `isthmus-cni-bench-${id}-`))
 const chainPrefix = `ICB${id}`
 const netnsMade: string[] = []
 const bridges = [`icbi${id}`, `icbr${id}`]
+const binDir = join(dir, 'bin')
+const client = join(binDir, 'isthmus')
+const stateDir = join(dir, 'state')
+const daemonSocket = join(dir, 'cni.sock')
 
 interface Side {
   readonly name: string
@@ -48,25 +61,28 @@ interface Side {
   readonly conf: Record<string, unknown>
 }
 
+const NATIVE_SIDE = 'isthmus native → daemon'
+const FALLBACK_SIDE = 'isthmus fallback (Node)'
+const REFERENCE_SIDE = 'bridge+host-local'
+
 const ourConf = {
   cniVersion: '1.0.0',
   name: `bench-i-${id}`,
   type: 'isthmus',
   bridge: bridges[0],
   isGateway: true,
-  stateDir: join(dir, 'state'),
+  stateDir,
   chainPrefix,
   ipam: { ranges: [[{ subnet: '10.231.96.0/19' }]] }
 }
-const daemonSocket = join(dir, 'cni.sock')
 
 const sides = (): ReadonlyArray<Side> => [
-  // The executable running each call itself (no daemon)...
-  { name: 'isthmus', file: SEA, conf: { ...ourConf, daemon: false } },
-  // ...and handing it to a running daemon (handoff/, as `isthmus serve` runs it), same network.
-  { name: 'isthmus → daemon', file: SEA, conf: { ...ourConf, daemon: daemonSocket } },
+  // The native client handing each call to the running daemon...
+  { name: NATIVE_SIDE, file: client, conf: { ...ourConf, daemon: daemonSocket } },
+  // ...and finding none there, so the Node fallback beside it runs the call; same network.
+  { name: FALLBACK_SIDE, file: client, conf: { ...ourConf, daemon: join(dir, 'nobody.sock') } },
   {
-    name: 'bridge+host-local',
+    name: REFERENCE_SIDE,
     file: '/usr/lib/cni/bridge',
     conf: {
       cniVersion: '1.0.0',
@@ -151,6 +167,7 @@ const cycles = async (label: string): Promise<Record<string, { add: number; del:
 /** Fill both stores with `n` addresses in use (after the first address of each range). */
 const populate = async (n: number): Promise<void> => {
   const [ours, , ref] = sides() as [Side, Side, Side]
+  void ours
   // host-local: one file per address, as it writes them.
   const hl = join(dir, 'host-local', String(ref.conf['name']))
   mkdirSync(hl, { recursive: true })
@@ -162,7 +179,7 @@ const populate = async (n: number): Promise<void> => {
   }
   writeFileSync(join(hl, 'last_reserved_ip.0'), last)
   // isthmus: leases through its own IPAM, in the pool the first ADD created.
-  const opened = await fileStore({ stateDir: String(ours.conf['stateDir']) })()
+  const opened = await fileStore({ stateDir })()
   if (E.isLeft(opened)) throw new Error('cannot open the isthmus state directory')
   const store = opened.right
   const ipam = makeIpam({ store, clock: systemClock })
@@ -197,15 +214,70 @@ const parallel = async (): Promise<Record<string, { add: number; del: number }>>
   return out
 }
 
-let daemon: HandoffServer | undefined
+// The daemon (bench/daemon.ts) and the log lines it prints, one per handed-off call.
+let daemon: ChildProcess | undefined
+const daemonCalls: Array<Record<string, unknown>> = []
+
+const startDaemon = (): Promise<void> =>
+  new Promise((ready, failed) => {
+    const child = spawn(
+      process.execPath,
+      [
+        '--conditions=@isthmus/source',
+        '--import',
+        'tsx',
+        join(root, 'packages/cni-plugin/bench/daemon.ts'),
+        daemonSocket,
+        stateDir,
+        chainPrefix
+      ],
+      { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] }
+    )
+    daemon = child
+    child.once('exit', (code) => failed(new Error(`the bench daemon exited (${code})`)))
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      if (line === 'ready') return ready()
+      try {
+        daemonCalls.push(JSON.parse(line) as Record<string, unknown>)
+      } catch {
+        // not a call line
+      }
+    })
+  })
+
+const stopDaemon = async (): Promise<void> => {
+  const d = daemon
+  daemon = undefined
+  // Not started, or gone already.
+  if (d?.exitCode !== null) return
+  await new Promise<void>((done) => {
+    d.removeAllListeners('exit')
+    d.once('exit', () => done())
+    d.kill('SIGTERM')
+  })
+}
+
+const sizeMiB = (f: string): string => (statSync(f).size / (1 << 20)).toFixed(1)
+
+/** Medians of the daemon's own time and of each of its steps, over the calls `pick` selects. */
+const daemonSteps = (pick: (c: Record<string, unknown>) => boolean): string => {
+  const calls = daemonCalls.filter(pick)
+  if (calls.length === 0) return 'no calls'
+  const steps = [...new Set(calls.flatMap((c) => Object.keys(c['steps'] ?? {})))]
+  const of = (k: string) => median(calls.map((c) => ((c['steps'] ?? {}) as Record<string, number>)[k] ?? 0))
+  return `${median(calls.map((c) => Number(c['durationMs']))).toFixed(2)} ms: ${steps.map((k) => `${k} ${of(k).toFixed(2)}`).join(', ')}`
+}
 
 const main = async (): Promise<void> => {
-  execFileSync(process.execPath, [join(root, 'packages/cni-plugin/scripts/build.mjs')], { stdio: 'ignore' })
-  daemon = await cniHandoffServer({
-    socket: daemonSocket,
-    runtime: (env, selfNames) => linuxRuntime({ env, selfNames, deferLinkRemoval: true }),
-    log: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined }
-  })
+  for (const build of ['packages/cni-plugin/scripts/build.mjs', 'packages/cni-native/scripts/build.mjs']) {
+    execFileSync(process.execPath, [join(root, build)], { stdio: 'ignore' })
+  }
+  // Installed as `isthmus cni install --fallback` does: the client, the Node fallback beside it.
+  mkdirSync(binDir, { recursive: true })
+  copyFileSync(NATIVE, client)
+  copyFileSync(SEA, join(binDir, 'isthmus-node'))
+  execFileSync('chmod', ['0755', client, join(binDir, 'isthmus-node')])
+  await startDaemon()
   // Warm-up: creates both bridges and the isthmus network (first ADD).
   for (const s of sides()) {
     const ns = netns()
@@ -213,7 +285,6 @@ const main = async (): Promise<void> => {
     must(await run(s.file, cniEnv('DEL', 'warm', ns.path), s.conf), `${s.name} warm-up DEL`)
     dropNetns(ns.name)
   }
-  // node's own start-up, measured here: the ADD@0 target is this plus 15 ms.
   const nodeStart: number[] = []
   for (let r = 0; r < RUNS; r++) {
     nodeStart.push((await run(process.execPath, { PATH: process.env['PATH'] ?? '' }, '', ['-e', '0'])).ms)
@@ -223,28 +294,42 @@ const main = async (): Promise<void> => {
   await populate(5000)
   const at5k = await cycles('5k')
   const row = (name: string) =>
-    `| ${name.padEnd(17)} | ${at0[name]?.add.toFixed(1).padStart(7)} | ${at0[name]?.del.toFixed(1).padStart(7)} | ${at5k[name]?.add.toFixed(1).padStart(8)} | ${at5k[name]?.del.toFixed(1).padStart(8)} | ${String(par[name]?.add).padStart(9)} | ${String(par[name]?.del).padStart(9)} |`
+    `| ${name.padEnd(23)} | ${at0[name]?.add.toFixed(1).padStart(7)} | ${at0[name]?.del.toFixed(1).padStart(7)} | ${at5k[name]?.add.toFixed(1).padStart(8)} | ${at5k[name]?.del.toFixed(1).padStart(8)} | ${String(par[name]?.add).padStart(9)} | ${String(par[name]?.del).padStart(9)} |`
   console.log(`CNI ADD/DEL wall times, medians of ${RUNS} rounds (ms); ${PARALLEL} parallel ADDs/DELs: wall ms`)
-  console.log('| plugin            | ADD @0  | DEL @0  | ADD @5k  | DEL @5k  | 100 ADD ∥ | 100 DEL ∥ |')
-  console.log('|-------------------|---------|---------|----------|----------|-----------|-----------|')
-  console.log(row('isthmus'))
-  console.log(row('isthmus → daemon'))
-  console.log(row('bridge+host-local'))
-  const ref5k = (at5k['bridge+host-local']?.add ?? NaN) + (at5k['bridge+host-local']?.del ?? NaN)
-  console.log(
-    `node -e 0: ${median(nodeStart).toFixed(1)} ms, so the ADD @0 target is ${(median(nodeStart) + 15).toFixed(1)} ms; ADD+DEL @5k target: ${ref5k.toFixed(1)} ms (the reference's)`
-  )
-  for (const name of ['isthmus', 'isthmus → daemon']) {
-    const a = at0[name]?.add ?? NaN
-    const ad = (at5k[name]?.add ?? NaN) + (at5k[name]?.del ?? NaN)
-    console.log(
-      `${name}: ADD @0 ${a.toFixed(1)} ms (${a <= median(nodeStart) + 15 ? 'meets' : 'misses'} the target), ADD+DEL @5k ${ad.toFixed(1)} ms (${ad <= ref5k ? 'meets' : 'misses'})`
-    )
+  console.log('| plugin                  | ADD @0  | DEL @0  | ADD @5k  | DEL @5k  | 100 ADD ∥ | 100 DEL ∥ |')
+  console.log('|-------------------------|---------|---------|----------|----------|-----------|-----------|')
+  for (const s of sides()) console.log(row(s.name))
+  const cid = (label: string) => (c: Record<string, unknown>) => String(c['containerId']).startsWith(`bench-${label}-`)
+  const is = (command: string) => (c: Record<string, unknown>) => c['command'] === command
+  console.log("The daemon's own time per call and its steps (medians of its log lines, ms):")
+  for (const [label, command] of [
+    ['0', 'ADD'],
+    ['0', 'DEL'],
+    ['5k', 'ADD'],
+    ['5k', 'DEL']
+  ] as const) {
+    console.log(`  ${command} @${label}: ${daemonSteps((c) => cid(label)(c) && is(command)(c))}`)
   }
+  console.log(
+    `  ${PARALLEL} parallel ADDs, each: ${daemonSteps((c) => String(c['containerId']).startsWith('par-') && is('ADD')(c))}`
+  )
+  console.log(
+    `Installed: ${client.replace(dir, '<bin>/..')} ${sizeMiB(client)} MiB (native client); the Node fallback isthmus-node ${sizeMiB(SEA)} MiB. node -e 0: ${median(nodeStart).toFixed(1)} ms`
+  )
+  const ours = NATIVE_SIDE
+  const ratio = (a: number | undefined, b: number | undefined) => (a ?? NaN) / (b ?? NaN)
+  const verdict = (r: number, limit: number) => `${r.toFixed(2)}× (${r <= limit ? 'meets' : 'misses'} ≤ ${limit}×)`
+  const ref = REFERENCE_SIDE
+  console.log(`Acceptance, ${ours} against ${ref}:`)
+  console.log(`  ADD @0            ${verdict(ratio(at0[ours]?.add, at0[ref]?.add), 1.0)}; aim 0.5×`)
+  console.log(`  DEL @0            ${verdict(ratio(at0[ours]?.del, at0[ref]?.del), 1.0)}`)
+  console.log(`  100 parallel ADDs ${verdict(ratio(par[ours]?.add, par[ref]?.add), 1.0)}`)
+  const sum = (x: { add: number; del: number } | undefined) => (x === undefined ? NaN : x.add + x.del)
+  console.log(`  ADD + DEL @5k     ${verdict(ratio(sum(at5k[ours]), sum(at5k[ref])), 0.5)}`)
 }
 
 const cleanup = async (): Promise<void> => {
-  await daemon?.close()
+  await stopDaemon()
   for (const n of netnsMade) dropNetns(n)
   for (const b of bridges) {
     try {

@@ -159,6 +159,10 @@ const build = (s: FileStoreSettings, L: Layout): Store => {
         TE.chain(() => writeTemp('the state directory', L.root, 'ping\n', false)),
         TE.chain((temp) => removeFile('the state directory', temp))
       ),
-    close: () => locks.close()
+    close: async () => {
+      // The cursors set last, which wait for the call that set them to answer.
+      await leases.flush()
+      await locks.close()
+    }
   }
 }

@@ -95,7 +95,30 @@ const poolNamed = (text: string): PoolId | undefined =>
   )
 
 /** @category constructors */
-export const fileLeases = ({ layout: L, locks, tempMaxAgeMs, quarantine, poolOf }: LeaseSpec): LeaseStore => {
+export const fileLeases = ({
+  layout: L,
+  locks,
+  tempMaxAgeMs,
+  quarantine,
+  poolOf
+}: LeaseSpec): LeaseStore & { readonly flush: () => Promise<void> } => {
+  // Cursors set and not written yet: written once the call that set them has answered (a
+  // setImmediate later), the latest per pool, so an allocation does not wait for a hint's write.
+  const cursors = new Map<PoolId, IpAddress>()
+  let flushing: NodeJS.Immediate | undefined
+  const writeCursors = async (): Promise<void> => {
+    flushing = undefined
+    const due = [...cursors]
+    cursors.clear()
+    for (const [pool, address] of due) {
+      const what = `the cursor of pool ${pool}`
+      // A hint: a write that fails only moves the round-robin back.
+      await pipe(
+        TE.fromEither(storableCursor(what, { pool, address })),
+        TE.chain((text) => replaceFile(what, L.cursor(pool), L.cursors, text, false))
+      )()
+    }
+  }
   // Space directories made by this instance; mkdir once each rather than once per reserve.
   const made = new Set<string>()
   const ensureDir = (space: AddressSpace, dir: string): TE.TaskEither<CoreError, void> =>
@@ -265,6 +288,21 @@ export const fileLeases = ({ layout: L, locks, tempMaxAgeMs, quarantine, poolOf 
     )
   }
 
+  // The cursor file of `pool`, if it is one of that pool's.
+  const readCursor = (pool: PoolId): TE.TaskEither<CoreError, O.Option<IpAddress>> =>
+    pipe(
+      readText(`the cursor of pool ${pool}`, L.cursor(pool)),
+      TE.map(
+        O.chain((text) =>
+          pipe(
+            O.fromEither(decodeCursor(`the cursor of pool ${pool}`, text)),
+            O.filter((c) => c.pool === pool),
+            O.map((c) => c.address)
+          )
+        )
+      )
+    )
+
   return {
     reserve: (lease, options) => {
       const path = L.lease(lease.addressSpace, lease.address)
@@ -329,30 +367,29 @@ export const fileLeases = ({ layout: L, locks, tempMaxAgeMs, quarantine, poolOf 
         readAll(`the leases of ${space}`, L.leaseDir(space), tempMaxAgeMs)((name, path) => listed(space, name, path)),
         TE.map((all) => (pool === undefined ? all : all.filter((l) => l.poolId === pool)))
       ),
-    // The cursor is a hint: a missing, unreadable or foreign cursor file means "no cursor", and
-    // the allocator simply starts from the beginning of the pool.
+    // The cursor is a hint: a missing, unreadable or foreign one means "no cursor", and the
+    // allocator simply starts from the beginning of the pool. One set here and not written yet
+    // is this process's latest.
     getCursor: (pool) =>
       pipe(
-        readText(`the cursor of pool ${pool}`, L.cursor(pool)),
-        TE.map(
-          O.chain((text) =>
-            pipe(
-              O.fromEither(decodeCursor(`the cursor of pool ${pool}`, text)),
-              O.filter((c) => c.pool === pool),
-              O.map((c) => c.address)
-            )
-          )
-        )
+        TE.fromIO(() => cursors.get(pool)),
+        TE.chain((pending) => (pending !== undefined ? TE.right(O.some(pending)) : readCursor(pool)))
       ),
-    // Written atomically but without fsync: losing the latest cursor to a power cut only moves the
-    // round-robin back, and saves two fsyncs per allocation.
-    setCursor: (pool, address) => {
-      const what = `the cursor of pool ${pool}`
-      return pipe(
-        TE.fromEither(storableCursor(what, { pool, address })),
-        TE.chain((text) => replaceFile(what, L.cursor(pool), L.cursors, text, false))
-      )
-    },
-    deleteCursor: (pool) => removeFile(`the cursor of pool ${pool}`, L.cursor(pool))
+    // Written atomically but without fsync, and after the call that set it: losing the latest
+    // cursor to a crash only moves the round-robin back, and saves a file per allocation's wait.
+    setCursor: (pool, address) =>
+      TE.fromIO(() => {
+        cursors.set(pool, address)
+        flushing ??= setImmediate(() => void writeCursors())
+      }),
+    deleteCursor: (pool) =>
+      pipe(
+        TE.fromIO(() => cursors.delete(pool)),
+        TE.chain(() => removeFile(`the cursor of pool ${pool}`, L.cursor(pool)))
+      ),
+    flush: async () => {
+      if (flushing !== undefined) clearImmediate(flushing)
+      await writeCursors()
+    }
   }
 }
