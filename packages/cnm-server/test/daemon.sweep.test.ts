@@ -56,6 +56,15 @@ const childrenOf = (pid: number): ReadonlyArray<number> =>
       }
     })
 
+// A kept `ip -batch` helper, not the daemon's spawner (which the DeleteEndpoint below needs).
+const isIp = (pid: number): boolean => {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'ip'
+  } catch {
+    return false
+  }
+}
+
 const spares = async (b: string): Promise<ReadonlyArray<string>> =>
   (await bridgePorts(b)).filter((p) => p.alias === 'isthmus-spare').map((p) => p.name)
 
@@ -114,7 +123,7 @@ describe('the daemon sweeps what it leaves (real daemon, real kernel)', () => {
       // stopped, so the removal DeleteEndpoint defers is handed to one and never done, and the
       // daemon and its helpers are killed right after the answer.
       await new Promise((r) => setTimeout(r, 300))
-      const helpers = childrenOf(p.pid())
+      const helpers = childrenOf(p.pid()).filter(isIp)
       for (const pid of helpers) process.kill(pid, 'SIGSTOP')
       try {
         await deleteEndpoint(p.socket, { ...ep, address })
