@@ -25,11 +25,12 @@ import {
   type Store
 } from '@isthmus/core'
 import { fileCollection, type CollectionSpec } from './collection.js'
-import { mkdirp, readNames, removeFile, writeTemp } from './fsio.js'
+import { mkdirp, readNames, removeFile, useSpares, writeTemp } from './fsio.js'
 import { fileLeases } from './leases.js'
 import { layout, type CollectionDir, type Layout } from './layout.js'
 import { makeLocks } from './locks.js'
 import { fileQuarantine } from './quarantine.js'
+import { makeSpares } from './spares.js'
 import { sweepDir, sweepLocks } from './sweep.js'
 
 /** @category model */
@@ -45,6 +46,11 @@ export interface FileStoreOptions {
   /** Sweep every directory when opening (default true); listing sweeps what it reads anyway. */
   readonly sweepOnOpen?: boolean
   /**
+   * Empty files kept ready per directory written to (spares.ts), so that a record write or a lock
+   * makes no file; for a long-running process (the daemon). Default 0: none.
+   */
+  readonly spareFiles?: number
+  /**
    * Where the store says what it did on its own: each record it quarantined (one line each, with
    * its file), a record it could not quarantine. Default: nowhere.
    */
@@ -58,6 +64,7 @@ export interface FileStoreSettings {
   readonly lockTimeoutMs: number
   readonly tempMaxAgeMs: number
   readonly sweepOnOpen: boolean
+  readonly spareFiles: number
   readonly log: Logger
 }
 
@@ -71,6 +78,7 @@ export const settingsOf = (o: FileStoreOptions = {}): TE.TaskEither<CoreError, F
     lockTimeoutMs: o.lockTimeoutMs ?? 15_000,
     tempMaxAgeMs: o.tempMaxAgeMs ?? 60_000,
     sweepOnOpen: o.sweepOnOpen ?? true,
+    spareFiles: Math.max(0, Math.floor(o.spareFiles ?? 0)),
     log: o.log ?? silentLogger
   }
   // A CNI plugin runs with whatever working directory the runtime had: a relative state directory
@@ -124,6 +132,9 @@ export const fileStore = (options: FileStoreOptions = {}): TE.TaskEither<CoreErr
 
 const build = (s: FileStoreSettings, L: Layout): Store => {
   const locks = makeLocks({ staleMs: s.lockStaleMs, timeoutMs: s.lockTimeoutMs })
+  // Spares young enough that no sweep with this store's settings takes them for litter.
+  const spares = s.spareFiles > 0 ? makeSpares(L.root, s.spareFiles, s.tempMaxAgeMs / 3) : undefined
+  const stopSpares = spares === undefined ? () => undefined : useSpares(spares)
   const quarantine = fileQuarantine(L.quarantine, s.log)
   const common = { tempMaxAgeMs: s.tempMaxAgeMs, quarantine }
   // One collection per directory of the layout, its records keyed by `keyOf`.
@@ -163,6 +174,8 @@ const build = (s: FileStoreSettings, L: Layout): Store => {
       // The cursors set last, which wait for the call that set them to answer.
       await leases.flush()
       await locks.close()
+      stopSpares()
+      await spares?.close()
     }
   }
 }

@@ -241,9 +241,49 @@ export const syncDir = (what: string, dir: string): TE.TaskEither<CoreError, voi
     undefined
   )
 
+/** A source of empty temp files made ahead of time (spares.ts). @category model */
+export interface SpareSource {
+  readonly take: (dir: string) => string | undefined
+}
+
+// The spare sources of the stores open in this process (those opened with `spareFiles`).
+const spareSources = new Set<SpareSource>()
+
+/** Let writes and locks take spare files from `source` until the returned function is called. @category utils */
+export const useSpares = (source: SpareSource): (() => void) => {
+  spareSources.add(source)
+  return () => {
+    spareSources.delete(source)
+  }
+}
+
+/** An empty spare file in `dir`, if a store keeps them there (spares.ts). @category utils */
+export const spareIn = (dir: string): string | undefined => {
+  for (const source of spareSources) {
+    const path = source.take(dir)
+    if (path !== undefined) return path
+  }
+  return undefined
+}
+
+// A spare opened for writing, or a temp file made now when there is none (or a sweep took it).
+const openTemp = (dir: string): { readonly path: string; readonly fd: number } => {
+  const spare = spareIn(dir)
+  if (spare !== undefined) {
+    try {
+      return { path: spare, fd: fs.openSync(spare, fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW) }
+    } catch {
+      // swept meanwhile: a file of our own below
+    }
+  }
+  const path = tempPath(dir)
+  return { path, fd: fs.openSync(path, 'wx', 0o640) }
+}
+
 /**
- * Write `text` to a new temporary file in `dir` (fsynced when `durable`) and return its path.
- * A failed write removes the temp file.
+ * Write `text` to a new temporary file in `dir` (fsynced when `durable`) and return its path: a
+ * spare one when the store keeps them (spares.ts), else one made now. A failed write removes the
+ * temp file.
  *
  * @category utils
  */
@@ -253,25 +293,26 @@ export const writeTemp = (
   text: string,
   durable: boolean
 ): TE.TaskEither<CoreError, string> =>
-  pipe(
-    // The name is drawn when the task runs, so one task value can run twice, even at once.
-    TE.fromIO(() => tempPath(dir)),
-    TE.chain((path) =>
-      pipe(
-        attempt('write', what, async () => {
-          const fd = fs.openSync(path, 'wx', 0o640)
-          try {
-            fs.writeFileSync(fd, text, 'utf8')
-            if (durable) fs.fsyncSync(fd)
-          } finally {
-            fs.closeSync(fd)
-          }
-        }),
-        TE.map(() => path),
-        cleanupOnError(() => removeFile(what, path))
-      )
-    )
-  )
+  // The file is picked when the task runs, so one task value can run twice, even at once.
+  attempt('write', what, async () => {
+    const temp = openTemp(dir)
+    try {
+      try {
+        fs.writeFileSync(temp.fd, text, 'utf8')
+        if (durable) fs.fsyncSync(temp.fd)
+      } finally {
+        fs.closeSync(temp.fd)
+      }
+    } catch (e) {
+      try {
+        fs.unlinkSync(temp.path)
+      } catch {
+        // gone already; the error below is the answer
+      }
+      throw e
+    }
+    return temp.path
+  })
 
 /**
  * Replace (or create) `path` with `text` atomically; see the module comment. Without `durable`

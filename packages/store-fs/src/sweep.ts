@@ -54,7 +54,7 @@ export const sweepDir = (what: string, dir: string, maxAgeMs: number): TE.TaskEi
   )
 
 /**
- * Remove lock directories nobody has refreshed for `maxAgeMs`. A live holder refreshes its lock
+ * Remove locks (directories, or files: locks.ts) nobody has refreshed for `maxAgeMs`. A live holder refreshes its lock
  * every `staleMs / 2`, so with `maxAgeMs` well above `staleMs` only dead holders' locks go (and
  * proper-lockfile would take those over anyway; this only keeps `locks/` from growing).
  *
@@ -68,7 +68,10 @@ export const sweepLocks = (dir: string, maxAgeMs: number): TE.TaskEither<CoreErr
         const cutoff = Date.now() - maxAgeMs
         for (const name of names.filter((n) => n.endsWith('.lock'))) {
           const path = join(dir, name)
-          if (await olderThan(path, cutoff)) await fs.rmdir(path).catch(() => undefined)
+          // A lock is a directory, or a file linked to its name (locks.ts).
+          if (await olderThan(path, cutoff)) {
+            await fs.unlink(path).catch(() => fs.rmdir(path).catch(() => undefined))
+          }
         }
       })
     )

@@ -24,7 +24,7 @@ import type { RawEnv } from '@isthmus/cni-exec/protocol'
 import { DEFAULT_CHAIN_PREFIX, linuxDataplane, type LinuxDataplane } from '@isthmus/dataplane-linux'
 import { withContrail, type ContrailSettings } from './contrail.js'
 import { openLogger } from './logs.js'
-import { openStore, type StoreSettings } from './stores.js'
+import { DAEMON_SPARE_FILES, openStore, type StoreSettings } from './stores.js'
 import { openClusterDaemon, type ClusterParts } from './clusterDaemon.js'
 import type { ClusterSettings } from './clusterSettings.js'
 import { linuxRuntime } from './cni/runtime.js'
@@ -84,7 +84,7 @@ export const openDaemon = (settings: DaemonSettings, log: Logger): TE.TaskEither
     )
   return settings.cluster === undefined
     ? pipe(
-        openStore(settings.store, log),
+        openStore({ spareFiles: DAEMON_SPARE_FILES, ...settings.store }, log),
         TE.map((store): Daemon => {
           const ipam = makeIpam({ store, clock: systemClock, log })
           const builtin = builtinControlPlane(ipam, store, log)

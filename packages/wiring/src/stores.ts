@@ -23,6 +23,11 @@ export interface StoreSettings {
    */
   readonly sweepOnOpen?: boolean
   /**
+   * `file`: empty files kept ready per directory (store-fs `spareFiles`), so that a write or a lock
+   * makes no file: a long-running process's (the daemon's stores). Default none.
+   */
+  readonly spareFiles?: number
+  /**
    * `etcd`: how to reach it, and whose records these are: a host's own records sit under
    * `/isthmus/<cluster>/hosts/<host>/` (the cluster's shared keys are the Cluster port's).
    */
@@ -33,6 +38,14 @@ export interface StoreSettings {
   }
 }
 
+/**
+ * Spare files per directory of a daemon's file store: a CNI ADD writes up to 4 files in a
+ * directory of its own kind (endpoints twice, a lease, a sandbox) and takes 2 locks.
+ *
+ * @category constants
+ */
+export const DAEMON_SPARE_FILES = 4
+
 /** @category model */
 export type StoreOpener = (settings: StoreSettings, log?: Logger) => TE.TaskEither<CoreError, Store>
 
@@ -41,6 +54,7 @@ const STORES = {
     fileStore({
       stateDir: s.stateDir ?? DEFAULT_STATE_DIR,
       ...(s.sweepOnOpen === undefined ? {} : { sweepOnOpen: s.sweepOnOpen }),
+      ...(s.spareFiles === undefined ? {} : { spareFiles: s.spareFiles }),
       ...(log === undefined ? {} : { log })
     }),
   etcd: (s, log) => {

@@ -10,7 +10,7 @@ import type { Cni, CoreSession, CoreSettings, Runtime } from '@isthmus/cni-exec'
 import { execFileExec, linuxDataplane, type Tools } from '@isthmus/dataplane-linux'
 import { contrailController } from '../contrail.js'
 import { openLogger } from '../logs.js'
-import { openStore } from '../stores.js'
+import { DAEMON_SPARE_FILES, openStore } from '../stores.js'
 import { systemCommand } from './commands.js'
 import { execDelegate } from './delegate.js'
 import { linuxDockerPorts } from './dockerPorts.js'
@@ -50,7 +50,11 @@ export const linuxRuntime = (options: LinuxRuntimeOptions): Runtime => {
   const keep = options.keepProcesses ?? options.deferLinkRemoval === true
   const open = (settings: CoreSettings, log: Logger): TE.TaskEither<CoreError, CoreSession> =>
     pipe(
-      openStore({ stateDir: settings.stateDir, sweepOnOpen: false }),
+      openStore({
+        stateDir: settings.stateDir,
+        sweepOnOpen: false,
+        ...(keep ? { spareFiles: DAEMON_SPARE_FILES } : {})
+      }),
       TE.map((store) => {
         const dataplane = linuxDataplane({
           commands: {
