@@ -21,7 +21,7 @@ import { tempPath } from './fsio.js'
 /** A spare older than this is never handed out (the sweep's default age is 60 s). @category constants */
 export const SPARE_MAX_AGE_MS = 20_000
 
-// How long after a spare is taken from a directory its pool is refilled.
+// How long a directory's pool waits after the last spare taken before it is refilled.
 const REFILL_DELAY_MS = 10
 
 interface Spare {
@@ -71,11 +71,13 @@ export const makeSpares = (root: string, perDir: number, maxAgeMs = SPARE_MAX_AG
     refilling.set(dir, chain)
   }
 
-  // The refill waits until the writes of the call that took the spare are done: making a file holds
-  // its directory's lock for the ~1 ms it takes, which would stall that call's renames into it.
+  // The refill waits until the directory has been quiet for REFILL_DELAY_MS: making a file holds
+  // its directory's lock for the ~1 ms it takes, which would stall the renames of the calls still
+  // writing there, and in a burst of calls (100 parallel ADDs) the files made meanwhile would
+  // compete with the ones the burst makes itself once the pool is empty.
   const timers = new Map<string, NodeJS.Timeout>()
   const later = (dir: string, pool: Spare[]): void => {
-    if (timers.has(dir) || refilling.has(dir)) return
+    clearTimeout(timers.get(dir))
     const timer = setTimeout(() => {
       timers.delete(dir)
       refill(dir, pool)
