@@ -6,12 +6,11 @@
  * for an ADD once warm, and leaves no helper process after `close`.
  */
 import { strict as assert } from 'node:assert'
-import { readdirSync, readFileSync } from 'node:fs'
-import { createRequire, syncBuiltinESMExports } from 'node:module'
 import { before, describe, it } from 'node:test'
 import type { ContainerId, IfName, SandboxKey } from '@isthmus/core'
 import { linuxDataplane, spawnerExec, type Exec } from '../src/index.js'
 import { buildSpawner, endpoint, link, network, ok, routes, Scope, withNetwork } from './helpers.js'
+import { children, countSpawns } from './support/processes.js'
 
 const scope = new Scope()
 const eth0 = 'eth0' as IfName
@@ -23,43 +22,6 @@ const net = network({
   mtu: 1400
 })
 const plain = linuxDataplane({ chainPrefix: scope.chainPrefix })
-
-/** Processes whose parent is this one, by command name. */
-const children = (): string[] =>
-  readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .flatMap((p) => {
-      try {
-        const stat = readFileSync(`/proc/${p}/stat`, 'utf8')
-        const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-        if (Number(ppid) !== process.pid || state === 'Z') return []
-        return [stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))]
-      } catch {
-        return []
-      }
-    })
-
-/** Every way Node starts a process, counted (ESM imports of node:child_process see the wrappers). */
-const countSpawns = (): { readonly calls: string[]; readonly restore: () => void } => {
-  const cp = createRequire(import.meta.url)('node:child_process') as Record<string, unknown>
-  const names = ['spawn', 'execFile', 'exec', 'fork', 'spawnSync', 'execFileSync', 'execSync'] as const
-  const saved = names.map((n) => [n, cp[n]] as const)
-  const calls: string[] = []
-  for (const [n, f] of saved) {
-    cp[n] = (...args: unknown[]) => {
-      calls.push(`${n} ${String(args[0])}`)
-      return (f as (...a: unknown[]) => unknown)(...args)
-    }
-  }
-  syncBuiltinESMExports()
-  return {
-    calls,
-    restore: () => {
-      for (const [n, f] of saved) cp[n] = f
-      syncBuiltinESMExports()
-    }
-  }
-}
 
 /**
  * The same endpoint placed through execFileExec, removed, and placed again through `viaSpawner`

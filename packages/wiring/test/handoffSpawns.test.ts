@@ -9,8 +9,7 @@
 import { strict as assert } from 'node:assert'
 import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
-import { createRequire, syncBuiltinESMExports } from 'node:module'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -19,6 +18,8 @@ import { silentLogger } from '@isthmus/core'
 import { linuxDataplane } from '@isthmus/dataplane-linux'
 import { handOff, HANDOFF_VERSION, type HandoffServer } from '@isthmus/handoff'
 import { cniHandoffServer, linuxRuntime } from '../src/index.js'
+// The dataplane's test support: which processes this one started, and how.
+import { children, countSpawns } from '../../dataplane-linux/test/support/processes.js'
 
 const id = randomBytes(3).toString('hex')
 const dir = mkdtempSync(join(tmpdir(), `isthmus-test-${id}-`))
@@ -49,44 +50,6 @@ const addNetns = (tag: string): string => {
   netnsNames.push(name)
   execFileSync('ip', ['netns', 'add', name])
   return name
-}
-
-/** Processes whose parent is this one, by command name. */
-const children = (): string[] =>
-  readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .flatMap((p) => {
-      try {
-        const stat = readFileSync(`/proc/${p}/stat`, 'utf8')
-        const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-        return Number(ppid) === process.pid && state !== 'Z'
-          ? [stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))]
-          : []
-      } catch {
-        return []
-      }
-    })
-
-/** Every way Node starts a process, counted (ESM imports of node:child_process see the wrappers). */
-const countSpawns = (): { readonly calls: string[]; readonly restore: () => void } => {
-  const cp = createRequire(import.meta.url)('node:child_process') as Record<string, unknown>
-  const names = ['spawn', 'execFile', 'exec', 'fork', 'spawnSync', 'execFileSync', 'execSync'] as const
-  const saved = names.map((n) => [n, cp[n]] as const)
-  const calls: string[] = []
-  for (const [n, f] of saved) {
-    cp[n] = (...args: unknown[]) => {
-      calls.push(`${n} ${String(args[0])}`)
-      return (f as (...a: unknown[]) => unknown)(...args)
-    }
-  }
-  syncBuiltinESMExports()
-  return {
-    calls,
-    restore: () => {
-      for (const [n, f] of saved) cp[n] = f
-      syncBuiltinESMExports()
-    }
-  }
 }
 
 const call = async (command: 'ADD' | 'DEL', cid: string, netns: string) => {
