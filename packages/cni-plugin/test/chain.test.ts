@@ -77,6 +77,8 @@ const ourLeases = (prefix: string): string[] => {
   const d = join(daemon!.netconf.stateDir, 'v1', 'leases', 'isthmus-local')
   return existsSync(d)
     ? readdirSync(d)
+        // A name starting with '.' is never a record (the daemon's spare files, a temp file).
+        .filter((f) => !f.startsWith('.'))
         .map(
           (f) => JSON.parse(readFileSync(join(d, f), 'utf8')) as { data: { address: string; owner: { kind: string } } }
         )

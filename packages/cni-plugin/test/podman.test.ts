@@ -46,7 +46,8 @@ const leases = (): string[] => {
   const d = join(daemon!.netconf.stateDir, 'v1', 'leases', 'isthmus-local')
   return existsSync(d)
     ? readdirSync(d)
-        .filter((f) => f !== '10.231.40.1.json')
+        // A name starting with '.' is never a record (the daemon's spare files, a temp file).
+        .filter((f) => f !== '10.231.40.1.json' && !f.startsWith('.'))
         .sort()
     : []
 }
