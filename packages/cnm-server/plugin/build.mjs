@@ -180,6 +180,18 @@ writeFileSync(
   `${JSON.stringify({ name: cliPkg.name, version: cliPkg.version, type: 'module', private: true }, null, 2)}\n`
 )
 
+// The dataplane's kept spawner (a static Go program: dataplane-linux/spawner), where the bundle's
+// dataplane looks for it (`../dist/spawner/isthmus-spawner` from /opt/isthmus/bin). Without it
+// (no Go on the build host) the daemon starts its commands from Node, as before.
+execFileSync(process.execPath, [join(root, 'packages/dataplane-linux/scripts/build-spawner.mjs')], { stdio: 'ignore' })
+const spawner = join(root, 'packages/dataplane-linux/dist/spawner/isthmus-spawner')
+if (existsSync(spawner)) {
+  const dst = join(rootfs, 'opt/isthmus/dist/spawner/isthmus-spawner')
+  mkdirSync(dirname(dst), { recursive: true })
+  copyFileSync(spawner, dst)
+  chmodSync(dst, 0o755)
+}
+
 // dockerd stores a plugin's rootfs as a content-addressed layer and refuses to create a second
 // plugin whose layer already exists ("content sha256:…: already exists"): a build stamp makes
 // every build's layer its own, so two builds can be installed side by side.

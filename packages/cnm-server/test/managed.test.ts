@@ -5,7 +5,7 @@
  */
 import { strict as assert } from 'node:assert'
 import { execFile } from 'node:child_process'
-import { existsSync, readdirSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -28,6 +28,22 @@ const BUILD = fileURLToPath(new URL('../plugin/build.mjs', import.meta.url))
 const run = promisify(execFile)
 /** What a plugin process gets from dockerd: a PATH and nothing of this shell. */
 const CLEAN_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' }
+
+// Spawner processes whose parent runs the plugin's bundle (other tests' daemons run `isthmus serve`).
+const pluginSpawners = (): number[] =>
+  readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        if (readFileSync(`/proc/${p}/comm`, 'utf8').trim() !== 'isthmus-spawner') return false
+        const stat = readFileSync(`/proc/${p}/stat`, 'utf8')
+        const ppid = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]
+        return readFileSync(`/proc/${ppid}/cmdline`, 'utf8').includes('/opt/isthmus/bin/plugin.mjs')
+      } catch {
+        return false
+      }
+    })
+    .map(Number)
 
 describe('managed (v2) plugin', { timeout: 180_000 }, () => {
   const prefix = uniquePrefix()
@@ -77,7 +93,9 @@ describe('managed (v2) plugin', { timeout: 180_000 }, () => {
       'usr/sbin/iptables-save',
       'usr/sbin/iptables-restore',
       'usr/sbin/ip6tables-save',
-      'usr/sbin/ip6tables-restore'
+      'usr/sbin/ip6tables-restore',
+      // the dataplane's kept spawner, where the bundle looks for it
+      'opt/isthmus/dist/spawner/isthmus-spawner'
     ]) {
       assert.ok(existsSync(join(rootfs, f)), `${f} in the rootfs`)
     }
@@ -146,6 +164,8 @@ describe('managed (v2) plugin', { timeout: 180_000 }, () => {
       `ip -4 -o addr show eth0 && ping -c 2 -W 2 ${ipA} && ping -c 2 -W 2 ${prefix}-a`
     )
     assert.equal(b.code, 0, `b pings a: ${b.stdout}${b.stderr}`)
+    // the plugin's daemon started its commands through its spawner, not a fork of itself each
+    assert.ok(pluginSpawners().length > 0, 'an isthmus-spawner whose parent is the plugin daemon')
     assert.match(b.stdout, new RegExp(`inet 10\\.252\\.${third}\\.\\d+/24`))
     assert.match(b.stdout, /2 packets transmitted, 2 packets received/)
 
