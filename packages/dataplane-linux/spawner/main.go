@@ -18,6 +18,8 @@ import (
 
 func main() {
 	parent := flag.Int("parent", 0, "pid of the process that started this one; exit if it is already gone")
+	ipPath := flag.String("ip", "", "serve this `ip`'s batches of the lines in ipbuiltin.go over netlink, in process")
+	nsenterPath := flag.String("nsenter", "", "and those run through this nsenter (--net=PATH ip ...)")
 	flag.Parse()
 	if err := dieWithParent(*parent); err != nil {
 		fmt.Fprintln(os.Stderr, "isthmus-spawner:", err)
@@ -38,7 +40,7 @@ func main() {
 				inFlight.Add(1)
 				go func() {
 					defer inFlight.Done()
-					out.write(run(req, env))
+					out.write(answerTo(req, env, *ipPath, *nsenterPath))
 				}()
 			}
 		}
@@ -51,4 +53,19 @@ func main() {
 		}
 	}
 	inFlight.Wait()
+}
+
+// answerTo serves one request: over netlink when ipbuiltin.go can, else as a process of its own
+// (unless the request asked for netlink only).
+func answerTo(req request, env []string, ipPath, nsenterPath string) answer {
+	if call, served := parseIPCall(req, ipPath, nsenterPath); served {
+		if a, ran := runIPCall(call); ran {
+			a.ID = req.ID
+			return a
+		}
+	}
+	if req.NetlinkOnly {
+		return answer{ID: req.ID, Declined: true}
+	}
+	return run(req, env)
 }

@@ -15,6 +15,8 @@ type request struct {
 	Input     *string     `json:"input,omitempty"`
 	TimeoutMs int64       `json:"timeoutMs,omitempty"`
 	MaxBuffer int64       `json:"maxBuffer,omitempty"`
+	// NetlinkOnly: serve it over netlink (ipbuiltin.go) or answer declined; never run it.
+	NetlinkOnly bool `json:"netlinkOnly,omitempty"`
 }
 
 // answer is what became of one request: stdout, stderr and an exit code when the command ran to an
@@ -28,6 +30,7 @@ type answer struct {
 	Signal   string      `json:"signal,omitempty"`
 	TimedOut bool        `json:"timedOut,omitempty"`
 	Error    string      `json:"error,omitempty"`
+	Declined bool        `json:"declined,omitempty"`
 }
 
 const (

@@ -40,6 +40,13 @@ export interface SpawnerOptions extends ExecOptions {
   readonly fallback?: Exec
   /** Where the missing binary (debug) and a spawner that cannot run (warn) are said. Default: dropped. */
   readonly log?: Logger
+  /**
+   * The `ip` and `nsenter` commands (as given to `Exec`) whose `ip -batch` calls the spawner
+   * serves over netlink itself when every line is of the few a CNI ADD and DEL write
+   * (spawner/ipbuiltin.go), with `ip`'s own output and exit code; other calls run the command.
+   * Default: none (every command runs).
+   */
+  readonly netlink?: { readonly ip: string; readonly nsenter: string }
 }
 
 /** @category model */
@@ -52,6 +59,12 @@ export interface KeptSpawner {
   readonly close: () => Promise<void>
   /** The running spawner's process id; undefined before the first command and after it ended. */
   readonly pid: () => number | undefined
+  /**
+   * An `Exec` that gives the spawner the calls it serves over netlink (`netlink`) and every other
+   * call to `next` (kept `ip` processes, say), which also runs everything when there is no
+   * spawner. A call it does not serve costs one line to it and back.
+   */
+  readonly netlinkFirst: (next: Exec) => Exec
 }
 
 /** One line the spawner writes: what became of the command with that id. */
@@ -63,7 +76,8 @@ const Answer = t.intersection([
     exitCode: t.number,
     signal: t.string,
     timedOut: t.boolean,
-    error: t.string
+    error: t.string,
+    declined: t.boolean
   })
 ])
 type Answer = t.TypeOf<typeof Answer>
@@ -73,8 +87,12 @@ interface Waiting {
   readonly args: ReadonlyArray<string>
   readonly input: string | undefined
   readonly timeoutMs: number
-  readonly done: (r: E.Either<CoreError, ExecOutput>) => void
+  /** Asked with netlinkOnly: `declined` is its answer when the spawner does not serve it. */
+  readonly done: (r: E.Either<CoreError, ExecOutput | typeof DECLINED>) => void
 }
+
+/** The spawner's answer to a netlink-only request it does not serve. */
+const DECLINED = 'declined'
 
 /** One spawner process and the commands it was given. */
 interface Running {
@@ -165,7 +183,7 @@ export const spawnerExec = (options: SpawnerOptions = {}): KeptSpawner => {
     }
   }
 
-  const settle = (r: Running, id: number, out: E.Either<CoreError, ExecOutput>): void => {
+  const settle = (r: Running, id: number, out: E.Either<CoreError, ExecOutput | typeof DECLINED>): void => {
     const w = r.waiting.get(id)
     if (w === undefined) return // answered already (the grace timer ran out first)
     r.waiting.delete(id)
@@ -173,7 +191,8 @@ export const spawnerExec = (options: SpawnerOptions = {}): KeptSpawner => {
     w.done(out)
   }
 
-  const outcome = (w: Waiting, a: Answer): E.Either<CoreError, ExecOutput> => {
+  const outcome = (w: Waiting, a: Answer): E.Either<CoreError, ExecOutput | typeof DECLINED> => {
+    if (a.declined === true) return E.right(DECLINED)
     const argv = [w.file, ...w.args]
     if (a.error !== undefined) return E.left(io(`run ${w.file}`, a.error))
     const stdout = a.stdout ?? ''
@@ -186,7 +205,8 @@ export const spawnerExec = (options: SpawnerOptions = {}): KeptSpawner => {
   }
 
   const start = (path: string): Running => {
-    const child = spawn(path, ['-parent', String(process.pid)], { stdio: 'pipe', detached: true })
+    const served = options.netlink === undefined ? [] : ['-ip', options.netlink.ip, '-nsenter', options.netlink.nsenter]
+    const child = spawn(path, ['-parent', String(process.pid), ...served], { stdio: 'pipe', detached: true })
     let resolveClosed: () => void = () => undefined
     const r: Running = {
       child,
@@ -269,8 +289,14 @@ export const spawnerExec = (options: SpawnerOptions = {}): KeptSpawner => {
     return r
   }
 
-  const send = (r: Running, file: string, args: ReadonlyArray<string>, input: string | undefined) =>
-    new Promise<E.Either<CoreError, ExecOutput>>((resolve) => {
+  const send = (
+    r: Running,
+    file: string,
+    args: ReadonlyArray<string>,
+    input: string | undefined,
+    netlinkOnly = false
+  ) =>
+    new Promise<E.Either<CoreError, ExecOutput | typeof DECLINED>>((resolve) => {
       const id = nextId++
       // The spawner kills at the timeout; this only catches a spawner that stopped answering.
       const timer = setTimeout(() => {
@@ -293,28 +319,59 @@ export const spawnerExec = (options: SpawnerOptions = {}): KeptSpawner => {
       })
       hold(r)
       r.child.stdin.write(
-        `${JSON.stringify({ id, file, args, ...(input === undefined || input === '' ? {} : { input }), timeoutMs, maxBuffer })}\n`
+        `${JSON.stringify({
+          id,
+          file,
+          args,
+          ...(input === undefined || input === '' ? {} : { input }),
+          timeoutMs,
+          maxBuffer,
+          ...(netlinkOnly ? { netlinkOnly } : {})
+        })}\n`
       )
     })
 
-  const exec: Exec = (file, args, input) => () => {
-    if (closed) return fallback(file, args, input)()
+  // The running spawner, started when needed; undefined when commands must run elsewhere.
+  const running = (): Running | undefined => {
+    if (closed) return undefined
     const path = usable()
-    if (path === null) return fallback(file, args, input)()
+    if (path === null) return undefined
     if (current === undefined) {
       try {
         current = start(path)
       } catch (e) {
         // spawn throws for the errors it does not report as an event: nothing started.
         broken(causeText(e))
-        return fallback(file, args, input)()
+        return undefined
       }
     }
-    return send(current, file, args, input)
+    return current
   }
+
+  // Declined only comes back to netlink-only requests.
+  const served = (out: E.Either<CoreError, ExecOutput | typeof DECLINED>): E.Either<CoreError, ExecOutput> =>
+    E.isRight(out) && out.right === DECLINED
+      ? E.left(io('spawner', 'declined a command it was to run'))
+      : (out as E.Either<CoreError, ExecOutput>)
+
+  const exec: Exec = (file, args, input) => () => {
+    const r = running()
+    return r === undefined ? fallback(file, args, input)() : send(r, file, args, input).then(served)
+  }
+
+  const netlinkFirst =
+    (next: Exec): Exec =>
+    (file, args, input) =>
+    async () => {
+      const r = options.netlink === undefined ? undefined : running()
+      if (r === undefined) return next(file, args, input)()
+      const out = await send(r, file, args, input, true)
+      return E.isRight(out) && out.right === DECLINED ? next(file, args, input)() : served(out)
+    }
 
   return {
     exec,
+    netlinkFirst,
     pid: () => (current !== undefined && !current.ended ? current.child.pid : undefined),
     close: async () => {
       closed = true

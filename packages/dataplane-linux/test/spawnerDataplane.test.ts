@@ -27,7 +27,7 @@ const plain = linuxDataplane({ chainPrefix: scope.chainPrefix })
  * The same endpoint placed through execFileExec, removed, and placed again through `viaSpawner`
  * (each time into a sandbox of its own): the two sandboxes must look the same.
  */
-const placeBoth = async (viaSpawner: Exec): Promise<void> => {
+const placeBoth = async (viaSpawner: Exec, tags: readonly [string, string] = ['d', 's']): Promise<void> => {
   const served: string[] = []
   const counting: Exec = (file, args, input) => {
     served.push([file, ...args].join(' '))
@@ -35,8 +35,8 @@ const placeBoth = async (viaSpawner: Exec): Promise<void> => {
   }
   const seen = []
   for (const [dp, tag] of [
-    [plain, 'd'],
-    [linuxDataplane({ chainPrefix: scope.chainPrefix, exec: counting }), 's']
+    [plain, tags[0]],
+    [linuxDataplane({ chainPrefix: scope.chainPrefix, exec: counting }), tags[1]]
   ] as const) {
     const ns = scope.addNetns(tag)
     const ep = endpoint({
@@ -71,7 +71,7 @@ const placeBoth = async (viaSpawner: Exec): Promise<void> => {
   )
   assert.ok(spawned?.v4.includes('default via 10.240.70.1 dev eth0'), `a default route: ${JSON.stringify(spawned?.v4)}`)
   assert.ok(
-    served.some((c) => / -n isthmus-test-[0-9a-f]+-s .*-batch -$/.test(c)),
+    served.some((c) => new RegExp(` -n isthmus-test-[0-9a-f]+-${tags[1]} .*-batch -$`).test(c)),
     `the sandbox's batch went to the spawner: ${served.join('; ')}`
   )
 }
@@ -86,6 +86,15 @@ describe('the dataplane over the kept spawner (real kernel)', () => {
     const sp = spawnerExec()
     try {
       await placeBoth(sp.exec)
+    } finally {
+      await sp.close()
+    }
+  })
+
+  it('the same sandbox when the spawner serves the ip batches over netlink itself', async () => {
+    const sp = spawnerExec({ netlink: { ip: 'ip', nsenter: 'nsenter' } })
+    try {
+      await placeBoth(sp.exec, ['dn', 'sn'])
     } finally {
       await sp.close()
     }
