@@ -132,7 +132,7 @@ export const settingsLayer = (
           throw new UsageError(`config file ${configFile}: ${JSON.stringify(key)} is no flag of isthmus (keys are flag names, such as "state-dir")`)
         }
         // a key of another command's flag: the same file serves serve, status and the listings
-        if (!known.has(key) || given.has(key) || env[envVarOf(key)] !== undefined) continue
+        if (!known.has(key) || given.has(key) || (env[envVarOf(key)] ?? '') !== '') continue
         const from: Source = { kind: 'file', file: configFile }
         set(key, valueFor(key, raw, o, from))
         sources.set(key, from)
@@ -141,7 +141,8 @@ export const settingsLayer = (
     for (const flag of flags) {
       const name = envVarOf(flag)
       const raw = env[name]
-      if (raw === undefined || given.has(flag)) continue
+      // empty is unset: dockerd passes every Env entry of a managed plugin, set or not
+      if (raw === undefined || raw === '' || given.has(flag)) continue
       const from: Source = { kind: 'env', name }
       set(flag, valueFor(flag, raw, o, from))
       sources.set(flag, from)

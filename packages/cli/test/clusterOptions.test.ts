@@ -110,7 +110,7 @@ describe('cluster flags', () => {
       ]
     ] as const) {
       const r = await isthmus(['serve', '--socket', '/nonexistent/x.sock', ...args])
-      assert.equal(r.code, 1, r.stderr)
+      assert.equal(r.code, 2, r.stderr)
       assert.match(r.stderr, said)
     }
     const help = await isthmus(['serve', '--help'])

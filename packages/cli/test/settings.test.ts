@@ -197,6 +197,8 @@ describe('isthmus settings: flags, ISTHMUS_* variables, a config file', () => {
       const msg = await usageError(argv, env)
       assert.match(msg ?? '(no error)', want, `${argv.join(' ')} ${JSON.stringify(env)}`)
     }
+    // an empty variable is unset (dockerd passes a managed plugin's every Env entry)
+    assert.equal(await usageError(['leases', '--state-dir', '/nonexistent/d'], { ISTHMUS_STORE: '' }), undefined)
     // the flag is what counts: a bad variable or file value under it is never read
     const status = [
       'status',
@@ -257,6 +259,18 @@ describe('isthmus settings: flags, ISTHMUS_* variables, a config file', () => {
     )
     assert.match(codes[0]!.stderr, /^isthmus: Unknown argument: bogus\nSee isthmus --help/)
     assert.match(codes[2]!.stderr, /no state directory at/)
+  })
+
+  it("the managed plugin's settable variables are serve's flags (and the etcd password), empty by default", () => {
+    const config = JSON.parse(
+      readFileSync(new URL('../../cnm-server/plugin/config.json', import.meta.url), 'utf8')
+    ) as { Env: Array<{ Name: string; Settable: string[]; Value: string }> }
+    const serveVars = new Set([...(commandFlags().get('serve') ?? [])].map(envVarOf))
+    for (const v of config.Env) {
+      assert.ok(serveVars.has(v.Name) || v.Name === 'ISTHMUS_ETCD_PASSWORD', `${v.Name} is a serve flag's`)
+      assert.deepEqual([v.Settable, v.Value], [['value'], ''], v.Name)
+    }
+    assert.ok(config.Env.some((v) => v.Name === 'ISTHMUS_LOG_LEVEL'))
   })
 
   it("the README's table of variables lists every flag of every command, and nothing else", () => {
