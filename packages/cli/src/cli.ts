@@ -49,7 +49,9 @@ export const commandFlags = (): ReadonlyMap<string, ReadonlySet<string>> => {
       if (typeof h.builder !== 'function') continue
       const sub = h.builder(yargs([]))
       const full = name === '$0' ? path : `${path} ${name}`.trim()
-      const keys = Object.keys((sub as unknown as { getOptions: () => { key: Record<string, unknown> } }).getOptions().key)
+      const keys = Object.keys(
+        (sub as unknown as { getOptions: () => { key: Record<string, unknown> } }).getOptions().key
+      )
       const positionals = new Set([...h.original.matchAll(/[<[]([a-z-]+)(?:\.\.)?[>\]]/g)].map((m) => m[1]))
       const flags = keys.filter((k) => !['help', 'version'].includes(k) && !positionals.has(k))
       found.set(full, new Set([...(found.get(full) ?? []), ...flags]))

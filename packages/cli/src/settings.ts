@@ -92,7 +92,9 @@ const readConfig = (file: string): Record<string, unknown> => {
     throw new UsageError(`config file ${file}: not JSON (${(e as Error).message})`)
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
-    throw new UsageError(`config file ${file}: expected a JSON object whose keys are flag names, such as {"log-level": "debug"}`)
+    throw new UsageError(
+      `config file ${file}: expected a JSON object whose keys are flag names, such as {"log-level": "debug"}`
+    )
   }
   return doc as Record<string, unknown>
 }
@@ -129,7 +131,9 @@ export const settingsLayer = (
       const known = new Set(flags)
       for (const [key, raw] of Object.entries(doc)) {
         if (NOT_SETTINGS.has(key) || !(known.has(key) || allFlags().has(key))) {
-          throw new UsageError(`config file ${configFile}: ${JSON.stringify(key)} is no flag of isthmus (keys are flag names, such as "state-dir")`)
+          throw new UsageError(
+            `config file ${configFile}: ${JSON.stringify(key)} is no flag of isthmus (keys are flag names, such as "state-dir")`
+          )
         }
         // a key of another command's flag: the same file serves serve, status and the listings
         if (!known.has(key) || given.has(key) || (env[envVarOf(key)] ?? '') !== '') continue

@@ -257,8 +257,8 @@ describe('isthmus settings: flags, ISTHMUS_* variables, a config file', () => {
       [2, 2, 1, 0],
       codes.map((r) => r.stderr).join('\n')
     )
-    assert.match(codes[0]!.stderr, /^isthmus: Unknown argument: bogus\nSee isthmus --help/)
-    assert.match(codes[2]!.stderr, /no state directory at/)
+    assert.match(codes[0].stderr, /^isthmus: Unknown argument: bogus\nSee isthmus --help/)
+    assert.match(codes[2].stderr, /no state directory at/)
   })
 
   it("the managed plugin's settable variables are serve's flags (and the etcd password), empty by default", () => {

@@ -5,6 +5,7 @@
  * (unknown flag or command, bad value, missing argument), whichever source the value came from.
  */
 import { hideBin } from 'yargs/helpers'
+import { bugText } from '@isthmus/cnm-server'
 import { buildCli } from '../cli.js'
 import { UsageError } from '../settings.js'
 
@@ -15,7 +16,8 @@ try {
     process.stderr.write(`isthmus: ${e.message}\nSee isthmus --help (or isthmus <command> --help).\n`)
     process.exitCode = 2
   } else {
-    process.stderr.write(`isthmus: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`)
+    // a handler that rejects is a bug: its stack, for the report
+    process.stderr.write(`isthmus: ${bugText(e)}\n`)
     process.exitCode = 1
   }
 }

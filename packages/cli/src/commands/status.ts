@@ -169,7 +169,13 @@ export const statusText = (r: StatusReport): string => {
       ? ''
       : `\n${table(
           ['NETWORK', 'ID', 'SUBNETS', 'BRIDGE', 'ENDPOINTS'],
-          r.networks.map((n) => [n.name, n.id.slice(0, 12), n.subnets.join(',') || '-', n.bridge ?? '-', String(n.endpoints)])
+          r.networks.map((n) => [
+            n.name,
+            n.id.slice(0, 12),
+            n.subnets.join(',') || '-',
+            n.bridge ?? '-',
+            String(n.endpoints)
+          ])
         )}`
   return `${lines.join('\n')}\n${nets}${r.ok ? '' : '\nisthmus is not healthy: see FAILED above.\n'}`
 }
@@ -183,7 +189,7 @@ export const statusMain = async (a: StatusArgs & { readonly json: boolean }, o: 
 export const statusCommand = (y: Argv): Argv =>
   y.command(
     'status',
-    "Whether the daemon answers on its sockets and the store is readable; the networks",
+    'Whether the daemon answers on its sockets and the store is readable; the networks',
     (c) =>
       storeFlags(c)
         .option('socket', { type: 'string', default: DEFAULT_SOCKET, describe: "the daemon's plugin socket" })
