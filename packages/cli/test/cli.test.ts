@@ -28,7 +28,7 @@ describe('isthmus CLI', () => {
       await assert.rejects(
         isthmus('serve', '--socket', '/nonexistent/x.sock', '--chain-prefix', bad),
         (e: { code: number; stderr: string }) => {
-          assert.equal(e.code, 1)
+          assert.equal(e.code, 2)
           assert.match(e.stderr, /--chain-prefix: letters, digits and _, at most 16/)
           return true
         }
@@ -38,7 +38,7 @@ describe('isthmus CLI', () => {
 
   it('fails with a usage message and a non-zero exit when no command is given', async () => {
     await assert.rejects(isthmus(), (e: { code: number; stderr: string }) => {
-      assert.equal(e.code, 1)
+      assert.equal(e.code, 2)
       assert.match(e.stderr, /Name a command/)
       return true
     })

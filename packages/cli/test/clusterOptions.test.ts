@@ -110,7 +110,7 @@ describe('cluster flags', () => {
       ]
     ] as const) {
       const r = await isthmus(['serve', '--socket', '/nonexistent/x.sock', ...args])
-      assert.equal(r.code, 1, r.stderr)
+      assert.equal(r.code, 2, r.stderr)
       assert.match(r.stderr, said)
     }
     const help = await isthmus(['serve', '--help'])
@@ -129,7 +129,7 @@ describe('cluster flags', () => {
 
   it('hosts: without --cluster it says what to give; an etcd that does not answer fails within the deadline', async () => {
     const none = await isthmus(['hosts'])
-    assert.equal(none.code, 1)
+    assert.equal(none.code, 2)
     assert.match(none.stderr, /--cluster <name> --etcd-endpoints/)
     const port = await freePort()
     const t0 = Date.now()

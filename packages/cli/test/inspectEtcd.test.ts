@@ -161,9 +161,11 @@ describe('inspection commands with --store etcd', () => {
     ]
     for (const [args, message] of cases) {
       const r = await isthmus('networks', ...args)
-      assert.equal(r.code, 1, args.join(' '))
-      assert.match(r.stderr.trim(), message)
-      assert.equal(r.stderr.trim().split('\n').length, 1, 'one line')
+      // a usage error: exit code 2, the sentence, then where to read the usage
+      assert.equal(r.code, 2, args.join(' '))
+      const [sentence, ...rest] = r.stderr.trim().split('\n')
+      assert.match(sentence ?? '', message)
+      assert.deepEqual(rest, ['See isthmus --help (or isthmus <command> --help).'])
     }
   })
 

@@ -51,7 +51,7 @@ describe('isthmus serve: bugs and limits', () => {
       await assert.rejects(
         run('pnpm', ['--silent', 'isthmus', 'serve', '--socket', '/nonexistent/x.sock', flag, value], { cwd: root }),
         (e: { code: number; stderr: string }) => {
-          assert.equal(e.code, 1)
+          assert.equal(e.code, 2)
           assert.match(e.stderr, new RegExp(`${flag}: a number of at least`))
           return true
         }

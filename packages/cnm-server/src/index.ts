@@ -36,13 +36,16 @@ export { inspectRoutes, leasesAnswer, metricsAnswer, networksAnswer, type Daemon
 export {
   METRIC_PREFIX,
   pluginMetrics,
+  registerBuildInfo,
   registerProcessMetrics,
   registerStoreMetrics,
+  type CniCallObservation,
   type PluginMetrics
 } from './metrics.js'
 export {
   listenMetrics,
   metricsApp,
+  isRemoteMetricsAddress,
   parseMetricsAddr,
   type MetricsAddress,
   type MetricsServer

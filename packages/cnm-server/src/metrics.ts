@@ -10,14 +10,23 @@ import { inspectSummary, type CoreError, type Env, type InspectSummary } from '@
 import type { RequestCount } from './protocol/Inspect.js'
 import type { RequestRecord } from './router.js'
 
-/** The prefix of every metric name. */
+/** The prefix of every isthmus metric name (Node's process metrics keep their standard names). */
 export const METRIC_PREFIX = 'isthmus_'
+
+/** A CNI call the daemon ran for the CNI executable (the hand-off), as wiring's `onCall` tells it. */
+export interface CniCallObservation {
+  readonly command: string
+  readonly outcome: string
+  readonly durationMs: number
+}
 
 /** What the plugin app counts. @category model */
 export interface PluginMetrics {
   readonly registry: Registry
   /** The router's observer (`buildApp`'s `onRequest`). */
   readonly observe: (r: RequestRecord) => void
+  /** The CNI hand-off's observer (`cniHandoffServer`'s `onCall`), in the same registry. */
+  readonly observeCni: (c: CniCallObservation) => void
   /** The request counters as the `/IpamDriver.Metrics` answer lists them. */
   readonly requests: () => Promise<ReadonlyArray<RequestCount>>
 }
@@ -42,8 +51,27 @@ export const pluginMetrics = (): PluginMetrics => {
     buckets: BUCKETS,
     registers: [registry]
   })
+  const cniLabels = ['command', 'outcome'] as const
+  const cniTotal = new Counter({
+    name: `${METRIC_PREFIX}cni_requests_total`,
+    help: 'CNI calls the CNI executable handed to this daemon, by command (ADD, DEL, CHECK, …) and outcome (ok, error, bug)',
+    labelNames: cniLabels,
+    registers: [registry]
+  })
+  const cniDuration = new Histogram({
+    name: `${METRIC_PREFIX}cni_request_duration_seconds`,
+    help: 'Time to run a handed-off CNI call, by command and outcome',
+    labelNames: cniLabels,
+    buckets: BUCKETS,
+    registers: [registry]
+  })
   return {
     registry,
+    observeCni: (c) => {
+      const labels = { command: c.command, outcome: c.outcome }
+      cniTotal.inc(labels)
+      cniDuration.observe(labels, c.durationMs / 1000)
+    },
     observe: (r) => {
       // a path no route serves is whatever the caller sent: one label value for all of them
       const labels = { op: r.op ?? 'other', outcome: r.outcome }
@@ -144,6 +172,22 @@ export const registerStoreMetrics = (registry: Registry, env: Pick<Env, 'store'>
   })
 }
 
-/** Node's process metrics (CPU, memory, event loop lag, …), for a daemon that exports metrics. */
-export const registerProcessMetrics = (registry: Registry): void =>
-  collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX })
+/**
+ * Node's process metrics (CPU, memory, event loop lag, …) under their standard names
+ * (`process_*`, `nodejs_*`), so the dashboards made for any Node process read them as they are.
+ */
+export const registerProcessMetrics = (registry: Registry): void => collectDefaultMetrics({ register: registry })
+
+/**
+ * `isthmus_build_info{version,node,arch} 1`: what is running, to join on in queries and to see an
+ * upgrade roll through the hosts.
+ */
+export const registerBuildInfo = (registry: Registry, version: string): void => {
+  const g = new Gauge({
+    name: `${METRIC_PREFIX}build_info`,
+    help: 'Always 1; the labels say which isthmus, on which Node.js and architecture, is running',
+    labelNames: ['version', 'node', 'arch'],
+    registers: [registry]
+  })
+  g.set({ version, node: process.version, arch: process.arch }, 1)
+}

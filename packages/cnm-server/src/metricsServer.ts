@@ -2,7 +2,8 @@
  * The optional metrics listener (`isthmus serve --metrics-addr 127.0.0.1:9323`): `/metrics`
  * (Prometheus text), `/healthz` (liveness: the process answers) and `/readyz` (the store
  * answers its ping). A TCP port apart from the plugin socket, because the socket belongs to
- * dockerd and Prometheus scrapes TCP. It has no authentication, so it listens on loopback only.
+ * dockerd and Prometheus scrapes TCP. It has no authentication, so it listens on loopback unless
+ * the operator allows other hosts explicitly (`--metrics-allow-remote`).
  */
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -25,12 +26,17 @@ const isLoopback = (host: string): boolean => {
 }
 
 /**
- * `HOST:PORT` or `[V6]:PORT`, HOST a loopback address (127.0.0.0/8, ::1) or `localhost`
- * (127.0.0.1); port 0 picks a free one. Left is the sentence to show.
+ * `HOST:PORT` or `[V6]:PORT`, HOST an IP address or `localhost` (127.0.0.1); port 0 picks a free
+ * one. HOST must be a loopback address (127.0.0.0/8, ::1) unless `allowRemote`: the listener has
+ * no authentication, so serving other hosts (any other address, or 0.0.0.0 / [::] for all of
+ * them) is the operator's explicit choice (`--metrics-allow-remote`). Left is the sentence to show.
  *
  * @category utils
  */
-export const parseMetricsAddr = (text: string): E.Either<string, MetricsAddress> => {
+export const parseMetricsAddr = (
+  text: string,
+  { allowRemote = false }: { readonly allowRemote?: boolean } = {}
+): E.Either<string, MetricsAddress> => {
   const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text)
   const port = Number(m?.[3])
   if (m === null || !(port >= 0 && port <= 65535)) {
@@ -38,12 +44,19 @@ export const parseMetricsAddr = (text: string): E.Either<string, MetricsAddress>
   }
   const named = m[1] ?? m[2] ?? ''
   const host = named === 'localhost' ? '127.0.0.1' : named
-  return isLoopback(host)
+  if (isLoopback(host)) return E.right({ host, port })
+  if (!E.isRight(IpAddress.decode(host)) && host !== '::') {
+    return E.left(`--metrics-addr ${text}: ${named} is not an IP address (give one, such as 127.0.0.1 or 0.0.0.0)`)
+  }
+  return allowRemote
     ? E.right({ host, port })
     : E.left(
-        `--metrics-addr ${text}: ${named} is not a loopback address; the metrics listener has no authentication, so it serves only 127.0.0.0/8 or [::1]`
+        `--metrics-addr ${text}: ${named} is not a loopback address; the metrics listener has no authentication, so it serves only 127.0.0.0/8 or [::1] unless --metrics-allow-remote is given`
       )
 }
+
+/** Whether the address is reachable from other hosts (a warning at start). @category utils */
+export const isRemoteMetricsAddress = (at: MetricsAddress): boolean => !isLoopback(at.host)
 
 /** @category model */
 export interface MetricsServer {

@@ -289,7 +289,7 @@ describe('leases and metrics after Docker and CNI attachments in one state direc
       (sample(m, 'isthmus_cnm_requests_total', { op: 'NetworkDriver.DeleteEndpoint', outcome: 'ok' }) ?? 0) >= 1,
       'docker rm of c2'
     )
-    assert.ok((sample(m, 'isthmus_process_resident_memory_bytes') ?? 0) > 0, 'process metrics too')
+    assert.ok((sample(m, 'process_resident_memory_bytes') ?? 0) > 0, 'process metrics too')
 
     await runDetached('c4')
     const after = await metrics()
@@ -324,7 +324,7 @@ describe('leases and metrics after Docker and CNI attachments in one state direc
         '--state-dir',
         join(dir, 'state')
       )
-      assert.equal(r.code, 1)
+      assert.equal(r.code, 2)
       assert.match(r.stderr, /--metrics-addr 0\.0\.0\.0:9323: 0\.0\.0\.0 is not a loopback address/)
       assert.equal(r.stdout, '')
       assert.deepEqual([existsSync(socket), existsSync(join(dir, 'state'))], [false, false])

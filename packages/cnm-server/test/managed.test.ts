@@ -53,7 +53,7 @@ describe('managed (v2) plugin', { timeout: 180_000 }, () => {
   const third = 160 + Math.floor(Math.random() * 32)
   const subnet = `10.252.${third}.0/24`
   const gateway = `10.252.${third}.1`
-  // Through the settable `args`: chains of this run only, removed at the end.
+  // Through the settable variable ISTHMUS_CHAIN_PREFIX: chains of this run only, removed at the end.
   const chainPrefix = `IT${prefix.replace(/\W/g, '')}`
   let daemon: DockerDaemon | undefined
   let image = ''
@@ -112,8 +112,19 @@ describe('managed (v2) plugin', { timeout: 180_000 }, () => {
   it('installs and enables with docker plugin create / set / enable', async () => {
     await mustDocker('plugin', 'create', plugin, join(tmp, 'plugin'))
     installed = true
-    await mustDocker('plugin', 'set', plugin, `state.source=${stateDir}`, `args=--chain-prefix ${chainPrefix}`)
+    await mustDocker(
+      'plugin',
+      'set',
+      plugin,
+      `state.source=${stateDir}`,
+      `ISTHMUS_CHAIN_PREFIX=${chainPrefix}`,
+      'ISTHMUS_LOG_LEVEL=debug'
+    )
     await mustDocker('plugin', 'enable', plugin)
+    const env = await mustDocker('plugin', 'inspect', '--format', '{{json .Settings.Env}}', plugin)
+    const settings = JSON.parse(env.stdout) as string[]
+    assert.ok(settings.includes(`ISTHMUS_CHAIN_PREFIX=${chainPrefix}`), env.stdout)
+    assert.ok(settings.includes('ISTHMUS_LOG_LEVEL=debug'), env.stdout)
     const enabled = await mustDocker(
       'plugin',
       'inspect',
@@ -135,7 +146,7 @@ describe('managed (v2) plugin', { timeout: 180_000 }, () => {
     // the host side: the gateway address on a bridge in the host namespace
     const hostAddrs = await mustRun(['ip', '-o', '-4', 'addr', 'show'])
     assert.ok(hostAddrs.stdout.includes(` ${gateway}/24 `), `gateway ${gateway} on the host`)
-    // the args set before enable reached the daemon: its masquerade is in chains of that prefix
+    // the variable set before enable reached the daemon: its masquerade is in chains of that prefix
     const nat = await mustRun(['iptables-save', '-t', 'nat'])
     assert.match(nat.stdout, new RegExp(`-A ${chainPrefix}-POSTROUTING .*${subnet.replace(/\./g, '\\.')}`))
 

@@ -61,9 +61,23 @@ describe('metrics listener', () => {
     ] as const) {
       assert.deepEqual(parseMetricsAddr(text), E.right(want), text)
     }
-    for (const text of ['0.0.0.0:9323', '10.241.0.1:9323', '[::]:9323', 'example.com:9323']) {
+    for (const text of ['0.0.0.0:9323', '10.241.0.1:9323', '[::]:9323']) {
       const r = parseMetricsAddr(text)
       assert.ok(E.isLeft(r) && r.left.includes('is not a loopback address'), `${text}: ${JSON.stringify(r)}`)
+      assert.ok(r.left.includes('--metrics-allow-remote'), 'the sentence names the way out')
+    }
+    // asked for explicitly (--metrics-allow-remote), any IP address; a name still is not one
+    for (const [text, want] of [
+      ['0.0.0.0:9323', { host: '0.0.0.0', port: 9323 }],
+      ['10.241.0.1:9323', { host: '10.241.0.1', port: 9323 }],
+      ['[::]:9323', { host: '::', port: 9323 }],
+      ['127.0.0.1:9323', { host: '127.0.0.1', port: 9323 }]
+    ] as const) {
+      assert.deepEqual(parseMetricsAddr(text, { allowRemote: true }), E.right(want), text)
+    }
+    for (const allowRemote of [false, true]) {
+      const r = parseMetricsAddr('example.com:9323', { allowRemote })
+      assert.ok(E.isLeft(r) && r.left.includes('is not an IP address'), JSON.stringify(r))
     }
     for (const text of ['127.0.0.1', '127.0.0.1:70000', ':9323', '[::1]9323']) {
       const r = parseMetricsAddr(text)

@@ -23,7 +23,7 @@ export { execDelegate } from './cni/delegate.js'
 export { ipProbe } from './cni/probe.js'
 export { linuxDockerPorts } from './cni/dockerPorts.js'
 export { sessionCache, type SeedSession, type SessionCache } from './cni/sessions.js'
-export { cniHandoffServer, type CniHandoffServerOptions } from './cni/handoffServer.js'
+export { cniHandoffServer, type CniCallRecord, type CniHandoffServerOptions } from './cni/handoffServer.js'
 export {
   AbsolutePath,
   CLUSTER_DEFAULTS,

@@ -118,6 +118,12 @@ export const storeFlags = <T>(y: Argv<T>) =>
       type: 'string',
       describe: "with --store etcd: the host whose records to read (default: this machine's hostname)"
     })
+    // usage errors (exit code 2) before the store is opened
+    .check((a) => {
+      const s = storeSettingsOf(storeArgsOf(a), process.env)
+      if (E.isLeft(s)) throw new Error(s.left)
+      return true
+    })
 
 /** The parsed store flags. */
 export interface StoreArgs extends ClusterArgs {

@@ -93,6 +93,13 @@ export const hostsCommand = (y: Argv): Argv =>
     (c) =>
       etcdFlags(c)
         .option('json', { type: 'boolean', default: false, describe: 'print JSON instead of a table' })
+        // usage errors (exit code 2) before anything is asked of etcd
+        .check((a) => {
+          const s = clusterSettings(clusterArgsOf(a), process.env, { underlay: false })
+          if (E.isLeft(s)) throw new Error(s.left)
+          if (s.right === undefined) throw new Error('name the cluster: --cluster <name> --etcd-endpoints URL[,URL]')
+          return true
+        })
         .command(
           'rm <host>',
           "Give a gone host's blocks back to the pool (refused while it is live, unless --force)",

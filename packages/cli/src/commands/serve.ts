@@ -25,8 +25,10 @@ import {
   DEFAULT_SOCKET,
   listen,
   listenMetrics,
+  isRemoteMetricsAddress,
   parseMetricsAddr,
   pluginMetrics,
+  registerBuildInfo,
   registerProcessMetrics,
   registerStoreMetrics,
   SOCKET_LIMITS,
@@ -65,6 +67,8 @@ export interface ServeArgs {
   readonly contrail?: ContrailArgs
   /** `HOST:PORT` on loopback for /metrics, /healthz, /readyz; none without it. */
   readonly metricsAddr?: string | undefined
+  /** Let `metricsAddr` be an address other hosts reach (the listener has no authentication). */
+  readonly metricsAllowRemote?: boolean
   /** Where the CNI executable hands its calls to this daemon; '' for no hand-off. */
   readonly cniSocket?: string
   /** Prefix of the iptables chains (two daemons on one host need two). Default ISTHMUS. */
@@ -189,12 +193,22 @@ const configurationOf = (
  * prefix share its store and dataplane; others get sessions of their own. Not having it is not
  * fatal: the CNI executable then runs its calls itself.
  */
-const startCniHandoff = async (args: ServeArgs, daemon: Daemon, log: Logger): Promise<HandoffServer | undefined> => {
+const startCniHandoff = async (
+  args: ServeArgs,
+  daemon: Daemon,
+  log: Logger,
+  metrics: ReturnType<typeof pluginMetrics>
+): Promise<HandoffServer | undefined> => {
   const socket = args.cniSocket ?? DEFAULT_DAEMON_SOCKET
   if (socket === '') return undefined
   try {
     await clearStaleSocket(socket)
-    const server = await cniHandoffServer({ socket, log, ...daemonCni(daemon, args.stateDir, log) })
+    const server = await cniHandoffServer({
+      socket,
+      log,
+      onCall: metrics.observeCni,
+      ...daemonCni(daemon, args.stateDir, log)
+    })
     log.info('cni hand-off', { socket })
     return server
   } catch (e) {
@@ -221,11 +235,17 @@ const listenMetricsOf = async (
   if (at === undefined || E.isLeft(at)) return undefined
   registerStoreMetrics(metrics.registry, env)
   registerProcessMetrics(metrics.registry)
+  registerBuildInfo(metrics.registry, version)
   const server = await listenMetrics(at.right, metrics.registry, daemon.store).catch((e: unknown) => {
     log.error('cannot listen for metrics', { metricsAddr: args.metricsAddr, detail: causeText(e) })
     return undefined
   })
   if (server !== undefined) log.info('metrics', { address: server.address, paths: ['/metrics', '/healthz', '/readyz'] })
+  if (server !== undefined && isRemoteMetricsAddress(at.right)) {
+    log.warn('the metrics listener is reachable from other hosts and has no authentication', {
+      address: server.address
+    })
+  }
   return server
 }
 
@@ -234,7 +254,10 @@ const listenMetricsOf = async (
  * code 1) when the daemon cannot start; a metrics listener asked for and not had stops it at once.
  */
 const start = async (args: ServeArgs, log: Logger): Promise<Running | undefined> => {
-  const metricsAt = args.metricsAddr === undefined ? undefined : parseMetricsAddr(args.metricsAddr)
+  const metricsAt =
+    args.metricsAddr === undefined
+      ? undefined
+      : parseMetricsAddr(args.metricsAddr, { allowRemote: args.metricsAllowRemote === true })
   if (metricsAt !== undefined && E.isLeft(metricsAt)) {
     log.error('invalid --metrics-addr', { detail: metricsAt.left })
     return undefined
@@ -300,7 +323,7 @@ const start = async (args: ServeArgs, log: Logger): Promise<Running | undefined>
     return undefined
   }
   log.info('serving', { ...on, stateDir: args.stateDir, pid: process.pid })
-  const cni = await startCniHandoff(args, daemon, log)
+  const cni = await startCniHandoff(args, daemon, log, metrics)
   const metricsServer = await listenMetricsOf(args, metricsAt, metrics, daemon, env, log)
   const stop = async (): Promise<void> => {
     await metricsServer?.close()
@@ -346,6 +369,7 @@ export const settingsFromFlags = (
     readonly stateDir: string
     readonly logLevel: string
     readonly metricsAddr?: string | undefined
+    readonly metricsAllowRemote?: boolean | undefined
     readonly cniSocket: string
     readonly chainPrefix: string
     readonly maxConnections: number
@@ -359,6 +383,7 @@ export const settingsFromFlags = (
   stateDir: a.stateDir,
   logLevel: a.logLevel as LogLevel,
   metricsAddr: a.metricsAddr,
+  metricsAllowRemote: a.metricsAllowRemote === true,
   cniSocket: a.cniSocket,
   chainPrefix: a.chainPrefix,
   limits: {
@@ -411,7 +436,13 @@ export const serveCommand = (y: Argv): Argv =>
         })
         .option('metrics-addr', {
           type: 'string',
-          describe: 'serve /metrics (Prometheus), /healthz and /readyz on this loopback HOST:PORT'
+          describe:
+            'serve /metrics (Prometheus), /healthz and /readyz on this HOST:PORT, a loopback address unless --metrics-allow-remote'
+        })
+        .option('metrics-allow-remote', {
+          type: 'boolean',
+          default: false,
+          describe: 'let --metrics-addr be an address other hosts reach (0.0.0.0:9323): it has no authentication'
         })
         .option('chain-prefix', {
           type: 'string',
@@ -441,7 +472,10 @@ export const serveCommand = (y: Argv): Argv =>
           if (typeof a.chainPrefix !== 'string' || !isChainPrefix(a.chainPrefix)) {
             throw new Error(`--chain-prefix: letters, digits and _, at most 16 (got ${JSON.stringify(a.chainPrefix)})`)
           }
-          const at = typeof a.metricsAddr === 'string' ? parseMetricsAddr(a.metricsAddr) : E.right(undefined)
+          const at =
+            typeof a.metricsAddr === 'string'
+              ? parseMetricsAddr(a.metricsAddr, { allowRemote: a.metricsAllowRemote === true })
+              : E.right(undefined)
           if (E.isLeft(at)) throw new Error(at.left)
           for (const [flag, v, min] of [
             ['max-connections', a.maxConnections, 1],

@@ -23,7 +23,23 @@ export interface CniHandoffServerOptions extends Omit<HandoffServerOptions, 'han
    * iptables (a request never carries it). Default: this process's PATH.
    */
   readonly baseEnv?: RawEnv
+  /**
+   * Told of every call once it is answered (the daemon's metrics count them); the composition
+   * root passes it, so this package needs no metrics library.
+   */
+  readonly onCall?: (call: CniCallRecord) => void
 }
+
+/** One handed-off call, as `onCall` is told of it. @category model */
+export interface CniCallRecord {
+  /** CNI_COMMAND as sent (ADD, DEL, CHECK, …); `other` for a missing or unknown one. */
+  readonly command: string
+  /** `ok` (exit code 0), `error` (a CNI error answered), `bug` (the call threw; code 999). */
+  readonly outcome: 'ok' | 'error' | 'bug'
+  readonly durationMs: number
+}
+
+const COMMANDS = new Set(['ADD', 'DEL', 'CHECK', 'GC', 'STATUS', 'VERSION'])
 
 /**
  * Listen on `options.socket` (a stale socket file must have been removed by the caller: see
@@ -33,7 +49,7 @@ export interface CniHandoffServerOptions extends Omit<HandoffServerOptions, 'han
  * @category constructors
  */
 export const cniHandoffServer = async (options: CniHandoffServerOptions): Promise<HandoffServer> => {
-  const { runtime, seeds, baseEnv: base, ...listen } = options
+  const { runtime, seeds, baseEnv: base, onCall, ...listen } = options
   const sessions = sessionCache(seeds)
   const baseEnv: RawEnv = base ?? { PATH: process.env['PATH'] }
   const server = await handoffServer({
@@ -42,12 +58,24 @@ export const cniHandoffServer = async (options: CniHandoffServerOptions): Promis
     // (A runtime that throws while being built is a bug too, hence the async function.)
     // Each call's log line says where its time went (steps.ts).
     handle: async ({ env, stdin, selfNames }) => {
+      const started = process.hrtime.bigint()
+      const told = (outcome: CniCallRecord['outcome']): void => {
+        const command = env['CNI_COMMAND'] ?? ''
+        const durationMs = Number(process.hrtime.bigint() - started) / 1e6
+        try {
+          onCall?.({ command: COMMANDS.has(command) ? command : 'other', outcome, durationMs })
+        } catch (e) {
+          options.log.error('bug: the CNI call observer failed', { detail: String(e) })
+        }
+      }
       try {
         const { value, steps } = await timeCall(() =>
           runSkel(sessions.around(runtime({ ...baseEnv, ...env }, selfNames)))(env, stdin)
         )
+        told(value.exitCode === 0 ? 'ok' : 'error')
         return { ...value, steps }
       } catch (e) {
+        told('bug')
         return bugOutput(e, CURRENT_VERSION, options.log)
       }
     }
