@@ -35,9 +35,23 @@ export const withTmpfs = async (size: string, f: (mnt: string) => Promise<void>)
   }
 }
 
-/** Make the file system of `mnt` read-only, or writable again. */
+/**
+ * Make the file system of `mnt` read-only, or writable again. A file open for writing makes the
+ * kernel refuse `ro` ("mount point is busy"): a daemon's store refills its spare files in the
+ * background, so the remount is tried again for up to a second.
+ */
 export const remount = (mnt: string, mode: 'ro' | 'rw'): void => {
-  execFileSync('mount', ['-o', `remount,${mode}`, mnt])
+  for (let attempt = 1; ; attempt++) {
+    try {
+      execFileSync('mount', ['-o', `remount,${mode}`, mnt], { stdio: ['ignore', 'ignore', 'pipe'] })
+      return
+    } catch (e) {
+      const stderr = (e as { stderr?: Buffer | string }).stderr
+      const busy = /busy/.test(stderr === undefined ? '' : stderr.toString())
+      if (!busy || attempt >= 50) throw e
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20)
+    }
+  }
 }
 
 /** Grow `file` until its file system has no page left (ENOSPC); removing it frees the space. */
