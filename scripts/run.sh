@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 need_root
+node_need
 apt_need ca-certificates iproute2 util-linux iptables golang-go
 pnpm_need
 workspace_build

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 need_root
 apt_need ca-certificates iproute2 util-linux iptables docker.io busybox-static systemd \
   podman containernetworking-plugins golang-go golang-github-appc-cni-dev etcd-server etcd-client
+node_need_for_tests
 pnpm_need
 workspace_build
 pnpm --silent exec tsc -p tsconfig.tests.json >&2

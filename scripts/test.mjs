@@ -2,6 +2,8 @@
 // One node:test run over every test file of the workspace (one closing summary for CI).
 // Node 20's --test does not expand globs, so the files are found here. Arguments narrow the run
 // to files whose path contains one of them: `pnpm test packages/core`.
+// The second Node line is a test file like any other (packages/release-checks/test/node24.test.ts:
+// the unit and protocol tests on the pinned Node 24), so its result is in the same closing summary.
 import { spawn } from 'node:child_process'
 import { readdirSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
