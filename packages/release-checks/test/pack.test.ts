@@ -52,6 +52,7 @@ const ENTRY_POINTS = [
   '@isthmus/contrail/testing',
   '@isthmus/core',
   '@isthmus/core/testing',
+  '@isthmus/core/testing/store-contract',
   '@isthmus/dataplane-linux',
   '@isthmus/dataplane-vnic',
   '@isthmus/docker-engine',
@@ -206,6 +207,8 @@ describe('the npm packages, installed from their tarballs outside the workspace'
           dependencies: {
             ...Object.fromEntries(names),
             'fp-ts': core.dependencies!['fp-ts'],
+            // The optional peer of @isthmus/core/testing/store-contract, as an integrator testing a store adds it.
+            'fast-check': core.devDependencies!['fast-check'],
             '@types/node': rootManifest.devDependencies!['@types/node']
           },
           // A dependency between two @isthmus packages (`^0.1.0`) is this tarball too, never a

@@ -8,9 +8,9 @@ import {
   sampleLease,
   sampleNetwork,
   samplePool,
-  sampleSandbox,
-  storeContract
+  sampleSandbox
 } from '@isthmus/core/testing'
+import { storeContract } from '@isthmus/core/testing/store-contract'
 import { uniquePrefix } from '@isthmus/testkit'
 import { clusterPrefix, clusterRoot, etcdStore, hostStorePrefix } from '../src/index.js'
 import { freshPrefix, right, sharedEtcd } from './support/etcd.js'

@@ -13,9 +13,9 @@ import {
   sampleEndpoint,
   sampleLease,
   sampleNetwork,
-  samplePool,
-  storeContract
+  samplePool
 } from '@isthmus/core/testing'
+import { storeContract } from '@isthmus/core/testing/store-contract'
 import { decodeName, encodeName, fileStore } from '../src/index.js'
 import { killChild, openStore, removeDir, startChild, tempDir } from './support/children.js'
 

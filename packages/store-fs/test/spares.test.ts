@@ -12,7 +12,8 @@ import { after, describe, it } from 'node:test'
 import * as E from 'fp-ts/lib/Either.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import type { Store } from '@isthmus/core'
-import { expectRight, sampleEndpoint, storeContract } from '@isthmus/core/testing'
+import { expectRight, sampleEndpoint } from '@isthmus/core/testing'
+import { storeContract } from '@isthmus/core/testing/store-contract'
 import { openStore, removeDir, tempDir } from './support/children.js'
 
 const made: string[] = []
