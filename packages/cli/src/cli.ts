@@ -10,6 +10,7 @@ import { leasesCommand } from './commands/leases.js'
 import { networksCommand } from './commands/networks.js'
 import { quarantineCommand } from './commands/quarantine.js'
 import { serveCommand } from './commands/serve.js'
+import { uninstallCommand } from './commands/uninstall.js'
 import { version } from './version.js'
 
 export { version }
@@ -21,7 +22,9 @@ const epilogue = [
 
 /** The yargs program, without parsing. @category constructors */
 export const buildCli = (argv: ReadonlyArray<string>): Argv =>
-  hostsCommand(quarantineCommand(networksCommand(leasesCommand(cniCommand(serveCommand(yargs([...argv])))))))
+  uninstallCommand(
+    hostsCommand(quarantineCommand(networksCommand(leasesCommand(cniCommand(serveCommand(yargs([...argv])))))))
+  )
     .scriptName('isthmus')
     .usage('$0 <command> [options]')
     .version(version)
