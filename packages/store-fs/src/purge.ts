@@ -4,7 +4,7 @@
  * directory an operator also keeps other files in is never emptied by it.
  */
 import { existsSync, readdirSync, rmdirSync, rmSync } from 'node:fs'
-import * as TE from 'fp-ts/lib/TaskEither.js'
+import type * as TE from 'fp-ts/lib/TaskEither.js'
 import type { CoreError } from '@isthmus/core'
 import { attempt } from './fsio.js'
 import { layout } from './layout.js'

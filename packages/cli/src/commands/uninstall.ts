@@ -71,7 +71,9 @@ const recordsOf = (stateDir: string): TE.TaskEither<CoreError, InstalledRecords>
             TE.orElse((e) =>
               pipe(
                 TE.fromTask(() => store.close()),
-                TE.chain(() => TE.left<CoreError, { networks: ReadonlyArray<Network>; endpoints: ReadonlyArray<Endpoint> }>(e))
+                TE.chain(() =>
+                  TE.left<CoreError, { networks: ReadonlyArray<Network>; endpoints: ReadonlyArray<Endpoint> }>(e)
+                )
               )
             )
           )
