@@ -9,8 +9,14 @@ import { ownLinks } from '../src/uninstall.js'
 import type { IpLink } from '../src/iproute.js'
 import { network } from './helpers.js'
 
-const link = (ifname: string, kind: string, more: Partial<IpLink> = {}): IpLink =>
-  ({ ifindex: 1, ifname, flags: [], mtu: 1500, linkinfo: { info_kind: kind }, ...more }) as IpLink
+const link = (ifname: string, kind: string, more: Partial<IpLink> = {}): IpLink => ({
+  ifindex: 1,
+  ifname,
+  flags: [],
+  mtu: 1500,
+  linkinfo: { info_kind: kind },
+  ...more
+})
 
 describe('ownLinks', () => {
   const mine = network({ id: 'net-a', bridge: 'br-a' })
