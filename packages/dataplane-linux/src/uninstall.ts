@@ -9,12 +9,14 @@
  * - a veth is when its host end is a recorded endpoint's, or a port named like an endpoint on one
  *   of those bridges, or a spare (alias `isthmus-spare`) there; a spare on no bridge at all lost its
  *   bridge with its daemon and is nobody's (spares.ts, `strayPairs`);
+ * - a VXLAN device is when it carries the overlay mark of one of those networks (a cluster's);
  * - the iptables chains are those under the chain prefixes given, with the jumps to them.
  */
 import { pipe } from 'fp-ts/lib/function.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { HOST_IF_PREFIX, invalidConfig, isChainPrefix, type CoreError, type Network } from '@isthmus/core'
 import { ownerMark } from './bridge.js'
+import { overlayMark } from './overlay/device.js'
 import { execFileExec, type Exec } from './exec.js'
 import { deleteLinks, host, showLinks, type Tools } from './ip.js'
 import { kindOf, type IpLink } from './iproute.js'
@@ -48,7 +50,11 @@ export interface HostRemoved {
 export const ownLinks = (
   links: ReadonlyArray<IpLink>,
   records: InstalledRecords
-): { readonly bridges: ReadonlyArray<string>; readonly veths: ReadonlyArray<string> } => {
+): {
+  readonly bridges: ReadonlyArray<string>
+  readonly veths: ReadonlyArray<string>
+  readonly overlays: ReadonlyArray<string>
+} => {
   const byName = new Map(links.map((l) => [l.ifname, l]))
   const bridges = new Set(
     records.networks.flatMap((n) => {
@@ -71,7 +77,11 @@ export const ownLinks = (
             l.link_netnsid === undefined))
     )
     .map((l) => l.ifname)
-  return { bridges: [...bridges], veths }
+  const marks = new Set(records.networks.map(overlayMark))
+  const overlays = links
+    .filter((l) => kindOf(l) === 'vxlan' && l.ifalias !== undefined && marks.has(l.ifalias))
+    .map((l) => l.ifname)
+  return { bridges: [...bridges], veths, overlays }
 }
 
 const iptablesOf = (exec: Exec, prefix: string): Iptables => ({
@@ -116,8 +126,8 @@ export const removeHostState = (
     showLinks(tools, host, undefined, true),
     TE.map((links) => ownLinks(links, records)),
     TE.chainFirst(({ veths }) => deleteLinks(tools, host, veths)),
-    TE.chainFirst(({ bridges }) => deleteLinks(tools, host, bridges)),
-    TE.chain(({ veths, bridges }) =>
+    TE.chainFirst(({ bridges, overlays }) => deleteLinks(tools, host, [...bridges, ...overlays])),
+    TE.chain(({ veths, bridges, overlays }) =>
       pipe(
         TE.sequenceSeqArray(
           [...new Set(options.chainPrefixes)].flatMap((p) => [
@@ -125,7 +135,7 @@ export const removeHostState = (
             removeChains(iptablesOf(exec, p), 6)
           ])
         ),
-        TE.map((chains): HostRemoved => ({ links: veths, bridges, chains: chains.flat() }))
+        TE.map((chains): HostRemoved => ({ links: [...veths, ...overlays], bridges, chains: chains.flat() }))
       )
     )
   )

@@ -23,17 +23,19 @@ describe('ownLinks', () => {
   const adopted = network({ id: 'net-b', bridge: 'cni0' })
   const records = { networks: [mine, adopted], hostIfNames: ['istvrecorded'] }
 
-  it('takes its marked bridges, their endpoint ports and spares, recorded host ends, and masterless spares', () => {
+  it('takes its marked bridges, their endpoint ports and spares, recorded host ends, masterless spares, its overlays', () => {
     const links = [
       link('br-a', 'bridge', { ifalias: 'isthmus:net:net-a' }),
       link('istv1', 'veth', { master: 'br-a', ifalias: 'isthmus:endpoint:e1' }),
       link('istvspare', 'veth', { master: 'br-a', ifalias: 'isthmus-spare' }),
       link('istvrecorded', 'veth', { master: 'elsewhere' }),
-      link('istvlost', 'veth', { ifalias: 'isthmus-spare', link: 'istclost' })
+      link('istvlost', 'veth', { ifalias: 'isthmus-spare', link: 'istclost' }),
+      link('istx2a', 'vxlan', { ifalias: 'isthmus:overlay:net-a' })
     ]
     assert.deepEqual(ownLinks(links, records), {
       bridges: ['br-a'],
-      veths: ['istv1', 'istvspare', 'istvrecorded', 'istvlost']
+      veths: ['istv1', 'istvspare', 'istvrecorded', 'istvlost'],
+      overlays: ['istx2a']
     })
   })
 
@@ -48,8 +50,9 @@ describe('ownLinks', () => {
       link('vethabc', 'veth', { master: 'br-x' }),
       // a spare whose peer was moved to another namespace is a taken one, a container's
       link('istv5', 'veth', { ifalias: 'isthmus-spare', link: 'istc5', link_netnsid: 0 }),
+      link('istx2b', 'vxlan', { ifalias: 'isthmus:overlay:net-x' }),
       link('eth0', 'device')
     ]
-    assert.deepEqual(ownLinks(links, records), { bridges: [], veths: [] })
+    assert.deepEqual(ownLinks(links, records), { bridges: [], veths: [], overlays: [] })
   })
 })
