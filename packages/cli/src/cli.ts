@@ -13,6 +13,7 @@ import { networksCommand } from './commands/networks.js'
 import { quarantineCommand } from './commands/quarantine.js'
 import { serveCommand } from './commands/serve.js'
 import { statusCommand } from './commands/status.js'
+import { uninstallCommand } from './commands/uninstall.js'
 import { CONFIG_VAR, settingsLayer, sourceText, UsageError } from './settings.js'
 import { version } from './version.js'
 
@@ -26,7 +27,9 @@ const epilogue = [
 ].join('\n')
 
 const commands = (y: Argv): Argv =>
-  statusCommand(hostsCommand(quarantineCommand(networksCommand(leasesCommand(cniCommand(serveCommand(y)))))))
+  uninstallCommand(
+    statusCommand(hostsCommand(quarantineCommand(networksCommand(leasesCommand(cniCommand(serveCommand(y)))))))
+  )
 
 interface CommandHandler {
   /** The command as declared, positionals included (`cni <action>`). */

@@ -15,6 +15,13 @@ export { execFileExec, TIMEOUT_EXIT, type Exec, type ExecOptions, type ExecOutpu
 export { procSysctl, type Sysctl, type SysctlKey } from './sysctl.js'
 export { bridgeMac, OWNER_MARK_PREFIX } from './bridge.js'
 export { chainNames } from './iptables.js'
+export {
+  ownLinks,
+  removeHostState,
+  type HostRemovalOptions,
+  type HostRemoved,
+  type InstalledRecords
+} from './uninstall.js'
 export { endpointTag, networkTag } from './nat.js'
 // Read-only helpers for frontends that inspect what the dataplane made (CNI CHECK, results).
 export { findLink, host, inNetns, ip as runIp, type Tools, type Where } from './ip.js'

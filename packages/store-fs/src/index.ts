@@ -16,3 +16,4 @@ export {
 } from './envelope.js'
 export { QuarantineEntry } from './quarantine.js'
 export { encodeName, decodeName } from './names.js'
+export { hasStore, purgeStateDir, type Purged } from './purge.js'

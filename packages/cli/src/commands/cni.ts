@@ -31,6 +31,12 @@ export interface CniInstallArgs {
 // The file name of the Node fallback in the bin dir, where the native client looks for it.
 export { FALLBACK_FILE }
 
+/** Where runtimes look for plugins and network configurations by default (CNI_PATH, the conf dir). */
+export const DEFAULT_BIN_DIR = '/opt/cni/bin'
+export const DEFAULT_CONF_DIR = '/etc/cni/net.d'
+/** The example network's file in the conf dir. */
+export const CONFLIST_FILE = '10-isthmus.conflist'
+
 const packageDir = (name: string): string => dirname(createRequire(import.meta.url).resolve(`${name}/package.json`))
 
 /** The built native client inside the @isthmus/cni-native package (`pnpm build` makes it). */
@@ -93,7 +99,7 @@ export const cniInstall = (a: CniInstallArgs): number => {
     a.out(`removed ${fallback} (the Node fallback of an earlier install; --fallback keeps it)`)
   }
   mkdirSync(a.confDir, { recursive: true })
-  const conf = join(a.confDir, '10-isthmus.conflist')
+  const conf = join(a.confDir, CONFLIST_FILE)
   if (existsSync(conf) && !a.force) {
     a.out(`kept ${conf} (exists; --force replaces it)`)
   } else {
@@ -117,12 +123,12 @@ export const cniCommand = (y: Argv): Argv =>
         })
         .option('bin-dir', {
           type: 'string',
-          default: '/opt/cni/bin',
+          default: DEFAULT_BIN_DIR,
           describe: 'where the runtime finds plugins (CNI_PATH)'
         })
         .option('conf-dir', {
           type: 'string',
-          default: '/etc/cni/net.d',
+          default: DEFAULT_CONF_DIR,
           describe: 'where the runtime finds network configurations'
         })
         .option('name', { type: 'string', default: 'isthmus', describe: 'network name in the example conflist' })
