@@ -6,7 +6,7 @@
  */
 import { strict as assert } from 'node:assert'
 import { execFile } from 'node:child_process'
-import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join, posix } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -43,25 +43,34 @@ describe('packaging/systemd', () => {
     await rm(dir, { recursive: true, force: true })
   })
 
+  // The units name the checkout at /opt/isthmus: verified against this checkout in its place.
+  const here = async (to: string): Promise<ReadonlyArray<string>> => {
+    for (const u of UNITS) {
+      const text = await readFile(join(systemd, u), 'utf8')
+      await writeFile(join(to, u), text.replaceAll('/opt/isthmus/', root))
+    }
+    return UNITS.map((u) => join(to, u))
+  }
+
   it('systemd-analyze verify finds nothing in isthmus.socket and isthmus.service', async () => {
-    const r = await verify(UNITS.map((u) => join(systemd, u)))
+    const r = await verify(await here(dir))
     assert.deepEqual(r, { code: 0, findings: '' })
   })
 
   it('and it would: an unknown key and a missing ExecStart binary are findings', async () => {
-    for (const u of UNITS) await copyFile(join(systemd, u), join(dir, u))
+    await here(dir)
     const service = join(dir, 'isthmus.service')
     const text = await readFile(service, 'utf8')
     await writeFile(
       service,
       text
         .replace('Restart=on-failure', 'Restart=on-failure\nRestartSoon=yes')
-        .replace(/^ExecStart=\S+/m, 'ExecStart=/nonexistent/node')
+        .replace(/^ExecStart=\S+/m, 'ExecStart=/nonexistent/isthmus')
     )
     const r = await verify(UNITS.map((u) => join(dir, u)))
     assert.notEqual(r.code, 0)
     assert.match(r.findings, /Unknown key 'RestartSoon'/)
-    assert.match(r.findings, /\/nonexistent\/node is not executable/)
+    assert.match(r.findings, /\/nonexistent\/isthmus is not executable/)
   })
 
   it("the socket is the plugin socket; the service runs this package's `isthmus serve` on the defaults", async () => {
@@ -72,12 +81,17 @@ describe('packaging/systemd', () => {
     const service = await readFile(join(systemd, 'isthmus.service'), 'utf8')
     const [exec] = directive(service, 'ExecStart')
     const argv = (exec ?? '').split(/\s+/)
-    // /opt/isthmus is the checkout: the script is this package's bin.
+    // /opt/isthmus is the checkout; its launcher runs this package's bin (and says its version).
+    assert.equal(argv[0], '/opt/isthmus/scripts/isthmus')
+    assert.deepEqual(argv.slice(1), ['serve', '--state-dir', DEFAULT_STATE_DIR])
     const pkg = JSON.parse(await readFile(join(root, 'packages/cli/package.json'), 'utf8')) as {
+      version: string
       bin: Record<string, string>
     }
-    assert.equal(argv[1], posix.join('/opt/isthmus/packages/cli', pkg.bin['isthmus'] ?? ''))
-    assert.deepEqual(argv.slice(2), ['serve', '--state-dir', DEFAULT_STATE_DIR])
+    const launcher = await readFile(join(root, 'scripts/isthmus'), 'utf8')
+    assert.ok(launcher.includes(`packages/cli/${posix.normalize(pkg.bin['isthmus'] ?? '')}`), 'it runs the bin')
+    const { stdout } = await run(join(root, 'scripts/isthmus'), ['--version'])
+    assert.equal(stdout.trim(), pkg.version)
     assert.deepEqual(directive(service, 'Restart'), ['on-failure'])
     assert.deepEqual(directive(service, 'KillSignal'), ['SIGTERM'])
     assert.ok(directive(service, 'Before').includes('docker.service'))
