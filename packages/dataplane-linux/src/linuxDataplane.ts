@@ -19,6 +19,7 @@ import {
   type CoreError,
   type Dataplane,
   type DataplaneInventory,
+  type Endpoint,
   type EndpointId,
   type EndpointSpec,
   type HostNetwork,
@@ -178,6 +179,15 @@ const RETRY_MAX_MS = 30_000
 const UNMARKED_LOOK_AGAIN_MS = 1_000
 
 /** A background removal that failed, and is tried again. */
+/** A link removal running in the background, and what it may still change on its bridge. */
+interface Removal {
+  readonly done: Promise<unknown>
+  /** The names of the links it removes. */
+  readonly links: ReadonlySet<string>
+  /** Whether it removes neighbour entries on the bridge too. */
+  readonly neighbours: boolean
+}
+
 interface Retry {
   readonly what: LogFields
   readonly task: TE.TaskEither<CoreError, void>
@@ -244,9 +254,19 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
   const spares = makeSpares(tools, options.spareLinks ?? 0)
 
   // Link removals running in the background, by bridge (deferLinkRemoval): the first attempt of
-  // each, which later calls on that bridge wait for.
-  const pending = new Map<string, Set<Promise<unknown>>>()
-  const settled = (bridge: string): Promise<unknown> => Promise.all([...(pending.get(bridge) ?? [])])
+  // each, which later calls on that bridge wait for. An endpoint's own calls wait only for the
+  // removals that could undo their work: one with neighbour entries on the bridge (a new entry for
+  // a reused address would go with them), or one of a link with the endpoint's own names (the same
+  // CNI attachment added again). A pod's ADD on a busy node does not wait ~20 ms for the kernel to
+  // finish removing another pod's pair.
+  const pending = new Map<string, Set<Removal>>()
+  const blocking = (bridge: string, endpoint: Endpoint | undefined): ReadonlyArray<Removal> =>
+    [...(pending.get(bridge) ?? [])].filter(
+      (r) =>
+        endpoint === undefined || r.neighbours || r.links.has(endpoint.hostIfName) || r.links.has(endpoint.peerIfName)
+    )
+  const settled = (bridge: string, endpoint?: Endpoint): Promise<unknown> =>
+    Promise.all(blocking(bridge, endpoint).map((r) => r.done))
   // Removals that failed: tried again with backoff for as long as this dataplane lives (a link
   // left by a daemon that died meanwhile is gc's at the next start: it names its endpoint).
   const retrying = new Set<Retry>()
@@ -277,8 +297,13 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
     log.info('background link removal done', { ...r.what, attempt: r.attempt })
   }
 
-  const inBackground = (bridge: string, what: LogFields, task: TE.TaskEither<CoreError, void>): void => {
-    const running = pending.get(bridge) ?? new Set<Promise<unknown>>()
+  const inBackground = (
+    bridge: string,
+    what: LogFields,
+    task: TE.TaskEither<CoreError, void>,
+    touches: Pick<Removal, 'links' | 'neighbours'>
+  ): void => {
+    const running = pending.get(bridge) ?? new Set<Removal>()
     pending.set(bridge, running)
     // Started on the next turn of the event loop: starting a process blocks it for a few ms
     // (fork/exec), which the caller's answer need not wait for.
@@ -290,8 +315,9 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
         retrying.add(r)
         tryAgain(r, out.left)
       })
-      .finally(() => running.delete(p))
-    running.add(p)
+      .finally(() => running.delete(removal))
+    const removal: Removal = { done: p, ...touches }
+    running.add(removal)
   }
 
   const withBridge = <A>(
@@ -300,20 +326,26 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
     // What a deferred removal on this bridge still does (its neighbour entries, the port) must be
     // done before anything else sets the bridge up; other removals need not wait for it. A network
     // made on the bridge also waits for its spare refills: the name may have been another network's.
-    wait: 'removals' | 'everything' | 'nothing' = 'removals'
+    // An endpoint's own calls name it, and wait only for the removals that touch it (`blocking`).
+    wait: 'removals' | 'everything' | 'nothing' = 'removals',
+    endpoint?: Endpoint
   ): TE.TaskEither<CoreError, A> =>
     guarded(() => {
       const b = bridgeName(network)
       if (typeof b !== 'string') return TE.left(b)
-      if (wait === 'nothing' || (wait === 'removals' && !pending.get(b)?.size)) return f(b)
+      if (wait === 'nothing' || (wait === 'removals' && blocking(b, endpoint).length === 0)) return f(b)
       return pipe(
-        TE.fromTask(() => Promise.all([settled(b), wait === 'everything' ? spares.drain(b) : undefined])),
+        TE.fromTask(() => Promise.all([settled(b, endpoint), wait === 'everything' ? spares.drain(b) : undefined])),
         TE.chain(() => f(b))
       )
     })
 
   const drain = async (): Promise<void> => {
-    await Promise.all([...[...pending.keys()].map(settled), spares.drain(), ...[...retrying].map((r) => r.running)])
+    await Promise.all([
+      ...[...pending.keys()].map((b) => settled(b)),
+      spares.drain(),
+      ...[...retrying].map((r) => r.running)
+    ])
   }
 
   const close = async (): Promise<void> => {
@@ -477,24 +509,33 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
   // ---------------------------------------------------------------------------------
 
   const ensureEndpoint: Dataplane['ensureEndpoint'] = ({ endpoint, network }, placement) =>
-    withBridge(network, (bridge) => {
-      const spare =
-        placement?._tag !== 'PluginMoves' && endpoint.mac === undefined && endpoint.portMappings.length === 0
-          ? spares.take(network, bridge)
-          : undefined
-      return spare !== undefined
-        ? TE.right(spare)
-        : pipe(
-            ensureVeth(tools, network, endpoint, bridge, placement),
-            TE.map((mac) => ({ mac }))
-          )
-    })
+    withBridge(
+      network,
+      (bridge) => {
+        const spare =
+          placement?._tag !== 'PluginMoves' && endpoint.mac === undefined && endpoint.portMappings.length === 0
+            ? spares.take(network, bridge)
+            : undefined
+        return spare !== undefined
+          ? TE.right(spare)
+          : pipe(
+              ensureVeth(tools, network, endpoint, bridge, placement),
+              TE.map((mac) => ({ mac }))
+            )
+      },
+      'removals',
+      endpoint
+    )
 
   const place: Dataplane['place'] = ({ endpoint, network }, placement) =>
-    withBridge(network, (bridge) =>
-      placement._tag === 'RuntimeMoves'
-        ? placeForRuntime(endpoint)
-        : placeInSandbox(tools, endpoint, bridge, placement.sandbox, placement.ifName)
+    withBridge(
+      network,
+      (bridge) =>
+        placement._tag === 'RuntimeMoves'
+          ? placeForRuntime(endpoint)
+          : placeInSandbox(tools, endpoint, bridge, placement.sandbox, placement.ifName),
+      'removals',
+      endpoint
     )
 
   // An endpoint's rules carry its host end's name in their tag: checked like every name.
@@ -513,15 +554,14 @@ export const linuxDataplane = (options: LinuxDataplaneOptions = {}): LinuxDatapl
       spec.network,
       (bridge) => {
         const rules = spec.endpoint.portMappings.length > 0 ? [unpublish(spec)] : []
-        const pair = deleteVeth(
-          tools,
-          spec.endpoint,
-          bridge,
-          mayHaveNeighbours(spec.endpoint, isSpareEnd(spec.endpoint.hostIfName))
-        )
+        const neighbours = mayHaveNeighbours(spec.endpoint, isSpareEnd(spec.endpoint.hostIfName))
+        const pair = deleteVeth(tools, spec.endpoint, bridge, neighbours)
         if (options.deferLinkRemoval !== true) return inParallel([pair, ...rules])
         const what = { endpointId: spec.endpoint.id, networkId: spec.network.id, link: spec.endpoint.hostIfName }
-        inBackground(bridge, what, pair)
+        inBackground(bridge, what, pair, {
+          links: new Set([spec.endpoint.hostIfName, spec.endpoint.peerIfName]),
+          neighbours
+        })
         return inParallel(rules)
       },
       'nothing'

@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert'
 import { describe, it } from 'node:test'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { execFileExec, linuxDataplane, type Exec } from '@isthmus/dataplane-linux'
-import { dataplane, type EndpointId, type IfName, type SandboxKey } from '@isthmus/core'
+import { dataplane, type ContainerId, type EndpointId, type IfName, type SandboxKey } from '@isthmus/core'
 import { recordingLogger } from '@isthmus/core/testing'
 import {
   call,
@@ -208,6 +208,49 @@ describe('endpoints on a bridge (real kernel)', () => {
     await ok(daemon.deleteEndpoint({ endpoint: second, network: net }))
     await daemon.drain()
     assert.ok(!linkNames().includes(second.hostIfName))
+  })
+
+  it("with deferLinkRemoval, a CNI endpoint waits for the removal of its own links, not for another pod's", async () => {
+    // The first pair's removal is held back until the test lets it go.
+    const cni = (id: string, v4: string) => {
+      const e = endpoint({ id: `${id}-${scope.id}`, network: net, v4 })
+      return { ...e, owner: { kind: 'container', containerId: e.id as string as ContainerId, ifName: eth0 } } as const
+    }
+    const first = cni('hold1', '10.240.20.40/24')
+    const other = cni('hold2', '10.240.20.41/24')
+    let release: () => void = () => undefined
+    const held = new Promise<void>((r) => (release = r))
+    const real = execFileExec()
+    const holding: Exec = (file, args, input) =>
+      (input ?? '').includes(`link del dev ${first.hostIfName}`)
+        ? () => held.then(() => real(file, args, input)())
+        : real(file, args, input)
+    const daemon = linuxDataplane({ chainPrefix: scope.chainPrefix, deferLinkRemoval: true, exec: holding })
+    const add = async (ep: typeof first, tag: string) => {
+      const placement = { _tag: 'PluginMoves', sandbox: scope.addNetns(tag).path as SandboxKey, ifName: eth0 } as const
+      await ok(daemon.ensureEndpoint({ endpoint: ep, network: net }, placement))
+      await ok(daemon.place({ endpoint: ep, network: net }, placement))
+    }
+    const within = <A>(p: Promise<A>, ms: number): Promise<A | 'pending'> =>
+      Promise.race([p, new Promise<'pending'>((r) => setTimeout(() => r('pending'), ms))])
+    try {
+      await add(first, 'h1')
+      await ok(daemon.deleteEndpoint({ endpoint: first, network: net }))
+      // Another pod's ADD goes ahead while the first pair is still being removed...
+      assert.equal(await within(add(other, 'h2'), 5000), undefined, 'the other ADD did not wait')
+      assert.ok(linkNames().includes(first.hostIfName), 'the first removal is still held')
+      // ...while the same attachment added again waits for its old links to go.
+      const again = add(first, 'h3')
+      assert.equal(await within(again, 300), 'pending')
+      release()
+      await again
+      assert.ok(linkNames().includes(first.hostIfName) && linkNames().includes(other.hostIfName))
+    } finally {
+      release()
+      for (const ep of [first, other]) await daemon.deleteEndpoint({ endpoint: ep, network: net })()
+      await daemon.drain()
+    }
+    assert.ok(!linkNames().includes(first.hostIfName) && !linkNames().includes(other.hostIfName))
   })
 
   it('gives an internal network no way out: no default route in the sandbox', async () => {
