@@ -558,9 +558,13 @@ func parseRoute(replace bool, t []string) (func(*rtnl, *strings.Builder) lineRes
 // ---------------------------------------------------------------------------------------------
 
 // runIPCall runs the lines as `ip -batch` would; served is false when the namespace could not be
-// entered before anything ran (the caller then runs the real `ip`, which says why).
+// entered before anything ran (the caller then runs the real `ip`, which says why). A thread that
+// could not come back from the namespace answers an error instead: nothing more runs on it.
 func runIPCall(c *ipCall) (answer, bool) {
 	nl, err := openRtnlIn(c.netns)
+	if stuck, isStuck := err.(*stuckError); isStuck {
+		return answer{Error: stuck.Error()}, true
+	}
 	if err != nil {
 		return answer{}, false
 	}

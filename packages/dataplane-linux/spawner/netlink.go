@@ -178,15 +178,19 @@ func openRtnlIn(path string) (*rtnl, error) {
 	r, openErr := openRtnl()
 	if err := setns(own); err != nil {
 		// This thread stays in the other namespace: it stays locked, and Go ends it with the
-		// goroutine rather than hand it to other work.
+		// goroutine rather than hand it to other work. Nothing else may run on it (a command
+		// started from it would run in that namespace): the caller answers with an error.
 		if r != nil {
 			r.close()
 		}
-		return nil, fmt.Errorf("setns back from %s: %w", path, err)
+		return nil, &stuckError{fmt.Errorf("setns back from %s: %w", path, err)}
 	}
 	runtime.UnlockOSThread()
 	return r, openErr
 }
+
+// stuckError: the calling thread could not leave the namespace it entered.
+type stuckError struct{ error }
 
 func setns(fd int) error {
 	if _, _, e := syscall.RawSyscall(sysSetns, uintptr(fd), syscall.CLONE_NEWNET, 0); e != 0 {
