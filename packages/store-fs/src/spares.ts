@@ -12,7 +12,10 @@
  * process's sweep takes a `.tmp-*` file for a dead writer's litter; older ones are removed and
  * made again. A spare that a sweep removed anyway is noticed when it is opened or linked (ENOENT)
  * and the write makes its own file. Each directory's pool is refilled by one chain of
- * asynchronous creations at a time. Closing the store removes its spares.
+ * asynchronous creations at a time. While they wait, spares are kept young: every half of the age
+ * limit their times are set to now (one `utimes` each, off the event loop), so the first call
+ * after a quiet minute finds them ready instead of making its files itself. Closing the store
+ * removes its spares.
  */
 import { promises as fsp } from 'node:fs'
 import { sep } from 'node:path'
@@ -26,7 +29,8 @@ const REFILL_DELAY_MS = 10
 
 interface Spare {
   readonly path: string
-  readonly made: number
+  /** When it was made, or last made young again (its times set to now). */
+  made: number
 }
 
 /** @category model */
@@ -50,6 +54,29 @@ export const makeSpares = (root: string, perDir: number, maxAgeMs = SPARE_MAX_AG
   const prefix = root.endsWith(sep) ? root : `${root}${sep}`
   let closed = false
 
+  // Kept young while they wait (see above); a spare that cannot be touched (swept) leaves its pool.
+  let refresher: NodeJS.Timeout | undefined
+  const keepYoung = (): void => {
+    if (refresher !== undefined || closed) return
+    refresher = setInterval(() => {
+      for (const pool of pools.values()) {
+        for (const spare of pool) {
+          const now = new Date()
+          fsp.utimes(spare.path, now, now).then(
+            () => {
+              spare.made = now.getTime()
+            },
+            () => {
+              const at = pool.indexOf(spare)
+              if (at >= 0) pool.splice(at, 1)
+            }
+          )
+        }
+      }
+    }, maxAge / 2)
+    refresher.unref()
+  }
+
   const refill = (dir: string, pool: Spare[]): void => {
     if (refilling.has(dir) || closed) return
     const chain = (async () => {
@@ -66,6 +93,7 @@ export const makeSpares = (root: string, perDir: number, maxAgeMs = SPARE_MAX_AG
           return
         }
         pool.push({ path, made: Date.now() })
+        keepYoung()
       }
     })().finally(() => refilling.delete(dir))
     refilling.set(dir, chain)
@@ -106,6 +134,7 @@ export const makeSpares = (root: string, perDir: number, maxAgeMs = SPARE_MAX_AG
     },
     close: async () => {
       closed = true
+      clearInterval(refresher)
       for (const t of timers.values()) clearTimeout(t)
       timers.clear()
       await Promise.all([...refilling.values()])

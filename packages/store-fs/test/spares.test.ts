@@ -72,6 +72,27 @@ describe('fileStore spare files', () => {
     assert.deepEqual(await temps(endpoints), [], 'no spare left after close')
   })
 
+  it('spares waiting longer than their age limit are kept young, not made again', async () => {
+    const dir = await fresh()
+    // Age limit: a third of the temp age, 300 ms here (20 s by default).
+    const store = await openStore(dir, { spareFiles: 2, tempMaxAgeMs: 900 })
+    const endpoints = join(dir, 'v1', 'endpoints')
+    await expectRight(store.endpoints.put(sampleEndpoint('ep-young-1'), { durable: false }))
+    await settle()
+    const ready = await temps(endpoints)
+    assert.equal(ready.length, 2)
+    // Three age limits later the same spares are still there, and the next write takes one.
+    await new Promise((r) => setTimeout(r, 1000))
+    assert.deepEqual((await temps(endpoints)).sort(), ready.sort(), 'the same spares, not swept or made again')
+    await expectRight(store.endpoints.put(sampleEndpoint('ep-young-2'), { durable: false }))
+    await settle()
+    // One of them became the record; the other still waits (a spare too old is removed when a
+    // write looks for one, and that write makes its own file).
+    assert.equal((await temps(endpoints)).filter((n) => ready.includes(n)).length, 1, 'one spare taken, one left')
+    assert.ok((await readdir(endpoints)).some((n) => n.startsWith('ep-young-2')))
+    await store.close()
+  })
+
   it('a spare swept behind its back: the write makes its own file', async () => {
     const dir = await fresh()
     const store = await openStore(dir, { spareFiles: 2 })
