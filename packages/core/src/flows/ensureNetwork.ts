@@ -42,7 +42,15 @@ export const ensureNetwork = (spec: NetworkSpec): Flow<Network> =>
           pipe(
             getNetwork(spec.id),
             RTE.chain(O.match(() => create(spec), storedAs(spec))),
-            locked(`network:${spec.id}`)
+            locked(`network:${spec.id}`),
+            // The first ADDs of a network arrive together (a node's pods at boot): all but one
+            // queue on the lock only to read what that one made. One that waited out the lock
+            // (a busy host) takes the network if it is there by now, rather than fail.
+            RTE.orElse((e) =>
+              e._tag === 'Transient'
+                ? pipe(getNetwork(spec.id), RTE.chain(O.match(() => RTE.left(e), storedAs(spec))))
+                : RTE.left(e)
+            )
           ),
         storedAs(spec)
       )

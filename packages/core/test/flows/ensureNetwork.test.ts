@@ -1,9 +1,11 @@
 import { strict as assert } from 'node:assert'
 import { describe, it } from 'node:test'
+import * as E from 'fp-ts/lib/Either.js'
 import {
   describe as describeError,
   ensureNetwork,
   io,
+  transient,
   type CoreError,
   type IfName,
   type NetworkId,
@@ -25,6 +27,27 @@ const assertNothingLeft = async (t: TestEnv): Promise<void> => {
 }
 
 describe('ensureNetwork', () => {
+  it('one that waited out the lock while another process made the network takes that network; with none, the lock error', async () => {
+    const t = testEnv()
+    const made = await right(t.run(ensureNetwork(spec())))
+    await right(t.env.store.networks.delete(NET)())
+    // The lock times out (Transient), and meanwhile the other process stored the network...
+    const busy = (storedMeanwhile: boolean) => ({
+      ...t.env,
+      store: {
+        ...t.env.store,
+        withLock: () => async () => {
+          if (storedMeanwhile) await t.env.store.networks.put(made)()
+          return E.left(transient('lock "network:net1" is held by another process'))
+        }
+      }
+    })
+    assert.deepEqual(await ensureNetwork(spec())(busy(true))(), E.right(made))
+    await right(t.env.store.networks.delete(NET)())
+    const failed = await ensureNetwork(spec())(busy(false))()
+    assert.ok(E.isLeft(failed) && failed.left._tag === 'Transient', JSON.stringify(failed))
+  })
+
   it('creates the network in the control plane, on the host and in the store', async () => {
     const t = testEnv({ now: new Date('2024-05-06T07:08:09.000Z') })
     const n = await right(t.run(ensureNetwork(spec({ mtu: 1400 }))))
