@@ -137,11 +137,12 @@ describe('the daemon sweeps what it leaves (real daemon, real kernel)', () => {
           }
         }
       }
-      if (ep.publish !== undefined && !(await linkExists(hostEnd))) {
-        // A pair of its own had neighbour entries: the kept helper that made it was ended after
-        // that batch (an `ip neigh` reads every link), so the removal may have found a fresh one
-        // and run before the kill. Put back what a kill before it leaves: the pair on the bridge,
-        // named for its endpoint.
+      if (!(await linkExists(hostEnd))) {
+        // The removal may have run before the kill: the spawner serves a pair's removal over
+        // netlink itself (only the kept `ip` helpers are stopped: DeleteEndpoint of a published
+        // port needs the spawner for iptables), and a pair of its own had neighbour entries, so
+        // the kept helper that made it was ended after that batch (an `ip neigh` reads every
+        // link). Put back what a kill before it leaves: the pair on the bridge, marked as it was.
         await mustRun([
           'ip',
           'link',
