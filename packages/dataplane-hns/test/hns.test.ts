@@ -1,22 +1,20 @@
-/** HNS: codecs, the naming convention and its escaping, and the client over the simulator transport. */
+/** HNS: codecs, the client over the in-process simulator transport, and the requests built from core records. */
 import { strict as assert } from 'node:assert'
 import { describe, it } from 'node:test'
 import * as E from 'fp-ts/lib/Either.js'
-import fc from 'fast-check'
 import { describe as describeError } from '@isthmus/core'
+import { left, right } from '@isthmus/core/testing'
 import {
-  escapeField,
   fromHnsMac,
   HnsEndpoint,
   HnsNetwork,
   hnsClient,
-  hostNetworkName,
-  parseHostNetworkName,
-  toHnsMac,
-  unescapeField
-} from '@isthmus/contrail'
-import { hnsSimulator } from '@isthmus/contrail/testing'
-import { left, right } from './support/helpers.js'
+  hnsEndpointRequest,
+  hnsNetworkName,
+  hnsNetworkRequest,
+  toHnsMac
+} from '../src/index.js'
+import { hnsSimulator } from '../src/testing/index.js'
 
 describe('HNS v1 codecs', () => {
   it('decode hcsshim JSON with upper-case ID and keep what they do not name', () => {
@@ -48,44 +46,11 @@ describe('HNS v1 codecs', () => {
   })
 })
 
-describe('host network names: Contrail:<tenant>:<network>:<subnet>', () => {
-  it('are the Go driver’s names when no field holds : or %', () => {
-    assert.equal(
-      hostNetworkName({ tenant: 'demo', network: 'blue', subnet: '10.0.0.0/24' }),
-      'Contrail:demo:blue:10.0.0.0/24'
-    )
-  })
-
-  it('escape : and % so a name always has four fields', () => {
-    const name = hostNetworkName({ tenant: 'a:b', network: '50%', subnet: 'fd00::/64' })
-    assert.equal(name, 'Contrail:a%3Ab:50%25:fd00%3A%3A/64')
-    assert.deepEqual(parseHostNetworkName(name), { tenant: 'a:b', network: '50%', subnet: 'fd00::/64' })
-  })
-
-  it('round-trip any fields (property)', () => {
-    fc.assert(
-      fc.property(fc.string(), fc.string(), fc.string(), (tenant, network, subnet) => {
-        const name = hostNetworkName({ tenant, network, subnet })
-        assert.equal(name.split(':').length, 4)
-        assert.deepEqual(parseHostNetworkName(name), { tenant, network, subnet })
-      }),
-      { numRuns: 500 }
-    )
-    fc.assert(fc.property(fc.string(), (s) => unescapeField(escapeField(s)) === s))
-  })
-
-  it('refuse names isthmus did not make instead of failing on them', () => {
-    for (const bad of ['Contrail:a:b', 'Contrail:a:b:c:d', 'Other:a:b:c', 'Contrail:a%zz:b:c', 'ContrailRootNetwork']) {
-      assert.equal(parseHostNetworkName(bad), undefined, bad)
-    }
-  })
-})
-
 describe('the Hns client over the simulator transport', () => {
   it('creates, finds by name, gets and deletes networks and endpoints with the HNS call shapes', async () => {
     const sim = hnsSimulator()
     const hns = hnsClient(sim.transport)
-    const name = hostNetworkName({ tenant: 'demo', network: 'blue', subnet: '10.253.30.0/24' })
+    const name = 'Contrail:demo:blue:10.253.30.0/24'
     const net = await right(
       hns.createNetwork({
         Name: name,
@@ -151,7 +116,6 @@ describe('the Hns client over the simulator transport', () => {
 
 describe('HNS requests from core records (the Contrail driver’s shapes)', () => {
   it('a Contrail network becomes a transparent HNS network; its endpoint one named by the endpoint id', async () => {
-    const { hnsEndpointRequest, hnsNetworkRequest } = await import('@isthmus/contrail')
     const network = {
       id: 'n1',
       name: 'n1',
@@ -165,7 +129,7 @@ describe('HNS requests from core records (the Contrail driver’s shapes)', () =
       controller: {
         tenant: 'a:b',
         network: 'blue',
-        hostNetworkName: hostNetworkName({ tenant: 'a:b', network: 'blue', subnet: '10.253.33.0/24' })
+        hostNetworkName: 'Contrail:a%3Ab:blue:10.253.33.0/24'
       }
     } as never
     const sim = hnsSimulator()
@@ -186,10 +150,6 @@ describe('HNS requests from core records (the Contrail driver’s shapes)', () =
       [ep.Name, ep.IPAddress, ep.PrefixLength, ep.GatewayAddress, ep.MacAddress, ep.VirtualNetworkName],
       ['ep-hns-1', '10.253.33.7', 24, '10.253.33.1', '02-AB-CD-EF-01-23', net.Name]
     )
-    assert.deepEqual(parseHostNetworkName(ep.VirtualNetworkName!), {
-      tenant: 'a:b',
-      network: 'blue',
-      subnet: '10.253.33.0/24'
-    })
+    assert.equal(hnsNetworkName({ ...(network as object), controller: undefined } as never), 'isthmus:n1')
   })
 })
