@@ -12,6 +12,7 @@ const ADAPTERS = [
   'store-etcd',
   'dataplane-linux',
   'dataplane-vnic',
+  'dataplane-hns',
   'contrail',
   'log',
   'docker-engine',

@@ -1,7 +1,8 @@
 /**
  * @isthmus/contrail: Contrail (Tungsten Fabric) for isthmus. The VNC config API as a ControlPlane
  * (with keystone v2/v3), the Docker IPAM side of Contrail networks, the vRouter agent port
- * API as an Agent, reconciliation after restarts, and HNS v1 codecs and client for Windows hosts.
+ * API as an Agent, reconciliation after restarts, and the names of the HNS networks the Contrail
+ * Windows driver gives (the HNS dataplane itself is `@isthmus/dataplane-hns`).
  */
 export * from './http.js'
 export * from './secrets.js'
@@ -15,8 +16,4 @@ export * from './config/contrailIpam.js'
 export * from './config/reconcile.js'
 export * from './agent/Port.js'
 export * from './agent/client.js'
-export * from './hns/Hns.js'
 export * from './hns/names.js'
-export * from './hns/client.js'
-export * from './hns/requests.js'
-export * from './hns/windowsTransport.js'

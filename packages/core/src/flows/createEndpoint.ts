@@ -90,11 +90,12 @@ const create = (networkId: NetworkId, request: CreateEndpointRequest): Flow<Endp
       ({ network, assigned }) =>
         pipe(
           call((env) => env.dataplane.ensureEndpoint({ endpoint: assigned, network }, request.placement)),
-          RTE.map(({ mac, hostIfName, peerIfName }): Endpoint => ({
+          RTE.map(({ mac, hostIfName, peerIfName, hostEndpointId }): Endpoint => ({
             ...assigned,
             ...(assigned.mac !== undefined ? {} : { mac }),
             ...(hostIfName !== undefined ? { hostIfName } : {}),
-            ...(peerIfName !== undefined ? { peerIfName } : {})
+            ...(peerIfName !== undefined ? { peerIfName } : {}),
+            ...(hostEndpointId !== undefined ? { hostEndpointId } : {})
           }))
         ),
       ({ network, endpoint }) =>

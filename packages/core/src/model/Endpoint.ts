@@ -83,7 +83,9 @@ export const Endpoint = t.intersection(
       mac: MacAddress,
       sandbox: SandboxKey,
       sandboxIfName: IfName,
-      controller: ControllerEndpoint
+      controller: ControllerEndpoint,
+      /** The dataplane's id of the host side (HNS endpoint ID), from `EnsuredEndpoint`. */
+      hostEndpointId: t.string
     })
   ],
   'Endpoint'

@@ -50,6 +50,12 @@ export interface EnsuredEndpoint {
   readonly mac: MacAddress
   readonly hostIfName?: IfName
   readonly peerIfName?: IfName
+  /**
+   * The dataplane's own id of the endpoint's host side, when it has one that is not a link name
+   * (HNS: the HNS endpoint's ID, which Docker on Windows and the vRouter agent need). Kept in the
+   * endpoint record as `hostEndpointId`.
+   */
+  readonly hostEndpointId?: string
 }
 
 /** What on the host belongs to isthmus, for garbage collection. @category ports */

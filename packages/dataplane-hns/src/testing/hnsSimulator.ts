@@ -1,6 +1,7 @@
 /**
- * HNS in-process: an `HnsTransport` answering HNSCall envelopes,
- * so that the Hns client's real JSON encoding, decoding and error mapping are exercised on Linux.
+ * HNS simulated: the state and the answers of HNSCall, served in-process (`hnsSimulator`, an
+ * `HnsTransport`) or over HTTP (`hnsSimulatorServer`), so that the Hns client's real JSON
+ * encoding, decoding and error mapping are exercised on Linux.
  * Networks need a Type; endpoints need an existing network (`Element not found.`), an IP inside
  * one of its subnets and unique in it, and an HNS-syntax MAC (assigned from 00-15-5D-… when
  * absent; duplicates allowed, as HNS allows them). Names are not unique.
@@ -10,8 +11,8 @@ import * as E from 'fp-ts/lib/Either.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import * as t from 'io-ts'
 import { contains, IpAddress, parseJson, Subnet } from '@isthmus/core'
-import type { HnsTransport } from '../hns/client.js'
-import * as H from '../hns/Hns.js'
+import type { HnsTransport } from '../client.js'
+import * as H from '../Hns.js'
 
 /** @category testing */
 export interface HnsSimulatorOptions {
@@ -42,15 +43,15 @@ const NOT_FOUND = 'Element not found. '
 
 const INCORRECT = 'The parameter is incorrect. '
 
-/** What HNS holds. */
-interface Hns {
+/** What HNS holds. @category testing */
+export interface HnsState {
   readonly networks: Map<string, H.HnsNetwork>
   readonly endpoints: Map<string, H.HnsEndpoint>
   failCreates: number
   macSeq: number
 }
 
-const createNetwork = (hns: Hns, body: unknown): H.HnsEnvelope => {
+const createNetwork = (hns: HnsState, body: unknown): H.HnsEnvelope => {
   const d = H.HnsNetworkRequest.decode(body)
   if (E.isLeft(d) || d.right.Type === '') return err(INCORRECT)
   if (hns.failCreates > 0) {
@@ -63,7 +64,7 @@ const createNetwork = (hns: Hns, body: unknown): H.HnsEnvelope => {
 }
 
 /** Why HNS refuses an endpoint's IP on `n`, if it does. */
-const ipRefusal = (hns: Hns, n: H.HnsNetwork, ip: string | undefined): string | undefined => {
+const ipRefusal = (hns: HnsState, n: H.HnsNetwork, ip: string | undefined): string | undefined => {
   if (ip === undefined) return undefined
   const a = IpAddress.decode(ip)
   const inside =
@@ -79,7 +80,7 @@ const ipRefusal = (hns: Hns, n: H.HnsNetwork, ip: string | undefined): string | 
 
 const hex2 = (n: number): string => n.toString(16).padStart(2, '0').toUpperCase()
 
-const createEndpoint = (hns: Hns, body: unknown): H.HnsEnvelope => {
+const createEndpoint = (hns: HnsState, body: unknown): H.HnsEnvelope => {
   const d = H.HnsEndpointRequest.decode(body)
   if (E.isLeft(d)) return err(INCORRECT)
   const req = d.right
@@ -95,7 +96,7 @@ const createEndpoint = (hns: Hns, body: unknown): H.HnsEnvelope => {
 }
 
 /** `GET` and `DELETE /networks/<id>` and `/endpoints/<id>`. */
-const byId = (hns: Hns, method: string, kind: string, id: string, options: HnsSimulatorOptions): H.HnsEnvelope => {
+const byId = (hns: HnsState, method: string, kind: string, id: string, options: HnsSimulatorOptions): H.HnsEnvelope => {
   const map: Map<string, unknown> = kind === 'networks' ? hns.networks : hns.endpoints
   const found = map.get(id)
   if (found === undefined) return err(NOT_FOUND)
@@ -109,8 +110,9 @@ const byId = (hns: Hns, method: string, kind: string, id: string, options: HnsSi
   return ok()
 }
 
-const answer = (
-  hns: Hns,
+/** The envelope HNS answers to one HNSCall; changes `hns`. @category testing */
+export const hnsAnswer = (
+  hns: HnsState,
   options: HnsSimulatorOptions,
   method: string,
   path: string,
@@ -127,8 +129,11 @@ const answer = (
 }
 
 /** @category testing */
+export const emptyHnsState = (): HnsState => ({ networks: new Map(), endpoints: new Map(), failCreates: 0, macSeq: 1 })
+
+/** @category testing */
 export const hnsSimulator = (options: HnsSimulatorOptions = {}): HnsSimulator => {
-  const hns: Hns = { networks: new Map(), endpoints: new Map(), failCreates: 0, macSeq: 1 }
+  const hns = emptyHnsState()
   const { networks, endpoints } = hns
   const journal: HnsCall[] = []
   return {
@@ -136,7 +141,7 @@ export const hnsSimulator = (options: HnsSimulatorOptions = {}): HnsSimulator =>
       call: (method, path, request) =>
         TE.fromIO(() => {
           journal.push({ method, path, request })
-          return JSON.stringify(t.unknown.encode(answer(hns, options, method, path, request)))
+          return JSON.stringify(t.unknown.encode(hnsAnswer(hns, options, method, path, request)))
         })
     },
     networks: () => [...networks.values()],

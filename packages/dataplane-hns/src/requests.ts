@@ -1,22 +1,34 @@
 /**
- * HNS requests built from core records, as the Contrail Windows driver made them: a
- * transparent network named `Contrail:<tenant>:<network>:<subnet>` with the controller's gateway,
- * and an endpoint named by the endpoint id with the controller's address and MAC.
+ * HNS requests built from core records, as the Contrail Windows driver made them: a transparent
+ * network named as the controller recorded it (`Contrail:<tenant>:<network>:<subnet>`) with the
+ * network's subnet and gateway, and an endpoint named by the endpoint id with the endpoint's
+ * address, prefix length, gateway and MAC.
  */
 import * as E from 'fp-ts/lib/Either.js'
 import { invalidConfig, splitCidr, type CoreError, type Endpoint, type Network } from '@isthmus/core'
 import { toHnsMac, type HnsEndpointRequest, type HnsNetworkRequest } from './Hns.js'
-import { hostNetworkName } from './names.js'
 
-/** The HNS network of a Contrail network. @category constructors */
+/** Prefix of the HNS networks isthmus names itself (a network with no controller name). @category constants */
+export const ISTHMUS_NETWORK_PREFIX = 'isthmus:'
+
+/**
+ * The HNS network name of `network`: the name its controller recorded
+ * (`network.controller.hostNetworkName`, the Contrail driver's `Contrail:<tenant>:<network>:<subnet>`),
+ * else `isthmus:<network id>`: unique per network, and never taken for a Contrail driver's name.
+ *
+ * @category utils
+ */
+export const hnsNetworkName = (network: Network): string =>
+  network.controller?.hostNetworkName ?? `${ISTHMUS_NETWORK_PREFIX}${network.id}`
+
+/** The transparent HNS network of a network with an IPv4 subnet. @category constructors */
 export const hnsNetworkRequest = (network: Network): E.Either<CoreError, HnsNetworkRequest> => {
-  const c = network.controller
   const s = network.ipv4[0]
-  if (c === undefined || s === undefined) {
-    return E.left(invalidConfig(`network ${network.name} is not a Contrail IPv4 network`))
+  if (s === undefined) {
+    return E.left(invalidConfig(`network ${network.name} has no IPv4 subnet; HNS networks here need one (--subnet)`))
   }
   return E.right({
-    Name: c.hostNetworkName ?? hostNetworkName({ tenant: c.tenant, network: c.network, subnet: s.subnet }),
+    Name: hnsNetworkName(network),
     Type: 'transparent',
     Subnets: [{ AddressPrefix: s.subnet, ...(s.gateway === undefined ? {} : { GatewayAddress: s.gateway }) }]
   })

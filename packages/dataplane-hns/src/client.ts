@@ -2,8 +2,9 @@
  * The Hns port: networks and endpoints by the HNS v1 call shapes (`GET|POST|DELETE /networks/`,
  * `/endpoints/`, with an id for one; hcsshim's `HNSCall`), over an `HnsTransport`
  * (the one `HNSCall(method, path, request) → envelope` entry point). On Windows the transport is
- * `windowsHnsTransport` (a helper process); on Linux, tests bind the in-process simulator of
- * `@isthmus/contrail/testing`. Every Output is decoded; `Success: false` becomes one error.
+ * `windowsHnsTransport` (the shipped PowerShell helper); on Linux, tests bind `httpHnsTransport` to
+ * the simulator server of `@isthmus/dataplane-hns/testing`, or its in-process transport. Every
+ * Output is decoded; `Success: false` becomes one error.
  *
  * HNS v1 has no lookup by name: `findNetworkByName` lists and filters here.
  */
