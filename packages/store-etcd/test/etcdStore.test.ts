@@ -3,13 +3,7 @@ import { after, describe, it } from 'node:test'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { Etcd3 } from 'etcd3'
 import { Lease, Network, type AddressSpace, type IpAddress } from '@isthmus/core'
-import {
-  sampleEndpoint,
-  sampleLease,
-  sampleNetwork,
-  samplePool,
-  sampleSandbox
-} from '@isthmus/core/testing'
+import { sampleEndpoint, sampleLease, sampleNetwork, samplePool, sampleSandbox } from '@isthmus/core/testing'
 import { storeContract } from '@isthmus/core/testing/store-contract'
 import { uniquePrefix } from '@isthmus/testkit'
 import { clusterPrefix, clusterRoot, etcdStore, hostStorePrefix } from '../src/index.js'

@@ -8,13 +8,7 @@ import * as E from 'fp-ts/lib/Either.js'
 import * as O from 'fp-ts/lib/Option.js'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { Lease, Network, type AddressSpace, type CoreError, type IpAddress, type NetworkId } from '@isthmus/core'
-import {
-  expectRight,
-  sampleEndpoint,
-  sampleLease,
-  sampleNetwork,
-  samplePool
-} from '@isthmus/core/testing'
+import { expectRight, sampleEndpoint, sampleLease, sampleNetwork, samplePool } from '@isthmus/core/testing'
 import { storeContract } from '@isthmus/core/testing/store-contract'
 import { decodeName, encodeName, fileStore } from '../src/index.js'
 import { killChild, openStore, removeDir, startChild, tempDir } from './support/children.js'
