@@ -53,7 +53,10 @@ describe('the plugin spec file for a Windows named pipe', () => {
     assert.equal(windowsPluginSpecDir({ ProgramData: 'D:\\Data' }), 'D:\\Data\\docker\\plugins')
     assert.equal(windowsPluginSpecDir({ PROGRAMDATA: 'D:\\Data' }), 'D:\\Data\\docker\\plugins')
     assert.equal(windowsPluginSpecDir({}), 'C:\\ProgramData\\docker\\plugins')
-    assert.equal(pluginSpecDirFor(DEFAULT_PIPE, undefined, { ProgramData: 'C:\\ProgramData' }), 'C:\\ProgramData\\docker\\plugins')
+    assert.equal(
+      pluginSpecDirFor(DEFAULT_PIPE, undefined, { ProgramData: 'C:\\ProgramData' }),
+      'C:\\ProgramData\\docker\\plugins'
+    )
     assert.equal(pluginSpecDirFor(DEFAULT_PIPE, 'E:\\plugins', {}), 'E:\\plugins')
     assert.equal(pluginSpecDirFor(DEFAULT_PIPE, '', {}), undefined)
     assert.equal(pluginSpecDirFor('/run/docker/plugins/isthmus.sock', undefined, { ProgramData: 'C:\\x' }), undefined)

@@ -125,7 +125,7 @@ describe('/IpamDriver.Shutdown on a running daemon', () => {
     })
     try {
       await new Promise((r) => setTimeout(r, 700))
-      assert.deepEqual(answered, [], 'CreateNetwork waits on the lock this test holds')
+      assert.equal(answered.length, 0, 'CreateNetwork waits on the lock this test holds')
 
       const shutdown = await pluginCall(p.socket, '/IpamDriver.Shutdown')
       answered.push('Shutdown')
@@ -133,7 +133,11 @@ describe('/IpamDriver.Shutdown on a running daemon', () => {
       // no new connection is taken (the socket file goes with the listener)
       await waitUntil(
         'the listener to close',
-        () => pluginCall(p!.socket, '/Plugin.Activate').then(() => false, () => true),
+        () =>
+          pluginCall(p!.socket, '/Plugin.Activate').then(
+            () => false,
+            () => true
+          ),
         10_000
       )
       assert.equal(p.exit(), undefined, 'still running: a call is in flight')
@@ -153,7 +157,10 @@ describe('/IpamDriver.Shutdown on a running daemon', () => {
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as { message: string; by?: string })
       .filter((l) => l.message === 'stopping')
-    assert.deepEqual(stopping.map((l) => l.by), ['IpamDriver.Shutdown'])
+    assert.deepEqual(
+      stopping.map((l) => l.by),
+      ['IpamDriver.Shutdown']
+    )
 
     // nothing removed: records, bridges, chains
     const files = filesUnder(p.stateDir)
@@ -173,13 +180,22 @@ describe('/IpamDriver.Shutdown on a running daemon', () => {
     await p.start()
     const again = await inspect(p.socket)
     assert.deepEqual(again.leases.attachments, before.leases.attachments)
-    for (const r of before.leases.reserved) assert.ok(again.leases.reserved.some((x) => JSON.stringify(x) === JSON.stringify(r)))
-    assert.deepEqual(again.networks.networks.find((n) => n.id === net1), before.networks.networks.find((n) => n.id === net1))
+    for (const r of before.leases.reserved) {
+      assert.ok(again.leases.reserved.some((x) => JSON.stringify(x) === JSON.stringify(r)))
+    }
+    assert.deepEqual(
+      again.networks.networks.find((n) => n.id === net1),
+      before.networks.networks.find((n) => n.id === net1)
+    )
     assert.deepEqual(
       again.networks.networks.map((n) => n.id).sort(),
       [net1, net2].sort(),
       'the network created while stopping is served too'
     )
-    assert.deepEqual(filesUnder(p.stateDir).filter((f) => !files.includes(f)), [], 'nothing new on a restart')
+    assert.deepEqual(
+      filesUnder(p.stateDir).filter((f) => !files.includes(f)),
+      [],
+      'nothing new on a restart'
+    )
   })
 })

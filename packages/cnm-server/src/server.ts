@@ -55,9 +55,7 @@ export const createPluginApp = (deps: PluginDeps): express.Express => {
  * pipe (`\\.\pipe\isthmus`), which has no file to clear or chmod: Node listens on it as it is.
  */
 export type ListenOn =
-  | { readonly socket: string; readonly mode?: number }
-  | { readonly fd: number }
-  | { readonly pipe: string }
+  { readonly socket: string; readonly mode?: number } | { readonly fd: number } | { readonly pipe: string }
 
 /** A listening plugin server. */
 export interface PluginServer {

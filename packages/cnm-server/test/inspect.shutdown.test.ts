@@ -53,11 +53,10 @@ describe('/IpamDriver.Shutdown on the plugin socket', () => {
     const asked: string[] = []
     servers.push(await listen(createPluginApp({ env, ipam, shutdown: () => asked.push('stop') }), { socket }))
     const empty = await pluginRequest(socket, '/IpamDriver.Shutdown', '')
-    assert.deepEqual([empty.status, empty.text, empty.headers['content-type']], [
-      200,
-      '{}',
-      'application/vnd.docker.plugins.v1.2+json'
-    ])
+    assert.deepEqual(
+      [empty.status, empty.text, empty.headers['content-type']],
+      [200, '{}', 'application/vnd.docker.plugins.v1.2+json']
+    )
     assert.deepEqual(await pluginCall(socket, '/IpamDriver.Shutdown', {}), { status: 200, body: {} })
     assert.deepEqual(asked, ['stop', 'stop'])
     assert.equal(await getOn(socket, '/IpamDriver.Shutdown'), 405)

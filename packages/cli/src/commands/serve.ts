@@ -398,9 +398,9 @@ const start = async (args: ServeArgs, log: Logger, stops: StopRequests): Promise
   const metricsServer = await listenMetricsOf(args, metricsAt, metrics, daemon, env, log)
   const stop = async (): Promise<void> => {
     // dockerd stops finding the plugin first; then no new connection, the calls in flight answered
-    await spec?.remove().catch((e: unknown) =>
-      log.warn('cannot remove the plugin spec file', { file: spec?.path, detail: causeText(e) })
-    )
+    await spec
+      ?.remove()
+      .catch((e: unknown) => log.warn('cannot remove the plugin spec file', { file: spec?.path, detail: causeText(e) }))
     await metricsServer?.close()
     await server.close()
     await cni?.close()
