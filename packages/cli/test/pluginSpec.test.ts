@@ -93,6 +93,8 @@ describe('isthmus serve with --plugin-spec-dir', () => {
     const specDir = join(dir, 'plugins')
     p = await startPlugin(uniquePrefix('ist-spec'), ['--plugin-spec-dir', specDir])
     const file = join(specDir, `${p.name}.spec`)
+    // written right after the listener answers: Plugin.Activate (startPlugin's wait) may come first
+    await waitUntil('the spec file', () => Promise.resolve(existsSync(file)), 10_000)
     assert.equal(readFileSync(file, 'utf8'), `unix://${p.socket}\n`)
     const conf = await pluginCall(p.socket, '/IpamDriver.Configuration')
     assert.equal((conf.body as { pluginSpec?: string }).pluginSpec, specDir)
