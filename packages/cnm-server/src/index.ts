@@ -32,6 +32,7 @@ export {
   type TcpListen
 } from './embed.js'
 export { ADDRESS_SPACE_OPTION } from './protocol/IpamDriver.js'
+export { shutdownRoute } from './shutdown.js'
 export { inspectRoutes, leasesAnswer, metricsAnswer, networksAnswer, type DaemonInfo } from './inspect.js'
 export {
   METRIC_PREFIX,

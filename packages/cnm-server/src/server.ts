@@ -1,6 +1,7 @@
 /**
  * The plugin server: the route table of both APIs behind one express app, and listening on a
- * unix socket (a stale socket file replaced, mode 0660) or on a socket systemd passed as fd 3.
+ * unix socket (a stale socket file replaced, mode 0660), on a socket systemd passed as fd 3, or
+ * on a Windows named pipe.
  */
 import { chmod, lstat, mkdir, unlink } from 'node:fs/promises'
 import { createConnection } from 'node:net'
@@ -15,6 +16,7 @@ import { pluginMetrics, type PluginMetrics } from './metrics.js'
 import { networkRoutes } from './networkDriver.js'
 import { IMPLEMENTS } from './protocol/Plugin.js'
 import { route, buildApp, type Route } from './router.js'
+import { shutdownRoute } from './shutdown.js'
 import { boundedServer, SOCKET_LIMITS, type SocketLimits } from './sockets.js'
 import * as t from 'io-ts'
 
@@ -29,6 +31,8 @@ export interface PluginDeps {
   readonly about?: DaemonInfo
   /** Where requests are counted; the app makes its own without it. */
   readonly metrics?: PluginMetrics
+  /** Asks the host process to stop gracefully; `/IpamDriver.Shutdown` is served only with it (shutdown.ts). */
+  readonly shutdown?: () => void
 }
 
 /** Every route: Plugin.Activate, the NetworkDriver, the IpamDriver and isthmus's inspection. */
@@ -36,7 +40,8 @@ export const pluginRoutes = (deps: PluginDeps): ReadonlyArray<Route> => [
   route('Plugin', 'Activate', t.unknown, () => TE.right<CoreError, object>(IMPLEMENTS)),
   ...networkRoutes(deps.env),
   ...ipamRoutes(deps.ipam),
-  ...inspectRoutes(deps.env, deps.about ?? { version: 'unknown', cniVersions: [] }, deps.metrics)
+  ...inspectRoutes(deps.env, deps.about ?? { version: 'unknown', cniVersions: [] }, deps.metrics),
+  ...(deps.shutdown === undefined ? [] : [shutdownRoute(deps.shutdown)])
 ]
 
 /** The express app of the plugin, for embedding or for tests. */
@@ -45,8 +50,12 @@ export const createPluginApp = (deps: PluginDeps): express.Express => {
   return buildApp(pluginRoutes({ ...deps, metrics }), deps.env.log, { onRequest: metrics.observe })
 }
 
-/** Where to listen: a socket path, or an inherited fd (systemd socket activation). */
-export type ListenOn = { readonly socket: string; readonly mode?: number } | { readonly fd: number }
+/**
+ * Where to listen: a socket path, an inherited fd (systemd socket activation), or a Windows named
+ * pipe (`\\.\pipe\isthmus`), which has no file to clear or chmod: Node listens on it as it is.
+ */
+export type ListenOn =
+  { readonly socket: string; readonly mode?: number } | { readonly fd: number } | { readonly pipe: string }
 
 /** A listening plugin server. */
 export interface PluginServer {
@@ -96,7 +105,7 @@ export const listen = async (
   await new Promise<void>((resolve, reject) => {
     server.once('listening', () => resolve())
     server.once('error', reject)
-    server.listen('socket' in on ? on.socket : { fd: on.fd })
+    server.listen('socket' in on ? on.socket : 'pipe' in on ? on.pipe : { fd: on.fd })
   })
   if ('socket' in on) await chmod(on.socket, on.mode ?? 0o660)
   return { server, close: bounded.close }

@@ -1,7 +1,9 @@
 /**
  * `isthmus serve`: the Docker plugin daemon on the ports @isthmus/wiring picks (the file store,
  * the Linux bridge dataplane, the built-in IPAM, Contrail when configured), and the CNI hand-off
- * socket. Logs JSON lines to stderr; stops cleanly on SIGTERM.
+ * socket. Listens on a unix socket, on the socket systemd passes, or on Windows on a named pipe
+ * (with the spec file dockerd finds it by). Logs JSON lines to stderr; stops cleanly on SIGTERM,
+ * SIGINT or a call to `/IpamDriver.Shutdown`, the one way to stop, keeping every record.
  */
 import * as E from 'fp-ts/lib/Either.js'
 import { pipe } from 'fp-ts/lib/function.js'
@@ -9,6 +11,7 @@ import * as TE from 'fp-ts/lib/TaskEither.js'
 import type { Argv } from 'yargs'
 import {
   causeText,
+  decodeWith,
   DEFAULT_STATE_DIR,
   describe,
   gc,
@@ -26,6 +29,7 @@ import {
   listen,
   listenMetrics,
   isRemoteMetricsAddress,
+  PluginName,
   parseMetricsAddr,
   pluginMetrics,
   registerBuildInfo,
@@ -58,9 +62,23 @@ import {
 import { version } from '../version.js'
 import { contrailFlags } from './contrailOptions.js'
 import { checkClusterFlags, clusterArgsOf, clusterFlags } from './clusterOptions.js'
+import {
+  DEFAULT_PIPE,
+  isNamedPipe,
+  pluginNameOf,
+  pluginSpecDirFor,
+  writePluginSpec,
+  type PluginSpecFile
+} from '../windows/pluginSpec.js'
 
 export interface ServeArgs {
+  /** A unix socket path, or on Windows a named pipe (`\\.\pipe\isthmus`). */
   readonly socket: string
+  /**
+   * Where to write `<name>.spec` naming the listener ('' for nowhere); default: on a named pipe
+   * `%ProgramData%\docker\plugins`, else nowhere (windows/pluginSpec.ts).
+   */
+  readonly pluginSpecDir?: string | undefined
   readonly stateDir: string
   readonly logLevel: LogLevel
   /** Contrail: used when `contrailApi` is set. */
@@ -110,6 +128,32 @@ export const keepServingOnBugs = (log: Logger): (() => void) => {
 const inheritedSocket = (): ListenOn | undefined =>
   process.env['LISTEN_FDS'] === '1' && process.env['LISTEN_PID'] === String(process.pid) ? { fd: 3 } : undefined
 
+/** Where `--socket` says to listen: a Windows named pipe, or a unix socket file. */
+export const listenOnOf = (socket: string): ListenOn => (isNamedPipe(socket) ? { pipe: socket } : { socket })
+
+/**
+ * How a stop is asked for: a signal, or `/IpamDriver.Shutdown` on the plugin socket. The first
+ * ask settles it; later ones change nothing (a second Shutdown while stopping is answered `{}`).
+ */
+export interface StopRequests {
+  readonly asked: Promise<void>
+  readonly ask: (by: Readonly<Record<string, string>>) => void
+}
+
+export const stopRequests = (log: Logger): StopRequests => {
+  let settle: (() => void) | undefined
+  const asked = new Promise<void>((resolve) => (settle = resolve))
+  return {
+    asked,
+    ask: (by) => {
+      if (settle === undefined) return
+      log.info('stopping', by)
+      settle()
+      settle = undefined
+    }
+  }
+}
+
 // Spares a killed predecessor kept ready are links nobody records: remove them before serving.
 const removeStraySpares = async ({ store, dataplane }: Daemon, log: Logger): Promise<void> => {
   const removed = await pipe(
@@ -156,7 +200,8 @@ const sweepAtStart = async (env: Env, log: Logger): Promise<void> => {
 const configurationOf = (
   args: ServeArgs,
   on: ListenOn,
-  contrail: ContrailSettings | undefined
+  contrail: ContrailSettings | undefined,
+  specDir: string | undefined
 ): Inspect.ConfigurationResponse => {
   const withoutUserinfo = (url: string): string => {
     try {
@@ -184,7 +229,8 @@ const configurationOf = (
             vrouterAgent: withoutUserinfo(contrail.agent),
             owner: contrail.owner
           },
-    ...(args.metricsAddr === undefined ? {} : { metricsAddr: args.metricsAddr })
+    ...(args.metricsAddr === undefined ? {} : { metricsAddr: args.metricsAddr }),
+    ...(specDir === undefined ? {} : { pluginSpec: specDir })
   }
 }
 
@@ -253,7 +299,17 @@ const listenMetricsOf = async (
  * Open the ports, clean up after a predecessor, put Contrail in, and serve. Undefined (and exit
  * code 1) when the daemon cannot start; a metrics listener asked for and not had stops it at once.
  */
-const start = async (args: ServeArgs, log: Logger): Promise<Running | undefined> => {
+const start = async (args: ServeArgs, log: Logger, stops: StopRequests): Promise<Running | undefined> => {
+  const on = inheritedSocket() ?? listenOnOf(args.socket)
+  // a socket systemd passed is found by its own path: no spec file for it
+  const specDir = 'fd' in on ? undefined : pluginSpecDirFor(args.socket, args.pluginSpecDir, process.env)
+  if (specDir !== undefined && E.isLeft(decodeWith(PluginName, 'plugin name')(pluginNameOf(args.socket)))) {
+    log.error('the socket names no plugin dockerd can look up (letters, digits, _ . -)', {
+      socket: args.socket,
+      name: pluginNameOf(args.socket)
+    })
+    return undefined
+  }
   const metricsAt =
     args.metricsAddr === undefined
       ? undefined
@@ -306,26 +362,45 @@ const start = async (args: ServeArgs, log: Logger): Promise<Running | undefined>
     log.info('contrail', { api: c.api, agent: c.agent, auth: c.auth.kind, owner: c.owner })
     await reconcile()
   }
-  const on = inheritedSocket() ?? { socket: args.socket }
   const metrics = pluginMetrics()
   const about = {
     version,
     cniVersions: Cni.SUPPORTED_VERSIONS,
-    configuration: configurationOf(args, on, contrail.right)
+    configuration: configurationOf(args, on, contrail.right, specDir)
   }
   const limits: SocketLimits = { ...SOCKET_LIMITS, ...args.limits }
-  const server = await listen(createPluginApp({ env, ipam, about, metrics }), on, limits).catch((e: unknown) => {
-    log.error('cannot listen', { ...on, detail: causeText(e) })
-    return undefined
-  })
+  const shutdown = () => stops.ask({ by: 'IpamDriver.Shutdown' })
+  const server = await listen(createPluginApp({ env, ipam, about, metrics, shutdown }), on, limits).catch(
+    (e: unknown) => {
+      log.error('cannot listen', { ...on, detail: causeText(e) })
+      return undefined
+    }
+  )
   if (server === undefined) {
     await daemon.store.close()
     return undefined
+  }
+  let spec: PluginSpecFile | undefined
+  if (specDir !== undefined) {
+    spec = await writePluginSpec(specDir, args.socket).catch((e: unknown) => {
+      log.error('cannot write the plugin spec file', { dir: specDir, detail: causeText(e) })
+      return undefined
+    })
+    if (spec === undefined) {
+      await server.close()
+      await daemon.store.close()
+      return undefined
+    }
+    log.info('plugin spec', { file: spec.path, address: spec.address })
   }
   log.info('serving', { ...on, stateDir: args.stateDir, pid: process.pid })
   const cni = await startCniHandoff(args, daemon, log, metrics)
   const metricsServer = await listenMetricsOf(args, metricsAt, metrics, daemon, env, log)
   const stop = async (): Promise<void> => {
+    // dockerd stops finding the plugin first; then no new connection, the calls in flight answered
+    await spec
+      ?.remove()
+      .catch((e: unknown) => log.warn('cannot remove the plugin spec file', { file: spec?.path, detail: causeText(e) }))
     await metricsServer?.close()
     await server.close()
     await cni?.close()
@@ -336,26 +411,24 @@ const start = async (args: ServeArgs, log: Logger): Promise<Running | undefined>
   return { stop, failed: metricsAt !== undefined && metricsServer === undefined }
 }
 
-const stopSignal = (log: Logger): Promise<void> =>
-  new Promise<void>((resolve) => {
-    const stop = (signal: NodeJS.Signals) => {
-      log.info('stopping', { signal })
-      resolve()
-    }
-    process.once('SIGTERM', stop)
-    process.once('SIGINT', stop)
-  })
+const stopSignal = (stops: StopRequests): Promise<void> => {
+  const stop = (signal: NodeJS.Signals) => stops.ask({ signal })
+  process.once('SIGTERM', stop)
+  process.once('SIGINT', stop)
+  return stops.asked
+}
 
 export const serve = async (args: ServeArgs): Promise<void> => {
   const { logger: log, close: closeLog } = daemonLogger(args.logLevel)
   const stopCatchingBugs = keepServingOnBugs(log)
-  const running = await start(args, log)
+  const stops = stopRequests(log)
+  const running = await start(args, log, stops)
   if (running === undefined) {
     process.exitCode = 1
     return
   }
   if (running.failed) process.exitCode = 1
-  else await stopSignal(log)
+  else await stopSignal(stops)
   await running.stop()
   log.info('stopped', {})
   stopCatchingBugs()
@@ -366,6 +439,7 @@ export const serve = async (args: ServeArgs): Promise<void> => {
 export const settingsFromFlags = (
   a: {
     readonly socket: string
+    readonly pluginSpecDir?: string | undefined
     readonly stateDir: string
     readonly logLevel: string
     readonly metricsAddr?: string | undefined
@@ -380,6 +454,7 @@ export const settingsFromFlags = (
   cluster?: ClusterSettings
 ): ServeArgs => ({
   socket: a.socket,
+  pluginSpecDir: a.pluginSpecDir,
   stateDir: a.stateDir,
   logLevel: a.logLevel as LogLevel,
   metricsAddr: a.metricsAddr,
@@ -416,8 +491,13 @@ export const serveCommand = (y: Argv): Argv =>
         })
         .option('socket', {
           type: 'string',
-          default: DEFAULT_SOCKET,
-          describe: 'unix socket dockerd finds the plugin on'
+          default: process.platform === 'win32' ? DEFAULT_PIPE : DEFAULT_SOCKET,
+          describe: 'unix socket dockerd finds the plugin on; on Windows a named pipe (\\\\.\\pipe\\<name>)'
+        })
+        .option('plugin-spec-dir', {
+          type: 'string',
+          describe:
+            "write <name>.spec there naming the socket, removed on stop ('' for none); default on a named pipe %ProgramData%\\docker\\plugins, else none"
         })
         .option('state-dir', {
           type: 'string',

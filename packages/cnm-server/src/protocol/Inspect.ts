@@ -179,5 +179,12 @@ export const ConfigurationResponse = optional(
     controlPlane: ControlPlaneSettings
   },
   'ConfigurationResponse'
-)({ metricsAddr: t.string })
+)({ metricsAddr: t.string, pluginSpec: t.string })
 export type ConfigurationResponse = t.TypeOf<typeof ConfigurationResponse>
+
+/**
+ * `/IpamDriver.Shutdown`: no argument (an empty body or `{}`); the answer is `{}`, sent before the
+ * daemon stops (docs/cnm.md, "Stopping through the socket").
+ */
+export const ShutdownResponse = t.type({}, 'ShutdownResponse')
+export type ShutdownResponse = t.TypeOf<typeof ShutdownResponse>
