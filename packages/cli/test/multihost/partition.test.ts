@@ -53,7 +53,8 @@ describe('multi-host: a host cut off from etcd', { timeout: 300_000 }, () => {
     const [p1, , p3] = placed as [(typeof placed)[0], (typeof placed)[0], (typeof placed)[0]]
     const block3 = `${p3.address.split('.').slice(0, 3).join('.')}.${Number(p3.address.split('.')[3]) & ~7}/29`
     const routed = (h: TestHost) => routesIn(h.netns).some((r) => r.startsWith(`${block3} `))
-    assert.ok(routed(h1), "h1 routes h3's block")
+    // h1 learns h3's new block from its etcd watch, a moment after h3's ADD answered.
+    await waitUntil("h1 routes h3's block", async () => routed(h1), 10_000, 100)
 
     // etcd listens on the underlay bridge's own address: drop h3's packets to it there.
     rule = ['INPUT', '-s', h3.underlayIp, '-p', 'tcp', '--dport', String(new URL(c.etcd.endpoint).port), '-j', 'DROP']
