@@ -4,7 +4,9 @@
  *
  * - `isthmus native → daemon`: the installed executable (the native client, packages/cni-native)
  *   handing each call to a running daemon (bench/daemon.ts: the daemon's store, dataplane and
- *   hand-off socket, as `isthmus serve` runs them, in a process of its own);
+ *   hand-off socket, as `isthmus serve` runs them, in a process of its own). It runs as the
+ *   product runs: the built packages (`pnpm build`), on the Node `scripts/isthmus` would pick (this
+ *   Node when it is a supported line, else the pinned Node 24 that scripts/run.sh fetches);
  * - `isthmus fallback (Node)`: the same client with no daemon, running the Node fallback
  *   (`isthmus-node`, the SEA) installed beside it;
  * - `bridge+host-local`: the reference plugins.
@@ -218,19 +220,20 @@ const parallel = async (): Promise<Record<string, { add: number; del: number }>>
 let daemon: ChildProcess | undefined
 const daemonCalls: Array<Record<string, unknown>> = []
 
-const startDaemon = (): Promise<void> =>
+// The Node `isthmus serve` runs on here (scripts/isthmus): this one if its line is supported
+// (package.json engines), else the pinned Node 24 (fetched into .cache/node24 if missing).
+const daemonNode = (): string => {
+  const [major = 0, minor = 0] = process.versions.node.split('.').map(Number)
+  if (major >= 24 || (major === 22 && minor >= 12)) return process.execPath
+  return execFileSync(process.execPath, [join(root, 'scripts/node-lts.mjs'), '24'], { encoding: 'utf8' }).trim()
+}
+
+const startDaemon = (node: string): Promise<void> =>
   new Promise((ready, failed) => {
+    // No source condition: @isthmus/* resolve to their built dist, as in the product.
     const child = spawn(
-      process.execPath,
-      [
-        '--conditions=@isthmus/source',
-        '--import',
-        'tsx',
-        join(root, 'packages/cni-plugin/bench/daemon.ts'),
-        daemonSocket,
-        stateDir,
-        chainPrefix
-      ],
+      node,
+      ['--import', 'tsx', join(root, 'packages/cni-plugin/bench/daemon.ts'), daemonSocket, stateDir, chainPrefix],
       { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] }
     )
     daemon = child
@@ -269,15 +272,15 @@ const daemonSteps = (pick: (c: Record<string, unknown>) => boolean): string => {
 }
 
 const main = async (): Promise<void> => {
-  for (const build of ['packages/cni-plugin/scripts/build.mjs', 'packages/cni-native/scripts/build.mjs']) {
-    execFileSync(process.execPath, [join(root, build)], { stdio: 'ignore' })
-  }
+  // The daemon runs the built packages: build them as `pnpm build` does.
+  execFileSync('pnpm', ['--silent', 'build'], { cwd: root, stdio: 'ignore' })
+  const node = daemonNode()
   // Installed as `isthmus cni install --fallback` does: the client, the Node fallback beside it.
   mkdirSync(binDir, { recursive: true })
   copyFileSync(NATIVE, client)
   copyFileSync(SEA, join(binDir, 'isthmus-node'))
   execFileSync('chmod', ['0755', client, join(binDir, 'isthmus-node')])
-  await startDaemon()
+  await startDaemon(node)
   // Warm-up: creates both bridges and the isthmus network (first ADD).
   for (const s of sides()) {
     const ns = netns()
@@ -301,7 +304,9 @@ const main = async (): Promise<void> => {
   for (const s of sides()) console.log(row(s.name))
   const cid = (label: string) => (c: Record<string, unknown>) => String(c['containerId']).startsWith(`bench-${label}-`)
   const is = (command: string) => (c: Record<string, unknown>) => c['command'] === command
-  console.log("The daemon's own time per call and its steps (medians of its log lines, ms):")
+  console.log(
+    `The daemon's own time per call and its steps (medians of its log lines, ms), on Node ${execFileSync(node, ['--version'], { encoding: 'utf8' }).trim()}:`
+  )
   for (const [label, command] of [
     ['0', 'ADD'],
     ['0', 'DEL'],

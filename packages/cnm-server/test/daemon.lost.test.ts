@@ -88,7 +88,6 @@ describe('Docker teardown calls lost while the daemon was down (real daemon, rea
     assert.deepEqual(summary(await readState(plugin.stateDir)), {
       networks: [],
       endpoints: [],
-      sandboxes: [],
       pools: [],
       leases: []
     })

@@ -268,11 +268,10 @@ describe('docker containers on isthmus', { timeout: 280_000 }, () => {
       {
         networks: end.networks,
         endpoints: end.endpoints,
-        sandboxes: end.sandboxes,
         pools: end.pools,
         leases: end.leases
       },
-      { networks: [], endpoints: [], sandboxes: [], pools: [], leases: [] }
+      { networks: [], endpoints: [], pools: [], leases: [] }
     )
     assert.deepEqual(await linksLeftOf(endpointIdsInLog(plugin!.logs())), [], 'no isthmus link of this run on the host')
     for (const n of networkIds) {

@@ -560,11 +560,10 @@ describe('fuzz: every plugin method over the real socket', { timeout: 300_000 },
       {
         networks: state.networks.length,
         endpoints: state.endpoints.length,
-        sandboxes: state.sandboxes.length,
         leases: state.leases.length,
         pools: state.pools.length
       },
-      { networks: 0, endpoints: 0, sandboxes: 0, leases: 0, pools: 0 },
+      { networks: 0, endpoints: 0, leases: 0, pools: 0 },
       JSON.stringify({
         networks: state.networks.map((n) => n.id),
         leases: state.leases.map((l) => `${l.address} ${JSON.stringify(l.owner)}`),

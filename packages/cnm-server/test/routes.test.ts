@@ -459,12 +459,10 @@ describe('a replay of the calls dockerd 20.10 made in scenarios 01-07', () => {
     // 10.213.2.0/24 + fdaa:213:2::/64); every container is gone.
     const store = h.env.store
     const endpoints = await store.endpoints.list()()
-    const sandboxes = await store.sandboxes.list()()
     const networks = await store.networks.list()()
     const leases = await store.leases.list(DEFAULT_LOCAL_SPACE)()
-    assert.ok(E.isRight(endpoints) && E.isRight(sandboxes) && E.isRight(networks) && E.isRight(leases))
+    assert.ok(E.isRight(endpoints) && E.isRight(networks) && E.isRight(leases))
     assert.deepEqual(endpoints.right, [])
-    assert.deepEqual(sandboxes.right, [])
     assert.deepEqual(networks.right.map((n) => n.name).sort(), ['00991661a3af', '775ec61aece4'])
     assert.deepEqual(leases.right.map((l) => `${l.address} ${l.owner.kind}`).sort(), [
       '10.213.0.1 gateway',

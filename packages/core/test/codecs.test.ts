@@ -18,7 +18,6 @@ import {
   NetworkId,
   Pool,
   PoolId,
-  Sandbox,
   SandboxKey,
   Subnet,
   decodeWith,
@@ -61,7 +60,6 @@ const fixtures: ReadonlyArray<readonly [t.Mixed, Record<string, unknown>]> = [
       sandboxIfName: 'eth0'
     }
   ],
-  [Sandbox, { key: '/var/run/netns/x', interfaces: [{ endpointId: 'ep1', ifName: 'eth0' }], containerId: 'c1' }],
   [
     Pool,
     {

@@ -17,7 +17,7 @@ import type { EtcdQuarantine } from './quarantine.js'
 
 /** @category model */
 export interface CollectionSpec<K extends string, A, Out> {
-  readonly kind: 'network' | 'endpoint' | 'sandbox' | 'pool'
+  readonly kind: 'network' | 'endpoint' | 'pool'
   readonly dir: RecordDir
   readonly codec: t.Type<A, Out>
   readonly keyOf: (a: A) => K

@@ -14,17 +14,7 @@ export const SCHEMA_VERSION = 1
 
 /** What a value holds. @category model */
 export type ValueKind =
-  | 'network'
-  | 'endpoint'
-  | 'sandbox'
-  | 'pool'
-  | 'lease'
-  | 'cursor'
-  | 'quarantine'
-  | 'host'
-  | 'cluster-network'
-  | 'vni'
-  | 'block'
+  'network' | 'endpoint' | 'pool' | 'lease' | 'cursor' | 'quarantine' | 'host' | 'cluster-network' | 'vni' | 'block'
 
 const Header = t.type({ schema: t.number, kind: t.string }, 'EnvelopeHeader')
 

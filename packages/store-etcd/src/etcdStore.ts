@@ -9,7 +9,6 @@ import {
   Endpoint,
   Network,
   Pool,
-  Sandbox,
   contains,
   quarantineHolder,
   silentLogger,
@@ -17,7 +16,6 @@ import {
   type EndpointId,
   type NetworkId,
   type PoolId,
-  type SandboxKey,
   type Store
 } from '@isthmus/core'
 import { connect, type Etcd } from './client.js'
@@ -74,13 +72,6 @@ const build = (etcd: Etcd, keys: StoreKeys, log: NonNullable<EtcdOptions['log']>
       dir: 'endpoints',
       codec: Endpoint,
       keyOf: (e): EndpointId => e.id
-    }),
-    sandboxes: etcdCollection({
-      ...common,
-      kind: 'sandbox',
-      dir: 'sandboxes',
-      codec: Sandbox,
-      keyOf: (s): SandboxKey => s.key
     }),
     pools,
     leases,

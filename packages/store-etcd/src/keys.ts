@@ -1,6 +1,6 @@
 /**
  * The key layout (README.md, "Key layout"). Keys are strings under the settings' prefix; each
- * segment that may hold a `/` (a pool id, a sandbox path, a CIDR) has `%` and `/` escaped, so
+ * segment that may hold a `/` (a pool id, a CIDR) has `%` and `/` escaped, so
  * that one collection's prefix never matches another's keys.
  */
 
@@ -31,7 +31,7 @@ export const rangeEnd = (prefix: Buffer): Buffer => {
 }
 
 /** The collections of records of a host's Store. @category model */
-export type RecordDir = 'networks' | 'endpoints' | 'sandboxes' | 'pools'
+export type RecordDir = 'networks' | 'endpoints' | 'pools'
 
 /** Where a Store keeps each thing, under `prefix`. @category model */
 export interface StoreKeys {

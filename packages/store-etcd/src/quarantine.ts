@@ -50,7 +50,7 @@ export type Holds = NonNullable<QuarantineEntry['holds']>
 
 /** A value judged unreadable: what it was meant to be, as read, and why. @category model */
 export interface Suspect {
-  /** `network`, `endpoint`, `sandbox`, `pool`, `lease`. */
+  /** `network`, `endpoint`, `pool`, `lease`. */
   readonly kind: string
   readonly key?: string
   readonly object: string

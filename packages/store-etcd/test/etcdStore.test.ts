@@ -3,7 +3,7 @@ import { after, describe, it } from 'node:test'
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { Etcd3 } from 'etcd3'
 import { Lease, Network, type AddressSpace, type IpAddress } from '@isthmus/core'
-import { sampleEndpoint, sampleLease, sampleNetwork, samplePool, sampleSandbox } from '@isthmus/core/testing'
+import { sampleEndpoint, sampleLease, sampleNetwork, samplePool } from '@isthmus/core/testing'
 import { storeContract } from '@isthmus/core/testing/store-contract'
 import { uniquePrefix } from '@isthmus/testkit'
 import { clusterPrefix, clusterRoot, etcdStore, hostStorePrefix } from '../src/index.js'
@@ -39,7 +39,6 @@ describe('etcdStore in etcd', () => {
     const lease = sampleLease(space, 'fd00:1::5', { kind: 'gateway' }, pool.id)
     await right(store.networks.put(net))
     await right(store.endpoints.put(sampleEndpoint('ep-1')))
-    await right(store.sandboxes.put(sampleSandbox('/var/run/netns/cni-1')))
     await right(store.pools.put(pool))
     assert.equal(await right(store.leases.reserve(lease)), true)
     await right(store.leases.setCursor(pool.id, '10.1.0.7' as IpAddress))
@@ -56,8 +55,7 @@ describe('etcdStore in etcd', () => {
       `${prefix}leases/isthmus-local/fd00:1::5`,
       `${prefix}locks/space:isthmus-local`,
       `${prefix}networks/net-1`,
-      `${prefix}pools/isthmus-local%2F10.1.0.0%2F24`,
-      `${prefix}sandboxes/%2Fvar%2Frun%2Fnetns%2Fcni-1`
+      `${prefix}pools/isthmus-local%2F10.1.0.0%2F24`
     ])
     assert.equal(prefix, `/isthmus/${cluster}/hosts/h1/`)
     assert.equal(clusterPrefix(cluster), `/isthmus/${cluster}/cluster/`)

@@ -19,7 +19,7 @@ import { RECORD_SUFFIX } from './layout.js'
 
 /** @category model */
 export interface CollectionSpec<K extends string, A, Out> {
-  readonly kind: 'network' | 'endpoint' | 'sandbox' | 'pool'
+  readonly kind: 'network' | 'endpoint' | 'pool'
   readonly codec: t.Type<A, Out>
   readonly keyOf: (a: A) => K
   readonly dir: string

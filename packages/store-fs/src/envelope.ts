@@ -17,7 +17,7 @@ import { IpAddress, PoolId, causeText, decodeFailure, decodeWith, parseJson, typ
 export const SCHEMA_VERSION = 1
 
 /** What a file holds. @category model */
-export type RecordKind = 'network' | 'endpoint' | 'sandbox' | 'pool' | 'lease' | 'cursor' | 'quarantine'
+export type RecordKind = 'network' | 'endpoint' | 'pool' | 'lease' | 'cursor' | 'quarantine'
 
 /** A pool's round-robin cursor, as stored (a hint for the allocator). @category codecs */
 export const Cursor = t.type({ pool: PoolId, address: IpAddress }, 'Cursor')

@@ -11,7 +11,6 @@ import {
   Endpoint,
   Network,
   Pool,
-  Sandbox,
   contains,
   invalidConfig,
   quarantineHolder,
@@ -21,7 +20,6 @@ import {
   type EndpointId,
   type NetworkId,
   type PoolId,
-  type SandboxKey,
   type Store
 } from '@isthmus/core'
 import { fileCollection, type CollectionSpec } from './collection.js'
@@ -68,7 +66,7 @@ export interface FileStoreSettings {
   readonly log: Logger
 }
 
-const COLLECTIONS: ReadonlyArray<CollectionDir> = ['networks', 'endpoints', 'sandboxes', 'pools']
+const COLLECTIONS: ReadonlyArray<CollectionDir> = ['networks', 'endpoints', 'pools']
 
 /** @category utils */
 export const settingsOf = (o: FileStoreOptions = {}): TE.TaskEither<CoreError, FileStoreSettings> => {
@@ -158,7 +156,6 @@ const build = (s: FileStoreSettings, L: Layout): Store => {
   return {
     networks: collection('network', 'networks', Network, (n): NetworkId => n.id),
     endpoints: collection('endpoint', 'endpoints', Endpoint, (e): EndpointId => e.id),
-    sandboxes: collection('sandbox', 'sandboxes', Sandbox, (x): SandboxKey => x.key),
     pools,
     leases,
     quarantine: quarantine.port((id, holds) => leases.release(holds.addressSpace, holds.address, quarantineHolder(id))),

@@ -113,8 +113,11 @@ export const cleanupOnError =
     )
 
 let counter = 0
-/** A name no other process or call uses: pid, a counter and randomness (pids are reused across crashes). */
-const uniqueSuffix = (): string => `${process.pid}-${(counter++).toString(36)}-${randomBytes(6).toString('hex')}`
+// Drawn once per process: pids are reused across crashes, and a dead process's temp names must not
+// be taken again by the next one with its pid.
+const processNonce = randomBytes(6).toString('hex')
+/** A name no other process or call uses: pid, this process's random nonce and a counter. */
+const uniqueSuffix = (): string => `${process.pid}-${processNonce}-${(counter++).toString(36)}`
 
 /** @category utils */
 export const tempPath = (dir: string): string => join(dir, `${TEMP_PREFIX}${uniqueSuffix()}`)

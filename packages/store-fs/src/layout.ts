@@ -4,7 +4,6 @@
  *
  *   <stateDir>/v1/networks/<id>.json
  *   <stateDir>/v1/endpoints/<id>.json
- *   <stateDir>/v1/sandboxes/<encoded netns path>.json
  *   <stateDir>/v1/pools/<encoded pool id>.json
  *   <stateDir>/v1/leases/<space>/<encoded address>.json
  *   <stateDir>/v1/cursors/<encoded pool id>.json
@@ -30,7 +29,7 @@ export const TEMP_PREFIX = '.tmp-'
 export const TOMB_PREFIX = '.tomb-'
 
 /** The directories of the record collections, by kind. @category model */
-export type CollectionDir = 'networks' | 'endpoints' | 'sandboxes' | 'pools'
+export type CollectionDir = 'networks' | 'endpoints' | 'pools'
 
 /** Every path of one state directory. @category model */
 export interface Layout {

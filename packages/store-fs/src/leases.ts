@@ -79,6 +79,8 @@ interface Read {
 }
 
 const load = loadRecord('lease', Lease)
+// How long a set cursor waits before it is written (see fileLeases).
+const CURSOR_WRITE_DELAY_MS = 100
 const storable = storableEnvelope('lease', Lease)
 const storableCursor = storableEnvelope('cursor', Cursor)
 const decodeCursor = decodeEnvelope('cursor', Cursor)
@@ -102,10 +104,11 @@ export const fileLeases = ({
   quarantine,
   poolOf
 }: LeaseSpec): LeaseStore & { readonly flush: () => Promise<void> } => {
-  // Cursors set and not written yet: written once the call that set them has answered (a
-  // setImmediate later), the latest per pool, so an allocation does not wait for a hint's write.
+  // Cursors set and not written yet: written CURSOR_WRITE_DELAY_MS after the first one set, the
+  // latest per pool, so an allocation does not wait for a hint's write and a burst of allocations
+  // (a hundred parallel ADDs) writes each pool's cursor once, not once per address.
   const cursors = new Map<PoolId, IpAddress>()
-  let flushing: NodeJS.Immediate | undefined
+  let flushing: NodeJS.Timeout | undefined
   const writeCursors = async (): Promise<void> => {
     flushing = undefined
     const due = [...cursors]
@@ -380,7 +383,8 @@ export const fileLeases = ({
     setCursor: (pool, address) =>
       TE.fromIO(() => {
         cursors.set(pool, address)
-        flushing ??= setImmediate(() => void writeCursors())
+        // unref: a pending hint never keeps a process alive; close() writes it (flush).
+        flushing ??= setTimeout(() => void writeCursors(), CURSOR_WRITE_DELAY_MS).unref()
       }),
     deleteCursor: (pool) =>
       pipe(
@@ -388,7 +392,7 @@ export const fileLeases = ({
         TE.chain(() => removeFile(`the cursor of pool ${pool}`, L.cursor(pool)))
       ),
     flush: async () => {
-      if (flushing !== undefined) clearImmediate(flushing)
+      if (flushing !== undefined) clearTimeout(flushing)
       await writeCursors()
     }
   }

@@ -18,7 +18,6 @@ import {
   Lease,
   Network,
   Pool,
-  Sandbox,
   describe as describeError,
   type AddressSpace,
   type CoreError,
@@ -65,7 +64,6 @@ const failsWith = async (te: TE.TaskEither<CoreError, unknown>, code: string, ob
 const CODECS: Readonly<Record<string, readonly [RecordKind, t.Mixed]>> = {
   networks: ['network', Network],
   endpoints: ['endpoint', Endpoint],
-  sandboxes: ['sandbox', Sandbox],
   pools: ['pool', Pool],
   leases: ['lease', Lease]
 }

@@ -83,8 +83,7 @@ describe('fileStore on disk', () => {
       'networks/net-1.json',
       'pools',
       'pools/isthmus-local%2Ffd00%3A1%3A%3A%2F64.json',
-      'quarantine',
-      'sandboxes'
+      'quarantine'
     ])
   })
 

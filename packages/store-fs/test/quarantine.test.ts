@@ -23,7 +23,6 @@ import {
   type LeaseOwner,
   type NetworkId,
   type PoolId,
-  type SandboxKey,
   type Store,
   type Subnet
 } from '@isthmus/core'
@@ -36,10 +35,9 @@ import {
   sampleEndpoint,
   sampleLease,
   sampleNetwork,
-  sampleSandbox,
   type RecordingLogger
 } from '@isthmus/core/testing'
-import { encodeName, layout } from '../src/index.js'
+import { layout } from '../src/index.js'
 import { fileQuarantine } from '../src/quarantine.js'
 import { openStore, removeDir, tempDir } from './support/children.js'
 
@@ -128,22 +126,23 @@ describe('quarantine of unreadable records', () => {
   it('quarantines in every collection, a file whose name is no key too, and a dropped entry is gone with its bytes', async () => {
     const { dir, store, log } = await opened()
     const L = layout(dir)
-    const longKey = `/${'deep/'.repeat(120)}ns` as SandboxKey
-    await expectRight(store.sandboxes.put(sampleSandbox('/run/netns/ok')))
-    await writeFile(L.record('sandboxes', longKey), '{"schema":1,"kind":"sandbox","data":{"key":')
+    // A hashed name (what a key too long to spell out becomes, names.ts) names no key.
+    const hashed = `n~${'ab'.repeat(32)}.json`
+    await expectRight(store.networks.put(sampleNetwork('ok')))
+    await writeFile(join(L.collection('networks'), hashed), '{"schema":1,"kind":"network","data":{"id":')
     await writeFile(L.record('endpoints', 'ep-2'), '{')
     await writeFile(L.record('pools', 'isthmus-local/10.9.0.0/24'), 'null')
     assert.deepEqual(
-      (await expectRight(store.sandboxes.list())).map((x) => x.key),
-      ['/run/netns/ok']
+      (await expectRight(store.networks.list())).map((x) => x.id),
+      ['ok']
     )
     assert.deepEqual(await expectRight(store.endpoints.list()), [])
     assert.deepEqual(await expectRight(store.pools.get('isthmus-local/10.9.0.0/24' as PoolId)), O.none)
     const entries = await expectRight(store.quarantine.list())
     assert.deepEqual(entries.map((e) => [e.kind, e.object]).sort(), [
       ['endpoint', 'endpoint ep-2'],
-      ['pool', 'pool isthmus-local/10.9.0.0/24'],
-      ['sandbox', `sandbox in file ${encodeName(longKey)}.json`]
+      ['network', `network in file ${hashed}`],
+      ['pool', 'pool isthmus-local/10.9.0.0/24']
     ])
     assert.equal(log.state.entries.filter((e) => e.msg === QUARANTINED).length, 3)
     const [first] = entries

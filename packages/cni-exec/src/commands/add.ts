@@ -270,7 +270,7 @@ const attach =
       bindStep('joined', ({ network, id }) =>
         pipe(
           createRecreatingBridge(ctx, network, requestOf(network, id)),
-          RTE.chain(() => join(id, { _tag: 'PluginMoves', sandbox: netns, ifName }, { containerId })),
+          RTE.chain(() => join(id, { _tag: 'PluginMoves', sandbox: netns, ifName })),
           lockedEndpoint(id, 'container')
         )
       ),

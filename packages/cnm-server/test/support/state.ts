@@ -19,8 +19,7 @@ import {
   type Lease,
   type Network,
   type NetworkId,
-  type Pool,
-  type Sandbox
+  type Pool
 } from '@isthmus/core'
 import { decodeName, fileStore, layout } from '@isthmus/store-fs'
 import { hostLinks } from '@isthmus/testkit'
@@ -28,7 +27,6 @@ import { hostLinks } from '@isthmus/testkit'
 export interface PluginState {
   readonly networks: ReadonlyArray<Network>
   readonly endpoints: ReadonlyArray<Endpoint>
-  readonly sandboxes: ReadonlyArray<Sandbox>
   readonly pools: ReadonlyArray<Pool>
   readonly leases: ReadonlyArray<Lease>
 }
@@ -51,7 +49,6 @@ export const readState = async (stateDir: string): Promise<PluginState> => {
     return {
       networks: await must('networks', store.networks.list()),
       endpoints: await must('endpoints', store.endpoints.list()),
-      sandboxes: await must('sandboxes', store.sandboxes.list()),
       pools: await must('pools', store.pools.list()),
       leases
     }
@@ -67,7 +64,6 @@ export const leasedAddresses = (s: PluginState): ReadonlyArray<string> => s.leas
 export const summary = (s: PluginState) => ({
   networks: s.networks.map((n) => n.id).sort(),
   endpoints: s.endpoints.map((e) => e.id).sort(),
-  sandboxes: s.sandboxes.map((x) => x.key).sort(),
   pools: s.pools.map((p) => `${p.id} refs=${p.refs} gw=${p.gateway ?? ''}`).sort(),
   leases: s.leases.map((l) => `${l.address} ${JSON.stringify(l.owner)}`).sort()
 })

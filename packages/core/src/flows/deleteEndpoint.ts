@@ -11,7 +11,7 @@ import type { EndpointId } from '../ids.js'
 import type { Endpoint } from '../model/Endpoint.js'
 import type { Network } from '../model/Network.js'
 import type { Flow } from '../ports/Env.js'
-import { absentOk, detachFromSandbox, getEndpoint, getNetwork, lockedEndpoint } from './records.js'
+import { absentOk, getEndpoint, getNetwork, lockedEndpoint } from './records.js'
 
 /**
  * Delete the endpoint. Each step treats NotFound as done. Any other failure stops the flow and
@@ -20,7 +20,7 @@ import { absentOk, detachFromSandbox, getEndpoint, getNetwork, lockedEndpoint } 
  *
  * Steps: 1. the agent forgets the port, 2. published ports are withdrawn, 3. the veth pair is
  * deleted (for Docker it is back in the host namespace by now: docs/cnm.md), 4. the control
- * plane gives the addresses back, 5. the Sandbox record drops it, 6. the record, last.
+ * plane gives the addresses back, 5. the record, last.
  *
  * An endpoint whose network record is gone fails with InvalidConfig rather than NotFound: the
  * ports cannot be told without the network, and a NotFound would let a CNI DEL report success
@@ -65,13 +65,7 @@ const remove = (endpoint: Endpoint): Flow<void> =>
     RTE.tap(({ network }) => absentOk((env) => env.dataplane.deleteEndpoint({ endpoint, network }))),
     // 4. The addresses.
     RTE.tap(({ network }) => absentOk((env) => env.controlPlane.deleteEndpoint(network, endpoint))),
-    // 5. The Sandbox record (when leave was skipped, as after a failed join).
-    RTE.tap(() =>
-      endpoint.sandbox === undefined || endpoint.sandboxIfName === undefined
-        ? RTE.right(undefined)
-        : detachFromSandbox(endpoint.sandbox, endpoint.id)
-    ),
-    // 6. The record.
+    // 5. The record.
     RTE.tap(() => absentOk((env) => env.store.endpoints.delete(endpoint.id))),
     RTE.map(() => undefined)
   )

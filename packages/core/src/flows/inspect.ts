@@ -14,7 +14,6 @@ import type { Cidr, Family, IpAddress, MacAddress, Subnet } from '../model/Addre
 import type { Endpoint, EndpointOwner } from '../model/Endpoint.js'
 import { ownerText, type IpRange, type Lease, type LeaseOwner, type Pool } from '../model/Ipam.js'
 import type { Network } from '../model/Network.js'
-import type { Sandbox } from '../model/Sandbox.js'
 import type { Env } from '../ports/Env.js'
 import { excludedOf } from '../ipam/Pools.js'
 import { indexOf, usableSpan } from '../ipam/Range.js'
@@ -38,7 +37,7 @@ export interface Attachment {
   readonly endpointId: EndpointId
   /** CNI: (container id, ifName); Docker: its endpoint id. */
   readonly owner: EndpointOwner
-  /** CNI: the owner's; Docker: the sandbox record's, when the runtime named one. */
+  /** CNI: the owner's; Docker never names the container to its plugin. */
   readonly containerId?: ContainerId
   readonly networkId: NetworkId
   /** Absent only when the network record is gone (the endpoint outlived it). */
@@ -163,7 +162,6 @@ export interface InspectSummary {
 interface Snapshot {
   readonly networks: ReadonlyArray<Network>
   readonly endpoints: ReadonlyArray<Endpoint>
-  readonly sandboxes: ReadonlyArray<Sandbox>
   readonly pools: ReadonlyArray<Pool>
   readonly leases: ReadonlyArray<Lease>
 }
@@ -185,7 +183,6 @@ const snapshot: StoreQuery<Snapshot> = (env) =>
     TE.Do,
     TE.bind('networks', () => env.store.networks.list()),
     TE.bind('endpoints', () => env.store.endpoints.list()),
-    TE.bind('sandboxes', () => env.store.sandboxes.list()),
     TE.bind('pools', () => env.store.pools.list()),
     TE.bind('leases', ({ networks, pools }) =>
       leasesOf(env, [...pools.map((p) => p.addressSpace), ...networks.map((n) => n.addressSpace)])
@@ -219,15 +216,11 @@ const poolIdsOf = (n: Network): ReadonlyArray<PoolId> =>
 // -------------------------------------------------------------------------------------
 
 const attachmentOf =
-  (networks: ReadonlyMap<string, Network>, sandboxes: ReadonlyMap<string, Sandbox>) =>
+  (networks: ReadonlyMap<string, Network>) =>
   (e: Endpoint): Attachment => {
     const network = networks.get(e.networkId)
-    const containerId =
-      e.owner.kind === 'container'
-        ? e.owner.containerId
-        : e.sandbox === undefined
-          ? undefined
-          : sandboxes.get(e.sandbox)?.containerId
+    // Docker never names the container of an endpoint to its plugin; a CNI owner does.
+    const containerId = e.owner.kind === 'container' ? e.owner.containerId : undefined
     return {
       endpointId: e.id,
       owner: e.owner,
@@ -303,14 +296,13 @@ const leasesView = (s: Snapshot, filter: LeasesFilter): E.Either<CoreError, Leas
   if (E.isLeft(scope)) return scope
   const only = scope.right
   const networks = new Map(s.networks.map((n) => [n.id as string, n]))
-  const sandboxes = new Map(s.sandboxes.map((x) => [x.key as string, x]))
   const networkOfPool = new Map<string, Network>()
   for (const n of s.networks) for (const p of poolIdsOf(n)) networkOfPool.set(p, n)
   const endpointIds = new Set<string>(s.endpoints.map((e) => e.id))
 
   const attachments = s.endpoints
     .filter((e) => only === undefined || e.networkId === only.id)
-    .map(attachmentOf(networks, sandboxes))
+    .map(attachmentOf(networks))
     .sort(byString((a) => `${a.networkId} ${a.endpointId}`))
   const reserved = s.leases.flatMap((l): ReadonlyArray<Reservation> => {
     const kind = reservationKind(l.owner, endpointIds)

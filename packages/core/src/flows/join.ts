@@ -7,7 +7,7 @@ import * as E from 'fp-ts/lib/Either.js'
 import * as RTE from 'fp-ts/lib/ReaderTaskEither.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import { alreadyExists, type CoreError } from '../errors.js'
-import type { ContainerId, EndpointId, SandboxKey } from '../ids.js'
+import type { EndpointId, SandboxKey } from '../ids.js'
 import type { Endpoint, Route } from '../model/Endpoint.js'
 import type { Network } from '../model/Network.js'
 import type { Placement } from '../model/Sandbox.js'
@@ -15,7 +15,7 @@ import type { PlacedInterface } from '../ports/Dataplane.js'
 import type { Flow } from '../ports/Env.js'
 import { ATTACHMENT_WRITE } from '../ports/Store.js'
 import { call } from './call.js'
-import { attachToSandbox, loadEndpoint, loadNetwork, lockedEndpoint, putEndpoint } from './records.js'
+import { loadEndpoint, loadNetwork, lockedEndpoint, putEndpoint } from './records.js'
 import { gatewaysOf, type Gateways } from './routing.js'
 
 export type { Gateways } from './routing.js'
@@ -27,7 +27,6 @@ export interface JoinOptions {
    * RuntimeMoves. PluginMoves carries its own (CNI_NETNS) and this is ignored.
    */
   readonly sandboxKey?: SandboxKey
-  readonly containerId?: ContainerId
 }
 
 /** What a frontend needs to answer Join (Docker) or build the CNI result. @category flows */
@@ -47,7 +46,8 @@ export interface JoinResult {
  *
  * Steps: 1. load the endpoint and its network (NotFound), 2. check the sandbox, 3. the dataplane
  * places the interface, 4. its port mappings are published, 5. the endpoint record learns its
- * sandbox, 6. with PluginMoves, the Sandbox record lists the interface. No rollback: a failed join is followed by
+ * sandbox (and, with PluginMoves, the interface's name in it). What a sandbox holds is the
+ * endpoints whose records name it: no record of the sandbox itself is kept. No rollback: a failed join is followed by
  * DeleteEndpoint (Docker) or DEL (CNI SPEC: ADD is followed by DEL also when it failed), and
  * those remove whatever this got to.
  *
@@ -90,15 +90,6 @@ export const join = (endpointId: EndpointId, placement: Placement, options: Join
         RTE.map(() => joined)
       )
     }),
-    // 6. The Sandbox record, when the plugin placed the interface. With RuntimeMoves the runtime
-    //    owns the sandbox: it picks the name inside (DstPrefix + index) and never tells, and it
-    //    takes the interface out again itself; the endpoint record's sandbox key is all there is
-    //    to know, and Join is on every `docker run`.
-    RTE.tap(({ joined, key, placed }) =>
-      key === undefined || placement._tag === 'RuntimeMoves'
-        ? RTE.right(undefined)
-        : attachToSandbox(key, { endpointId: joined.id, ifName: placed.ifName }, containerOf(joined, options))
-    ),
     RTE.map(({ joined, network, placed }): JoinResult => ({
       endpoint: joined,
       network,
@@ -127,6 +118,3 @@ const sandboxOf = (
   }
   return E.right(key)
 }
-
-const containerOf = (endpoint: Endpoint, options: JoinOptions): ContainerId | undefined =>
-  options.containerId ?? (endpoint.owner.kind === 'container' ? endpoint.owner.containerId : undefined)

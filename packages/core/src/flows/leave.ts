@@ -8,7 +8,7 @@ import type { EndpointId } from '../ids.js'
 import type { Endpoint } from '../model/Endpoint.js'
 import type { Flow } from '../ports/Env.js'
 import { ATTACHMENT_WRITE } from '../ports/Store.js'
-import { detachFromSandbox, getEndpoint, lockedEndpoint, putEndpoint } from './records.js'
+import { getEndpoint, lockedEndpoint, putEndpoint } from './records.js'
 
 /**
  * Forget the endpoint's sandbox. An absent endpoint, or one in no sandbox, succeeds.
@@ -17,9 +17,7 @@ import { detachFromSandbox, getEndpoint, lockedEndpoint, putEndpoint } from './r
  * back in the host namespace only at DeleteEndpoint (docs/cnm.md), which deletes it; CNI
  * DEL runs leave and then deleteEndpoint. The links live exactly as long as the endpoint.
  *
- * Steps: 1. the Sandbox record drops the interface (and goes when it has none left), 2. the
- * endpoint record drops the sandbox. In this order, a failure at 2 leaves the key in the
- * endpoint record, so a retry still knows which sandbox to clean.
+ * One step: the endpoint record drops the sandbox (and the interface's name in it).
  *
  * @category flows
  */
@@ -33,14 +31,7 @@ export const leave = (endpointId: EndpointId): Flow<void> =>
 const detach = (endpoint: Endpoint): Flow<void> => {
   const { sandbox, sandboxIfName, ...rest } = endpoint
   if (sandbox === undefined && sandboxIfName === undefined) return RTE.right(undefined)
-  return pipe(
-    // 1. The Sandbox record.
-    // Only a plugin-placed interface (sandboxIfName set) is in a Sandbox record (see join).
-    sandbox === undefined || sandboxIfName === undefined
-      ? RTE.right(undefined)
-      : detachFromSandbox(sandbox, endpoint.id),
-    // 2. The endpoint record. A sandbox dies with the machine: the record need not outlive a
-    //    power loss (PutOptions), and a DEL retried after one finds the sandbox and leaves again.
-    RTE.chain(() => putEndpoint(rest, ATTACHMENT_WRITE))
-  )
+  // A sandbox dies with the machine: the record need not outlive a power loss (PutOptions), and a
+  // DEL retried after one finds the sandbox and leaves again.
+  return putEndpoint(rest, ATTACHMENT_WRITE)
 }

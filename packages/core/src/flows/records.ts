@@ -1,22 +1,21 @@
 /**
  * Store access shared by the flows: loading records (absent = NotFound), deletes where absent
- * counts as success, the per-object locks, and the Sandbox record's interface list.
+ * counts as success, and the per-object locks.
  */
 import * as O from 'fp-ts/lib/Option.js'
 import * as RTE from 'fp-ts/lib/ReaderTaskEither.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import { isNotFound, notFound } from '../errors.js'
-import type { ContainerId, EndpointId, NetworkId, SandboxKey } from '../ids.js'
+import type { EndpointId, NetworkId } from '../ids.js'
 import type { Endpoint, EndpointOwner } from '../model/Endpoint.js'
 import type { Network } from '../model/Network.js'
-import type { Sandbox, SandboxInterface } from '../model/Sandbox.js'
 import type { Env, Flow } from '../ports/Env.js'
-import { ATTACHMENT_WRITE, type PutOptions } from '../ports/Store.js'
+import type { PutOptions } from '../ports/Store.js'
 
 /**
  * Run `flow` holding the store lock `name`, across processes. Creating flows lock the id they
  * create, so concurrent callers (twenty parallel CNI ADDs on one network) see one creation.
- * Lock order is always endpoint, then sandbox; network locks are never nested with either.
+ * Network locks are never nested with endpoint locks.
  *
  * The flow is built only once the lock is held: a port may read its state when a method is
  * called rather than when the task runs (memoryStore's `get` does), and such a read must not
@@ -83,47 +82,3 @@ export const putEndpoint =
     env.store.endpoints.put(endpoint, options)
 
 export const listEndpoints: Flow<ReadonlyArray<Endpoint>> = (env) => env.store.endpoints.list()
-
-// -------------------------------------------------------------------------------------
-// sandbox records
-// -------------------------------------------------------------------------------------
-
-const getSandbox =
-  (key: SandboxKey): Flow<O.Option<Sandbox>> =>
-  (env) =>
-    env.store.sandboxes.get(key)
-
-/** Record `iface` in the sandbox `key` (created when absent); one entry per endpoint. */
-export const attachToSandbox = (key: SandboxKey, iface: SandboxInterface, containerId?: ContainerId): Flow<void> =>
-  pipe(
-    getSandbox(key),
-    RTE.map(O.getOrElse((): Sandbox => ({ key, interfaces: [] }))),
-    RTE.chain((sandbox) => {
-      const next: Sandbox = {
-        ...sandbox,
-        ...(sandbox.containerId === undefined && containerId !== undefined ? { containerId } : {}),
-        interfaces: [...sandbox.interfaces.filter((i) => i.endpointId !== iface.endpointId), iface]
-      }
-      return (env) => env.store.sandboxes.put(next, ATTACHMENT_WRITE)
-    }),
-    locked(`sandbox:${key}`)
-  )
-
-/** Remove the endpoint from the sandbox `key`; a sandbox left with no interface is deleted. */
-export const detachFromSandbox = (key: SandboxKey, endpointId: EndpointId): Flow<void> =>
-  pipe(
-    getSandbox(key),
-    RTE.chain(
-      O.match(
-        (): Flow<void> => RTE.right(undefined),
-        (sandbox) => {
-          const interfaces = sandbox.interfaces.filter((i) => i.endpointId !== endpointId)
-          if (interfaces.length === sandbox.interfaces.length) return RTE.right(undefined)
-          return interfaces.length === 0
-            ? absentOk((env) => env.store.sandboxes.delete(key))
-            : (env) => env.store.sandboxes.put({ ...sandbox, interfaces })
-        }
-      )
-    ),
-    locked(`sandbox:${key}`)
-  )

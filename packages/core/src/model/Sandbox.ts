@@ -1,19 +1,8 @@
-/** A sandbox: a network namespace and the endpoints joined to it. */
-import * as t from 'io-ts'
-import { ContainerId, EndpointId, IfName, SandboxKey } from '../ids.js'
-
-/** @category codecs */
-export const SandboxInterface = t.type({ endpointId: EndpointId, ifName: IfName }, 'SandboxInterface')
-/** @category model */
-export type SandboxInterface = t.TypeOf<typeof SandboxInterface>
-
-/** @category codecs */
-export const Sandbox = t.intersection(
-  [t.type({ key: SandboxKey, interfaces: t.array(SandboxInterface) }), t.partial({ containerId: ContainerId })],
-  'Sandbox'
-)
-/** @category model */
-export type Sandbox = t.TypeOf<typeof Sandbox>
+/**
+ * A sandbox: a network namespace (its SandboxKey, the path of its netns). It has no record of its
+ * own: the endpoints joined to it are those whose records name it (Endpoint `sandbox`).
+ */
+import type { IfName, SandboxKey } from '../ids.js'
 
 /**
  * Where the sandbox-side interface goes at join. Docker moves and renames it itself

@@ -1,5 +1,5 @@
 /**
- * The Store port: where networks, endpoints, sandboxes, pools and leases live. Adapters: the
+ * The Store port: where networks, endpoints, pools and leases live. Adapters: the
  * in-memory store (`@isthmus/core/testing`), files under a state directory (`@isthmus/store-fs`,
  * the default), etcd. Every operation is safe under concurrent use by several processes.
  *
@@ -17,12 +17,11 @@
 import type * as O from 'fp-ts/lib/Option.js'
 import type * as TE from 'fp-ts/lib/TaskEither.js'
 import type { CoreError } from '../errors.js'
-import type { AddressSpace, EndpointId, NetworkId, PoolId, SandboxKey } from '../ids.js'
+import type { AddressSpace, EndpointId, NetworkId, PoolId } from '../ids.js'
 import type { IpAddress } from '../model/Address.js'
 import type { Endpoint } from '../model/Endpoint.js'
 import type { Lease, LeaseOwner, Pool } from '../model/Ipam.js'
 import type { Network } from '../model/Network.js'
-import type { Sandbox } from '../model/Sandbox.js'
 
 /**
  * Where isthmus keeps its state on a host unless told otherwise: the daemon and the CNI plugin share it.
@@ -178,7 +177,6 @@ export const quarantineHolder = (entryId: string): LeaseOwner => ({
 export interface Store {
   readonly networks: Collection<NetworkId, Network>
   readonly endpoints: Collection<EndpointId, Endpoint>
-  readonly sandboxes: Collection<SandboxKey, Sandbox>
   readonly pools: Collection<PoolId, Pool>
   readonly leases: LeaseStore
   /** Records found undecodable and moved aside. */

@@ -16,7 +16,6 @@ import type { IpAddress } from '../model/Address.js'
 import { Endpoint } from '../model/Endpoint.js'
 import { Lease, Pool, sameOwner, type LeaseOwner } from '../model/Ipam.js'
 import { Network } from '../model/Network.js'
-import { Sandbox } from '../model/Sandbox.js'
 import { leaseObject, recordObject, type Collection, type LeaseStore, type Store } from '../ports/Store.js'
 
 /**
@@ -33,7 +32,7 @@ const storable = <A, Out>(codec: t.Type<A, Out>, what: string, value: A): E.Eith
   )
 
 const collection = <K extends string, A, Out>(
-  kind: 'network' | 'endpoint' | 'sandbox' | 'pool',
+  kind: 'network' | 'endpoint' | 'pool',
   codec: t.Type<A, Out>,
   keyOf: (a: A) => K
 ): Collection<K, A> => {
@@ -121,7 +120,6 @@ export const memoryStore = (): Store => {
   return {
     networks: collection('network', Network, (n) => n.id),
     endpoints: collection('endpoint', Endpoint, (e) => e.id),
-    sandboxes: collection('sandbox', Sandbox, (s) => s.key),
     pools: collection('pool', Pool, (p) => p.id),
     leases: leaseStore(),
     quarantine: { list: () => TE.right([]), drop: () => TE.right(false) },

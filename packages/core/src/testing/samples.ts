@@ -13,7 +13,6 @@ import { hostIfName, peerIfName, type EndpointId } from '../ids.js'
 import { Endpoint } from '../model/Endpoint.js'
 import { Lease, Pool, type LeaseOwner } from '../model/Ipam.js'
 import { Network } from '../model/Network.js'
-import { Sandbox } from '../model/Sandbox.js'
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
@@ -91,14 +90,6 @@ export const sampleEndpoint = (id: string, v = 1): Endpoint =>
     portMappings: [{ protocol: 'tcp', containerPort: 80, hostPort: 8000 + (v % 1000) }],
     createdAt: CREATED,
     ...(v % 2 === 1 ? { mac: '02:42:0a:01:00:05', sandbox: '/var/run/netns/cni-1', sandboxIfName: 'eth0' } : {})
-  })
-
-/** @category testing */
-export const sampleSandbox = (key: string, v = 1): Sandbox =>
-  valid(Sandbox, {
-    key,
-    interfaces: Array.from({ length: v % 3 }, (_, i) => ({ endpointId: `ep-${i}`, ifName: `eth${i}` })),
-    ...(v % 2 === 1 ? { containerId: `ctr${v}` } : {})
   })
 
 /** @category testing */

@@ -22,16 +22,14 @@ import {
   sampleEndpoint,
   sampleLease,
   sampleNetwork,
-  samplePool,
-  sampleSandbox
+  samplePool
 } from './samples.js'
 import { attachmentEndpointId } from '../ids.js'
-import type { AddressSpace, ContainerId, EndpointId, IfName, NetworkId, PoolId, SandboxKey } from '../ids.js'
+import type { AddressSpace, ContainerId, EndpointId, IfName, NetworkId, PoolId } from '../ids.js'
 import type { IpAddress } from '../model/Address.js'
 import type { Endpoint } from '../model/Endpoint.js'
 import { type Lease, type Pool, sameOwner, type LeaseOwner } from '../model/Ipam.js'
 import type { Network } from '../model/Network.js'
-import type { Sandbox } from '../model/Sandbox.js'
 import type { Collection, Store } from '../ports/Store.js'
 
 /** What `make` returns: an empty store and how to remove what it made. @category testing */
@@ -60,7 +58,7 @@ const OTHER_SPACE = 'isthmus-global' as AddressSpace
 
 interface CollectionCase<K extends string, A> {
   readonly name: string
-  readonly kind: 'network' | 'endpoint' | 'sandbox' | 'pool'
+  readonly kind: 'network' | 'endpoint' | 'pool'
   readonly pick: (s: Store) => Collection<K, A>
   readonly keyOf: (a: A) => K
   /** Keys a file name cannot hold as they are: '/', ':', '%', '~', spaces, very long ones. */
@@ -104,23 +102,6 @@ const cases = {
       field: 'portMappings.0.hostIp'
     })
   } satisfies CollectionCase<EndpointId, Endpoint>,
-  sandboxes: {
-    name: 'sandboxes',
-    pick: (s) => s.sandboxes,
-    keyOf: (x) => x.key,
-    keys: [
-      '/var/run/netns/cni-1234',
-      '/proc/1234/ns/net',
-      '/run/netns/a space:colon%percent~tilde',
-      `/${'deep/'.repeat(120)}ns`
-    ].map((k) => k as SandboxKey),
-    sample: sampleSandbox,
-    kind: 'sandbox',
-    broken: (k) => ({
-      record: withField(sampleSandbox(k), { interfaces: [{ endpointId: 'ep-0', ifName: 'zz+' }] }),
-      field: 'interfaces.0.ifName'
-    })
-  } satisfies CollectionCase<SandboxKey, Sandbox>,
   pools: {
     name: 'pools',
     pick: (s) => s.pools,
@@ -231,7 +212,6 @@ export const storeContract = (
   describe(`Store contract: ${name}`, () => {
     collectionTests(cases.networks)
     collectionTests(cases.endpoints)
-    collectionTests(cases.sandboxes)
     collectionTests(cases.pools)
 
     describe('leases', () => {

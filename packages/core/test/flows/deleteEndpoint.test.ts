@@ -13,7 +13,7 @@ import {
   spec,
   storedEndpoint,
   storedNetwork,
-  storedSandbox
+  interfacesIn
 } from './fixtures.js'
 
 const joined = async (): Promise<{ t: TestEnv; id: EndpointId }> => {
@@ -32,7 +32,7 @@ describe('deleteEndpoint', () => {
     await right(t.run(deleteEndpoint(id)))
     await assertNoTraceOf(t, id)
     assert.deepEqual(t.controlPlane.state.held(), [])
-    assert.equal(await storedSandbox(t, netns('x')), undefined)
+    assert.deepEqual(await interfacesIn(t, netns('x')), [])
     assert.ok(await storedNetwork(t, NET), 'the network stays')
   })
 
@@ -49,7 +49,6 @@ describe('deleteEndpoint', () => {
       'dataplane.unpublishPorts',
       'dataplane.deleteEndpoint',
       'controlPlane.deleteEndpoint',
-      'store.sandboxes.delete',
       'store.endpoints.delete'
     ])
   })
@@ -81,7 +80,7 @@ describe('deleteEndpoint', () => {
     assert.equal(t.controlPlane.state.heldBy(id).length, 1, 'the address is still held')
     await right(t.run(deleteEndpoint(id)))
     await assertNoTraceOf(t, id)
-    assert.equal(await storedSandbox(t, netns('x')), undefined)
+    assert.deepEqual(await interfacesIn(t, netns('x')), [])
   })
 
   it('refuses, rather than reporting NotFound, when the endpoint’s network record is gone', async () => {

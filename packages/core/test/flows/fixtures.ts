@@ -14,7 +14,6 @@ import {
   type NetworkId,
   type NetworkSpec,
   type Placement,
-  type Sandbox,
   type SandboxKey,
   type Subnet,
   type SubnetRequest
@@ -70,12 +69,17 @@ export const storedNetwork = async (t: TestEnv, id: NetworkId): Promise<Network 
   O.toUndefined(await read(t.env.store.networks.get(id)()))
 export const storedEndpoint = async (t: TestEnv, id: EndpointId): Promise<Endpoint | undefined> =>
   O.toUndefined(await read(t.env.store.endpoints.get(id)()))
-export const storedSandbox = async (t: TestEnv, key: SandboxKey): Promise<Sandbox | undefined> =>
-  O.toUndefined(await read(t.env.store.sandboxes.get(key)()))
 export const storedEndpoints = async (t: TestEnv): Promise<ReadonlyArray<Endpoint>> =>
   read(t.env.store.endpoints.list()())
-export const storedSandboxes = async (t: TestEnv): Promise<ReadonlyArray<Sandbox>> =>
-  read(t.env.store.sandboxes.list()())
+/** The interfaces in sandbox `key`: the stored endpoints that name it, with their names inside. */
+export const interfacesIn = async (
+  t: TestEnv,
+  key: SandboxKey
+): Promise<ReadonlyArray<{ endpointId: EndpointId; ifName: IfName | undefined }>> =>
+  (await storedEndpoints(t))
+    .filter((e) => e.sandbox === key)
+    .map((e) => ({ endpointId: e.id, ifName: e.sandboxIfName }))
+    .sort((a, b) => (a.endpointId < b.endpointId ? -1 : 1))
 
 /** Nothing of endpoint `id` is left anywhere: record, links, addresses, agent port, ports. */
 export const assertNoTraceOf = async (t: TestEnv, id: EndpointId): Promise<void> => {

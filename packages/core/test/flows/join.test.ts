@@ -5,14 +5,12 @@ import {
   ensureNetwork,
   join,
   leave,
-  type ContainerId,
   type CreateEndpointRequest,
   type EndpointId,
   type Placement
 } from '@isthmus/core'
 import { fakeMac, testEnv, type TestEnv } from '@isthmus/core/testing'
 import {
-  cid,
   cniRequest,
   dockerRequest,
   ifn,
@@ -23,8 +21,7 @@ import {
   right,
   spec,
   storedEndpoint,
-  storedSandbox,
-  storedSandboxes
+  interfacesIn
 } from './fixtures.js'
 
 const setup = async (reqs: ReadonlyArray<CreateEndpointRequest>, s = spec()): Promise<TestEnv> => {
@@ -53,11 +50,7 @@ describe('join', () => {
     assert.deepEqual(r.endpoint, stored)
     assert.equal(stored?.sandbox, netns('x'))
     assert.equal(stored?.sandboxIfName, 'eth0')
-    assert.deepEqual(await storedSandbox(t, netns('x')), {
-      key: netns('x'),
-      containerId: 'ctr1',
-      interfaces: [{ endpointId: req.id, ifName: 'eth0' }]
-    })
+    assert.deepEqual(await interfacesIn(t, netns('x')), [{ endpointId: req.id, ifName: 'eth0' }])
   })
 
   it('gives the same result when called again with the same placement', async () => {
@@ -66,7 +59,7 @@ describe('join', () => {
     const first = await right(t.run(join(req.id, plugin('x'))))
     const second = await right(t.run(join(req.id, plugin('x'))))
     assert.deepEqual(second, first)
-    assert.equal((await storedSandbox(t, netns('x')))?.interfaces.length, 1)
+    assert.equal((await interfacesIn(t, netns('x'))).length, 1)
     assert.equal(t.dataplane.state.linksOf(req.id).length, 2)
   })
 
@@ -84,14 +77,12 @@ describe('join', () => {
     const t = await setup([dockerRequest('ep1')])
     const id = 'ep1' as EndpointId
     const key = netns('docker-abc')
-    const r = await right(t.run(join(id, runtime, { sandboxKey: key, containerId: 'c0ffee' as ContainerId })))
+    const r = await right(t.run(join(id, runtime, { sandboxKey: key })))
     const e = await storedEndpoint(t, id)
     assert.deepEqual(r.placed, { ifName: e?.peerIfName, mac: fakeMac('ep1') })
     assert.equal(t.dataplane.state.link(e!.peerIfName)?.location._tag, 'Host')
     assert.equal(e?.sandbox, key)
     assert.equal(e?.sandboxIfName, undefined)
-    // the runtime owns its sandbox: no Sandbox record (Join and Leave are on every `docker run`)
-    assert.equal(await storedSandbox(t, key), undefined)
     assert.deepEqual(r.gateways, { v4: '10.1.0.1' })
   })
 
@@ -99,7 +90,6 @@ describe('join', () => {
     const t = await setup([dockerRequest('ep1')])
     await right(t.run(join('ep1' as EndpointId, runtime)))
     assert.equal((await storedEndpoint(t, 'ep1' as EndpointId))?.sandbox, undefined)
-    assert.deepEqual(await storedSandboxes(t), [])
   })
 
   it('gives no gateway on an internal network', async () => {
@@ -130,22 +120,22 @@ describe('join', () => {
 })
 
 describe('leave', () => {
-  it('clears the sandbox from the endpoint and deletes the sandbox record with its last interface', async () => {
+  it('clears the sandbox from the endpoint, and the sandbox holds the endpoints that stay', async () => {
     const a = cniRequest('ctr1', 'eth0')
     const b = cniRequest('ctr1', 'eth1')
     const t = await setup([a, b])
     await right(t.run(join(a.id, plugin('x', 'eth0'))))
     await right(t.run(join(b.id, plugin('x', 'eth1'))))
-    assert.equal((await storedSandbox(t, netns('x')))?.interfaces.length, 2)
+    assert.equal((await interfacesIn(t, netns('x'))).length, 2)
 
     await right(t.run(leave(a.id)))
     const ea = await storedEndpoint(t, a.id)
     assert.equal(ea?.sandbox, undefined)
     assert.equal(ea?.sandboxIfName, undefined)
-    assert.deepEqual((await storedSandbox(t, netns('x')))?.interfaces, [{ endpointId: b.id, ifName: 'eth1' }])
+    assert.deepEqual(await interfacesIn(t, netns('x')), [{ endpointId: b.id, ifName: 'eth1' }])
 
     await right(t.run(leave(b.id)))
-    assert.equal(await storedSandbox(t, netns('x')), undefined)
+    assert.deepEqual(await interfacesIn(t, netns('x')), [])
     assert.equal((await storedEndpoint(t, b.id))?.sandbox, undefined)
   })
 
@@ -179,6 +169,6 @@ describe('leave', () => {
     await right(t.run(leave(a.id)))
     await right(t.run(join(a.id, plugin('y'))))
     assert.equal(t.dataplane.state.linkIn(netns('y'), ifn('eth0'))?.endpointId, a.id)
-    assert.equal((await storedSandbox(t, netns('y')))?.containerId, cid('ctr1'))
+    assert.deepEqual(await interfacesIn(t, netns('y')), [{ endpointId: a.id, ifName: 'eth0' }])
   })
 })

@@ -27,7 +27,7 @@ import {
   spec,
   storedEndpoints,
   storedNetwork,
-  storedSandboxes
+  interfacesIn
 } from './fixtures.js'
 
 describe('a CNI attachment: ADD (ensureNetwork, createEndpoint, join), then DEL (leave, deleteEndpoint)', () => {
@@ -70,7 +70,6 @@ describe('a CNI attachment: ADD (ensureNetwork, createEndpoint, join), then DEL 
     await assertNoTraceOf(t, req.id)
     assert.deepEqual(t.dataplane.state.links(), [])
     assert.deepEqual(await storedEndpoints(t), [])
-    assert.deepEqual(await storedSandboxes(t), [])
     assert.ok(await storedNetwork(t, NET))
 
     // The address is free again for the next ADD.
@@ -122,7 +121,7 @@ describe('a Docker container: CreateNetwork … Join RuntimeMoves … Leave, Del
     t.dataplane.state.runtimeMove(r.placed.ifName, { _tag: 'Sandbox', sandbox: key, ifName: ifn('eth0') })
     await right(t.run(leave(id)))
     assert.equal(t.dataplane.state.linkIn(key, ifn('eth0'))?.name, e.peerIfName)
-    assert.deepEqual(await storedSandboxes(t), [])
+    assert.deepEqual(await interfacesIn(t, key), [])
 
     // dockerd moves it back under its own name before DeleteEndpoint.
     t.dataplane.state.runtimeMove(r.placed.ifName, { _tag: 'Host' })

@@ -91,7 +91,6 @@ export const timedStore = (store: Store): Store => ({
   ...store,
   networks: wrapAll('store', store.networks, COLLECTION),
   endpoints: wrapAll('store', store.endpoints, COLLECTION),
-  sandboxes: wrapAll('store', store.sandboxes, COLLECTION),
   pools: wrapAll('store', store.pools, COLLECTION),
   leases: wrapAll('store', store.leases, LEASES),
   withLock: (name, task, scope) => () => {
