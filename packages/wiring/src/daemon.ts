@@ -179,7 +179,7 @@ export const daemonControlPlane = (
  * @category constructors
  */
 export const daemonCni = (
-  daemon: Daemon & { readonly linux: LinuxDataplane },
+  daemon: Daemon,
   stateDir: string,
   log: Logger
 ): {
@@ -189,7 +189,7 @@ export const daemonCni = (
   runtime: (env, selfNames) => linuxRuntime({ env, selfNames, deferLinkRemoval: true }),
   seeds: [
     {
-      settings: { stateDir, chainPrefix: daemon.linux.chainPrefix },
+      settings: { stateDir, chainPrefix: daemon.linux?.chainPrefix ?? DEFAULT_CHAIN_PREFIX },
       session: {
         env: { ...daemon.env, controlPlane: daemon.builtin, agent: noopAgent, log },
         close: () => Promise.resolve()

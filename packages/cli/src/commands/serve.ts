@@ -256,8 +256,7 @@ const startCniHandoff = async (
 ): Promise<HandoffServer | undefined> => {
   const socket = args.cniSocket ?? DEFAULT_DAEMON_SOCKET
   if (socket === '') return undefined
-  const linux = daemon.linux
-  if (linux === undefined) {
+  if (daemon.linux === undefined) {
     log.info('no CNI hand-off: CNI runtimes are served on the Linux dataplane only', {})
     return undefined
   }
@@ -267,7 +266,7 @@ const startCniHandoff = async (
       socket,
       log,
       onCall: metrics.observeCni,
-      ...daemonCni({ ...daemon, linux }, args.stateDir, log)
+      ...daemonCni(daemon, args.stateDir, log)
     })
     log.info('cni hand-off', { socket })
     return server
