@@ -80,7 +80,7 @@ const translate = (body: Record<string, unknown>, ids: Ids, cidr: string): Recor
   if (typeof out['AddressSpace'] === 'string') out['AddressSpace'] = ids.addressSpace
   if (typeof out['Pool'] === 'string') out['Pool'] = cidr
   if (typeof out['Address'] === 'string' && out['Address'] !== '') {
-    out['Address'] = (out['Address']).endsWith('.1') ? ids.gateway.split('/')[0] : ids.address.split('/')[0]
+    out['Address'] = out['Address'].endsWith('.1') ? ids.gateway.split('/')[0] : ids.address.split('/')[0]
   }
   if (Array.isArray(out['IPv4Data'])) {
     out['IPv4Data'] = [{ AddressSpace: ids.addressSpace, Gateway: ids.gateway, Pool: cidr }]
