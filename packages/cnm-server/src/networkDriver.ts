@@ -239,7 +239,16 @@ export const createEndpoint =
     )
   }
 
-/** EndpointOperInfo: what dockerd shows in `docker network inspect --verbose`. */
+/**
+ * The keys Docker on Windows reads from EndpointOperInfo: the HNS endpoint it hands to HCS when
+ * the container starts, and its MAC (libnetwork's netlabel.MacAddress).
+ */
+const WINDOWS_OPER_INFO = { hnsId: 'hnsid', mac: 'com.docker.network.endpoint.macaddress' } as const
+
+/**
+ * EndpointOperInfo: what dockerd shows in `docker network inspect --verbose`; for an endpoint
+ * whose dataplane made a host endpoint of its own (HNS), also the keys Docker on Windows needs.
+ */
 export const endpointOperInfo =
   (env: Env) =>
   (req: Nd.EndpointRequest): TE.TaskEither<CoreError, Nd.EndpointOperInfoResponse> =>
@@ -251,7 +260,13 @@ export const endpointOperInfo =
           hostInterface: ep.hostIfName,
           ...(ep.mac === undefined ? {} : { macAddress: ep.mac }),
           addresses: ep.addresses.map((a) => a.cidr),
-          portMappings: ep.portMappings
+          portMappings: ep.portMappings,
+          ...(ep.hostEndpointId === undefined
+            ? {}
+            : {
+                [WINDOWS_OPER_INFO.hnsId]: ep.hostEndpointId,
+                ...(ep.mac === undefined ? {} : { [WINDOWS_OPER_INFO.mac]: ep.mac })
+              })
         }
       }))
     )
@@ -274,7 +289,13 @@ const staticRoutesOf = (routes: ReadonlyArray<StaticRoute>): Partial<Nd.JoinResp
         )
       }
 
-/** Join: the endpoint's interface made for dockerd to move into the sandbox and rename (RuntimeMoves). */
+/**
+ * Join: the endpoint's interface made for dockerd to move into the sandbox and rename
+ * (RuntimeMoves). An endpoint with a host endpoint of its own (HNS) has no interface to move:
+ * Docker on Windows hands the hnsid of EndpointOperInfo to HCS, which attaches it; the reply then
+ * names no interface and turns Docker's gateway service off, as the Contrail Windows driver did
+ * (the vRouter is the gateway).
+ */
 export const join =
   (env: Env) =>
   (req: Nd.JoinRequest): TE.TaskEither<CoreError, Nd.JoinResponse> =>
@@ -288,14 +309,17 @@ export const join =
       TE.bind('joined', ({ dstPrefix }) =>
         joinFlow(req.EndpointID, { _tag: 'RuntimeMoves', dstPrefix }, { sandboxKey: req.SandboxKey })(env)
       ),
-      TE.map(({ joined, dstPrefix, routes }): Nd.JoinResponse => ({
-        InterfaceName: { SrcName: joined.placed.ifName, DstPrefix: dstPrefix },
-        ...(joined.gateways.v4 === undefined ? {} : { Gateway: joined.gateways.v4 }),
-        ...(joined.gateways.v6 === undefined ? {} : { GatewayIPv6: joined.gateways.v6 }),
-        ...staticRoutesOf(routes),
-        // an internal network has no way out: no gateway, and no docker_gwbridge either
-        ...(joined.network.internal ? { DisableGatewayService: true } : {})
-      }))
+      TE.map(({ joined, dstPrefix, routes }): Nd.JoinResponse => {
+        const attachedByRuntime = joined.endpoint.hostEndpointId !== undefined
+        return {
+          ...(attachedByRuntime ? {} : { InterfaceName: { SrcName: joined.placed.ifName, DstPrefix: dstPrefix } }),
+          ...(joined.gateways.v4 === undefined ? {} : { Gateway: joined.gateways.v4 }),
+          ...(joined.gateways.v6 === undefined ? {} : { GatewayIPv6: joined.gateways.v6 }),
+          ...staticRoutesOf(routes),
+          // an internal network has no way out: no gateway, and no docker_gwbridge either
+          ...(joined.network.internal || attachedByRuntime ? { DisableGatewayService: true } : {})
+        }
+      })
     )
 
 /** Leave: the endpoint out of its sandbox. */

@@ -93,6 +93,25 @@ describe('the vRouter agent client', () => {
     await right(a.deletePort(network, ep)()) // absent: still success
   })
 
+  it('an endpoint with an HNS endpoint is named as the Windows driver named it: display-name its HNS id, system-name its HNS name', async () => {
+    const a = vrouterAgent({ url: sim.url, policy: FAST })
+    const hnsId = randomUUID().toUpperCase()
+    const ep = endpoint('ep-win1', { hostEndpointId: hnsId })
+    await right(a.addPort(network, ep)())
+    const body = sim.calls('POST', '/port').at(-1)!.body as Record<string, unknown>
+    assert.equal(body['id'], ep.controller!.interfaceId)
+    assert.equal(body['display-name'], hnsId)
+    assert.equal(body['system-name'], 'ep-win1')
+    await right(a.deletePort(network, ep)())
+    // Linux: the endpoint id and the host veth, as before
+    const linux = endpoint('ep-lin1')
+    await right(a.addPort(network, linux)())
+    const plain = sim.calls('POST', '/port').at(-1)!.body as Record<string, unknown>
+    assert.equal(plain['display-name'], 'ep-lin1')
+    assert.equal(plain['system-name'], linux.hostIfName)
+    await right(a.deletePort(network, linux)())
+  })
+
   it('an endpoint on a network without a controller is nothing to tell', async () => {
     const a = vrouterAgent({ url: sim.url, policy: FAST })
     const before = sim.journal.length

@@ -1,18 +1,20 @@
 /**
  * What `isthmus serve` runs on: its logger, the store of its settings, the Linux dataplane with
- * the daemon's options, the built-in control plane, Contrail around it when configured, and the
- * runtime of the CNI calls handed to it.
+ * the daemon's options (or HNS on a Windows host), the built-in control plane, Contrail around it
+ * when configured, and the runtime of the CNI calls handed to it.
  */
 import * as TE from 'fp-ts/lib/TaskEither.js'
 import { pipe } from 'fp-ts/lib/function.js'
 import {
   builtinControlPlane,
+  invalidConfig,
   makeIpam,
   noopAgent,
   systemClock,
   type ClosableLogger,
   type ControlPlane,
   type CoreError,
+  type Dataplane,
   type Env,
   type Ipam,
   type Logger,
@@ -22,6 +24,7 @@ import {
 import type { Runtime } from '@isthmus/cni-exec'
 import type { RawEnv } from '@isthmus/cni-exec/protocol'
 import { DEFAULT_CHAIN_PREFIX, linuxDataplane, type LinuxDataplane } from '@isthmus/dataplane-linux'
+import { openHnsDataplane, type DataplaneSettings } from './dataplanes.js'
 import { withContrail, type ContrailSettings } from './contrail.js'
 import { openLogger } from './logs.js'
 import { DAEMON_SPARE_FILES, openStore, type StoreSettings } from './stores.js'
@@ -39,12 +42,16 @@ export interface DaemonSettings {
   readonly cluster?: ClusterSettings | undefined
   /** The daemon's version, in its cluster registration. */
   readonly version?: string | undefined
+  /** The Linux bridge when absent. */
+  readonly dataplane?: DataplaneSettings | undefined
 }
 
 /** The daemon's ports on the built-in control plane. @category model */
 export interface Daemon {
   readonly store: Store
-  readonly dataplane: LinuxDataplane
+  readonly dataplane: Dataplane
+  /** The Linux dataplane, when it is the one (spares, firewall chains, the CNI hand-off use it). */
+  readonly linux?: LinuxDataplane
   readonly builtin: ControlPlane
   readonly ipam: Ipam
   readonly env: Env
@@ -69,6 +76,8 @@ export const daemonLogger = (level: LogLevel): ClosableLogger => openLogger({ le
  * @category constructors
  */
 export const openDaemon = (settings: DaemonSettings, log: Logger): TE.TaskEither<CoreError, Daemon> => {
+  const dp = settings.dataplane
+  if (dp?.kind === 'hns') return openHnsDaemon(settings, dp.hnsUrl, log)
   const dataplane = linuxDataplane({
     deferLinkRemoval: true,
     spareLinks: 2,
@@ -92,6 +101,7 @@ export const openDaemon = (settings: DaemonSettings, log: Logger): TE.TaskEither
           return {
             store,
             dataplane,
+            linux: dataplane,
             builtin,
             ipam,
             env,
@@ -108,6 +118,7 @@ export const openDaemon = (settings: DaemonSettings, log: Logger): TE.TaskEither
         TE.map((c): Daemon => ({
           store: c.store,
           dataplane,
+          linux: dataplane,
           builtin: c.builtin,
           ipam: c.ipam,
           env: c.env,
@@ -121,6 +132,29 @@ export const openDaemon = (settings: DaemonSettings, log: Logger): TE.TaskEither
         TE.orElse((e) => closeDataplane<Daemon>(e))
       )
 }
+
+/**
+ * The daemon on HNS (a Windows host, or an HNS simulator): one host, the file store, no Linux
+ * dataplane and so no spare links, firewall chains or CNI hand-off (HNS endpoints are attached by
+ * Docker on Windows, never moved into a namespace by a CNI plugin).
+ */
+const openHnsDaemon = (
+  settings: DaemonSettings,
+  hnsUrl: string | undefined,
+  log: Logger
+): TE.TaskEither<CoreError, Daemon> =>
+  settings.cluster !== undefined
+    ? TE.left(invalidConfig('the HNS dataplane serves one host: a cluster needs the Linux dataplane'))
+    : pipe(
+        openStore({ spareFiles: DAEMON_SPARE_FILES, ...settings.store }, log),
+        TE.map((store): Daemon => {
+          const dataplane = openHnsDataplane(hnsUrl)
+          const ipam = makeIpam({ store, clock: systemClock, log })
+          const builtin = builtinControlPlane(ipam, store, log)
+          const env: Env = { store, dataplane, controlPlane: builtin, agent: noopAgent, log, clock: systemClock }
+          return { store, dataplane, builtin, ipam, env, close: () => store.close() }
+        })
+      )
 
 /**
  * The daemon's Env and Docker IPAM: the built-in ones, or Contrail around them. `reconcile`
@@ -140,7 +174,7 @@ export const daemonControlPlane = (
 /**
  * The CNI calls handed to the daemon: netconfs on the daemon's state directory and chain prefix
  * share its store, dataplane and built-in control plane (one IPAM, one view of the pools);
- * others get sessions of their own.
+ * others get sessions of their own. Only on the Linux dataplane.
  *
  * @category constructors
  */
@@ -155,7 +189,7 @@ export const daemonCni = (
   runtime: (env, selfNames) => linuxRuntime({ env, selfNames, deferLinkRemoval: true }),
   seeds: [
     {
-      settings: { stateDir, chainPrefix: daemon.dataplane.chainPrefix },
+      settings: { stateDir, chainPrefix: daemon.linux?.chainPrefix ?? DEFAULT_CHAIN_PREFIX },
       session: {
         env: { ...daemon.env, controlPlane: daemon.builtin, agent: noopAgent, log },
         close: () => Promise.resolve()

@@ -16,6 +16,16 @@ export {
   type WithContrail,
   type Wording
 } from './contrail.js'
+export {
+  DATAPLANE_KINDS,
+  dataplaneRefusal,
+  defaultDataplane,
+  hnsTransportOf,
+  openHnsDataplane,
+  type DataplaneChoice,
+  type DataplaneKind,
+  type DataplaneSettings
+} from './dataplanes.js'
 export { daemonCni, daemonControlPlane, daemonLogger, openDaemon, type Daemon, type DaemonSettings } from './daemon.js'
 export { linuxRuntime, type LinuxRuntimeOptions } from './cni/runtime.js'
 export { findExecutable, systemCommand } from './cni/commands.js'

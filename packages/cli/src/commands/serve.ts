@@ -1,9 +1,10 @@
 /**
  * `isthmus serve`: the Docker plugin daemon on the ports @isthmus/wiring picks (the file store,
- * the Linux bridge dataplane, the built-in IPAM, Contrail when configured), and the CNI hand-off
- * socket. Listens on a unix socket, on the socket systemd passes, or on Windows on a named pipe
- * (with the spec file dockerd finds it by). Logs JSON lines to stderr; stops cleanly on SIGTERM,
- * SIGINT or a call to `/IpamDriver.Shutdown`, the one way to stop, keeping every record.
+ * the Linux bridge dataplane or HNS, the built-in IPAM, Contrail when configured), and the CNI
+ * hand-off socket (Linux dataplane only). Listens on a unix socket, on the socket systemd
+ * passes, or on Windows on a named pipe (with the spec file dockerd finds it by). Logs JSON
+ * lines to stderr; stops cleanly on SIGTERM, SIGINT or a call to `/IpamDriver.Shutdown`, the one
+ * way to stop, keeping every record.
  */
 import * as E from 'fp-ts/lib/Either.js'
 import { pipe } from 'fp-ts/lib/function.js'
@@ -52,11 +53,16 @@ import {
   daemonLogger,
   openDaemon,
   clusterSettings,
+  DATAPLANE_KINDS,
+  dataplaneRefusal,
+  defaultDataplane,
   STORE_KINDS,
   type ClusterSettings,
   type ContrailArgs,
   type ContrailSettings,
   type Daemon,
+  type DataplaneKind,
+  type DataplaneSettings,
   type StoreKind
 } from '@isthmus/wiring'
 import { version } from '../version.js'
@@ -97,6 +103,8 @@ export interface ServeArgs {
   readonly cluster?: ClusterSettings | undefined
   /** Where this host's own records are kept: `file` (default) or, in a cluster, `etcd`. */
   readonly store?: StoreKind
+  /** The Linux bridge when absent; HNS needs Contrail (wiring's dataplaneRefusal). */
+  readonly dataplane?: DataplaneSettings
 }
 
 /**
@@ -155,7 +163,8 @@ export const stopRequests = (log: Logger): StopRequests => {
 }
 
 // Spares a killed predecessor kept ready are links nobody records: remove them before serving.
-const removeStraySpares = async ({ store, dataplane }: Daemon, log: Logger): Promise<void> => {
+const removeStraySpares = async ({ store, linux: dataplane }: Daemon, log: Logger): Promise<void> => {
+  if (dataplane === undefined) return
   const removed = await pipe(
     TE.Do,
     TE.apS('endpoints', store.endpoints.list()),
@@ -247,6 +256,10 @@ const startCniHandoff = async (
 ): Promise<HandoffServer | undefined> => {
   const socket = args.cniSocket ?? DEFAULT_DAEMON_SOCKET
   if (socket === '') return undefined
+  if (daemon.linux === undefined) {
+    log.info('no CNI hand-off: CNI runtimes are served on the Linux dataplane only', {})
+    return undefined
+  }
   try {
     await clearStaleSocket(socket)
     const server = await cniHandoffServer({
@@ -323,7 +336,8 @@ const start = async (args: ServeArgs, log: Logger, stops: StopRequests): Promise
       store: { kind: args.store ?? 'file', stateDir: args.stateDir },
       chainPrefix: args.chainPrefix,
       cluster: args.cluster,
-      version
+      version,
+      dataplane: args.dataplane
     },
     log
   )()
@@ -335,6 +349,9 @@ const start = async (args: ServeArgs, log: Logger, stops: StopRequests): Promise
       log.error('cannot join the cluster', { cluster: name, host, etcd: etcd.endpoints, detail: describe(opened.left) })
     }
     return undefined
+  }
+  if (args.dataplane?.kind === 'hns') {
+    log.info('dataplane', { kind: 'hns', hns: args.dataplane.hnsUrl ?? 'HNSCall (this Windows host)' })
   }
   if (args.cluster !== undefined && opened.right.cluster !== undefined) {
     const { settings, vtep } = opened.right.cluster
@@ -450,6 +467,8 @@ export const settingsFromFlags = (
     readonly idleTimeout: number
     readonly requestTimeout: number
     readonly store?: string | undefined
+    readonly dataplane?: string | undefined
+    readonly hnsUrl?: string | undefined
   } & ContrailArgs,
   cluster?: ClusterSettings
 ): ServeArgs => ({
@@ -475,7 +494,11 @@ export const settingsFromFlags = (
     contrailOwner: a.contrailOwner
   },
   cluster,
-  store: (a.store ?? 'file') as StoreKind
+  store: (a.store ?? 'file') as StoreKind,
+  dataplane:
+    ((a.dataplane ?? defaultDataplane()) as DataplaneKind) === 'hns'
+      ? { kind: 'hns', ...(a.hnsUrl === undefined || a.hnsUrl === '' ? {} : { hnsUrl: a.hnsUrl }) }
+      : { kind: 'linux' }
 })
 
 export const serveCommand = (y: Argv): Argv =>
@@ -488,6 +511,17 @@ export const serveCommand = (y: Argv): Argv =>
           choices: STORE_KINDS,
           default: 'file',
           describe: "where this host's own records are kept: files under --state-dir, or etcd (with --cluster)"
+        })
+        .option('dataplane', {
+          choices: DATAPLANE_KINDS,
+          default: defaultDataplane(),
+          describe:
+            'linux: bridges and veth pairs; hns: HNS transparent networks and endpoints (Windows, with --contrail-api)'
+        })
+        .option('hns-url', {
+          type: 'string',
+          describe:
+            'with --dataplane hns: reach HNS over HTTP at this http://host:port or unix socket path (a simulator or relay) instead of HNSCall on this Windows host'
         })
         .option('socket', {
           type: 'string',
@@ -546,6 +580,14 @@ export const serveCommand = (y: Argv): Argv =>
         })
         .check(checkClusterFlags({ underlay: true }))
         .check((a) => {
+          const refusal = dataplaneRefusal({
+            dataplane: a.dataplane,
+            hnsUrl: typeof a.hnsUrl === 'string' ? a.hnsUrl : undefined,
+            contrailApi: typeof a.contrailApi === 'string' ? a.contrailApi : undefined,
+            cluster: typeof a.cluster === 'string' ? a.cluster : undefined,
+            platform: process.platform
+          })
+          if (refusal !== undefined) throw new Error(refusal)
           if (a.store === 'etcd' && (typeof a.cluster !== 'string' || a.cluster === '')) {
             throw new Error('--store etcd: only with --cluster <name> (the records sit under the cluster and host)')
           }

@@ -200,16 +200,15 @@ export const StaticRoute = t.intersection(
 )
 export type StaticRoute = t.TypeOf<typeof StaticRoute>
 
-export const JoinResponse = t.intersection(
-  [
-    t.type({ InterfaceName: t.type({ SrcName: t.string, DstPrefix: t.string }) }),
-    t.partial({
-      Gateway: t.string,
-      GatewayIPv6: t.string,
-      StaticRoutes: t.array(StaticRoute),
-      DisableGatewayService: t.boolean
-    })
-  ],
+export const JoinResponse = t.partial(
+  {
+    // absent on Windows: HCS attaches the endpoint EndpointOperInfo named (hnsid)
+    InterfaceName: t.type({ SrcName: t.string, DstPrefix: t.string }),
+    Gateway: t.string,
+    GatewayIPv6: t.string,
+    StaticRoutes: t.array(StaticRoute),
+    DisableGatewayService: t.boolean
+  },
   'JoinResponse'
 )
 export type JoinResponse = t.TypeOf<typeof JoinResponse>

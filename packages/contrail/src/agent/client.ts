@@ -64,6 +64,17 @@ export interface VRouterAgent extends Agent {
 }
 
 /**
+ * How the agent finds the port's interface on the host. Linux: the host end of the veth pair.
+ * Windows (the endpoint has an HNS endpoint): the HNS endpoint's ID as display name, and as
+ * system name its HNS name, the Docker endpoint ID, which is the container NIC's name on Windows
+ * Server 2019 that the agent waits to appear. Decided by the record, not by the platform.
+ */
+const namesOf = (endpoint: Endpoint): Pick<P.AgentPort, 'display-name' | 'system-name'> =>
+  endpoint.hostEndpointId === undefined
+    ? { 'display-name': endpoint.id, 'system-name': endpoint.hostIfName }
+    : { 'display-name': endpoint.hostEndpointId, 'system-name': endpoint.id }
+
+/**
  * The port message for an endpoint; Left when the endpoint lacks what the agent requires (a
  * non-nil project uuid above all: every agent rejects an empty `vm-project-id` for type 0).
  *
@@ -89,9 +100,7 @@ export const portOf = (network: Network, endpoint: Endpoint, time: string): E.Ei
     'instance-id': c.vmId,
     'vn-id': vn,
     'vm-project-id': c.projectId,
-    'display-name': endpoint.id,
-    // the host end of the veth pair: the interface the vRouter forwards to on Linux
-    'system-name': endpoint.hostIfName,
+    ...namesOf(endpoint),
     'ip-address': v4 === undefined ? '' : splitCidr(v4.cidr).address,
     'ip6-address': v6 === undefined ? '' : splitCidr(v6.cidr).address,
     'mac-address': endpoint.mac,
