@@ -39,8 +39,8 @@ export interface StoreSettings {
 }
 
 /**
- * Spare files per directory of a daemon's file store: a CNI ADD writes up to 4 files in a
- * directory of its own kind (endpoints twice, a lease, a sandbox) and takes 2 locks.
+ * Spare files per directory of a daemon's file store: a CNI ADD writes the endpoint record twice,
+ * a lease, and takes one lock.
  *
  * @category constants
  */
