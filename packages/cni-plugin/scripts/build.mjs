@@ -87,8 +87,9 @@ const common = {
   minifySyntax: true,
   legalComments: 'none',
   logLevel: 'warning',
-  // Only a cluster daemon talks to etcd (wiring imports the adapter when first used); the plugin never does.
-  external: ['@isthmus/store-etcd']
+  // Only a cluster daemon talks to etcd, only a daemon on HNS to HNS (wiring imports each adapter
+  // when first used); the plugin never does.
+  external: ['@isthmus/store-etcd', '@isthmus/dataplane-hns']
 }
 // The client reaches local.ts through the SEA asset, not an import (bin/loadLocal.sea.ts).
 const seaLoader = {

@@ -1,5 +1,5 @@
 /**
- * @isthmus/core: the container-networking model (Network, Endpoint, Sandbox, IPAM pools and
+ * @isthmus/core: the container-networking model (Network, Endpoint, Placement, IPAM pools and
  * address spaces), the ports through which it reaches the world, and the flows that both the
  * Docker (CNM) and the CNI frontends drive.
  */

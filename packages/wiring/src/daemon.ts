@@ -146,9 +146,10 @@ const openHnsDaemon = (
   settings.cluster !== undefined
     ? TE.left(invalidConfig('the HNS dataplane serves one host: a cluster needs the Linux dataplane'))
     : pipe(
-        openStore({ spareFiles: DAEMON_SPARE_FILES, ...settings.store }, log),
-        TE.map((store): Daemon => {
-          const dataplane = openHnsDataplane(hnsUrl)
+        TE.Do,
+        TE.bind('dataplane', () => openHnsDataplane(hnsUrl)),
+        TE.bind('store', () => openStore({ spareFiles: DAEMON_SPARE_FILES, ...settings.store }, log)),
+        TE.map(({ dataplane, store }): Daemon => {
           const ipam = makeIpam({ store, clock: systemClock, log })
           const builtin = builtinControlPlane(ipam, store, log)
           const env: Env = { store, dataplane, controlPlane: builtin, agent: noopAgent, log, clock: systemClock }

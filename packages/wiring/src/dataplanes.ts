@@ -8,14 +8,10 @@
  * driver's transparent networks, named from the controller's tenant, network and subnet, whose
  * gateway is the vRouter; nothing else on a Windows host would route them.
  */
-import {
-  hnsClient,
-  hnsDataplane,
-  httpHnsTransport,
-  windowsHnsTransport,
-  type HnsTransport
-} from '@isthmus/dataplane-hns'
-import type { Dataplane } from '@isthmus/core'
+import * as TE from 'fp-ts/lib/TaskEither.js'
+import { pipe } from 'fp-ts/lib/function.js'
+import { causeText, type CoreError, type Dataplane } from '@isthmus/core'
+import type * as DataplaneHns from '@isthmus/dataplane-hns'
 
 /** @category constants */
 export const DATAPLANE_KINDS = ['linux', 'hns'] as const
@@ -68,14 +64,29 @@ export const dataplaneRefusal = (c: DataplaneChoice): string | undefined => {
   return undefined
 }
 
-/** How HNS is reached: HTTP to `hnsUrl` (TCP or a unix socket), else HNSCall on Windows. @category constructors */
-export const hnsTransportOf = (hnsUrl: string | undefined): HnsTransport =>
-  hnsUrl === undefined || hnsUrl === ''
-    ? windowsHnsTransport()
-    : hnsUrl.startsWith('/')
-      ? httpHnsTransport({ socketPath: hnsUrl })
-      : httpHnsTransport({ baseUrl: hnsUrl })
+// The HNS adapter is imported when a daemon first opens it, as the etcd one is (etcd.ts): the CNI
+// executable (one bundled CommonJS file, which never runs on HNS) leaves it out.
+let loaded: Promise<typeof DataplaneHns> | undefined
 
-/** The HNS dataplane of the settings. @category constructors */
-export const openHnsDataplane = (hnsUrl: string | undefined): Dataplane =>
-  hnsDataplane({ hns: hnsClient(hnsTransportOf(hnsUrl)) })
+/**
+ * The HNS dataplane of the settings, reached over HTTP at `hnsUrl` (TCP or a unix socket), else
+ * through HNSCall on this Windows host.
+ *
+ * @category constructors
+ */
+export const openHnsDataplane = (hnsUrl: string | undefined): TE.TaskEither<CoreError, Dataplane> =>
+  pipe(
+    TE.tryCatch(
+      () => (loaded ??= import('@isthmus/dataplane-hns')),
+      (e): CoreError => ({ _tag: 'Io', op: 'load the HNS adapter (@isthmus/dataplane-hns)', cause: causeText(e) })
+    ),
+    TE.map((m) => {
+      const transport =
+        hnsUrl === undefined || hnsUrl === ''
+          ? m.windowsHnsTransport()
+          : hnsUrl.startsWith('/')
+            ? m.httpHnsTransport({ socketPath: hnsUrl })
+            : m.httpHnsTransport({ baseUrl: hnsUrl })
+      return m.hnsDataplane({ hns: m.hnsClient(transport) })
+    })
+  )

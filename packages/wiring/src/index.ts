@@ -20,7 +20,6 @@ export {
   DATAPLANE_KINDS,
   dataplaneRefusal,
   defaultDataplane,
-  hnsTransportOf,
   openHnsDataplane,
   type DataplaneChoice,
   type DataplaneKind,
