@@ -309,6 +309,9 @@ describe('the Contrail Windows flow: isthmus serve on HNS, the controller and th
     const calls = order.slice(from)
     good = calls
     for (const a of answers) assert.equal(a.status, 200, `${a.path}: ${JSON.stringify(a.body)}`)
+    // the daemon says what it runs on
+    const conf = (await pluginCall(plugin!.socket, '/IpamDriver.Configuration')).body as Record<string, unknown>
+    assert.deepEqual(conf['dataplane'], { kind: 'hns', hnsUrl: new URL(hns.baseUrl).toString() })
 
     const vn = contrail.get(vnId)!
     const subnets = (

@@ -102,8 +102,8 @@ describe('isthmus settings: flags, ISTHMUS_* variables, a config file', () => {
       const { body } = await pluginCall(socket, '/IpamDriver.Configuration')
       const c = body as Record<string, unknown>
       assert.deepEqual(
-        [c['socket'], c['stateDir'], c['logLevel'], c['chainPrefix'], c['metricsAddr']],
-        [socket, stateEnv, 'debug', chainPrefix, '127.0.0.1:0']
+        [c['socket'], c['stateDir'], c['logLevel'], c['chainPrefix'], c['metricsAddr'], c['dataplane']],
+        [socket, stateEnv, 'debug', chainPrefix, '127.0.0.1:0', { kind: 'linux' }]
       )
       assert.ok(existsSync(join(dir, 'cni.sock')), 'the hand-off socket of the file')
       assert.match(log, /"level":"debug"/, 'debug lines: the variable won over the file')

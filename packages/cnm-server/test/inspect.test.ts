@@ -24,6 +24,7 @@ const CONFIGURATION: Inspect.ConfigurationResponse = {
   socketActivated: false,
   logLevel: 'info',
   chainPrefix: 'ISTHMUS',
+  dataplane: { kind: 'linux' },
   controlPlane: { kind: 'builtin' }
 }
 

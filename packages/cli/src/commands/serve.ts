@@ -228,6 +228,19 @@ const configurationOf = (
     socketActivated: 'fd' in on,
     logLevel: args.logLevel,
     chainPrefix: args.chainPrefix ?? DEFAULT_CHAIN_PREFIX,
+    dataplane:
+      args.dataplane?.kind === 'hns'
+        ? {
+            kind: 'hns',
+            ...(args.dataplane.hnsUrl === undefined
+              ? {}
+              : {
+                  hnsUrl: args.dataplane.hnsUrl.startsWith('/')
+                    ? args.dataplane.hnsUrl
+                    : withoutUserinfo(args.dataplane.hnsUrl)
+                })
+          }
+        : { kind: 'linux' },
     controlPlane:
       contrail === undefined
         ? { kind: 'builtin' }

@@ -168,6 +168,16 @@ export const ControlPlaneSettings = t.union(
 )
 export type ControlPlaneSettings = t.TypeOf<typeof ControlPlaneSettings>
 
+/** The dataplane the daemon runs on, and for HNS how it reaches it. */
+export const DataplaneSettings = t.union(
+  [
+    t.type({ kind: t.literal('linux') }),
+    t.intersection([t.type({ kind: t.literal('hns') }), t.partial({ hnsUrl: t.string })])
+  ],
+  'DataplaneSettings'
+)
+export type DataplaneSettings = t.TypeOf<typeof DataplaneSettings>
+
 /** The daemon's effective settings. Never a credential. */
 export const ConfigurationResponse = optional(
   {
@@ -176,6 +186,7 @@ export const ConfigurationResponse = optional(
     socketActivated: t.boolean,
     logLevel: t.string,
     chainPrefix: t.string,
+    dataplane: DataplaneSettings,
     controlPlane: ControlPlaneSettings
   },
   'ConfigurationResponse'
