@@ -199,3 +199,31 @@ describe('/IpamDriver.Shutdown on a running daemon', () => {
     )
   })
 })
+
+describe('a SIGTERM while the daemon starts', () => {
+  let p: PluginProcess | undefined
+  after(async () => {
+    await p?.dispose()
+  })
+
+  it('stops it cleanly once started: exit 0, its socket gone, the stop logged', async () => {
+    requireRoot()
+    // Resolved as soon as the socket file exists, while the daemon is still starting (CNI
+    // hand-off, spares); where the signal lands in the start varies, hence several rounds.
+    p = await startPlugin(`${prefix}-early`, [], { readyWhen: 'socket' })
+    for (let round = 0; round < 5; round++) {
+      if (round > 0) await p.start()
+      const logged = p.logs().length
+      await p.kill('SIGTERM')
+      assert.deepEqual(p.exit(), { code: 0, signal: null }, `round ${round}: ${p.logs().slice(-2000)}`)
+      assert.ok(!existsSync(p.socket), 'its socket is gone')
+      const messages = p
+        .logs()
+        .slice(logged)
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => (JSON.parse(l) as { message: string }).message)
+      assert.ok(messages.includes('stopping') && messages.includes('stopped'), messages.join(', '))
+    }
+  })
+})

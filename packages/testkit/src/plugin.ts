@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { request } from 'node:http'
 import { tmpdir } from 'node:os'
@@ -89,6 +90,12 @@ export interface StartPluginOptions {
   readonly stateDir?: string
   /** Start it as the leader of a process group of its own (for `killGroup`). Default false. */
   readonly processGroup?: boolean
+  /**
+   * When `startPlugin` (and `start`) resolve: `activate` (default) once the socket answers
+   * Plugin.Activate; `socket` as soon as the socket file exists, while the daemon may still be
+   * starting (to signal it then).
+   */
+  readonly readyWhen?: 'activate' | 'socket'
 }
 
 /** Start `isthmus serve` as plugin `name` with a fresh state directory. */
@@ -135,17 +142,19 @@ export const startPlugin = async (
     child.stderr!.setEncoding('utf8')
     child.stderr!.on('data', (c: string) => (log += c))
     const c = child
+    const early = options.readyWhen === 'socket'
     await waitUntil(
       `plugin ${name} to answer on ${socket}`,
       async () => {
         if (c.exitCode !== null) throw new Error(`isthmus serve exited ${c.exitCode}: ${log}`)
+        if (early) return existsSync(socket)
         return pluginCall(socket, '/Plugin.Activate').then(
           (r) => r.status === 200,
           () => false
         )
       },
       30_000,
-      100
+      early ? 2 : 100
     )
   }
   await start()

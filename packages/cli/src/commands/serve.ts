@@ -452,13 +452,16 @@ export const serve = async (args: ServeArgs): Promise<void> => {
   const { logger: log, close: closeLog } = daemonLogger(args.logLevel)
   const stopCatchingBugs = keepServingOnBugs(log)
   const stops = stopRequests(log)
+  // Caught from the start: the sockets answer before start() returns, and a SIGTERM then (systemd,
+  // a test, an operator) must stop the daemon cleanly once it has started, not kill it half-way.
+  const signalled = stopSignal(stops)
   const running = await start(args, log, stops)
   if (running === undefined) {
     process.exitCode = 1
     return
   }
   if (running.failed) process.exitCode = 1
-  else await stopSignal(stops)
+  else await signalled
   await running.stop()
   log.info('stopped', {})
   stopCatchingBugs()
